@@ -1,0 +1,1 @@
+"""The transfer agent daemon: registers, leases work in batches, copies, reports."""

@@ -1,0 +1,258 @@
+"""The agent's work loop: keep a queue of leased tasks full, copy with a pool of threads,
+report results in batches (every ~200 ms or every few hundred), heartbeat, obey cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ferry import __version__
+from ferry.domain.locations import Location, parse_location
+from ferry.domain.transfers import Checksum, Overwrite
+from ferry.engine.copy import CopyRequest, copy_object
+from ferry.engine.storages import StorageFS, open_storage
+from ferry.errors import ApiError, TransferCanceled, TransferError
+
+log = logging.getLogger("ferry.agent")
+
+REPORT_EVERY_S = 0.2
+REPORT_BATCH = 500
+LEASE_WAIT_S = 20.0
+RETRY_DELAY_S = 1.0
+
+
+@dataclass
+class HeldTask:
+    """A task this agent holds a lease on, from lease to acknowledged report."""
+
+    id: int
+    lease: str
+    source: Location
+    destination: Location
+    checksum: Checksum
+    overwrite: Overwrite
+    bytes_done: int = 0
+    started: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add_bytes(self, n: int) -> None:
+        self.bytes_done += n
+
+
+class FatalSessionError(Exception):
+    """The server refuses this agent (token revoked, agent replaced): stop and let the
+    supervisor start a new one."""
+
+
+class AgentRunner:
+    def __init__(self, session: Any, *, max_active: int) -> None:
+        self.session = session
+        self.max_active = max_active
+        self._held: dict[int, HeldTask] = {}
+        self._queue: asyncio.Queue[HeldTask] = asyncio.Queue()
+        self._results: list[dict[str, Any]] = []
+        self._flush_now = asyncio.Event()
+        self._capacity = asyncio.Event()
+        self._storage_urls: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._storages: dict[str, StorageFS] = {}
+        self._storages_lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(max_workers=max_active, thread_name_prefix="copy")
+        self._stats: Counter[str] = Counter()
+        self._started_at = time.monotonic()
+        self.fatal: BaseException | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, grace: float) -> None:
+        workers = [asyncio.create_task(self._work()) for _ in range(self.max_active)]
+        background = [
+            asyncio.create_task(self._guard(self._lease_loop(), stop)),
+            asyncio.create_task(self._guard(self._report_loop(), stop)),
+            asyncio.create_task(self._guard(self._heartbeat_loop(), stop)),
+        ]
+        await stop.wait()
+        background[0].cancel()  # no new leases
+        await self._drain(workers, grace)
+        for task in background[1:]:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await self._flush_all()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _guard(self, coroutine: Any, stop: asyncio.Event) -> None:
+        try:
+            await coroutine
+        except FatalSessionError as exc:
+            log.error("server refused this agent: %s", exc)
+            self.fatal = exc
+            stop.set()
+
+    async def _drain(self, workers: list[asyncio.Task[None]], grace: float) -> None:
+        """Give back what has not started; let active copies finish within ``grace``,
+        then stop them."""
+        while not self._queue.empty():
+            task = self._queue.get_nowait()
+            self._record(task, {"state": "RELEASED"})
+        active = [t for t in self._held.values() if t.started and not t.done.is_set()]
+        finishing = asyncio.gather(*(t.done.wait() for t in active))
+        try:
+            await asyncio.wait_for(asyncio.shield(finishing), grace)
+        except TimeoutError:
+            log.warning("stopping %d copies still running after %.0f s", len(active), grace)
+            for task in active:
+                task.cancel.set()  # each removes its temporary file and reports CANCELED
+            await finishing
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    # --- leasing ----------------------------------------------------------------------------
+    async def _lease_loop(self) -> None:
+        while True:
+            room = 2 * self.max_active - len(self._held)
+            if room <= 0:
+                self._capacity.clear()
+                await self._capacity.wait()
+                continue
+            reply = await self._resilient(self.session.lease(room, LEASE_WAIT_S))
+            if reply is None:
+                continue
+            for name, access in reply["storages"].items():
+                self._storage_urls[name] = (access["url"], access["options"])
+            for item in reply["tasks"]:
+                task = HeldTask(
+                    id=item["id"],
+                    lease=item["lease"],
+                    source=parse_location(item["source"]),
+                    destination=parse_location(item["destination"]),
+                    checksum=Checksum(item["checksum"]),
+                    overwrite=Overwrite(item["overwrite"]),
+                )
+                self._held[task.id] = task
+                self._queue.put_nowait(task)
+
+    async def _resilient(self, call: Any) -> Any:
+        """Await ``call``; on a network error or a server error, wait and give ``None``."""
+        try:
+            return await call
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise FatalSessionError(str(exc)) from exc
+            log.warning("server answered %d: %s", exc.status, exc)
+        except httpx.TransportError as exc:
+            log.warning("server unreachable: %s", exc)
+        await asyncio.sleep(RETRY_DELAY_S)
+        return None
+
+    # --- copying ----------------------------------------------------------------------------
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            task = await self._queue.get()
+            task.started = True
+            try:
+                report = await loop.run_in_executor(self._threads, self._execute, task)
+            finally:
+                task.done.set()
+            self._record(task, report)
+
+    def _execute(self, task: HeldTask) -> dict[str, Any]:
+        if task.cancel.is_set():
+            return {"state": "CANCELED", "error": "canceled before it started"}
+        try:
+            request = CopyRequest(
+                source=self._storage(task.source.storage),
+                source_path=task.source.path,
+                destination=self._storage(task.destination.storage),
+                destination_path=task.destination.path,
+                checksum=task.checksum,
+                overwrite=task.overwrite,
+                tag=str(task.id),
+            )
+            outcome = copy_object(request, progress=task.add_bytes, should_stop=task.cancel.is_set)
+        except TransferCanceled as exc:
+            return {"state": "CANCELED", "error": str(exc), "error_class": exc.error_class}
+        except TransferError as exc:
+            return {
+                "state": "FAILED",
+                "error": exc.message,
+                "error_class": exc.error_class,
+                "retryable": exc.retryable,
+            }
+        except Exception as exc:  # a bug or an unmapped backend error: keep the agent alive
+            log.exception("task %d: unexpected error", task.id)
+            return {
+                "state": "FAILED",
+                "error": f"{type(exc).__name__}: {exc}",
+                "error_class": "internal",
+                "retryable": True,
+            }
+        return {"state": outcome.state.value, "bytes": outcome.bytes, "checksum": outcome.checksum}
+
+    def _storage(self, name: str) -> StorageFS:
+        with self._storages_lock:
+            if name not in self._storages:
+                url, options = self._storage_urls[name]
+                self._storages[name] = open_storage(name, url, options)
+            return self._storages[name]
+
+    # --- reporting --------------------------------------------------------------------------
+    def _record(self, task: HeldTask, report: dict[str, Any]) -> None:
+        self._stats[report["state"]] += 1
+        self._stats["bytes"] += int(report.get("bytes", 0))
+        self._results.append({"task": task.id, "lease": task.lease, **report})
+        if len(self._results) >= REPORT_BATCH:
+            self._flush_now.set()
+
+    async def _report_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), REPORT_EVERY_S)
+            self._flush_now.clear()
+            await self._flush_all()
+
+    async def _flush_all(self) -> None:
+        while self._results:
+            batch = self._results[:REPORT_BATCH]
+            if await self._resilient(self.session.report(batch)) is None:
+                return
+            del self._results[: len(batch)]
+            for item in batch:
+                self._held.pop(item["task"], None)
+            self._capacity.set()
+
+    # --- heartbeats -------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.session.heartbeat_s)
+            active = [
+                (t.id, t.bytes_done)
+                for t in self._held.values()
+                if t.started and not t.done.is_set()
+            ]
+            cancel = await self._resilient(self.session.heartbeat(active, self.state_dump()))
+            for task_id in cancel or []:
+                if task_id in self._held:
+                    self._held[task_id].cancel.set()
+
+    def state_dump(self) -> dict[str, Any]:
+        """The transfer daemon's DUMP_STATE, sent with every heartbeat."""
+        return {
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "outstanding": len(self._held),
+            "max_active": self.max_active,
+            "stats": dict(self._stats),
+        }

@@ -1,0 +1,101 @@
+"""The agent's side of the agent protocol (DESIGN §5): one HTTP session with the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import httpx
+
+from ferry import __version__
+from ferry.errors import ApiError
+
+log = logging.getLogger("ferry.agent")
+
+CONNECT_RETRY_MAX_S = 5.0
+
+
+class ServerSession:
+    def __init__(self, server: str, *, name: str, secret: str | None, token: str | None) -> None:
+        self.name = name
+        self._secret = secret
+        self._token = token
+        self._http = httpx.AsyncClient(
+            base_url=server.rstrip("/") + "/api/v1", timeout=httpx.Timeout(30.0)
+        )
+        self.agent_id = ""
+        self.heartbeat_s = 5.0
+        self.lease_ttl_s = 30.0
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def register(self, capabilities: dict[str, Any], *, patience_s: float = 60.0) -> None:
+        """Register, retrying while the server is not reachable yet (it may be starting)."""
+        body = {"name": self.name, "host": socket.gethostname(), "capabilities": capabilities}
+        if self._secret:
+            body["secret"] = self._secret
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + patience_s, 0.1
+        while True:
+            try:
+                reply = await self._call("POST", "/agents/register", json=body)
+                break
+            except httpx.TransportError:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+        self._secret = None  # spent
+        self._token = reply["token"]
+        self.agent_id = reply["id"]
+        self.heartbeat_s = float(reply["heartbeat_s"])
+        self.lease_ttl_s = float(reply["lease_ttl_s"])
+        log.info("registered as %s (%s)", self.name, self.agent_id)
+
+    async def lease(self, max_tasks: int, wait_s: float) -> dict[str, Any]:
+        body = {"max_tasks": max_tasks, "wait_s": wait_s}
+        reply: dict[str, Any] = await self._call(
+            "POST", f"/agents/{self.agent_id}/lease", json=body, timeout=wait_s + 30.0
+        )
+        return reply
+
+    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        reply: dict[str, Any] = await self._call(
+            "POST", f"/agents/{self.agent_id}/report", json=results
+        )
+        return reply
+
+    async def heartbeat(self, active: list[tuple[int, int]], state: dict[str, Any]) -> list[int]:
+        body = {"active": active, "state": state}
+        reply = await self._call("POST", f"/agents/{self.agent_id}/heartbeat", json=body)
+        return [int(task) for task in reply["cancel"]]
+
+    async def _call(
+        self, method: str, path: str, *, json: Any, timeout: float | None = None
+    ) -> Any:
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "User-Agent": f"ferry-agent/{__version__}",
+        }
+        if not self._token:
+            del headers["Authorization"]
+        kwargs: dict[str, Any] = {"json": json, "headers": headers}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        response = await self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise _api_error(response)
+        return response.json()
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        return ApiError(
+            response.status_code, str(body.get("title", "")), str(body.get("detail", ""))
+        )
+    except ValueError:
+        return ApiError(response.status_code, response.reason_phrase, response.text[:200])

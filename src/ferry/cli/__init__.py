@@ -1,0 +1,1 @@
+"""The ``ferry`` command: daemons and a thin layer over ``ferry.client``."""

@@ -1,0 +1,192 @@
+"""``ferry submit | status | ls | outcomes | cancel``: thin over ``ferry.client.Client``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from ferry.client import Client
+from ferry.errors import InvalidRequest
+from ferry.server.schemas import Outcomes, TransferPublic
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Server URL [env FERRY_URL].", show_default=False)
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="Bearer token [env FERRY_TOKEN].", show_default=False)
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where to find admin.token.", show_default=False)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+console = Console()
+
+
+def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client:
+    return Client(url, token, data_dir)
+
+
+def _print_json(model: BaseModel | list[Any]) -> None:
+    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print_transfer(t: TransferPublic) -> None:
+    o = t.objects
+    console.print(f"[bold]{t.id}[/bold]  {t.status}  ({t.kind})")
+    console.print(f"  from {', '.join(t.sources)}  to {t.destination}")
+    console.print(
+        f"  objects: {o.total} total, {o.done} done, {o.skipped} skipped, {o.failed} failed,"
+        f" {o.canceled} canceled; {t.bytes} bytes; runs: {t.runs}"
+    )
+    if t.error:
+        console.print(f"  error: {t.error}", markup=False)
+
+
+def submit(
+    locations: Annotated[
+        list[str], typer.Argument(help="SOURCE... DEST, each STORAGE:PATH.", show_default=False)
+    ],
+    tree: Annotated[
+        bool, typer.Option("--tree", help="Copy the contents of a folder recursively.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Block until finished; exit 1 unless COMPLETED.")
+    ] = False,
+    submission_id: Annotated[
+        str | None, typer.Option(help="Idempotency key for resubmission.")
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Submit a transfer: each SOURCE into the folder DEST (--tree: a folder's contents)."""
+    if len(locations) < 2:
+        raise InvalidRequest("give at least one SOURCE and a DEST")
+    with _client(url, token, data_dir) as client:
+        transfer = client.submit(
+            locations[:-1], locations[-1], tree=tree, submission_id=submission_id
+        )
+        if wait:
+            transfer = client.wait(transfer.id)
+    if as_json:
+        _print_json(transfer)
+    else:
+        _print_transfer(transfer)
+    if wait and transfer.status != "COMPLETED":
+        raise SystemExit(1)
+
+
+def status(
+    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show one transfer."""
+    with _client(url, token, data_dir) as client:
+        transfer = client.get(transfer_id)
+    _print_json(transfer) if as_json else _print_transfer(transfer)
+
+
+def ls(
+    status: Annotated[str | None, typer.Option(help="Only transfers in this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List transfers, newest first."""
+    with _client(url, token, data_dir) as client:
+        page = client.list(status=status, limit=limit)
+    if as_json:
+        _print_json([t.model_dump(mode="json") for t in page.items])
+        return
+    table = Table("id", "status", "kind", "objects", "bytes", "created")
+    for t in page.items:
+        table.add_row(
+            t.id,
+            t.status,
+            t.kind,
+            f"{t.objects.done}/{t.objects.total}",
+            str(t.bytes),
+            t.created_at.isoformat(),
+        )
+    console.print(table)
+
+
+def outcomes(
+    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    run: Annotated[
+        int | None, typer.Option(min=1, help="Run number (default: the latest).")
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Per-object outcome of a run: what moved, what was skipped, what failed and why."""
+    with _client(url, token, data_dir) as client:
+        result = client.outcomes(transfer_id, run=run)
+    if as_json:
+        _print_json(result)
+    else:
+        _print_outcomes(result)
+
+
+def _print_outcomes(result: Outcomes) -> None:
+    if not result.started:
+        console.print(result.message or "not started")
+        return
+    table = Table(
+        "status",
+        "source",
+        "destination",
+        "size",
+        "checksum",
+        "attempts",
+        "error",
+        title=f"run {result.run}: {result.status}",
+    )
+    for o in result.objects:
+        table.add_row(
+            o.status,
+            o.source,
+            o.destination,
+            str(o.size if o.size is not None else ""),
+            o.checksum or "",
+            str(o.attempts),
+            o.error or "",
+        )
+    console.print(table)
+
+
+def cancel(
+    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Cancel a transfer: queued objects at once, active ones at their next heartbeat."""
+    with _client(url, token, data_dir) as client:
+        result = client.cancel(transfer_id)
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(f"{result.id}: {result.outcome}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (submit, status, ls, outcomes, cancel):
+        app.command()(command)

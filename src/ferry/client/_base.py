@@ -1,0 +1,100 @@
+"""What both clients share, with no I/O: finding the server and token, building requests,
+parsing answers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ferry.errors import ApiError, Unauthenticated
+from ferry.server.schemas import CancelResult, Outcomes, TransferList, TransferPublic
+
+DEFAULT_URL = "http://127.0.0.1:8470"
+FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
+
+
+def find_token(token: str | None, data_dir: Path | None) -> str:
+    """``token``, else ``FERRY_TOKEN``, else the administrator token in the data directory."""
+    if token:
+        return token
+    if env := os.environ.get("FERRY_TOKEN"):
+        return env
+    candidate = (data_dir or Path(".ferry")) / "admin.token"
+    try:
+        return candidate.read_text().strip()
+    except OSError as exc:
+        raise Unauthenticated(
+            f"no token: set FERRY_TOKEN or start the server here ({candidate}: {exc.strerror})"
+        ) from exc
+
+
+def find_url(url: str | None) -> str:
+    return (url or os.environ.get("FERRY_URL") or DEFAULT_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+
+
+class BaseClient:
+    def __init__(
+        self, url: str | None = None, token: str | None = None, data_dir: Path | None = None
+    ) -> None:
+        self.url = find_url(url)
+        self._token = token
+        self._data_dir = data_dir
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {find_token(self._token, self._data_dir)}"}
+
+    @staticmethod
+    def submit_request(
+        sources: list[str],
+        destination: str,
+        *,
+        tree: bool = False,
+        submission_id: str | None = None,
+    ) -> Request:
+        body: dict[str, Any] = {
+            "sources": sources,
+            "destination": destination,
+            "kind": "tree" if tree else "file",
+        }
+        if submission_id:
+            body["submission_id"] = submission_id
+        return Request("POST", "/api/v1/transfers", json=body)
+
+    @staticmethod
+    def parse(response: httpx.Response) -> Any:
+        if response.is_error:
+            raise problem_error(response)
+        return response.json()
+
+    parse_transfer = staticmethod(TransferPublic.model_validate)
+    parse_list = staticmethod(TransferList.model_validate)
+    parse_outcomes = staticmethod(Outcomes.model_validate)
+    parse_cancel = staticmethod(CancelResult.model_validate)
+
+
+def problem_error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        return ApiError(
+            response.status_code, str(body.get("title", "")), str(body.get("detail", ""))
+        )
+    except ValueError:
+        return ApiError(response.status_code, response.reason_phrase, response.text[:200])
+
+
+def merge_outcome_pages(pages: list[Outcomes]) -> Outcomes:
+    first = pages[0]
+    objects = [o for page in pages for o in page.objects]
+    return first.model_copy(update={"objects": objects, "next_cursor": None})

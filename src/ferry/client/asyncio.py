@@ -1,0 +1,105 @@
+"""The asynchronous client: ``Client``'s twin, method for method."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ferry.client._base import FINAL_STATUSES, BaseClient, Request, merge_outcome_pages
+from ferry.server.schemas import CancelResult, Outcomes, TransferList, TransferPublic
+
+
+class AsyncClient(BaseClient):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        data_dir: Path | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, token, data_dir)
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, request: Request) -> Any:
+        response = await self._http.request(
+            request.method,
+            request.path,
+            json=request.json,
+            params=request.params,
+            headers=self._headers(),
+        )
+        return self.parse(response)
+
+    async def health(self) -> dict[str, Any]:
+        return dict(self.parse(await self._http.get("/healthz")))
+
+    async def submit(
+        self,
+        sources: list[str],
+        destination: str,
+        *,
+        tree: bool = False,
+        submission_id: str | None = None,
+    ) -> TransferPublic:
+        request = self.submit_request(sources, destination, tree=tree, submission_id=submission_id)
+        return self.parse_transfer(await self._send(request))
+
+    async def get(self, transfer_id: str) -> TransferPublic:
+        return self.parse_transfer(
+            await self._send(Request("GET", f"/api/v1/transfers/{transfer_id}"))
+        )
+
+    async def list(
+        self, *, status: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> TransferList:
+        params = {
+            k: v
+            for k, v in {"status": status, "limit": limit, "cursor": cursor}.items()
+            if v is not None
+        }
+        return self.parse_list(await self._send(Request("GET", "/api/v1/transfers", params=params)))
+
+    async def cancel(self, transfer_id: str) -> CancelResult:
+        return self.parse_cancel(
+            await self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
+        )
+
+    async def outcomes(self, transfer_id: str, *, run: int | None = None) -> Outcomes:
+        pages, cursor = [], 0
+        while True:
+            params: dict[str, Any] = {"cursor": cursor, **({"run": run} if run else {})}
+            request = Request("GET", f"/api/v1/transfers/{transfer_id}/outcomes", params=params)
+            page = self.parse_outcomes(await self._send(request))
+            pages.append(page)
+            if page.next_cursor is None:
+                return merge_outcome_pages(pages)
+            cursor = int(page.next_cursor)
+
+    async def wait(
+        self, transfer_id: str, *, timeout: float | None = None, poll_s: float = 0.2
+    ) -> TransferPublic:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            transfer = await self.get(transfer_id)
+            if transfer.status in FINAL_STATUSES:
+                return transfer
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"transfer {transfer_id} still {transfer.status} after {timeout} s"
+                )
+            await asyncio.sleep(poll_s)
+            poll_s = min(poll_s * 1.5, 1.0)

@@ -1,0 +1,109 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ferry.client._base import FINAL_STATUSES, BaseClient, Request, merge_outcome_pages
+from ferry.server.schemas import CancelResult, Outcomes, TransferList, TransferPublic
+
+
+class Client(BaseClient):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        data_dir: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(url, token, data_dir)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, request: Request) -> Any:
+        response = self._http.request(
+            request.method,
+            request.path,
+            json=request.json,
+            params=request.params,
+            headers=self._headers(),
+        )
+        return self.parse(response)
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.parse(self._http.get("/healthz")))
+
+    def submit(
+        self,
+        sources: list[str],
+        destination: str,
+        *,
+        tree: bool = False,
+        submission_id: str | None = None,
+    ) -> TransferPublic:
+        return self.parse_transfer(
+            self._send(
+                self.submit_request(sources, destination, tree=tree, submission_id=submission_id)
+            )
+        )
+
+    def get(self, transfer_id: str) -> TransferPublic:
+        return self.parse_transfer(self._send(Request("GET", f"/api/v1/transfers/{transfer_id}")))
+
+    def list(
+        self, *, status: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> TransferList:
+        params = {
+            k: v
+            for k, v in {"status": status, "limit": limit, "cursor": cursor}.items()
+            if v is not None
+        }
+        return self.parse_list(self._send(Request("GET", "/api/v1/transfers", params=params)))
+
+    def cancel(self, transfer_id: str) -> CancelResult:
+        return self.parse_cancel(
+            self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
+        )
+
+    def outcomes(self, transfer_id: str, *, run: int | None = None) -> Outcomes:
+        """Every object of the run (all pages)."""
+        pages, cursor = [], 0
+        while True:
+            params: dict[str, Any] = {"cursor": cursor, **({"run": run} if run else {})}
+            page = self.parse_outcomes(
+                self._send(
+                    Request("GET", f"/api/v1/transfers/{transfer_id}/outcomes", params=params)
+                )
+            )
+            pages.append(page)
+            if page.next_cursor is None:
+                return merge_outcome_pages(pages)
+            cursor = int(page.next_cursor)
+
+    def wait(
+        self, transfer_id: str, *, timeout: float | None = None, poll_s: float = 0.2
+    ) -> TransferPublic:
+        """Poll until the transfer reaches a final status (backing off to one poll a second)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            transfer = self.get(transfer_id)
+            if transfer.status in FINAL_STATUSES:
+                return transfer
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"transfer {transfer_id} still {transfer.status} after {timeout} s"
+                )
+            time.sleep(poll_s)
+            poll_s = min(poll_s * 1.5, 1.0)

@@ -1,0 +1,1 @@
+"""The daemon core shared by ``ferry server`` and ``ferry agent``."""

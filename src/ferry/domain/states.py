@@ -1,0 +1,144 @@
+"""The state machines of transfers, runs, tasks and agents (DESIGN §2).
+
+Every change of state is checked here before the store applies it as a compare-and-set:
+an illegal transition is a bug and raises ``IllegalTransition``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from ferry.errors import IllegalTransition
+
+
+class TransferStatus(StrEnum):
+    STANDBY = "STANDBY"
+    ONGOING = "ONGOING"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+class RunStatus(StrEnum):
+    ONGOING = "ONGOING"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+class TaskState(StrEnum):
+    QUEUED = "QUEUED"
+    ACTIVE = "ACTIVE"
+    WAITING = "WAITING"
+    DONE = "DONE"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+class AgentState(StrEnum):
+    INVOKED = "INVOKED"
+    REGISTERED = "REGISTERED"
+    ALIVE = "ALIVE"
+    LOST = "LOST"
+    RETIRED = "RETIRED"
+
+
+_RUN_END = (
+    TransferStatus.COMPLETED,
+    TransferStatus.COMPLETED_WITH_ERRORS,
+    TransferStatus.FAILED,
+)
+
+TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
+    TransferStatus.STANDBY: frozenset({TransferStatus.ONGOING, TransferStatus.CANCELED}),
+    TransferStatus.ONGOING: frozenset({*_RUN_END, TransferStatus.CANCELED}),
+    # A periodic transfer whose series goes on returns to STANDBY after each run.
+    TransferStatus.COMPLETED: frozenset({TransferStatus.STANDBY}),
+    TransferStatus.COMPLETED_WITH_ERRORS: frozenset({TransferStatus.STANDBY}),
+    TransferStatus.FAILED: frozenset({TransferStatus.STANDBY}),
+    TransferStatus.CANCELED: frozenset(),
+}
+
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.ONGOING: frozenset(
+        {
+            RunStatus.COMPLETED,
+            RunStatus.COMPLETED_WITH_ERRORS,
+            RunStatus.FAILED,
+            RunStatus.CANCELED,
+        }
+    ),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.COMPLETED_WITH_ERRORS: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELED: frozenset(),
+}
+
+TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.QUEUED: frozenset({TaskState.ACTIVE, TaskState.CANCELED}),
+    TaskState.ACTIVE: frozenset(
+        {
+            TaskState.DONE,
+            TaskState.SKIPPED,
+            TaskState.FAILED,
+            TaskState.WAITING,
+            TaskState.QUEUED,  # lease expired or released: the attempt is counted
+            TaskState.CANCELED,
+        }
+    ),
+    TaskState.WAITING: frozenset({TaskState.QUEUED, TaskState.CANCELED}),
+    TaskState.DONE: frozenset(),
+    TaskState.SKIPPED: frozenset(),
+    TaskState.FAILED: frozenset(),
+    TaskState.CANCELED: frozenset(),
+}
+
+AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
+    AgentState.INVOKED: frozenset({AgentState.REGISTERED, AgentState.LOST, AgentState.RETIRED}),
+    AgentState.REGISTERED: frozenset({AgentState.ALIVE, AgentState.LOST, AgentState.RETIRED}),
+    AgentState.ALIVE: frozenset({AgentState.LOST, AgentState.RETIRED}),
+    # A lost agent that comes back registers again with a new secret or its token.
+    AgentState.LOST: frozenset({AgentState.REGISTERED, AgentState.RETIRED}),
+    AgentState.RETIRED: frozenset({AgentState.REGISTERED}),
+}
+
+FINAL_TASK_STATES = frozenset(s for s, targets in TASK_TRANSITIONS.items() if not targets)
+FINAL_RUN_STATUSES = frozenset(s for s, targets in RUN_TRANSITIONS.items() if not targets)
+RUN_END_STATUSES = frozenset(_RUN_END)
+
+
+def check_transfer_transition(current: TransferStatus, target: TransferStatus) -> None:
+    _check("transfer", TRANSFER_TRANSITIONS, current, target)
+
+
+def check_run_transition(current: RunStatus, target: RunStatus) -> None:
+    _check("run", RUN_TRANSITIONS, current, target)
+
+
+def check_task_transition(current: TaskState, target: TaskState) -> None:
+    _check("task", TASK_TRANSITIONS, current, target)
+
+
+def check_agent_transition(current: AgentState, target: AgentState) -> None:
+    _check("agent", AGENT_TRANSITIONS, current, target)
+
+
+def task_sources_of(target: TaskState) -> frozenset[TaskState]:
+    """The states from which ``target`` may be reached: the ``WHERE state IN`` of a CAS."""
+    return frozenset(s for s, targets in TASK_TRANSITIONS.items() if target in targets)
+
+
+def transfer_sources_of(target: TransferStatus) -> frozenset[TransferStatus]:
+    return frozenset(s for s, targets in TRANSFER_TRANSITIONS.items() if target in targets)
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+def _check(entity: str, table: dict[S, frozenset[S]], current: S, target: S) -> None:
+    if target not in table[current]:
+        raise IllegalTransition(entity, current.value, target.value)

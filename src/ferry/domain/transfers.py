@@ -1,0 +1,226 @@
+"""Entities of the domain (DESIGN §2) and the rules that turn a transfer into tasks."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ferry.domain.locations import Location
+from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
+from ferry.errors import InvalidRequest
+
+
+class TransferKind(StrEnum):
+    FILE = "file"
+    TREE = "tree"
+
+
+class Role(StrEnum):
+    """DaemonCore's authorization levels: READ ⊂ WRITE ⊂ ADMINISTRATOR, plus DAEMON for agents."""
+
+    READ = "READ"
+    WRITE = "WRITE"
+    ADMINISTRATOR = "ADMINISTRATOR"
+    DAEMON = "DAEMON"
+
+    def allows(self, needed: Role) -> bool:
+        if self is needed:
+            return True
+        ladder = [Role.READ, Role.WRITE, Role.ADMINISTRATOR]
+        return self in ladder and needed in ladder and ladder.index(self) >= ladder.index(needed)
+
+
+class Checksum(StrEnum):
+    ADLER32 = "adler32"
+    MD5 = "md5"
+    SHA256 = "sha256"
+    NONE = "none"
+
+
+class Overwrite(StrEnum):
+    NEVER = "never"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    name: str
+    role: Role
+    scopes: tuple[str, ...] = ("default",)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    name: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    name: str
+    url: str
+    site: str = "default"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    name: str
+    host: str
+    state: AgentState
+    capabilities: dict[str, Any]
+    last_heartbeat: datetime | None
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    checksum: Checksum = Checksum.ADLER32
+    overwrite: Overwrite = Overwrite.NEVER
+    retries: int = 3
+    priority: int = 3
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checksum": self.checksum.value,
+            "overwrite": self.overwrite.value,
+            "retries": self.retries,
+            "priority": self.priority,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TransferOptions:
+        return cls(
+            checksum=Checksum(data.get("checksum", Checksum.ADLER32)),
+            overwrite=Overwrite(data.get("overwrite", Overwrite.NEVER)),
+            retries=int(data.get("retries", 3)),
+            priority=int(data.get("priority", 3)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSpec:
+    """What to move: sources, the destination folder, how."""
+
+    kind: TransferKind
+    sources: tuple[Location, ...]
+    destination: Location
+    options: TransferOptions = TransferOptions()
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise InvalidRequest("a transfer needs at least one source")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "sources": [str(s) for s in self.sources],
+            "destination": str(self.destination),
+            "options": self.options.to_json(),
+        }
+
+    def storages(self) -> set[str]:
+        return {s.storage for s in self.sources} | {self.destination.storage}
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    id: str
+    scope: str
+    submitter: str
+    spec: TransferSpec
+    schedule: dict[str, Any]
+    status: TransferStatus
+    created_at: datetime
+    next_run_at: datetime | None
+    runs: int
+    error: str | None
+    submission_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    canceled: int = 0
+    bytes: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.skipped + self.canceled
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    transfer_id: str
+    number: int
+    status: RunStatus
+    due_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expanded: bool
+    counts: RunCounts
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTask:
+    """A task about to be created: one object of one run."""
+
+    source: Location
+    destination: Location
+    size: int | None = None
+    state: TaskState = TaskState.QUEUED
+    error_class: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    transfer_id: str
+    run: int
+    state: TaskState
+    source: Location
+    destination: Location
+    size: int | None
+    bytes_done: int
+    checksum: str | None
+    attempts: int
+    error_class: str | None
+    error: str | None
+
+
+def file_task(source: Location, destination_folder: Location) -> PlannedTask:
+    """A file transfer puts each source under the destination folder with its own name."""
+    name = posixpath.basename(source.path)
+    if not name:
+        raise InvalidRequest(f"source {source} names a storage root, not a file: use a tree")
+    return PlannedTask(source, destination_folder.child(name))
+
+
+def tree_task(
+    source_root: Location, relative: str, destination_folder: Location, size: int
+) -> PlannedTask:
+    """A tree transfer keeps the structure below the source root inside the destination folder."""
+    return PlannedTask(source_root.child(relative), destination_folder.child(relative), size)
+
+
+def run_outcome(counts: RunCounts) -> RunStatus:
+    """COMPLETED when every object is DONE or SKIPPED; WITH_ERRORS when some failed and some
+    moved; FAILED when objects failed and none moved."""
+    if counts.failed == 0:
+        return RunStatus.COMPLETED
+    if counts.done + counts.skipped > 0:
+        return RunStatus.COMPLETED_WITH_ERRORS
+    return RunStatus.FAILED
+
+
+def transfer_status_after(run_status: RunStatus) -> TransferStatus:
+    return TransferStatus(run_status.value)

@@ -1,0 +1,1 @@
+"""Data movement: storages through fsspec, verified copies, tree listings."""

@@ -1,0 +1,133 @@
+"""Copy one object: stream in large blocks, checksum on the fly, write to a temporary name
+beside the destination, verify, then move into place. Nothing half-written is ever left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ferry.domain.transfers import Checksum, Overwrite
+from ferry.engine.checksums import format_checksum, new_checksum
+from ferry.engine.errors import classify
+from ferry.engine.storages import StorageFS
+from ferry.errors import TransferCanceled, TransientError
+
+BLOCK_SIZE = 4 * 1024 * 1024
+
+
+class CopyState(StrEnum):
+    DONE = "DONE"
+    SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRequest:
+    source: StorageFS
+    source_path: str
+    destination: StorageFS
+    destination_path: str
+    checksum: Checksum = Checksum.ADLER32
+    overwrite: Overwrite = Overwrite.NEVER
+    tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
+
+    @property
+    def source_label(self) -> str:
+        return f"{self.source.name}:{self.source_path}"
+
+    @property
+    def destination_label(self) -> str:
+        return f"{self.destination.name}:{self.destination_path}"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    state: CopyState
+    bytes: int = 0
+    checksum: str | None = None
+
+
+def temporary_name(destination: str, tag: str) -> str:
+    folder, name = posixpath.split(destination)
+    return posixpath.join(folder, f".{name}.ferry-{tag}.part")
+
+
+def copy_object(
+    request: CopyRequest,
+    *,
+    progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> CopyOutcome:
+    """Copy one object; raise a ``TransferError`` subclass on failure, with no partial output."""
+    try:
+        return _copy(request, progress or (lambda _n: None), should_stop)
+    except Exception as exc:
+        raise classify(exc, request.source_label) from exc
+
+
+def _copy(
+    request: CopyRequest, progress: Callable[[int], None], should_stop: Callable[[], bool]
+) -> CopyOutcome:
+    src_fs, dst_fs = request.source.fs, request.destination.fs
+    source = request.source.resolve(request.source_path)
+    destination = request.destination.resolve(request.destination_path)
+    info = src_fs.info(source)
+    if info.get("type") == "directory":
+        raise IsADirectoryError(source)
+    if request.overwrite is Overwrite.NEVER and dst_fs.exists(destination):
+        return CopyOutcome(CopyState.SKIPPED)
+    dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+    request.destination.resolve(request.destination_path)  # again, now that the folders exist
+    temporary = temporary_name(destination, request.tag)
+    try:
+        copied, digest = _stream(request, source, temporary, progress, should_stop)
+        _verify(request, info, dst_fs.size(temporary), copied)
+        dst_fs.mv(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            dst_fs.rm_file(temporary)
+        raise
+    checksum = format_checksum(request.checksum, digest) if digest is not None else None
+    return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _stream(
+    request: CopyRequest,
+    source: str,
+    temporary: str,
+    progress: Callable[[int], None],
+    should_stop: Callable[[], bool],
+) -> tuple[int, str | None]:
+    running = new_checksum(request.checksum)
+    copied = 0
+    src: Any
+    with (
+        request.source.fs.open(source, "rb") as src,
+        request.destination.fs.open(temporary, "wb") as dst,
+    ):
+        while block := src.read(BLOCK_SIZE):
+            if should_stop():
+                raise TransferCanceled(request.source_label)
+            if running is not None:
+                running.update(block)
+            dst.write(block)
+            copied += len(block)
+            progress(len(block))
+    return copied, running.hexdigest() if running is not None else None
+
+
+def _verify(request: CopyRequest, info: dict[str, Any], written: int, copied: int) -> None:
+    expected = info.get("size")
+    if written != copied:
+        raise TransientError(
+            f"short write to {request.destination_label}: {written} of {copied} bytes"
+        )
+    if expected is not None and expected != copied:
+        raise TransientError(
+            f"{request.source_label} changed while being copied:"
+            f" {copied} bytes read, {expected} expected"
+        )

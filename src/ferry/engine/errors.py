@@ -1,0 +1,42 @@
+"""Backend exceptions become ferry errors here, once (transient or permanent, message kept)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from ferry.errors import AccessDenied, PermanentError, SourceNotFound, TransferError, TransientError
+
+_TRANSIENT_ERRNOS = {
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.ECONNABORTED,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EAGAIN,
+    errno.EIO,
+    errno.EBUSY,
+}
+
+
+def classify(exc: BaseException, location: str) -> TransferError:
+    """The ferry error for ``exc`` raised while working on ``location``."""
+    if isinstance(exc, TransferError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return SourceNotFound(location)
+    if isinstance(exc, PermissionError):
+        return AccessDenied(f"permission denied: {location}")
+    if isinstance(exc, IsADirectoryError):
+        return PermanentError(f"is a directory: {location} (use a tree transfer)")
+    if isinstance(exc, TimeoutError | socket.timeout | ConnectionError):
+        return TransientError(f"{type(exc).__name__} on {location}: {exc}")
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+            return PermanentError(f"no space left for {location}: {exc.strerror}")
+        if exc.errno in _TRANSIENT_ERRNOS:
+            return TransientError(f"{exc.strerror or exc} on {location}")
+        return PermanentError(f"{exc.strerror or exc} on {location}")
+    return TransientError(f"{type(exc).__name__} on {location}: {exc}")

@@ -1,0 +1,66 @@
+"""Storages as fsspec filesystems, with every path confined to the storage root."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from fsspec import AbstractFileSystem
+from fsspec.core import url_to_fs
+
+from ferry.domain.locations import confine_path
+from ferry.errors import PathOutsideStorage
+
+
+@dataclass(frozen=True)
+class StorageFS:
+    """One storage opened for I/O: the filesystem and its root path inside it."""
+
+    name: str
+    fs: AbstractFileSystem
+    root: str
+
+    @property
+    def is_local(self) -> bool:
+        return "file" in _protocols(self.fs)
+
+    def resolve(self, path: str) -> str:
+        """The backend path of ``path`` (relative to the root); refuses escapes, symlinks
+        included, on local storages."""
+        relative = confine_path(self.name, path)
+        full = posixpath.join(self.root, relative) if relative else self.root
+        if self.is_local:
+            self._refuse_symlink_escape(full, path)
+        return full
+
+    def relative(self, full: str) -> str:
+        """The inverse of ``resolve``: a backend path back to a path inside the storage."""
+        stripped = full.rstrip("/")
+        if stripped == self.root.rstrip("/"):
+            return ""
+        prefix = self.root.rstrip("/") + "/"
+        if not stripped.startswith(prefix):
+            raise PathOutsideStorage(self.name, full)
+        return stripped[len(prefix) :]
+
+    def _refuse_symlink_escape(self, full: str, path: str) -> None:
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(full)
+        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+            raise PathOutsideStorage(self.name, path)
+
+
+def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def open_storage(name: str, url: str, options: dict[str, Any] | None = None) -> StorageFS:
+    """Open the storage whose root is ``url`` through fsspec's registry.
+
+    A fresh filesystem instance each time (``skip_instance_cache``): no hidden state shared
+    between storages that happen to have the same URL and different credentials."""
+    fs, root = url_to_fs(url, skip_instance_cache=True, **(options or {}))
+    return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/")

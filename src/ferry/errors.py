@@ -1,0 +1,172 @@
+"""Every error Ferry raises, in one tree.
+
+::
+
+    FerryError
+    ├── InvalidRequest              bad input from a user (API 422/400)
+    │   ├── InvalidLocation         "STORAGE:PATH" malformed
+    │   └── PathOutsideStorage      a path escapes its storage root
+    ├── NotFound                    (API 404)
+    │   ├── TransferNotFound
+    │   ├── StorageNotFound
+    │   └── AgentNotFound
+    ├── Conflict                    (API 409)
+    │   ├── IllegalTransition       a state change the state machine forbids
+    │   └── AlreadyFinished         cancel of a finished one-shot transfer
+    ├── AuthError
+    │   ├── Unauthenticated         no or unknown token (API 401)
+    │   ├── Forbidden               token lacks the role (API 403)
+    │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
+    ├── ApiError                    an error answer from the server, seen by the client
+    └── TransferError               one attempt of one object failed
+        ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
+        └── PermanentError          not retried
+            ├── SourceNotFound
+            ├── AccessDenied
+            ├── ChecksumMismatch
+            └── TransferCanceled    the transfer was canceled while this object moved
+
+Each error builds its message from what it is given. Whether a transfer error is worth retrying
+is a property of its class (``retryable``).
+"""
+
+from __future__ import annotations
+
+
+class FerryError(Exception):
+    """Root of every error Ferry raises on purpose."""
+
+
+class InvalidRequest(FerryError):
+    """The request cannot be carried out as written."""
+
+
+class InvalidLocation(InvalidRequest):
+    def __init__(self, location: str, why: str) -> None:
+        super().__init__(f"invalid location {location!r}: {why}")
+        self.location = location
+
+
+class PathOutsideStorage(InvalidRequest):
+    def __init__(self, storage: str, path: str) -> None:
+        super().__init__(f"path {path!r} is outside storage {storage!r}")
+        self.storage = storage
+        self.path = path
+
+
+class NotFound(FerryError):
+    """Something named in the request does not exist."""
+
+
+class TransferNotFound(NotFound):
+    def __init__(self, transfer_id: str) -> None:
+        super().__init__(f"transfer {transfer_id} not found")
+        self.transfer_id = transfer_id
+
+
+class StorageNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"storage {name!r} is not registered")
+        self.name = name
+
+
+class AgentNotFound(NotFound):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent {agent_id} not found")
+        self.agent_id = agent_id
+
+
+class Conflict(FerryError):
+    """The request contradicts the current state."""
+
+
+class IllegalTransition(Conflict):
+    def __init__(self, entity: str, current: str, target: str) -> None:
+        super().__init__(f"{entity} cannot go from {current} to {target}")
+        self.entity = entity
+        self.current = current
+        self.target = target
+
+
+class AlreadyFinished(Conflict):
+    def __init__(self, transfer_id: str, status: str) -> None:
+        super().__init__(f"transfer {transfer_id} already finished ({status})")
+        self.transfer_id = transfer_id
+        self.status = status
+
+
+class AuthError(FerryError):
+    """Authentication or authorization failed."""
+
+
+class Unauthenticated(AuthError):
+    def __init__(self, why: str = "a valid bearer token is required") -> None:
+        super().__init__(why)
+
+
+class Forbidden(AuthError):
+    def __init__(self, needed: str) -> None:
+        super().__init__(f"this call needs the {needed} role")
+        self.needed = needed
+
+
+class SecretRejected(AuthError):
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"registration of agent {name!r} refused: {why}")
+        self.name = name
+
+
+class ApiError(FerryError):
+    """The server answered with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+class TransferError(FerryError):
+    """One attempt to move one object failed; ``retryable`` says whether to try again."""
+
+    retryable = False
+    error_class = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientError(TransferError):
+    retryable = True
+    error_class = "transient"
+
+
+class PermanentError(TransferError):
+    retryable = False
+    error_class = "permanent"
+
+
+class SourceNotFound(PermanentError):
+    error_class = "not_found"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"not found: {location}")
+
+
+class AccessDenied(PermanentError):
+    error_class = "access_denied"
+
+
+class ChecksumMismatch(PermanentError):
+    error_class = "checksum"
+
+    def __init__(self, location: str, expected: str, actual: str) -> None:
+        super().__init__(f"checksum mismatch on {location}: expected {expected}, got {actual}")
+
+
+class TransferCanceled(PermanentError):
+    error_class = "canceled"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"canceled while copying {location}")

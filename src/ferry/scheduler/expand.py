@@ -1,0 +1,89 @@
+"""The expand loop (FTS Allocate): turn each new run into tasks, listing trees page by page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+from ferry.domain.locations import Location
+from ferry.domain.states import TaskState
+from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, file_task, tree_task
+from ferry.engine.errors import classify
+from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.trees import TreeEntry, walk_tree
+from ferry.errors import FerryError
+from ferry.scheduler.loop import Loop
+
+log = logging.getLogger("ferry.scheduler")
+
+
+class ExpandLoop(Loop):
+    name = "expand"
+    interval = 5.0
+
+    @property
+    def wake(self) -> asyncio.Event:
+        return self.wakeups.expand
+
+    async def run_once(self) -> None:
+        for transfer, run in await self.store.runs_to_expand(limit=50):
+            await self.expand(transfer, run)
+
+    async def expand(self, transfer: Transfer, run: Run) -> None:
+        error: str | None = None
+        try:
+            if transfer.spec.kind is TransferKind.FILE:
+                planned = [file_task(s, transfer.spec.destination) for s in transfer.spec.sources]
+                await self.store.add_tasks(transfer, run.number, planned)
+            else:
+                for source in transfer.spec.sources:
+                    await self._expand_tree(transfer, run, source)
+        except FerryError as exc:
+            error = str(exc)
+            log.warning(
+                "transfer %s: run %d could not be expanded: %s", transfer.id, run.number, exc
+            )
+        await self.store.mark_expanded(transfer.id, run.number, error)
+        self.wakeups.tasks_available.fire()
+        self.wakeups.finalize.set()
+
+    async def _expand_tree(self, transfer: Transfer, run: Run, source: Location) -> None:
+        storage = await self._open(source.storage)
+        pages = walk_tree(storage, source.path)
+        destination = transfer.spec.destination
+        while True:
+            try:
+                page = await asyncio.to_thread(_next_page, pages)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                await self.store.add_tasks(
+                    transfer, run.number, [_failed(source, destination, exc)]
+                )
+                return
+            if page is None:
+                return
+            planned = [tree_task(source, e.relative, destination, e.size) for e in page]
+            await self.store.add_tasks(transfer, run.number, planned)
+            self.wakeups.tasks_available.fire()
+
+    async def _open(self, name: str) -> StorageFS:
+        storage = await self.store.get_storage(name)
+        return await asyncio.to_thread(open_storage, storage.name, storage.url, storage.options)
+
+
+def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:
+    return next(pages, None)
+
+
+def _failed(source: Location, destination: Location, exc: OSError) -> PlannedTask:
+    """A tree source that cannot be listed is one failed object, not a failed submission:
+    a scheduled transfer's source may appear later."""
+    if isinstance(exc, NotADirectoryError):
+        message = f"not a directory: {source} (a tree transfer needs a folder)"
+        error_class = "permanent"
+    else:
+        error = classify(exc, str(source))
+        message, error_class = error.message, error.error_class
+    return PlannedTask(
+        source, destination, state=TaskState.FAILED, error_class=error_class, error=message
+    )

@@ -1,0 +1,99 @@
+"""The shape every scheduler loop shares: run_once() on an interval, woken early on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ferry.store.sql import SqlStore
+
+log = logging.getLogger("ferry.scheduler")
+
+
+class Pulse:
+    """Wakes every waiter at once; a waiter that arrives later waits for the next pulse."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class Wakeups:
+    """What one part of the server tells the others: new work, new results."""
+
+    def __init__(self) -> None:
+        self.tasks_available = Pulse()
+        self.due = asyncio.Event()
+        self.expand = asyncio.Event()
+        self.finalize = asyncio.Event()
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Loop(ABC):
+    """A loop service: ``run_once()`` every ``interval`` seconds, or sooner when ``wake`` is set."""
+
+    name = "loop"
+    interval = 1.0
+
+    def __init__(
+        self, store: SqlStore, wakeups: Wakeups, clock: Callable[[], datetime] = system_clock
+    ) -> None:
+        self.store = store
+        self.wakeups = wakeups
+        self.clock = clock
+
+    @property
+    def wake(self) -> asyncio.Event | None:
+        return None
+
+    @abstractmethod
+    async def run_once(self) -> None:
+        """One step of the loop; tests drive it directly."""
+
+    async def delay(self) -> float:
+        return self.interval
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        log.info("%s loop started", self.name)
+        while not stop.is_set():
+            if self.wake is not None:
+                self.wake.clear()  # a wake-up during run_once() below makes the next one immediate
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("%s loop crashed in run_once; it goes on", self.name)
+            await self._sleep(stop, await self._safe_delay())
+        log.info("%s loop stopped", self.name)
+
+    async def _safe_delay(self) -> float:
+        try:
+            return max(0.0, await self.delay())
+        except Exception:
+            log.exception("%s loop could not compute its delay", self.name)
+            return self.interval
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if self.wake is not None:
+            waiters.append(asyncio.ensure_future(self.wake.wait()))
+        _done, pending = await asyncio.wait(
+            waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()

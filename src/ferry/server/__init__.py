@@ -1,0 +1,1 @@
+"""The HTTP server: API, scheduler loops and the supervisor of local agents."""

@@ -1,0 +1,147 @@
+"""The server application: ``create_app(settings)`` builds it; nothing is built at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from ferry import __version__
+from ferry.config import ServerSettings
+from ferry.daemon.children import ChildSpec, Supervisor
+from ferry.domain.transfers import Storage
+from ferry.scheduler.due import DueLoop
+from ferry.scheduler.expand import ExpandLoop
+from ferry.scheduler.finalize import FinalizeLoop
+from ferry.scheduler.leases import LeaseReaper, RetryLoop
+from ferry.scheduler.loop import Loop
+from ferry.server import problems
+from ferry.server.routes import agents, health, transfers
+from ferry.server.state import ServerState
+from ferry.store.sql import SqlStore
+
+log = logging.getLogger("ferry.api")
+
+API_PREFIX = "/api/v1"
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 (a file name, not a secret)
+AGENT_SECRET_TTL = timedelta(minutes=10)
+AGENT_STOP_GRACE_S = 10.0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (mode 0600 from the first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
+async def prepare(state: ServerState) -> None:
+    """Open the store, migrate it, make sure an administrator token exists on disk, declare the
+    storages of the command line."""
+    settings, store = state.settings, state.store
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    await store.open()
+    token = await store.bootstrap()
+    token_file = settings.data_dir / ADMIN_TOKEN_FILE
+    if token is None and not token_file.exists():
+        token = await store.rotate_admin_token()
+        log.warning("%s was missing: a new administrator token was issued", token_file)
+    if token is not None:
+        write_private(token_file, token)
+        log.info("administrator token written to %s", token_file)
+    declared = {"local": settings.local_root.resolve().as_uri(), **settings.storages}
+    for name, url in declared.items():
+        await store.put_storage(Storage(name=name, url=url))
+
+
+def local_agents(state: ServerState, supervisor: Supervisor) -> None:
+    settings = state.settings
+    for number in range(1, settings.agents + 1):
+        name = f"local-{number}"
+
+        async def environment(name: str = name) -> dict[str, str]:
+            return {
+                "FERRY_AGENT_SECRET": await state.store.issue_agent_secret(name, AGENT_SECRET_TTL)
+            }
+
+        command = [
+            sys.executable,
+            "-m",
+            "ferry",
+            "agent",
+            "--server",
+            settings.agent_server_url,
+            "--name",
+            name,
+            "--max-active",
+            str(settings.agent_max_active),
+        ]
+        supervisor.start(ChildSpec(name, command, environment))
+
+
+def supervisor_for(state: ServerState) -> Supervisor:
+    async def agent_exited(name: str, returncode: int) -> None:
+        agent = await state.store.agent_named(name)
+        if agent is not None:
+            requeued = await state.store.mark_agent_lost(
+                agent.id, f"agent process exited with status {returncode}"
+            )
+            log.warning("agent %s lost; %d of its tasks requeued", name, requeued)
+            state.wakeups.tasks_available.fire()
+            state.wakeups.finalize.set()
+
+    return Supervisor(agent_exited)
+
+
+def build_loops(state: ServerState) -> list[Loop]:
+    kinds: list[type[Loop]] = [DueLoop, ExpandLoop, LeaseReaper, RetryLoop, FinalizeLoop]
+    return [kind(state.store, state.wakeups, state.clock) for kind in kinds]
+
+
+def create_app(settings: ServerSettings, *, state: ServerState | None = None) -> FastAPI:
+    state = state or ServerState(settings=settings, store=SqlStore(settings.db_url))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await prepare(state)
+        stop = asyncio.Event()
+        loops = [
+            asyncio.create_task(loop.run_forever(stop), name=loop.name)
+            for loop in build_loops(state)
+        ]
+        supervisor = supervisor_for(state)
+        local_agents(state, supervisor)
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            await supervisor.stop(AGENT_STOP_GRACE_S)
+            stop.set()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await state.store.close()
+
+    app = FastAPI(
+        title="Ferry",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.ferry = state
+    problems.install(app)
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(transfers.router)
+    api.include_router(agents.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(health.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,92 @@
+"""Ferry errors become RFC 9457 problem+json answers here, and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ferry.errors import (
+    AuthError,
+    Conflict,
+    FerryError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    SecretRejected,
+    Unauthenticated,
+)
+
+log = logging.getLogger("ferry.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: list[tuple[type[FerryError], int]] = [
+    (InvalidRequest, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthenticated, 401),
+    (SecretRejected, 403),
+    (Forbidden, 403),
+    (AuthError, 403),
+]
+
+
+def problem(status: int, detail: str, *, title: str | None = None, **extra: object) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def status_of(exc: FerryError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+async def _ferry_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FerryError)
+    status = status_of(exc)
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return problem(status, "internal error; the server log has the details")
+    return problem(status, str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"location": "", "message": "invalid request"}
+    detail = f"{first['location']}: {first['message']}" if first["location"] else first["message"]
+    return problem(422, detail, title="Invalid request", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s crashed", request.method, request.url.path)
+    return problem(500, "internal error; the server log has the details")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FerryError, _ferry_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

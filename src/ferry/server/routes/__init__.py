@@ -1,0 +1,1 @@
+"""One module per resource; routes parse, call one service or store function, return a schema."""

@@ -1,0 +1,156 @@
+"""The agent protocol (DESIGN §5): register, lease (long-poll), report, heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from ferry.domain.states import TaskState
+from ferry.domain.transfers import Agent
+from ferry.errors import Forbidden
+from ferry.server.deps import Daemon, OptionalPrincipal, Reader, StateDep
+from ferry.server.schemas import (
+    AgentPublic,
+    AgentRegister,
+    AgentRegistered,
+    Heartbeat,
+    HeartbeatReply,
+    LeasedTaskPublic,
+    LeaseReply,
+    LeaseRequest,
+    ReportReply,
+    StorageAccess,
+    TaskReport,
+)
+from ferry.server.state import ServerState
+from ferry.store.abc import Principal, TaskResult
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+POLL_SLICE_S = 0.5
+
+
+def _own(caller: Principal, agent_id: str) -> None:
+    if caller.agent_id != agent_id:
+        raise Forbidden("DAEMON of this agent")
+
+
+def _present(agent: Agent) -> AgentPublic:
+    return AgentPublic(
+        id=agent.id,
+        name=agent.name,
+        host=agent.host,
+        state=agent.state.value,
+        capabilities=agent.capabilities,
+        last_heartbeat=agent.last_heartbeat,
+        status=agent.status,
+    )
+
+
+@router.post("/register", response_model=AgentRegistered)
+async def register(
+    body: AgentRegister, state: StateDep, caller: OptionalPrincipal
+) -> AgentRegistered:
+    agent, token = await state.store.register_agent(
+        secret=body.secret,
+        principal=caller,
+        name=body.name,
+        host=body.host,
+        capabilities=body.capabilities,
+    )
+    state.wakeups.tasks_available.fire()  # leases the previous incarnation held may be free again
+    return AgentRegistered(
+        id=agent.id,
+        name=agent.name,
+        token=token,
+        heartbeat_s=state.settings.heartbeat_s,
+        lease_ttl_s=state.settings.lease_ttl_s,
+    )
+
+
+@router.post("/{agent_id}/lease", response_model=LeaseReply)
+async def lease(agent_id: str, body: LeaseRequest, state: StateDep, caller: Daemon) -> LeaseReply:
+    _own(caller, agent_id)
+    ttl = timedelta(seconds=state.settings.lease_ttl_s)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + body.wait_s
+    while True:
+        tasks = await state.store.lease_tasks(agent_id, limit=body.max_tasks, ttl=ttl)
+        remaining = deadline - loop.time()
+        if tasks or remaining <= 0 or state.stopping.is_set():
+            break
+        await state.wakeups.tasks_available.wait(min(remaining, POLL_SLICE_S))
+    return LeaseReply(
+        tasks=[
+            LeasedTaskPublic(
+                id=task.id,
+                lease=task.lease,
+                transfer=task.transfer_id,
+                run=task.run,
+                source=str(task.source),
+                destination=str(task.destination),
+                size=task.size,
+                attempt=task.attempt,
+                checksum=task.options.checksum,
+                overwrite=task.options.overwrite,
+            )
+            for task in tasks
+        ],
+        storages=await _storages_for(
+            state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
+        ),
+    )
+
+
+async def _storages_for(state: ServerState, names: set[str]) -> dict[str, StorageAccess]:
+    access = {}
+    for name in sorted(names):
+        storage = await state.store.get_storage(name)
+        access[name] = StorageAccess(url=storage.url, options=storage.options)
+    return access
+
+
+@router.post("/{agent_id}/report", response_model=ReportReply)
+async def report(
+    agent_id: str, body: list[TaskReport], state: StateDep, caller: Daemon
+) -> ReportReply:
+    _own(caller, agent_id)
+    results = [
+        TaskResult(
+            task_id=r.task,
+            lease=r.lease,
+            state=TaskState.QUEUED if r.state == "RELEASED" else TaskState(r.state),
+            bytes=r.bytes,
+            checksum=r.checksum,
+            error_class=r.error_class,
+            error=r.error,
+            retryable=r.retryable,
+        )
+        for r in body
+    ]
+    accepted = await state.store.record_results(agent_id, results)
+    state.wakeups.finalize.set()
+    state.wakeups.tasks_available.fire()
+    return ReportReply(accepted=accepted, ignored=len(results) - accepted)
+
+
+@router.post("/{agent_id}/heartbeat", response_model=HeartbeatReply)
+async def heartbeat(
+    agent_id: str, body: Heartbeat, state: StateDep, caller: Daemon
+) -> HeartbeatReply:
+    _own(caller, agent_id)
+    status = {**body.state, "active": [list(pair) for pair in body.active]}
+    ttl = timedelta(seconds=state.settings.lease_ttl_s)
+    return HeartbeatReply(cancel=await state.store.record_heartbeat(agent_id, status, ttl))
+
+
+@router.get("", response_model=list[AgentPublic])
+async def list_agents(state: StateDep, caller: Reader) -> list[AgentPublic]:
+    return [_present(a) for a in await state.store.list_agents()]
+
+
+@router.get("/{agent_id}", response_model=AgentPublic)
+async def get_agent(agent_id: str, state: StateDep, caller: Reader) -> AgentPublic:
+    return _present(await state.store.get_agent(agent_id))

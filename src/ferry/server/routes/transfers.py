@@ -1,0 +1,181 @@
+"""Transfers: submit, list, monitor, cancel, outcomes (gCube's scheduler service)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from ferry.domain.locations import parse_location
+from ferry.domain.states import TransferStatus
+from ferry.domain.transfers import Run, Transfer, TransferKind, TransferOptions, TransferSpec
+from ferry.errors import InvalidRequest
+from ferry.scheduler.submission import submit_transfer
+from ferry.server.deps import Reader, StateDep, Writer
+from ferry.server.schemas import (
+    AttemptPublic,
+    CancelResult,
+    ObjectCounts,
+    ObjectOutcome,
+    Outcomes,
+    TransferCreate,
+    TransferList,
+    TransferPublic,
+)
+
+router = APIRouter(prefix="/transfers", tags=["transfers"])
+
+NOT_STARTED = "The transfer has not started yet"
+
+
+def present(transfer: Transfer, run: Run | None) -> TransferPublic:
+    spec = transfer.spec.to_json()
+    counts = run.counts if run is not None else None
+    return TransferPublic(
+        id=transfer.id,
+        status=transfer.status.value,
+        kind=transfer.spec.kind.value,
+        scope=transfer.scope,
+        submitter=transfer.submitter,
+        sources=spec["sources"],
+        destination=spec["destination"],
+        options=spec["options"],
+        schedule=transfer.schedule,
+        created_at=transfer.created_at,
+        next_run_at=transfer.next_run_at,
+        runs=transfer.runs,
+        objects=ObjectCounts(
+            total=counts.total if counts else 0,
+            done=counts.done if counts else 0,
+            failed=counts.failed if counts else 0,
+            skipped=counts.skipped if counts else 0,
+            canceled=counts.canceled if counts else 0,
+        ),
+        bytes=counts.bytes if counts else 0,
+        error=transfer.error,
+        submission_id=transfer.submission_id,
+    )
+
+
+def spec_from(body: TransferCreate) -> TransferSpec:
+    if body.kind is TransferKind.TREE and len(body.sources) != 1:
+        raise InvalidRequest("a tree transfer has exactly one source folder")
+    return TransferSpec(
+        kind=body.kind,
+        sources=tuple(parse_location(s) for s in body.sources),
+        destination=parse_location(body.destination),
+        options=TransferOptions.from_json(body.options.model_dump(mode="json")),
+    )
+
+
+@router.post("", status_code=201, response_model=TransferPublic)
+async def create_transfer(
+    body: TransferCreate, state: StateDep, caller: Writer, response: Response
+) -> TransferPublic:
+    transfer, created = await submit_transfer(
+        state.store,
+        state.wakeups,
+        caller,
+        spec_from(body),
+        submission_id=body.submission_id,
+        clock=state.clock,
+    )
+    if not created:
+        response.status_code = 200
+    runs = await state.store.latest_runs([transfer])
+    return present(transfer, runs.get(transfer.id))
+
+
+@router.get("", response_model=TransferList)
+async def list_transfers(
+    state: StateDep,
+    caller: Reader,
+    status: TransferStatus | None = None,
+    kind: TransferKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> TransferList:
+    page = await state.store.list_transfers(
+        status=status, kind=kind.value if kind else None, limit=limit, cursor=cursor
+    )
+    runs = await state.store.latest_runs(page.items)
+    return TransferList(
+        items=[present(tr, runs.get(tr.id)) for tr in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{transfer_id}", response_model=TransferPublic)
+async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> TransferPublic:
+    transfer = await state.store.get_transfer(transfer_id)
+    runs = await state.store.latest_runs([transfer])
+    return present(transfer, runs.get(transfer.id))
+
+
+@router.post("/{transfer_id}/cancel", response_model=CancelResult)
+async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> CancelResult:
+    outcome = await state.store.cancel_transfer(transfer_id)
+    state.wakeups.finalize.set()
+    stopping = outcome.stopping_tasks
+    return CancelResult(
+        id=transfer_id,
+        status=outcome.transfer.status.value,
+        outcome=f"canceled; {stopping} active objects are being stopped"
+        if stopping
+        else "canceled",
+        canceled_objects=outcome.canceled_tasks,
+        stopping_objects=stopping,
+    )
+
+
+@router.get("/{transfer_id}/outcomes", response_model=Outcomes)
+async def get_outcomes(
+    transfer_id: str,
+    state: StateDep,
+    caller: Reader,
+    run: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Outcomes:
+    transfer = await state.store.get_transfer(transfer_id)
+    if transfer.runs == 0:
+        return Outcomes(
+            transfer=transfer.id,
+            run=None,
+            status=transfer.status.value,
+            started=False,
+            message=NOT_STARTED,
+            objects=[],
+        )
+    number = run or transfer.runs
+    run_row = await state.store.get_run(transfer.id, number)
+    rows = await state.store.outcomes(transfer.id, number, after=cursor, limit=limit)
+    objects = [
+        ObjectOutcome(
+            id=task.id,
+            source=str(task.source),
+            destination=str(task.destination),
+            size=task.size,
+            bytes=task.bytes_done,
+            checksum=task.checksum,
+            status=task.state.value,
+            attempts=task.attempts,
+            error_class=task.error_class,
+            error=task.error,
+            history=[AttemptPublic(**vars_of(a)) for a in attempts],
+        )
+        for task, attempts in rows
+    ]
+    next_cursor = str(objects[-1].id) if len(objects) == limit else None
+    return Outcomes(
+        transfer=transfer.id,
+        run=number,
+        status=run_row.status.value,
+        started=True,
+        objects=objects,
+        next_cursor=next_cursor,
+    )
+
+
+def vars_of(attempt: object) -> dict[str, object]:
+    fields = ("number", "agent", "started_at", "finished_at", "bytes", "error_class", "error")
+    return {name: getattr(attempt, name) for name in fields}

@@ -1,0 +1,196 @@
+"""HTTP schemas, one per purpose; the client parses the same ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ferry.domain.transfers import Checksum, Overwrite, TransferKind
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransferOptionsIn(_Strict):
+    checksum: Checksum = Checksum.ADLER32
+    overwrite: Overwrite = Overwrite.NEVER
+    retries: int = Field(3, ge=0, le=100)
+    priority: int = Field(3, ge=1, le=5)
+
+
+class ScheduleIn(_Strict):
+    kind: Literal["direct"] = "direct"
+
+
+class TransferCreate(_Strict):
+    sources: list[str] = Field(min_length=1, max_length=10_000, description="STORAGE:PATH each")
+    destination: str = Field(description="STORAGE:PATH of the destination folder")
+    kind: TransferKind = TransferKind.FILE
+    schedule: ScheduleIn = ScheduleIn()
+    options: TransferOptionsIn = TransferOptionsIn()
+    submission_id: str | None = Field(None, min_length=1, max_length=128)
+
+
+class ObjectCounts(BaseModel):
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    canceled: int
+
+
+class TransferPublic(BaseModel):
+    id: str
+    status: str
+    kind: str
+    scope: str
+    submitter: str
+    sources: list[str]
+    destination: str
+    options: dict[str, Any]
+    schedule: dict[str, Any]
+    created_at: datetime
+    next_run_at: datetime | None
+    runs: int
+    objects: ObjectCounts
+    bytes: int
+    error: str | None
+    submission_id: str | None
+
+
+class TransferList(BaseModel):
+    items: list[TransferPublic]
+    next_cursor: str | None
+
+
+class CancelResult(BaseModel):
+    id: str
+    status: str
+    outcome: str
+    canceled_objects: int
+    stopping_objects: int
+
+
+class AttemptPublic(BaseModel):
+    number: int
+    agent: str | None
+    started_at: datetime | None
+    finished_at: datetime
+    bytes: int
+    error_class: str | None
+    error: str | None
+
+
+class ObjectOutcome(BaseModel):
+    id: int
+    source: str
+    destination: str
+    size: int | None
+    bytes: int
+    checksum: str | None
+    status: str
+    attempts: int
+    error_class: str | None
+    error: str | None
+    history: list[AttemptPublic]
+
+
+class Outcomes(BaseModel):
+    transfer: str
+    run: int | None
+    status: str
+    started: bool
+    message: str | None = None
+    objects: list[ObjectOutcome]
+    next_cursor: str | None = None
+
+
+# --- the agent protocol (DESIGN §5) -------------------------------------------------------------
+
+
+class AgentRegister(_Strict):
+    secret: str | None = Field(None, min_length=16, max_length=256)
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
+    host: str = Field("", max_length=255)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentRegistered(BaseModel):
+    id: str
+    name: str
+    token: str
+    heartbeat_s: float
+    lease_ttl_s: float
+
+
+class LeaseRequest(_Strict):
+    max_tasks: int = Field(100, ge=1, le=2000)
+    wait_s: float = Field(20.0, ge=0, le=60)
+
+
+class StorageAccess(BaseModel):
+    url: str
+    options: dict[str, Any]
+
+
+class LeasedTaskPublic(BaseModel):
+    id: int
+    lease: str
+    transfer: str
+    run: int
+    source: str
+    destination: str
+    size: int | None
+    attempt: int
+    checksum: Checksum
+    overwrite: Overwrite
+
+
+class LeaseReply(BaseModel):
+    tasks: list[LeasedTaskPublic]
+    storages: dict[str, StorageAccess]
+
+
+class TaskReport(_Strict):
+    task: int
+    lease: str
+    state: Literal["DONE", "SKIPPED", "FAILED", "CANCELED", "RELEASED"] = Field(
+        description="RELEASED gives back a task that was never started (the agent is stopping)"
+    )
+    bytes: int = Field(0, ge=0)
+    checksum: str | None = None
+    error_class: str | None = None
+    error: str | None = Field(None, max_length=4000)
+    retryable: bool = False
+
+
+class ReportReply(BaseModel):
+    accepted: int
+    ignored: int
+
+
+class Heartbeat(_Strict):
+    active: list[tuple[int, int]] = Field(default_factory=list, description="[task, bytes done]")
+    state: dict[str, Any] = Field(default_factory=dict)
+
+
+class HeartbeatReply(BaseModel):
+    cancel: list[int]
+
+
+class AgentPublic(BaseModel):
+    id: str
+    name: str
+    host: str
+    state: str
+    capabilities: dict[str, Any]
+    last_heartbeat: datetime | None
+    status: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str

@@ -1,0 +1,211 @@
+"""The Store contract: what every store implementation promises the scheduler and the API.
+
+Times are timezone-aware UTC. Every state change is a compare-and-set checked against
+``ferry.domain.states``; a row that is no longer in the expected state is left alone, so two
+servers (or a late agent report) can never apply the same change twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ferry.domain.locations import Location
+from ferry.domain.states import TaskState, TransferStatus
+from ferry.domain.transfers import (
+    Agent,
+    PlannedTask,
+    Role,
+    Run,
+    Storage,
+    Task,
+    Transfer,
+    TransferOptions,
+    TransferSpec,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a client (by name) or an agent (by id), and with which role."""
+
+    name: str
+    role: Role
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTransfer:
+    scope: str
+    submitter: str
+    spec: TransferSpec
+    schedule: dict[str, Any]
+    next_run_at: datetime
+    submission_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedTask:
+    id: int
+    lease: str
+    transfer_id: str
+    run: int
+    source: Location
+    destination: Location
+    size: int | None
+    attempt: int
+    options: TransferOptions
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """What an agent reports for one leased task."""
+
+    task_id: int
+    lease: str
+    state: TaskState  # DONE, SKIPPED, FAILED, CANCELED; QUEUED gives an unstarted task back
+    bytes: int = 0
+    checksum: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    number: int
+    agent: str | None
+    started_at: datetime | None
+    finished_at: datetime
+    bytes: int
+    error_class: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPage:
+    items: list[Transfer]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    transfer: Transfer
+    canceled_tasks: int
+    stopping_tasks: int
+
+
+class Store(Protocol):
+    async def bootstrap(self) -> str | None:
+        """Create the default scope and the administrator client; return a new administrator
+        token the first time (``None`` once one exists)."""
+
+    # --- registry ---------------------------------------------------------------------------
+    async def put_storage(self, storage: Storage) -> None:
+        """Create or replace the storage named ``storage.name``."""
+
+    async def get_storage(self, name: str) -> Storage:
+        """Raise ``StorageNotFound`` for an unknown name."""
+
+    async def list_storages(self) -> list[Storage]: ...
+
+    # --- security ---------------------------------------------------------------------------
+    async def authenticate(self, token: str) -> Principal:
+        """Raise ``Unauthenticated`` unless ``token`` is known. Tokens are stored hashed."""
+
+    async def issue_agent_secret(self, agent_name: str, ttl: timedelta) -> str:
+        """A one-time secret valid for ``ttl``, for the agent called ``agent_name`` only."""
+
+    async def register_agent(
+        self,
+        *,
+        secret: str | None,
+        principal: Principal | None,
+        name: str,
+        host: str,
+        capabilities: dict[str, Any],
+    ) -> tuple[Agent, str]:
+        """Register (or re-register) the agent ``name`` and return it with a new agent token.
+
+        With ``secret``: refused (``SecretRejected``) if unknown, expired, already used or
+        issued to another name. With ``principal``: its role must be DAEMON or ADMINISTRATOR.
+        A re-registration releases every lease the previous incarnation held (attempt counted).
+        """
+
+    async def list_agents(self) -> list[Agent]: ...
+
+    async def record_heartbeat(
+        self, agent_id: str, status: dict[str, Any], ttl: timedelta
+    ) -> list[int]:
+        """Mark the agent ALIVE, store its state dump, extend every lease it holds by ``ttl``,
+        and return the ids of its tasks that must stop (canceled)."""
+
+    async def mark_agent_lost(self, agent_id: str, why: str) -> int:
+        """LOST, and its leases are released at once; return how many tasks were requeued."""
+
+    # --- transfers --------------------------------------------------------------------------
+    async def create_transfer(self, new: NewTransfer) -> tuple[Transfer, bool]:
+        """Insert the transfer in STANDBY; return it and whether it was created.
+
+        The same ``submission_id`` with the same spec returns the existing one; with another
+        spec, ``Conflict``."""
+
+    async def get_transfer(self, transfer_id: str) -> Transfer: ...
+
+    async def list_transfers(
+        self, *, status: TransferStatus | None, kind: str | None, limit: int, cursor: str | None
+    ) -> TransferPage:
+        """Newest first, in pages; ``cursor`` is opaque."""
+
+    async def get_run(self, transfer_id: str, number: int) -> Run: ...
+
+    async def cancel_transfer(self, transfer_id: str) -> CancelOutcome:
+        """STANDBY: CANCELED at once. ONGOING: queued tasks CANCELED, active ones flagged to stop
+        (their agent learns it at the next heartbeat), the transfer CANCELED. Finished one-shot:
+        ``AlreadyFinished``."""
+
+    # --- the scheduler's work ---------------------------------------------------------------
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` of a STANDBY transfer."""
+
+    async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
+        """Move STANDBY transfers due at ``now`` to ONGOING and open a run for each."""
+
+    async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
+        """ONGOING runs whose tasks have not all been created yet."""
+
+    async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> None:
+        """Insert tasks in bulk (one statement) and count them into the run."""
+
+    async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
+        """Every task of the run exists; ``error`` records why expansion stopped, if it did."""
+
+    async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
+        """Move up to ``limit`` QUEUED tasks to ACTIVE for ``agent_id`` and return them.
+
+        Eligible: QUEUED and not flagged for cancel. Order: priority (high first), then age.
+        The batch shares a fresh lease token that expires after ``ttl`` unless extended by a
+        heartbeat. No task is ever leased twice at once.
+        """
+
+    async def record_results(self, agent_id: str, results: Iterable[TaskResult]) -> int:
+        """Apply results whose lease ``agent_id`` still holds; ignore the rest (a late report
+        never completes a task twice). A retryable failure with attempts left goes to WAITING
+        with a backoff. Every applied result is kept as an attempt. Return how many applied."""
+
+    async def reap_expired_leases(self, now: datetime) -> int:
+        """ACTIVE tasks whose lease expired go back to QUEUED (or FAILED without attempts left)."""
+
+    async def requeue_waiting(self, now: datetime) -> int:
+        """WAITING tasks whose backoff elapsed go back to QUEUED."""
+
+    async def finish_runs(self, now: datetime) -> list[Run]:
+        """Close every expanded ONGOING run whose tasks are all final, and set its transfer's
+        status from the run's outcome."""
+
+    async def outcomes(
+        self, transfer_id: str, run: int, *, after: int, limit: int
+    ) -> list[tuple[Task, list[Attempt]]]:
+        """The run's tasks with id > ``after``, in id order, each with its attempts."""

@@ -1,0 +1,1 @@
+"""Alembic migrations, applied by the server at start."""

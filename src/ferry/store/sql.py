@@ -1,0 +1,10 @@
+"""The SQL store: SQLite (embedded default, WAL) and, later, PostgreSQL, through SQLAlchemy 2."""
+
+from __future__ import annotations
+
+from ferry.store.sql_registry import RegistryMixin
+from ferry.store.sql_transfers import TransfersMixin
+
+
+class SqlStore(RegistryMixin, TransfersMixin):
+    """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

@@ -1,0 +1,167 @@
+"""The SQL store's foundation: engine, migrations, transactions, row conversion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Row, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ferry.domain.locations import parse_location
+from ferry.domain.states import RunStatus, TaskState, TransferStatus
+from ferry.domain.transfers import (
+    Run,
+    RunCounts,
+    Storage,
+    Task,
+    Transfer,
+    TransferKind,
+    TransferOptions,
+    TransferSpec,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class SqlBase:
+    """Owns the engine. SQLite allows one writer: writes in this process take a lock so that
+    they queue here instead of failing with "database is locked"."""
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.url = url
+        self.clock = clock
+        self._engine: AsyncEngine | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("store is not open: call open() first")
+        return self._engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    async def open(self) -> None:
+        """Connect and apply every pending migration."""
+        self._engine = create_async_engine(self.url)
+        if self.is_sqlite:
+            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+        async with self._engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction; committed on success, rolled back on any error."""
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+
+def storage_from_row(row: Row[Any]) -> Storage:
+    return Storage(name=row.name, url=row.url, site=row.site, options=dict(row.options))
+
+
+def spec_from_json(data: dict[str, Any]) -> TransferSpec:
+    return TransferSpec(
+        kind=TransferKind(data["kind"]),
+        sources=tuple(parse_location(s) for s in data["sources"]),
+        destination=parse_location(data["destination"]),
+        options=TransferOptions.from_json(data.get("options", {})),
+    )
+
+
+def transfer_from_row(row: Row[Any]) -> Transfer:
+    return Transfer(
+        id=row.id,
+        scope=row.scope,
+        submitter=row.submitter,
+        spec=spec_from_json(row.spec),
+        schedule=dict(row.schedule),
+        status=TransferStatus(row.status),
+        created_at=row.created_at,
+        next_run_at=row.next_run_at,
+        runs=row.runs,
+        error=row.error,
+        submission_id=row.submission_id,
+    )
+
+
+def run_from_row(row: Row[Any]) -> Run:
+    return Run(
+        transfer_id=row.transfer_id,
+        number=row.number,
+        status=RunStatus(row.status),
+        due_at=row.due_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        expanded=bool(row.expanded),
+        counts=RunCounts(
+            total=row.total,
+            done=row.done,
+            failed=row.failed,
+            skipped=row.skipped,
+            canceled=row.canceled,
+            bytes=row.bytes,
+        ),
+        error=row.error,
+    )
+
+
+def task_from_row(row: Row[Any]) -> Task:
+    return Task(
+        id=row.id,
+        transfer_id=row.transfer_id,
+        run=row.run,
+        state=TaskState(row.state),
+        source=parse_location(row.source),
+        destination=parse_location(row.destination),
+        size=row.size,
+        bytes_done=row.bytes_done,
+        checksum=row.checksum,
+        attempts=row.attempts,
+        error_class=row.error_class,
+        error=row.error,
+    )

@@ -1,0 +1,263 @@
+"""Registry and security in SQL: storages, clients, tokens, agents and their one-time secrets."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ferry.domain.states import AgentState, TaskState
+from ferry.domain.transfers import Agent, Role, Storage
+from ferry.errors import AgentNotFound, Forbidden, SecretRejected, StorageNotFound, Unauthenticated
+from ferry.store import tables as t
+from ferry.store.abc import Principal
+from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
+from ferry.store.sql_tasks import TasksMixin
+
+ADMIN_CLIENT = "admin"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _agent_from_row(row: Any) -> Agent:
+    return Agent(
+        id=row.id,
+        name=row.name,
+        host=row.host,
+        state=AgentState(row.state),
+        capabilities=dict(row.capabilities),
+        last_heartbeat=row.last_heartbeat,
+        status=dict(row.status),
+    )
+
+
+class RegistryMixin(TasksMixin, SqlBase):
+    async def bootstrap(self) -> str | None:
+        now = self.clock()
+        async with self._tx() as conn:
+            if (
+                await conn.execute(select(t.scopes.c.name).where(t.scopes.c.name == "default"))
+            ).first() is None:
+                await conn.execute(
+                    insert(t.scopes).values(name="default", weight=1, created_at=now)
+                )
+            if (
+                await conn.execute(select(t.clients.c.name).where(t.clients.c.name == ADMIN_CLIENT))
+            ).first():
+                return None
+            await conn.execute(
+                insert(t.clients).values(
+                    name=ADMIN_CLIENT,
+                    role=Role.ADMINISTRATOR.value,
+                    scopes=["default"],
+                    created_at=now,
+                )
+            )
+            token = new_token()
+            await conn.execute(
+                insert(t.tokens).values(
+                    hash=hash_secret(token),
+                    role=Role.ADMINISTRATOR.value,
+                    client=ADMIN_CLIENT,
+                    created_at=now,
+                )
+            )
+            return token
+
+    async def rotate_admin_token(self) -> str:
+        """A new administrator token; the old ones stop working."""
+        token = new_token()
+        async with self._tx() as conn:
+            await conn.execute(delete(t.tokens).where(t.tokens.c.client == ADMIN_CLIENT))
+            await conn.execute(
+                insert(t.tokens).values(
+                    hash=hash_secret(token),
+                    role=Role.ADMINISTRATOR.value,
+                    client=ADMIN_CLIENT,
+                    created_at=self.clock(),
+                )
+            )
+        return token
+
+    # --- storages -----------------------------------------------------------------------------
+    async def put_storage(self, storage: Storage) -> None:
+        values = {"url": storage.url, "site": storage.site, "options": storage.options}
+        async with self._tx() as conn:
+            changed = await conn.execute(
+                update(t.storages).where(t.storages.c.name == storage.name).values(**values)
+            )
+            if changed.rowcount == 0:
+                await conn.execute(
+                    insert(t.storages).values(name=storage.name, created_at=self.clock(), **values)
+                )
+
+    async def get_storage(self, name: str) -> Storage:
+        async with self._read() as conn:
+            row = (await conn.execute(select(t.storages).where(t.storages.c.name == name))).first()
+        if row is None:
+            raise StorageNotFound(name)
+        return storage_from_row(row)
+
+    async def list_storages(self) -> list[Storage]:
+        async with self._read() as conn:
+            rows = (await conn.execute(select(t.storages).order_by(t.storages.c.name))).all()
+        return [storage_from_row(r) for r in rows]
+
+    # --- tokens and agents --------------------------------------------------------------------
+    async def authenticate(self, token: str) -> Principal:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(select(t.tokens).where(t.tokens.c.hash == hash_secret(token)))
+            ).first()
+        if row is None:
+            raise Unauthenticated("unknown or revoked token")
+        return Principal(
+            name=row.client or row.agent_id, role=Role(row.role), agent_id=row.agent_id
+        )
+
+    async def issue_agent_secret(self, agent_name: str, ttl: timedelta) -> str:
+        secret = secrets.token_hex(32)  # 64 hex characters, like the transfer daemon's --id
+        now = self.clock()
+        async with self._tx() as conn:
+            await conn.execute(
+                insert(t.agent_secrets).values(
+                    hash=hash_secret(secret),
+                    agent_name=agent_name,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+        return secret
+
+    async def register_agent(
+        self,
+        *,
+        secret: str | None,
+        principal: Principal | None,
+        name: str,
+        host: str,
+        capabilities: dict[str, Any],
+    ) -> tuple[Agent, str]:
+        async with self._tx() as conn:
+            if secret is not None:
+                await self._spend_secret(conn, secret, name)
+            else:
+                await self._check_registering_principal(conn, principal, name)
+            agent_id = await self._upsert_agent(conn, name, host, capabilities)
+            token = new_token()
+            await conn.execute(delete(t.tokens).where(t.tokens.c.agent_id == agent_id))
+            await conn.execute(
+                insert(t.tokens).values(
+                    hash=hash_secret(token),
+                    role=Role.DAEMON.value,
+                    agent_id=agent_id,
+                    created_at=self.clock(),
+                )
+            )
+            row = (await conn.execute(select(t.agents).where(t.agents.c.id == agent_id))).one()
+        return _agent_from_row(row), token
+
+    async def _spend_secret(self, conn: AsyncConnection, secret: str, name: str) -> None:
+        row = (
+            await conn.execute(
+                select(t.agent_secrets).where(t.agent_secrets.c.hash == hash_secret(secret))
+            )
+        ).first()
+        if row is None:
+            raise SecretRejected(name, "unknown secret")
+        if row.used_at is not None:
+            raise SecretRejected(name, "secret already used")
+        if row.agent_name != name:
+            raise SecretRejected(name, "secret was issued to another agent")
+        if row.expires_at <= self.clock():
+            raise SecretRejected(name, "secret expired")
+        await conn.execute(
+            update(t.agent_secrets)
+            .where(t.agent_secrets.c.hash == row.hash)
+            .values(used_at=self.clock())
+        )
+
+    async def _check_registering_principal(
+        self, conn: AsyncConnection, principal: Principal | None, name: str
+    ) -> None:
+        if principal is None:
+            raise Unauthenticated("registration needs a one-time secret or a token")
+        if principal.role is Role.ADMINISTRATOR:
+            return
+        if principal.role is not Role.DAEMON or principal.agent_id is None:
+            raise Forbidden(Role.DAEMON.value)
+        row = (
+            await conn.execute(select(t.agents.c.name).where(t.agents.c.id == principal.agent_id))
+        ).one()
+        if row.name != name:
+            raise SecretRejected(name, "token belongs to another agent")
+
+    async def _upsert_agent(
+        self, conn: AsyncConnection, name: str, host: str, capabilities: dict[str, Any]
+    ) -> str:
+        now = self.clock()
+        values = {
+            "host": host,
+            "state": AgentState.REGISTERED.value,
+            "capabilities": capabilities,
+            "registered_at": now,
+            "last_heartbeat": now,
+        }
+        row = (await conn.execute(select(t.agents.c.id).where(t.agents.c.name == name))).first()
+        if row is None:
+            agent_id = str(uuid.uuid4())
+            await conn.execute(insert(t.agents).values(id=agent_id, name=name, status={}, **values))
+            return agent_id
+        # The previous incarnation is gone: its work comes back now, not after a lease TTL.
+        await self._requeue_leases(conn, t.tasks.c.lease_agent == row.id, "agent re-registered")
+        await conn.execute(update(t.agents).where(t.agents.c.id == row.id).values(**values))
+        return str(row.id)
+
+    async def list_agents(self) -> list[Agent]:
+        async with self._read() as conn:
+            rows = (await conn.execute(select(t.agents).order_by(t.agents.c.name))).all()
+        return [_agent_from_row(r) for r in rows]
+
+    async def agent_named(self, name: str) -> Agent | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(t.agents).where(t.agents.c.name == name))).first()
+        return _agent_from_row(row) if row is not None else None
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        async with self._read() as conn:
+            row = (await conn.execute(select(t.agents).where(t.agents.c.id == agent_id))).first()
+        if row is None:
+            raise AgentNotFound(agent_id)
+        return _agent_from_row(row)
+
+    async def record_heartbeat(
+        self, agent_id: str, status: dict[str, Any], ttl: timedelta
+    ) -> list[int]:
+        now = self.clock()
+        held = (t.tasks.c.lease_agent == agent_id) & (t.tasks.c.state == TaskState.ACTIVE.value)
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.agents)
+                .where(t.agents.c.id == agent_id)
+                .values(state=AgentState.ALIVE.value, last_heartbeat=now, status=status)
+            )
+            await conn.execute(update(t.tasks).where(held).values(lease_expires_at=now + ttl))
+            rows = (
+                await conn.execute(select(t.tasks.c.id).where(held & t.tasks.c.cancel_requested))
+            ).all()
+        return [r.id for r in rows]
+
+    async def mark_agent_lost(self, agent_id: str, why: str) -> int:
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.agents)
+                .where(t.agents.c.id == agent_id)
+                .values(state=AgentState.LOST.value)
+            )
+            return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)

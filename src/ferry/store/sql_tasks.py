@@ -1,0 +1,290 @@
+"""Tasks in SQL: leasing, results, lease expiry and retries (the agent protocol's store side)."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ferry.domain.locations import parse_location
+from ferry.domain.states import TaskState
+from ferry.domain.transfers import TransferOptions
+from ferry.store import tables as t
+from ferry.store.abc import LeasedTask, TaskResult
+from ferry.store.sql_base import SqlBase
+
+RETRY_BASE = timedelta(seconds=10)
+RETRY_CAP = timedelta(minutes=10)
+
+_COUNTED = {
+    TaskState.DONE: "done",
+    TaskState.SKIPPED: "skipped",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELED: "canceled",
+}
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Exponential backoff with full jitter between half and the whole step."""
+    step: timedelta = min(RETRY_BASE * (2 ** max(attempt - 1, 0)), RETRY_CAP)
+    return step * random.uniform(0.5, 1.0)
+
+
+class RunCounter:
+    """Deltas of a run's counters, applied in one statement per run."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+
+    def add(self, transfer_id: str, run: int, state: TaskState, nbytes: int = 0) -> None:
+        column = _COUNTED.get(state)
+        if column is not None:
+            self._deltas[(transfer_id, run)][column] += 1
+        if nbytes:
+            self._deltas[(transfer_id, run)]["bytes"] += nbytes
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        for (transfer_id, run), delta in self._deltas.items():
+            values = {name: t.runs.c[name] + n for name, n in delta.items()}
+            await conn.execute(
+                update(t.runs)
+                .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
+                .values(**values)
+            )
+
+
+class TasksMixin(SqlBase):
+    async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
+        now = self.clock()
+        lease = secrets.token_hex(16)
+        eligible = (
+            select(t.tasks.c.id)
+            .where((t.tasks.c.state == TaskState.QUEUED.value) & ~t.tasks.c.cancel_requested)
+            .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
+            .limit(limit)
+        )
+        stmt = (
+            update(t.tasks)
+            .where(t.tasks.c.id.in_(eligible.scalar_subquery()))
+            .where(t.tasks.c.state == TaskState.QUEUED.value)
+            .values(
+                state=TaskState.ACTIVE.value,
+                lease_agent=agent_id,
+                lease_token=lease,
+                leased_at=now,
+                lease_expires_at=now + ttl,
+                attempts=t.tasks.c.attempts + 1,
+            )
+            .returning(
+                t.tasks.c.id,
+                t.tasks.c.transfer_id,
+                t.tasks.c.run,
+                t.tasks.c.source,
+                t.tasks.c.destination,
+                t.tasks.c.size,
+                t.tasks.c.attempts,
+            )
+        )
+        async with self._tx() as conn:
+            rows = sorted((await conn.execute(stmt)).all(), key=lambda r: r.id)
+            options = await self._options_of(conn, {r.transfer_id for r in rows})
+        return [
+            LeasedTask(
+                id=r.id,
+                lease=lease,
+                transfer_id=r.transfer_id,
+                run=r.run,
+                source=parse_location(r.source),
+                destination=parse_location(r.destination),
+                size=r.size,
+                attempt=r.attempts,
+                options=options[r.transfer_id],
+            )
+            for r in rows
+        ]
+
+    async def _options_of(self, conn: AsyncConnection, ids: set[str]) -> dict[str, TransferOptions]:
+        if not ids:
+            return {}
+        rows = (
+            await conn.execute(
+                select(t.transfers.c.id, t.transfers.c.spec).where(t.transfers.c.id.in_(ids))
+            )
+        ).all()
+        return {r.id: TransferOptions.from_json(r.spec.get("options", {})) for r in rows}
+
+    async def record_results(self, agent_id: str, results: Iterable[TaskResult]) -> int:
+        by_id = {r.task_id: r for r in results}
+        if not by_id:
+            return 0
+        now = self.clock()
+        async with self._tx() as conn:
+            held = (
+                await conn.execute(
+                    select(t.tasks).where(
+                        t.tasks.c.id.in_(by_id)
+                        & (t.tasks.c.lease_agent == agent_id)
+                        & (t.tasks.c.state == TaskState.ACTIVE.value)
+                    )
+                )
+            ).all()
+            held = [row for row in held if row.lease_token == by_id[row.id].lease]
+            released = [row for row in held if by_id[row.id].state is TaskState.QUEUED]
+            if released:
+                await conn.execute(
+                    _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in released]
+                )
+            held = [row for row in held if by_id[row.id].state is not TaskState.QUEUED]
+            if not held:
+                return len(released)
+            updates, attempts, counter = [], [], RunCounter()
+            for row in held:
+                result = by_id[row.id]
+                state, not_before = self._next_state(row, result, now)
+                counter.add(
+                    row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
+                )
+                updates.append(_task_update(row.id, result, state, not_before, now))
+                attempts.append(_attempt(row, agent_id, result, now))
+            await conn.execute(_RESULT_UPDATE, updates)
+            await conn.execute(insert(t.attempts), attempts)
+            await counter.apply(conn)
+        return len(held) + len(released)
+
+    def _next_state(
+        self, row: Any, result: TaskResult, now: datetime
+    ) -> tuple[TaskState, datetime | None]:
+        if result.state is not TaskState.FAILED:
+            return result.state, None
+        if row.cancel_requested:
+            return TaskState.CANCELED, None
+        if result.retryable and row.attempts < row.max_attempts:
+            return TaskState.WAITING, now + retry_delay(row.attempts)
+        return TaskState.FAILED, None
+
+    async def reap_expired_leases(self, now: datetime) -> int:
+        expired = (t.tasks.c.state == TaskState.ACTIVE.value) & (t.tasks.c.lease_expires_at < now)
+        async with self._tx() as conn:
+            return await self._requeue_leases(conn, expired, "lease expired")
+
+    async def release_agent_leases(self, agent_id: str, why: str) -> int:
+        async with self._tx() as conn:
+            return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)
+
+    async def _requeue_leases(
+        self, conn: AsyncConnection, where: ColumnElement[bool], why: str
+    ) -> int:
+        """ACTIVE tasks matching ``where`` lose their lease: QUEUED again while attempts are left,
+        FAILED otherwise, CANCELED if a cancel was asked. The lost attempt is recorded."""
+        rows = (
+            await conn.execute(
+                select(t.tasks).where(where & (t.tasks.c.state == TaskState.ACTIVE.value))
+            )
+        ).all()
+        if not rows:
+            return 0
+        now = self.clock()
+        updates, attempts, counter = [], [], RunCounter()
+        for row in rows:
+            lost = TaskResult(
+                row.id, row.lease_token, TaskState.FAILED, error_class="transient", error=why
+            )
+            state = (
+                TaskState.CANCELED
+                if row.cancel_requested
+                else (TaskState.QUEUED if row.attempts < row.max_attempts else TaskState.FAILED)
+            )
+            counter.add(row.transfer_id, row.run, state)
+            updates.append(_task_update(row.id, lost, state, None, now))
+            attempts.append(_attempt(row, row.lease_agent, lost, now))
+        await conn.execute(_RESULT_UPDATE, updates)
+        await conn.execute(insert(t.attempts), attempts)
+        await counter.apply(conn)
+        return len(rows)
+
+    async def requeue_waiting(self, now: datetime) -> int:
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(t.tasks)
+                .where((t.tasks.c.state == TaskState.WAITING.value) & (t.tasks.c.not_before <= now))
+                .values(state=TaskState.QUEUED.value, not_before=None)
+            )
+        return int(result.rowcount)
+
+
+# One statement for every result of a batch (executemany); the lease and state in the WHERE
+# make it a compare-and-set: a row that changed hands meanwhile is left alone.
+_RESULT_UPDATE = (
+    update(t.tasks)
+    .where(
+        (t.tasks.c.id == bindparam("b_id"))
+        & (t.tasks.c.lease_token == bindparam("b_lease"))
+        & (t.tasks.c.state == TaskState.ACTIVE.value)
+    )
+    .values(
+        state=bindparam("b_state"),
+        bytes_done=bindparam("b_bytes"),
+        checksum=bindparam("b_checksum"),
+        error_class=bindparam("b_error_class"),
+        error=bindparam("b_error"),
+        not_before=bindparam("b_not_before"),
+        finished_at=bindparam("b_finished_at"),
+        lease_agent=None,
+        lease_token=None,
+        lease_expires_at=None,
+    )
+)
+
+
+# A task given back unstarted (the agent is stopping): QUEUED again, and the attempt not counted.
+_RELEASE = (
+    update(t.tasks)
+    .where(
+        (t.tasks.c.id == bindparam("b_id"))
+        & (t.tasks.c.lease_token == bindparam("b_lease"))
+        & (t.tasks.c.state == TaskState.ACTIVE.value)
+    )
+    .values(
+        state=TaskState.QUEUED.value,
+        attempts=t.tasks.c.attempts - 1,
+        lease_agent=None,
+        lease_token=None,
+        lease_expires_at=None,
+    )
+)
+
+
+def _task_update(
+    task_id: int, result: TaskResult, state: TaskState, not_before: datetime | None, now: datetime
+) -> dict[str, Any]:
+    final = state in _COUNTED
+    return {
+        "b_id": task_id,
+        "b_lease": result.lease,
+        "b_state": state.value,
+        "b_bytes": result.bytes,
+        "b_checksum": result.checksum,
+        "b_error_class": result.error_class,
+        "b_error": result.error,
+        "b_not_before": not_before,
+        "b_finished_at": now if final else None,
+    }
+
+
+def _attempt(row: Any, agent_id: str | None, result: TaskResult, now: datetime) -> dict[str, Any]:
+    return {
+        "task_id": row.id,
+        "number": row.attempts,
+        "agent": agent_id,
+        "started_at": row.leased_at,
+        "finished_at": now,
+        "bytes": result.bytes,
+        "error_class": result.error_class,
+        "error": result.error,
+    }

@@ -1,0 +1,205 @@
+"""The schema (DESIGN §9). The indexes are the point: every loop's query touches only its rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC in Python, naive UTC in the database: the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+scopes = Table(
+    "scopes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("weight", Integer, nullable=False, default=1),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("client", String(128), ForeignKey("clients.name"), nullable=True),
+    Column("agent_id", String(36), ForeignKey("agents.id"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "agent_id"),
+)
+
+agent_secrets = Table(
+    "agent_secrets",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("agent_name", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("host", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("capabilities", JSON, nullable=False),
+    Column("status", JSON, nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("last_heartbeat", UtcDateTime, nullable=True),
+)
+
+storages = Table(
+    "storages",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("scope", String(64), ForeignKey("scopes.name"), nullable=False),
+    Column("submitter", String(128), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("schedule", JSON, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("next_run_at", UtcDateTime, nullable=True),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("submission_id", String(128), nullable=True),
+    Column("spec_hash", String(64), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("scope", "submitter", "submission_id"),
+    Index(None, "status", "next_run_at"),
+    Index(None, "created_at", "id"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("transfer_id", String(36), ForeignKey("transfers.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("status", String(24), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("occurrences", Integer, nullable=False, default=1),
+    Column("expanded", Boolean, nullable=False, default=False),
+    Column("total", Integer, nullable=False, default=0),
+    Column("done", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("canceled", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Index(None, "status", "expanded"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(36), ForeignKey("transfers.id"), nullable=False),
+    Column("run", Integer, nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("checksum", String(80), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lease_agent", String(36), nullable=True),
+    Column("lease_token", String(64), nullable=True),
+    Column("leased_at", UtcDateTime, nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("not_before", UtcDateTime, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("bytes_done", BigInteger, nullable=False, default=0),
+    Column("error_class", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index(None, "state", "priority", "id"),
+    Index(None, "lease_expires_at"),
+    Index(None, "lease_agent"),
+    Index(None, "not_before"),
+    Index(None, "transfer_id", "run", "id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("agent", String(36), nullable=True),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("error_class", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "task_id"),
+)
