@@ -41,6 +41,7 @@ class HeldTask:
     destination: Location
     checksum: Checksum
     overwrite: Overwrite
+    attempt: int = 1
     bytes_done: int = 0
     started: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -137,6 +138,7 @@ class AgentRunner:
                     destination=parse_location(item["destination"]),
                     checksum=Checksum(item["checksum"]),
                     overwrite=Overwrite(item["overwrite"]),
+                    attempt=int(item["attempt"]),
                 )
                 self._held[task.id] = task
                 self._queue.put_nowait(task)
@@ -178,6 +180,7 @@ class AgentRunner:
                 checksum=task.checksum,
                 overwrite=task.overwrite,
                 tag=str(task.id),
+                attempt=task.attempt,
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.cancel.is_set)
         except TransferCanceled as exc:

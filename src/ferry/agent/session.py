@@ -18,12 +18,22 @@ CONNECT_RETRY_MAX_S = 5.0
 
 
 class ServerSession:
-    def __init__(self, server: str, *, name: str, secret: str | None, token: str | None) -> None:
+    def __init__(
+        self,
+        server: str,
+        *,
+        name: str,
+        secret: str | None,
+        token: str | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.name = name
         self._secret = secret
         self._token = token
         self._http = httpx.AsyncClient(
-            base_url=server.rstrip("/") + "/api/v1", timeout=httpx.Timeout(30.0)
+            base_url=server.rstrip("/") + "/api/v1",
+            timeout=httpx.Timeout(30.0),
+            transport=transport,
         )
         self.agent_id = ""
         self.heartbeat_s = 5.0

@@ -34,6 +34,7 @@ class CopyRequest:
     checksum: Checksum = Checksum.ADLER32
     overwrite: Overwrite = Overwrite.NEVER
     tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
+    attempt: int = 1
 
     @property
     def source_label(self) -> str:
@@ -79,7 +80,7 @@ def _copy(
     if info.get("type") == "directory":
         raise IsADirectoryError(source)
     if request.overwrite is Overwrite.NEVER and dst_fs.exists(destination):
-        return CopyOutcome(CopyState.SKIPPED)
+        return _already_there(request, source, destination, info)
     dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
     request.destination.resolve(request.destination_path)  # again, now that the folders exist
     temporary = temporary_name(destination, request.tag)
@@ -93,6 +94,31 @@ def _copy(
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _already_there(
+    request: CopyRequest, source: str, destination: str, info: dict[str, Any]
+) -> CopyOutcome:
+    """An existing destination is SKIPPED (overwrite=never) unless this task put it there itself:
+    an earlier attempt may have moved it into place and died before it could report. On a retry,
+    a destination equal to the source in size and checksum is that attempt's verified work."""
+    if request.attempt <= 1 or request.destination.fs.size(destination) != info.get("size"):
+        return CopyOutcome(CopyState.SKIPPED)
+    algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
+    ours = _checksum_of(request.source, source, algorithm)
+    if ours != _checksum_of(request.destination, destination, algorithm):
+        return CopyOutcome(CopyState.SKIPPED)
+    shown = format_checksum(algorithm, ours) if request.checksum is not Checksum.NONE else None
+    return CopyOutcome(CopyState.DONE, int(info["size"]), shown)
+
+
+def _checksum_of(storage: StorageFS, path: str, algorithm: Checksum) -> str:
+    running = new_checksum(algorithm)
+    assert running is not None
+    with storage.fs.open(path, "rb") as handle:
+        while block := handle.read(BLOCK_SIZE):
+            running.update(block)
+    return running.hexdigest()
 
 
 def _stream(

@@ -5,7 +5,14 @@ from __future__ import annotations
 import errno
 import socket
 
-from ferry.errors import AccessDenied, PermanentError, SourceNotFound, TransferError, TransientError
+from ferry.errors import (
+    AccessDenied,
+    InvalidRequest,
+    PermanentError,
+    SourceNotFound,
+    TransferError,
+    TransientError,
+)
 
 _TRANSIENT_ERRNOS = {
     errno.ECONNRESET,
@@ -25,6 +32,8 @@ def classify(exc: BaseException, location: str) -> TransferError:
     """The ferry error for ``exc`` raised while working on ``location``."""
     if isinstance(exc, TransferError):
         return exc
+    if isinstance(exc, InvalidRequest):  # e.g. a symlink leading out of the storage
+        return AccessDenied(str(exc))
     if isinstance(exc, FileNotFoundError):
         return SourceNotFound(location)
     if isinstance(exc, PermissionError):

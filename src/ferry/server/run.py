@@ -25,6 +25,11 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._ferry_state.stopping.set()
         super().handle_exit(sig, frame)
+        # Uvicorn re-raises the signal once shut down; a shutdown that was asked for and
+        # completed is a success, so the process exits 0 instead.
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
 
 
 def serve(settings: ServerSettings) -> None:

@@ -135,12 +135,16 @@ class TasksMixin(SqlBase):
                 )
             ).all()
             held = [row for row in held if row.lease_token == by_id[row.id].lease]
-            released = [row for row in held if by_id[row.id].state is TaskState.QUEUED]
+            released = [
+                row
+                for row in held
+                if by_id[row.id].state is TaskState.QUEUED and not row.cancel_requested
+            ]
             if released:
                 await conn.execute(
                     _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in released]
                 )
-            held = [row for row in held if by_id[row.id].state is not TaskState.QUEUED]
+            held = [row for row in held if row not in released]  # a released canceled task ends
             if not held:
                 return len(released)
             updates, attempts, counter = [], [], RunCounter()
@@ -160,10 +164,10 @@ class TasksMixin(SqlBase):
     def _next_state(
         self, row: Any, result: TaskResult, now: datetime
     ) -> tuple[TaskState, datetime | None]:
+        if row.cancel_requested and result.state in (TaskState.FAILED, TaskState.QUEUED):
+            return TaskState.CANCELED, None
         if result.state is not TaskState.FAILED:
             return result.state, None
-        if row.cancel_requested:
-            return TaskState.CANCELED, None
         if result.retryable and row.attempts < row.max_attempts:
             return TaskState.WAITING, now + retry_delay(row.attempts)
         return TaskState.FAILED, None

@@ -95,7 +95,9 @@ class TransfersMixin(SqlBase):
                         & (c.submission_id == new.submission_id)
                     )
                 )
-            ).one()
+            ).first()
+        if row is None:  # the insert failed for another reason (e.g. an unknown scope)
+            raise InvalidRequest(f"transfer refused: scope {new.scope!r} does not exist")
         if row.spec_hash != digest:
             raise Conflict(
                 f"submission id {new.submission_id!r} was used for another transfer ({row.id})"
@@ -364,8 +366,11 @@ class TransfersMixin(SqlBase):
                 .limit(1)
             )
         ).first()
-        detail = f": {first.error}" if first is not None and first.error else ""
-        return f"{run.counts.failed} of {run.counts.total} objects failed{detail}"
+        summary = f"{run.counts.failed} of {run.counts.total} objects failed"
+        if first is None:
+            return summary
+        error = (first.error or "no error recorded").strip().splitlines()[0]
+        return f"{summary}: {error if first.source in error else f'{first.source}: {error}'}"
 
     # --- cancel and outcomes --------------------------------------------------------------------
     async def cancel_transfer(self, transfer_id: str) -> CancelOutcome:

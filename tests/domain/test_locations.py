@@ -1,0 +1,132 @@
+"""``STORAGE:PATH`` locations: parsed, normalized, and confined to their storage root."""
+
+from __future__ import annotations
+
+import posixpath
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ferry.domain.locations import Location, confine_path, is_storage_name, parse_location
+from ferry.errors import InvalidLocation, InvalidRequest, PathOutsideStorage
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("local:a/./b", "a/b"),
+        ("local:a//b", "a/b"),
+        ("local:a/b/", "a/b"),
+        ("local:a/x/../b", "a/b"),
+        ("local:", ""),
+        ("local:.", ""),
+        ("local:./", ""),
+        ("local:a/..", ""),
+        ("local:data/a.csv", "data/a.csv"),
+        ("local:dir with space/é.txt", "dir with space/é.txt"),
+        ("local:..hidden", "..hidden"),
+        ("local:a:b", "a:b"),
+    ],
+)
+def test_good_paths_are_normalized(text, path):
+    assert parse_location(text) == Location("local", path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["local:..", "local:../x", "local:a/../..", "local:a/../../b", "local:./../x"],
+)
+def test_climbing_out_is_refused(text):
+    with pytest.raises(PathOutsideStorage):
+        parse_location(text)
+
+
+@pytest.mark.parametrize("text", ["local:/etc/passwd", "local:/", "local://x", "local:\\x"])
+def test_absolute_paths_are_refused(text):
+    with pytest.raises(PathOutsideStorage):
+        parse_location(text)
+
+
+def test_nul_is_refused():
+    with pytest.raises(InvalidLocation, match="NUL"):
+        parse_location("local:a\x00b")
+
+
+def test_missing_colon_is_refused():
+    with pytest.raises(InvalidLocation, match="STORAGE:PATH"):
+        parse_location("data/a.csv")
+
+
+@pytest.mark.parametrize(
+    "text", [":a", "1local:a", "-x:a", "lo cal:a", "a/b:c", "x" * 64 + ":a", "é:a"]
+)
+def test_bad_storage_names_are_refused(text):
+    with pytest.raises(InvalidLocation, match="is not a storage name"):
+        parse_location(text)
+
+
+def test_location_errors_are_invalid_requests():
+    assert issubclass(InvalidLocation, InvalidRequest)
+    assert issubclass(PathOutsideStorage, InvalidRequest)
+
+
+def test_outside_error_names_storage_and_path():
+    with pytest.raises(PathOutsideStorage) as caught:
+        confine_path("local", "../x")
+    assert (caught.value.storage, caught.value.path) == ("local", "../x")
+    assert "'../x'" in str(caught.value)
+    assert "'local'" in str(caught.value)
+
+
+def test_longest_storage_name_is_accepted():
+    name = "a" + "b" * 62
+    assert is_storage_name(name)
+    assert parse_location(f"{name}:x").storage == name
+
+
+def test_location_prints_back_as_text():
+    assert str(parse_location("local:a/./b")) == "local:a/b"
+    assert str(parse_location("local:")) == "local:"
+
+
+def test_name_is_the_last_component():
+    assert parse_location("local:a/b.txt").name == "b.txt"
+    assert parse_location("local:").name == ""
+
+
+def test_child_joins_and_normalizes():
+    assert Location("local", "a").child("b/./c") == Location("local", "a/b/c")
+    assert Location("local", "").child("x") == Location("local", "x")
+    assert Location("local", "a/b").child("../c") == Location("local", "a/c")
+
+
+@pytest.mark.parametrize("relative", ["../..", "../../x", "/etc"])
+def test_child_cannot_leave_the_storage(relative):
+    with pytest.raises(PathOutsideStorage):
+        Location("local", "a").child(relative)
+
+
+_COMPONENTS = st.sampled_from(["a", "b", ".", "..", "", "é", "x y", "...", "..a"])
+
+
+@given(st.lists(_COMPONENTS, max_size=8).map("/".join), st.booleans())
+def test_accepted_paths_stay_inside(path, leading_slash):
+    text = ("/" if leading_slash else "") + path
+    try:
+        confined = confine_path("local", text)
+    except PathOutsideStorage:
+        return
+    assert not confined.startswith("/")
+    assert ".." not in confined.split("/")
+    assert confined == "" or posixpath.normpath(confined) == confined
+
+
+@given(st.text())
+def test_any_text_is_confined_or_refused(text):
+    try:
+        confined = confine_path("local", text)
+    except (PathOutsideStorage, InvalidLocation):
+        return
+    assert not confined.startswith("/")
+    assert ".." not in confined.split("/")

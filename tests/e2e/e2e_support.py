@@ -1,0 +1,154 @@
+"""Helpers for end-to-end tests: a real ``ferry server`` process (with its local agents) on a
+loopback port, and the CLI as a subprocess: what a user gets after ``make run``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FERRY = [sys.executable, "-m", "ferry"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if text in cmdline and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+        time.sleep(interval)
+
+
+@dataclass
+class ServerProcess:
+    cwd: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return (self.cwd / ".ferry" / "admin.token").read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        return {**env, "FERRY_URL": self.url}
+
+    def cli(
+        self, *args: str, check: bool = False, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*FERRY, *args],
+            cwd=self.cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"ferry {' '.join(args)} exited {result.returncode}: {result.stderr}"
+            )
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json", check=True).stdout)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def agents(self) -> list[dict[str, Any]]:
+        response = self.api("GET", "/api/v1/agents")
+        response.raise_for_status()
+        return list(response.json())
+
+    def family(self) -> list[int]:
+        """The server and every agent started for it."""
+        return processes_mentioning(f"--port {self.port}") + processes_mentioning(
+            f"--server {self.url}"
+        )
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout)
+
+
+def launch(cwd: Path, *extra: str) -> ServerProcess:
+    """Start ``ferry server`` in ``cwd`` on a free loopback port and wait until it is healthy."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = cwd.parent / f"server-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*FERRY, "server", "--port", str(port), *extra],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    server = ServerProcess(cwd, port, process, log, list(extra))
+    try:
+        wait_for(lambda: _healthy(server), timeout=30)
+    except BaseException:
+        shutdown(server)
+        raise
+    return server
+
+
+def shutdown(server: ServerProcess) -> None:
+    if server.process.poll() is None:
+        server.stop(signal.SIGTERM)
+    for pid in server.family():
+        os.kill(pid, signal.SIGKILL)
+
+
+def _healthy(server: ServerProcess) -> bool:
+    if server.process.poll() is not None:
+        raise AssertionError(
+            f"server exited with {server.process.returncode}:\n{server.log.read_text()}"
+        )
+    try:
+        return httpx.get(server.url + "/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

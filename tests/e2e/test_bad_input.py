@@ -1,0 +1,98 @@
+"""Bad input through the real server and the CLI: a clear error, a non-zero exit, no output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def snapshot(root: Path) -> set[str]:
+    """Every path under ``root`` but the server's own data directory."""
+    paths = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".ferry"]
+        paths |= {str(Path(folder, name).relative_to(root)) for name in dirs + files}
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["local:../x", "local:dst"], "outside storage"),
+        (["local:/etc/passwd", "local:dst"], "outside storage"),
+        (["local:a.txt", "local:../../escape"], "outside storage"),
+        (["elsewhere:a.txt", "local:dst"], "not registered"),
+        (["a.txt", "local:dst"], "STORAGE:PATH"),
+        (["local:a.txt"], "SOURCE"),
+    ],
+)
+def test_refused_submissions_write_nothing(module_server, args, needle) -> None:  # type: ignore[no-untyped-def]
+    (module_server.cwd / "a.txt").write_text("a")
+    before = snapshot(module_server.cwd.parent)
+    transfers_before = module_server.cli_json("ls")
+
+    result = module_server.cli("submit", *args)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ")
+    assert needle in lines[0]
+    assert snapshot(module_server.cwd.parent) == before
+    assert module_server.cli_json("ls") == transfers_before
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"{not json", 422),
+        (b'{"sources": "local:a.txt", "destination": "local:dst"}', 422),
+        (b'{"sources": ["local:a.txt"], "destination": "local:dst", "kind": "galaxy"}', 422),
+        (b'{"sources": ["local:../a.txt"], "destination": "local:dst"}', 422),
+        (b'{"sources": ["ghost:a.txt"], "destination": "local:dst"}', 422),
+    ],
+)
+def test_malformed_bodies_get_problem_json(module_server, content, status) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(module_server.cwd.parent)
+    response = module_server.api(
+        "POST", "/api/v1/transfers", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
+    assert response.json()["detail"]
+    assert snapshot(module_server.cwd.parent) == before
+
+
+def test_an_unreachable_server_is_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+    result = module_server.cli("ls", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the server")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_token_is_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+    result = module_server.cli("ls", "--token", "wrong")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: unknown or revoked token"
+
+
+@pytest.mark.parametrize("tree", [False, True])
+def test_a_missing_source_fails_at_run_time(module_server, tree) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(module_server.cwd.parent)
+    args = ["--tree"] if tree else []
+
+    result = module_server.cli("submit", *args, "--wait", "--json", "local:not-there", "local:dst")
+
+    assert result.returncode == 1
+    transfer = httpx.Response(200, content=result.stdout).json()
+    assert transfer["status"] == "FAILED"
+    assert "not found: local:not-there" in transfer["error"]
+    (obj,) = module_server.cli_json("outcomes", transfer["id"])["objects"]
+    assert obj["status"] == "FAILED"
+    assert obj["error"] == "not found: local:not-there"
+    assert snapshot(module_server.cwd.parent) == before

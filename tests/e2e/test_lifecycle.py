@@ -1,0 +1,66 @@
+"""The server's life: it starts its agents, and SIGINT or SIGTERM stops all of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from e2e_support import wait_for
+
+
+def live_agents(server) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [a for a in server.agents() if a["state"] in ("REGISTERED", "ALIVE")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_server_and_its_agents(start_server, signum) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    assert wait_for(lambda: len(live_agents(server)) == 2)
+    assert len(server.family()) == 3  # the server and two agents
+
+    assert server.stop(signum, timeout=30) == 0
+
+    assert wait_for(lambda: server.family() == [], timeout=15)
+    log = server.log.read_text()
+    assert "Traceback" not in log
+
+
+def test_agents_do_not_outlive_a_killed_server(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    wait_for(lambda: len(live_agents(server)) == 2)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(10)
+    assert wait_for(lambda: server.family() == [], timeout=15)
+
+
+def test_storages_from_the_command_line(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    archive = tmp_path / "archive"
+    (archive / "in").mkdir(parents=True)
+    (archive / "in" / "report.csv").write_text("a,b\n1,2\n")
+    server = start_server("--storage", f"archive={archive.as_uri()}")
+
+    transfer = server.cli_json("submit", "--wait", "archive:in/report.csv", "local:inbox")
+
+    assert transfer["status"] == "COMPLETED"
+    assert (server.cwd / "inbox" / "report.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_a_restarted_server_keeps_its_token_and_transfers(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = start_server("--agents", "0")
+    (first.cwd / "a.txt").write_text("a")
+    transfer = first.cli_json("submit", "local:a.txt", "local:out")
+    token = first.token
+    first.stop()
+    from e2e_support import launch, shutdown
+
+    again = launch(first.cwd, "--agents", "1")
+    try:
+        assert again.token == token
+        finished = wait_for(
+            lambda: (t := again.cli_json("status", transfer["id"]))["status"] == "COMPLETED" and t
+        )
+        assert finished["objects"]["done"] == 1
+        assert (again.cwd / "out" / "a.txt").read_text() == "a"
+    finally:
+        shutdown(again)

@@ -1,0 +1,64 @@
+"""A tree of 1,000 files through a real server and its agents, checked byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import zlib
+from pathlib import Path
+
+NAMES = ["data", "Données", "日本語", "with space", "ünïcødé", "a/b/c", "deep/er/still/more"]
+
+
+def make_tree(root: Path, count: int = 1000) -> None:
+    """``count`` files in nested folders: one empty, one of 50 MB, the rest of mixed sizes,
+    names with spaces and non-ASCII letters."""
+    rng = random.Random(20261123)
+    (root / "empty file").parent.mkdir(parents=True, exist_ok=True)
+    (root / "empty file").write_bytes(b"")
+    (root / "big" / "fifty MB.bin").parent.mkdir(parents=True)
+    (root / "big" / "fifty MB.bin").write_bytes(os.urandom(50 * 1024 * 1024))
+    for i in range(count - 2):
+        folder = root / rng.choice(NAMES) / f"part {i % 13}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = rng.choice([1, 17, 512, 4096, 10_000, 65_536, 200_000])
+        (folder / f"fichier é {i}.dat").write_bytes(rng.randbytes(size))
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    """Relative path → sha256, by an independent walk of the file system."""
+    digests = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            digests[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def test_a_tree_arrives_whole_and_every_object_is_accounted_for(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    make_tree(server.cwd / "src")
+
+    transfer = server.cli_json("submit", "--tree", "--wait", "local:src", "local:dst")
+
+    assert transfer["status"] == "COMPLETED"
+    assert transfer["objects"]["total"] == transfer["objects"]["done"] == 1000
+    source, copied = digest_tree(server.cwd / "src"), digest_tree(server.cwd / "dst")
+    assert len(source) == 1000
+    assert copied == source
+    assert transfer["bytes"] == sum(
+        p.stat().st_size for p in (server.cwd / "src").rglob("*") if p.is_file()
+    )
+
+    outcomes = server.cli_json("outcomes", transfer["id"])
+    assert outcomes["transfer"] == transfer["id"]
+    assert outcomes["status"] == "COMPLETED"
+    assert len(outcomes["objects"]) == 1000
+    for obj in outcomes["objects"]:
+        data = (server.cwd / obj["source"].removeprefix("local:")).read_bytes()
+        assert obj["status"] == "DONE"
+        assert obj["size"] == len(data)
+        assert obj["checksum"] == f"adler32:{zlib.adler32(data):08x}"
+        assert obj["attempts"] == 1
+        assert obj["error"] is None

@@ -1,0 +1,185 @@
+"""Copying one object between local storages: same bytes, checksum on the fly, nothing partial."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+
+from ferry.domain.transfers import Checksum, Overwrite
+from ferry.engine.copy import (
+    BLOCK_SIZE,
+    CopyRequest,
+    CopyState,
+    copy_object,
+    temporary_name,
+)
+from ferry.engine.storages import StorageFS
+from ferry.errors import PathOutsideStorage, PermanentError, SourceNotFound, TransferCanceled
+
+
+def request(src, dst, source="a.bin", destination="out/a.bin", **kwargs) -> CopyRequest:
+    return CopyRequest(src, source, dst, destination, **kwargs)
+
+
+def leftovers(root) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if p.name.endswith(".part"))
+
+
+@pytest.fixture
+def payload(src_root) -> bytes:
+    data = os.urandom(100_000)
+    (src_root / "a.bin").write_bytes(data)
+    return data
+
+
+def test_copy_writes_identical_bytes_with_adler32(src, dst, dst_root, payload):
+    outcome = copy_object(request(src, dst))
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+    assert outcome.state is CopyState.DONE
+    assert outcome.bytes == len(payload)
+    assert outcome.checksum == f"adler32:{zlib.adler32(payload):08x}"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "digest"),
+    [(Checksum.MD5, hashlib.md5), (Checksum.SHA256, hashlib.sha256)],
+)
+def test_copy_with_a_hashlib_checksum(src, dst, payload, algorithm, digest):
+    outcome = copy_object(request(src, dst, checksum=algorithm))
+    assert outcome.checksum == f"{algorithm.value}:{digest(payload).hexdigest()}"
+
+
+def test_copy_without_checksum(src, dst, dst_root, payload):
+    outcome = copy_object(request(src, dst, checksum=Checksum.NONE))
+    assert outcome.checksum is None
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+
+
+def test_copy_of_an_empty_file(src, dst, src_root, dst_root):
+    (src_root / "empty").write_bytes(b"")
+    outcome = copy_object(request(src, dst, "empty", "empty"))
+    assert (outcome.state, outcome.bytes) == (CopyState.DONE, 0)
+    assert outcome.checksum == "adler32:00000001"
+    assert (dst_root / "empty").read_bytes() == b""
+
+
+def test_copy_of_a_file_larger_than_a_block(src, dst, src_root, dst_root):
+    data = os.urandom(2 * BLOCK_SIZE + 123)
+    (src_root / "big").write_bytes(data)
+    seen: list[int] = []
+    outcome = copy_object(request(src, dst, "big", "big"), progress=seen.append)
+    assert (dst_root / "big").read_bytes() == data
+    assert outcome.checksum == f"adler32:{zlib.adler32(data):08x}"
+    assert seen == [BLOCK_SIZE, BLOCK_SIZE, 123]
+
+
+def test_copy_leaves_no_temporary_file(src, dst, dst_root, payload):
+    copy_object(request(src, dst))
+    assert leftovers(dst_root) == []
+
+
+def test_overwrite_never_skips_an_existing_destination(src, dst, dst_root, payload):
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(b"keep me")
+    outcome = copy_object(request(src, dst, overwrite=Overwrite.NEVER))
+    assert outcome.state is CopyState.SKIPPED
+    assert (dst_root / "out" / "a.bin").read_bytes() == b"keep me"
+
+
+def test_overwrite_always_replaces_an_existing_destination(src, dst, dst_root, payload):
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(b"old")
+    outcome = copy_object(request(src, dst, overwrite=Overwrite.ALWAYS))
+    assert outcome.state is CopyState.DONE
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+
+
+def test_missing_source_is_not_found_and_writes_nothing(src, dst, dst_root):
+    with pytest.raises(SourceNotFound, match="src:missing"):
+        copy_object(request(src, dst, "missing", "out/missing"))
+    assert list(dst_root.iterdir()) == []
+
+
+def test_a_directory_source_is_a_permanent_error(src, dst, src_root, dst_root):
+    (src_root / "folder").mkdir()
+    with pytest.raises(PermanentError, match="is a directory") as caught:
+        copy_object(request(src, dst, "folder", "folder"))
+    assert not caught.value.retryable
+    assert list(dst_root.iterdir()) == []
+
+
+def test_cancel_removes_the_partial_copy(src, dst, src_root, dst_root):
+    (src_root / "big").write_bytes(os.urandom(2 * BLOCK_SIZE))
+    blocks = []
+    with pytest.raises(TransferCanceled, match="src:big"):
+        copy_object(
+            request(src, dst, "big", "out/big"),
+            progress=blocks.append,
+            should_stop=lambda: len(blocks) >= 1,
+        )
+    assert blocks == [BLOCK_SIZE]
+    assert list((dst_root / "out").iterdir()) == []
+
+
+class _FailingWrites(MemoryFileSystem):
+    """An in-memory destination whose files fail after their first write."""
+
+    def _open(self, path, mode="rb", **kwargs):
+        opened = super()._open(path, mode, **kwargs)
+        if "w" in mode:
+            write, calls = opened.write, []
+
+            def failing_write(data):
+                calls.append(len(data))
+                if len(calls) > 1:
+                    raise OSError(28, "No space left on device")
+                return write(data)
+
+            opened.write = failing_write
+        return opened
+
+
+def test_a_failure_while_writing_leaves_no_temporary_file(src, src_root):
+    (src_root / "big").write_bytes(os.urandom(2 * BLOCK_SIZE))
+    memory = StorageFS("mem", _FailingWrites(skip_instance_cache=True), "/bucket")
+    memory.fs.makedirs("/bucket", exist_ok=True)
+    with pytest.raises(PermanentError, match="no space left"):
+        copy_object(request(src, memory, "big", "out/big"))
+    assert memory.fs.find("/bucket") == []
+
+
+def test_a_symlink_leading_out_of_the_source_is_refused(src, dst, src_root, tmp_path):
+    (tmp_path / "secret").write_bytes(b"private")
+    (src_root / "link").symlink_to(tmp_path / "secret")
+    with pytest.raises(PathOutsideStorage):
+        src.resolve("link")
+    with pytest.raises(PermanentError) as caught:
+        copy_object(request(src, dst, "link", "link"))
+    assert not caught.value.retryable
+    assert isinstance(caught.value.__cause__, PathOutsideStorage)
+
+
+def test_a_destination_folder_linked_out_of_the_storage_is_refused(
+    src, dst, dst_root, tmp_path, payload
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dst_root / "out").symlink_to(outside)
+    with pytest.raises(PermanentError) as caught:
+        copy_object(request(src, dst))
+    assert not caught.value.retryable
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlink_inside_the_storage_is_followed(src, dst, src_root, dst_root, payload):
+    (src_root / "alias").symlink_to(src_root / "a.bin")
+    copy_object(request(src, dst, "alias", "alias"))
+    assert (dst_root / "alias").read_bytes() == payload
+
+
+def test_temporary_name_sits_beside_the_destination():
+    assert temporary_name("/root/out/a.bin", "42") == "/root/out/.a.bin.ferry-42.part"

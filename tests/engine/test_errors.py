@@ -1,0 +1,118 @@
+"""Backend exceptions become ferry transfer errors, transient or permanent, once."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from ferry.engine.errors import classify
+from ferry.errors import (
+    AccessDenied,
+    ChecksumMismatch,
+    PathOutsideStorage,
+    PermanentError,
+    SourceNotFound,
+    TransferCanceled,
+    TransferError,
+    TransientError,
+)
+
+WHERE = "src:data/a.bin"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientError("stalled"),
+        PermanentError("bad"),
+        ChecksumMismatch(WHERE, "adler32:1", "adler32:2"),
+        TransferCanceled(WHERE),
+    ],
+)
+def test_ferry_transfer_errors_pass_through(error):
+    assert classify(error, WHERE) is error
+
+
+def test_file_not_found_is_source_not_found():
+    error = classify(FileNotFoundError(errno.ENOENT, "No such file"), WHERE)
+    assert isinstance(error, SourceNotFound)
+    assert error.message == f"not found: {WHERE}"
+    assert not error.retryable
+
+
+def test_permission_error_is_access_denied():
+    error = classify(PermissionError(errno.EACCES, "Permission denied"), WHERE)
+    assert isinstance(error, AccessDenied)
+    assert WHERE in error.message
+    assert not error.retryable
+
+
+def test_a_directory_is_permanent():
+    error = classify(IsADirectoryError(errno.EISDIR, "Is a directory"), WHERE)
+    assert type(error) is PermanentError
+    assert "tree transfer" in error.message
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TimeoutError("timed out"),
+        OSError(errno.ETIMEDOUT, "timed out"),
+        ConnectionResetError(errno.ECONNRESET, "reset"),
+        ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
+        BrokenPipeError(errno.EPIPE, "broken pipe"),
+    ],
+)
+def test_network_failures_are_transient(exc):
+    error = classify(exc, WHERE)
+    assert isinstance(error, TransientError)
+    assert error.retryable
+    assert WHERE in error.message
+
+
+@pytest.mark.parametrize(
+    "code", [errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.EHOSTUNREACH]
+)
+def test_transient_errnos_are_retried(code):
+    error = classify(OSError(code, "oops"), WHERE)
+    assert isinstance(error, TransientError)
+    assert WHERE in error.message
+    assert "oops" in error.message
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_permanent(code):
+    error = classify(OSError(code, "No space left on device"), WHERE)
+    assert type(error) is PermanentError
+    assert error.message == f"no space left for {WHERE}: No space left on device"
+
+
+def test_other_os_errors_are_permanent():
+    error = classify(OSError(errno.EINVAL, "Invalid argument"), WHERE)
+    assert type(error) is PermanentError
+    assert error.message == f"Invalid argument on {WHERE}"
+
+
+def test_an_os_error_without_errno_keeps_its_text():
+    error = classify(OSError("backend said no"), WHERE)
+    assert isinstance(error, PermanentError)
+    assert "backend said no" in error.message
+
+
+def test_an_unknown_exception_is_transient_and_named():
+    error = classify(RuntimeError("weird"), WHERE)
+    assert isinstance(error, TransientError)
+    assert error.message == f"RuntimeError on {WHERE}: weird"
+
+
+def test_a_path_outside_its_storage_is_not_retried():
+    error = classify(PathOutsideStorage("src", "../etc"), WHERE)
+    assert isinstance(error, TransferError)
+    assert not error.retryable
+
+
+@pytest.mark.parametrize("cls", [SourceNotFound, AccessDenied, ChecksumMismatch, TransferCanceled])
+def test_permanent_subclasses_are_not_retried(cls):
+    assert issubclass(cls, PermanentError)
+    assert not cls.retryable

@@ -1,0 +1,94 @@
+"""Listing a local tree in pages: relative paths, sizes, and nothing from outside the storage."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.engine.trees import TreeEntry, walk_tree
+from ferry.errors import PathOutsideStorage
+
+
+def write(root, relative, data=b"x"):
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def listed(storage, path="", page_size=1000) -> list[TreeEntry]:
+    return [entry for page in walk_tree(storage, path, page_size) for entry in page]
+
+
+def test_files_are_listed_relative_to_the_root_with_sizes(src, src_root):
+    write(src_root, "data/a.txt", b"abc")
+    write(src_root, "data/sub/deeper/b.bin", b"")
+    write(src_root, "other.txt")
+    assert sorted(listed(src, "data"), key=lambda e: e.relative) == [
+        TreeEntry("a.txt", 3),
+        TreeEntry("sub/deeper/b.bin", 0),
+    ]
+
+
+def test_the_storage_root_can_be_listed(src, src_root):
+    write(src_root, "a")
+    write(src_root, "d/b", b"12")
+    assert sorted(listed(src), key=lambda e: e.relative) == [
+        TreeEntry("a", 1),
+        TreeEntry("d/b", 2),
+    ]
+
+
+def test_names_with_spaces_and_non_ascii_are_kept(src, src_root):
+    names = {"my folder/a file.txt", "données/été.csv", "日本/ファイル"}
+    for name in names:
+        write(src_root, f"t/{name}")
+    assert {e.relative for e in listed(src, "t")} == names
+
+
+def test_pages_never_exceed_the_page_size(src, src_root):
+    for i in range(7):
+        write(src_root, f"t/d{i % 2}/f{i}")
+    pages = list(walk_tree(src, "t", page_size=3))
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert len({e.relative for p in pages for e in p}) == 7
+
+
+def test_an_empty_folder_yields_no_page(src, src_root):
+    (src_root / "empty" / "sub").mkdir(parents=True)
+    assert list(walk_tree(src, "empty")) == []
+
+
+def test_a_missing_root_is_file_not_found(src):
+    with pytest.raises(FileNotFoundError):
+        list(walk_tree(src, "nope"))
+
+
+def test_a_file_root_is_not_a_directory(src, src_root):
+    write(src_root, "file")
+    with pytest.raises(NotADirectoryError):
+        list(walk_tree(src, "file"))
+
+
+def test_a_root_that_climbs_out_is_refused(src):
+    with pytest.raises(PathOutsideStorage):
+        list(walk_tree(src, "../"))
+
+
+def test_a_root_linked_out_of_the_storage_is_refused(src, src_root, tmp_path):
+    write(tmp_path, "outside/secret")
+    (src_root / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(PathOutsideStorage):
+        list(walk_tree(src, "link"))
+
+
+def test_symlinks_leading_out_are_left_out(src, src_root, tmp_path):
+    write(tmp_path, "outside/secret", b"private")
+    write(src_root, "t/kept", b"1")
+    (src_root / "t" / "file-link").symlink_to(tmp_path / "outside" / "secret")
+    (src_root / "t" / "dir-link").symlink_to(tmp_path / "outside")
+    assert [e.relative for e in listed(src, "t")] == ["kept"]
+
+
+def test_symlinks_inside_the_storage_are_listed(src, src_root):
+    write(src_root, "t/real", b"12")
+    (src_root / "t" / "alias").symlink_to(src_root / "t" / "real")
+    assert sorted(e.relative for e in listed(src, "t")) == ["alias", "real"]

@@ -1,0 +1,180 @@
+"""The agent protocol in-process: registration, leases, reports, heartbeats, a real runner."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from ferry.agent.runner import AgentRunner
+from ferry.agent.session import ServerSession
+
+PROBLEM = "application/problem+json"
+
+
+async def register(api, name: str = "a1") -> dict:  # type: ignore[no-untyped-def]
+    secret = await api.state.store.issue_agent_secret(name, timedelta(minutes=1))
+    response = await api.anonymous.post(
+        "/api/v1/agents/register", json={"secret": secret, "name": name}
+    )
+    assert response.status_code == 200
+    return {**response.json(), "secret": secret}
+
+
+def bearer(agent: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {agent['token']}"}
+
+
+async def test_a_secret_registers_once_and_only_its_agent(api) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api, "a1")
+    reused = await api.anonymous.post(
+        "/api/v1/agents/register", json={"secret": agent["secret"], "name": "a1"}
+    )
+    assert reused.status_code == 403
+    assert "already used" in reused.json()["detail"]
+    other = await api.state.store.issue_agent_secret("a2", timedelta(minutes=1))
+    stolen = await api.anonymous.post(
+        "/api/v1/agents/register", json={"secret": other, "name": "a3"}
+    )
+    assert stolen.status_code == 403
+    assert "another agent" in stolen.json()["detail"]
+    unknown = await api.anonymous.post(
+        "/api/v1/agents/register", json={"secret": "f" * 64, "name": "a1"}
+    )
+    assert unknown.status_code == 403
+    assert unknown.headers["content-type"] == PROBLEM
+
+
+async def test_an_agent_token_is_for_its_own_calls_only(api) -> None:  # type: ignore[no-untyped-def]
+    one, two = await register(api, "a1"), await register(api, "a2")
+    response = await api.anonymous.post(
+        f"/api/v1/agents/{two['id']}/lease", json={"max_tasks": 1, "wait_s": 0}, headers=bearer(one)
+    )
+    assert response.status_code == 403
+    transfers = await api.anonymous.get("/api/v1/transfers", headers=bearer(one))
+    assert transfers.status_code == 403
+
+
+async def test_an_empty_long_poll_answers_after_its_wait(api) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api)
+    response = await api.anonymous.post(
+        f"/api/v1/agents/{agent['id']}/lease",
+        json={"max_tasks": 10, "wait_s": 0.3},
+        headers=bearer(agent),
+    )
+    assert response.json() == {"tasks": [], "storages": {}}
+
+
+async def test_a_submission_wakes_a_waiting_long_poll(api) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api)
+    (api.root / "a.txt").write_text("a")
+    poll = asyncio.create_task(
+        api.anonymous.post(
+            f"/api/v1/agents/{agent['id']}/lease",
+            json={"max_tasks": 10, "wait_s": 30},
+            headers=bearer(agent),
+            timeout=60,
+        )
+    )
+    await asyncio.sleep(0)  # let the poll start waiting before anything is submitted
+    await api.client.post(
+        "/api/v1/transfers", json={"sources": ["local:a.txt"], "destination": "local:o"}
+    )
+    reply = (await asyncio.wait_for(poll, 10)).json()
+    assert [t["source"] for t in reply["tasks"]] == ["local:a.txt"]
+    assert reply["storages"]["local"]["url"] == api.root.as_uri()
+
+
+async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api)
+    (api.root / "a.txt").write_text("a")
+    await api.client.post(
+        "/api/v1/transfers", json={"sources": ["local:a.txt"], "destination": "local:o"}
+    )
+    lease_url = f"/api/v1/agents/{agent['id']}/lease"
+
+    async def leased():  # type: ignore[no-untyped-def]
+        reply = await api.anonymous.post(
+            lease_url, json={"max_tasks": 5, "wait_s": 0.2}, headers=bearer(agent)
+        )
+        return reply.json()["tasks"]
+
+    (task,) = await eventually(leased)
+    report = [{"task": task["id"], "lease": task["lease"], "state": "DONE", "bytes": 1}]
+    url = f"/api/v1/agents/{agent['id']}/report"
+    first = await api.anonymous.post(url, json=report, headers=bearer(agent))
+    second = await api.anonymous.post(url, json=report, headers=bearer(agent))
+    assert first.json() == {"accepted": 1, "ignored": 0}
+    assert second.json() == {"accepted": 0, "ignored": 1}
+
+
+async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api)
+    (api.root / "a.txt").write_text("a")
+    created = await api.client.post(
+        "/api/v1/transfers", json={"sources": ["local:a.txt"], "destination": "local:o"}
+    )
+    lease_url = f"/api/v1/agents/{agent['id']}/lease"
+
+    async def leased():  # type: ignore[no-untyped-def]
+        reply = await api.anonymous.post(
+            lease_url, json={"max_tasks": 5, "wait_s": 0.2}, headers=bearer(agent)
+        )
+        return reply.json()["tasks"]
+
+    (task,) = await eventually(leased)
+    await api.client.post(f"/api/v1/transfers/{created.json()['id']}/cancel")
+    beat = await api.anonymous.post(
+        f"/api/v1/agents/{agent['id']}/heartbeat",
+        json={"active": [[task["id"], 0]], "state": {"pid": 1}},
+        headers=bearer(agent),
+    )
+    assert beat.json() == {"cancel": [task["id"]]}
+    dump = (await api.client.get(f"/api/v1/agents/{agent['id']}")).json()
+    assert dump["state"] == "ALIVE"
+    assert dump["status"]["pid"] == 1
+
+
+@pytest.fixture
+async def runner(api):  # type: ignore[no-untyped-def]
+    secret = await api.state.store.issue_agent_secret("inproc", timedelta(minutes=1))
+    session = ServerSession(
+        "http://ferry", name="inproc", secret=secret, token=None, transport=api.transport
+    )
+    await session.register({"protocols": ["file"]})
+    runner = AgentRunner(session, max_active=4)
+    stop = asyncio.Event()
+    work = asyncio.create_task(runner.run(stop, grace=5))
+    yield runner
+    stop.set()
+    await asyncio.wait_for(work, 30)
+    await session.close()
+
+
+async def test_a_real_runner_moves_a_tree(api, runner, eventually) -> None:  # type: ignore[no-untyped-def]
+    files = {f"d{i % 3}/f {i}.bin": bytes([i]) * (i * 1000) for i in range(30)}
+    for name, data in files.items():
+        (api.root / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (api.root / "src" / name).write_bytes(data)
+    created = await api.client.post(
+        "/api/v1/transfers",
+        json={"sources": ["local:src"], "destination": "local:dst", "kind": "tree"},
+    )
+    url = f"/api/v1/transfers/{created.json()['id']}"
+
+    async def finished():  # type: ignore[no-untyped-def]
+        body = (await api.client.get(url)).json()
+        return body if body["status"] not in ("STANDBY", "ONGOING") else None
+
+    final = await eventually(finished)
+    assert final["status"] == "COMPLETED"
+    assert final["objects"]["done"] == 30
+    assert final["bytes"] == sum(len(d) for d in files.values())
+    for name, data in files.items():
+        copied = (api.root / "dst" / name).read_bytes()
+        assert hashlib.sha256(copied).digest() == hashlib.sha256(data).digest()
+    outcomes = (await api.client.get(f"{url}/outcomes")).json()
+    assert {o["status"] for o in outcomes["objects"]} == {"DONE"}
+    assert all(o["checksum"].startswith("adler32:") for o in outcomes["objects"])

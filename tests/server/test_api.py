@@ -1,0 +1,167 @@
+"""The HTTP API in-process: documents, authentication, problem+json, transfers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ferry.domain.locations import parse_location
+from ferry.domain.transfers import TransferKind, TransferSpec
+from ferry.store.abc import NewTransfer
+
+PROBLEM = "application/problem+json"
+
+
+def file_body(*sources: str, destination: str = "local:out") -> dict[str, object]:
+    return {"sources": list(sources), "destination": destination}
+
+
+async def future_transfer(api, hours: int = 1) -> str:  # type: ignore[no-untyped-def]
+    spec = TransferSpec(
+        TransferKind.FILE, (parse_location("local:a"),), parse_location("local:out")
+    )
+    when = datetime.now(UTC) + timedelta(hours=hours)
+    transfer, _ = await api.state.store.create_transfer(
+        NewTransfer("default", "admin", spec, {"kind": "at"}, when)
+    )
+    return transfer.id
+
+
+async def test_healthz_needs_no_token(api) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/healthz", "/api/v1/healthz"):
+        response = await api.anonymous.get(path)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+
+
+async def test_openapi_document_lists_the_api(api) -> None:  # type: ignore[no-untyped-def]
+    paths = (await api.anonymous.get("/api/v1/openapi.json")).json()["paths"]
+    for path in (
+        "/api/v1/transfers",
+        "/api/v1/transfers/{transfer_id}",
+        "/api/v1/transfers/{transfer_id}/cancel",
+        "/api/v1/transfers/{transfer_id}/outcomes",
+        "/api/v1/agents/register",
+        "/api/v1/agents/{agent_id}/lease",
+        "/api/v1/agents/{agent_id}/report",
+        "/api/v1/agents/{agent_id}/heartbeat",
+    ):
+        assert path in paths
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+async def test_transfers_need_a_valid_token(api, token) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await api.anonymous.get("/api/v1/transfers", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_admin_token_file_is_private(api) -> None:  # type: ignore[no-untyped-def]
+    mode = (api.state.settings.data_dir / "admin.token").stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+async def test_create_get_and_list(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    created = await api.client.post("/api/v1/transfers", json=file_body("local:a.txt"))
+    assert created.status_code == 201
+    body = created.json()
+    assert body["kind"] == "file"
+    assert body["schedule"] == {"kind": "direct"}
+    assert body["objects"] == {"total": 0, "done": 0, "failed": 0, "skipped": 0, "canceled": 0}
+    fetched = await api.client.get(f"/api/v1/transfers/{body['id']}")
+    assert fetched.json()["id"] == body["id"]
+    listed = (await api.client.get("/api/v1/transfers")).json()
+    assert [t["id"] for t in listed["items"]] == [body["id"]]
+
+    async def run_started():  # type: ignore[no-untyped-def]
+        return (await api.client.get(f"/api/v1/transfers/{body['id']}")).json()["runs"] == 1
+
+    await eventually(run_started)
+
+
+async def test_list_pages_with_a_cursor(api) -> None:  # type: ignore[no-untyped-def]
+    ids = {await future_transfer(api, hours) for hours in range(1, 6)}
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.client.get("/api/v1/transfers", params=params)).json()
+        seen += [t["id"] for t in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == 5
+
+
+async def test_submission_id_makes_submission_idempotent(api) -> None:  # type: ignore[no-untyped-def]
+    body = {**file_body("local:a.txt"), "submission_id": "nightly-1"}
+    first = await api.client.post("/api/v1/transfers", json=body)
+    again = await api.client.post("/api/v1/transfers", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    other = await api.client.post("/api/v1/transfers", json={**body, "sources": ["local:b.txt"]})
+    assert other.status_code == 409
+    assert other.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (file_body("local:../x"), "outside storage"),
+        (file_body("local:/etc/passwd"), "outside storage"),
+        (file_body("local:a", destination="local:../../tmp"), "outside storage"),
+        (file_body("nowhere:a"), "not registered"),
+        (file_body("no-colon"), "STORAGE:PATH"),
+        ({"sources": "local:a", "destination": "local:out"}, "sources"),
+        ({"sources": ["local:a"]}, "destination"),
+        ({**file_body("local:a"), "colour": "blue"}, "colour"),
+        ({**file_body("local:a", "local:b"), "kind": "tree"}, "exactly one source"),
+    ],
+)
+async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.post("/api/v1/transfers", json=body)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["status"] == response.status_code
+    assert needle in problem["detail"]
+    assert "Traceback" not in response.text
+    assert list(api.root.iterdir()) == []
+    assert (await api.client.get("/api/v1/transfers")).json()["items"] == []
+
+
+async def test_malformed_json_is_a_problem(api) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.post(
+        "/api/v1/transfers", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+
+
+async def test_unknown_transfer_is_404(api) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/api/v1/transfers/nope", "/api/v1/transfers/nope/outcomes"):
+        response = await api.client.get(path)
+        assert response.status_code == 404
+        assert response.json()["detail"] == "transfer nope not found"
+
+
+async def test_outcomes_before_the_first_run(api) -> None:  # type: ignore[no-untyped-def]
+    transfer_id = await future_transfer(api)
+    response = await api.client.get(f"/api/v1/transfers/{transfer_id}/outcomes")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["started"] is False
+    assert body["message"] == "The transfer has not started yet"
+    assert body["objects"] == []
+
+
+async def test_cancel_standby_then_again_is_409(api) -> None:  # type: ignore[no-untyped-def]
+    transfer_id = await future_transfer(api)
+    first = await api.client.post(f"/api/v1/transfers/{transfer_id}/cancel")
+    assert first.status_code == 200
+    assert first.json()["status"] == "CANCELED"
+    again = await api.client.post(f"/api/v1/transfers/{transfer_id}/cancel")
+    assert again.status_code == 409
+    assert "already finished" in again.json()["detail"]
