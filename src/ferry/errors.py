@@ -17,6 +17,7 @@
     │   ├── Unauthenticated         no or unknown token (API 401)
     │   ├── Forbidden               token lacks the role (API 403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
+    ├── ServerStopping              the server is shutting down (API 503)
     ├── ApiError                    an error answer from the server, seen by the client
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
@@ -114,6 +115,11 @@ class SecretRejected(AuthError):
     def __init__(self, name: str, why: str) -> None:
         super().__init__(f"registration of agent {name!r} refused: {why}")
         self.name = name
+
+
+class ServerStopping(FerryError):
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down: try again shortly")
 
 
 class ApiError(FerryError):

@@ -117,7 +117,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
             asyncio.create_task(loop.run_forever(stop), name=loop.name)
             for loop in build_loops(state)
         ]
-        supervisor = supervisor_for(state)
+        supervisor = state.supervisor = supervisor_for(state)
         local_agents(state, supervisor)
         try:
             yield

@@ -18,6 +18,7 @@ from ferry.errors import (
     InvalidRequest,
     NotFound,
     SecretRejected,
+    ServerStopping,
     Unauthenticated,
 )
 
@@ -27,6 +28,7 @@ PROBLEM_JSON = "application/problem+json"
 
 _STATUS: list[tuple[type[FerryError], int]] = [
     (InvalidRequest, 422),
+    (ServerStopping, 503),
     (NotFound, 404),
     (Conflict, 409),
     (Unauthenticated, 401),
@@ -58,7 +60,7 @@ def status_of(exc: FerryError) -> int:
 async def _ferry_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FerryError)
     status = status_of(exc)
-    if status >= 500:
+    if status >= 500 and not isinstance(exc, ServerStopping):
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return problem(status, "internal error; the server log has the details")
     return problem(status, str(exc))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ferry.config import ServerSettings
+from ferry.daemon.children import Supervisor
 from ferry.scheduler.loop import Wakeups, system_clock
 from ferry.store.sql import SqlStore
 
@@ -19,3 +20,4 @@ class ServerState:
     wakeups: Wakeups = field(default_factory=Wakeups)
     clock: Callable[[], datetime] = system_clock
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    supervisor: Supervisor | None = None

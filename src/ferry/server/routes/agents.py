@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
-from ferry.errors import Forbidden
+from ferry.errors import Forbidden, ServerStopping
 from ferry.server.deps import Daemon, OptionalPrincipal, Reader, StateDep
 from ferry.server.schemas import (
     AgentPublic,
@@ -73,6 +73,8 @@ async def register(
 @router.post("/{agent_id}/lease", response_model=LeaseReply)
 async def lease(agent_id: str, body: LeaseRequest, state: StateDep, caller: Daemon) -> LeaseReply:
     _own(caller, agent_id)
+    if state.stopping.is_set():
+        raise ServerStopping()
     ttl = timedelta(seconds=state.settings.lease_ttl_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_s
