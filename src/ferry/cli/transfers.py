@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +27,8 @@ DataDirOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-console = Console()
+# On a terminal, tables fit its width and long cells wrap; into a pipe, lines are never cut.
+console = Console(width=None if sys.stdout.isatty() else 10_000)
 
 
 def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client:
@@ -112,7 +114,10 @@ def ls(
     if as_json:
         _print_json([t.model_dump(mode="json") for t in page.items])
         return
-    table = Table("id", "status", "kind", "objects", "bytes", "created")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=36)  # users copy it: never cut
+    for name in ("status", "kind", "objects", "bytes", "created"):
+        table.add_column(name, overflow="fold")
     for t in page.items:
         table.add_row(
             t.id,
@@ -120,7 +125,7 @@ def ls(
             t.kind,
             f"{t.objects.done}/{t.objects.total}",
             str(t.bytes),
-            t.created_at.isoformat(),
+            t.created_at.isoformat(timespec="seconds"),
         )
     console.print(table)
 
@@ -148,16 +153,10 @@ def _print_outcomes(result: Outcomes) -> None:
     if not result.started:
         console.print(result.message or "not started")
         return
-    table = Table(
-        "status",
-        "source",
-        "destination",
-        "size",
-        "checksum",
-        "attempts",
-        "error",
-        title=f"run {result.run}: {result.status}",
-    )
+    table = Table(title=f"run {result.run}: {result.status}")
+    for name in ("status", "source", "destination", "size", "checksum", "attempts", "error"):
+        short = name in ("status", "size", "checksum", "attempts")
+        table.add_column(name, no_wrap=short, overflow="fold")  # paths and errors wrap, never cut
     for o in result.objects:
         table.add_row(
             o.status,

@@ -1,0 +1,71 @@
+"""Every transfer command as a user runs it: human output and --json, against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def finished(module_server):  # type: ignore[no-untyped-def]
+    (module_server.cwd / "in").mkdir()
+    (module_server.cwd / "in" / "a.txt").write_text("alpha")
+    (module_server.cwd / "in" / "b.txt").write_text("beta")
+    return module_server.cli_json(
+        "submit", "--wait", "local:in/a.txt", "local:in/b.txt", "local:out"
+    )
+
+
+def test_submit_wait_json_is_the_final_state(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    for key in ("id", "status", "kind", "schedule", "created_at", "runs", "objects", "bytes"):
+        assert key in finished
+    assert finished["status"] == "COMPLETED"
+    assert finished["objects"] == {"total": 2, "done": 2, "failed": 0, "skipped": 0, "canceled": 0}
+    assert finished["bytes"] == 9
+    assert (module_server.cwd / "out" / "a.txt").read_text() == "alpha"
+
+
+def test_status_human_and_json(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    human = module_server.cli("status", finished["id"], check=True).stdout
+    assert finished["id"] in human
+    assert "COMPLETED" in human
+    assert "2 done" in human
+    assert module_server.cli_json("status", finished["id"]) == finished
+
+
+def test_ls_lists_the_transfer(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    listed = module_server.cli_json("ls")
+    assert finished["id"] in [t["id"] for t in listed]
+    assert "COMPLETED" in module_server.cli("ls", check=True).stdout
+
+
+def test_outcomes_human_and_json(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    outcomes = module_server.cli_json("outcomes", finished["id"])
+    assert outcomes["run"] == 1
+    assert [o["source"] for o in outcomes["objects"]] == ["local:in/a.txt", "local:in/b.txt"]
+    assert [o["destination"] for o in outcomes["objects"]] == ["local:out/a.txt", "local:out/b.txt"]
+    human = module_server.cli("outcomes", finished["id"], check=True).stdout
+    assert "local:in/a.txt" in human
+    assert "DONE" in human
+
+
+def test_resubmission_skips_what_is_there(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    again = module_server.cli_json("submit", "--wait", "local:in/a.txt", "local:out")
+    assert again["status"] == "COMPLETED"
+    assert again["objects"]["skipped"] == 1
+    (obj,) = module_server.cli_json("outcomes", again["id"])["objects"]
+    assert obj["status"] == "SKIPPED"
+
+
+def test_cancel_of_a_finished_transfer_is_refused(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    result = module_server.cli("cancel", finished["id"])
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: transfer {finished['id']} already finished (COMPLETED)"
+
+
+def test_submission_id_from_the_cli(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    args = ["submit", "--submission-id", "cli-1", "local:in/b.txt", "local:out2", "--json"]
+    first = json.loads(module_server.cli(*args, check=True).stdout)
+    second = json.loads(module_server.cli(*args, check=True).stdout)
+    assert first["id"] == second["id"]
