@@ -21,10 +21,10 @@
     ├── ApiError                    an error answer from the server, seen by the client
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
+        │   └── ChecksumMismatch
         └── PermanentError          not retried
             ├── SourceNotFound
             ├── AccessDenied
-            ├── ChecksumMismatch
             └── TransferCanceled    the transfer was canceled while this object moved
 
 Each error builds its message from what it is given. Whether a transfer error is worth retrying
@@ -164,7 +164,9 @@ class AccessDenied(PermanentError):
     error_class = "access_denied"
 
 
-class ChecksumMismatch(PermanentError):
+class ChecksumMismatch(TransientError):
+    """Retried (the bytes may have been damaged in flight), and counted apart from others."""
+
     error_class = "checksum"
 
     def __init__(self, location: str, expected: str, actual: str) -> None:

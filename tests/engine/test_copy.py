@@ -18,7 +18,13 @@ from ferry.engine.copy import (
     temporary_name,
 )
 from ferry.engine.storages import StorageFS
-from ferry.errors import PathOutsideStorage, PermanentError, SourceNotFound, TransferCanceled
+from ferry.errors import (
+    PathOutsideStorage,
+    PermanentError,
+    SourceNotFound,
+    TransferCanceled,
+    TransientError,
+)
 
 
 def request(src, dst, source="a.bin", destination="out/a.bin", **kwargs) -> CopyRequest:
@@ -182,4 +188,50 @@ def test_a_symlink_inside_the_storage_is_followed(src, dst, src_root, dst_root, 
 
 
 def test_temporary_name_sits_beside_the_destination():
-    assert temporary_name("/root/out/a.bin", "42") == "/root/out/.a.bin.ferry-42.part"
+    assert temporary_name("/root/out/a.bin", "42") == "/root/out/.a.bin.ferry-42-1.part"
+    assert temporary_name("/root/out/a.bin", "42", 3) == "/root/out/.a.bin.ferry-42-3.part"
+
+
+def test_a_folder_is_never_replaced_by_a_file(src, dst, dst_root, payload):
+    (dst_root / "out" / "a.bin").mkdir(parents=True)
+    with pytest.raises(PermanentError, match="is a folder"):
+        copy_object(request(src, dst, overwrite=Overwrite.ALWAYS))
+    assert (dst_root / "out" / "a.bin").is_dir()
+    assert leftovers(dst_root) == []
+
+
+def test_a_retry_removes_what_a_killed_attempt_left(src, dst, dst_root, payload):
+    (dst_root / "out").mkdir()
+    torn = dst_root / "out" / ".a.bin.ferry-7-1.part"
+    torn.write_bytes(payload[:10])
+    outcome = copy_object(request(src, dst, tag="7", attempt=2))
+    assert outcome.state is CopyState.DONE
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+    assert leftovers(dst_root) == []
+
+
+def test_a_retry_recognises_the_copy_its_earlier_attempt_finished(src, dst, dst_root, payload):
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(payload)  # moved into place, then the agent died
+    outcome = copy_object(request(src, dst, attempt=2))
+    assert outcome.state is CopyState.DONE
+    assert outcome.checksum == f"adler32:{zlib.adler32(payload):08x}"
+
+
+def test_a_retry_still_skips_a_different_existing_file(src, dst, dst_root, payload):
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(bytes(len(payload)))  # same size, other bytes
+    assert copy_object(request(src, dst, attempt=2)).state is CopyState.SKIPPED
+    assert (dst_root / "out" / "a.bin").read_bytes() == bytes(len(payload))
+
+
+def test_a_destination_error_names_the_destination(src, payload, tmp_path):
+    class VanishingFolder(MemoryFileSystem):
+        def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+            if "w" in mode:
+                raise FileNotFoundError(path)
+            return super().open(path, mode, **kwargs)
+
+    memory = StorageFS("mem", VanishingFolder(skip_instance_cache=True), "/root")
+    with pytest.raises(TransientError, match=r"mem:out/a\.bin vanished"):
+        copy_object(request(src, memory))

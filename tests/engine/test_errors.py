@@ -112,7 +112,12 @@ def test_a_path_outside_its_storage_is_not_retried():
     assert not error.retryable
 
 
-@pytest.mark.parametrize("cls", [SourceNotFound, AccessDenied, ChecksumMismatch, TransferCanceled])
+def test_a_checksum_mismatch_is_retried():
+    assert issubclass(ChecksumMismatch, TransientError)
+    assert ChecksumMismatch.retryable
+
+
+@pytest.mark.parametrize("cls", [SourceNotFound, AccessDenied, TransferCanceled])
 def test_permanent_subclasses_are_not_retried(cls):
     assert issubclass(cls, PermanentError)
     assert not cls.retryable

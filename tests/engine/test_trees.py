@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import os
 
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from ferry.engine.storages import StorageFS
 from ferry.engine.trees import TreeEntry, walk_tree
 from ferry.errors import PathOutsideStorage
 
@@ -92,3 +96,36 @@ def test_symlinks_inside_the_storage_are_listed(src, src_root):
     write(src_root, "t/real", b"12")
     (src_root / "t" / "alias").symlink_to(src_root / "t" / "real")
     assert sorted(e.relative for e in listed(src, "t")) == ["alias", "real"]
+
+
+def test_symlinked_folders_are_not_followed(src, src_root):
+    (src_root / "real").mkdir()
+    (src_root / "real" / "f").write_text("f")
+    (src_root / "alias").symlink_to(src_root / "real")
+    listed = [e.relative for page in walk_tree(src, "") for e in page]
+    assert listed == ["real/f"]
+
+
+def test_excluded_folders_are_left_out(src, src_root):
+    (src_root / ".ferry").mkdir()
+    (src_root / ".ferry" / "admin.token").write_text("secret")
+    (src_root / "f").write_text("f")
+    pages = walk_tree(src, "", exclude={os.path.realpath(src_root / ".ferry")})
+    assert [e.relative for page in pages for e in page] == ["f"]
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_entry(src_root):
+    class Unreadable(LocalFileSystem):
+        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+            if path.rstrip("/").endswith("locked"):
+                raise PermissionError(13, "Permission denied", path)
+            return super().ls(path, detail=detail, **kwargs)
+
+    (src_root / "locked").mkdir()
+    (src_root / "open.txt").write_text("x")
+    storage = StorageFS("src", Unreadable(skip_instance_cache=True), str(src_root))
+    entries = [e for page in walk_tree(storage, "") for e in page]
+    assert [(e.relative, e.error) for e in entries] == [
+        ("open.txt", None),
+        ("locked", "cannot list folder: Permission denied"),
+    ]

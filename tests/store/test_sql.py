@@ -499,9 +499,9 @@ async def test_registering_again_releases_the_old_leases(store, start, agent_id)
 
 async def test_heartbeat_marks_alive_and_extends_leases(store, start, agent_id, clock):
     started = await start(tasks=1)
-    await lease(store, agent_id)
+    [task] = await lease(store, agent_id)
     clock.advance(seconds=20)
-    assert await store.record_heartbeat(agent_id, {"active": 1}, TTL) == []
+    assert await store.record_heartbeat(agent_id, {"active": 1}, TTL, [task.id]) == []
     assert await store.reap_expired_leases(clock.advance(seconds=20)) == 0
     assert await states_of(store, started.transfer.id) == [TaskState.ACTIVE]
     [agent] = await store.list_agents()
@@ -539,13 +539,13 @@ async def test_cancel_while_ongoing_stops_queued_and_flags_active(store, start, 
     [active] = await lease(store, agent_id, limit=1)
     outcome = await store.cancel_transfer(started.transfer.id)
     assert (outcome.canceled_tasks, outcome.stopping_tasks) == (2, 1)
-    assert outcome.transfer.status is TransferStatus.CANCELED
+    assert outcome.transfer.status is TransferStatus.ONGOING  # until its active task stops
     assert await states_of(store, started.transfer.id) == [
         TaskState.ACTIVE,
         TaskState.CANCELED,
         TaskState.CANCELED,
     ]
-    assert await store.record_heartbeat(agent_id, {}, TTL) == [active.id]
+    assert await store.record_heartbeat(agent_id, {}, TTL, [active.id]) == [active.id]
     assert await lease(store, agent_id) == []
 
 
@@ -562,6 +562,38 @@ async def test_a_canceled_run_ends_canceled_when_its_active_task_stops(
     assert run.status is RunStatus.CANCELED
     assert (await store.get_run(started.transfer.id, 1)).counts.canceled == 2
     assert (await store.get_transfer(started.transfer.id)).status is TransferStatus.CANCELED
+
+
+async def test_a_lease_the_agent_does_not_list_is_left_to_expire(store, start, agent_id, clock):
+    started = await start(tasks=2)
+    first, _second = await lease(store, agent_id)  # say the reply carrying ``second`` was lost
+    clock.advance(seconds=20)
+    assert await store.record_heartbeat(agent_id, {}, TTL, [first.id]) == []
+    assert await store.reap_expired_leases(clock.advance(seconds=20)) == 1
+    assert await states_of(store, started.transfer.id) == [TaskState.ACTIVE, TaskState.QUEUED]
+
+
+async def test_a_heartbeat_names_tasks_the_agent_no_longer_holds(store, start, agent_id, clock):
+    await start(tasks=1)
+    [task] = await lease(store, agent_id)
+    await store.reap_expired_leases(clock.advance(minutes=1))
+    assert await store.record_heartbeat(agent_id, {}, TTL, [task.id]) == [task.id]
+
+
+async def test_a_task_stopped_by_its_agent_without_a_cancel_is_retried(store, start, agent_id):
+    started = await start(tasks=1)
+    [active] = await lease(store, agent_id)
+    stopped = TaskResult(active.id, active.lease, TaskState.CANCELED, error="agent stopping")
+    await store.record_results(agent_id, [stopped])
+    assert await states_of(store, started.transfer.id) == [TaskState.WAITING]
+
+
+async def test_adding_the_same_objects_again_adds_nothing(store, start):
+    started = await start(tasks=0)
+    await store.add_tasks(started.transfer, 1, planned(3))
+    await store.add_tasks(started.transfer, 1, planned(5))  # a listing resumed after a crash
+    assert len(await tasks_of(store, started.transfer.id)) == 5
+    assert (await store.get_run(started.transfer.id, 1)).counts.total == 5
 
 
 async def test_a_failure_reported_after_cancel_counts_as_canceled(store, start, agent_id):

@@ -28,6 +28,8 @@ log = logging.getLogger("ferry.agent")
 REPORT_EVERY_S = 0.2
 REPORT_BATCH = 500
 LEASE_WAIT_S = 20.0
+LEASE_AHEAD_PER_SLOT = 4  # tasks kept leased per copy slot, so small files never wait on a poll
+LEASE_AHEAD_MIN = 32
 RETRY_DELAY_S = 1.0
 
 
@@ -65,6 +67,8 @@ class AgentRunner:
         self._results: list[dict[str, Any]] = []
         self._flush_now = asyncio.Event()
         self._capacity = asyncio.Event()
+        self._unfinished = 0  # leased and not yet copied: queued or running
+        self.lease_ahead = max(LEASE_AHEAD_PER_SLOT * max_active, LEASE_AHEAD_MIN)
         self._storage_urls: dict[str, tuple[str, dict[str, Any]]] = {}
         self._storages: dict[str, StorageFS] = {}
         self._storages_lock = threading.Lock()
@@ -97,12 +101,18 @@ class AgentRunner:
             log.error("server refused this agent: %s", exc)
             self.fatal = exc
             stop.set()
+        except Exception as exc:  # a loop that dies must not leave the agent half alive
+            log.exception("agent loop crashed; stopping")
+            self.fatal = exc
+            stop.set()
 
     async def _drain(self, workers: list[asyncio.Task[None]], grace: float) -> None:
         """Give back what has not started; let active copies finish within ``grace``,
         then stop them."""
         while not self._queue.empty():
             task = self._queue.get_nowait()
+            task.done.set()
+            self._unfinished -= 1
             self._record(task, {"state": "RELEASED"})
         active = [t for t in self._held.values() if t.started and not t.done.is_set()]
         finishing = asyncio.gather(*(t.done.wait() for t in active))
@@ -120,8 +130,8 @@ class AgentRunner:
     # --- leasing ----------------------------------------------------------------------------
     async def _lease_loop(self) -> None:
         while True:
-            room = 2 * self.max_active - len(self._held)
-            if room <= 0:
+            room = self.lease_ahead - self._unfinished
+            if room < max(1, self.lease_ahead // 4) and self._unfinished > 0:
                 self._capacity.clear()
                 await self._capacity.wait()
                 continue
@@ -141,6 +151,7 @@ class AgentRunner:
                     attempt=int(item["attempt"]),
                 )
                 self._held[task.id] = task
+                self._unfinished += 1
                 self._queue.put_nowait(task)
 
     async def _resilient(self, call: Any) -> Any:
@@ -166,6 +177,8 @@ class AgentRunner:
                 report = await loop.run_in_executor(self._threads, self._execute, task)
             finally:
                 task.done.set()
+                self._unfinished -= 1
+                self._capacity.set()
             self._record(task, report)
 
     def _execute(self, task: HeldTask) -> dict[str, Any]:
@@ -232,18 +245,13 @@ class AgentRunner:
             del self._results[: len(batch)]
             for item in batch:
                 self._held.pop(item["task"], None)
-            self._capacity.set()
 
     # --- heartbeats -------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.session.heartbeat_s)
-            active = [
-                (t.id, t.bytes_done)
-                for t in self._held.values()
-                if t.started and not t.done.is_set()
-            ]
-            cancel = await self._resilient(self.session.heartbeat(active, self.state_dump()))
+            held = [(t.id, t.bytes_done) for t in list(self._held.values())]
+            cancel = await self._resilient(self.session.heartbeat(held, self.state_dump()))
             for task_id in cancel or []:
                 if task_id in self._held:
                     self._held[task_id].cancel.set()

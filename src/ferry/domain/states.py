@@ -100,9 +100,10 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     AgentState.INVOKED: frozenset({AgentState.REGISTERED, AgentState.LOST, AgentState.RETIRED}),
     AgentState.REGISTERED: frozenset({AgentState.ALIVE, AgentState.LOST, AgentState.RETIRED}),
-    AgentState.ALIVE: frozenset({AgentState.LOST, AgentState.RETIRED}),
-    # A lost agent that comes back registers again with a new secret or its token.
-    AgentState.LOST: frozenset({AgentState.REGISTERED, AgentState.RETIRED}),
+    # A restarted agent registers again under its name.
+    AgentState.ALIVE: frozenset({AgentState.REGISTERED, AgentState.LOST, AgentState.RETIRED}),
+    # A lost agent that comes back heartbeats again, or registers with a new secret or its token.
+    AgentState.LOST: frozenset({AgentState.REGISTERED, AgentState.ALIVE, AgentState.RETIRED}),
     AgentState.RETIRED: frozenset({AgentState.REGISTERED}),
 }
 

@@ -213,9 +213,10 @@ def tree_task(
 
 
 def run_outcome(counts: RunCounts) -> RunStatus:
-    """COMPLETED when every object is DONE or SKIPPED; WITH_ERRORS when some failed and some
-    moved; FAILED when objects failed and none moved."""
-    if counts.failed == 0:
+    """COMPLETED when every object is DONE or SKIPPED; WITH_ERRORS when some failed (or were
+    stopped) and some moved; FAILED when objects failed and none moved. A canceled transfer's
+    run is CANCELED whatever its counts: the store decides that before asking here."""
+    if counts.failed == 0 and counts.canceled == 0:
         return RunStatus.COMPLETED
     if counts.done + counts.skipped > 0:
         return RunStatus.COMPLETED_WITH_ERRORS

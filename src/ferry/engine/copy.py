@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -15,7 +15,7 @@ from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
 from ferry.engine.storages import StorageFS
-from ferry.errors import TransferCanceled, TransientError
+from ferry.errors import PermanentError, TransferCanceled, TransferError, TransientError
 
 BLOCK_SIZE = 4 * 1024 * 1024
 
@@ -52,9 +52,11 @@ class CopyOutcome:
     checksum: str | None = None
 
 
-def temporary_name(destination: str, tag: str) -> str:
+def temporary_name(destination: str, tag: str, attempt: int = 1) -> str:
+    """Beside the destination, hidden, unique per task and attempt: an attempt whose lease was
+    taken away never writes into the file of the attempt that replaced it."""
     folder, name = posixpath.split(destination)
-    return posixpath.join(folder, f".{name}.ferry-{tag}.part")
+    return posixpath.join(folder, f".{name}.ferry-{tag}-{attempt}.part")
 
 
 def copy_object(
@@ -63,11 +65,29 @@ def copy_object(
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> CopyOutcome:
-    """Copy one object; raise a ``TransferError`` subclass on failure, with no partial output."""
+    """Copy one object; raise a ``TransferError`` subclass on failure, with no partial output.
+    Errors are classified by the side they come from, and name that side's location."""
     try:
         return _copy(request, progress or (lambda _n: None), should_stop)
+    except _DestinationError as exc:
+        cause = exc.__cause__ or exc
+        raise classify(cause, request.destination_label, destination=True) from cause
     except Exception as exc:
         raise classify(exc, request.source_label) from exc
+
+
+class _DestinationError(Exception):
+    """Carries an exception raised on the destination side out of ``_copy``."""
+
+
+@contextlib.contextmanager
+def _on_destination() -> Iterator[None]:
+    try:
+        yield
+    except TransferError:
+        raise
+    except Exception as exc:
+        raise _DestinationError() from exc
 
 
 def _copy(
@@ -75,25 +95,40 @@ def _copy(
 ) -> CopyOutcome:
     src_fs, dst_fs = request.source.fs, request.destination.fs
     source = request.source.resolve(request.source_path)
-    destination = request.destination.resolve(request.destination_path)
     info = src_fs.info(source)
     if info.get("type") == "directory":
         raise IsADirectoryError(source)
-    if request.overwrite is Overwrite.NEVER and dst_fs.exists(destination):
-        return _already_there(request, source, destination, info)
-    dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
-    request.destination.resolve(request.destination_path)  # again, now that the folders exist
-    temporary = temporary_name(destination, request.tag)
+    with _on_destination():
+        destination = request.destination.resolve(request.destination_path)
+        if dst_fs.exists(destination):
+            if dst_fs.isdir(destination):
+                raise PermanentError(
+                    f"{request.destination_label} is a folder: not replaced by a file"
+                )
+            if request.overwrite is Overwrite.NEVER:
+                return _already_there(request, source, destination, info)
+        dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+        request.destination.resolve(request.destination_path)  # again, now that the folders exist
+        _remove_earlier_attempts(request, destination)
+    temporary = temporary_name(destination, request.tag, request.attempt)
     try:
         copied, digest = _stream(request, source, temporary, progress, should_stop)
-        _verify(request, info, dst_fs.size(temporary), copied)
-        dst_fs.mv(temporary, destination)
+        with _on_destination():
+            _verify(request, info, dst_fs.size(temporary), copied)
+            dst_fs.mv(temporary, destination)
     except BaseException:
         with contextlib.suppress(Exception):
             dst_fs.rm_file(temporary)
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _remove_earlier_attempts(request: CopyRequest, destination: str) -> None:
+    """An attempt killed mid-copy leaves its temporary file; the next attempt removes it."""
+    for attempt in range(1, request.attempt):
+        with contextlib.suppress(FileNotFoundError):
+            request.destination.fs.rm_file(temporary_name(destination, request.tag, attempt))
 
 
 def _already_there(
@@ -131,18 +166,20 @@ def _stream(
     running = new_checksum(request.checksum)
     copied = 0
     src: Any
-    with (
-        request.source.fs.open(source, "rb") as src,
-        request.destination.fs.open(temporary, "wb") as dst,
-    ):
-        while block := src.read(BLOCK_SIZE):
-            if should_stop():
-                raise TransferCanceled(request.source_label)
-            if running is not None:
-                running.update(block)
-            dst.write(block)
-            copied += len(block)
-            progress(len(block))
+    dst: Any
+    with request.source.fs.open(source, "rb") as src:
+        with _on_destination():
+            dst = request.destination.fs.open(temporary, "wb")
+        with dst:
+            while block := src.read(BLOCK_SIZE):
+                if should_stop():
+                    raise TransferCanceled(request.source_label)
+                if running is not None:
+                    running.update(block)
+                with _on_destination():
+                    dst.write(block)
+                copied += len(block)
+                progress(len(block))
     return copied, running.hexdigest() if running is not None else None
 
 

@@ -28,13 +28,16 @@ _TRANSIENT_ERRNOS = {
 }
 
 
-def classify(exc: BaseException, location: str) -> TransferError:
-    """The ferry error for ``exc`` raised while working on ``location``."""
+def classify(exc: BaseException, location: str, *, destination: bool = False) -> TransferError:
+    """The ferry error for ``exc`` raised while working on ``location``, a source unless
+    ``destination`` says otherwise."""
     if isinstance(exc, TransferError):
         return exc
     if isinstance(exc, InvalidRequest):  # e.g. a symlink leading out of the storage
         return AccessDenied(str(exc))
     if isinstance(exc, FileNotFoundError):
+        if destination:  # its folder vanished under us: worth another try
+            return TransientError(f"{location} vanished while being written")
         return SourceNotFound(location)
     if isinstance(exc, PermissionError):
         return AccessDenied(f"permission denied: {location}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from ferry.engine.storages import StorageFS
@@ -12,34 +13,81 @@ PAGE_SIZE = 1000
 
 @dataclass(frozen=True, slots=True)
 class TreeEntry:
-    relative: str  # path below the listed root, "/"-separated
+    """A file below the listed root ("/"-separated ``relative`` path), or a folder that could
+    not be listed (``error`` set): that part of the tree is an object that failed, not a
+    silent hole."""
+
+    relative: str
     size: int
+    error: str | None = None
 
 
 def walk_tree(
-    storage: StorageFS, path: str, page_size: int = PAGE_SIZE
+    storage: StorageFS,
+    path: str,
+    page_size: int = PAGE_SIZE,
+    exclude: Collection[str] = (),
 ) -> Iterator[list[TreeEntry]]:
-    """Yield the files below ``path`` in pages of at most ``page_size``, directory by directory.
+    """Yield the files below ``path`` in pages of at most ``page_size``, folder by folder.
 
     Raises ``FileNotFoundError`` if ``path`` does not exist and ``NotADirectoryError`` if it is
-    a file. Symlinks that lead out of the storage are left out."""
-    root = storage.resolve(path)
-    info = storage.fs.info(root)
-    if info.get("type") != "directory":
+    a file. Like ``rclone copy`` without ``-L``, symlinked folders are not followed; on local
+    storages, symlinked files leading out of the storage are left out, and so are the folders
+    in ``exclude`` (absolute paths, e.g. the server's own data directory)."""
+    root = storage.resolve(path).rstrip("/") or "/"
+    if storage.fs.info(root).get("type") != "directory":
         raise NotADirectoryError(root)
     prefix = root.rstrip("/") + "/"
     page: list[TreeEntry] = []
-    for folder, _dirs, files in storage.fs.walk(root, detail=True):
-        for name, entry in sorted(files.items()):
-            full = f"{folder.rstrip('/')}/{name}"
-            if storage.is_local and not _inside(storage, full):
-                continue
-            page.append(TreeEntry(full[len(prefix) :], int(entry.get("size") or 0)))
-            if len(page) >= page_size:
-                yield page
-                page = []
+    for entry in _entries(storage, root, prefix, exclude):
+        page.append(entry)
+        if len(page) >= page_size:
+            yield page
+            page = []
     if page:
         yield page
+
+
+def _entries(
+    storage: StorageFS, root: str, prefix: str, exclude: Collection[str]
+) -> Iterator[TreeEntry]:
+    """Depth first, one folder listed at a time; only folders still to visit are held.
+
+    (fsspec's own ``walk`` forgets its ``on_error`` below the first level, so an unreadable
+    subfolder would silently vanish from the copy.)"""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            listing = storage.fs.ls(folder, detail=True)
+        except OSError as exc:
+            yield TreeEntry(folder[len(prefix) :] if folder != root else "", 0, _describe(exc))
+            continue
+        folders = []
+        for info in sorted(listing, key=lambda i: str(i["name"])):
+            full = str(info["name"]).rstrip("/")
+            if full == folder:
+                continue
+            if info.get("type") == "directory":
+                if not _excluded(storage, full, exclude):
+                    folders.append(full)
+            elif not info.get("islink") or not storage.is_local or _followable(storage, full):
+                yield TreeEntry(full[len(prefix) :], int(info.get("size") or 0))
+        pending.extend(reversed(folders))
+
+
+def _excluded(storage: StorageFS, full: str, exclude: Collection[str]) -> bool:
+    return storage.is_local and bool(exclude) and os.path.realpath(full) in exclude
+
+
+def _describe(failure: OSError) -> str:
+    return f"cannot list folder: {failure.strerror or failure}"
+
+
+def _followable(storage: StorageFS, full: str) -> bool:
+    """A symlink is copied as the file it points to if that file is inside the storage; a
+    symlinked folder is not followed."""
+    return not os.path.isdir(full) and _inside(storage, full)
 
 
 def _inside(storage: StorageFS, full: str) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
@@ -12,8 +13,9 @@ from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, fil
 from ferry.engine.errors import classify
 from ferry.engine.storages import StorageFS, open_storage
 from ferry.engine.trees import TreeEntry, walk_tree
-from ferry.errors import FerryError
-from ferry.scheduler.loop import Loop
+from ferry.scheduler.guard import ProtectedPaths, within
+from ferry.scheduler.loop import Loop, Wakeups, system_clock
+from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
 
@@ -21,6 +23,16 @@ log = logging.getLogger("ferry.scheduler")
 class ExpandLoop(Loop):
     name = "expand"
     interval = 5.0
+
+    def __init__(
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        clock: Callable[[], datetime] = system_clock,
+        protected: ProtectedPaths | None = None,
+    ) -> None:
+        super().__init__(store, wakeups, clock)
+        self.protected = protected or ProtectedPaths([])
 
     @property
     def wake(self) -> asyncio.Event:
@@ -31,6 +43,8 @@ class ExpandLoop(Loop):
             await self.expand(transfer, run)
 
     async def expand(self, transfer: Transfer, run: Run) -> None:
+        """Create every task of the run. Whatever goes wrong, the run is marked expanded with
+        the reason, so it ends (FAILED if nothing could be listed) instead of blocking the loop."""
         error: str | None = None
         try:
             if transfer.spec.kind is TransferKind.FILE:
@@ -39,31 +53,31 @@ class ExpandLoop(Loop):
             else:
                 for source in transfer.spec.sources:
                     await self._expand_tree(transfer, run, source)
-        except FerryError as exc:
-            error = str(exc)
-            log.warning(
-                "transfer %s: run %d could not be expanded: %s", transfer.id, run.number, exc
-            )
+        except Exception as exc:
+            error = f"listing failed: {classify(exc, str(transfer.spec.sources[0])).message}"
+            log.warning("transfer %s: run %d: %s", transfer.id, run.number, error)
         await self.store.mark_expanded(transfer.id, run.number, error)
         self.wakeups.tasks_available.fire()
         self.wakeups.finalize.set()
 
     async def _expand_tree(self, transfer: Transfer, run: Run, source: Location) -> None:
         storage = await self._open(source.storage)
-        pages = walk_tree(storage, source.path)
         destination = transfer.spec.destination
+        refused = self.protected.inside_of(await self._open(destination.storage))
+        pages = walk_tree(storage, source.path, exclude=self.protected.absolute)
         while True:
             try:
                 page = await asyncio.to_thread(_next_page, pages)
             except (FileNotFoundError, NotADirectoryError) as exc:
                 await self.store.add_tasks(
-                    transfer, run.number, [_failed(source, destination, exc)]
+                    transfer, run.number, [_unlistable(source, destination, exc)]
                 )
                 return
             if page is None:
                 return
-            planned = [tree_task(source, e.relative, destination, e.size) for e in page]
-            await self.store.add_tasks(transfer, run.number, planned)
+            planned = [_plan(source, entry, destination, refused) for entry in page]
+            if not await self.store.add_tasks(transfer, run.number, planned):
+                return  # canceled meanwhile: stop listing
             self.wakeups.tasks_available.fire()
 
     async def _open(self, name: str) -> StorageFS:
@@ -75,7 +89,23 @@ def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:
     return next(pages, None)
 
 
-def _failed(source: Location, destination: Location, exc: OSError) -> PlannedTask:
+def _plan(
+    source: Location, entry: TreeEntry, destination: Location, refused: list[str]
+) -> PlannedTask:
+    task = tree_task(source, entry.relative, destination, entry.size)
+    if entry.error is not None:
+        return PlannedTask(
+            task.source, task.destination, 0, TaskState.FAILED, "permanent", entry.error
+        )
+    if within(task.destination.path, refused):
+        why = f"{task.destination} is inside the server's data directory: refused"
+        return PlannedTask(
+            task.source, task.destination, entry.size, TaskState.FAILED, "permanent", why
+        )
+    return task
+
+
+def _unlistable(source: Location, destination: Location, exc: OSError) -> PlannedTask:
     """A tree source that cannot be listed is one failed object, not a failed submission:
     a scheduled transfer's source may appear later."""
     if isinstance(exc, NotADirectoryError):

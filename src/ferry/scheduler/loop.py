@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ferry.store.sql import SqlStore
+from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
 
@@ -52,7 +52,7 @@ class Loop(ABC):
     interval = 1.0
 
     def __init__(
-        self, store: SqlStore, wakeups: Wakeups, clock: Callable[[], datetime] = system_clock
+        self, store: Store, wakeups: Wakeups, clock: Callable[[], datetime] = system_clock
     ) -> None:
         self.store = store
         self.wakeups = wakeups

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ferry.domain.transfers import Transfer, TransferSpec
+from ferry.domain.transfers import Transfer, TransferKind, TransferSpec
+from ferry.engine.storages import open_storage
 from ferry.errors import InvalidRequest, StorageNotFound
+from ferry.scheduler.guard import ProtectedPaths
 from ferry.scheduler.loop import Wakeups
-from ferry.store.abc import NewTransfer, Principal
-from ferry.store.sql import SqlStore
+from ferry.store.abc import NewTransfer, Principal, Store
 
 DEFAULT_SCOPE = "default"
 
 
 async def submit_transfer(
-    store: SqlStore,
+    store: Store,
     wakeups: Wakeups,
     principal: Principal,
     spec: TransferSpec,
     *,
     submission_id: str | None,
     clock: Callable[[], datetime],
+    protected: ProtectedPaths,
 ) -> tuple[Transfer, bool]:
     """Store the transfer and return it with whether it is new (an idempotent resubmission
     returns the existing one). Sources need not exist yet; their storages must."""
-    for name in sorted(spec.storages()):
-        try:
-            await store.get_storage(name)
-        except StorageNotFound as exc:
-            raise InvalidRequest(str(exc)) from exc
+    check_shape(spec)
+    await check_locations(store, spec, protected)
     schedule: dict[str, Any] = {"kind": "direct"}
     new = NewTransfer(
         scope=DEFAULT_SCOPE,
@@ -44,3 +45,40 @@ async def submit_transfer(
     if created:
         wakeups.due.set()
     return transfer, created
+
+
+def check_shape(spec: TransferSpec) -> None:
+    """Refuse what could only end badly: two sources landing on one name, a tree copied into
+    itself."""
+    if spec.kind is TransferKind.FILE:
+        names = Counter(s.name for s in spec.sources)
+        if clash := sorted(name for name, count in names.items() if count > 1):
+            raise InvalidRequest(
+                f"several sources would be written to {spec.destination.child(clash[0])}"
+            )
+        return
+    destination = spec.destination
+    for source in spec.sources:
+        if source.storage == destination.storage and (
+            source.path == ""
+            or destination.path == source.path
+            or destination.path.startswith(source.path + "/")
+        ):
+            raise InvalidRequest(
+                f"the destination {destination} is inside the source tree {source}"
+            )
+
+
+async def check_locations(store: Store, spec: TransferSpec, protected: ProtectedPaths) -> None:
+    locations = [*spec.sources, spec.destination]
+    for name in sorted({loc.storage for loc in locations}):
+        try:
+            storage = await store.get_storage(name)
+        except StorageNotFound as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if not storage.url.startswith("file:"):
+            continue  # only local storages can hold the server's own files
+        opened = await asyncio.to_thread(open_storage, storage.name, storage.url, storage.options)
+        for location in locations:
+            if location.storage == name:
+                protected.check(opened, location)

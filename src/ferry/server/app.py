@@ -102,8 +102,9 @@ def supervisor_for(state: ServerState) -> Supervisor:
 
 
 def build_loops(state: ServerState) -> list[Loop]:
-    kinds: list[type[Loop]] = [DueLoop, ExpandLoop, LeaseReaper, RetryLoop, FinalizeLoop]
-    return [kind(state.store, state.wakeups, state.clock) for kind in kinds]
+    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop]
+    loops = [kind(state.store, state.wakeups, state.clock) for kind in kinds]
+    return [*loops, ExpandLoop(state.store, state.wakeups, state.clock, state.protected)]
 
 
 def create_app(settings: ServerSettings, *, state: ServerState | None = None) -> FastAPI:

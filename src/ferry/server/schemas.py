@@ -173,8 +173,12 @@ class ReportReply(BaseModel):
 
 
 class Heartbeat(_Strict):
-    active: list[tuple[int, int]] = Field(default_factory=list, description="[task, bytes done]")
-    state: dict[str, Any] = Field(default_factory=dict)
+    active: list[tuple[int, int]] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="[task, bytes done] for every task whose lease the agent holds",
+    )
+    state: dict[str, Any] = Field(default_factory=dict, description="the agent's state dump")
 
 
 class HeartbeatReply(BaseModel):

@@ -9,15 +9,21 @@ from datetime import datetime
 
 from ferry.config import ServerSettings
 from ferry.daemon.children import Supervisor
+from ferry.scheduler.guard import ProtectedPaths
 from ferry.scheduler.loop import Wakeups, system_clock
-from ferry.store.sql import SqlStore
+from ferry.store.abc import Store
 
 
 @dataclass
 class ServerState:
     settings: ServerSettings
-    store: SqlStore
+    store: Store
     wakeups: Wakeups = field(default_factory=Wakeups)
     clock: Callable[[], datetime] = system_clock
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     supervisor: Supervisor | None = None
+
+    @property
+    def protected(self) -> ProtectedPaths:
+        """What no transfer may touch: the data directory (database, tokens)."""
+        return ProtectedPaths([self.settings.data_dir])

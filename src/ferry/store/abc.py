@@ -98,9 +98,17 @@ class CancelOutcome:
 
 
 class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply every pending migration."""
+
+    async def close(self) -> None: ...
+
     async def bootstrap(self) -> str | None:
         """Create the default scope and the administrator client; return a new administrator
         token the first time (``None`` once one exists)."""
+
+    async def rotate_admin_token(self) -> str:
+        """Issue a new administrator token; the previous ones stop working."""
 
     # --- registry ---------------------------------------------------------------------------
     async def put_storage(self, storage: Storage) -> None:
@@ -136,11 +144,17 @@ class Store(Protocol):
 
     async def list_agents(self) -> list[Agent]: ...
 
+    async def get_agent(self, agent_id: str) -> Agent:
+        """Raise ``AgentNotFound`` for an unknown id."""
+
+    async def agent_named(self, name: str) -> Agent | None: ...
+
     async def record_heartbeat(
-        self, agent_id: str, status: dict[str, Any], ttl: timedelta
+        self, agent_id: str, status: dict[str, Any], ttl: timedelta, held: list[int]
     ) -> list[int]:
-        """Mark the agent ALIVE, store its state dump, extend every lease it holds by ``ttl``,
-        and return the ids of its tasks that must stop (canceled)."""
+        """Mark the agent ALIVE, store its state dump, extend by ``ttl`` the leases of the tasks
+        in ``held`` that it still holds, and return those of ``held`` it must stop: canceled, or
+        no longer leased to it. A lease the agent does not list is left to expire."""
 
     async def mark_agent_lost(self, agent_id: str, why: str) -> int:
         """LOST, and its leases are released at once; return how many tasks were requeued."""
@@ -161,6 +175,9 @@ class Store(Protocol):
 
     async def get_run(self, transfer_id: str, number: int) -> Run: ...
 
+    async def latest_runs(self, transfers: Sequence[Transfer]) -> dict[str, Run]:
+        """The latest run of each transfer that has one, in one query."""
+
     async def cancel_transfer(self, transfer_id: str) -> CancelOutcome:
         """STANDBY: CANCELED at once. ONGOING: queued tasks CANCELED, active ones flagged to stop
         (their agent learns it at the next heartbeat), the transfer CANCELED. Finished one-shot:
@@ -176,8 +193,10 @@ class Store(Protocol):
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         """ONGOING runs whose tasks have not all been created yet."""
 
-    async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> None:
-        """Insert tasks in bulk (one statement) and count them into the run."""
+    async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:
+        """Insert tasks in bulk (one statement) and count them into the run. An object already
+        in the run is not added twice. Return False, adding nothing, once the transfer is
+        being canceled: the caller stops listing."""
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
         """Every task of the run exists; ``error`` records why expansion stopped, if it did."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ferry.store.sql_registry import RegistryMixin
+from ferry.store.sql_runs import RunsMixin
 from ferry.store.sql_transfers import TransfersMixin
 
 
-class SqlStore(RegistryMixin, TransfersMixin):
+class SqlStore(RegistryMixin, TransfersMixin, RunsMixin):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

@@ -237,21 +237,31 @@ class RegistryMixin(TasksMixin, SqlBase):
         return _agent_from_row(row)
 
     async def record_heartbeat(
-        self, agent_id: str, status: dict[str, Any], ttl: timedelta
+        self, agent_id: str, status: dict[str, Any], ttl: timedelta, held: list[int]
     ) -> list[int]:
+        """Extend the leases the agent says it holds (a lease it never received is left to
+        expire) and return those of its tasks it must stop: canceled, or no longer its own."""
         now = self.clock()
-        held = (t.tasks.c.lease_agent == agent_id) & (t.tasks.c.state == TaskState.ACTIVE.value)
+        mine = (
+            t.tasks.c.id.in_(held)
+            & (t.tasks.c.lease_agent == agent_id)
+            & (t.tasks.c.state == TaskState.ACTIVE.value)
+        )
         async with self._tx() as conn:
             await conn.execute(
                 update(t.agents)
                 .where(t.agents.c.id == agent_id)
+                .where(t.agents.c.state != AgentState.RETIRED.value)
                 .values(state=AgentState.ALIVE.value, last_heartbeat=now, status=status)
             )
-            await conn.execute(update(t.tasks).where(held).values(lease_expires_at=now + ttl))
+            if not held:
+                return []
+            await conn.execute(update(t.tasks).where(mine).values(lease_expires_at=now + ttl))
             rows = (
-                await conn.execute(select(t.tasks.c.id).where(held & t.tasks.c.cancel_requested))
+                await conn.execute(select(t.tasks.c.id, t.tasks.c.cancel_requested).where(mine))
             ).all()
-        return [r.id for r in rows]
+        still_mine = {r.id for r in rows}
+        return sorted({r.id for r in rows if r.cancel_requested} | (set(held) - still_mine))
 
     async def mark_agent_lost(self, agent_id: str, why: str) -> int:
         async with self._tx() as conn:

@@ -6,6 +6,7 @@ import random
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.locations import parse_location
-from ferry.domain.states import TaskState
+from ferry.domain.states import TaskState, check_task_transition
 from ferry.domain.transfers import TransferOptions
 from ferry.store import tables as t
 from ferry.store.abc import LeasedTask, TaskResult
@@ -166,7 +167,11 @@ class TasksMixin(SqlBase):
     ) -> tuple[TaskState, datetime | None]:
         if row.cancel_requested and result.state in (TaskState.FAILED, TaskState.QUEUED):
             return TaskState.CANCELED, None
+        if result.state is TaskState.CANCELED and not row.cancel_requested:
+            # Stopped by its agent (shutting down), not by a user: the object still has to move.
+            result = replace(result, state=TaskState.FAILED, retryable=True)
         if result.state is not TaskState.FAILED:
+            check_task_transition(TaskState.ACTIVE, result.state)
             return result.state, None
         if result.retryable and row.attempts < row.max_attempts:
             return TaskState.WAITING, now + retry_delay(row.attempts)
@@ -176,10 +181,6 @@ class TasksMixin(SqlBase):
         expired = (t.tasks.c.state == TaskState.ACTIVE.value) & (t.tasks.c.lease_expires_at < now)
         async with self._tx() as conn:
             return await self._requeue_leases(conn, expired, "lease expired")
-
-    async def release_agent_leases(self, agent_id: str, why: str) -> int:
-        async with self._tx() as conn:
-            return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)
 
     async def _requeue_leases(
         self, conn: AsyncConnection, where: ColumnElement[bool], why: str

@@ -129,6 +129,8 @@ transfers = Table(
     Column("submission_id", String(128), nullable=True),
     Column("spec_hash", String(64), nullable=False),
     Column("error", Text, nullable=True),
+    # Canceled while ONGOING: it becomes CANCELED once its active tasks have stopped.
+    Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("scope", "submitter", "submission_id"),
@@ -187,6 +189,8 @@ tasks = Table(
     Index(None, "lease_agent"),
     Index(None, "not_before"),
     Index(None, "transfer_id", "run", "id"),
+    # One task per object of a run: listing a tree again after a crash adds no duplicates.
+    Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
 )
 
 attempts = Table(

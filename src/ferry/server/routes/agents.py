@@ -30,6 +30,7 @@ from ferry.store.abc import Principal, TaskResult
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 POLL_SLICE_S = 0.5
+MAX_ACTIVE_IN_DUMP = 100
 
 
 def _own(caller: Principal, agent_id: str) -> None:
@@ -143,9 +144,11 @@ async def heartbeat(
     agent_id: str, body: Heartbeat, state: StateDep, caller: Daemon
 ) -> HeartbeatReply:
     _own(caller, agent_id)
-    status = {**body.state, "active": [list(pair) for pair in body.active]}
+    moving = [list(pair) for pair in body.active if pair[1] > 0][:MAX_ACTIVE_IN_DUMP]
+    status = {**body.state, "held": len(body.active), "active": moving}
     ttl = timedelta(seconds=state.settings.lease_ttl_s)
-    return HeartbeatReply(cancel=await state.store.record_heartbeat(agent_id, status, ttl))
+    held = [task for task, _bytes in body.active]
+    return HeartbeatReply(cancel=await state.store.record_heartbeat(agent_id, status, ttl, held))
 
 
 @router.get("", response_model=list[AgentPublic])

@@ -79,6 +79,7 @@ async def create_transfer(
         spec_from(body),
         submission_id=body.submission_id,
         clock=state.clock,
+        protected=state.protected,
     )
     if not created:
         response.status_code = 200

@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("submission_id", sa.String(length=128), nullable=True),
         sa.Column("spec_hash", sa.String(length=64), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("created_at", ferry.store.tables.UtcDateTime(), nullable=False),
         sa.Column("updated_at", ferry.store.tables.UtcDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["scope"], ["scopes.name"], name=op.f("fk_transfers_scope_scopes")),
@@ -184,6 +185,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_tasks_transfer_id_run_id"), ["transfer_id", "run", "id"], unique=False
         )
+        batch_op.create_index("uq_tasks_object", ["transfer_id", "run", "destination"], unique=True)
 
     op.create_table(
         "attempts",
@@ -212,6 +214,7 @@ def downgrade() -> None:
 
     op.drop_table("attempts")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("uq_tasks_object")
         batch_op.drop_index(batch_op.f("ix_tasks_transfer_id_run_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_state_priority_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_not_before"))

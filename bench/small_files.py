@@ -1,0 +1,169 @@
+"""Small files: a tree of many 4 KiB files, local → local, through the whole system.
+
+Ferry's time runs from the API call that submits the transfer to the moment the run is
+COMPLETED (every object verified and recorded), against ``cp -r`` (the floor) and, when
+installed, ``rclone copy``. Figures are medians of several runs taken in one invocation, shown
+as ratios: this machine is shared and noisy, ratios travel better than seconds.
+
+    python bench/small_files.py [--files 10000] [--size 4096] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+
+def make_tree(root: Path, files: int, size: int) -> None:
+    block = os.urandom(size)
+    for i in range(files):
+        folder = root / f"d{i % 100:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:06d}").write_bytes(i.to_bytes(8, "big") + block[8:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FerryServer:
+    def __init__(self, cwd: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        self.log = (cwd / "server.log").open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "ferry",
+            "server",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "WARNING",
+        ]
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log, stderr=self.log)
+        self.cwd = cwd
+        deadline = time.monotonic() + 30
+        while not self._healthy():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit("ferry server did not start; see server.log")
+            time.sleep(0.1)
+        token = (cwd / ".ferry" / "admin.token").read_text().strip()
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+        self._wait_for_agents()
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _wait_for_agents(self) -> None:
+        deadline = time.monotonic() + 30
+        while (
+            sum(
+                a["state"] in ("REGISTERED", "ALIVE")
+                for a in self.http.get("/api/v1/agents").json()
+            )
+            < 2
+        ):
+            if time.monotonic() > deadline:
+                raise SystemExit("agents did not register")
+            time.sleep(0.1)
+
+    def copy_tree(self, source: str, destination: str) -> None:
+        body = {
+            "sources": [f"local:{source}"],
+            "destination": f"local:{destination}",
+            "kind": "tree",
+        }
+        transfer = self.http.post("/api/v1/transfers", json=body).json()
+        delay = 0.01
+        while (status := self.http.get(f"/api/v1/transfers/{transfer['id']}").json())["status"] in (
+            "STANDBY",
+            "ONGOING",
+        ):
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+        if status["status"] != "COMPLETED":
+            raise SystemExit(f"ferry transfer ended {status['status']}: {status['error']}")
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        self.log.close()
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def run(command: list[str]) -> None:
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
+        work = Path(tmp)
+        make_tree(work / "src", args.files, args.size)
+        server = FerryServer(work)
+        tools: dict[str, Callable[[int], object]] = {
+            "ferry": lambda i: server.copy_tree("src", f"ferry-{i}"),
+            "cp -r": lambda i: run(["cp", "-r", str(work / "src"), str(work / f"cp-{i}")]),
+        }
+        if shutil.which("rclone"):
+            tools["rclone copy"] = lambda i: run(
+                ["rclone", "copy", str(work / "src"), str(work / f"rclone-{i}")]
+            )
+        times: dict[str, list[float]] = {name: [] for name in tools}
+        try:
+            for i in range(args.runs):
+                for name, action in tools.items():  # interleaved: noise hits every tool alike
+                    times[name].append(timed(lambda action=action, i=i: action(i)))
+        finally:
+            server.stop()
+        report(times, args)
+
+
+def report(times: dict[str, list[float]], args: argparse.Namespace) -> None:
+    ferry = statistics.median(times["ferry"])
+    print(
+        f"small files: {args.files} × {args.size} B, local → local, {args.runs} runs, {os.cpu_count()} cores"
+    )
+    print(f"{'tool':<14}{'median s':>10}{'min s':>10}{'max s':>10}{'ferry ÷ tool':>14}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"{name:<14}{median:>10.2f}{min(values):>10.2f}{max(values):>10.2f}{ferry / median:>14.2f}"
+        )
+    print(f"ferry: {args.files / ferry:,.0f} files/s")
+
+
+if __name__ == "__main__":
+    main()

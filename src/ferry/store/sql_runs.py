@@ -1,0 +1,286 @@
+"""Runs in SQL: due claims, expansion into tasks, closing finished runs (the loops' side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ferry.domain.states import (
+    RunStatus,
+    TaskState,
+    TransferStatus,
+    check_run_transition,
+    check_transfer_transition,
+)
+from ferry.domain.transfers import (
+    PlannedTask,
+    Run,
+    RunCounts,
+    Transfer,
+    run_outcome,
+    transfer_status_after,
+)
+from ferry.store import tables as t
+from ferry.store.sql_base import SqlBase, run_from_row, transfer_from_row
+from ferry.store.sql_tasks import RunCounter
+
+
+def _task_row(
+    transfer: Transfer, run: int, planned: PlannedTask, priority: int, max_attempts: int
+) -> dict[str, Any]:
+    return {
+        "transfer_id": transfer.id,
+        "run": run,
+        "scope": transfer.scope,
+        "priority": priority,
+        "state": planned.state.value,
+        "source": str(planned.source),
+        "destination": str(planned.destination),
+        "size": planned.size,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "cancel_requested": False,
+        "bytes_done": 0,
+        "error_class": planned.error_class,
+        "error": planned.error,
+    }
+
+
+class RunsMixin(SqlBase):
+    # --- the due and expand loops ---------------------------------------------------------------
+    async def next_due_at(self) -> datetime | None:
+        c = t.transfers.c
+        async with self._read() as conn:
+            value = (
+                await conn.execute(
+                    select(func.min(c.next_run_at)).where(c.status == TransferStatus.STANDBY.value)
+                )
+            ).scalar()
+        return value if isinstance(value, datetime) else None
+
+    async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
+        c = t.transfers.c
+        check_transfer_transition(TransferStatus.STANDBY, TransferStatus.ONGOING)
+        due = (
+            select(t.transfers)
+            .where((c.status == TransferStatus.STANDBY.value) & (c.next_run_at <= now))
+            .order_by(c.next_run_at)
+            .limit(limit)
+        )
+        claimed: list[Run] = []
+        async with self._tx() as conn:
+            for row in (await conn.execute(due)).all():
+                moved = await conn.execute(
+                    update(t.transfers)
+                    .where((c.id == row.id) & (c.status == TransferStatus.STANDBY.value))
+                    .values(
+                        status=TransferStatus.ONGOING.value,
+                        runs=c.runs + 1,
+                        next_run_at=None,
+                        updated_at=now,
+                    )
+                )
+                if moved.rowcount != 1:
+                    continue
+                run = Run(
+                    row.id,
+                    row.runs + 1,
+                    RunStatus.ONGOING,
+                    row.next_run_at,
+                    now,
+                    None,
+                    False,
+                    RunCounts(),
+                    None,
+                )
+                await conn.execute(
+                    insert(t.runs).values(
+                        transfer_id=run.transfer_id,
+                        number=run.number,
+                        status=run.status.value,
+                        due_at=run.due_at,
+                        started_at=now,
+                        occurrences=1,
+                        expanded=False,
+                        total=0,
+                        done=0,
+                        failed=0,
+                        skipped=0,
+                        canceled=0,
+                        bytes=0,
+                    )
+                )
+                claimed.append(run)
+        return claimed
+
+    async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
+        r = t.runs.c
+        pending = (
+            select(t.runs).where((r.status == RunStatus.ONGOING.value) & ~r.expanded).limit(limit)
+        )
+        async with self._read() as conn:
+            runs = [run_from_row(row) for row in (await conn.execute(pending)).all()]
+            ids = {run.transfer_id for run in runs}
+            rows = (
+                (await conn.execute(select(t.transfers).where(t.transfers.c.id.in_(ids)))).all()
+                if ids
+                else []
+            )
+        transfers = {row.id: transfer_from_row(row) for row in rows}
+        return [(transfers[run.transfer_id], run) for run in runs]
+
+    async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:
+        options = transfer.spec.options
+        rows = [_task_row(transfer, run, p, options.priority, options.retries + 1) for p in planned]
+        async with self._tx() as conn:
+            wanted = (
+                await conn.execute(
+                    select(t.transfers.c.status, t.transfers.c.cancel_requested).where(
+                        t.transfers.c.id == transfer.id
+                    )
+                )
+            ).one()
+            if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
+                return False  # canceled while it was being listed: nothing more to queue
+            if not rows:
+                return True
+            inserted = await self._insert_new_tasks(conn, rows)
+            counter = RunCounter()
+            for row in inserted:
+                counter.add(transfer.id, run, TaskState(row["state"]))
+            await counter.apply(conn)
+            await conn.execute(
+                update(t.runs)
+                .where((t.runs.c.transfer_id == transfer.id) & (t.runs.c.number == run))
+                .values(total=t.runs.c.total + len(inserted))
+            )
+        return True
+
+    async def _insert_new_tasks(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Insert the rows whose object is not in the run yet (a listing resumed after a crash
+        repeats some) and return them."""
+        c = t.tasks.c
+        keys = {(r["transfer_id"], r["run"], r["destination"]) for r in rows}
+        existing = (
+            await conn.execute(
+                select(c.destination).where(
+                    (c.transfer_id == rows[0]["transfer_id"])
+                    & (c.run == rows[0]["run"])
+                    & c.destination.in_([k[2] for k in keys])
+                )
+            )
+        ).all()
+        seen = {r.destination for r in existing}
+        fresh = []
+        for row in rows:
+            if row["destination"] not in seen:
+                seen.add(row["destination"])
+                fresh.append(row)
+        if fresh:
+            await conn.execute(insert(t.tasks), fresh)
+        return fresh
+
+    async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.runs)
+                .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
+                .values(expanded=True, error=error)
+            )
+
+    # --- the finalize loop ----------------------------------------------------------------------
+    async def finish_runs(self, now: datetime) -> list[Run]:
+        r = t.runs.c
+        finished_rows = (
+            select(
+                t.runs,
+                t.transfers.c.status.label("transfer_status"),
+                t.transfers.c.cancel_requested.label("transfer_canceled"),
+            )
+            .join(t.transfers, t.transfers.c.id == r.transfer_id)
+            .where(
+                (r.status == RunStatus.ONGOING.value)
+                & r.expanded
+                & (r.total == r.done + r.failed + r.skipped + r.canceled)
+            )
+        )
+        finished: list[Run] = []
+        async with self._tx() as conn:
+            for row in (await conn.execute(finished_rows)).all():
+                run = run_from_row(row)
+                canceled = bool(row.transfer_canceled)
+                status = TransferStatus(row.transfer_status)
+                finished.append(await self._finish_run(conn, run, status, canceled, now))
+        return finished
+
+    async def _finish_run(
+        self,
+        conn: AsyncConnection,
+        run: Run,
+        transfer_status: TransferStatus,
+        canceled: bool,
+        now: datetime,
+    ) -> Run:
+        if canceled or transfer_status is TransferStatus.CANCELED:
+            outcome = RunStatus.CANCELED
+        elif run.error and run.counts.total == 0:
+            outcome = RunStatus.FAILED
+        else:
+            outcome = run_outcome(run.counts)
+        check_run_transition(run.status, outcome)
+        error = run.error or await self._first_error(conn, run, outcome)
+        await conn.execute(
+            update(t.runs)
+            .where((t.runs.c.transfer_id == run.transfer_id) & (t.runs.c.number == run.number))
+            .values(status=outcome.value, finished_at=now, error=error)
+        )
+        if transfer_status is TransferStatus.ONGOING:
+            status = transfer_status_after(outcome)
+            check_transfer_transition(transfer_status, status)
+            await conn.execute(
+                update(t.transfers)
+                .where(
+                    (t.transfers.c.id == run.transfer_id)
+                    & (t.transfers.c.status == TransferStatus.ONGOING.value)
+                )
+                .values(status=status.value, error=error, cancel_requested=False, updated_at=now)
+            )
+        return Run(
+            run.transfer_id,
+            run.number,
+            outcome,
+            run.due_at,
+            run.started_at,
+            now,
+            True,
+            run.counts,
+            error,
+        )
+
+    async def _first_error(self, conn: AsyncConnection, run: Run, outcome: RunStatus) -> str | None:
+        if run.counts.failed == 0:
+            return None
+        c = t.tasks.c
+        first = (
+            await conn.execute(
+                select(c.source, c.error)
+                .where(
+                    (c.transfer_id == run.transfer_id)
+                    & (c.run == run.number)
+                    & (c.state == TaskState.FAILED.value)
+                )
+                .order_by(c.id)
+                .limit(1)
+            )
+        ).first()
+        summary = f"{run.counts.failed} of {run.counts.total} objects failed"
+        if first is None:
+            return summary
+        error = (first.error or "no error recorded").strip().splitlines()[0]
+        return f"{summary}: {error if first.source in error else f'{first.source}: {error}'}"
