@@ -96,3 +96,34 @@ def test_a_missing_source_fails_at_run_time(module_server, tree) -> None:  # typ
     assert obj["status"] == "FAILED"
     assert obj["error"] == "not found: local:not-there"
     assert snapshot(module_server.cwd.parent) == before
+
+
+def test_the_data_directory_is_out_of_reach(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--agents", "1", "--storage", f"parent={tmp_path.as_uri()}")
+    (server.cwd / "keep.txt").write_text("keep")
+    for args in (
+        ["local:.ferry/admin.token", "local:stolen"],
+        ["local:keep.txt", "local:.ferry"],
+        ["--tree", "local:.ferry", "local:stolen"],
+        ["parent:work0/.ferry/ferry.db", "parent:stolen"],
+    ):
+        result = server.cli("submit", *args)
+        assert result.returncode == 1
+        assert "inside the server's data directory" in result.stderr
+
+    copied = server.cli_json(
+        "submit", "--tree", "--wait", f"parent:{server.cwd.name}", "parent:copy"
+    )
+
+    assert copied["status"] == "COMPLETED"
+    names = {p.name for p in (tmp_path / "copy").rglob("*")}
+    assert "keep.txt" in names
+    assert not names & {".ferry", "admin.token", "ferry.db"}
+
+
+def test_a_tree_cannot_be_copied_into_itself_under_another_name(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--agents", "0", "--storage", f"alias={(tmp_path / 'work0').as_uri()}")
+    (server.cwd / "tree").mkdir()
+    result = server.cli("submit", "--tree", "alias:tree", "local:tree/inner")
+    assert result.returncode == 1
+    assert "inside the source tree" in result.stderr

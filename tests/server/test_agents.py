@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import time
 from datetime import timedelta
 
+import fsspec
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
+from ferry.domain.transfers import Storage
 
 PROBLEM = "application/problem+json"
 
@@ -178,3 +183,58 @@ async def test_a_real_runner_moves_a_tree(api, runner, eventually) -> None:  # t
     outcomes = (await api.client.get(f"{url}/outcomes")).json()
     assert {o["status"] for o in outcomes["objects"]} == {"DONE"}
     assert all(o["checksum"].startswith("adler32:") for o in outcomes["objects"])
+
+
+class _Trickle:
+    """A file that yields one small block per read, slowly: a copy that outlives a grace period."""
+
+    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+        self._handle = handle
+
+    def read(self, _size: int = -1) -> bytes:
+        time.sleep(0.01)
+        return self._handle.read(1024)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+class SlowLocal(LocalFileSystem):
+    protocol = "slowfile"
+
+    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        handle = super().open(path, mode, **kwargs)
+        return _Trickle(handle) if mode == "rb" else handle
+
+
+async def test_a_copy_cut_short_by_shutdown_is_retried_not_canceled(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
+    (api.root / "big.bin").write_bytes(os.urandom(512 * 1024))  # ~5 s at the trickle's pace
+    await api.state.store.put_storage(Storage("slow", f"slowfile://{api.root}"))
+    created = await api.client.post(
+        "/api/v1/transfers", json={"sources": ["slow:big.bin"], "destination": "local:out"}
+    )
+    secret = await api.state.store.issue_agent_secret("quitter", timedelta(minutes=1))
+    session = ServerSession(
+        "http://ferry", name="quitter", secret=secret, token=None, transport=api.transport
+    )
+    await session.register({})
+    runner = AgentRunner(session, max_active=1)
+    stop = asyncio.Event()
+    work = asyncio.create_task(runner.run(stop, grace=0.2))
+    url = f"/api/v1/transfers/{created.json()['id']}/outcomes"
+
+    async def copying():  # type: ignore[no-untyped-def]
+        return any(p.name.endswith(".part") for p in (api.root / "out").glob(".*"))
+
+    await eventually(copying)
+    stop.set()
+    await asyncio.wait_for(work, 30)
+    await session.close()
+    (obj,) = (await api.client.get(url)).json()["objects"]
+    assert obj["status"] == "WAITING"
+    assert obj["history"][0]["error"] == "the agent stopped before the copy finished"
+    assert list((api.root / "out").iterdir()) == []

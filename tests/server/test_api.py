@@ -165,3 +165,27 @@ async def test_cancel_standby_then_again_is_409(api) -> None:  # type: ignore[no
     again = await api.client.post(f"/api/v1/transfers/{transfer_id}/cancel")
     assert again.status_code == 409
     assert "already finished" in again.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (
+            {"sources": ["local:tree"], "destination": "local:tree/copy", "kind": "tree"},
+            "inside the source",
+        ),
+        ({"sources": ["local:"], "destination": "local:copy", "kind": "tree"}, "inside the source"),
+        (
+            {"sources": ["local:tree"], "destination": "local:tree", "kind": "tree"},
+            "inside the source",
+        ),
+        (
+            file_body("local:a/x.txt", "local:b/x.txt"),
+            "several sources would be written to local:out/x.txt",
+        ),
+    ],
+)
+async def test_transfers_that_could_only_end_badly_are_refused(api, body, needle) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.post("/api/v1/transfers", json=body)
+    assert response.status_code == 422
+    assert needle in response.json()["detail"]

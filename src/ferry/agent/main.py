@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from ferry.agent.runner import AgentRunner
@@ -28,6 +29,9 @@ async def run_agent(
         await session.register({"protocols": ["file", "memory"], "max_active": max_active})
         runner = AgentRunner(session, max_active=max_active)
         await runner.run(stop, SHUTDOWN_GRACE_S)
+        if runner.stuck:
+            logging.shutdown()
+            os._exit(1)  # copy threads blocked in a backend would keep a normal exit waiting
         log.info("agent %s stopped", name)
         return 1 if runner.fatal else 0
     except FerryError as exc:

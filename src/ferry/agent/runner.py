@@ -31,6 +31,7 @@ LEASE_WAIT_S = 20.0
 LEASE_AHEAD_PER_SLOT = 4  # tasks kept leased per copy slot, so small files never wait on a poll
 LEASE_AHEAD_MIN = 32
 RETRY_DELAY_S = 1.0
+STUCK_AFTER_S = 5.0
 
 
 @dataclass
@@ -46,6 +47,7 @@ class HeldTask:
     attempt: int = 1
     bytes_done: int = 0
     started: bool = False
+    shutting_down: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -76,6 +78,7 @@ class AgentRunner:
         self._stats: Counter[str] = Counter()
         self._started_at = time.monotonic()
         self.fatal: BaseException | None = None
+        self.stuck = False  # copies that would not stop: the process must exit without them
 
     # --- lifecycle --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, grace: float) -> None:
@@ -121,8 +124,18 @@ class AgentRunner:
         except TimeoutError:
             log.warning("stopping %d copies still running after %.0f s", len(active), grace)
             for task in active:
-                task.cancel.set()  # each removes its temporary file and reports CANCELED
-            await finishing
+                task.shutting_down = True
+                task.cancel.set()  # each removes its temporary file and reports back
+            try:
+                await asyncio.wait_for(finishing, STUCK_AFTER_S)
+            except TimeoutError:
+                # A copy blocked inside a backend call never looks at its stop flag. Its lease
+                # will expire on the server; the process must still end.
+                stuck = sum(not t.done.is_set() for t in active)
+                log.error(
+                    "%d copies did not stop within %.0f s; leaving them", stuck, STUCK_AFTER_S
+                )
+                self.stuck = True
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -197,6 +210,14 @@ class AgentRunner:
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.cancel.is_set)
         except TransferCanceled as exc:
+            if task.shutting_down:  # not a user's cancel: the object still has to move
+                why = "the agent stopped before the copy finished"
+                return {
+                    "state": "FAILED",
+                    "error": why,
+                    "error_class": "transient",
+                    "retryable": True,
+                }
             return {"state": "CANCELED", "error": str(exc), "error_class": exc.error_class}
         except TransferError as exc:
             return {

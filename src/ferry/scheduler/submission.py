@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import posixpath
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ferry.domain.transfers import Transfer, TransferKind, TransferSpec
-from ferry.engine.storages import open_storage
+from ferry.engine.storages import StorageFS, open_storage
 from ferry.errors import InvalidRequest, StorageNotFound
 from ferry.scheduler.guard import ProtectedPaths
 from ferry.scheduler.loop import Wakeups
@@ -70,15 +72,36 @@ def check_shape(spec: TransferSpec) -> None:
 
 
 async def check_locations(store: Store, spec: TransferSpec, protected: ProtectedPaths) -> None:
+    """Every storage must be registered; on local storages, no location may be in the server's
+    data directory, and a tree may not be copied into itself under another storage's name."""
     locations = [*spec.sources, spec.destination]
+    local: dict[str, StorageFS] = {}
     for name in sorted({loc.storage for loc in locations}):
         try:
             storage = await store.get_storage(name)
         except StorageNotFound as exc:
             raise InvalidRequest(str(exc)) from exc
-        if not storage.url.startswith("file:"):
-            continue  # only local storages can hold the server's own files
-        opened = await asyncio.to_thread(open_storage, storage.name, storage.url, storage.options)
-        for location in locations:
-            if location.storage == name:
-                protected.check(opened, location)
+        if storage.url.startswith("file:"):  # only local storages can hold the server's files
+            local[name] = await asyncio.to_thread(
+                open_storage, storage.name, storage.url, storage.options
+            )
+    for location in locations:
+        if location.storage in local:
+            protected.check(local[location.storage], location)
+    if spec.kind is TransferKind.TREE and spec.destination.storage in local:
+        target = _real(local[spec.destination.storage], spec.destination.path)
+        for source in spec.sources:
+            if source.storage in local and _contains(
+                _real(local[source.storage], source.path), target
+            ):
+                raise InvalidRequest(
+                    f"the destination {spec.destination} is inside the source tree {source}"
+                )
+
+
+def _real(storage: StorageFS, path: str) -> str:
+    return os.path.realpath(posixpath.join(storage.root, path))
+
+
+def _contains(folder: str, path: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")

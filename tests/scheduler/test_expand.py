@@ -1,0 +1,86 @@
+"""The expand loop against a real SQLite store and real folders: trees become tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ferry.domain.locations import parse_location
+from ferry.domain.states import TaskState, TransferStatus
+from ferry.domain.transfers import Storage, TransferKind, TransferSpec
+from ferry.scheduler.expand import ExpandLoop
+from ferry.scheduler.guard import ProtectedPaths
+from ferry.scheduler.loop import Wakeups
+from ferry.store.abc import NewTransfer
+from ferry.store.sql import SqlStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}")
+    await store.open()
+    await store.bootstrap()
+    root = tmp_path / "root"
+    root.mkdir()
+    await store.put_storage(Storage("local", root.as_uri()))
+    await store.put_storage(Storage("broken", "nosuchprotocol://anywhere"))
+    yield store
+    await store.close()
+
+
+async def started(store: SqlStore, source: str, destination: str = "local:out") -> str:
+    spec = TransferSpec(TransferKind.TREE, (parse_location(source),), parse_location(destination))
+    new = NewTransfer("default", "admin", spec, {"kind": "direct"}, datetime.now(UTC))
+    transfer, _ = await store.create_transfer(new)
+    await store.claim_due_transfers(datetime.now(UTC), limit=10)
+    return transfer.id
+
+
+async def finish(store: SqlStore, loop: ExpandLoop) -> None:
+    await loop.run_once()
+    await store.finish_runs(datetime.now(UTC))
+
+
+def expander(store: SqlStore, protected: list[Path] | None = None) -> ExpandLoop:
+    return ExpandLoop(store, Wakeups(), protected=ProtectedPaths(protected or []))
+
+
+async def test_a_run_that_cannot_be_listed_fails_without_blocking_others(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "root" / "tree").mkdir()
+    (tmp_path / "root" / "tree" / "f").write_text("f")
+    broken = await started(store, "broken:tree")
+    fine = await started(store, "local:tree")
+
+    await finish(store, expander(store))
+
+    failed = await store.get_transfer(broken)
+    assert failed.status is TransferStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.startswith("listing failed")
+    run = await store.get_run(fine, 1)
+    assert run.expanded
+    assert run.counts.total == 1
+
+
+async def test_the_protected_folder_is_neither_listed_nor_written(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "root"
+    (root / "tree" / ".ferry").mkdir(parents=True)
+    (root / "tree" / ".ferry" / "ferry.db").write_text("db")
+    (root / "tree" / "f").write_text("f")
+    (root / "backup" / ".ferry").mkdir(parents=True)
+    (root / "backup" / ".ferry" / "admin.token").write_text("old")
+    listed = await started(store, "local:tree")
+    restored = await started(store, "local:backup", "local:")
+
+    await expander(store, [root / "tree" / ".ferry", root / ".ferry"]).run_once()
+
+    tasks = await store.outcomes(listed, 1, after=0, limit=100)
+    assert [str(task.source) for task, _ in tasks] == ["local:tree/f"]
+    ((refused, _attempts),) = await store.outcomes(restored, 1, after=0, limit=100)
+    assert refused.state is TaskState.FAILED
+    assert (
+        refused.error == "local:.ferry/admin.token is inside the server's data directory: refused"
+    )
