@@ -153,15 +153,13 @@ def main() -> None:
 
 def report(times: dict[str, list[float]], args: argparse.Namespace) -> None:
     ferry = statistics.median(times["ferry"])
-    print(
-        f"small files: {args.files} × {args.size} B, local → local, {args.runs} runs, {os.cpu_count()} cores"
-    )
+    shape = f"{args.files} × {args.size} B, local → local"
+    print(f"small files: {shape}, {args.runs} runs, {os.cpu_count()} cores")
     print(f"{'tool':<14}{'median s':>10}{'min s':>10}{'max s':>10}{'ferry ÷ tool':>14}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(
-            f"{name:<14}{median:>10.2f}{min(values):>10.2f}{max(values):>10.2f}{ferry / median:>14.2f}"
-        )
+        spread = f"{median:>10.2f}{min(values):>10.2f}{max(values):>10.2f}"
+        print(f"{name:<14}{spread}{ferry / median:>14.2f}")
     print(f"ferry: {args.files / ferry:,.0f} files/s")
 
 

@@ -28,8 +28,12 @@ log = logging.getLogger("ferry.agent")
 REPORT_EVERY_S = 0.2
 REPORT_BATCH = 500
 LEASE_WAIT_S = 20.0
-LEASE_AHEAD_PER_SLOT = 4  # tasks kept leased per copy slot, so small files never wait on a poll
-LEASE_AHEAD_MIN = 32
+# How much work to hold ahead: about QUEUE_AHEAD_S of copying per slot, at least two tasks per
+# slot (so a slot never waits on a poll) and at most LEASE_AHEAD_MAX (so an agent busy with small
+# files does not hoard the queue, and one busy with large files holds only what it can start).
+QUEUE_AHEAD_S = 0.5
+LEASE_AHEAD_MAX = 512
+DURATION_SMOOTHING = 0.1
 RETRY_DELAY_S = 1.0
 STUCK_AFTER_S = 5.0
 
@@ -70,7 +74,7 @@ class AgentRunner:
         self._flush_now = asyncio.Event()
         self._capacity = asyncio.Event()
         self._unfinished = 0  # leased and not yet copied: queued or running
-        self.lease_ahead = max(LEASE_AHEAD_PER_SLOT * max_active, LEASE_AHEAD_MIN)
+        self._mean_task_s = 1.0  # moving average of one copy's wall time
         self._storage_urls: dict[str, tuple[str, dict[str, Any]]] = {}
         self._storages: dict[str, StorageFS] = {}
         self._storages_lock = threading.Lock()
@@ -141,10 +145,16 @@ class AgentRunner:
         await asyncio.gather(*workers, return_exceptions=True)
 
     # --- leasing ----------------------------------------------------------------------------
+    @property
+    def lease_ahead(self) -> int:
+        per_slot = QUEUE_AHEAD_S / max(self._mean_task_s, 1e-4)
+        return int(min(LEASE_AHEAD_MAX, max(2.0, per_slot) * self.max_active))
+
     async def _lease_loop(self) -> None:
         while True:
-            room = self.lease_ahead - self._unfinished
-            if room < max(1, self.lease_ahead // 4) and self._unfinished > 0:
+            ahead = self.lease_ahead
+            room = ahead - self._unfinished
+            if room < max(1, ahead // 2) and self._unfinished > 0:
                 self._capacity.clear()
                 await self._capacity.wait()
                 continue
@@ -186,9 +196,12 @@ class AgentRunner:
         while True:
             task = await self._queue.get()
             task.started = True
+            started = loop.time()
             try:
                 report = await loop.run_in_executor(self._threads, self._execute, task)
             finally:
+                elapsed = loop.time() - started
+                self._mean_task_s += DURATION_SMOOTHING * (elapsed - self._mean_task_s)
                 task.done.set()
                 self._unfinished -= 1
                 self._capacity.set()

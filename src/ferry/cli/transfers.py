@@ -27,8 +27,10 @@ DataDirOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-# On a terminal, tables fit its width and long cells wrap; into a pipe, lines are never cut.
-console = Console(width=None if sys.stdout.isatty() else 10_000)
+
+def _console() -> Console:
+    """On a terminal, tables fit its width and long cells wrap; into a pipe, lines are never cut."""
+    return Console(width=None if sys.stdout.isatty() else 10_000)
 
 
 def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client:
@@ -41,7 +43,7 @@ def _print_json(model: BaseModel | list[Any]) -> None:
 
 
 def _print_transfer(t: TransferPublic) -> None:
-    o = t.objects
+    o, console = t.objects, _console()
     console.print(f"[bold]{t.id}[/bold]  {t.status}  ({t.kind})")
     console.print(f"  from {', '.join(t.sources)}  to {t.destination}")
     console.print(
@@ -127,7 +129,7 @@ def ls(
             str(t.bytes),
             t.created_at.isoformat(timespec="seconds"),
         )
-    console.print(table)
+    _console().print(table)
 
 
 def outcomes(
@@ -151,7 +153,7 @@ def outcomes(
 
 def _print_outcomes(result: Outcomes) -> None:
     if not result.started:
-        console.print(result.message or "not started")
+        _console().print(result.message or "not started")
         return
     table = Table(title=f"run {result.run}: {result.status}")
     for name in ("status", "source", "destination", "size", "checksum", "attempts", "error"):
@@ -167,7 +169,7 @@ def _print_outcomes(result: Outcomes) -> None:
             str(o.attempts),
             o.error or "",
         )
-    console.print(table)
+    _console().print(table)
 
 
 def cancel(
@@ -183,7 +185,7 @@ def cancel(
     if as_json:
         _print_json(result)
     else:
-        console.print(f"{result.id}: {result.outcome}")
+        _console().print(f"{result.id}: {result.outcome}")
 
 
 def register(app: typer.Typer) -> None:
