@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import pytest
-from e2e_support import wait_for
+from e2e_support import FERRY, wait_for
 
 
 def live_agents(server) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -64,3 +65,28 @@ def test_a_restarted_server_keeps_its_token_and_transfers(start_server, tmp_path
         assert (again.cwd / "out" / "a.txt").read_text() == "a"
     finally:
         shutdown(again)
+
+
+def test_an_agent_started_by_hand_with_a_token_does_the_work(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--agents", "0", "--heartbeat", "0.5")
+    (server.cwd / "a.txt").write_text("by hand")
+    env = {**server.env(), "FERRY_AGENT_TOKEN": server.token}
+    agent = subprocess.Popen(
+        [*FERRY, "agent", "--server", server.url, "--name", "remote-1", "--max-active", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        transfer = server.cli_json("submit", "--wait", "local:a.txt", "local:out")
+        assert transfer["status"] == "COMPLETED"
+        (remote,) = wait_for(lambda: [a for a in server.agents() if a["state"] == "ALIVE"])
+        assert remote["name"] == "remote-1"
+        assert remote["status"]["pid"] == agent.pid
+        assert remote["status"]["stats"]["DONE"] == 1
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _out, errors = agent.communicate(timeout=30)
+    assert agent.returncode == 0
+    assert b"Traceback" not in errors
+    assert (server.cwd / "out" / "a.txt").read_text() == "by hand"

@@ -189,3 +189,31 @@ async def test_transfers_that_could_only_end_badly_are_refused(api, body, needle
     response = await api.client.post("/api/v1/transfers", json=body)
     assert response.status_code == 422
     assert needle in response.json()["detail"]
+
+
+async def test_an_oversized_body_is_refused_before_anything_reads_it(api) -> None:  # type: ignore[no-untyped-def]
+    from ferry.server.limits import MAX_BODY_BYTES
+
+    big = b"[" + b"0," * (MAX_BODY_BYTES // 2) + b"0]"
+    for client in (api.client, api.anonymous):
+        response = await client.post(
+            "/api/v1/transfers", content=big, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.headers["content-type"] == PROBLEM
+
+
+async def test_an_oversized_streamed_body_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+    from ferry.server.limits import MAX_BODY_BYTES
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b"["
+        for _ in range(MAX_BODY_BYTES // (1 << 20) + 1):
+            yield b"0," * (1 << 19)
+        yield b"0]"
+
+    response = await api.anonymous.post(
+        "/api/v1/transfers", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413

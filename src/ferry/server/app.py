@@ -23,6 +23,7 @@ from ferry.scheduler.finalize import FinalizeLoop
 from ferry.scheduler.leases import LeaseReaper, RetryLoop
 from ferry.scheduler.loop import Loop
 from ferry.server import problems
+from ferry.server.limits import BodyLimit
 from ferry.server.routes import agents, health, transfers
 from ferry.server.state import ServerState
 from ferry.store.sql import SqlStore
@@ -139,6 +140,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     )
     app.state.ferry = state
     problems.install(app)
+    app.add_middleware(BodyLimit)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(transfers.router)
     api.include_router(agents.router)
