@@ -11,7 +11,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from ferry.cli import daemons, transfers
+from ferry.cli import daemons, schedules, transfers
 from ferry.errors import FerryError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 daemons.register(app)
 transfers.register(app)
+schedules.register(app)
 
 
 def fail(message: str) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 
 from ferry.errors import ApiError, Unauthenticated
-from ferry.server.schemas import CancelResult, Outcomes, TransferList, TransferPublic
+from ferry.server.schemas import CancelResult, Outcomes, RunPublic, TransferList, TransferPublic
 
 DEFAULT_URL = "http://127.0.0.1:8470"
+RUNS_PAGE = 1000  # the server's page of runs
 FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
 
 
@@ -62,12 +63,15 @@ class BaseClient:
         *,
         tree: bool = False,
         submission_id: str | None = None,
+        schedule: dict[str, Any] | None = None,
     ) -> Request:
         body: dict[str, Any] = {
             "sources": sources,
             "destination": destination,
             "kind": "tree" if tree else "file",
         }
+        if schedule:
+            body["schedule"] = schedule
         if submission_id:
             body["submission_id"] = submission_id
         return Request("POST", "/api/v1/transfers", json=body)
@@ -82,6 +86,10 @@ class BaseClient:
     parse_list = staticmethod(TransferList.model_validate)
     parse_outcomes = staticmethod(Outcomes.model_validate)
     parse_cancel = staticmethod(CancelResult.model_validate)
+
+    @staticmethod
+    def parse_runs(data: Any) -> list[RunPublic]:
+        return [RunPublic.model_validate(item) for item in data]
 
 
 def problem_error(response: httpx.Response) -> ApiError:

@@ -9,8 +9,14 @@ from typing import Any
 
 import httpx
 
-from ferry.client._base import FINAL_STATUSES, BaseClient, Request, merge_outcome_pages
-from ferry.server.schemas import CancelResult, Outcomes, TransferList, TransferPublic
+from ferry.client._base import (
+    FINAL_STATUSES,
+    RUNS_PAGE,
+    BaseClient,
+    Request,
+    merge_outcome_pages,
+)
+from ferry.server.schemas import CancelResult, Outcomes, RunPublic, TransferList, TransferPublic
 
 
 class AsyncClient(BaseClient):
@@ -54,9 +60,22 @@ class AsyncClient(BaseClient):
         *,
         tree: bool = False,
         submission_id: str | None = None,
+        schedule: dict[str, Any] | None = None,
     ) -> TransferPublic:
-        request = self.submit_request(sources, destination, tree=tree, submission_id=submission_id)
+        request = self.submit_request(
+            sources, destination, tree=tree, submission_id=submission_id, schedule=schedule
+        )
         return self.parse_transfer(await self._send(request))
+
+    async def runs(self, transfer_id: str) -> list[RunPublic]:
+        found: list[RunPublic] = []
+        while True:
+            params = {"after": found[-1].number if found else 0}
+            request = Request("GET", f"/api/v1/transfers/{transfer_id}/runs", params=params)
+            page = self.parse_runs(await self._send(request))
+            found += page
+            if len(page) < RUNS_PAGE:
+                return found
 
     async def get(self, transfer_id: str) -> TransferPublic:
         return self.parse_transfer(

@@ -8,8 +8,14 @@ from typing import Any
 
 import httpx
 
-from ferry.client._base import FINAL_STATUSES, BaseClient, Request, merge_outcome_pages
-from ferry.server.schemas import CancelResult, Outcomes, TransferList, TransferPublic
+from ferry.client._base import (
+    FINAL_STATUSES,
+    RUNS_PAGE,
+    BaseClient,
+    Request,
+    merge_outcome_pages,
+)
+from ferry.server.schemas import CancelResult, Outcomes, RunPublic, TransferList, TransferPublic
 
 
 class Client(BaseClient):
@@ -52,12 +58,24 @@ class Client(BaseClient):
         *,
         tree: bool = False,
         submission_id: str | None = None,
+        schedule: dict[str, Any] | None = None,
     ) -> TransferPublic:
-        return self.parse_transfer(
-            self._send(
-                self.submit_request(sources, destination, tree=tree, submission_id=submission_id)
-            )
+        request = self.submit_request(
+            sources, destination, tree=tree, submission_id=submission_id, schedule=schedule
         )
+        return self.parse_transfer(self._send(request))
+
+    def runs(self, transfer_id: str) -> list[RunPublic]:
+        """Every run of the transfer, oldest first (all pages)."""
+        found: list[RunPublic] = []
+        while True:
+            params = {"after": found[-1].number if found else 0}
+            page = self.parse_runs(
+                self._send(Request("GET", f"/api/v1/transfers/{transfer_id}/runs", params=params))
+            )
+            found += page
+            if len(page) < RUNS_PAGE:
+                return found
 
     def get(self, transfer_id: str) -> TransferPublic:
         return self.parse_transfer(self._send(Request("GET", f"/api/v1/transfers/{transfer_id}")))

@@ -167,6 +167,8 @@ class Run:
     expanded: bool
     counts: RunCounts
     error: str | None
+    occurrences: int = 1  # due occurrences this run stands for (missed ones coalesce)
+    skipped_occurrences: int = 0  # occurrences that came due while it was ONGOING
 
 
 @dataclass(frozen=True, slots=True)

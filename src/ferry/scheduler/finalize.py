@@ -19,7 +19,10 @@ class FinalizeLoop(Loop):
         return self.wakeups.finalize
 
     async def run_once(self) -> None:
-        for run in await self.store.finish_runs(self.clock()):
+        finished = await self.store.finish_runs(self.clock())
+        if finished:
+            self.wakeups.due.set()  # a periodic transfer may be due again sooner than it sleeps
+        for run in finished:
             c = run.counts
             log.info(
                 "transfer %s: run %d %s (%d done, %d skipped, %d failed, %d canceled, %d bytes)",

@@ -8,8 +8,8 @@ import posixpath
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
+from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
 from ferry.domain.transfers import Transfer, TransferKind, TransferSpec
 from ferry.engine.storages import StorageFS, open_storage
 from ferry.errors import InvalidRequest, StorageNotFound
@@ -26,6 +26,7 @@ async def submit_transfer(
     principal: Principal,
     spec: TransferSpec,
     *,
+    schedule: Schedule,
     submission_id: str | None,
     clock: Callable[[], datetime],
     protected: ProtectedPaths,
@@ -34,14 +35,19 @@ async def submit_transfer(
     returns the existing one). Sources need not exist yet; their storages must."""
     check_shape(spec)
     await check_locations(store, spec, protected)
-    schedule: dict[str, Any] = {"kind": "direct"}
+    now = clock()
+    anchored = schedule.anchored(now)
+    first = first_due(anchored, now)
+    if first is None:
+        raise InvalidSchedule("it has no occurrence at all")
     new = NewTransfer(
         scope=DEFAULT_SCOPE,
         submitter=principal.name,
         spec=spec,
-        schedule=schedule,
-        next_run_at=clock(),
+        schedule=anchored.to_json(),
+        next_run_at=first,
         submission_id=submission_id,
+        requested_schedule=schedule.to_json(),
     )
     transfer, created = await store.create_transfer(new)
     if created:

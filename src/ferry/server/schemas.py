@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ferry.domain.schedules import InvalidSchedule, Schedule, ScheduleKind, Unit, to_instant
 from ferry.domain.transfers import Checksum, Overwrite, TransferKind
 
 
@@ -22,7 +24,43 @@ class TransferOptionsIn(_Strict):
 
 
 class ScheduleIn(_Strict):
-    kind: Literal["direct"] = "direct"
+    """When to run (DESIGN §3). Instants are ISO 8601; one without an offset is read on the wall
+    clock of ``timezone``."""
+
+    kind: ScheduleKind = ScheduleKind.DIRECT
+    at: datetime | None = None
+    unit: Unit | None = None
+    interval: int = Field(1, ge=1)
+    start: datetime | None = None
+    until: datetime | None = None
+    count: int | None = Field(None, ge=1)
+    expr: str | None = Field(None, max_length=200, description="5-field cron expression")
+    timezone: str = Field("UTC", max_length=64, description="IANA time zone")
+
+    def to_domain(self) -> Schedule:
+        """The domain schedule; an instant without an offset is read on the wall clock of
+        ``timezone`` (a time in a DST gap meaning the first instant after it)."""
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidSchedule(f"unknown time zone {self.timezone!r}") from exc
+
+        def aware(value: datetime | None) -> datetime | None:
+            if value is None or value.tzinfo is not None:
+                return value
+            return to_instant(value, zone)
+
+        return Schedule(
+            kind=self.kind,
+            at=aware(self.at),
+            unit=self.unit,
+            interval=self.interval,
+            start=aware(self.start),
+            until=aware(self.until),
+            count=self.count,
+            expr=self.expr,
+            timezone=self.timezone,
+        )
 
 
 class TransferCreate(_Strict):
@@ -59,6 +97,21 @@ class TransferPublic(BaseModel):
     bytes: int
     error: str | None
     submission_id: str | None
+
+
+class RunPublic(BaseModel):
+    number: int
+    status: str
+    due_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    objects: ObjectCounts
+    bytes: int
+    occurrences: int = Field(
+        description="due occurrences this run stands for (missed ones coalesce)"
+    )
+    skipped_occurrences: int = Field(description="occurrences that came due while it ran")
+    error: str | None
 
 
 class TransferList(BaseModel):

@@ -44,6 +44,9 @@ class NewTransfer:
     schedule: dict[str, Any]
     next_run_at: datetime
     submission_id: str | None = None
+    # The schedule as the client wrote it (before defaults such as ``start`` = now were filled
+    # in): what an idempotent resubmission is compared by.
+    requested_schedule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,9 @@ class Store(Protocol):
         """Newest first, in pages; ``cursor`` is opaque."""
 
     async def get_run(self, transfer_id: str, number: int) -> Run: ...
+
+    async def list_runs(self, transfer_id: str, *, after: int, limit: int) -> list[Run]:
+        """The transfer's runs numbered above ``after``, oldest first."""
 
     async def latest_runs(self, transfers: Sequence[Transfer]) -> dict[str, Run]:
         """The latest run of each transfer that has one, in one query."""

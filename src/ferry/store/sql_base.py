@@ -147,6 +147,8 @@ def run_from_row(row: Row[Any]) -> Run:
             bytes=row.bytes,
         ),
         error=row.error,
+        occurrences=row.occurrences,
+        skipped_occurrences=row.skipped_occurrences,
     )
 
 

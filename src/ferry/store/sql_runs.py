@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ferry.domain.schedules import Schedule, after_run, occurrences_due
 from ferry.domain.states import (
     RunStatus,
     TaskState,
@@ -50,6 +52,13 @@ def _task_row(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _TransferState:
+    status: TransferStatus
+    canceled: bool
+    schedule: Schedule
+
+
 class RunsMixin(SqlBase):
     # --- the due and expand loops ---------------------------------------------------------------
     async def next_due_at(self) -> datetime | None:
@@ -86,6 +95,7 @@ class RunsMixin(SqlBase):
                 )
                 if moved.rowcount != 1:
                     continue
+                stands_for = occurrences_due(Schedule.from_json(row.schedule), row.next_run_at, now)
                 run = Run(
                     row.id,
                     row.runs + 1,
@@ -96,6 +106,7 @@ class RunsMixin(SqlBase):
                     False,
                     RunCounts(),
                     None,
+                    occurrences=stands_for,
                 )
                 await conn.execute(
                     insert(t.runs).values(
@@ -104,7 +115,8 @@ class RunsMixin(SqlBase):
                         status=run.status.value,
                         due_at=run.due_at,
                         started_at=now,
-                        occurrences=1,
+                        occurrences=stands_for,
+                        skipped_occurrences=0,
                         expanded=False,
                         total=0,
                         done=0,
@@ -202,6 +214,7 @@ class RunsMixin(SqlBase):
                 t.runs,
                 t.transfers.c.status.label("transfer_status"),
                 t.transfers.c.cancel_requested.label("transfer_canceled"),
+                t.transfers.c.schedule.label("transfer_schedule"),
             )
             .join(t.transfers, t.transfers.c.id == r.transfer_id)
             .where(
@@ -214,20 +227,18 @@ class RunsMixin(SqlBase):
         async with self._tx() as conn:
             for row in (await conn.execute(finished_rows)).all():
                 run = run_from_row(row)
-                canceled = bool(row.transfer_canceled)
-                status = TransferStatus(row.transfer_status)
-                finished.append(await self._finish_run(conn, run, status, canceled, now))
+                transfer = _TransferState(
+                    TransferStatus(row.transfer_status),
+                    bool(row.transfer_canceled),
+                    Schedule.from_json(row.transfer_schedule),
+                )
+                finished.append(await self._finish_run(conn, run, transfer, now))
         return finished
 
     async def _finish_run(
-        self,
-        conn: AsyncConnection,
-        run: Run,
-        transfer_status: TransferStatus,
-        canceled: bool,
-        now: datetime,
+        self, conn: AsyncConnection, run: Run, transfer: _TransferState, now: datetime
     ) -> Run:
-        if canceled or transfer_status is TransferStatus.CANCELED:
+        if transfer.canceled or transfer.status is TransferStatus.CANCELED:
             outcome = RunStatus.CANCELED
         elif run.error and run.counts.total == 0:
             outcome = RunStatus.FAILED
@@ -235,32 +246,54 @@ class RunsMixin(SqlBase):
             outcome = run_outcome(run.counts)
         check_run_transition(run.status, outcome)
         error = run.error or await self._first_error(conn, run, outcome)
+        skipped, next_run_at = 0, None
+        if outcome is not RunStatus.CANCELED and run.started_at is not None:
+            skipped, next_run_at = after_run(transfer.schedule, run.started_at, now)
         await conn.execute(
             update(t.runs)
             .where((t.runs.c.transfer_id == run.transfer_id) & (t.runs.c.number == run.number))
-            .values(status=outcome.value, finished_at=now, error=error)
+            .values(status=outcome.value, finished_at=now, error=error, skipped_occurrences=skipped)
         )
-        if transfer_status is TransferStatus.ONGOING:
-            status = transfer_status_after(outcome)
-            check_transfer_transition(transfer_status, status)
-            await conn.execute(
-                update(t.transfers)
-                .where(
-                    (t.transfers.c.id == run.transfer_id)
-                    & (t.transfers.c.status == TransferStatus.ONGOING.value)
-                )
-                .values(status=status.value, error=error, cancel_requested=False, updated_at=now)
+        if transfer.status is TransferStatus.ONGOING:
+            await self._after_run(conn, run, outcome, error, next_run_at, now)
+        return replace(
+            run,
+            status=outcome,
+            finished_at=now,
+            expanded=True,
+            error=error,
+            skipped_occurrences=skipped,
+        )
+
+    async def _after_run(
+        self,
+        conn: AsyncConnection,
+        run: Run,
+        outcome: RunStatus,
+        error: str | None,
+        next_run_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """The transfer takes the run's outcome; a periodic one whose series goes on returns to
+        STANDBY, due at its next occurrence."""
+        status = transfer_status_after(outcome)
+        check_transfer_transition(TransferStatus.ONGOING, status)
+        if next_run_at is not None:
+            check_transfer_transition(status, TransferStatus.STANDBY)
+            status = TransferStatus.STANDBY
+        await conn.execute(
+            update(t.transfers)
+            .where(
+                (t.transfers.c.id == run.transfer_id)
+                & (t.transfers.c.status == TransferStatus.ONGOING.value)
             )
-        return Run(
-            run.transfer_id,
-            run.number,
-            outcome,
-            run.due_at,
-            run.started_at,
-            now,
-            True,
-            run.counts,
-            error,
+            .values(
+                status=status.value,
+                error=error,
+                next_run_at=next_run_at,
+                cancel_requested=False,
+                updated_at=now,
+            )
         )
 
     async def _first_error(self, conn: AsyncConnection, run: Run, outcome: RunStatus) -> str | None:

@@ -31,7 +31,8 @@ from ferry.store.sql_base import SqlBase, run_from_row, task_from_row, transfer_
 
 
 def spec_hash(new: NewTransfer) -> str:
-    body = {"spec": new.spec.to_json(), "schedule": new.schedule}
+    schedule = new.requested_schedule if new.requested_schedule is not None else new.schedule
+    body = {"spec": new.spec.to_json(), "schedule": schedule}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -137,6 +138,18 @@ class TransfersMixin(SqlBase):
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return {row.transfer_id: run_from_row(row) for row in rows}
+
+    async def list_runs(self, transfer_id: str, *, after: int, limit: int) -> list[Run]:
+        r = t.runs.c
+        query = (
+            select(t.runs)
+            .where((r.transfer_id == transfer_id) & (r.number > after))
+            .order_by(r.number)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [run_from_row(row) for row in rows]
 
     async def get_run(self, transfer_id: str, number: int) -> Run:
         async with self._read() as conn:

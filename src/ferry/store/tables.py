@@ -147,7 +147,8 @@ runs = Table(
     Column("due_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
-    Column("occurrences", Integer, nullable=False, default=1),
+    Column("occurrences", Integer, nullable=False, default=1),  # due ones it stands for
+    Column("skipped_occurrences", Integer, nullable=False, default=0),  # due while it ran
     Column("expanded", Boolean, nullable=False, default=False),
     Column("total", Integer, nullable=False, default=0),
     Column("done", Integer, nullable=False, default=0),

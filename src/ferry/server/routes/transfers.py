@@ -18,6 +18,7 @@ from ferry.server.schemas import (
     ObjectCounts,
     ObjectOutcome,
     Outcomes,
+    RunPublic,
     TransferCreate,
     TransferList,
     TransferPublic,
@@ -77,6 +78,7 @@ async def create_transfer(
         state.wakeups,
         caller,
         spec_from(body),
+        schedule=body.schedule.to_domain(),
         submission_id=body.submission_id,
         clock=state.clock,
         protected=state.protected,
@@ -125,6 +127,39 @@ async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> 
         else "canceled",
         canceled_objects=outcome.canceled_tasks,
         stopping_objects=stopping,
+    )
+
+
+@router.get("/{transfer_id}/runs", response_model=list[RunPublic])
+async def list_runs(
+    transfer_id: str,
+    state: StateDep,
+    caller: Reader,
+    after: Annotated[int, Query(ge=0, description="only runs numbered above this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> list[RunPublic]:
+    await state.store.get_transfer(transfer_id)  # 404 for an unknown transfer
+    return [
+        present_run(run)
+        for run in await state.store.list_runs(transfer_id, after=after, limit=limit)
+    ]
+
+
+def present_run(run: Run) -> RunPublic:
+    c = run.counts
+    return RunPublic(
+        number=run.number,
+        status=run.status.value,
+        due_at=run.due_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        objects=ObjectCounts(
+            total=c.total, done=c.done, failed=c.failed, skipped=c.skipped, canceled=c.canceled
+        ),
+        bytes=c.bytes,
+        occurrences=run.occurrences,
+        skipped_occurrences=run.skipped_occurrences,
+        error=run.error,
     )
 
 

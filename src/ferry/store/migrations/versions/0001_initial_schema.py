@@ -126,6 +126,7 @@ def upgrade() -> None:
         sa.Column("started_at", ferry.store.tables.UtcDateTime(), nullable=True),
         sa.Column("finished_at", ferry.store.tables.UtcDateTime(), nullable=True),
         sa.Column("occurrences", sa.Integer(), nullable=False),
+        sa.Column("skipped_occurrences", sa.Integer(), nullable=False),
         sa.Column("expanded", sa.Boolean(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("done", sa.Integer(), nullable=False),

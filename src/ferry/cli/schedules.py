@@ -1,0 +1,165 @@
+"""Schedule options on the command line, ``ferry schedule preview`` and ``ferry runs``.
+
+WHEN is ISO 8601 with an offset (``2027-01-31T10:00+01:00``), without one (read in ``--tz``),
+or relative to now: ``+30s``, ``+10m``, ``+2h``, ``+1d``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from ferry.client import Client
+from ferry.domain.schedules import Unit, occurrences
+from ferry.errors import InvalidRequest
+from ferry.server.schemas import ScheduleIn
+
+_RELATIVE = re.compile(r"^\+(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+AtOption = Annotated[str | None, typer.Option("--at", help="Run once at WHEN.", show_default=False)]
+EveryOption = Annotated[
+    Unit | None,
+    typer.Option("--every", help="Run every UNIT (see --interval).", show_default=False),
+]
+IntervalOption = Annotated[int, typer.Option("--interval", min=1, help="Every N units.")]
+StartOption = Annotated[
+    str | None, typer.Option("--start", help="First occurrence (WHEN).", show_default=False)
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="No occurrence after WHEN.", show_default=False)
+]
+CountOption = Annotated[
+    int | None, typer.Option("--count", min=1, help="At most N occurrences.", show_default=False)
+]
+CronOption = Annotated[
+    str | None, typer.Option("--cron", help="5-field cron expression.", show_default=False)
+]
+TzOption = Annotated[str, typer.Option("--tz", help="IANA time zone of wall-clock times.")]
+
+
+def parse_when(text: str, now: datetime | None = None) -> str:
+    """An ISO 8601 instant for the API: relative times are resolved now; an instant without
+    an offset stays without one (the server reads it in the schedule's time zone)."""
+    if match := _RELATIVE.match(text.strip()):
+        amount, unit = int(match.group(1)), _UNITS[match.group(2)]
+        return ((now or datetime.now(UTC)) + timedelta(**{unit: amount})).isoformat()
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{text!r} is not a time: use ISO 8601 or +30s, +10m, +2h, +1d"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    at: str | None = None
+    every: Unit | None = None
+    interval: int = 1
+    start: str | None = None
+    until: str | None = None
+    count: int | None = None
+    cron: str | None = None
+    tz: str = "UTC"
+
+    def body(self) -> dict[str, Any] | None:
+        """The API's ``schedule`` object, or ``None`` for a direct transfer."""
+        kinds = [name for name in ("at", "every", "cron") if getattr(self, name) is not None]
+        if len(kinds) > 1:
+            raise InvalidRequest(
+                f"choose one of --at, --every and --cron, not {' and '.join(kinds)}"
+            )
+        series_options = self.start or self.until or self.count or self.interval != 1
+        if series_options and self.every is None and self.cron is None:
+            raise InvalidRequest(
+                "--interval, --start, --until and --count go with --every or --cron"
+            )
+        if not kinds:
+            return None
+        body: dict[str, Any] = {"kind": kinds[0], "timezone": self.tz}
+        if self.at is not None:
+            body["at"] = parse_when(self.at)
+        if self.every is not None:
+            body |= {"unit": self.every.value, "interval": self.interval}
+        if self.cron is not None:
+            body["expr"] = self.cron
+        for name in ("start", "until"):
+            if (value := getattr(self, name)) is not None:
+                body[name] = parse_when(value)
+        if self.count is not None:
+            body["count"] = self.count
+        return body
+
+
+def preview(
+    at: AtOption = None,
+    every: EveryOption = None,
+    interval: IntervalOption = 1,
+    start: StartOption = None,
+    until: UntilOption = None,
+    count: CountOption = None,
+    cron: CronOption = None,
+    tz: TzOption = "UTC",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON list of ISO 8601 strings.")
+    ] = False,
+) -> None:
+    """Print a schedule's next occurrences, computed by the function the scheduler uses."""
+    body = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
+    if body is None:
+        raise InvalidRequest("give --at, --every or --cron")
+    now = datetime.now(UTC)
+    schedule = ScheduleIn.model_validate(body).to_domain().anchored(now)
+    zone = ZoneInfo(tz)
+    times = [t.astimezone(zone).isoformat() for t in itertools.islice(occurrences(schedule), limit)]
+    typer.echo(json.dumps(times) if as_json else "\n".join(times) or "no occurrence")
+
+
+def runs(
+    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Server URL [env FERRY_URL].", show_default=False)
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Bearer token [env FERRY_TOKEN].", show_default=False),
+    ] = None,
+) -> None:
+    """List a transfer's runs: when each was due, ran and ended, and what it moved."""
+    from ferry.cli.transfers import _console
+
+    with Client(url, token) as client:
+        found = client.runs(transfer_id)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in found], indent=2))
+        return
+    table = Table("run", "status", "due", "started", "finished", "objects", "bytes", "skipped")
+    for r in found:
+        table.add_row(
+            str(r.number),
+            r.status,
+            r.due_at.isoformat(timespec="seconds"),
+            r.started_at.isoformat(timespec="seconds") if r.started_at else "",
+            r.finished_at.isoformat(timespec="seconds") if r.finished_at else "",
+            f"{r.objects.done}/{r.objects.total}",
+            str(r.bytes),
+            str(r.skipped_occurrences),
+        )
+    _console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    schedule_app = typer.Typer(help="Check schedules before trusting them.", no_args_is_help=True)
+    schedule_app.command("preview")(preview)
+    app.add_typer(schedule_app, name="schedule")
+    app.command()(runs)
