@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
 from typer.testing import CliRunner
 
 from ferry.cli.daemons import parse_storages
 from ferry.cli.main import app
+from ferry.cli.schedules import ScheduleOptions, parse_when
+from ferry.domain.schedules import Unit
 from ferry.errors import InvalidRequest
 
 runner = CliRunner()
@@ -49,3 +54,47 @@ def test_storages_parse_as_name_equals_url() -> None:
 def test_bad_storage_declarations_are_refused(value: str) -> None:
     with pytest.raises(InvalidRequest, match="NAME=URL"):
         parse_storages([value])
+
+
+def test_preview_of_the_monthly_example() -> None:
+    args = ["schedule", "preview", "--every", "month", "--start", "2027-01-31T10:00"]
+    result = runner.invoke(app, [*args, "--tz", "Europe/Rome", "--limit", "4", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == [
+        "2027-01-31T10:00:00+01:00",
+        "2027-02-28T10:00:00+01:00",
+        "2027-03-31T10:00:00+02:00",
+        "2027-04-30T10:00:00+02:00",
+    ]
+
+
+def test_preview_of_a_cron_across_spring_forward() -> None:
+    args = ["schedule", "preview", "--cron", "30 2 * * *", "--start", "2027-03-27T00:00"]
+    result = runner.invoke(app, [*args, "--tz", "Europe/Rome", "--limit", "3"])
+    assert result.output.split() == [
+        "2027-03-27T02:30:00+01:00",
+        "2027-03-28T03:00:00+02:00",
+        "2027-03-29T02:30:00+02:00",
+    ]
+
+
+def test_relative_times_are_resolved_now() -> None:
+    now = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+    assert parse_when("+30s", now) == "2027-01-01T12:00:30+00:00"
+    assert parse_when("+10m", now) == "2027-01-01T12:10:00+00:00"
+    assert parse_when("+2h", now) == "2027-01-01T14:00:00+00:00"
+    assert parse_when("+1d", now) == "2027-01-02T12:00:00+00:00"
+    assert parse_when("2027-05-01T08:00") == "2027-05-01T08:00:00"  # read later in --tz
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (ScheduleOptions(at="+1h", every=Unit.DAY), "choose one of"),
+        (ScheduleOptions(count=3), "go with --every or --cron"),
+        (ScheduleOptions(at="yesterday"), "is not a time"),
+    ],
+)
+def test_contradictory_schedule_options_are_refused(options, needle) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidRequest, match=needle):
+        options.body()

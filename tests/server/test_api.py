@@ -217,3 +217,74 @@ async def test_an_oversized_streamed_body_is_refused(api) -> None:  # type: igno
     )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
+
+
+def scheduled(**schedule: object) -> dict[str, object]:
+    return {**file_body("local:a.txt"), "schedule": schedule}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "needle"),
+    [
+        ({"kind": "every", "unit": "fortnight"}, "schedule.unit"),
+        ({"kind": "every", "unit": "day", "interval": 0}, "schedule.interval"),
+        ({"kind": "every", "unit": "day", "timezone": "Mars/Olympus"}, "unknown time zone"),
+        (
+            {
+                "kind": "every",
+                "unit": "day",
+                "start": "2027-01-10T00:00Z",
+                "until": "2027-01-01T00:00Z",
+            },
+            "until is before start",
+        ),
+        ({"kind": "cron", "expr": "61 * * * *"}, "bad cron expression"),
+        ({"kind": "cron", "expr": "* * *"}, "5 fields"),
+        ({"kind": "at"}, "needs 'at'"),
+        ({"kind": "every"}, "needs a unit"),
+    ],
+)
+async def test_bad_schedules_are_422(api, schedule, needle) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.post("/api/v1/transfers", json=scheduled(**schedule))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert needle in response.json()["detail"]
+
+
+async def test_a_naive_start_is_read_in_the_schedule_time_zone(api) -> None:  # type: ignore[no-untyped-def]
+    body = scheduled(kind="every", unit="day", start="2027-03-28T02:30", timezone="Europe/Rome")
+    created = (await api.client.post("/api/v1/transfers", json=body)).json()
+    assert created["status"] == "STANDBY"
+    # 02:30 does not exist in Rome that day: the first instant after the gap is 03:00 CEST.
+    assert created["schedule"]["start"] == "2027-03-28T01:00:00+00:00"
+    assert created["next_run_at"].startswith("2027-03-28T01:00:00")
+
+
+async def test_a_schedule_resubmitted_later_is_the_same_submission(api) -> None:  # type: ignore[no-untyped-def]
+    body = {**scheduled(kind="every", unit="hour"), "submission_id": "hourly"}
+    first = await api.client.post("/api/v1/transfers", json=body)
+    again = await api.client.post("/api/v1/transfers", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+
+
+async def test_runs_of_a_transfer(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    created = (await api.client.post("/api/v1/transfers", json=file_body("local:a.txt"))).json()
+    url = f"/api/v1/transfers/{created['id']}/runs"
+
+    async def one_run():  # type: ignore[no-untyped-def]
+        return (await api.client.get(url)).json()
+
+    (run,) = await eventually(one_run)
+    assert run["number"] == 1
+    assert run["occurrences"] == 1
+    assert run["skipped_occurrences"] == 0
+    assert set(run) >= {
+        "number",
+        "status",
+        "due_at",
+        "started_at",
+        "finished_at",
+        "objects",
+        "bytes",
+    }
+    assert (await api.client.get("/api/v1/transfers/nope/runs")).status_code == 404

@@ -12,6 +12,17 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from ferry.cli.schedules import (
+    AtOption,
+    CountOption,
+    CronOption,
+    EveryOption,
+    IntervalOption,
+    ScheduleOptions,
+    StartOption,
+    TzOption,
+    UntilOption,
+)
 from ferry.client import Client
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import Outcomes, TransferPublic
@@ -67,17 +78,27 @@ def submit(
     submission_id: Annotated[
         str | None, typer.Option(help="Idempotency key for resubmission.")
     ] = None,
+    at: AtOption = None,
+    every: EveryOption = None,
+    interval: IntervalOption = 1,
+    start: StartOption = None,
+    until: UntilOption = None,
+    count: CountOption = None,
+    cron: CronOption = None,
+    tz: TzOption = "UTC",
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Submit a transfer: each SOURCE into the folder DEST (--tree: a folder's contents)."""
+    """Submit a transfer: each SOURCE into the folder DEST (--tree: a folder's contents), now,
+    --at WHEN, --every UNIT or on a --cron expression."""
     if len(locations) < 2:
         raise InvalidRequest("give at least one SOURCE and a DEST")
     with _client(url, token, data_dir) as client:
+        schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
         transfer = client.submit(
-            locations[:-1], locations[-1], tree=tree, submission_id=submission_id
+            locations[:-1], locations[-1], tree=tree, submission_id=submission_id, schedule=schedule
         )
         if wait:
             transfer = client.wait(transfer.id)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -78,6 +78,9 @@ class Schedule:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", _member(ScheduleKind, self.kind, "kind"))
+        if self.unit is not None:
+            object.__setattr__(self, "unit", _member(Unit, self.unit, "unit"))
         _validate(self)
 
     @property
@@ -115,14 +118,25 @@ class Schedule:
             k: datetime.fromisoformat(data[k]) for k in ("at", "start", "until") if data.get(k)
         }
         return cls(
-            kind=ScheduleKind(data.get("kind", "direct")),
-            unit=Unit(data["unit"]) if data.get("unit") else None,
+            kind=data.get("kind", "direct"),
+            unit=data.get("unit") or None,
             interval=int(data.get("interval", 1)),
             count=data.get("count"),
             expr=data.get("expr"),
             timezone=data.get("timezone", "UTC"),
             **instants,
         )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _member(enum: type[E], value: object, name: str) -> E:
+    try:
+        return enum(str(value))
+    except ValueError as exc:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidSchedule(f"unknown {name} {value!r} (one of {allowed})") from exc
 
 
 def _validate(schedule: Schedule) -> None:
@@ -218,9 +232,23 @@ def _every(schedule: Schedule, after: datetime | None) -> Iterator[tuple[int, da
         step = ELAPSED[schedule.unit] * schedule.interval
         return ((i, start + i * step) for i in itertools.count(k))
     zone = schedule.zone
-    wall = schedule.start.astimezone(zone).replace(tzinfo=None)
+    wall, first = _wall_start(schedule.start, zone)
     step_wall = CALENDAR[schedule.unit] * schedule.interval
-    return ((i, to_instant(wall + step_wall * i, zone)) for i in itertools.count(k))
+    return (
+        (i, first if i == 0 else to_instant(wall + step_wall * i, zone)) for i in itertools.count(k)
+    )
+
+
+def _wall_start(given: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The wall time a calendar series repeats, and its first instant. A start written in the
+    schedule's own zone keeps its wall time even in a DST gap (it then happens at the first
+    instant after the gap) and its reading of an ambiguous hour (the wall clock alone cannot
+    tell which); any other start is converted to the zone."""
+    if given.tzinfo is not None and getattr(given.tzinfo, "key", None) == zone.key:
+        wall = given.replace(tzinfo=None)
+        first = given.astimezone(UTC) if _exists(given, zone) else to_instant(wall, zone)
+        return wall, first
+    return given.astimezone(zone).replace(tzinfo=None), given.astimezone(UTC)
 
 
 def _first_index(schedule: Schedule, start: datetime, after: datetime | None) -> int:
@@ -238,7 +266,7 @@ def _cron(schedule: Schedule, after: datetime | None) -> Iterator[tuple[int, dat
     assert schedule.expr is not None
     zone = schedule.zone
     # cronsim yields instants strictly after the one it is given; occurrence 0 may be ``start``.
-    begin = schedule.start.astimezone(zone) - timedelta(seconds=1)
+    begin = schedule.start.astimezone(zone) - timedelta(microseconds=1)
     if schedule.count is None and after is not None and after > begin:
         begin = after.astimezone(zone)  # only the index needs the series from its start
     instants = (t.astimezone(UTC) for t in CronSim(schedule.expr, begin))
