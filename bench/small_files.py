@@ -13,17 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+from ferry_process import FerryServer
 
 
 def make_tree(root: Path, files: int, size: int) -> None:
@@ -34,82 +31,11 @@ def make_tree(root: Path, files: int, size: int) -> None:
         (folder / f"f{i:06d}").write_bytes(i.to_bytes(8, "big") + block[8:])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class FerryServer:
-    def __init__(self, cwd: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-        self.log = (cwd / "server.log").open("wb")
-        command = [
-            sys.executable,
-            "-m",
-            "ferry",
-            "server",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "WARNING",
-        ]
-        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log, stderr=self.log)
-        self.cwd = cwd
-        deadline = time.monotonic() + 30
-        while not self._healthy():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit("ferry server did not start; see server.log")
-            time.sleep(0.1)
-        token = (cwd / ".ferry" / "admin.token").read_text().strip()
-        self.http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-        )
-        self._wait_for_agents()
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def _wait_for_agents(self) -> None:
-        deadline = time.monotonic() + 30
-        while (
-            sum(
-                a["state"] in ("REGISTERED", "ALIVE")
-                for a in self.http.get("/api/v1/agents").json()
-            )
-            < 2
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("agents did not register")
-            time.sleep(0.1)
-
-    def copy_tree(self, source: str, destination: str) -> None:
-        body = {
-            "sources": [f"local:{source}"],
-            "destination": f"local:{destination}",
-            "kind": "tree",
-        }
-        transfer = self.http.post("/api/v1/transfers", json=body).json()
-        delay = 0.01
-        while (status := self.http.get(f"/api/v1/transfers/{transfer['id']}").json())["status"] in (
-            "STANDBY",
-            "ONGOING",
-        ):
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
-        if status["status"] != "COMPLETED":
-            raise SystemExit(f"ferry transfer ended {status['status']}: {status['error']}")
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
-        self.log.close()
+def copy_tree(server: FerryServer, source: str, destination: str) -> None:
+    body = {"sources": [f"local:{source}"], "destination": f"local:{destination}", "kind": "tree"}
+    status = server.wait_finished(server.submit(body)["id"])
+    if status["status"] != "COMPLETED":
+        raise SystemExit(f"ferry transfer ended {status['status']}: {status['error']}")
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -134,7 +60,7 @@ def main() -> None:
         make_tree(work / "src", args.files, args.size)
         server = FerryServer(work)
         tools: dict[str, Callable[[int], object]] = {
-            "ferry": lambda i: server.copy_tree("src", f"ferry-{i}"),
+            "ferry": lambda i: copy_tree(server, "src", f"ferry-{i}"),
             "cp -r": lambda i: run(["cp", "-r", str(work / "src"), str(work / f"cp-{i}")]),
         }
         if shutil.which("rclone"):

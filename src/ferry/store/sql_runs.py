@@ -52,6 +52,41 @@ def _task_row(
     }
 
 
+def _opened_run(row: Any, now: datetime) -> Run:
+    stands_for = occurrences_due(Schedule.from_json(row.schedule), row.next_run_at, now)
+    return Run(
+        row.id,
+        row.runs + 1,
+        RunStatus.ONGOING,
+        row.next_run_at,
+        now,
+        None,
+        False,
+        RunCounts(),
+        None,
+        occurrences=stands_for,
+    )
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    return {
+        "transfer_id": run.transfer_id,
+        "number": run.number,
+        "status": run.status.value,
+        "due_at": run.due_at,
+        "started_at": run.started_at,
+        "occurrences": run.occurrences,
+        "skipped_occurrences": 0,
+        "expanded": False,
+        "total": 0,
+        "done": 0,
+        "failed": 0,
+        "skipped": 0,
+        "canceled": 0,
+        "bytes": 0,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class _TransferState:
     status: TransferStatus
@@ -72,62 +107,34 @@ class RunsMixin(SqlBase):
         return value if isinstance(value, datetime) else None
 
     async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
+        """Three statements per batch, whatever its size: find the due rows (index on status,
+        next_run_at), move them to ONGOING in one compare-and-set, open their runs in one insert."""
         c = t.transfers.c
         check_transfer_transition(TransferStatus.STANDBY, TransferStatus.ONGOING)
         due = (
-            select(t.transfers)
+            select(c.id, c.runs, c.next_run_at, c.schedule)
             .where((c.status == TransferStatus.STANDBY.value) & (c.next_run_at <= now))
             .order_by(c.next_run_at)
             .limit(limit)
         )
-        claimed: list[Run] = []
         async with self._tx() as conn:
-            for row in (await conn.execute(due)).all():
-                moved = await conn.execute(
-                    update(t.transfers)
-                    .where((c.id == row.id) & (c.status == TransferStatus.STANDBY.value))
-                    .values(
-                        status=TransferStatus.ONGOING.value,
-                        runs=c.runs + 1,
-                        next_run_at=None,
-                        updated_at=now,
-                    )
+            rows = {row.id: row for row in (await conn.execute(due)).all()}
+            if not rows:
+                return []
+            moved = await conn.execute(
+                update(t.transfers)
+                .where(c.id.in_(rows) & (c.status == TransferStatus.STANDBY.value))
+                .values(
+                    status=TransferStatus.ONGOING.value,
+                    runs=c.runs + 1,
+                    next_run_at=None,
+                    updated_at=now,
                 )
-                if moved.rowcount != 1:
-                    continue
-                stands_for = occurrences_due(Schedule.from_json(row.schedule), row.next_run_at, now)
-                run = Run(
-                    row.id,
-                    row.runs + 1,
-                    RunStatus.ONGOING,
-                    row.next_run_at,
-                    now,
-                    None,
-                    False,
-                    RunCounts(),
-                    None,
-                    occurrences=stands_for,
-                )
-                await conn.execute(
-                    insert(t.runs).values(
-                        transfer_id=run.transfer_id,
-                        number=run.number,
-                        status=run.status.value,
-                        due_at=run.due_at,
-                        started_at=now,
-                        occurrences=stands_for,
-                        skipped_occurrences=0,
-                        expanded=False,
-                        total=0,
-                        done=0,
-                        failed=0,
-                        skipped=0,
-                        canceled=0,
-                        bytes=0,
-                    )
-                )
-                claimed.append(run)
-        return claimed
+                .returning(c.id)
+            )
+            claimed = [_opened_run(rows[r.id], now) for r in moved.all()]
+            await conn.execute(insert(t.runs), [_run_row(run) for run in claimed])
+        return sorted(claimed, key=lambda run: run.due_at)
 
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         r = t.runs.c

@@ -1,0 +1,84 @@
+"""A real ``ferry server`` process for benchmarks, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FerryServer:
+    def __init__(self, cwd: Path, *, agents: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        self.log = (cwd / "server.log").open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "ferry",
+            "server",
+            "--port",
+            str(self.port),
+            "--agents",
+            str(agents),
+            "--log-level",
+            "WARNING",
+        ]
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log, stderr=self.log)
+        self.cwd = cwd
+        self._wait(self._healthy, "ferry server did not start; see server.log")
+        token = (cwd / ".ferry" / "admin.token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        self._wait(lambda: self._live_agents() >= agents, "agents did not register")
+
+    def _wait(self, ready: Any, failure: str) -> None:
+        deadline = time.monotonic() + 30
+        while not ready():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(failure)
+            time.sleep(0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _live_agents(self) -> int:
+        agents = self.http.get("/api/v1/agents").json()
+        return sum(a["state"] in ("REGISTERED", "ALIVE") for a in agents)
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post("/api/v1/transfers", json=body)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def wait_finished(self, transfer_id: str) -> dict[str, Any]:
+        delay = 0.01
+        while True:
+            status = self.http.get(f"/api/v1/transfers/{transfer_id}").json()
+            if status["status"] not in ("STANDBY", "ONGOING"):
+                return dict(status)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        self.log.close()
