@@ -109,15 +109,11 @@ def main() -> None:
 
 
 def report(lags: list[float], count: int, plan: list[str], args: Any) -> None:
+    p50, p99 = statistics.median(lags), percentile(lags, 0.99)
+    total = args.transfers + args.idle
     print(f"due precision: {args.transfers} 'at' transfers due at one instant, real server")
-    print(
-        f"lag to run start  p50 {statistics.median(lags):.3f} s   p99 {percentile(lags, 0.99):.3f} s"
-        f"   max {max(lags):.3f} s   (goal: p99 ≤ 1 s)"
-    )
-    print(
-        f"due loop: {count} SQL statements for one wake-up claiming {args.transfers} due transfers"
-        f" among {args.transfers + args.idle}"
-    )
+    print(f"lag to run start: p50 {p50:.3f} s, p99 {p99:.3f} s, max {max(lags):.3f} s (goal ≤ 1 s)")
+    print(f"due loop: {count} SQL statements for one wake-up claiming {args.transfers} of {total}")
     print("due search plan: " + "; ".join(plan))
 
 
