@@ -28,8 +28,11 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
+# Every bench/*.py is a scenario but the shared server harness.
+BENCHES := $(filter-out bench/ferry_process.py,$(wildcard bench/*.py))
+
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

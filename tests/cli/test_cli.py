@@ -98,3 +98,9 @@ def test_relative_times_are_resolved_now() -> None:
 def test_contradictory_schedule_options_are_refused(options, needle) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidRequest, match=needle):
         options.body()
+
+
+def test_waiting_on_an_endless_series_is_refused() -> None:
+    result = runner.invoke(app, ["submit", "--wait", "--every", "hour", "local:a", "local:b"])
+    assert isinstance(result.exception, InvalidRequest)
+    assert "never ends" in str(result.exception)

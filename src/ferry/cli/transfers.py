@@ -95,6 +95,10 @@ def submit(
     --at WHEN, --every UNIT or on a --cron expression."""
     if len(locations) < 2:
         raise InvalidRequest("give at least one SOURCE and a DEST")
+    if wait and (every or cron) and not (count or until):
+        raise InvalidRequest(
+            "--wait on a periodic transfer needs --count or --until: it never ends"
+        )
     with _client(url, token, data_dir) as client:
         schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
         transfer = client.submit(
