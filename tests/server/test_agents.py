@@ -32,6 +32,16 @@ def bearer(agent: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent['token']}"}
 
 
+async def leased(api, agent: dict) -> list[dict]:  # type: ignore[no-untyped-def]
+    """One short lease call: the tasks it returned (maybe none yet)."""
+    reply = await api.anonymous.post(
+        f"/api/v1/agents/{agent['id']}/lease",
+        json={"max_tasks": 5, "wait_s": 0.2},
+        headers=bearer(agent),
+    )
+    return list(reply.json()["tasks"])
+
+
 async def test_a_secret_registers_once_and_only_its_agent(api) -> None:  # type: ignore[no-untyped-def]
     agent = await register(api, "a1")
     reused = await api.anonymous.post(
@@ -98,15 +108,7 @@ async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignor
     await api.client.post(
         "/api/v1/transfers", json={"sources": ["local:a.txt"], "destination": "local:o"}
     )
-    lease_url = f"/api/v1/agents/{agent['id']}/lease"
-
-    async def leased():  # type: ignore[no-untyped-def]
-        reply = await api.anonymous.post(
-            lease_url, json={"max_tasks": 5, "wait_s": 0.2}, headers=bearer(agent)
-        )
-        return reply.json()["tasks"]
-
-    (task,) = await eventually(leased)
+    (task,) = await eventually(lambda: leased(api, agent))
     report = [{"task": task["id"], "lease": task["lease"], "state": "DONE", "bytes": 1}]
     url = f"/api/v1/agents/{agent['id']}/report"
     first = await api.anonymous.post(url, json=report, headers=bearer(agent))
@@ -121,15 +123,7 @@ async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None: 
     created = await api.client.post(
         "/api/v1/transfers", json={"sources": ["local:a.txt"], "destination": "local:o"}
     )
-    lease_url = f"/api/v1/agents/{agent['id']}/lease"
-
-    async def leased():  # type: ignore[no-untyped-def]
-        reply = await api.anonymous.post(
-            lease_url, json={"max_tasks": 5, "wait_s": 0.2}, headers=bearer(agent)
-        )
-        return reply.json()["tasks"]
-
-    (task,) = await eventually(leased)
+    (task,) = await eventually(lambda: leased(api, agent))
     await api.client.post(f"/api/v1/transfers/{created.json()['id']}/cancel")
     beat = await api.anonymous.post(
         f"/api/v1/agents/{agent['id']}/heartbeat",
