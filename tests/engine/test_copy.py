@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import zlib
 
 import pytest
@@ -235,3 +236,44 @@ def test_a_destination_error_names_the_destination(src, payload, tmp_path):
     memory = StorageFS("mem", VanishingFolder(skip_instance_cache=True), "/root")
     with pytest.raises(TransientError, match=r"mem:out/a\.bin vanished"):
         copy_object(request(src, memory))
+
+
+def _age(path, seconds_ago: float) -> None:  # type: ignore[no-untyped-def]
+    stamp = time.time() - seconds_ago
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.mark.parametrize(("source_age", "copied"), [(10, True), (1000, False)])
+def test_if_newer_replaces_only_an_older_destination(
+    src, dst, src_root, dst_root, payload, source_age, copied
+):  # type: ignore[no-untyped-def]
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(b"old")
+    _age(dst_root / "out" / "a.bin", 100)
+    _age(src_root / "a.bin", source_age)
+    outcome = copy_object(request(src, dst, overwrite=Overwrite.IF_NEWER))
+    assert outcome.state is (CopyState.DONE if copied else CopyState.SKIPPED)
+    assert (dst_root / "out" / "a.bin").read_bytes() == (payload if copied else b"old")
+
+
+def test_if_different_skips_an_identical_destination(src, dst, dst_root, payload):  # type: ignore[no-untyped-def]
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(payload)
+    assert (
+        copy_object(request(src, dst, overwrite=Overwrite.IF_DIFFERENT)).state is CopyState.SKIPPED
+    )
+
+
+@pytest.mark.parametrize("other", [b"short", "same size"])
+def test_if_different_replaces_by_size_then_checksum(src, dst, dst_root, payload, other):  # type: ignore[no-untyped-def]
+    (dst_root / "out").mkdir()
+    existing = other if isinstance(other, bytes) else bytes(len(payload))
+    (dst_root / "out" / "a.bin").write_bytes(existing)
+    assert copy_object(request(src, dst, overwrite=Overwrite.IF_DIFFERENT)).state is CopyState.DONE
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+
+
+def test_always_replaces(src, dst, dst_root, payload):  # type: ignore[no-untyped-def]
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "a.bin").write_bytes(payload)
+    assert copy_object(request(src, dst, overwrite=Overwrite.ALWAYS)).state is CopyState.DONE

@@ -11,7 +11,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from ferry.cli import daemons, schedules, transfers
+from ferry.cli import daemons, schedules, storages, transfers
 from ferry.errors import FerryError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 daemons.register(app)
 transfers.register(app)
 schedules.register(app)
+storages.register(app)
 
 
 def fail(message: str) -> None:

@@ -24,6 +24,7 @@ from ferry.cli.schedules import (
     UntilOption,
 )
 from ferry.client import Client
+from ferry.domain.transfers import Checksum, Overwrite
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import Outcomes, TransferPublic
 
@@ -78,6 +79,12 @@ def submit(
     submission_id: Annotated[
         str | None, typer.Option(help="Idempotency key for resubmission.")
     ] = None,
+    overwrite: Annotated[
+        Overwrite, typer.Option("--overwrite", help="When the destination exists.")
+    ] = Overwrite.NEVER,
+    checksum: Annotated[
+        Checksum, typer.Option("--checksum", help="Checksum computed and verified.")
+    ] = Checksum.ADLER32,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -101,8 +108,14 @@ def submit(
         )
     with _client(url, token, data_dir) as client:
         schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
+        options = {"overwrite": overwrite.value, "checksum": checksum.value}
         transfer = client.submit(
-            locations[:-1], locations[-1], tree=tree, submission_id=submission_id, schedule=schedule
+            locations[:-1],
+            locations[-1],
+            tree=tree,
+            submission_id=submission_id,
+            schedule=schedule,
+            options=options,
         )
         if wait:
             transfer = client.wait(transfer.id)

@@ -64,6 +64,7 @@ class BaseClient:
         tree: bool = False,
         submission_id: str | None = None,
         schedule: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Request:
         body: dict[str, Any] = {
             "sources": sources,
@@ -72,6 +73,8 @@ class BaseClient:
         }
         if schedule:
             body["schedule"] = schedule
+        if options:
+            body["options"] = options
         if submission_id:
             body["submission_id"] = submission_id
         return Request("POST", "/api/v1/transfers", json=body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from ferry.client._base import (
     Request,
     merge_outcome_pages,
 )
-from ferry.server.schemas import CancelResult, Outcomes, RunPublic, TransferList, TransferPublic
+from ferry.server.schemas import (
+    CancelResult,
+    Outcomes,
+    RunPublic,
+    StoragePublic,
+    TransferList,
+    TransferPublic,
+)
 
 
 class AsyncClient(BaseClient):
@@ -61,9 +69,15 @@ class AsyncClient(BaseClient):
         tree: bool = False,
         submission_id: str | None = None,
         schedule: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> TransferPublic:
         request = self.submit_request(
-            sources, destination, tree=tree, submission_id=submission_id, schedule=schedule
+            sources,
+            destination,
+            tree=tree,
+            submission_id=submission_id,
+            schedule=schedule,
+            options=options,
         )
         return self.parse_transfer(await self._send(request))
 
@@ -122,3 +136,34 @@ class AsyncClient(BaseClient):
                 )
             await asyncio.sleep(poll_s)
             poll_s = min(poll_s * 1.5, 1.0)
+
+    async def storages(self) -> builtins.list[StoragePublic]:
+        data = await self._send(Request("GET", "/api/v1/storages"))
+        return [StoragePublic.model_validate(item) for item in data]
+
+    async def add_storage(
+        self,
+        name: str,
+        url: str,
+        *,
+        site: str = "default",
+        options: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+    ) -> StoragePublic:
+        body = {
+            "name": name,
+            "url": url,
+            "site": site,
+            "options": options or {},
+            "credentials": credentials or {},
+        }
+        return StoragePublic.model_validate(
+            await self._send(Request("POST", "/api/v1/storages", json=body))
+        )
+
+    async def remove_storage(self, name: str) -> None:
+        response = await self._http.request(
+            "DELETE", f"/api/v1/storages/{name}", headers=self._headers()
+        )
+        if response.is_error:
+            self.parse(response)

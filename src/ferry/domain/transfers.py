@@ -41,8 +41,13 @@ class Checksum(StrEnum):
 
 
 class Overwrite(StrEnum):
+    """What to do when the destination exists: skip it (``never``, the default, recorded as
+    SKIPPED), replace it, replace it when the source is newer, or when size or checksum differ."""
+
     NEVER = "never"
     ALWAYS = "always"
+    IF_NEWER = "if-newer"
+    IF_DIFFERENT = "if-different"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +63,47 @@ class Scope:
     weight: int = 1
 
 
+class Credentials:
+    """Secret keyword arguments of a storage (passwords, keys, tokens). Printing one shows only
+    its keys, so a stray log line or repr cannot leak a value."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __repr__(self) -> str:
+        return f"Credentials(keys={sorted(self._values)})"
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values)))
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self._values)
+
+    def reveal(self) -> dict[str, Any]:
+        """The values, for the store to encrypt and for an agent's lease: nowhere else."""
+        return dict(self._values)
+
+
+RESERVED_SITE = "UNKNOWN"  # the site of endpoints outside the registry
+
+
 @dataclass(frozen=True, slots=True)
 class Storage:
     name: str
     url: str
     site: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
+    credentials: Credentials = field(default_factory=Credentials)
+    health: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import contextlib
 import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -107,6 +108,8 @@ def _copy(
                 )
             if request.overwrite is Overwrite.NEVER:
                 return _already_there(request, source, destination, info)
+            if not _worth_replacing(request, source, destination, info):
+                return CopyOutcome(CopyState.SKIPPED)
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         request.destination.resolve(request.destination_path)  # again, now that the folders exist
         _remove_earlier_attempts(request, destination)
@@ -145,6 +148,40 @@ def _already_there(
         return CopyOutcome(CopyState.SKIPPED)
     shown = format_checksum(algorithm, ours) if request.checksum is not Checksum.NONE else None
     return CopyOutcome(CopyState.DONE, int(info["size"]), shown)
+
+
+def _worth_replacing(
+    request: CopyRequest, source: str, destination: str, info: dict[str, Any]
+) -> bool:
+    """``if-newer``: the source was modified after the destination (unknown times: replace).
+    ``if-different``: sizes differ, or else checksums do. ``always``: yes."""
+    existing = request.destination.fs.info(destination)
+    if request.overwrite is Overwrite.IF_NEWER:
+        ours, theirs = modified(info), modified(existing)
+        return ours is None or theirs is None or ours > theirs
+    if request.overwrite is Overwrite.IF_DIFFERENT:
+        if info.get("size") != existing.get("size"):
+            return True
+        algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
+        ours_sum = _checksum_of(request.source, source, algorithm)
+        return ours_sum != _checksum_of(request.destination, destination, algorithm)
+    return True
+
+
+def modified(info: dict[str, Any]) -> float | None:
+    """A file's modification time (POSIX seconds) from whichever key its backend uses."""
+    for key in ("mtime", "LastModified", "last_modified", "modified", "updated"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
 
 
 def _checksum_of(storage: StorageFS, path: str, algorithm: Checksum) -> str:

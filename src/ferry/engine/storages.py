@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
 from ferry.domain.locations import confine_path
-from ferry.errors import PathOutsideStorage
+from ferry.errors import InvalidRequest, PathOutsideStorage
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,33 @@ def open_storage(name: str, url: str, options: dict[str, Any] | None = None) -> 
     between storages that happen to have the same URL and different credentials."""
     fs, root = url_to_fs(url, skip_instance_cache=True, **(options or {}))
     return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/")
+
+
+def check_url(url: str) -> str:
+    """The protocol of a storage URL, if fsspec has a backend for it and the URL carries no
+    password (those go in credentials, encrypted, never in a URL that is shown and logged)."""
+    parts = urlsplit(url)
+    protocol = parts.scheme or "file"
+    if parts.password:
+        raise InvalidRequest("put the password in a credential, not in the URL")
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ValueError as exc:
+        raise InvalidRequest(f"no storage backend for {protocol!r} URLs") from exc
+    except ImportError as exc:
+        raise InvalidRequest(f"the backend for {protocol!r} URLs is not installed: {exc}") from exc
+    return protocol
+
+
+def check_health(name: str, url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Reach the storage and list its root: reachable, latency and the error if any."""
+    started = time.perf_counter()
+    checked_at = datetime.now(UTC).isoformat()
+    try:
+        storage = open_storage(name, url, options)
+        storage.fs.ls(storage.root, detail=False)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        return {"reachable": False, "latency_ms": None, "checked_at": checked_at, "error": error}
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    return {"reachable": True, "latency_ms": latency, "checked_at": checked_at, "error": None}

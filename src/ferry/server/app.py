@@ -24,8 +24,9 @@ from ferry.scheduler.leases import LeaseReaper, RetryLoop
 from ferry.scheduler.loop import Loop
 from ferry.server import problems
 from ferry.server.limits import BodyLimit
-from ferry.server.routes import agents, health, transfers
+from ferry.server.routes import agents, health, storages, transfers
 from ferry.server.state import ServerState
+from ferry.store.crypto import Cipher, load_key
 from ferry.store.sql import SqlStore
 
 log = logging.getLogger("ferry.api")
@@ -60,7 +61,9 @@ async def prepare(state: ServerState) -> None:
         log.info("administrator token written to %s", token_file)
     declared = {"local": settings.local_root.resolve().as_uri(), **settings.storages}
     for name, url in declared.items():
-        await store.put_storage(Storage(name=name, url=url))
+        await store.put_storage(
+            Storage(name=name, url=url, site="local" if name == "local" else "default")
+        )
 
 
 def local_agents(state: ServerState, supervisor: Supervisor) -> None:
@@ -108,8 +111,14 @@ def build_loops(state: ServerState) -> list[Loop]:
     return [*loops, ExpandLoop(state.store, state.wakeups, state.clock, state.protected)]
 
 
+def build_store(settings: ServerSettings) -> SqlStore:
+    """The store, with the key that seals storage credentials (created on first start)."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return SqlStore(settings.db_url, cipher=Cipher(load_key(settings.data_dir)))
+
+
 def create_app(settings: ServerSettings, *, state: ServerState | None = None) -> FastAPI:
-    state = state or ServerState(settings=settings, store=SqlStore(settings.db_url))
+    state = state or ServerState(settings=settings, store=build_store(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,6 +153,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(transfers.router)
     api.include_router(agents.router)
+    api.include_router(storages.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)

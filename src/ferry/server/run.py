@@ -9,9 +9,8 @@ from types import FrameType
 import uvicorn
 
 from ferry.config import ServerSettings
-from ferry.server.app import AGENT_STOP_GRACE_S, create_app
+from ferry.server.app import AGENT_STOP_GRACE_S, build_store, create_app
 from ferry.server.state import ServerState
-from ferry.store.sql import SqlStore
 
 log = logging.getLogger("ferry.api")
 
@@ -56,7 +55,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: ServerSettings) -> None:
-    state = ServerState(settings=settings, store=SqlStore(settings.db_url))
+    state = ServerState(settings=settings, store=build_store(settings))
     app = create_app(settings, state=state)
     config = uvicorn.Config(
         app,

@@ -114,6 +114,34 @@ class RunPublic(BaseModel):
     error: str | None
 
 
+class StorageCreate(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+    url: str = Field(min_length=1, max_length=2000, description="fsspec URL of the storage root")
+    site: str = Field("default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    options: dict[str, Any] = Field(default_factory=dict, description="fsspec keyword arguments")
+    credentials: dict[str, Any] = Field(
+        default_factory=dict,
+        description="secret keyword arguments (password, key, secret, token): encrypted at rest,"
+        " handed only to agents, never returned",
+    )
+
+
+class StorageHealth(BaseModel):
+    reachable: bool
+    latency_ms: float | None
+    checked_at: str
+    error: str | None
+
+
+class StoragePublic(BaseModel):
+    name: str
+    url: str
+    site: str
+    options: dict[str, Any]
+    credentials: list[str] = Field(description="the names of its credentials, never their values")
+    health: StorageHealth | None
+
+
 class TransferList(BaseModel):
     items: list[TransferPublic]
     next_cursor: str | None

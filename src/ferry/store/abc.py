@@ -122,6 +122,11 @@ class Store(Protocol):
 
     async def list_storages(self) -> list[Storage]: ...
 
+    async def record_health(self, name: str, health: dict[str, Any]) -> None: ...
+
+    async def delete_storage(self, name: str) -> None:
+        """Remove a storage that no STANDBY or ONGOING transfer names (``Conflict`` otherwise)."""
+
     # --- security ---------------------------------------------------------------------------
     async def authenticate(self, token: str) -> Principal:
         """Raise ``Unauthenticated`` unless ``token`` is known. Tokens are stored hashed."""

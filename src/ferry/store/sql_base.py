@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from ferry.domain.locations import parse_location
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import (
+    Credentials,
     Run,
     RunCounts,
     Storage,
@@ -27,6 +28,7 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
+from ferry.store.crypto import Cipher, SecretKeyError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,9 +61,12 @@ class SqlBase:
     """Owns the engine. SQLite allows one writer: writes in this process take a lock so that
     they queue here instead of failing with "database is locked"."""
 
-    def __init__(self, url: str, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, url: str, *, clock: Callable[[], datetime] = utcnow, cipher: Cipher | None = None
+    ) -> None:
         self.url = url
         self.clock = clock
+        self.cipher = cipher
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock()
 
@@ -100,8 +105,20 @@ class SqlBase:
             yield conn
 
 
-def storage_from_row(row: Row[Any]) -> Storage:
-    return Storage(name=row.name, url=row.url, site=row.site, options=dict(row.options))
+def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:
+    credentials = Credentials()
+    if row.credentials:
+        if cipher is None:
+            raise SecretKeyError("stored credentials cannot be read: no secret key was given")
+        credentials = Credentials(cipher.decrypt(row.credentials))
+    return Storage(
+        name=row.name,
+        url=row.url,
+        site=row.site,
+        options=dict(row.options),
+        credentials=credentials,
+        health=dict(row.health) if row.health else None,
+    )
 
 
 def spec_from_json(data: dict[str, Any]) -> TransferSpec:

@@ -10,15 +10,28 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ferry.domain.states import AgentState, TaskState
+from ferry.domain.states import AgentState, TaskState, TransferStatus
 from ferry.domain.transfers import Agent, Role, Storage
-from ferry.errors import AgentNotFound, Forbidden, SecretRejected, StorageNotFound, Unauthenticated
+from ferry.errors import (
+    AgentNotFound,
+    Conflict,
+    Forbidden,
+    SecretRejected,
+    StorageNotFound,
+    Unauthenticated,
+)
 from ferry.store import tables as t
 from ferry.store.abc import Principal
+from ferry.store.crypto import SecretKeyError
 from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
 from ferry.store.sql_tasks import TasksMixin
 
 ADMIN_CLIENT = "admin"
+
+
+def _storages_named(spec: dict[str, Any]) -> set[str]:
+    locations = [*spec.get("sources", []), spec.get("destination", "")]
+    return {str(location).partition(":")[0] for location in locations}
 
 
 def new_token() -> str:
@@ -87,7 +100,14 @@ class RegistryMixin(TasksMixin, SqlBase):
 
     # --- storages -----------------------------------------------------------------------------
     async def put_storage(self, storage: Storage) -> None:
-        values = {"url": storage.url, "site": storage.site, "options": storage.options}
+        values: dict[str, Any] = {
+            "url": storage.url,
+            "site": storage.site,
+            "options": storage.options,
+            "credentials": self._sealed(storage),
+        }
+        if storage.health is not None:
+            values["health"] = storage.health
         async with self._tx() as conn:
             changed = await conn.execute(
                 update(t.storages).where(t.storages.c.name == storage.name).values(**values)
@@ -97,17 +117,48 @@ class RegistryMixin(TasksMixin, SqlBase):
                     insert(t.storages).values(name=storage.name, created_at=self.clock(), **values)
                 )
 
+    def _sealed(self, storage: Storage) -> str | None:
+        if not storage.credentials:
+            return None
+        if self.cipher is None:
+            raise SecretKeyError("credentials cannot be stored: no secret key was given")
+        return self.cipher.encrypt(storage.credentials.reveal())
+
     async def get_storage(self, name: str) -> Storage:
         async with self._read() as conn:
             row = (await conn.execute(select(t.storages).where(t.storages.c.name == name))).first()
         if row is None:
             raise StorageNotFound(name)
-        return storage_from_row(row)
+        return storage_from_row(row, self.cipher)
 
     async def list_storages(self) -> list[Storage]:
         async with self._read() as conn:
             rows = (await conn.execute(select(t.storages).order_by(t.storages.c.name))).all()
-        return [storage_from_row(r) for r in rows]
+        return [storage_from_row(r, self.cipher) for r in rows]
+
+    async def record_health(self, name: str, health: dict[str, Any]) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.storages).where(t.storages.c.name == name).values(health=health)
+            )
+
+    async def delete_storage(self, name: str) -> None:
+        """Remove a storage no waiting or running transfer names (``Conflict`` otherwise)."""
+        c = t.transfers.c
+        live = (TransferStatus.STANDBY.value, TransferStatus.ONGOING.value)
+        async with self._tx() as conn:
+            if (
+                await conn.execute(select(t.storages.c.name).where(t.storages.c.name == name))
+            ).first() is None:
+                raise StorageNotFound(name)
+            specs = (await conn.execute(select(c.id, c.spec).where(c.status.in_(live)))).all()
+            users = [row.id for row in specs if name in _storages_named(row.spec)]
+            if users:
+                raise Conflict(
+                    f"storage {name!r} is used by {len(users)} waiting or running transfers"
+                    f" (e.g. {users[0]}): cancel them first"
+                )
+            await conn.execute(delete(t.storages).where(t.storages.c.name == name))
 
     # --- tokens and agents --------------------------------------------------------------------
     async def authenticate(self, token: str) -> Principal:

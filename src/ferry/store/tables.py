@@ -111,6 +111,8 @@ storages = Table(
     Column("url", Text, nullable=False),
     Column("site", String(64), nullable=False),
     Column("options", JSON, nullable=False),
+    Column("credentials", Text, nullable=True),  # Fernet token of a JSON object; never returned
+    Column("health", JSON, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
 )
 

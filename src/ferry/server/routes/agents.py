@@ -111,7 +111,9 @@ async def _storages_for(state: ServerState, names: set[str]) -> dict[str, Storag
     access = {}
     for name in sorted(names):
         storage = await state.store.get_storage(name)
-        access[name] = StorageAccess(url=storage.url, options=storage.options)
+        # Credentials travel only here: to an authenticated agent, inside its lease.
+        options = {**storage.options, **storage.credentials.reveal()}
+        access[name] = StorageAccess(url=storage.url, options=options)
     return access
 
 

@@ -62,6 +62,8 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("site", sa.String(length=64), nullable=False),
         sa.Column("options", sa.JSON(), nullable=False),
+        sa.Column("credentials", sa.Text(), nullable=True),
+        sa.Column("health", sa.JSON(), nullable=True),
         sa.Column("created_at", ferry.store.tables.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_storages")),
     )

@@ -1,0 +1,119 @@
+"""``ferry storage add | ls | rm``: the registry of storages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ferry.client import Client
+from ferry.errors import InvalidRequest
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Server URL [env FERRY_URL].", show_default=False)
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="Bearer token [env FERRY_TOKEN].", show_default=False)
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where to find admin.token.", show_default=False)
+]
+
+
+def parse_pairs(values: list[str], what: str, *, typed: bool) -> dict[str, Any]:
+    """KEY=VALUE pairs; with ``typed``, a value that reads as JSON (10, true, {...}) is taken as
+    such, as fsspec options expect; credentials always stay strings."""
+    pairs: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"--{what} {item.split('=')[0]!r}...: expected KEY=VALUE")
+        pairs[key] = _typed(value) if typed else value
+    return pairs
+
+
+def _typed(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def add(
+    name: Annotated[str, typer.Argument(help="Name used in locations (NAME:PATH).")],
+    url: Annotated[
+        str, typer.Argument(help="fsspec URL of its root: sftp://host/path, s3://bucket/…")
+    ],
+    site: Annotated[str, typer.Option("--site", help="Site, for channels.")] = "default",
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="Backend option KEY=VALUE.")
+    ] = None,
+    credential: Annotated[
+        list[str] | None, typer.Option("--credential", help="Secret KEY=VALUE, stored encrypted.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    url_: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Add (or replace) a storage; the server checks that it answers."""
+    options = parse_pairs(option or [], "option", typed=True)
+    secrets = parse_pairs(credential or [], "credential", typed=False)
+    with Client(url_, token, data_dir) as client:
+        storage = client.add_storage(name, url, site=site, options=options, credentials=secrets)
+    if as_json:
+        typer.echo(json.dumps(storage.model_dump(mode="json"), indent=2))
+        return
+    health = storage.health
+    state = (
+        "reachable"
+        if health and health.reachable
+        else f"UNREACHABLE: {health.error if health else '?'}"
+    )
+    typer.echo(f"storage {storage.name} added ({storage.url}): {state}")
+
+
+def ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    url_: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List storages with their health (credentials show by name only)."""
+    from ferry.cli.transfers import _console
+
+    with Client(url_, token, data_dir) as client:
+        found = client.storages()
+    if as_json:
+        typer.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
+        return
+    table = Table("name", "url", "site", "credentials", "health", "latency")
+    for s in found:
+        h = s.health
+        health = "unchecked" if h is None else ("ok" if h.reachable else f"down: {h.error}")
+        latency = f"{h.latency_ms:.0f} ms" if h and h.latency_ms is not None else ""
+        table.add_row(s.name, s.url, s.site, ", ".join(s.credentials), health, latency)
+    _console().print(table)
+
+
+def rm(
+    name: Annotated[str, typer.Argument(help="Storage name.")],
+    url_: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove a storage that no waiting or running transfer uses."""
+    with Client(url_, token, data_dir) as client:
+        client.remove_storage(name)
+    typer.echo(f"storage {name} removed")
+
+
+def register(app: typer.Typer) -> None:
+    storage_app = typer.Typer(help="The storages transfers move between.", no_args_is_help=True)
+    storage_app.command("add")(add)
+    storage_app.command("ls")(ls)
+    storage_app.command("rm")(rm)
+    app.add_typer(storage_app, name="storage")

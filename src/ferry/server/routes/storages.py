@@ -1,0 +1,81 @@
+"""Storages (the registry): add, list, remove. Credentials go in, never out."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from ferry.domain.transfers import RESERVED_SITE, Credentials, Storage
+from ferry.engine.storages import check_health, check_url
+from ferry.errors import InvalidRequest
+from ferry.server.deps import Administrator, Reader, StateDep
+from ferry.server.schemas import StorageCreate, StorageHealth, StoragePublic
+
+router = APIRouter(prefix="/storages", tags=["storages"])
+
+HEALTH_TIMEOUT_S = 10.0
+
+
+def present(storage: Storage) -> StoragePublic:
+    health = StorageHealth(**storage.health) if storage.health else None
+    return StoragePublic(
+        name=storage.name,
+        url=storage.url,
+        site=storage.site,
+        options=storage.options,
+        credentials=storage.credentials.keys,
+        health=health,
+    )
+
+
+async def probe(storage: Storage) -> dict[str, Any]:
+    """The storage's health, within ``HEALTH_TIMEOUT_S`` (a backend that hangs is unreachable)."""
+    kwargs = {**storage.options, **storage.credentials.reveal()}
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(check_health, storage.name, storage.url, kwargs), HEALTH_TIMEOUT_S
+        )
+    except TimeoutError:
+        return {
+            "reachable": False,
+            "latency_ms": None,
+            "checked_at": datetime.now(UTC).isoformat(),
+            "error": f"no answer within {HEALTH_TIMEOUT_S:.0f} s",
+        }
+
+
+@router.get("", response_model=list[StoragePublic])
+async def list_storages(state: StateDep, caller: Reader) -> list[StoragePublic]:
+    return [present(s) for s in await state.store.list_storages()]
+
+
+@router.get("/{name}", response_model=StoragePublic)
+async def get_storage(name: str, state: StateDep, caller: Reader) -> StoragePublic:
+    return present(await state.store.get_storage(name))
+
+
+@router.post("", status_code=201, response_model=StoragePublic)
+async def add_storage(body: StorageCreate, state: StateDep, caller: Administrator) -> StoragePublic:
+    """Add (or replace) a storage, check that it answers, and record its health."""
+    if body.site == RESERVED_SITE:
+        raise InvalidRequest(
+            f"site {RESERVED_SITE!r} is reserved for endpoints outside the registry"
+        )
+    check_url(body.url)
+    storage = Storage(body.name, body.url, body.site, body.options, Credentials(body.credentials))
+    storage = Storage(**{**_fields(storage), "health": await probe(storage)})
+    await state.store.put_storage(storage)
+    return present(storage)
+
+
+@router.delete("/{name}", status_code=204)
+async def remove_storage(name: str, state: StateDep, caller: Administrator) -> Response:
+    await state.store.delete_storage(name)
+    return Response(status_code=204)
+
+
+def _fields(storage: Storage) -> dict[str, Any]:
+    return {name: getattr(storage, name) for name in Storage.__dataclass_fields__}
