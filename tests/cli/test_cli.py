@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from ferry.cli.daemons import parse_storages
 from ferry.cli.main import app
 from ferry.cli.schedules import ScheduleOptions, parse_when
-from ferry.domain.schedules import Unit
+from ferry.domain.schedules import Unit, relative_time
 from ferry.errors import InvalidRequest
 
 runner = CliRunner()
@@ -78,12 +78,17 @@ def test_preview_of_a_cron_across_spring_forward() -> None:
     ]
 
 
-def test_relative_times_are_resolved_now() -> None:
+def test_relative_times_are_resolved_from_now() -> None:
     now = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
-    assert parse_when("+30s", now) == "2027-01-01T12:00:30+00:00"
-    assert parse_when("+10m", now) == "2027-01-01T12:10:00+00:00"
-    assert parse_when("+2h", now) == "2027-01-01T14:00:00+00:00"
-    assert parse_when("+1d", now) == "2027-01-02T12:00:00+00:00"
+    assert relative_time("+30s", now) == datetime(2027, 1, 1, 12, 0, 30, tzinfo=UTC)
+    assert relative_time("+10m", now) == datetime(2027, 1, 1, 12, 10, tzinfo=UTC)
+    assert relative_time("+2h", now) == datetime(2027, 1, 1, 14, 0, tzinfo=UTC)
+    assert relative_time("+1d", now) == datetime(2027, 1, 2, 12, 0, tzinfo=UTC)
+    assert relative_time("+1w", now) is None
+
+
+def test_the_cli_sends_relative_times_as_written() -> None:
+    assert parse_when("+10m") == "+10m"  # resolved by the server: a retry is the same request
     assert parse_when("2027-05-01T08:00") == "2027-05-01T08:00:00"  # read later in --tz
 
 
@@ -93,6 +98,7 @@ def test_relative_times_are_resolved_now() -> None:
         (ScheduleOptions(at="+1h", every=Unit.DAY), "choose one of"),
         (ScheduleOptions(count=3), "go with --every or --cron"),
         (ScheduleOptions(at="yesterday"), "is not a time"),
+        (ScheduleOptions(cron="0 * * * *", interval=5), "--interval goes with --every"),
     ],
 )
 def test_contradictory_schedule_options_are_refused(options, needle) -> None:  # type: ignore[no-untyped-def]
@@ -104,3 +110,27 @@ def test_waiting_on_an_endless_series_is_refused() -> None:
     result = runner.invoke(app, ["submit", "--wait", "--every", "hour", "local:a", "local:b"])
     assert isinstance(result.exception, InvalidRequest)
     assert "never ends" in str(result.exception)
+
+
+def test_preview_of_a_past_start_begins_now_like_the_scheduler() -> None:
+    args = ["schedule", "preview", "--every", "day", "--start", "2020-01-01T02:00", "--json"]
+    times = json.loads(runner.invoke(app, [*args, "--limit", "2"]).output)
+    first, second = (datetime.fromisoformat(t) for t in times)
+    assert abs((first - datetime.now(UTC)).total_seconds()) < 60  # now, not in 2020
+    assert second > first
+    assert (second.hour, second.minute) == (2, 0)
+
+
+def test_preview_of_a_series_already_over_is_an_error() -> None:
+    args = [
+        "schedule",
+        "preview",
+        "--every",
+        "day",
+        "--start",
+        "2020-01-01",
+        "--until",
+        "2020-02-01",
+    ]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, InvalidRequest)

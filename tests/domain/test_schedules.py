@@ -27,6 +27,7 @@ from ferry.domain.schedules import (
     occurrences,
     occurrences_due,
     to_instant,
+    upcoming,
 )
 from ferry.errors import InvalidRequest
 
@@ -669,3 +670,24 @@ def test_preview_of_the_issue_every_month_from_january_31_in_rome() -> None:
         "2027-04-30T10:00:00+02:00",
     ]
     assert all(t.utcoffset() == timedelta(0) for t in series)
+
+
+def test_a_start_in_a_gap_keeps_its_wall_time_through_json() -> None:
+    rome = ZoneInfo("Europe/Rome")
+    start = datetime(2027, 3, 28, 2, 30, tzinfo=rome)  # skipped by the clocks that night
+    schedule = Schedule(ScheduleKind.EVERY, unit=Unit.DAY, start=start, timezone="Europe/Rome")
+    again = Schedule.from_json(schedule.to_json())
+    walls = [t.astimezone(rome).strftime("%d %H:%M") for t in take(again, 3)]
+    assert walls == ["28 03:00", "29 02:30", "30 02:30"]
+    assert take(again, 3) == take(schedule, 3)
+
+
+def test_a_past_series_with_nothing_left_has_no_first_run() -> None:
+    now = datetime(2027, 6, 1, tzinfo=UTC)
+    ended = every(
+        Unit.DAY, datetime(2027, 1, 1, tzinfo=UTC), until=datetime(2027, 2, 1, tzinfo=UTC)
+    )
+    spent = every(Unit.DAY, datetime(2027, 1, 1, tzinfo=UTC), count=3)
+    assert first_due(ended, now) is None
+    assert first_due(spent, now) is None
+    assert list(upcoming(ended, now)) == []

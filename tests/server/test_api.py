@@ -242,6 +242,19 @@ def scheduled(**schedule: object) -> dict[str, object]:
         ({"kind": "cron", "expr": "* * *"}, "5 fields"),
         ({"kind": "at"}, "needs 'at'"),
         ({"kind": "every"}, "needs a unit"),
+        ({"kind": "cron", "expr": "0 * * * *", "interval": 5}, "takes no interval"),
+        ({"kind": "at", "at": "+1h", "count": 3}, "takes no count"),
+        ({"kind": "direct", "unit": "day"}, "takes no unit"),
+        ({"kind": "at", "at": "+1w"}, "schedule.at"),
+        (
+            {
+                "kind": "every",
+                "unit": "day",
+                "start": "2020-01-01T00:00Z",
+                "until": "2020-02-01T00:00Z",
+            },
+            "no occurrence left",
+        ),
     ],
 )
 async def test_bad_schedules_are_422(api, schedule, needle) -> None:  # type: ignore[no-untyped-def]
@@ -258,6 +271,7 @@ async def test_a_naive_start_is_read_in_the_schedule_time_zone(api) -> None:  # 
     # 02:30 does not exist in Rome that day: the first instant after the gap is 03:00 CEST.
     assert created["schedule"]["start"] == "2027-03-28T01:00:00+00:00"
     assert created["next_run_at"].startswith("2027-03-28T01:00:00")
+    assert created["schedule"]["start_wall"] == "2027-03-28T02:30:00"  # the days after: 02:30
 
 
 async def test_a_schedule_resubmitted_later_is_the_same_submission(api) -> None:  # type: ignore[no-untyped-def]
@@ -288,3 +302,12 @@ async def test_runs_of_a_transfer(api, eventually) -> None:  # type: ignore[no-u
         "bytes",
     }
     assert (await api.client.get("/api/v1/transfers/nope/runs")).status_code == 404
+
+
+async def test_a_relative_time_is_resolved_by_the_server_and_retries_match(api) -> None:  # type: ignore[no-untyped-def]
+    body = {**scheduled(kind="at", at="+10m"), "submission_id": "in-ten"}
+    first = await api.client.post("/api/v1/transfers", json=body)
+    again = await api.client.post("/api/v1/transfers", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    due = datetime.fromisoformat(first.json()["next_run_at"])
+    assert timedelta(minutes=9) < due - datetime.now(UTC) <= timedelta(minutes=10)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -17,12 +16,9 @@ import typer
 from rich.table import Table
 
 from ferry.client import Client
-from ferry.domain.schedules import Unit, occurrences
+from ferry.domain.schedules import Unit, relative_time, upcoming
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import ScheduleIn
-
-_RELATIVE = re.compile(r"^\+(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 AtOption = Annotated[str | None, typer.Option("--at", help="Run once at WHEN.", show_default=False)]
 EveryOption = Annotated[
@@ -45,12 +41,13 @@ CronOption = Annotated[
 TzOption = Annotated[str, typer.Option("--tz", help="IANA time zone of wall-clock times.")]
 
 
-def parse_when(text: str, now: datetime | None = None) -> str:
-    """An ISO 8601 instant for the API: relative times are resolved now; an instant without
-    an offset stays without one (the server reads it in the schedule's time zone)."""
-    if match := _RELATIVE.match(text.strip()):
-        amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-        return ((now or datetime.now(UTC)) + timedelta(**{unit: amount})).isoformat()
+def parse_when(text: str) -> str:
+    """WHEN as the API takes it: a relative time stays relative (the server resolves it when
+    the request arrives, so a retried submission is the same submission), an ISO 8601 instant
+    is normalized (without an offset it stays without one: read in the schedule's zone)."""
+    text = text.strip()
+    if relative_time(text, datetime.now(UTC)) is not None:
+        return text
     try:
         return datetime.fromisoformat(text).isoformat()
     except ValueError as exc:
@@ -78,6 +75,10 @@ class ScheduleOptions:
                 f"choose one of --at, --every and --cron, not {' and '.join(kinds)}"
             )
         series_options = self.start or self.until or self.count or self.interval != 1
+        if self.cron is not None and self.interval != 1:
+            raise InvalidRequest(
+                "--interval goes with --every; a cron expression has its own steps"
+            )
         if series_options and self.every is None and self.cron is None:
             raise InvalidRequest(
                 "--interval, --start, --until and --count go with --every or --cron"
@@ -118,10 +119,16 @@ def preview(
     if body is None:
         raise InvalidRequest("give --at, --every or --cron")
     now = datetime.now(UTC)
-    schedule = ScheduleIn.model_validate(body).to_domain().anchored(now)
+    schedule = ScheduleIn.model_validate(body).to_domain(now).anchored(now)
     zone = ZoneInfo(tz)
-    times = [t.astimezone(zone).isoformat() for t in itertools.islice(occurrences(schedule), limit)]
-    typer.echo(json.dumps(times) if as_json else "\n".join(times) or "no occurrence")
+    times = [
+        t.astimezone(zone).isoformat() for t in itertools.islice(upcoming(schedule, now), limit)
+    ]
+    if not times:
+        raise InvalidRequest(
+            "the schedule has no occurrence left (until has passed or count is spent)"
+        )
+    typer.echo(json.dumps(times) if as_json else "\n".join(times))
 
 
 def runs(

@@ -14,6 +14,7 @@ API and ``ferry schedule preview``.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,8 @@ class Schedule:
         for name in ("at", "start", "until"):
             if (value := getattr(self, name)) is not None:
                 body[name] = value.astimezone(UTC).isoformat()
+        if self.start is not None:
+            body["start"] = _wall_start(self.start, self.zone)[1].isoformat()  # its first instant
         if self.kind is ScheduleKind.EVERY:
             body |= {"unit": self.unit.value if self.unit else None, "interval": self.interval}
         if self.count is not None:
@@ -110,6 +113,11 @@ class Schedule:
             body["expr"] = self.expr
         if self.kind is not ScheduleKind.DIRECT:
             body["timezone"] = self.timezone
+        if self.start is not None and _in_zone(self.start, self.zone):
+            # The wall time the series repeats, which the instant alone loses when it names a
+            # time a DST change skipped or repeated.
+            body["start_wall"] = self.start.replace(tzinfo=None).isoformat()
+            body["start_fold"] = self.start.fold
         return body
 
     @classmethod
@@ -117,6 +125,10 @@ class Schedule:
         instants = {
             k: datetime.fromisoformat(data[k]) for k in ("at", "start", "until") if data.get(k)
         }
+        if data.get("start_wall"):
+            zone = ZoneInfo(data.get("timezone", "UTC"))
+            wall = datetime.fromisoformat(data["start_wall"])
+            instants["start"] = wall.replace(tzinfo=zone, fold=int(data.get("start_fold", 0)))
         return cls(
             kind=data.get("kind", "direct"),
             unit=data.get("unit") or None,
@@ -202,12 +214,35 @@ def next_occurrence(schedule: Schedule, after: datetime) -> datetime | None:
     return next(occurrences(schedule, after), None)
 
 
+COUNT_LIMIT = 100_000  # counting occurrences one by one stops here (a record, not a bill)
+
+
 def count_between(
-    schedule: Schedule, first: datetime, last: datetime, limit: int = 1_000_000
+    schedule: Schedule, first: datetime, last: datetime, limit: int = COUNT_LIMIT
 ) -> int:
-    """How many occurrences fall in ``[first, last]`` (at most ``limit``)."""
+    """How many occurrences fall in ``[first, last]``, at most ``limit``: by arithmetic for
+    minutes and hours, one by one for calendar units and cron, so a long outage costs no more
+    than a bounded loop."""
+    if last < first:
+        return 0
+    if schedule.kind is ScheduleKind.EVERY and schedule.unit in ELAPSED:
+        return min(limit, _count_elapsed(schedule, first, last))
     items = occurrences(schedule, first - timedelta(microseconds=1))
     return sum(1 for _ in itertools.islice(itertools.takewhile(lambda t: t <= last, items), limit))
+
+
+def _count_elapsed(schedule: Schedule, first: datetime, last: datetime) -> int:
+    assert schedule.start is not None
+    assert schedule.unit is not None
+    start = schedule.start.astimezone(UTC)
+    step = ELAPSED[schedule.unit] * schedule.interval
+    if schedule.until is not None:
+        last = min(last, schedule.until)
+    low = max(0, -((start - first) // step))  # first index at or after ``first``
+    high = (last - start) // step  # last index at or before ``last``
+    if schedule.count is not None:
+        high = min(high, schedule.count - 1)
+    return max(0, high - low + 1)
 
 
 def _bounded(
@@ -239,12 +274,16 @@ def _every(schedule: Schedule, after: datetime | None) -> Iterator[tuple[int, da
     )
 
 
+def _in_zone(given: datetime, zone: ZoneInfo) -> bool:
+    return given.tzinfo is not None and getattr(given.tzinfo, "key", None) == zone.key
+
+
 def _wall_start(given: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The wall time a calendar series repeats, and its first instant. A start written in the
     schedule's own zone keeps its wall time even in a DST gap (it then happens at the first
     instant after the gap) and its reading of an ambiguous hour (the wall clock alone cannot
     tell which); any other start is converted to the zone."""
-    if given.tzinfo is not None and getattr(given.tzinfo, "key", None) == zone.key:
+    if _in_zone(given, zone):
         wall = given.replace(tzinfo=None)
         first = given.astimezone(UTC) if _exists(given, zone) else to_instant(wall, zone)
         return wall, first
@@ -303,18 +342,48 @@ def _end_of_gap(first: datetime, second: datetime) -> datetime:
     return datetime.fromtimestamp(high, UTC)
 
 
+# --- times as people write them -----------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\+(\d+)([smhd])$")
+_RELATIVE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def relative_time(text: str, now: datetime) -> datetime | None:
+    """``+30s``, ``+10m``, ``+2h``, ``+1d`` from ``now``; ``None`` if ``text`` is not one."""
+    match = _RELATIVE.match(text.strip())
+    if match is None:
+        return None
+    return now + timedelta(**{_RELATIVE_UNITS[match.group(2)]: int(match.group(1))})
+
+
 # --- what the scheduler asks ---------------------------------------------------------------------
 
 
 def first_due(schedule: Schedule, now: datetime) -> datetime | None:
     """When a newly submitted transfer first runs: now for ``direct``, a past ``at`` or a past
-    ``start`` (never a storm of catch-up runs); otherwise its first occurrence."""
+    ``start`` (never a storm of catch-up runs); otherwise its first occurrence. ``None`` when a
+    periodic series has nothing left (``until`` passed, ``count`` spent)."""
     if schedule.kind is ScheduleKind.DIRECT:
         return now
     first = next(occurrences(schedule), None)
     if first is None:
         return None
-    return now if first <= now else first
+    if first > now:
+        return first
+    if schedule.periodic and next_occurrence(schedule, now - timedelta(microseconds=1)) is None:
+        return None
+    return now
+
+
+def upcoming(schedule: Schedule, now: datetime) -> Iterator[datetime]:
+    """The instants a transfer submitted ``now`` with this schedule would run at, in order:
+    what ``ferry schedule preview`` prints and the scheduler does."""
+    first = first_due(schedule, now)
+    if first is None:
+        return
+    yield first
+    if schedule.periodic:
+        yield from occurrences(schedule, after=first)
 
 
 def occurrences_due(schedule: Schedule, due_at: datetime, now: datetime) -> int:

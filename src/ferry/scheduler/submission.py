@@ -8,6 +8,7 @@ import posixpath
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
 from ferry.domain.transfers import Transfer, TransferKind, TransferSpec
@@ -27,6 +28,7 @@ async def submit_transfer(
     spec: TransferSpec,
     *,
     schedule: Schedule,
+    requested_schedule: dict[str, Any] | None = None,
     submission_id: str | None,
     clock: Callable[[], datetime],
     protected: ProtectedPaths,
@@ -39,7 +41,7 @@ async def submit_transfer(
     anchored = schedule.anchored(now)
     first = first_due(anchored, now)
     if first is None:
-        raise InvalidSchedule("it has no occurrence at all")
+        raise InvalidSchedule("it has no occurrence left (until has passed or count is spent)")
     new = NewTransfer(
         scope=DEFAULT_SCOPE,
         submitter=principal.name,
@@ -47,7 +49,9 @@ async def submit_transfer(
         schedule=anchored.to_json(),
         next_run_at=first,
         submission_id=submission_id,
-        requested_schedule=schedule.to_json(),
+        requested_schedule=requested_schedule
+        if requested_schedule is not None
+        else schedule.to_json(),
     )
     transfer, created = await store.create_transfer(new)
     if created:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ferry.domain.schedules import InvalidSchedule, Schedule, ScheduleKind, Unit, to_instant
+from ferry.domain.schedules import (
+    InvalidSchedule,
+    Schedule,
+    ScheduleKind,
+    Unit,
+    relative_time,
+    to_instant,
+)
 from ferry.domain.transfers import Checksum, Overwrite, TransferKind
 
 
@@ -23,40 +30,68 @@ class TransferOptionsIn(_Strict):
     priority: int = Field(3, ge=1, le=5)
 
 
+RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s, +10m, +2h, +1d")]
+When = datetime | RelativeTime
+
+# Which fields each kind of schedule takes besides ``kind`` and ``timezone``.
+_SCHEDULE_FIELDS = {
+    ScheduleKind.DIRECT: set(),
+    ScheduleKind.AT: {"at"},
+    ScheduleKind.EVERY: {"unit", "interval", "start", "until", "count"},
+    ScheduleKind.CRON: {"expr", "start", "until", "count"},
+}
+
+
 class ScheduleIn(_Strict):
-    """When to run (DESIGN §3). Instants are ISO 8601; one without an offset is read on the wall
-    clock of ``timezone``."""
+    """When to run (DESIGN §3). Instants are ISO 8601 (one without an offset is read on the
+    wall clock of ``timezone``) or relative to the moment the server receives them."""
 
     kind: ScheduleKind = ScheduleKind.DIRECT
-    at: datetime | None = None
+    at: When | None = None
     unit: Unit | None = None
     interval: int = Field(1, ge=1)
-    start: datetime | None = None
-    until: datetime | None = None
+    start: When | None = None
+    until: When | None = None
     count: int | None = Field(None, ge=1)
     expr: str | None = Field(None, max_length=200, description="5-field cron expression")
     timezone: str = Field("UTC", max_length=64, description="IANA time zone")
 
-    def to_domain(self) -> Schedule:
-        """The domain schedule; an instant without an offset is read on the wall clock of
-        ``timezone`` (a time in a DST gap meaning the first instant after it)."""
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> ScheduleIn:
+        given = {name for name in self.model_fields_set if name not in ("kind", "timezone")}
+        if self.interval == 1:
+            given.discard("interval")
+        if extra := sorted(given - _SCHEDULE_FIELDS[self.kind]):
+            raise ValueError(f"a {self.kind.value!r} schedule takes no {', '.join(extra)}")
+        return self
+
+    def to_domain(self, now: datetime) -> Schedule:
+        """The domain schedule. A relative time counts from ``now``; ``at`` and ``until``
+        without an offset are read on the wall clock of ``timezone`` (in a DST gap: the first
+        instant after it); so is ``start``, which keeps its wall time for the whole series."""
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise InvalidSchedule(f"unknown time zone {self.timezone!r}") from exc
 
-        def aware(value: datetime | None) -> datetime | None:
-            if value is None or value.tzinfo is not None:
+        def when(value: When | None, *, wall: bool = False) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                resolved = relative_time(value, now)
+                assert resolved is not None  # the field's pattern admits nothing else
+                return resolved
+            if value.tzinfo is not None:
                 return value
-            return to_instant(value, zone)
+            return value.replace(tzinfo=zone) if wall else to_instant(value, zone)
 
         return Schedule(
             kind=self.kind,
-            at=aware(self.at),
+            at=when(self.at),
             unit=self.unit,
             interval=self.interval,
-            start=aware(self.start),
-            until=aware(self.until),
+            start=when(self.start, wall=True),
+            until=when(self.until),
             count=self.count,
             expr=self.expr,
             timezone=self.timezone,

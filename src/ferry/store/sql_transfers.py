@@ -182,11 +182,13 @@ class TransfersMixin(SqlBase):
                 values["status"] = TransferStatus.CANCELED.value
             else:
                 values["cancel_requested"] = True
-            await conn.execute(
+            moved = await conn.execute(
                 update(t.transfers)
                 .where((c.id == transfer_id) & (c.status == current.value))
                 .values(**values)
             )
+            if moved.rowcount != 1:  # another server moved it meanwhile: the caller may retry
+                raise Conflict(f"transfer {transfer_id} changed while being canceled: try again")
             canceled, stopping = await self._cancel_tasks(conn, transfer_id, row.runs, now)
         return CancelOutcome(await self.get_transfer(transfer_id), canceled, stopping)
 
