@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench install clean
+.PHONY: run test test-servers lint bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# The real servers the storage tests talk to (each started by a test fixture on 127.0.0.1):
+# OpenSSH's sshd and nginx from Debian; moto's S3 server and wsgidav come with the Python extras.
+test-servers:
+	@test -x /usr/sbin/sshd && test -x /usr/sbin/nginx || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server nginx-light >/dev/null; }
+
+test: lint test-servers
 	$(BIN)/pytest -q
 
 # Every bench/*.py is a scenario but the shared server harness.

@@ -56,11 +56,19 @@ async def test_credentials_reach_an_agent_inside_its_lease(api, tmp_path, eventu
     assert reply["storages"]["vault"]["options"] == {"auto_mkdir": "yes"}
 
 
-async def test_an_unreachable_storage_is_added_and_shown_down(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    body = storage("gone", (tmp_path / "does-not-exist").as_uri())
+async def test_a_storage_whose_root_is_missing_is_reachable_and_says_so(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    body = storage("later", (tmp_path / "does-not-exist").as_uri())
+    added = (await api.client.post("/api/v1/storages", json=body)).json()
+    assert added["health"]["reachable"] is True
+    assert "does not exist yet" in added["health"]["error"]
+
+
+async def test_an_unreachable_storage_is_added_and_shown_down(api) -> None:  # type: ignore[no-untyped-def]
+    options = {"username": "nobody", "known_hosts": None, "connect_timeout": 2}
+    body = storage("nowhere", "sftp://127.0.0.1:9/data", options=options)
     added = (await api.client.post("/api/v1/storages", json=body)).json()
     assert added["health"]["reachable"] is False
-    assert "FileNotFoundError" in added["health"]["error"]
+    assert added["health"]["error"]
 
 
 @pytest.mark.parametrize(

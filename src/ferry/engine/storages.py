@@ -30,6 +30,10 @@ class StorageFS:
     def is_local(self) -> bool:
         return "file" in _protocols(self.fs)
 
+    @property
+    def is_web(self) -> bool:
+        return bool({"http", "https"} & set(_protocols(self.fs)))
+
     def resolve(self, path: str) -> str:
         """The backend path of ``path`` (relative to the root); refuses escapes, symlinks
         included, on local storages."""
@@ -66,15 +70,27 @@ def open_storage(name: str, url: str, options: dict[str, Any] | None = None) -> 
 
     A fresh filesystem instance each time (``skip_instance_cache``): no hidden state shared
     between storages that happen to have the same URL and different credentials."""
-    fs, root = url_to_fs(url, skip_instance_cache=True, **(options or {}))
+    url, options = _webdav_server(url, dict(options or {}))
+    fs, root = url_to_fs(url, skip_instance_cache=True, **options)
     return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/")
+
+
+def _webdav_server(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``webdav://host:port/path`` (or ``webdavs://`` for TLS) as webdav4 wants it: the server
+    in ``base_url`` and the path in the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("webdav", "webdavs") or not parts.netloc:
+        return url, options
+    scheme = "https" if parts.scheme == "webdavs" else "http"
+    options.setdefault("base_url", f"{scheme}://{parts.netloc}")
+    return f"webdav://{parts.path.lstrip('/')}", options
 
 
 def check_url(url: str) -> str:
     """The protocol of a storage URL, if fsspec has a backend for it and the URL carries no
     password (those go in credentials, encrypted, never in a URL that is shown and logged)."""
     parts = urlsplit(url)
-    protocol = parts.scheme or "file"
+    protocol = {"webdavs": "webdav"}.get(parts.scheme, parts.scheme) or "file"
     if parts.password:
         raise InvalidRequest("put the password in a credential, not in the URL")
     try:
@@ -90,11 +106,16 @@ def check_health(name: str, url: str, options: dict[str, Any]) -> dict[str, Any]
     """Reach the storage and list its root: reachable, latency and the error if any."""
     started = time.perf_counter()
     checked_at = datetime.now(UTC).isoformat()
+    error = None
     try:
         storage = open_storage(name, url, options)
         storage.fs.ls(storage.root, detail=False)
+    except FileNotFoundError:
+        # The server answered: the root is simply not there yet (an empty S3 prefix, a folder
+        # the first transfer will create).
+        error = f"the root {url} does not exist yet"
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         return {"reachable": False, "latency_ms": None, "checked_at": checked_at, "error": error}
     latency = round((time.perf_counter() - started) * 1000, 1)
-    return {"reachable": True, "latency_ms": latency, "checked_at": checked_at, "error": None}
+    return {"reachable": True, "latency_ms": latency, "checked_at": checked_at, "error": error}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from ferry.engine.storages import StorageFS
 
@@ -35,7 +36,8 @@ def walk_tree(
     storages, symlinked files leading out of the storage are left out, and so are the folders
     in ``exclude`` (absolute paths, e.g. the server's own data directory)."""
     root = storage.resolve(path).rstrip("/") or "/"
-    if storage.fs.info(root).get("type") != "directory":
+    if not storage.fs.isdir(root):
+        storage.fs.info(root)  # FileNotFoundError when it is not there at all
         raise NotADirectoryError(root)
     prefix = root.rstrip("/") + "/"
     page: list[TreeEntry] = []
@@ -61,19 +63,26 @@ def _entries(
         try:
             listing = storage.fs.ls(folder, detail=True)
         except OSError as exc:
-            yield TreeEntry(folder[len(prefix) :] if folder != root else "", 0, _describe(exc))
+            relative = folder.rstrip("/")[len(prefix) :] if folder != root else ""
+            yield TreeEntry(relative, 0, _describe(exc))
             continue
         folders = []
         for info in sorted(listing, key=lambda i: str(i["name"])):
-            full = str(info["name"]).rstrip("/")
-            if full == folder:
+            name = str(info["name"])  # folders keep a trailing "/" where the backend gives one
+            full = name.rstrip("/")
+            if full == folder.rstrip("/"):
                 continue
             if info.get("type") == "directory":
                 if not _excluded(storage, full, exclude):
-                    folders.append(full)
+                    folders.append(name)
             elif not info.get("islink") or not storage.is_local or _followable(storage, full):
-                yield TreeEntry(full[len(prefix) :], int(info.get("size") or 0))
+                yield TreeEntry(_name(storage, full[len(prefix) :]), int(info.get("size") or 0))
         pending.extend(reversed(folders))
+
+
+def _name(storage: StorageFS, relative: str) -> str:
+    """A path as the storage's own names have it: an HTTP index lists percent-encoded links."""
+    return unquote(relative) if storage.is_web else relative
 
 
 def _excluded(storage: StorageFS, full: str, exclude: Collection[str]) -> bool:

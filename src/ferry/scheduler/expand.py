@@ -63,7 +63,7 @@ class ExpandLoop(Loop):
     async def _expand_tree(self, transfer: Transfer, run: Run, source: Location) -> None:
         storage = await self._open(source.storage)
         destination = transfer.spec.destination
-        refused = self.protected.inside_of(await self._open(destination.storage))
+        refused = await self._protected_in(destination.storage)
         pages = walk_tree(storage, source.path, exclude=self.protected.absolute)
         while True:
             try:
@@ -82,7 +82,15 @@ class ExpandLoop(Loop):
 
     async def _open(self, name: str) -> StorageFS:
         storage = await self.store.get_storage(name)
-        return await asyncio.to_thread(open_storage, storage.name, storage.url, storage.options)
+        kwargs = {**storage.options, **storage.credentials.reveal()}
+        return await asyncio.to_thread(open_storage, storage.name, storage.url, kwargs)
+
+    async def _protected_in(self, name: str) -> list[str]:
+        """The protected folders inside a local destination (a remote one holds none)."""
+        storage = await self.store.get_storage(name)
+        if not storage.url.startswith("file:"):
+            return []
+        return self.protected.inside_of(await self._open(name))
 
 
 def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:
