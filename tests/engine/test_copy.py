@@ -8,6 +8,7 @@ import time
 import zlib
 
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from ferry.domain.transfers import Checksum, Overwrite
@@ -20,6 +21,7 @@ from ferry.engine.copy import (
 )
 from ferry.engine.storages import StorageFS
 from ferry.errors import (
+    ChecksumMismatch,
     PathOutsideStorage,
     PermanentError,
     SourceNotFound,
@@ -277,3 +279,65 @@ def test_always_replaces(src, dst, dst_root, payload):  # type: ignore[no-untype
     (dst_root / "out").mkdir()
     (dst_root / "out" / "a.bin").write_bytes(payload)
     assert copy_object(request(src, dst, overwrite=Overwrite.ALWAYS)).state is CopyState.DONE
+
+
+class _Flipping:
+    """A writer that damages the first byte it is given: a fault between read and write."""
+
+    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+        self._handle, self._damaged = handle, False
+
+    def write(self, data: bytes) -> int:
+        if not self._damaged and data:
+            data, self._damaged = bytes([data[0] ^ 0xFF]) + data[1:], True
+        return int(self._handle.write(data))
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+class FaultyLocal(LocalFileSystem):
+    """Local files whose writes are damaged while ``faults`` lasts (one per file written)."""
+
+    faults = 0
+
+    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        handle = super().open(path, mode, **kwargs)
+        if "w" in mode and FaultyLocal.faults > 0:
+            FaultyLocal.faults -= 1
+            return _Flipping(handle)
+        return handle
+
+
+@pytest.fixture
+def faulty_dst(dst_root):  # type: ignore[no-untyped-def]
+    FaultyLocal.faults = 0
+    return StorageFS("dst", FaultyLocal(skip_instance_cache=True), str(dst_root))
+
+
+def test_a_byte_flipped_in_transit_is_caught_and_the_retry_is_whole(
+    src, faulty_dst, dst_root, payload
+):  # type: ignore[no-untyped-def]
+    FaultyLocal.faults = 1
+    with pytest.raises(ChecksumMismatch) as caught:
+        copy_object(request(src, faulty_dst, tag="9"))
+    assert caught.value.retryable
+    assert caught.value.error_class == "checksum"
+    assert "checksum mismatch on dst:out/a.bin" in str(caught.value)
+    assert not (dst_root / "out" / "a.bin").exists()
+    assert leftovers(dst_root) == []
+    retried = copy_object(request(src, faulty_dst, tag="9", attempt=2))
+    assert retried.state is CopyState.DONE
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+
+
+def test_a_permanent_fault_never_leaves_a_destination(src, faulty_dst, dst_root, payload):  # type: ignore[no-untyped-def]
+    FaultyLocal.faults = 10
+    for attempt in (1, 2, 3):
+        with pytest.raises(ChecksumMismatch):
+            copy_object(request(src, faulty_dst, tag="9", attempt=attempt))
+    assert not (dst_root / "out" / "a.bin").exists()
+    assert leftovers(dst_root) == []

@@ -731,3 +731,31 @@ async def test_a_run_that_could_not_be_expanded_fails_with_the_reason(store, sub
 async def test_a_finished_run_is_finished_once(store, start, agent_id, clock):
     await _finish_with(store, start, agent_id, clock, ["done"])
     assert await store.finish_runs(clock.now) == []
+
+
+async def test_a_checksum_mismatch_is_retried_then_fails_with_its_class(
+    store, start, agent_id, clock
+):
+    started = await start(tasks=1, options=TransferOptions(retries=1))
+    mismatch = "checksum mismatch on dst:f0: expected adler32:0000000a, got adler32:0000000b"
+
+    def damaged(task):  # type: ignore[no-untyped-def]
+        return TaskResult(
+            task.id,
+            task.lease,
+            TaskState.FAILED,
+            error_class="checksum",
+            error=mismatch,
+            retryable=True,
+        )
+
+    [first] = await lease(store, agent_id)
+    await store.record_results(agent_id, [damaged(first)])
+    assert await states_of(store, started.transfer.id) == [TaskState.WAITING]
+    await store.requeue_waiting(clock.advance(minutes=1))
+    [second] = await lease(store, agent_id)
+    await store.record_results(agent_id, [damaged(second)])
+    [(task, attempts)] = await tasks_of(store, started.transfer.id)
+    assert task.state is TaskState.FAILED
+    assert (task.error_class, task.error) == ("checksum", mismatch)
+    assert [a.error_class for a in attempts] == ["checksum", "checksum"]

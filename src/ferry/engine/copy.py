@@ -16,7 +16,13 @@ from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
 from ferry.engine.storages import StorageFS
-from ferry.errors import PermanentError, TransferCanceled, TransferError, TransientError
+from ferry.errors import (
+    ChecksumMismatch,
+    PermanentError,
+    TransferCanceled,
+    TransferError,
+    TransientError,
+)
 
 BLOCK_SIZE = 4 * 1024 * 1024
 
@@ -118,6 +124,7 @@ def _copy(
         copied, digest = _stream(request, source, temporary, progress, should_stop)
         with _on_destination():
             _verify(request, info, dst_fs.size(temporary), copied)
+            _verify_checksum(request, temporary, digest)
             dst_fs.mv(temporary, destination)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -218,6 +225,21 @@ def _stream(
                 copied += len(block)
                 progress(len(block))
     return copied, running.hexdigest() if running is not None else None
+
+
+def _verify_checksum(request: CopyRequest, temporary: str, digest: str | None) -> None:
+    """Read back what was written and compare it with what was read: a byte damaged on the way
+    (a flaky disk, a proxy, a backend bug) is a ChecksumMismatch, retried, never moved into
+    place."""
+    if digest is None:
+        return
+    written = _checksum_of(request.destination, temporary, request.checksum)
+    if written != digest:
+        raise ChecksumMismatch(
+            request.destination_label,
+            format_checksum(request.checksum, digest),
+            format_checksum(request.checksum, written),
+        )
 
 
 def _verify(request: CopyRequest, info: dict[str, Any], written: int, copied: int) -> None:
