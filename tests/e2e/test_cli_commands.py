@@ -69,3 +69,33 @@ def test_submission_id_from_the_cli(module_server, finished) -> None:  # type: i
     first = json.loads(module_server.cli(*args, check=True).stdout)
     second = json.loads(module_server.cli(*args, check=True).stdout)
     assert first["id"] == second["id"]
+
+
+def test_unzip_and_bandwidth_reach_the_agent(module_server) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    with zipfile.ZipFile(module_server.cwd / "bundle.zip", "w") as bundle:
+        bundle.writestr("inner/a.txt", "alpha")
+        bundle.writestr("b.txt", "beta")
+    args = [
+        "submit",
+        "--wait",
+        "--unzip",
+        "--bandwidth",
+        "1M",
+        "local:bundle.zip",
+        "local:unpacked",
+    ]
+    transfer = module_server.cli_json(*args)
+    assert transfer["status"] == "COMPLETED"
+    assert transfer["options"]["unzip"] is True
+    assert transfer["options"]["bandwidth"] == 1024 * 1024
+    assert (module_server.cwd / "unpacked" / "inner" / "a.txt").read_text() == "alpha"
+    assert (module_server.cwd / "unpacked" / "b.txt").read_text() == "beta"
+    assert not (module_server.cwd / "unpacked" / "bundle.zip").exists()
+
+
+def test_a_bad_rate_is_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+    result = module_server.cli("submit", "--bandwidth", "fast", "local:in/a.txt", "local:x")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: 'fast' is not a rate")

@@ -49,6 +49,8 @@ class HeldTask:
     checksum: Checksum
     overwrite: Overwrite
     attempt: int = 1
+    unzip: bool = False
+    bandwidth: int | None = None
     bytes_done: int = 0
     started: bool = False
     shutting_down: bool = False
@@ -172,6 +174,8 @@ class AgentRunner:
                     checksum=Checksum(item["checksum"]),
                     overwrite=Overwrite(item["overwrite"]),
                     attempt=int(item["attempt"]),
+                    unzip=bool(item.get("unzip", False)),
+                    bandwidth=item.get("bandwidth"),
                 )
                 self._held[task.id] = task
                 self._unfinished += 1
@@ -220,6 +224,8 @@ class AgentRunner:
                 overwrite=task.overwrite,
                 tag=str(task.id),
                 attempt=task.attempt,
+                unzip=task.unzip,
+                bandwidth=task.bandwidth,
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.cancel.is_set)
         except TransferCanceled as exc:

@@ -24,7 +24,7 @@ from ferry.cli.schedules import (
     UntilOption,
 )
 from ferry.client import Client
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.transfers import Checksum, Overwrite, parse_rate
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import Outcomes, TransferPublic
 
@@ -85,6 +85,15 @@ def submit(
     checksum: Annotated[
         Checksum, typer.Option("--checksum", help="Checksum computed and verified.")
     ] = Checksum.ADLER32,
+    unzip: Annotated[
+        bool, typer.Option("--unzip", help="Unpack zip/tar sources into DEST.")
+    ] = False,
+    bandwidth: Annotated[
+        str | None,
+        typer.Option(
+            "--bandwidth", help="Per-object limit, bytes/s: 500K, 10M.", show_default=False
+        ),
+    ] = None,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -108,7 +117,12 @@ def submit(
         )
     with _client(url, token, data_dir) as client:
         schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
-        options = {"overwrite": overwrite.value, "checksum": checksum.value}
+        options: dict[str, Any] = {
+            "overwrite": overwrite.value,
+            "checksum": checksum.value,
+            "unzip": unzip,
+            "bandwidth": parse_rate(bandwidth) if bandwidth else None,
+        }
         transfer = client.submit(
             locations[:-1],
             locations[-1],

@@ -123,6 +123,8 @@ class TransferOptions:
     overwrite: Overwrite = Overwrite.NEVER
     retries: int = 3
     priority: int = 3
+    unzip: bool = False  # a zip or tar source is unpacked into the destination folder
+    bandwidth: int | None = None  # bytes per second, per task
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,16 +132,39 @@ class TransferOptions:
             "overwrite": self.overwrite.value,
             "retries": self.retries,
             "priority": self.priority,
+            "unzip": self.unzip,
+            "bandwidth": self.bandwidth,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TransferOptions:
+        bandwidth = data.get("bandwidth")
         return cls(
             checksum=Checksum(data.get("checksum", Checksum.ADLER32)),
             overwrite=Overwrite(data.get("overwrite", Overwrite.NEVER)),
             retries=int(data.get("retries", 3)),
             priority=int(data.get("priority", 3)),
+            unzip=bool(data.get("unzip", False)),
+            bandwidth=int(bandwidth) if bandwidth is not None else None,
         )
+
+
+_RATE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_rate(text: str) -> int:
+    """``10M`` → bytes per second (K, M, G are powers of 1024, as rclone's --bwlimit)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("/S")
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in "KMG" else (value, "")
+    try:
+        rate = float(number) * _RATE_UNITS[unit]
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{text!r} is not a rate: use e.g. 500K, 10M, 1G (bytes per second)"
+        ) from exc
+    if rate < 1:
+        raise InvalidRequest(f"a rate must be at least 1 byte per second, not {text!r}")
+    return int(rate)
 
 
 @dataclass(frozen=True, slots=True)

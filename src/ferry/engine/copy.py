@@ -16,6 +16,8 @@ from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
 from ferry.engine.storages import StorageFS
+from ferry.engine.throttle import Throttle
+from ferry.engine.unzip import archive_checksum, is_archive, unpack
 from ferry.errors import (
     ChecksumMismatch,
     PermanentError,
@@ -42,6 +44,8 @@ class CopyRequest:
     overwrite: Overwrite = Overwrite.NEVER
     tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
     attempt: int = 1
+    unzip: bool = False  # an archive is unpacked into the destination's folder
+    bandwidth: int | None = None  # bytes per second
 
     @property
     def source_label(self) -> str:
@@ -105,6 +109,8 @@ def _copy(
     info = src_fs.info(source)
     if info.get("type") == "directory":
         raise IsADirectoryError(source)
+    if request.unzip and is_archive(source):
+        return _unpack(request, source, progress, should_stop)
     with _on_destination():
         destination = request.destination.resolve(request.destination_path)
         if dst_fs.exists(destination):
@@ -132,6 +138,28 @@ def _copy(
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _unpack(
+    request: CopyRequest,
+    source: str,
+    progress: Callable[[int], None],
+    should_stop: Callable[[], bool],
+) -> CopyOutcome:
+    """The archive's members go into the folder the archive itself would have gone to."""
+    folder = posixpath.dirname(request.destination_path)
+    with request.source.fs.open(source, "rb") as archive:
+        _members, written = unpack(
+            archive,
+            request.source_label,
+            request.destination,
+            folder,
+            f"{request.tag}-{request.attempt}",
+            should_stop=should_stop,
+            progress=progress,
+        )
+    checksum = archive_checksum(request.source, source, request.checksum)
+    return CopyOutcome(CopyState.DONE, written, checksum)
 
 
 def _remove_earlier_attempts(request: CopyRequest, destination: str) -> None:
@@ -211,11 +239,13 @@ def _stream(
     copied = 0
     src: Any
     dst: Any
+    throttle = Throttle(request.bandwidth) if request.bandwidth else None
+    block_size = throttle.block_size if throttle else BLOCK_SIZE
     with request.source.fs.open(source, "rb") as src:
         with _on_destination():
             dst = request.destination.fs.open(temporary, "wb")
         with dst:
-            while block := src.read(BLOCK_SIZE):
+            while block := src.read(block_size):
                 if should_stop():
                     raise TransferCanceled(request.source_label)
                 if running is not None:
@@ -224,6 +254,8 @@ def _stream(
                     dst.write(block)
                 copied += len(block)
                 progress(len(block))
+                if throttle is not None:
+                    throttle.consume(len(block))
     return copied, running.hexdigest() if running is not None else None
 
 

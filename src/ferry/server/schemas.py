@@ -28,6 +28,8 @@ class TransferOptionsIn(_Strict):
     overwrite: Overwrite = Overwrite.NEVER
     retries: int = Field(3, ge=0, le=100)
     priority: int = Field(3, ge=1, le=5)
+    unzip: bool = Field(False, description="unpack a zip or tar source into the destination folder")
+    bandwidth: int | None = Field(None, ge=1, description="bytes per second, per object")
 
 
 RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s, +10m, +2h, +1d")]
@@ -263,6 +265,8 @@ class LeasedTaskPublic(BaseModel):
     attempt: int
     checksum: Checksum
     overwrite: Overwrite
+    unzip: bool = False
+    bandwidth: int | None = None
 
 
 class LeaseReply(BaseModel):

@@ -97,6 +97,8 @@ async def lease(agent_id: str, body: LeaseRequest, state: StateDep, caller: Daem
                 size=task.size,
                 attempt=task.attempt,
                 checksum=task.options.checksum,
+                unzip=task.options.unzip,
+                bandwidth=task.options.bandwidth,
                 overwrite=task.options.overwrite,
             )
             for task in tasks

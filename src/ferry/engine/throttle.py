@@ -1,0 +1,33 @@
+"""A token bucket: a copy that may move ``rate`` bytes per second waits when it runs ahead."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class Throttle:
+    def __init__(
+        self,
+        rate: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._started = clock()
+        self._moved = 0
+
+    @property
+    def block_size(self) -> int:
+        """Blocks of about a tenth of a second of transfer, so waits stay short and smooth."""
+        return max(16 * 1024, min(4 * 1024 * 1024, self.rate // 10))
+
+    def consume(self, nbytes: int) -> None:
+        """Account for ``nbytes`` moved; sleep until the average rate is back under ``rate``."""
+        self._moved += nbytes
+        ahead = self._moved / self.rate - (self._clock() - self._started)
+        if ahead > 0:
+            self._sleep(ahead)

@@ -1,0 +1,152 @@
+"""Unpack a zip or tar archive into a destination folder (gCube's unzip), all or nothing.
+
+Every member's path is checked before anything is written: one that would land outside the
+folder (``../x``, an absolute path, a link) refuses the whole archive. Members are written to
+temporary names and moved into place only once the whole archive has been read; on any failure
+the temporary files are removed."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ferry.domain.locations import confine_path
+from ferry.engine.checksums import format_checksum, new_checksum
+from ferry.engine.storages import StorageFS
+from ferry.errors import PathOutsideStorage, PermanentError, TransferCanceled
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+BLOCK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str  # normalized, inside the folder
+    open: Callable[[], IO[bytes]]
+
+
+def is_archive(path: str) -> bool:
+    return path.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def unpack(
+    archive: IO[bytes],
+    label: str,
+    destination: StorageFS,
+    folder: str,
+    tag: str,
+    *,
+    should_stop: Callable[[], bool],
+    progress: Callable[[int], None],
+) -> tuple[int, int]:
+    """Unpack ``archive`` into ``folder`` of ``destination``; return (members, bytes)."""
+    with _members(archive, label) as members:
+        placed: list[tuple[str, str]] = []
+        written = 0
+        try:
+            for member in members:
+                final = destination.resolve(posixpath.join(folder, member.name))
+                temporary = posixpath.join(
+                    posixpath.dirname(final), f".{posixpath.basename(final)}.ferry-{tag}.part"
+                )
+                destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+                written += _write(member, destination, temporary, label, should_stop, progress)
+                placed.append((temporary, final))
+            for temporary, final in placed:
+                destination.fs.mv(temporary, final)
+        except BaseException:
+            for temporary, _final in placed:
+                with contextlib.suppress(Exception):
+                    destination.fs.rm_file(temporary)
+            raise
+    return len(placed), written
+
+
+def _write(
+    member: Member,
+    destination: StorageFS,
+    temporary: str,
+    label: str,
+    should_stop: Callable[[], bool],
+    progress: Callable[[int], None],
+) -> int:
+    written = 0
+    try:
+        with member.open() as source, destination.fs.open(temporary, "wb") as target:
+            while block := source.read(BLOCK_SIZE):
+                if should_stop():
+                    raise TransferCanceled(label)
+                target.write(block)
+                written += len(block)
+                progress(len(block))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            destination.fs.rm_file(temporary)
+        raise
+    return written
+
+
+@contextlib.contextmanager
+def _members(archive: IO[bytes], label: str) -> Iterator[list[Member]]:
+    """The archive's files, every path checked before any is written (directories are made as
+    their files need them)."""
+    head = archive.read(4)
+    archive.seek(0)
+    if head.startswith(b"PK"):
+        with zipfile.ZipFile(archive) as bundle:
+            infos = [i for i in bundle.infolist() if not i.is_dir()]
+            yield [Member(_inside(i.filename, label), _opener(bundle, i)) for i in infos]
+        return
+    try:
+        tar = tarfile.open(fileobj=archive, mode="r:*")  # noqa: SIM115 (closed just below)
+    except tarfile.TarError as exc:
+        raise PermanentError(f"{label} is neither a zip nor a tar archive") from exc
+    with tar:
+        entries = tar.getmembers()
+        for entry in entries:
+            if entry.issym() or entry.islnk() or entry.isdev():
+                raise PermanentError(f"{label}: member {entry.name!r} is a link or device: refused")
+        files = [e for e in entries if e.isfile()]
+        yield [Member(_inside(e.name, label), _tar_opener(tar, e)) for e in files]
+
+
+def _inside(name: str, label: str) -> str:
+    try:
+        relative = confine_path("archive", name)
+    except PathOutsideStorage:
+        raise PermanentError(
+            f"{label}: member {name!r} would be written outside the destination folder:"
+            " archive refused"
+        ) from None
+    if not relative:
+        raise PermanentError(f"{label}: member {name!r} has no name")
+    return relative
+
+
+def _opener(bundle: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], IO[bytes]]:
+    return lambda: bundle.open(info)
+
+
+def _tar_opener(bundle: tarfile.TarFile, entry: tarfile.TarInfo) -> Callable[[], IO[bytes]]:
+    def open_member() -> IO[bytes]:
+        handle = bundle.extractfile(entry)
+        assert handle is not None  # a regular file always has content
+        return handle
+
+    return open_member
+
+
+def archive_checksum(storage: StorageFS, path: str, algorithm: Any) -> str | None:
+    """The archive's own checksum, for the outcome (its members are checked by the format)."""
+    running = new_checksum(algorithm)
+    if running is None:
+        return None
+    with storage.fs.open(path, "rb") as handle:
+        while block := handle.read(BLOCK_SIZE):
+            running.update(block)
+    return format_checksum(algorithm, running.hexdigest())

@@ -1,0 +1,89 @@
+"""Unpacking archives into a destination folder: all members or none, nothing outside it."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+
+from ferry.domain.transfers import Checksum
+from ferry.engine.copy import CopyRequest, CopyState, copy_object
+from ferry.errors import PermanentError
+
+MEMBERS = {
+    "readme.txt": b"hello",
+    "data/é table.csv": b"a,b\n1,2\n",
+    "data/deep/x.bin": bytes(range(256)),
+}
+
+
+def unzip_request(src, dst, name: str) -> CopyRequest:  # type: ignore[no-untyped-def]
+    return CopyRequest(src, name, dst, f"out/{name}", unzip=True, checksum=Checksum.ADLER32)
+
+
+def files_under(root) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def write_zip(path, members: dict[str, bytes]) -> None:  # type: ignore[no-untyped-def]
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+
+
+def write_tar(path, members: dict[str, bytes], mode: str = "w:gz") -> None:  # type: ignore[no-untyped-def]
+    with tarfile.open(path, mode) as bundle:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("name", ["bundle.zip", "bundle.tar.gz", "bundle.tar"])
+def test_an_archive_unpacks_into_the_destination_folder(src, dst, src_root, dst_root, name) -> None:  # type: ignore[no-untyped-def]
+    if name.endswith(".zip"):
+        write_zip(src_root / name, MEMBERS)
+    else:
+        write_tar(src_root / name, MEMBERS, "w:gz" if name.endswith("gz") else "w")
+    outcome = copy_object(unzip_request(src, dst, name))
+    assert outcome.state is CopyState.DONE
+    assert outcome.bytes == sum(len(d) for d in MEMBERS.values())
+    assert outcome.checksum is not None
+    assert outcome.checksum.startswith("adler32:")
+    assert files_under(dst_root / "out") == MEMBERS
+
+
+@pytest.mark.parametrize("evil", ["../escape.txt", "/etc/cron.d/evil", "data/../../escape.txt"])
+def test_a_member_escaping_the_folder_refuses_the_whole_archive(
+    src, dst, src_root, dst_root, evil
+) -> None:  # type: ignore[no-untyped-def]
+    write_zip(src_root / "slip.zip", {**MEMBERS, evil: b"owned"})
+    with pytest.raises(PermanentError, match="outside the destination folder: archive refused"):
+        copy_object(unzip_request(src, dst, "slip.zip"))
+    assert files_under(dst_root) == {}
+    assert not (src_root.parent / "escape.txt").exists()
+
+
+def test_a_tar_with_a_link_is_refused(src, dst, src_root, dst_root) -> None:  # type: ignore[no-untyped-def]
+    with tarfile.open(src_root / "links.tar", "w") as bundle:
+        link = tarfile.TarInfo("data/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        bundle.addfile(link)
+    with pytest.raises(PermanentError, match="is a link or device: refused"):
+        copy_object(unzip_request(src, dst, "links.tar"))
+    assert files_under(dst_root) == {}
+
+
+def test_something_that_is_not_an_archive_fails_clearly(src, dst, src_root, dst_root) -> None:  # type: ignore[no-untyped-def]
+    (src_root / "fake.zip").write_bytes(b"this is not a zip at all")
+    with pytest.raises(PermanentError, match="neither a zip nor a tar archive"):
+        copy_object(unzip_request(src, dst, "fake.zip"))
+    assert files_under(dst_root) == {}
+
+
+def test_without_unzip_an_archive_is_copied_as_it_is(src, dst, src_root, dst_root) -> None:  # type: ignore[no-untyped-def]
+    write_zip(src_root / "bundle.zip", MEMBERS)
+    copy_object(CopyRequest(src, "bundle.zip", dst, "out/bundle.zip"))
+    assert (dst_root / "out" / "bundle.zip").read_bytes() == (src_root / "bundle.zip").read_bytes()
