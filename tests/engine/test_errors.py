@@ -121,3 +121,37 @@ def test_a_checksum_mismatch_is_retried():
 def test_permanent_subclasses_are_not_retried(cls):
     assert issubclass(cls, PermanentError)
     assert not cls.retryable
+
+
+class _HttpFailure(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"server said {status}")
+        self.status = status
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (500, TransientError, True),
+        (503, TransientError, True),
+        (429, TransientError, True),
+        (404, SourceNotFound, False),
+        (403, AccessDenied, False),
+        (401, AccessDenied, False),
+        (400, PermanentError, False),
+    ],
+)
+def test_http_statuses_are_classified(status, kind, retryable):  # type: ignore[no-untyped-def]
+    error = classify(_HttpFailure(status), WHERE)
+    assert isinstance(error, kind)
+    assert error.retryable is retryable
+    assert str(status) in str(error) or isinstance(error, SourceNotFound)
+
+
+def test_a_botocore_style_error_is_read_from_its_response():  # type: ignore[no-untyped-def]
+    class ClientError(Exception):
+        def __init__(self, code: str) -> None:
+            super().__init__(code)
+            self.response = {"ResponseMetadata": {"HTTPStatusCode": 503}, "Error": {"Code": code}}
+
+    assert classify(ClientError("SlowDown"), WHERE).retryable

@@ -43,6 +43,8 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
         return AccessDenied(f"permission denied: {location}")
     if isinstance(exc, IsADirectoryError):
         return PermanentError(f"is a directory: {location} (use a tree transfer)")
+    if (status := http_status(exc)) is not None:
+        return _by_status(status, exc, location, destination)
     if isinstance(exc, TimeoutError | socket.timeout | ConnectionError):
         return TransientError(f"{type(exc).__name__} on {location}: {exc}")
     if isinstance(exc, OSError):
@@ -52,3 +54,32 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
             return TransientError(f"{exc.strerror or exc} on {location}")
         return PermanentError(f"{exc.strerror or exc} on {location}")
     return TransientError(f"{type(exc).__name__} on {location}: {exc}")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status an HTTP-speaking backend (aiohttp, httpx, botocore) failed with, if any."""
+    for candidate in (exc, exc.__cause__):
+        if candidate is None:
+            continue
+        status = getattr(candidate, "status", None) or getattr(candidate, "status_code", None)
+        response = getattr(candidate, "response", None)
+        if status is None and isinstance(response, dict):  # botocore's ClientError
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status is None and response is not None:
+            status = getattr(response, "status_code", None)
+        if isinstance(status, int) and 100 <= status <= 599:
+            return status
+    return None
+
+
+def _by_status(status: int, exc: BaseException, location: str, destination: bool) -> TransferError:
+    """5xx, 429 and 408 are worth another try; 404 is "not found"; 401/403 are "access denied";
+    any other 4xx is permanent. The backend's own message is kept."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if status >= 500 or status in (408, 429):
+        return TransientError(f"HTTP {status} on {location}: {message}")
+    if status == 404 and not destination:
+        return SourceNotFound(location)
+    if status in (401, 403):
+        return AccessDenied(f"access denied (HTTP {status}) on {location}: {message}")
+    return PermanentError(f"HTTP {status} on {location}: {message}")
