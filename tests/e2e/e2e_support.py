@@ -90,8 +90,8 @@ class ServerProcess:
             )
         return result
 
-    def cli_json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json", check=True).stdout)
+    def cli_json(self, *args: str, timeout: float = 300) -> Any:
+        return json.loads(self.cli(*args, "--json", check=True, timeout=timeout).stdout)
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
