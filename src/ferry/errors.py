@@ -21,7 +21,8 @@
     ├── ApiError                    an error answer from the server, seen by the client
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
-        │   └── ChecksumMismatch
+        │   ├── ChecksumMismatch
+        │   └── TransferStalled     no data for stall_s seconds
         └── PermanentError          not retried
             ├── SourceNotFound
             ├── AccessDenied
@@ -171,6 +172,13 @@ class ChecksumMismatch(TransientError):
 
     def __init__(self, location: str, expected: str, actual: str) -> None:
         super().__init__(f"checksum mismatch on {location}: expected {expected}, got {actual}")
+
+
+class TransferStalled(TransientError):
+    error_class = "stalled"
+
+    def __init__(self, location: str, seconds: float) -> None:
+        super().__init__(f"stalled: no data from {location} for {seconds:.0f} s")
 
 
 class TransferCanceled(PermanentError):

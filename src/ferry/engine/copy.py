@@ -15,6 +15,7 @@ from typing import Any
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
+from ferry.engine.stall import DEFAULT_STALL_S, watched_reads
 from ferry.engine.storages import StorageFS
 from ferry.engine.throttle import Throttle
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
@@ -46,6 +47,7 @@ class CopyRequest:
     attempt: int = 1
     unzip: bool = False  # an archive is unpacked into the destination's folder
     bandwidth: int | None = None  # bytes per second
+    stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
 
     @property
     def source_label(self) -> str:
@@ -241,11 +243,15 @@ def _stream(
     dst: Any
     throttle = Throttle(request.bandwidth) if request.bandwidth else None
     block_size = throttle.block_size if throttle else BLOCK_SIZE
-    with request.source.fs.open(source, "rb") as src:
+    stall_s = None if request.source.is_local else request.stall_s
+    with (
+        request.source.fs.open(source, "rb") as src,
+        watched_reads(src, request.source_label, stall_s) as read,
+    ):
         with _on_destination():
             dst = request.destination.fs.open(temporary, "wb")
         with dst:
-            while block := src.read(block_size):
+            while block := read(block_size):
                 if should_stop():
                     raise TransferCanceled(request.source_label)
                 if running is not None:

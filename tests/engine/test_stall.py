@@ -1,0 +1,59 @@
+"""A source that stops sending: the attempt ends as a transient "stalled" error, quickly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ferry.engine.copy import CopyRequest, copy_object
+from ferry.engine.storages import open_storage
+from ferry.errors import TransferStalled
+
+SIZE = 1_000_000
+
+
+@pytest.fixture
+def stalling_server() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that announces a megabyte, sends ten bytes, then waits."""
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(SIZE))
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(SIZE))
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+            self.wfile.flush()
+            release.wait(30)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads, server.block_on_close = True, False
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stalled_http_source_aborts_as_transient(stalling_server, dst, dst_root) -> None:  # type: ignore[no-untyped-def]
+    source = open_storage("web", stalling_server)
+    started = time.monotonic()
+    with pytest.raises(TransferStalled) as caught:
+        copy_object(CopyRequest(source, "big.bin", dst, "big.bin", stall_s=1.0))
+    assert time.monotonic() - started < 10
+    assert caught.value.retryable
+    assert str(caught.value) == "stalled: no data from web:big.bin for 1 s"
+    assert list(dst_root.iterdir()) == []
