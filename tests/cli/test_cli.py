@@ -134,3 +134,14 @@ def test_preview_of_a_series_already_over_is_an_error() -> None:
     ]
     result = runner.invoke(app, args)
     assert isinstance(result.exception, InvalidRequest)
+
+
+def test_storage_options_are_typed_and_credentials_stay_strings() -> None:
+    from ferry.cli.storages import parse_pairs
+
+    options = parse_pairs(["port=2222", "known_hosts=null", "name=ferry"], "option", typed=True)
+    assert options == {"port": 2222, "known_hosts": None, "name": "ferry"}
+    secrets = parse_pairs(["password=0123", 'auth=["me", "pw"]'], "credential", typed=False)
+    assert secrets == {"password": "0123", "auth": ["me", "pw"]}
+    with pytest.raises(InvalidRequest, match="KEY=VALUE"):
+        parse_pairs(["oops"], "option", typed=True)

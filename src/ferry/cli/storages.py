@@ -24,14 +24,15 @@ DataDirOption = Annotated[
 
 
 def parse_pairs(values: list[str], what: str, *, typed: bool) -> dict[str, Any]:
-    """KEY=VALUE pairs; with ``typed``, a value that reads as JSON (10, true, {...}) is taken as
-    such, as fsspec options expect; credentials always stay strings."""
+    """KEY=VALUE pairs; with ``typed``, a value that reads as JSON (10, true, null) is taken as
+    such, as fsspec options expect. Credentials stay strings (a password of digits is still a
+    password), but for JSON lists and objects (``auth=["user", "pass"]``, ``client_keys=[…]``)."""
     pairs: dict[str, Any] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidRequest(f"--{what} {item.split('=')[0]!r}...: expected KEY=VALUE")
-        pairs[key] = _typed(value) if typed else value
+        pairs[key] = _typed(value) if typed or value[:1] in ("[", "{") else value
     return pairs
 
 
