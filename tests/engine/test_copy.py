@@ -341,3 +341,23 @@ def test_a_permanent_fault_never_leaves_a_destination(src, faulty_dst, dst_root,
             copy_object(request(src, faulty_dst, tag="9", attempt=attempt))
     assert not (dst_root / "out" / "a.bin").exists()
     assert leftovers(dst_root) == []
+
+
+def test_a_destination_without_write_permission_is_access_denied(src, payload, dst_root):  # type: ignore[no-untyped-def]
+    class ReadOnly(LocalFileSystem):
+        def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+            if "w" in mode:
+                raise PermissionError(13, "Permission denied", path)
+            return super().open(path, mode, **kwargs)
+
+    read_only = StorageFS("dst", ReadOnly(skip_instance_cache=True), str(dst_root))
+    with pytest.raises(PermanentError, match=r"permission denied: dst:out/a\.bin") as caught:
+        copy_object(request(src, read_only))
+    assert not caught.value.retryable
+    assert leftovers(dst_root) == []
+
+
+def test_a_source_deleted_after_listing_fails_as_not_found(src, dst, src_root, dst_root):  # type: ignore[no-untyped-def]
+    with pytest.raises(SourceNotFound, match=r"not found: src:listed-then-gone\.bin"):
+        copy_object(request(src, dst, source="listed-then-gone.bin"))
+    assert list(dst_root.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from fsspec.implementations.local import LocalFileSystem
@@ -128,4 +129,25 @@ def test_a_folder_that_cannot_be_listed_is_an_error_entry(src_root):
     assert [(e.relative, e.error) for e in entries] == [
         ("open.txt", None),
         ("locked", "cannot list folder: Permission denied"),
+    ]
+
+
+def test_a_folder_deleted_while_the_tree_is_listed_is_a_failed_entry(src_root):  # type: ignore[no-untyped-def]
+    class Vanishing(LocalFileSystem):
+        """Deletes ``gone/`` right after listing the root: someone else cleaned up meanwhile."""
+
+        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+            listing = super().ls(path, detail=detail, **kwargs)
+            if path.rstrip("/") == str(src_root):
+                shutil.rmtree(src_root / "gone", ignore_errors=True)
+            return listing
+
+    (src_root / "gone").mkdir()
+    (src_root / "gone" / "f").write_text("f")
+    (src_root / "kept.txt").write_text("k")
+    storage = StorageFS("src", Vanishing(skip_instance_cache=True), str(src_root))
+    entries = [(e.relative, e.error) for page in walk_tree(storage, "") for e in page]
+    assert entries == [
+        ("kept.txt", None),
+        ("gone", "cannot list folder: No such file or directory"),
     ]
