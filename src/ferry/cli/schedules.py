@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
+from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
 from ferry.client import Client
 from ferry.domain.schedules import Unit, relative_time, upcoming
 from ferry.errors import InvalidRequest
@@ -133,19 +134,13 @@ def preview(
 
 def runs(
     transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    url: Annotated[
-        str | None, typer.Option("--url", help="Server URL [env FERRY_URL].", show_default=False)
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option("--token", help="Bearer token [env FERRY_TOKEN].", show_default=False),
-    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """List a transfer's runs: when each was due, ran and ended, and what it moved."""
-    from ferry.cli.transfers import _console
-
-    with Client(url, token) as client:
+    with Client(url, token, data_dir) as client:
         found = client.runs(transfer_id)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in found], indent=2))
@@ -162,7 +157,7 @@ def runs(
             str(r.bytes),
             str(r.skipped_occurrences),
         )
-    _console().print(table)
+    console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
 from ferry.client import Client
 from ferry.errors import InvalidRequest
-
-UrlOption = Annotated[
-    str | None, typer.Option("--url", help="Server URL [env FERRY_URL].", show_default=False)
-]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", help="Bearer token [env FERRY_TOKEN].", show_default=False)
-]
-DataDirOption = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where to find admin.token.", show_default=False)
-]
 
 
 def parse_pairs(values: list[str], what: str, *, typed: bool) -> dict[str, Any]:
@@ -55,7 +45,7 @@ def add(
     credential: Annotated[
         list[str] | None, typer.Option("--credential", help="Secret KEY=VALUE, stored encrypted.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
     url_: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
@@ -78,14 +68,12 @@ def add(
 
 
 def ls(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
     url_: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """List storages with their health (credentials show by name only)."""
-    from ferry.cli.transfers import _console
-
     with Client(url_, token, data_dir) as client:
         found = client.storages()
     if as_json:
@@ -97,7 +85,7 @@ def ls(
         health = "unchecked" if h is None else ("ok" if h.reachable else f"down: {h.error}")
         latency = f"{h.latency_ms:.0f} ms" if h and h.latency_ms is not None else ""
         table.add_row(s.name, s.url, s.site, ", ".join(s.credentials), health, latency)
-    _console().print(table)
+    console().print(table)
 
 
 def rm(

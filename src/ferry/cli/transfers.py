@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.table import Table
 
+from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
 from ferry.cli.schedules import (
     AtOption,
     CountOption,
@@ -28,22 +27,6 @@ from ferry.domain.transfers import Checksum, Overwrite, parse_rate
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import Outcomes, TransferPublic
 
-UrlOption = Annotated[
-    str | None, typer.Option("--url", help="Server URL [env FERRY_URL].", show_default=False)
-]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", help="Bearer token [env FERRY_TOKEN].", show_default=False)
-]
-DataDirOption = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where to find admin.token.", show_default=False)
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _console() -> Console:
-    """On a terminal, tables fit its width and long cells wrap; into a pipe, lines are never cut."""
-    return Console(width=None if sys.stdout.isatty() else 10_000)
-
 
 def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client:
     return Client(url, token, data_dir)
@@ -55,15 +38,15 @@ def _print_json(model: BaseModel | list[Any]) -> None:
 
 
 def _print_transfer(t: TransferPublic) -> None:
-    o, console = t.objects, _console()
-    console.print(f"[bold]{t.id}[/bold]  {t.status}  ({t.kind})")
-    console.print(f"  from {', '.join(t.sources)}  to {t.destination}")
-    console.print(
+    o, out = t.objects, console()
+    out.print(f"[bold]{t.id}[/bold]  {t.status}  ({t.kind})")
+    out.print(f"  from {', '.join(t.sources)}  to {t.destination}")
+    out.print(
         f"  objects: {o.total} total, {o.done} done, {o.skipped} skipped, {o.failed} failed,"
         f" {o.canceled} canceled; {t.bytes} bytes; runs: {t.runs}"
     )
     if t.error:
-        console.print(f"  error: {t.error}", markup=False)
+        out.print(f"  error: {t.error}", markup=False)
 
 
 def submit(
@@ -181,7 +164,7 @@ def ls(
             str(t.bytes),
             t.created_at.isoformat(timespec="seconds"),
         )
-    _console().print(table)
+    console().print(table)
 
 
 def outcomes(
@@ -205,7 +188,7 @@ def outcomes(
 
 def _print_outcomes(result: Outcomes) -> None:
     if not result.started:
-        _console().print(result.message or "not started")
+        console().print(result.message or "not started")
         return
     table = Table(title=f"run {result.run}: {result.status}")
     for name in ("status", "source", "destination", "size", "checksum", "attempts", "error"):
@@ -221,7 +204,7 @@ def _print_outcomes(result: Outcomes) -> None:
             str(o.attempts),
             o.error or "",
         )
-    _console().print(table)
+    console().print(table)
 
 
 def cancel(
@@ -237,7 +220,7 @@ def cancel(
     if as_json:
         _print_json(result)
     else:
-        _console().print(f"{result.id}: {result.outcome}")
+        console().print(f"{result.id}: {result.outcome}")
 
 
 def register(app: typer.Typer) -> None:
