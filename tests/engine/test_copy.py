@@ -361,3 +361,17 @@ def test_a_source_deleted_after_listing_fails_as_not_found(src, dst, src_root, d
     with pytest.raises(SourceNotFound, match=r"not found: src:listed-then-gone\.bin"):
         copy_object(request(src, dst, source="listed-then-gone.bin"))
     assert list(dst_root.iterdir()) == []
+
+
+def test_local_copies_without_checksum_go_through_the_kernel(
+    src, dst, dst_root, payload, monkeypatch
+):  # type: ignore[no-untyped-def]
+    import ferry.engine.copy as engine
+
+    calls = []
+    monkeypatch.setattr(engine, "_stream", lambda *args: calls.append(args))
+    outcome = copy_object(request(src, dst, checksum=Checksum.NONE))
+    assert (outcome.state, outcome.bytes, outcome.checksum) == (CopyState.DONE, len(payload), None)
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+    assert calls == []  # no byte went through Python's loop
+    assert leftovers(dst_root) == []

@@ -5,7 +5,9 @@ beside the destination, verify, then move into place. Nothing half-written is ev
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,7 +131,10 @@ def _copy(
         _remove_earlier_attempts(request, destination)
     temporary = temporary_name(destination, request.tag, request.attempt)
     try:
-        copied, digest = _stream(request, source, temporary, progress, should_stop)
+        if _kernel_copy_applies(request):
+            copied, digest = _kernel_copy(request, source, temporary, progress), None
+        else:
+            copied, digest = _stream(request, source, temporary, progress, should_stop)
         with _on_destination():
             _verify(request, info, dst_fs.size(temporary), copied)
             _verify_checksum(request, temporary, digest)
@@ -140,6 +145,27 @@ def _copy(
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _kernel_copy_applies(request: CopyRequest) -> bool:
+    """Local to local with nothing to compute on the bytes: the kernel copies them
+    (``copy_file_range``/``sendfile``) without their passing through Python."""
+    return (
+        request.source.is_local
+        and request.destination.is_local
+        and request.checksum is Checksum.NONE
+        and not request.bandwidth
+    )
+
+
+def _kernel_copy(
+    request: CopyRequest, source: str, temporary: str, progress: Callable[[int], None]
+) -> int:
+    with _on_destination():
+        shutil.copyfile(source, temporary)
+        size = os.path.getsize(temporary)
+    progress(size)
+    return size
 
 
 def _unpack(
