@@ -150,3 +150,33 @@ def test_spec_json_and_storages():
         "options": TransferOptions().to_json(),
     }
     assert spec.storages() == {"a", "b", "c"}
+
+
+def test_progress_gives_rate_and_time_left():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from ferry.domain.states import RunStatus
+    from ferry.domain.transfers import Run, RunCounts, run_progress
+
+    started = datetime(2027, 1, 1, tzinfo=UTC)
+    run = Run(
+        "t",
+        1,
+        RunStatus.ONGOING,
+        started,
+        started,
+        None,
+        True,
+        RunCounts(bytes=600),
+        None,
+        size_total=2000,
+    )
+    progress = run_progress(run, active_bytes=400, now=started + timedelta(seconds=10))
+    assert (progress.bytes_moved, progress.bytes_total, progress.rate_bps, progress.eta_s) == (
+        1000,
+        2000,
+        100.0,
+        10.0,
+    )
+    idle = run_progress(run, active_bytes=0, now=started)
+    assert (idle.rate_bps, idle.eta_s) == (None, None)

@@ -232,3 +232,35 @@ async def test_a_copy_cut_short_by_shutdown_is_retried_not_canceled(api, eventua
     assert obj["status"] == "WAITING"
     assert obj["history"][0]["error"] == "the agent stopped before the copy finished"
     assert list((api.root / "out").iterdir()) == []
+
+
+async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
+    (api.root / "tree").mkdir()
+    (api.root / "tree" / "big.bin").write_bytes(os.urandom(512 * 1024))  # ~5 s at the trickle
+    await api.state.store.put_storage(Storage("slow", f"slowfile://{api.root}"))
+    created = await api.client.post(
+        "/api/v1/transfers",
+        json={"sources": ["slow:tree"], "destination": "local:out", "kind": "tree"},
+    )
+    secret = await api.state.store.issue_agent_secret("watcher", timedelta(minutes=1))
+    session = ServerSession(
+        "http://ferry", name="watcher", secret=secret, token=None, transport=api.transport
+    )
+    await session.register({})
+    runner = AgentRunner(session, max_active=1)
+    stop = asyncio.Event()
+    work = asyncio.create_task(runner.run(stop, grace=0.2))
+    url = f"/api/v1/transfers/{created.json()['id']}"
+
+    async def moving():  # type: ignore[no-untyped-def]
+        progress = (await api.client.get(url)).json()["progress"]
+        return progress if progress and progress["bytes_moved"] > 0 and progress["eta_s"] else None
+
+    progress = await eventually(moving)
+    stop.set()
+    await asyncio.wait_for(work, 30)
+    await session.close()
+    assert progress["bytes_total"] == 512 * 1024
+    assert 0 < progress["bytes_moved"] < 512 * 1024
+    assert progress["rate_bps"] > 0

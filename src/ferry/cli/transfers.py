@@ -45,6 +45,12 @@ def _print_transfer(t: TransferPublic) -> None:
         f"  objects: {o.total} total, {o.done} done, {o.skipped} skipped, {o.failed} failed,"
         f" {o.canceled} canceled; {t.bytes} bytes; runs: {t.runs}"
     )
+    if t.progress is not None:
+        p = t.progress
+        total = f" of {p.bytes_total}" if p.bytes_total is not None else ""
+        rate = f", {p.rate_bps / 1e6:.1f} MB/s" if p.rate_bps else ""
+        eta = f", about {p.eta_s:.0f} s left" if p.eta_s else ""
+        out.print(f"  moving: {p.bytes_moved}{total} bytes{rate}{eta}")
     if t.error:
         out.print(f"  error: {t.error}", markup=False)
 

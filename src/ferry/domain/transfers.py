@@ -234,6 +234,27 @@ class Run:
     error: str | None
     occurrences: int = 1  # due occurrences this run stands for (missed ones coalesce)
     skipped_occurrences: int = 0  # occurrences that came due while it was ONGOING
+    size_total: int = 0  # bytes of its objects whose size was known when listed
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a run has come: bytes moved (finished objects plus what active ones have
+    reported), the rate since it started, and an estimate of the time left."""
+
+    bytes_moved: int
+    bytes_total: int | None
+    rate_bps: float | None
+    eta_s: float | None
+
+
+def run_progress(run: Run, active_bytes: int, now: datetime) -> Progress:
+    moved = run.counts.bytes + active_bytes
+    total = run.size_total or None
+    elapsed = (now - run.started_at).total_seconds() if run.started_at else 0.0
+    rate = moved / elapsed if elapsed > 0 and moved > 0 else None
+    eta = (total - moved) / rate if rate and total is not None and total > moved else None
+    return Progress(moved, total, round(rate, 1) if rate else None, round(eta, 1) if eta else None)
 
 
 @dataclass(frozen=True, slots=True)

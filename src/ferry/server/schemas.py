@@ -117,6 +117,13 @@ class ObjectCounts(BaseModel):
     canceled: int
 
 
+class ProgressPublic(BaseModel):
+    bytes_moved: int
+    bytes_total: int | None = Field(description="known when the source was listed (trees)")
+    rate_bps: float | None = Field(description="bytes per second since the run started")
+    eta_s: float | None = Field(description="seconds left at that rate, when the total is known")
+
+
 class TransferPublic(BaseModel):
     id: str
     status: str
@@ -134,6 +141,7 @@ class TransferPublic(BaseModel):
     bytes: int
     error: str | None
     submission_id: str | None
+    progress: ProgressPublic | None = Field(None, description="of the run under way")
 
 
 class RunPublic(BaseModel):

@@ -158,11 +158,17 @@ class Store(Protocol):
     async def agent_named(self, name: str) -> Agent | None: ...
 
     async def record_heartbeat(
-        self, agent_id: str, status: dict[str, Any], ttl: timedelta, held: list[int]
+        self,
+        agent_id: str,
+        status: dict[str, Any],
+        ttl: timedelta,
+        held: list[int],
+        progress: dict[int, int] | None = None,
     ) -> list[int]:
         """Mark the agent ALIVE, store its state dump, extend by ``ttl`` the leases of the tasks
         in ``held`` that it still holds, and return those of ``held`` it must stop: canceled, or
-        no longer leased to it. A lease the agent does not list is left to expire."""
+        no longer leased to it. A lease the agent does not list is left to expire. ``progress``
+        (task → bytes moved) is recorded on the tasks still active."""
 
     async def mark_agent_lost(self, agent_id: str, why: str) -> int:
         """LOST, and its leases are released at once; return how many tasks were requeued."""
@@ -208,6 +214,9 @@ class Store(Protocol):
         """Insert tasks in bulk (one statement) and count them into the run. An object already
         in the run is not added twice. Return False, adding nothing, once the transfer is
         being canceled: the caller stops listing."""
+
+    async def active_bytes(self, transfer_id: str, run: int) -> int:
+        """Bytes the run's active objects have moved so far (from heartbeats)."""
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
         """Every task of the run exists; ``error`` records why expansion stopped, if it did."""

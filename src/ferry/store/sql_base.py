@@ -166,6 +166,7 @@ def run_from_row(row: Row[Any]) -> Run:
         error=row.error,
         occurrences=row.occurrences,
         skipped_occurrences=row.skipped_occurrences,
+        size_total=row.size_total,
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.states import AgentState, TaskState, TransferStatus
@@ -27,6 +27,14 @@ from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
 from ferry.store.sql_tasks import TasksMixin
 
 ADMIN_CLIENT = "admin"
+
+
+# Bytes an active task has moved, as its agent reports them with each heartbeat.
+_PROGRESS = (
+    update(t.tasks)
+    .where((t.tasks.c.id == bindparam("b_id")) & (t.tasks.c.state == TaskState.ACTIVE.value))
+    .values(bytes_done=bindparam("b_bytes"))
+)
 
 
 def _storages_named(spec: dict[str, Any]) -> set[str]:
@@ -288,7 +296,12 @@ class RegistryMixin(TasksMixin, SqlBase):
         return _agent_from_row(row)
 
     async def record_heartbeat(
-        self, agent_id: str, status: dict[str, Any], ttl: timedelta, held: list[int]
+        self,
+        agent_id: str,
+        status: dict[str, Any],
+        ttl: timedelta,
+        held: list[int],
+        progress: dict[int, int] | None = None,
     ) -> list[int]:
         """Extend the leases the agent says it holds (a lease it never received is left to
         expire) and return those of its tasks it must stop: canceled, or no longer its own."""
@@ -308,6 +321,11 @@ class RegistryMixin(TasksMixin, SqlBase):
             if not held:
                 return []
             await conn.execute(update(t.tasks).where(mine).values(lease_expires_at=now + ttl))
+            if progress:
+                await conn.execute(
+                    _PROGRESS.where(t.tasks.c.lease_agent == agent_id),
+                    [{"b_id": task, "b_bytes": done} for task, done in progress.items()],
+                )
             rows = (
                 await conn.execute(select(t.tasks.c.id, t.tasks.c.cancel_requested).where(mine))
             ).all()

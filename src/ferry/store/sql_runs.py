@@ -84,6 +84,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "skipped": 0,
         "canceled": 0,
         "bytes": 0,
+        "size_total": 0,
     }
 
 
@@ -175,7 +176,10 @@ class RunsMixin(SqlBase):
             await conn.execute(
                 update(t.runs)
                 .where((t.runs.c.transfer_id == transfer.id) & (t.runs.c.number == run))
-                .values(total=t.runs.c.total + len(inserted))
+                .values(
+                    total=t.runs.c.total + len(inserted),
+                    size_total=t.runs.c.size_total + sum(row["size"] or 0 for row in inserted),
+                )
             )
         return True
 
@@ -204,6 +208,15 @@ class RunsMixin(SqlBase):
         if fresh:
             await conn.execute(insert(t.tasks), fresh)
         return fresh
+
+    async def active_bytes(self, transfer_id: str, run: int) -> int:
+        """Bytes the run's active objects have moved so far, as their agents last reported."""
+        c = t.tasks.c
+        query = select(func.coalesce(func.sum(c.bytes_done), 0)).where(
+            (c.transfer_id == transfer_id) & (c.run == run) & (c.state == TaskState.ACTIVE.value)
+        )
+        async with self._read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
         async with self._tx() as conn:

@@ -158,6 +158,7 @@ runs = Table(
     Column("skipped", Integer, nullable=False, default=0),
     Column("canceled", Integer, nullable=False, default=0),
     Column("bytes", BigInteger, nullable=False, default=0),
+    Column("size_total", BigInteger, nullable=False, default=0),  # known sizes of its objects
     Column("error", Text, nullable=True),
     Index(None, "status", "expanded"),
 )
@@ -192,6 +193,7 @@ tasks = Table(
     Index(None, "lease_agent"),
     Index(None, "not_before"),
     Index(None, "transfer_id", "run", "id"),
+    Index(None, "transfer_id", "run", "state"),  # a run's active tasks, for its progress
     # One task per object of a run: listing a tree again after a crash adds no duplicates.
     Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
 )

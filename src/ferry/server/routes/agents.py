@@ -152,7 +152,9 @@ async def heartbeat(
     status = {**body.state, "held": len(body.active), "active": moving}
     ttl = timedelta(seconds=state.settings.lease_ttl_s)
     held = [task for task, _bytes in body.active]
-    return HeartbeatReply(cancel=await state.store.record_heartbeat(agent_id, status, ttl, held))
+    progress = {task: done for task, done in body.active if done > 0}
+    cancel = await state.store.record_heartbeat(agent_id, status, ttl, held, progress)
+    return HeartbeatReply(cancel=cancel)
 
 
 @router.get("", response_model=list[AgentPublic])

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from ferry.domain.locations import parse_location
-from ferry.domain.states import TransferStatus
-from ferry.domain.transfers import Run, Transfer, TransferKind, TransferOptions, TransferSpec
+from ferry.domain.states import RunStatus, TransferStatus
+from ferry.domain.transfers import (
+    Run,
+    Transfer,
+    TransferKind,
+    TransferOptions,
+    TransferSpec,
+    run_progress,
+)
 from ferry.errors import InvalidRequest
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.deps import Reader, StateDep, Writer
@@ -18,6 +26,7 @@ from ferry.server.schemas import (
     ObjectCounts,
     ObjectOutcome,
     Outcomes,
+    ProgressPublic,
     RunPublic,
     TransferCreate,
     TransferList,
@@ -111,8 +120,13 @@ async def list_transfers(
 @router.get("/{transfer_id}", response_model=TransferPublic)
 async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> TransferPublic:
     transfer = await state.store.get_transfer(transfer_id)
-    runs = await state.store.latest_runs([transfer])
-    return present(transfer, runs.get(transfer.id))
+    run = (await state.store.latest_runs([transfer])).get(transfer.id)
+    public = present(transfer, run)
+    if run is not None and run.status is RunStatus.ONGOING:
+        active = await state.store.active_bytes(transfer.id, run.number)
+        moving = run_progress(run, active, state.clock())
+        public.progress = ProgressPublic(**asdict(moving))
+    return public
 
 
 @router.post("/{transfer_id}/cancel", response_model=CancelResult)

@@ -136,6 +136,7 @@ def upgrade() -> None:
         sa.Column("skipped", sa.Integer(), nullable=False),
         sa.Column("canceled", sa.Integer(), nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
+        sa.Column("size_total", sa.BigInteger(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["transfer_id"], ["transfers.id"], name=op.f("fk_runs_transfer_id_transfers")
@@ -188,6 +189,11 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_tasks_transfer_id_run_id"), ["transfer_id", "run", "id"], unique=False
         )
+        batch_op.create_index(
+            batch_op.f("ix_tasks_transfer_id_run_state"),
+            ["transfer_id", "run", "state"],
+            unique=False,
+        )
         batch_op.create_index("uq_tasks_object", ["transfer_id", "run", "destination"], unique=True)
 
     op.create_table(
@@ -218,6 +224,7 @@ def downgrade() -> None:
     op.drop_table("attempts")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("uq_tasks_object")
+        batch_op.drop_index(batch_op.f("ix_tasks_transfer_id_run_state"))
         batch_op.drop_index(batch_op.f("ix_tasks_transfer_id_run_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_state_priority_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_not_before"))
