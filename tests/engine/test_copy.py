@@ -375,3 +375,33 @@ def test_local_copies_without_checksum_go_through_the_kernel(
     assert (dst_root / "out" / "a.bin").read_bytes() == payload
     assert calls == []  # no byte went through Python's loop
     assert leftovers(dst_root) == []
+
+
+class _ObjectStore(MemoryFileSystem):
+    """An in-memory stand-in for an object store (its protocol says so)."""
+
+    protocol = ("s3",)
+    damage = False
+
+    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        handle = super().open(path, mode, **kwargs)
+        return _Flipping(handle) if "w" in mode and _ObjectStore.damage else handle
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_an_object_store_gets_the_object_itself_or_nothing(src, payload, damaged):  # type: ignore[no-untyped-def]
+    store = _ObjectStore(skip_instance_cache=True)
+    root = f"/bucket-{os.urandom(4).hex()}"  # the memory store is shared by every instance
+    bucket = StorageFS("bucket", store, root)
+    assert bucket.is_object_store
+    _ObjectStore.damage = damaged
+    try:
+        if damaged:
+            with pytest.raises(ChecksumMismatch):
+                copy_object(request(src, bucket))
+        else:
+            assert copy_object(request(src, bucket)).state is CopyState.DONE
+    finally:
+        _ObjectStore.damage = False
+    names = list(store.find(root))
+    assert names == ([] if damaged else [f"{root}/out/a.bin"])  # never a temporary name

@@ -129,7 +129,10 @@ def _copy(
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         request.destination.resolve(request.destination_path)  # again, now that the folders exist
         _remove_earlier_attempts(request, destination)
-    temporary = temporary_name(destination, request.tag, request.attempt)
+    # On an object store an upload only appears once complete: write the object itself, verify
+    # it, and remove it if the check fails. Elsewhere a temporary name is renamed into place.
+    direct = request.destination.is_object_store
+    temporary = destination if direct else temporary_name(destination, request.tag, request.attempt)
     try:
         if _kernel_copy_applies(request):
             copied, digest = _kernel_copy(request, source, temporary, progress), None
@@ -138,7 +141,8 @@ def _copy(
         with _on_destination():
             _verify(request, info, dst_fs.size(temporary), copied)
             _verify_checksum(request, temporary, digest)
-            dst_fs.mv(temporary, destination)
+            if not direct:
+                dst_fs.mv(temporary, destination)
     except BaseException:
         with contextlib.suppress(Exception):
             dst_fs.rm_file(temporary)

@@ -17,6 +17,8 @@ from fsspec.core import url_to_fs
 from ferry.domain.locations import confine_path
 from ferry.errors import InvalidRequest, PathOutsideStorage
 
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"})
+
 
 @dataclass(frozen=True)
 class StorageFS:
@@ -29,6 +31,11 @@ class StorageFS:
     @property
     def is_local(self) -> bool:
         return "file" in _protocols(self.fs)
+
+    @property
+    def is_object_store(self) -> bool:
+        """Uploads there are atomic: an object is either whole or absent."""
+        return bool(OBJECT_STORES & set(_protocols(self.fs)))
 
     @property
     def is_web(self) -> bool:
