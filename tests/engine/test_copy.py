@@ -405,3 +405,18 @@ def test_an_object_store_gets_the_object_itself_or_nothing(src, payload, damaged
         _ObjectStore.damage = False
     names = list(store.find(root))
     assert names == ([] if damaged else [f"{root}/out/a.bin"])  # never a temporary name
+
+
+def test_a_failed_upload_leaves_the_object_that_was_there(src, payload):  # type: ignore[no-untyped-def]
+    class BrokenUpload(_ObjectStore):
+        def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+            if "w" in mode:
+                raise ConnectionResetError("connection reset by peer")
+            return super().open(path, mode, **kwargs)
+
+    store = BrokenUpload(skip_instance_cache=True)
+    root = f"/bucket-{os.urandom(4).hex()}"
+    _ObjectStore(skip_instance_cache=True).pipe_file(f"{root}/out/a.bin", b"previous version")
+    with pytest.raises(TransientError):
+        copy_object(request(src, StorageFS("bucket", store, root), overwrite=Overwrite.ALWAYS))
+    assert store.cat_file(f"{root}/out/a.bin") == b"previous version"

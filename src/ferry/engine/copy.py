@@ -133,19 +133,24 @@ def _copy(
     # it, and remove it if the check fails. Elsewhere a temporary name is renamed into place.
     direct = request.destination.is_object_store
     temporary = destination if direct else temporary_name(destination, request.tag, request.attempt)
+    written = False
     try:
         if _kernel_copy_applies(request):
             copied, digest = _kernel_copy(request, source, temporary, progress), None
         else:
             copied, digest = _stream(request, source, temporary, progress, should_stop)
+        written = True
         with _on_destination():
             _verify(request, info, dst_fs.size(temporary), copied)
             _verify_checksum(request, temporary, digest)
             if not direct:
                 dst_fs.mv(temporary, destination)
     except BaseException:
-        with contextlib.suppress(Exception):
-            dst_fs.rm_file(temporary)
+        # A temporary file always goes; an object written in place only once it is ours (an
+        # upload that failed never replaced the object that was there).
+        if not direct or written:
+            with contextlib.suppress(Exception):
+                dst_fs.rm_file(temporary)
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
