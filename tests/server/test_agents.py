@@ -264,3 +264,50 @@ async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> 
     assert progress["bytes_total"] == 512 * 1024
     assert 0 < progress["bytes_moved"] < 512 * 1024
     assert progress["rate_bps"] > 0
+
+
+class _Damaging:
+    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+        self._handle = handle
+
+    def write(self, data: bytes) -> int:
+        return int(self._handle.write(bytes([data[0] ^ 0xFF]) + data[1:] if data else data))
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+class DamagingLocal(LocalFileSystem):
+    """Every write is damaged on its way: a permanent fault between read and write."""
+
+    protocol = "damagingfile"
+
+    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        handle = super().open(path, mode, **kwargs)
+        return _Damaging(handle) if "w" in mode else handle
+
+
+async def test_a_permanent_fault_fails_the_object_with_a_checksum_error(
+    api, runner, eventually
+) -> None:  # type: ignore[no-untyped-def]
+    fsspec.register_implementation("damagingfile", DamagingLocal, clobber=True)
+    (api.root / "a.bin").write_bytes(os.urandom(100_000))
+    (api.root / "sink").mkdir()
+    await api.state.store.put_storage(Storage("sink", f"damagingfile://{api.root / 'sink'}"))
+    body = {"sources": ["local:a.bin"], "destination": "sink:out", "options": {"retries": 0}}
+    created = await api.client.post("/api/v1/transfers", json=body)
+    url = f"/api/v1/transfers/{created.json()['id']}"
+
+    async def finished():  # type: ignore[no-untyped-def]
+        body = (await api.client.get(url)).json()
+        return body if body["status"] not in ("STANDBY", "ONGOING") else None
+
+    assert (await eventually(finished))["status"] == "FAILED"
+    (obj,) = (await api.client.get(f"{url}/outcomes")).json()["objects"]
+    assert obj["status"] == "FAILED"
+    assert obj["error_class"] == "checksum"
+    assert obj["error"].startswith("checksum mismatch on sink:out/a.bin")
+    assert list((api.root / "sink").rglob("*")) == [api.root / "sink" / "out"]  # no file at all
