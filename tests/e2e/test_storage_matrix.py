@@ -116,3 +116,27 @@ def test_a_tree_crosses_between_storages_whole(world, source: str, destination: 
     assert result["objects"]["done"] == len(TREE)
     landed = read_tree(world["servers"][destination], f"{source}-to-{destination}")
     assert landed == digests(TREE)  # every byte, and nothing else (no temporary file left)
+
+
+@pytest.mark.parametrize("destination", WRITABLE)
+def test_overwrite_always_replaces_on_every_storage(world, destination: str) -> None:  # type: ignore[no-untyped-def]
+    ferry = world["ferry"]
+    body = {
+        "sources": ["file:tree/nested/x.bin"],
+        "destination": f"{destination}:replaced",
+        "options": {"overwrite": "always"},
+    }
+    for _round in range(2):
+        transfer_id = ferry.api("POST", "/api/v1/transfers", json=body).json()["id"]
+        final = wait_for(
+            lambda t=transfer_id: (
+                (b := ferry.api("GET", f"/api/v1/transfers/{t}").json())["status"]
+                not in ("STANDBY", "ONGOING")
+                and b
+            ),
+            timeout=60,
+        )
+        assert final["status"] == "COMPLETED", final["error"]
+        assert final["objects"]["done"] == 1
+    landed = read_tree(world["servers"][destination], "replaced")
+    assert landed == {"x.bin": digests(TREE)["nested/x.bin"]}

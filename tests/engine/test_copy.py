@@ -19,7 +19,7 @@ from ferry.engine.copy import (
     copy_object,
     temporary_name,
 )
-from ferry.engine.storages import StorageFS
+from ferry.engine.storages import StorageFS, open_storage
 from ferry.errors import (
     ChecksumMismatch,
     PathOutsideStorage,
@@ -389,11 +389,10 @@ class _ObjectStore(MemoryFileSystem):
 
 
 @pytest.mark.parametrize("damaged", [False, True])
-def test_an_object_store_gets_the_object_itself_or_nothing(src, payload, damaged):  # type: ignore[no-untyped-def]
+def test_an_object_store_gets_the_whole_object_or_nothing(src, payload, damaged):  # type: ignore[no-untyped-def]
     store = _ObjectStore(skip_instance_cache=True)
     root = f"/bucket-{os.urandom(4).hex()}"  # the memory store is shared by every instance
     bucket = StorageFS("bucket", store, root)
-    assert bucket.is_object_store
     _ObjectStore.damage = damaged
     try:
         if damaged:
@@ -420,3 +419,27 @@ def test_a_failed_upload_leaves_the_object_that_was_there(src, payload):  # type
     with pytest.raises(TransientError):
         copy_object(request(src, StorageFS("bucket", store, root), overwrite=Overwrite.ALWAYS))
     assert store.cat_file(f"{root}/out/a.bin") == b"previous version"
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_not_followed(
+    src, dst, dst_root, payload, tmp_path
+):  # type: ignore[no-untyped-def]
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / ".a.bin.ferry-42-1.part").symlink_to(victim)
+    assert copy_object(request(src, dst, tag="42")).state is CopyState.DONE
+    assert victim.read_bytes() == b"precious"
+    final = dst_root / "out" / "a.bin"
+    assert not final.is_symlink()
+    assert final.read_bytes() == payload
+
+
+@pytest.mark.parametrize(
+    "path", ["%2e%2e/private/secret.txt", "a%2f%2e%2e%2f..%2fsecret", "%2E%2E/x"]
+)
+def test_percent_encoded_escapes_are_refused_on_web_storages(path: str) -> None:
+    web = open_storage("web", "http://127.0.0.1:9/pub/")
+    with pytest.raises(PathOutsideStorage):
+        web.resolve(path)
+    assert open_storage("disk", "file:///tmp").resolve("100%25.txt") == "/tmp/100%25.txt"

@@ -129,31 +129,35 @@ def _copy(
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         request.destination.resolve(request.destination_path)  # again, now that the folders exist
         _remove_earlier_attempts(request, destination)
-    # On an object store an upload only appears once complete: write the object itself, verify
-    # it, and remove it if the check fails. Elsewhere a temporary name is renamed into place.
-    direct = request.destination.is_object_store
-    temporary = destination if direct else temporary_name(destination, request.tag, request.attempt)
-    written = False
+    # Always a temporary name, renamed into place once verified. (Writing an object store's key
+    # directly is tempting, but its client commits whatever was written when the file is closed,
+    # even on an error: a cut-short upload would replace the user's object.)
+    temporary = temporary_name(destination, request.tag, request.attempt)
+    with _on_destination():
+        _clear(request.destination, temporary)
     try:
         if _kernel_copy_applies(request):
             copied, digest = _kernel_copy(request, source, temporary, progress), None
         else:
             copied, digest = _stream(request, source, temporary, progress, should_stop)
-        written = True
         with _on_destination():
+            request.destination.resolve(request.destination.relative(temporary))
             _verify(request, info, dst_fs.size(temporary), copied)
             _verify_checksum(request, temporary, digest)
-            if not direct:
-                dst_fs.mv(temporary, destination)
+            request.destination.move_into_place(temporary, destination)
     except BaseException:
-        # A temporary file always goes; an object written in place only once it is ours (an
-        # upload that failed never replaced the object that was there).
-        if not direct or written:
-            with contextlib.suppress(Exception):
-                dst_fs.rm_file(temporary)
+        with contextlib.suppress(Exception):
+            dst_fs.rm_file(temporary)
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _clear(storage: StorageFS, temporary: str) -> None:
+    """Nothing may already sit at the temporary name: on a local disk a planted symlink there
+    would send the write outside the storage."""
+    if storage.is_local and os.path.lexists(temporary):
+        os.unlink(temporary)
 
 
 def _kernel_copy_applies(request: CopyRequest) -> bool:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -16,8 +16,6 @@ from fsspec.core import url_to_fs
 
 from ferry.domain.locations import confine_path
 from ferry.errors import InvalidRequest, PathOutsideStorage
-
-OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"})
 
 
 @dataclass(frozen=True)
@@ -33,9 +31,18 @@ class StorageFS:
         return "file" in _protocols(self.fs)
 
     @property
-    def is_object_store(self) -> bool:
-        """Uploads there are atomic: an object is either whole or absent."""
-        return bool(OBJECT_STORES & set(_protocols(self.fs)))
+    def protocols(self) -> tuple[str, ...]:
+        return _protocols(self.fs)
+
+    def move_into_place(self, temporary: str, final: str) -> None:
+        """Rename a verified temporary file to its final name, replacing what is there.
+        WebDAV's client moves without overwriting unless asked: ask for the one MOVE that
+        replaces."""
+        client = getattr(self.fs, "client", None)
+        if "webdav" in self.protocols and client is not None:
+            client.move(temporary, final, overwrite=True)
+            return
+        self.fs.mv(temporary, final)
 
     @property
     def is_web(self) -> bool:
@@ -45,6 +52,9 @@ class StorageFS:
         """The backend path of ``path`` (relative to the root); refuses escapes, symlinks
         included, on local storages."""
         relative = confine_path(self.name, path)
+        if self.is_web or "webdav" in self.protocols:
+            # These backends put the path in a URL, where %2e%2e and %2f are ".." and "/".
+            confine_path(self.name, unquote(path))
         full = posixpath.join(self.root, relative) if relative else self.root
         if self.is_local:
             self._refuse_symlink_escape(full, path)

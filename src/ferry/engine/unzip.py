@@ -58,7 +58,7 @@ def unpack(
                 written += _write(member, destination, temporary, label, should_stop, progress)
                 placed.append((temporary, final))
             for temporary, final in placed:
-                destination.fs.mv(temporary, final)
+                destination.move_into_place(temporary, final)
         except BaseException:
             for temporary, _final in placed:
                 with contextlib.suppress(Exception):
