@@ -78,6 +78,9 @@ async def test_an_unreachable_storage_is_added_and_shown_down(api) -> None:  # t
         (storage("x", "sftp://user:hunter2@host/path"), "not in the URL"),
         (storage("x", "file:///tmp", site="UNKNOWN"), "reserved"),
         (storage("9lives", "file:///tmp"), "name"),
+        (storage("x", "https://host/data?access_token=hunter2"), "'access_token' in a credential"),
+        (storage("x", "s3://b", options={"secret": "hunter2"}), "put secret in credentials"),
+        (storage("x", "https://h/", options={"headers": {"Authorization": "hunter2"}}), "headers"),
     ],
 )
 async def test_bad_storages_are_refused(api, body, needle) -> None:  # type: ignore[no-untyped-def]

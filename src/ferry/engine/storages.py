@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -110,6 +110,9 @@ def check_url(url: str) -> str:
     protocol = {"webdavs": "webdav"}.get(parts.scheme, parts.scheme) or "file"
     if parts.password:
         raise InvalidRequest("put the password in a credential, not in the URL")
+    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
+        if looks_secret(name):
+            raise InvalidRequest(f"put {name!r} in a credential, not in the URL")
     try:
         fsspec.get_filesystem_class(protocol)
     except ValueError as exc:
@@ -117,6 +120,26 @@ def check_url(url: str) -> str:
     except ImportError as exc:
         raise InvalidRequest(f"the backend for {protocol!r} URLs is not installed: {exc}") from exc
     return protocol
+
+
+_SECRET_WORDS = (
+    "password",
+    "passphrase",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "signature",
+    "sig",
+    "sas",
+)
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an option or URL parameter named ``name`` holds a secret (and so belongs in the
+    encrypted credentials, never in options or a URL, which are shown and logged)."""
+    lowered = name.lower()
+    return lowered == "headers" or any(word in lowered for word in _SECRET_WORDS)
 
 
 def check_health(name: str, url: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from ferry.domain.transfers import RESERVED_SITE, Credentials, Storage
-from ferry.engine.storages import check_health, check_url
+from ferry.engine.storages import check_health, check_url, looks_secret
 from ferry.errors import InvalidRequest
 from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.schemas import StorageCreate, StorageHealth, StoragePublic
@@ -65,6 +65,10 @@ async def add_storage(body: StorageCreate, state: StateDep, caller: Administrato
             f"site {RESERVED_SITE!r} is reserved for endpoints outside the registry"
         )
     check_url(body.url)
+    if secret := sorted(name for name in body.options if looks_secret(name)):
+        raise InvalidRequest(
+            f"put {', '.join(secret)} in credentials: options are shown and logged"
+        )
     storage = Storage(body.name, body.url, body.site, body.options, Credentials(body.credentials))
     storage = Storage(**{**_fields(storage), "health": await probe(storage)})
     await state.store.put_storage(storage)
