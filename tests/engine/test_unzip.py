@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import tarfile
+import warnings
 import zipfile
 
 import pytest
 
-from ferry.domain.transfers import Checksum
+from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.errors import PermanentError
 
@@ -87,3 +88,38 @@ def test_without_unzip_an_archive_is_copied_as_it_is(src, dst, src_root, dst_roo
     write_zip(src_root / "bundle.zip", MEMBERS)
     copy_object(CopyRequest(src, "bundle.zip", dst, "out/bundle.zip"))
     assert (dst_root / "out" / "bundle.zip").read_bytes() == (src_root / "bundle.zip").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("members", "needle"),
+    [
+        ([("p.txt", b"1"), ("q.txt", b"2"), ("p.txt", b"3")], "appears twice"),
+        ([("y", b"file"), ("y/z", b"inside")], "both a file and a folder"),
+    ],
+)
+def test_ambiguous_archives_are_refused_whole(
+    src, dst, src_root, dst_root, members, needle
+) -> None:  # type: ignore[no-untyped-def]
+    with zipfile.ZipFile(src_root / "odd.zip", "w") as bundle, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile frowns on a duplicate: we mean it
+        for name, data in members:
+            bundle.writestr(name, data)
+    with pytest.raises(PermanentError, match=needle):
+        copy_object(unzip_request(src, dst, "odd.zip"))
+    assert files_under(dst_root) == {}
+
+
+def test_unzip_keeps_existing_files_when_overwrite_is_never(src, dst, src_root, dst_root) -> None:  # type: ignore[no-untyped-def]
+    write_zip(src_root / "bundle.zip", MEMBERS)
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "readme.txt").write_bytes(b"USER FILE")
+    outcome = copy_object(unzip_request(src, dst, "bundle.zip"))
+    assert outcome.state is CopyState.DONE
+    assert (dst_root / "out" / "readme.txt").read_bytes() == b"USER FILE"
+    assert (dst_root / "out" / "data" / "deep" / "x.bin").read_bytes() == MEMBERS["data/deep/x.bin"]
+    replaced = CopyRequest(
+        src, "bundle.zip", dst, "out/bundle.zip", unzip=True, overwrite=Overwrite.ALWAYS
+    )
+    copy_object(replaced)
+    assert (dst_root / "out" / "readme.txt").read_bytes() == b"hello"
+    assert not any(p.name.startswith(".ferry-unzip") for p in (dst_root / "out").iterdir())

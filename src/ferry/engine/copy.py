@@ -196,6 +196,7 @@ def _unpack(
             request.destination,
             folder,
             f"{request.tag}-{request.attempt}",
+            overwrite=request.overwrite,
             should_stop=should_stop,
             progress=progress,
         )

@@ -1,9 +1,10 @@
 """Unpack a zip or tar archive into a destination folder (gCube's unzip), all or nothing.
 
 Every member's path is checked before anything is written: one that would land outside the
-folder (``../x``, an absolute path, a link) refuses the whole archive. Members are written to
-temporary names and moved into place only once the whole archive has been read; on any failure
-the temporary files are removed."""
+folder (``../x``, an absolute path, a link), two members with one name, or a file where another
+member needs a folder, refuse the whole archive. Members are written and verified in a staging
+folder and moved into place only once the whole archive has been read; on any failure the
+staging folder is removed."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ferry.domain.locations import confine_path
-from ferry.engine.checksums import format_checksum, new_checksum
+from ferry.domain.transfers import Overwrite
+from ferry.engine.checksums import Adler32, format_checksum, new_checksum
 from ferry.engine.storages import StorageFS
-from ferry.errors import PathOutsideStorage, PermanentError, TransferCanceled
+from ferry.errors import ChecksumMismatch, PathOutsideStorage, PermanentError, TransferCanceled
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 BLOCK_SIZE = 1024 * 1024
@@ -41,30 +43,58 @@ def unpack(
     folder: str,
     tag: str,
     *,
+    overwrite: Overwrite = Overwrite.ALWAYS,
     should_stop: Callable[[], bool],
     progress: Callable[[int], None],
 ) -> tuple[int, int]:
-    """Unpack ``archive`` into ``folder`` of ``destination``; return (members, bytes)."""
+    """Unpack ``archive`` into ``folder`` of ``destination``; return (members written, bytes).
+
+    Every member is first written and verified in a staging folder; only then are folders made
+    and members moved into place. With ``overwrite=never`` a member whose file exists is left
+    alone (any other policy replaces it)."""
     with _members(archive, label) as members:
-        placed: list[tuple[str, str]] = []
-        written = 0
+        _check_names(members, label)
+        staging = destination.resolve(posixpath.join(folder, f".ferry-unzip-{tag}"))
+        destination.fs.makedirs(staging, exist_ok=True)
         try:
-            for member in members:
+            plan, written = [], 0
+            for index, member in enumerate(members):
                 final = destination.resolve(posixpath.join(folder, member.name))
-                temporary = posixpath.join(
-                    posixpath.dirname(final), f".{posixpath.basename(final)}.ferry-{tag}.part"
-                )
-                destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+                if destination.fs.exists(final):
+                    if destination.fs.isdir(final):
+                        raise PermanentError(
+                            f"{label}: member {member.name!r} would replace a folder"
+                        )
+                    if overwrite is Overwrite.NEVER:
+                        continue
+                temporary = f"{staging}/{index}.part"
                 written += _write(member, destination, temporary, label, should_stop, progress)
-                placed.append((temporary, final))
-            for temporary, final in placed:
+                plan.append((temporary, final))
+            for temporary, final in plan:
+                destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
                 destination.move_into_place(temporary, final)
-        except BaseException:
-            for temporary, _final in placed:
-                with contextlib.suppress(Exception):
-                    destination.fs.rm_file(temporary)
-            raise
-    return len(placed), written
+        finally:
+            with contextlib.suppress(Exception):
+                destination.fs.rm(staging, recursive=True)
+    return len(plan), written
+
+
+def _check_names(members: list[Member], label: str) -> None:
+    """Two members with one name, or a file where another member needs a folder, would make
+    the result depend on their order: refused."""
+    names: set[str] = set()
+    for member in members:
+        if member.name in names:
+            raise PermanentError(f"{label}: member {member.name!r} appears twice: archive refused")
+        names.add(member.name)
+    for name in names:
+        parent = posixpath.dirname(name)
+        while parent:
+            if parent in names:
+                raise PermanentError(
+                    f"{label}: {parent!r} is both a file and a folder: archive refused"
+                )
+            parent = posixpath.dirname(parent)
 
 
 def _write(
@@ -75,19 +105,26 @@ def _write(
     should_stop: Callable[[], bool],
     progress: Callable[[int], None],
 ) -> int:
-    written = 0
-    try:
-        with member.open() as source, destination.fs.open(temporary, "wb") as target:
-            while block := source.read(BLOCK_SIZE):
-                if should_stop():
-                    raise TransferCanceled(label)
-                target.write(block)
-                written += len(block)
-                progress(len(block))
-    except BaseException:
-        with contextlib.suppress(Exception):
-            destination.fs.rm_file(temporary)
-        raise
+    """Write one member, then read it back: what landed must be what the archive held."""
+    written, running = 0, Adler32()
+    with member.open() as source, destination.fs.open(temporary, "wb") as target:
+        while block := source.read(BLOCK_SIZE):
+            if should_stop():
+                raise TransferCanceled(label)
+            running.update(block)
+            target.write(block)
+            written += len(block)
+            progress(len(block))
+    landed = Adler32()
+    with destination.fs.open(temporary, "rb") as check:
+        while block := check.read(BLOCK_SIZE):
+            landed.update(block)
+    if landed.hexdigest() != running.hexdigest():
+        raise ChecksumMismatch(
+            f"{label}!{member.name}",
+            f"adler32:{running.hexdigest()}",
+            f"adler32:{landed.hexdigest()}",
+        )
     return written
 
 
