@@ -6,9 +6,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 from ferry.domain.schedules import Schedule, ScheduleKind, Unit
-from ferry.domain.states import RunStatus, TransferStatus
+from ferry.domain.states import RunStatus, TaskState, TransferStatus
+from ferry.store.abc import TaskResult
 
-from .factories import new_transfer
+from .factories import new_transfer, planned, register
 
 
 async def periodic(store, clock, **fields):  # type: ignore[no-untyped-def]
@@ -92,3 +93,23 @@ async def test_runs_list_in_pages(store, clock) -> None:  # type: ignore[no-unty
         await run_to_the_end(store, clock, transfer.id, minutes=5)
         clock.advance(minutes=55)
     assert [r.number for r in await store.list_runs(transfer.id, after=1, limit=1)] == [2]
+
+
+async def test_the_next_run_counts_from_when_the_last_object_ended(store, clock) -> None:  # type: ignore[no-untyped-def]
+    """An occurrence due between a run's last result and its finalize is the next run, not a
+    skipped one."""
+    transfer = await periodic(store, clock)
+    first = clock.now
+    [run] = await store.claim_due_transfers(clock.now, 10)
+    await store.add_tasks(await store.get_transfer(transfer.id), run.number, planned(1))
+    await store.mark_expanded(transfer.id, run.number)
+    agent = await register(store, "a1")
+    [task] = await store.lease_tasks(agent, limit=1, ttl=timedelta(minutes=5))
+    clock.advance(minutes=59, seconds=59)
+    await store.record_results(agent, [TaskResult(task.id, task.lease, TaskState.DONE, bytes=1)])
+    clock.advance(seconds=2)  # the finalize loop wakes just after the hour
+    [finished] = await store.finish_runs(clock.now)
+    assert finished.skipped_occurrences == 0
+    after = await store.get_transfer(transfer.id)
+    assert after.next_run_at == first + timedelta(hours=1)
+    assert after.next_run_at < clock.now  # due already: the due loop starts it at once

@@ -235,6 +235,7 @@ class Run:
     occurrences: int = 1  # due occurrences this run stands for (missed ones coalesce)
     skipped_occurrences: int = 0  # occurrences that came due while it was ONGOING
     size_total: int = 0  # bytes of its objects whose size was known when listed
+    last_result_at: datetime | None = None  # when its latest object ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,7 @@ def run_from_row(row: Row[Any]) -> Run:
         occurrences=row.occurrences,
         skipped_occurrences=row.skipped_occurrences,
         size_total=row.size_total,
+        last_result_at=row.last_result_at,
     )
 
 

@@ -85,6 +85,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "canceled": 0,
         "bytes": 0,
         "size_total": 0,
+        "last_result_at": None,
     }
 
 
@@ -172,7 +173,7 @@ class RunsMixin(SqlBase):
             counter = RunCounter()
             for row in inserted:
                 counter.add(transfer.id, run, TaskState(row["state"]))
-            await counter.apply(conn)
+            await counter.apply(conn, self.clock())
             await conn.execute(
                 update(t.runs)
                 .where((t.runs.c.transfer_id == transfer.id) & (t.runs.c.number == run))
@@ -268,7 +269,10 @@ class RunsMixin(SqlBase):
         error = run.error or await self._first_error(conn, run, outcome)
         skipped, next_run_at = 0, None
         if outcome is not RunStatus.CANCELED and run.started_at is not None:
-            skipped, next_run_at = after_run(transfer.schedule, run.started_at, now)
+            # From when its last object ended, not from this loop's wake-up a moment later: an
+            # occurrence due in between is the next run, not a skipped one.
+            ended = run.last_result_at or now
+            skipped, next_run_at = after_run(transfer.schedule, run.started_at, ended)
         await conn.execute(
             update(t.runs)
             .where((t.runs.c.transfer_id == run.transfer_id) & (t.runs.c.number == run.number))

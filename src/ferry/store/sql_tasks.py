@@ -50,9 +50,12 @@ class RunCounter:
         if nbytes:
             self._deltas[(transfer_id, run)]["bytes"] += nbytes
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    async def apply(self, conn: AsyncConnection, now: datetime | None = None) -> None:
+        """Add the deltas; ``now``, when given, is when these objects ended."""
         for (transfer_id, run), delta in self._deltas.items():
-            values = {name: t.runs.c[name] + n for name, n in delta.items()}
+            values: dict[str, Any] = {name: t.runs.c[name] + n for name, n in delta.items()}
+            if now is not None and any(name in _COUNTED.values() for name in delta):
+                values["last_result_at"] = now
             await conn.execute(
                 update(t.runs)
                 .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
@@ -159,7 +162,7 @@ class TasksMixin(SqlBase):
                 attempts.append(_attempt(row, agent_id, result, now))
             await conn.execute(_RESULT_UPDATE, updates)
             await conn.execute(insert(t.attempts), attempts)
-            await counter.apply(conn)
+            await counter.apply(conn, now)
         return len(held) + len(released)
 
     def _next_state(
@@ -210,7 +213,7 @@ class TasksMixin(SqlBase):
             attempts.append(_attempt(row, row.lease_agent, lost, now))
         await conn.execute(_RESULT_UPDATE, updates)
         await conn.execute(insert(t.attempts), attempts)
-        await counter.apply(conn)
+        await counter.apply(conn, now)
         return len(rows)
 
     async def requeue_waiting(self, now: datetime) -> int:

@@ -159,6 +159,7 @@ runs = Table(
     Column("canceled", Integer, nullable=False, default=0),
     Column("bytes", BigInteger, nullable=False, default=0),
     Column("size_total", BigInteger, nullable=False, default=0),  # known sizes of its objects
+    Column("last_result_at", UtcDateTime, nullable=True),  # when its latest object ended
     Column("error", Text, nullable=True),
     Index(None, "status", "expanded"),
 )

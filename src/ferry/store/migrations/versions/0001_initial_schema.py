@@ -137,6 +137,7 @@ def upgrade() -> None:
         sa.Column("canceled", sa.Integer(), nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
         sa.Column("size_total", sa.BigInteger(), nullable=False),
+        sa.Column("last_result_at", ferry.store.tables.UtcDateTime(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["transfer_id"], ["transfers.id"], name=op.f("fk_runs_transfer_id_transfers")
