@@ -80,9 +80,29 @@ class BaseClient:
         return Request("POST", "/api/v1/transfers", json=body)
 
     @staticmethod
+    def add_storage_request(
+        name: str,
+        url: str,
+        *,
+        site: str = "default",
+        options: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+    ) -> Request:
+        body = {
+            "name": name,
+            "url": url,
+            "site": site,
+            "options": options or {},
+            "credentials": credentials or {},
+        }
+        return Request("POST", "/api/v1/storages", json=body)
+
+    @staticmethod
     def parse(response: httpx.Response) -> Any:
         if response.is_error:
             raise problem_error(response)
+        if response.status_code == 204:
+            return None
         return response.json()
 
     parse_transfer = staticmethod(TransferPublic.model_validate)

@@ -150,20 +150,10 @@ class AsyncClient(BaseClient):
         options: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
     ) -> StoragePublic:
-        body = {
-            "name": name,
-            "url": url,
-            "site": site,
-            "options": options or {},
-            "credentials": credentials or {},
-        }
-        return StoragePublic.model_validate(
-            await self._send(Request("POST", "/api/v1/storages", json=body))
+        request = self.add_storage_request(
+            name, url, site=site, options=options, credentials=credentials
         )
+        return StoragePublic.model_validate(await self._send(request))
 
     async def remove_storage(self, name: str) -> None:
-        response = await self._http.request(
-            "DELETE", f"/api/v1/storages/{name}", headers=self._headers()
-        )
-        if response.is_error:
-            self.parse(response)
+        await self._send(Request("DELETE", f"/api/v1/storages/{name}"))

@@ -153,18 +153,10 @@ class Client(BaseClient):
         options: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
     ) -> StoragePublic:
-        body = {
-            "name": name,
-            "url": url,
-            "site": site,
-            "options": options or {},
-            "credentials": credentials or {},
-        }
-        return StoragePublic.model_validate(
-            self._send(Request("POST", "/api/v1/storages", json=body))
+        request = self.add_storage_request(
+            name, url, site=site, options=options, credentials=credentials
         )
+        return StoragePublic.model_validate(self._send(request))
 
     def remove_storage(self, name: str) -> None:
-        response = self._http.request("DELETE", f"/api/v1/storages/{name}", headers=self._headers())
-        if response.is_error:
-            self.parse(response)
+        self._send(Request("DELETE", f"/api/v1/storages/{name}"))
