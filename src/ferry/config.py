@@ -25,6 +25,12 @@ class ServerSettings(BaseSettings):
     storages: dict[str, str] = Field(default_factory=dict)
     lease_ttl_s: float = Field(30.0, gt=0)
     heartbeat_s: float = Field(5.0, gt=0)
+    # An agent silent for this long is LOST and its leases are released (DESIGN §11: seconds,
+    # not FTS's two-hour sanity check).
+    agent_lost_after_s: float = Field(30.0, gt=0)
+    health_check_fast_s: float = Field(10.0, gt=0)  # storage health checks, first minute
+    health_check_s: float = Field(60.0, gt=0)  # and then
+    notify_retry_s: float = Field(10.0, gt=0)  # first backoff of a failed finalize hook
     log_level: str = "INFO"
 
     @field_validator("storages")

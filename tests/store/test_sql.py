@@ -303,7 +303,7 @@ async def test_higher_priority_is_leased_first_then_age(store, start, agent_id):
 async def test_done_results_count_objects_and_bytes(store, start, agent_id):
     started = await start(tasks=2)
     leased = await lease(store, agent_id)
-    assert await store.record_results(agent_id, [done(t, 100) for t in leased]) == 2
+    assert len(await store.record_results(agent_id, [done(t, 100) for t in leased])) == 2
     counts = (await store.get_run(started.transfer.id, 1)).counts
     assert (counts.done, counts.bytes) == (2, 200)
     [(task, attempts), _] = await tasks_of(store, started.transfer.id)
@@ -324,8 +324,8 @@ async def test_skipped_and_failed_results_are_counted(store, start, agent_id):
 async def test_a_duplicated_report_is_applied_once(store, start, agent_id):
     started = await start(tasks=1)
     [task] = await lease(store, agent_id)
-    assert await store.record_results(agent_id, [done(task)]) == 1
-    assert await store.record_results(agent_id, [done(task)]) == 0
+    assert len(await store.record_results(agent_id, [done(task)])) == 1
+    assert len(await store.record_results(agent_id, [done(task)])) == 0
     assert (await store.get_run(started.transfer.id, 1)).counts.done == 1
     [(_task, attempts)] = await tasks_of(store, started.transfer.id)
     assert len(attempts) == 1
@@ -335,7 +335,7 @@ async def test_a_report_with_a_stale_lease_is_ignored(store, start, agent_id):
     started = await start(tasks=1)
     [task] = await lease(store, agent_id)
     stale = TaskResult(task.id, "not-the-lease", TaskState.DONE, bytes=1)
-    assert await store.record_results(agent_id, [stale]) == 0
+    assert len(await store.record_results(agent_id, [stale])) == 0
     assert await states_of(store, started.transfer.id) == [TaskState.ACTIVE]
 
 
@@ -343,7 +343,7 @@ async def test_a_report_from_another_agent_is_ignored(store, start, agent_id, re
     started = await start(tasks=1)
     [task] = await lease(store, agent_id)
     other = await register_agent("other")
-    assert await store.record_results(other, [done(task)]) == 0
+    assert len(await store.record_results(other, [done(task)])) == 0
     assert (await store.get_run(started.transfer.id, 1)).counts.done == 0
 
 
@@ -391,7 +391,7 @@ async def test_a_released_task_is_requeued_without_an_attempt(store, start, agen
     started = await start(tasks=1)
     [task] = await lease(store, agent_id)
     released = TaskResult(task.id, task.lease, TaskState.QUEUED)
-    assert await store.record_results(agent_id, [released]) == 1
+    assert len(await store.record_results(agent_id, [released])) == 1
     [again] = await lease(store, agent_id)
     assert (again.id, again.attempt) == (task.id, 1)
     [(_task, attempts)] = await tasks_of(store, started.transfer.id)
@@ -418,7 +418,7 @@ async def test_an_expired_lease_is_requeued_after_the_ttl(store, start, agent_id
     [(requeued, attempts)] = await tasks_of(store, started.transfer.id)
     assert requeued.state is TaskState.QUEUED
     assert [(a.number, a.error) for a in attempts] == [(1, "lease expired")]
-    assert await store.record_results(agent_id, [done(task)]) == 0
+    assert len(await store.record_results(agent_id, [done(task)])) == 0
 
 
 async def test_an_expired_lease_fails_the_task_when_attempts_run_out(store, start, agent_id, clock):
@@ -493,7 +493,7 @@ async def test_registering_again_releases_the_old_leases(store, start, agent_id)
     again = await register(store, "agent-1")
     assert again == agent_id
     assert await states_of(store, started.transfer.id) == [TaskState.QUEUED] * 2
-    assert await store.record_results(agent_id, [done(t) for t in leased]) == 0
+    assert len(await store.record_results(agent_id, [done(t) for t in leased])) == 0
     assert [t.attempt for t in await lease(store, agent_id)] == [2, 2]
 
 

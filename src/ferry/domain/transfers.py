@@ -93,9 +93,6 @@ class Credentials:
         return dict(self._values)
 
 
-RESERVED_SITE = "UNKNOWN"  # the site of endpoints outside the registry
-
-
 @dataclass(frozen=True, slots=True)
 class Storage:
     name: str
@@ -125,9 +122,11 @@ class TransferOptions:
     priority: int = 3
     unzip: bool = False  # a zip or tar source is unpacked into the destination folder
     bandwidth: int | None = None  # bytes per second, per task
+    notify: str | None = None  # an http(s) URL that receives each run's outcome summary
+    labels: tuple[str, ...] = ()  # free tags to find transfers by
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "checksum": self.checksum.value,
             "overwrite": self.overwrite.value,
             "retries": self.retries,
@@ -135,6 +134,12 @@ class TransferOptions:
             "unzip": self.unzip,
             "bandwidth": self.bandwidth,
         }
+        # Absent unless given: the spec hash of submissions made before they existed holds.
+        if self.notify is not None:
+            data["notify"] = self.notify
+        if self.labels:
+            data["labels"] = list(self.labels)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TransferOptions:
@@ -146,6 +151,8 @@ class TransferOptions:
             priority=int(data.get("priority", 3)),
             unzip=bool(data.get("unzip", False)),
             bandwidth=int(bandwidth) if bandwidth is not None else None,
+            notify=data.get("notify"),
+            labels=tuple(sorted(set(data.get("labels") or ()))),
         )
 
 

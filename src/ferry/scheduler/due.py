@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ferry.domain.events import TransferChanged
+from ferry.domain.states import TransferStatus
 from ferry.scheduler.loop import Loop
 
 log = logging.getLogger("ferry.scheduler")
@@ -28,6 +30,9 @@ class DueLoop(Loop):
         while runs := await self.store.claim_due_transfers(self.clock(), CLAIM_BATCH):
             for run in runs:
                 log.info("transfer %s: run %d started", run.transfer_id, run.number)
+                self.wakeups.events.publish(
+                    TransferChanged(transfer=run.transfer_id, status=TransferStatus.ONGOING.value)
+                )
             self.wakeups.expand.set()
             if len(runs) < CLAIM_BATCH:
                 break

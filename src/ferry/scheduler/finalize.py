@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ferry.domain.events import RunFinished, TransferChanged
+from ferry.domain.transfers import Run
 from ferry.scheduler.loop import Loop
 
 log = logging.getLogger("ferry.scheduler")
 
 
 class FinalizeLoop(Loop):
+    """Close runs whose objects have all ended, set their transfer's status, and announce it."""
+
     name = "finalize"
     interval = 2.0
 
@@ -22,7 +26,9 @@ class FinalizeLoop(Loop):
         finished = await self.store.finish_runs(self.clock())
         if finished:
             self.wakeups.due.set()  # a periodic transfer may be due again sooner than it sleeps
+            self.wakeups.notify.set()
         for run in finished:
+            await self._announce(run)
             c = run.counts
             log.info(
                 "transfer %s: run %d %s (%d done, %d skipped, %d failed, %d canceled, %d bytes)",
@@ -34,4 +40,31 @@ class FinalizeLoop(Loop):
                 c.failed,
                 c.canceled,
                 c.bytes,
+            )
+
+    async def _announce(self, run: Run) -> None:
+        c = run.counts
+        events = self.wakeups.events
+        events.publish(
+            RunFinished(
+                transfer=run.transfer_id,
+                run=run.number,
+                status=run.status.value,
+                objects={
+                    "total": c.total,
+                    "done": c.done,
+                    "failed": c.failed,
+                    "skipped": c.skipped,
+                    "canceled": c.canceled,
+                },
+                bytes=c.bytes,
+                error=run.error,
+            )
+        )
+        if events.subscribers:
+            transfer = await self.store.get_transfer(run.transfer_id)
+            events.publish(
+                TransferChanged(
+                    transfer=transfer.id, status=transfer.status.value, error=transfer.error
+                )
             )

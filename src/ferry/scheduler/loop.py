@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ferry.scheduler.events import EventBus
 from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
@@ -39,6 +40,8 @@ class Wakeups:
         self.due = asyncio.Event()
         self.expand = asyncio.Event()
         self.finalize = asyncio.Event()
+        self.notify = asyncio.Event()
+        self.events = EventBus()
 
 
 def system_clock() -> datetime:

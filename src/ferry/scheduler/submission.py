@@ -30,6 +30,7 @@ async def submit_transfer(
     schedule: Schedule,
     requested_schedule: dict[str, Any] | None = None,
     submission_id: str | None,
+    scope: str = DEFAULT_SCOPE,
     clock: Callable[[], datetime],
     protected: ProtectedPaths,
 ) -> tuple[Transfer, bool]:
@@ -43,7 +44,7 @@ async def submit_transfer(
     if first is None:
         raise InvalidSchedule("it has no occurrence left (until has passed or count is spent)")
     new = NewTransfer(
-        scope=DEFAULT_SCOPE,
+        scope=scope,
         submitter=principal.name,
         spec=spec,
         schedule=anchored.to_json(),

@@ -22,9 +22,11 @@ from ferry.scheduler.expand import ExpandLoop
 from ferry.scheduler.finalize import FinalizeLoop
 from ferry.scheduler.leases import LeaseReaper, RetryLoop
 from ferry.scheduler.loop import Loop
+from ferry.scheduler.notify import NotifyLoop
+from ferry.scheduler.registry import RegistryLoop, RegistryTimings
 from ferry.server import problems
 from ferry.server.limits import BodyLimit
-from ferry.server.routes import agents, health, storages, transfers
+from ferry.server.routes import agents, channels, events, health, storages, transfers
 from ferry.server.state import ServerState
 from ferry.store.crypto import Cipher, load_key
 from ferry.store.sql import SqlStore
@@ -106,9 +108,19 @@ def supervisor_for(state: ServerState) -> Supervisor:
 
 
 def build_loops(state: ServerState) -> list[Loop]:
+    settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
     kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop]
-    loops = [kind(state.store, state.wakeups, state.clock) for kind in kinds]
-    return [*loops, ExpandLoop(state.store, state.wakeups, state.clock, state.protected)]
+    timings = RegistryTimings(
+        lost_after=timedelta(seconds=settings.agent_lost_after_s),
+        health_fast=timedelta(seconds=settings.health_check_fast_s),
+        health_slow=timedelta(seconds=settings.health_check_s),
+    )
+    return [
+        *(kind(store, wakeups, clock) for kind in kinds),
+        ExpandLoop(store, wakeups, clock, state.protected),
+        RegistryLoop(store, wakeups, clock, timings, state.storages),
+        NotifyLoop(store, wakeups, clock, retry_base=timedelta(seconds=settings.notify_retry_s)),
+    ]
 
 
 def build_store(settings: ServerSettings) -> SqlStore:
@@ -134,6 +146,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
             yield
         finally:
             state.stopping.set()
+            state.wakeups.events.close()
             await supervisor.stop(AGENT_STOP_GRACE_S)
             stop.set()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -154,6 +167,8 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     api.include_router(transfers.router)
     api.include_router(agents.router)
     api.include_router(storages.router)
+    api.include_router(channels.router)
+    api.include_router(events.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ferry.domain.channels import ChannelState
 from ferry.domain.schedules import (
     InvalidSchedule,
     Schedule,
@@ -30,6 +31,15 @@ class TransferOptionsIn(_Strict):
     priority: int = Field(3, ge=1, le=5)
     unzip: bool = Field(False, description="unpack a zip or tar source into the destination folder")
     bandwidth: int | None = Field(None, ge=1, description="bytes per second, per object")
+    notify: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^https?://[^\s@]+$",
+        description="http(s) URL that receives each run's outcome summary (POST, JSON)",
+    )
+    labels: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:=-]{1,64}$")]] = Field(
+        default_factory=list, max_length=16
+    )
 
 
 RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s, +10m, +2h, +1d")]
@@ -106,6 +116,7 @@ class TransferCreate(_Strict):
     kind: TransferKind = TransferKind.FILE
     schedule: ScheduleIn = ScheduleIn()
     options: TransferOptionsIn = TransferOptionsIn()
+    scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     submission_id: str | None = Field(None, min_length=1, max_length=128)
 
 
@@ -202,6 +213,7 @@ class CancelResult(BaseModel):
 
 class AttemptPublic(BaseModel):
     number: int
+    state: str | None = Field(description="DONE, SKIPPED, FAILED, CANCELED, LOST or STOPPED")
     agent: str | None
     started_at: datetime | None
     finished_at: datetime
@@ -313,14 +325,51 @@ class HeartbeatReply(BaseModel):
     cancel: list[int]
 
 
+class AgentStatsPublic(BaseModel):
+    ongoing: int = Field(description="objects it holds now")
+    succeeded: int
+    failed: int = Field(description="attempts that failed (retried or not)")
+    canceled: int
+    total: int
+    bytes: int
+    throughput: float = Field(description="bytes per second over the last minute")
+
+
 class AgentPublic(BaseModel):
     id: str
     name: str
     host: str
     state: str
+    version: str | None
+    active: int = Field(description="the number of tasks it holds now")
+    stats: AgentStatsPublic
     capabilities: dict[str, Any]
     last_heartbeat: datetime | None
-    status: dict[str, Any]
+    status: dict[str, Any] = Field(description="its last state dump (DUMP_STATE)")
+
+
+class ChannelIn(_Strict):
+    max_active: int | None = Field(None, ge=0, description="None: no limit")
+    bandwidth: int | None = Field(None, ge=1, description="bytes per second, shared")
+    state: ChannelState = ChannelState.ACTIVE
+
+
+class ChannelPublic(BaseModel):
+    source_site: str
+    destination_site: str
+    max_active: int | None
+    bandwidth: int | None
+    state: ChannelState
+    active: int = Field(0, description="tasks active in it now")
+
+
+class ScopeIn(_Strict):
+    weight: int = Field(ge=1, le=1000, description="its share in the round-robin across scopes")
+
+
+class ScopePublic(BaseModel):
+    name: str
+    weight: int
 
 
 class Health(BaseModel):

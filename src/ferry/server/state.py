@@ -11,6 +11,7 @@ from ferry.config import ServerSettings
 from ferry.daemon.children import Supervisor
 from ferry.scheduler.guard import ProtectedPaths
 from ferry.scheduler.loop import Wakeups, system_clock
+from ferry.scheduler.registry import StorageCache
 from ferry.store.abc import Store
 
 
@@ -22,6 +23,10 @@ class ServerState:
     clock: Callable[[], datetime] = system_clock
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     supervisor: Supervisor | None = None
+    storages: StorageCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.storages = StorageCache(self.store)
 
     @property
     def protected(self) -> ProtectedPaths:

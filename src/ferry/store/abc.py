@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from ferry.domain.channels import Channel
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState, TransferStatus
 from ferry.domain.transfers import (
@@ -19,6 +20,7 @@ from ferry.domain.transfers import (
     PlannedTask,
     Role,
     Run,
+    Scope,
     Storage,
     Task,
     Transfer,
@@ -77,6 +79,17 @@ class TaskResult:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskChange:
+    """A result the store applied: the task's new state."""
+
+    task_id: int
+    transfer_id: str
+    run: int
+    state: TaskState
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     number: int
     agent: str | None
@@ -85,6 +98,48 @@ class Attempt:
     bytes: int
     error_class: str | None
     error: str | None
+    state: str | None = None  # how it ended: DONE, SKIPPED, FAILED, CANCELED, LOST, STOPPED
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatistics:
+    """gCube's agent statistics: objects it holds now, how those it finished ended, bytes it
+    moved, and its throughput over the last minute (bytes per second)."""
+
+    ongoing: int
+    succeeded: int
+    failed: int
+    canceled: int
+    bytes: int
+    throughput: float
+
+    @property
+    def total(self) -> int:
+        return self.ongoing + self.succeeded + self.failed + self.canceled
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFilter:
+    """What ``list_transfers`` keeps; ``None`` keeps everything."""
+
+    status: TransferStatus | None = None
+    kind: str | None = None
+    submitter: str | None = None
+    scope: str | None = None
+    schedule_kind: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A run's outcome summary waiting to be posted to the transfer's ``notify`` URL."""
+
+    id: int
+    transfer_id: str
+    run: int
+    url: str
+    payload: dict[str, Any]
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +228,36 @@ class Store(Protocol):
     async def mark_agent_lost(self, agent_id: str, why: str) -> int:
         """LOST, and its leases are released at once; return how many tasks were requeued."""
 
+    async def silent_agents(self, since: datetime) -> list[Agent]:
+        """REGISTERED or ALIVE agents whose last heartbeat is older than ``since``."""
+
+    async def agent_statistics(self, agent_ids: Sequence[str]) -> dict[str, AgentStatistics]:
+        """Statistics of each agent, in a fixed number of queries."""
+
+    # --- channels and scopes ----------------------------------------------------------------
+    async def put_channel(self, channel: Channel) -> Channel: ...
+
+    async def list_channels(self) -> list[Channel]: ...
+
+    async def active_by_channel(self) -> dict[tuple[str, str], int]:
+        """Tasks ACTIVE now in each channel, by its (source site, destination site)."""
+
+    async def delete_channel(self, source_site: str, destination_site: str) -> None:
+        """Raise ``NotFound`` when there is no such channel."""
+
+    async def put_scope(self, scope: Scope) -> Scope: ...
+
+    async def list_scopes(self) -> list[Scope]: ...
+
+    # --- finalize hooks ---------------------------------------------------------------------
+    async def due_notifications(self, now: datetime, limit: int) -> list[Notification]:
+        """PENDING notifications whose next attempt is due, oldest first."""
+
+    async def record_notification(
+        self, notification_id: int, *, delivered: bool, error: str | None, retry_at: datetime | None
+    ) -> None:
+        """Delivered; or failed, to be tried again at ``retry_at`` (``None``: given up)."""
+
     # --- transfers --------------------------------------------------------------------------
     async def create_transfer(self, new: NewTransfer) -> tuple[Transfer, bool]:
         """Insert the transfer in STANDBY; return it and whether it was created.
@@ -183,9 +268,17 @@ class Store(Protocol):
     async def get_transfer(self, transfer_id: str) -> Transfer: ...
 
     async def list_transfers(
-        self, *, status: TransferStatus | None, kind: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: TransferStatus | None = None,
+        kind: str | None = None,
+        limit: int,
+        cursor: str | None,
+        where: TransferFilter | None = None,
     ) -> TransferPage:
-        """Newest first, in pages; ``cursor`` is opaque."""
+        """Newest first, in pages; ``cursor`` is opaque. ``where`` adds filters (submitter,
+        scope, schedule kind, label). A transfer created while pages are read appears before
+        the cursor, so every transfer that existed is returned exactly once."""
 
     async def get_run(self, transfer_id: str, number: int) -> Run: ...
 
@@ -224,15 +317,20 @@ class Store(Protocol):
     async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
         """Move up to ``limit`` QUEUED tasks to ACTIVE for ``agent_id`` and return them.
 
-        Eligible: QUEUED and not flagged for cancel. Order: priority (high first), then age.
+        Eligible: QUEUED, not flagged for cancel, and its channel (resolved from the sites of
+        its storages) ACTIVE and below its ``max_active`` counting every agent. Order: strict
+        priority inside a scope, weighted round-robin across scopes and channels, oldest first.
         The batch shares a fresh lease token that expires after ``ttl`` unless extended by a
-        heartbeat. No task is ever leased twice at once.
+        heartbeat. No task is ever leased twice at once, also with several servers.
         """
 
-    async def record_results(self, agent_id: str, results: Iterable[TaskResult]) -> int:
+    async def record_results(
+        self, agent_id: str, results: Iterable[TaskResult]
+    ) -> list[TaskChange]:
         """Apply results whose lease ``agent_id`` still holds; ignore the rest (a late report
         never completes a task twice). A retryable failure with attempts left goes to WAITING
-        with a backoff. Every applied result is kept as an attempt. Return how many applied."""
+        with a backoff; a task stopped because its channel was stopped goes back to QUEUED.
+        Every applied result is kept as an attempt. Return the changes applied."""
 
     async def reap_expired_leases(self, now: datetime) -> int:
         """ACTIVE tasks whose lease expired go back to QUEUED (or FAILED without attempts left)."""

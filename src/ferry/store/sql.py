@@ -1,11 +1,12 @@
-"""The SQL store: SQLite (embedded default, WAL) and, later, PostgreSQL, through SQLAlchemy 2."""
+"""The SQL store: SQLite (embedded default, WAL) and PostgreSQL, through SQLAlchemy 2."""
 
 from __future__ import annotations
 
+from ferry.store.sql_dispatch import DispatchMixin
 from ferry.store.sql_registry import RegistryMixin
 from ferry.store.sql_runs import RunsMixin
 from ferry.store.sql_transfers import TransfersMixin
 
 
-class SqlStore(RegistryMixin, TransfersMixin, RunsMixin):
+class SqlStore(RegistryMixin, TransfersMixin, RunsMixin, DispatchMixin):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

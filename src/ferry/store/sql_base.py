@@ -12,7 +12,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Row, event
+from sqlalchemy import Connection, Row, Table, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ferry.domain.locations import parse_location
@@ -103,6 +105,23 @@ class SqlBase:
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
+
+    async def _serialize(self, conn: AsyncConnection, name: str) -> None:
+        """Hold, until the transaction ends, the lock called ``name`` across every server of
+        this database (PostgreSQL advisory lock); SQLite's single writer already is one."""
+        if not self.is_sqlite:
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def _insert_missing(
+        self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        """Insert ``rows``, leaving alone those whose key exists (also one a concurrent
+        transaction inserted)."""
+        if not rows:
+            return
+        dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        await conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
 
 
 def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:

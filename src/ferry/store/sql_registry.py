@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.states import AgentState, TaskState, TransferStatus
@@ -21,12 +22,13 @@ from ferry.errors import (
     Unauthenticated,
 )
 from ferry.store import tables as t
-from ferry.store.abc import Principal
+from ferry.store.abc import AgentStatistics, Principal
 from ferry.store.crypto import SecretKeyError
 from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
 from ferry.store.sql_tasks import TasksMixin
 
 ADMIN_CLIENT = "admin"
+THROUGHPUT_WINDOW = timedelta(minutes=1)
 
 
 # Bytes an active task has moved, as its agent reports them with each heartbeat.
@@ -326,11 +328,22 @@ class RegistryMixin(TasksMixin, SqlBase):
                     _PROGRESS.where(t.tasks.c.lease_agent == agent_id),
                     [{"b_id": task, "b_bytes": done} for task, done in progress.items()],
                 )
+            c = t.tasks.c
             rows = (
-                await conn.execute(select(t.tasks.c.id, t.tasks.c.cancel_requested).where(mine))
+                await conn.execute(
+                    select(c.id, c.cancel_requested, c.source_site, c.destination_site).where(mine)
+                )
             ).all()
+            stopped = await self._stopped_pairs(
+                conn, {(r.source_site, r.destination_site) for r in rows}
+            )
         still_mine = {r.id for r in rows}
-        return sorted({r.id for r in rows if r.cancel_requested} | (set(held) - still_mine))
+        stop = {
+            r.id
+            for r in rows
+            if r.cancel_requested or (r.source_site, r.destination_site) in stopped
+        }
+        return sorted(stop | (set(held) - still_mine))
 
     async def mark_agent_lost(self, agent_id: str, why: str) -> int:
         async with self._tx() as conn:
@@ -340,3 +353,59 @@ class RegistryMixin(TasksMixin, SqlBase):
                 .values(state=AgentState.LOST.value)
             )
             return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)
+
+    async def silent_agents(self, since: datetime) -> list[Agent]:
+        a = t.agents.c
+        alive = (AgentState.REGISTERED.value, AgentState.ALIVE.value)
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.agents).where(a.state.in_(alive) & (a.last_heartbeat < since))
+                )
+            ).all()
+        return [_agent_from_row(r) for r in rows]
+
+    async def agent_statistics(self, agent_ids: Sequence[str]) -> dict[str, AgentStatistics]:
+        """Counters from the agents table, objects held from the tasks' lease index, and the
+        bytes of the last minute's successful attempts (index on agent, finished_at)."""
+        ids = list(agent_ids)
+        if not ids:
+            return {}
+        c, at = t.tasks.c, t.attempts.c
+        window = self.clock() - THROUGHPUT_WINDOW
+        async with self._read() as conn:
+            counters = (await conn.execute(select(t.agents).where(t.agents.c.id.in_(ids)))).all()
+            held: dict[str, int] = dict(
+                (
+                    await conn.execute(
+                        select(c.lease_agent, func.count())
+                        .where(c.lease_agent.in_(ids) & (c.state == TaskState.ACTIVE.value))
+                        .group_by(c.lease_agent)
+                    )
+                ).all()
+            )
+            recent: dict[str, int] = dict(
+                (
+                    await conn.execute(
+                        select(at.agent, func.coalesce(func.sum(at.bytes), 0))
+                        .where(
+                            at.agent.in_(ids)
+                            & (at.finished_at >= window)
+                            & (at.state == TaskState.DONE.value)
+                        )
+                        .group_by(at.agent)
+                    )
+                ).all()
+            )
+        seconds = THROUGHPUT_WINDOW.total_seconds()
+        return {
+            row.id: AgentStatistics(
+                ongoing=int(held.get(row.id, 0)),
+                succeeded=row.succeeded,
+                failed=row.failed,
+                canceled=row.canceled,
+                bytes=row.bytes,
+                throughput=round(int(recent.get(row.id, 0)) / seconds, 1),
+            )
+            for row in counters
+        }

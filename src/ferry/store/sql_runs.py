@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.schedules import Schedule, after_run, occurrences_due
 from ferry.domain.states import (
     RunStatus,
@@ -28,23 +29,27 @@ from ferry.domain.transfers import (
 )
 from ferry.store import tables as t
 from ferry.store.sql_base import SqlBase, run_from_row, transfer_from_row
+from ferry.store.sql_hooks import HooksMixin
 from ferry.store.sql_tasks import RunCounter
 
 
 def _task_row(
-    transfer: Transfer, run: int, planned: PlannedTask, priority: int, max_attempts: int
+    transfer: Transfer, run: int, planned: PlannedTask, sites: dict[str, str]
 ) -> dict[str, Any]:
+    options = transfer.spec.options
     return {
         "transfer_id": transfer.id,
         "run": run,
         "scope": transfer.scope,
-        "priority": priority,
+        "source_site": sites.get(planned.source.storage, UNKNOWN_SITE),
+        "destination_site": sites.get(planned.destination.storage, UNKNOWN_SITE),
+        "priority": options.priority,
         "state": planned.state.value,
         "source": str(planned.source),
         "destination": str(planned.destination),
         "size": planned.size,
         "attempts": 0,
-        "max_attempts": max_attempts,
+        "max_attempts": options.retries + 1,
         "cancel_requested": False,
         "bytes_done": 0,
         "error_class": planned.error_class,
@@ -96,7 +101,7 @@ class _TransferState:
     schedule: Schedule
 
 
-class RunsMixin(SqlBase):
+class RunsMixin(HooksMixin, SqlBase):
     # --- the due and expand loops ---------------------------------------------------------------
     async def next_due_at(self) -> datetime | None:
         c = t.transfers.c
@@ -155,8 +160,6 @@ class RunsMixin(SqlBase):
         return [(transfers[run.transfer_id], run) for run in runs]
 
     async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:
-        options = transfer.spec.options
-        rows = [_task_row(transfer, run, p, options.priority, options.retries + 1) for p in planned]
         async with self._tx() as conn:
             wanted = (
                 await conn.execute(
@@ -167,8 +170,10 @@ class RunsMixin(SqlBase):
             ).one()
             if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
                 return False  # canceled while it was being listed: nothing more to queue
-            if not rows:
+            if not planned:
                 return True
+            sites = await self._sites_of(conn, transfer.spec.storages())
+            rows = [_task_row(transfer, run, p, sites) for p in planned]
             inserted = await self._insert_new_tasks(conn, rows)
             counter = RunCounter()
             for row in inserted:
@@ -208,7 +213,19 @@ class RunsMixin(SqlBase):
                 fresh.append(row)
         if fresh:
             await conn.execute(insert(t.tasks), fresh)
+            queues = {(r["scope"], r["source_site"], r["destination_site"]) for r in fresh}
+            await self._insert_missing(
+                conn,
+                t.queues,
+                [{"scope": q[0], "source_site": q[1], "destination_site": q[2]} for q in queues],
+            )
         return fresh
+
+    async def _sites_of(self, conn: AsyncConnection, storages: set[str]) -> dict[str, str]:
+        rows = await conn.execute(
+            select(t.storages.c.name, t.storages.c.site).where(t.storages.c.name.in_(storages))
+        )
+        return {r.name: r.site for r in rows.all()}
 
     async def active_bytes(self, transfer_id: str, run: int) -> int:
         """Bytes the run's active objects have moved so far, as their agents last reported."""
@@ -236,6 +253,8 @@ class RunsMixin(SqlBase):
                 t.transfers.c.status.label("transfer_status"),
                 t.transfers.c.cancel_requested.label("transfer_canceled"),
                 t.transfers.c.schedule.label("transfer_schedule"),
+                t.transfers.c.spec.label("transfer_spec"),
+                t.transfers.c.scope.label("transfer_scope"),
             )
             .join(t.transfers, t.transfers.c.id == r.transfer_id)
             .where(
@@ -253,7 +272,10 @@ class RunsMixin(SqlBase):
                     bool(row.transfer_canceled),
                     Schedule.from_json(row.transfer_schedule),
                 )
-                finished.append(await self._finish_run(conn, run, transfer, now))
+                closed = await self._finish_run(conn, run, transfer, now)
+                if url := row.transfer_spec.get("options", {}).get("notify"):
+                    await self._enqueue_notification(conn, url, closed, row.transfer_scope, now)
+                finished.append(closed)
         return finished
 
     async def _finish_run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
@@ -13,12 +12,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ferry.domain.locations import parse_location
+from ferry.domain.channels import ChannelMap, ChannelState
 from ferry.domain.states import TaskState, check_task_transition
-from ferry.domain.transfers import TransferOptions
 from ferry.store import tables as t
-from ferry.store.abc import LeasedTask, TaskResult
+from ferry.store.abc import TaskChange, TaskResult
 from ferry.store.sql_base import SqlBase
+from ferry.store.sql_dispatch import channel_from_row
 
 RETRY_BASE = timedelta(seconds=10)
 RETRY_CAP = timedelta(minutes=10)
@@ -64,81 +63,15 @@ class RunCounter:
 
 
 class TasksMixin(SqlBase):
-    async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
-        now = self.clock()
-        lease = secrets.token_hex(16)
-        eligible = (
-            select(t.tasks.c.id)
-            .where((t.tasks.c.state == TaskState.QUEUED.value) & ~t.tasks.c.cancel_requested)
-            .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
-            .limit(limit)
-        )
-        stmt = (
-            update(t.tasks)
-            .where(t.tasks.c.id.in_(eligible.scalar_subquery()))
-            .where(t.tasks.c.state == TaskState.QUEUED.value)
-            .values(
-                state=TaskState.ACTIVE.value,
-                lease_agent=agent_id,
-                lease_token=lease,
-                leased_at=now,
-                lease_expires_at=now + ttl,
-                attempts=t.tasks.c.attempts + 1,
-            )
-            .returning(
-                t.tasks.c.id,
-                t.tasks.c.transfer_id,
-                t.tasks.c.run,
-                t.tasks.c.source,
-                t.tasks.c.destination,
-                t.tasks.c.size,
-                t.tasks.c.attempts,
-            )
-        )
-        async with self._tx() as conn:
-            rows = sorted((await conn.execute(stmt)).all(), key=lambda r: r.id)
-            options = await self._options_of(conn, {r.transfer_id for r in rows})
-        return [
-            LeasedTask(
-                id=r.id,
-                lease=lease,
-                transfer_id=r.transfer_id,
-                run=r.run,
-                source=parse_location(r.source),
-                destination=parse_location(r.destination),
-                size=r.size,
-                attempt=r.attempts,
-                options=options[r.transfer_id],
-            )
-            for r in rows
-        ]
-
-    async def _options_of(self, conn: AsyncConnection, ids: set[str]) -> dict[str, TransferOptions]:
-        if not ids:
-            return {}
-        rows = (
-            await conn.execute(
-                select(t.transfers.c.id, t.transfers.c.spec).where(t.transfers.c.id.in_(ids))
-            )
-        ).all()
-        return {r.id: TransferOptions.from_json(r.spec.get("options", {})) for r in rows}
-
-    async def record_results(self, agent_id: str, results: Iterable[TaskResult]) -> int:
+    async def record_results(
+        self, agent_id: str, results: Iterable[TaskResult]
+    ) -> list[TaskChange]:
         by_id = {r.task_id: r for r in results}
         if not by_id:
-            return 0
+            return []
         now = self.clock()
         async with self._tx() as conn:
-            held = (
-                await conn.execute(
-                    select(t.tasks).where(
-                        t.tasks.c.id.in_(by_id)
-                        & (t.tasks.c.lease_agent == agent_id)
-                        & (t.tasks.c.state == TaskState.ACTIVE.value)
-                    )
-                )
-            ).all()
-            held = [row for row in held if row.lease_token == by_id[row.id].lease]
+            held = await self._still_held(conn, agent_id, by_id)
             released = [
                 row
                 for row in held
@@ -149,21 +82,78 @@ class TasksMixin(SqlBase):
                     _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in released]
                 )
             held = [row for row in held if row not in released]  # a released canceled task ends
+            changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in released]
             if not held:
-                return len(released)
+                return changes
+            stopped = await self._stopped_by_channel(conn, held, by_id)
             updates, attempts, counter = [], [], RunCounter()
             for row in held:
                 result = by_id[row.id]
-                state, not_before = self._next_state(row, result, now)
+                state, not_before = (
+                    (TaskState.QUEUED, None)
+                    if row.id in stopped
+                    else self._next_state(row, result, now)
+                )
                 counter.add(
                     row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
                 )
                 updates.append(_task_update(row.id, result, state, not_before, now))
-                attempts.append(_attempt(row, agent_id, result, now))
+                changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
+                ended = "STOPPED" if row.id in stopped else None
+                attempts.append(_attempt(row, agent_id, result, now, ended))
             await conn.execute(_RESULT_UPDATE, updates)
+            if stopped:  # the operator's stop does not use up one of the object's retries
+                await conn.execute(
+                    update(t.tasks)
+                    .where(t.tasks.c.id.in_(stopped))
+                    .values(max_attempts=t.tasks.c.max_attempts + 1)
+                )
             await conn.execute(insert(t.attempts), attempts)
             await counter.apply(conn, now)
-        return len(held) + len(released)
+            await _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
+        return changes
+
+    async def _still_held(
+        self, conn: AsyncConnection, agent_id: str, by_id: dict[int, TaskResult]
+    ) -> list[Any]:
+        rows = (
+            await conn.execute(
+                select(t.tasks).where(
+                    t.tasks.c.id.in_(by_id)
+                    & (t.tasks.c.lease_agent == agent_id)
+                    & (t.tasks.c.state == TaskState.ACTIVE.value)
+                )
+            )
+        ).all()
+        return [row for row in rows if row.lease_token == by_id[row.id].lease]
+
+    async def _stopped_by_channel(
+        self, conn: AsyncConnection, rows: list[Any], by_id: dict[int, TaskResult]
+    ) -> set[int]:
+        """Tasks that stopped because their channel was stopped: they go back to QUEUED."""
+        candidates = [
+            row
+            for row in rows
+            if by_id[row.id].state is TaskState.CANCELED and not row.cancel_requested
+        ]
+        if not candidates:
+            return set()
+        stopped = await self._stopped_pairs(
+            conn, {(r.source_site, r.destination_site) for r in candidates}
+        )
+        return {r.id for r in candidates if (r.source_site, r.destination_site) in stopped}
+
+    async def _stopped_pairs(
+        self, conn: AsyncConnection, pairs: set[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        rows = (await conn.execute(select(t.channels))).all()
+        channels = ChannelMap(channel_from_row(r) for r in rows)
+        return {
+            pair
+            for pair in pairs
+            if (channel := channels.resolve(*pair)) is not None
+            and channel.state is ChannelState.STOPPED
+        }
 
     def _next_state(
         self, row: Any, result: TaskResult, now: datetime
@@ -210,7 +200,7 @@ class TasksMixin(SqlBase):
             )
             counter.add(row.transfer_id, row.run, state)
             updates.append(_task_update(row.id, lost, state, None, now))
-            attempts.append(_attempt(row, row.lease_agent, lost, now))
+            attempts.append(_attempt(row, row.lease_agent, lost, now, ended="LOST"))
         await conn.execute(_RESULT_UPDATE, updates)
         await conn.execute(insert(t.attempts), attempts)
         await counter.apply(conn, now)
@@ -285,7 +275,9 @@ def _task_update(
     }
 
 
-def _attempt(row: Any, agent_id: str | None, result: TaskResult, now: datetime) -> dict[str, Any]:
+def _attempt(
+    row: Any, agent_id: str | None, result: TaskResult, now: datetime, ended: str | None = None
+) -> dict[str, Any]:
     return {
         "task_id": row.id,
         "number": row.attempts,
@@ -293,6 +285,33 @@ def _attempt(row: Any, agent_id: str | None, result: TaskResult, now: datetime) 
         "started_at": row.leased_at,
         "finished_at": now,
         "bytes": result.bytes,
+        "state": ended or result.state.value,
         "error_class": result.error_class,
         "error": result.error,
     }
+
+
+async def _add_agent_statistics(
+    conn: AsyncConnection, agent_id: str, results: list[TaskResult]
+) -> None:
+    """Add a batch of results to the agent's statistics, in one statement."""
+    outcome = Counter(_OUTCOME_OF.get(r.state, "failed") for r in results)
+    moved = sum(r.bytes for r in results if r.state is TaskState.DONE)
+    a = t.agents.c
+    await conn.execute(
+        update(t.agents)
+        .where(a.id == agent_id)
+        .values(
+            succeeded=a.succeeded + outcome["succeeded"],
+            failed=a.failed + outcome["failed"],
+            canceled=a.canceled + outcome["canceled"],
+            bytes=a.bytes + moved,
+        )
+    )
+
+
+_OUTCOME_OF = {
+    TaskState.DONE: "succeeded",
+    TaskState.SKIPPED: "succeeded",
+    TaskState.CANCELED: "canceled",
+}

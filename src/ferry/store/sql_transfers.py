@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from ferry.domain.transfers import (
 )
 from ferry.errors import AlreadyFinished, Conflict, InvalidRequest, NotFound, TransferNotFound
 from ferry.store import tables as t
-from ferry.store.abc import Attempt, CancelOutcome, NewTransfer, TransferPage
+from ferry.store.abc import Attempt, CancelOutcome, NewTransfer, TransferFilter, TransferPage
 from ferry.store.sql_base import SqlBase, run_from_row, task_from_row, transfer_from_row
 
 
@@ -55,6 +56,10 @@ class TransfersMixin(SqlBase):
         transfer_id = str(uuid.uuid4())
         try:
             async with self._tx() as conn:
+                # A scope comes into being with its first transfer (weight 1, until set).
+                await self._insert_missing(
+                    conn, t.scopes, [{"name": new.scope, "weight": 1, "created_at": now}]
+                )
                 await conn.execute(
                     insert(t.transfers).values(
                         id=transfer_id,
@@ -68,10 +73,16 @@ class TransfersMixin(SqlBase):
                         runs=0,
                         submission_id=new.submission_id,
                         spec_hash=digest,
+                        schedule_kind=new.schedule.get("kind", "direct"),
                         created_at=now,
                         updated_at=now,
                     )
                 )
+                if labels := new.spec.options.labels:
+                    await conn.execute(
+                        insert(t.transfer_labels),
+                        [{"transfer_id": transfer_id, "label": label} for label in labels],
+                    )
         except IntegrityError:
             if new.submission_id is None:
                 raise
@@ -108,14 +119,32 @@ class TransfersMixin(SqlBase):
         return transfer_from_row(row)
 
     async def list_transfers(
-        self, *, status: TransferStatus | None, kind: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: TransferStatus | None = None,
+        kind: str | None = None,
+        limit: int,
+        cursor: str | None,
+        where: TransferFilter | None = None,
     ) -> TransferPage:
         c = t.transfers.c
+        where = where or TransferFilter()
+        where = replace(where, status=status or where.status, kind=kind or where.kind)
         query = select(t.transfers).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
-        if status is not None:
-            query = query.where(c.status == status.value)
-        if kind is not None:
-            query = query.where(c.kind == kind)
+        for column, value in (
+            (c.status, where.status.value if where.status else None),
+            (c.kind, where.kind),
+            (c.submitter, where.submitter),
+            (c.scope, where.scope),
+            (c.schedule_kind, where.schedule_kind),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if where.label is not None:
+            labeled = select(t.transfer_labels.c.transfer_id).where(
+                t.transfer_labels.c.label == where.label
+            )
+            query = query.where(c.id.in_(labeled))
         if cursor:
             created, last_id = _decode_cursor(cursor)
             query = query.where(
@@ -249,7 +278,14 @@ class TransfersMixin(SqlBase):
         for a in attempt_rows:
             history[a.task_id].append(
                 Attempt(
-                    a.number, a.agent, a.started_at, a.finished_at, a.bytes, a.error_class, a.error
+                    a.number,
+                    a.agent,
+                    a.started_at,
+                    a.finished_at,
+                    a.bytes,
+                    a.error_class,
+                    a.error,
+                    a.state,
                 )
             )
         return [(task_from_row(r), history[r.id]) for r in rows]

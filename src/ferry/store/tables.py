@@ -102,6 +102,32 @@ agents = Table(
     Column("status", JSON, nullable=False),
     Column("registered_at", UtcDateTime, nullable=False),
     Column("last_heartbeat", UtcDateTime, nullable=True),
+    # Statistics (gCube's agent statistics), added to with each batch of results it reports.
+    Column("succeeded", Integer, nullable=False, default=0, server_default="0"),
+    Column("failed", Integer, nullable=False, default=0, server_default="0"),
+    Column("canceled", Integer, nullable=False, default=0, server_default="0"),
+    Column("bytes", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("source_site", String(64), primary_key=True),
+    Column("destination_site", String(64), primary_key=True),
+    Column("max_active", Integer, nullable=True),
+    Column("bandwidth", BigInteger, nullable=True),
+    Column("state", String(8), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Every (scope, source site, destination site) that has ever had tasks: the queues the lease
+# visits, each through the tasks' queue index, instead of grouping the whole tasks table.
+queues = Table(
+    "queues",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("source_site", String(64), primary_key=True),
+    Column("destination_site", String(64), primary_key=True),
 )
 
 storages = Table(
@@ -130,6 +156,7 @@ transfers = Table(
     Column("runs", Integer, nullable=False, default=0),
     Column("submission_id", String(128), nullable=True),
     Column("spec_hash", String(64), nullable=False),
+    Column("schedule_kind", String(8), nullable=True),  # direct, at, every, cron: a filter
     Column("error", Text, nullable=True),
     # Canceled while ONGOING: it becomes CANCELED once its active tasks have stopped.
     Column("cancel_requested", Boolean, nullable=False, default=False),
@@ -138,6 +165,32 @@ transfers = Table(
     UniqueConstraint("scope", "submitter", "submission_id"),
     Index(None, "status", "next_run_at"),
     Index(None, "created_at", "id"),
+)
+
+transfer_labels = Table(
+    "transfer_labels",
+    metadata,
+    Column("transfer_id", String(36), ForeignKey("transfers.id"), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Index(None, "label", "transfer_id"),
+)
+
+# The finalize hooks' outbox: a run's summary waits here until its URL has taken it.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(36), ForeignKey("transfers.id"), nullable=False),
+    Column("run", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(12), nullable=False),  # PENDING, DELIVERED, FAILED
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Index(None, "state", "next_attempt_at"),
 )
 
 runs = Table(
@@ -171,6 +224,8 @@ tasks = Table(
     Column("transfer_id", String(36), ForeignKey("transfers.id"), nullable=False),
     Column("run", Integer, nullable=False),
     Column("scope", String(64), nullable=False),
+    Column("source_site", String(64), nullable=False, server_default=""),
+    Column("destination_site", String(64), nullable=False, server_default=""),
     Column("priority", Integer, nullable=False),
     Column("state", String(16), nullable=False),
     Column("source", Text, nullable=False),
@@ -189,7 +244,6 @@ tasks = Table(
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
-    Index(None, "state", "priority", "id"),
     Index(None, "lease_expires_at"),
     Index(None, "lease_agent"),
     Index(None, "not_before"),
@@ -197,6 +251,17 @@ tasks = Table(
     Index(None, "transfer_id", "run", "state"),  # a run's active tasks, for its progress
     # One task per object of a run: listing a tree again after a crash adds no duplicates.
     Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
+)
+
+# The lease walks each queue in dispatch order: priority high first, then oldest.
+Index(
+    "ix_tasks_queue",
+    tasks.c.state,
+    tasks.c.scope,
+    tasks.c.source_site,
+    tasks.c.destination_site,
+    tasks.c.priority.desc(),
+    tasks.c.id,
 )
 
 attempts = Table(
@@ -209,7 +274,9 @@ attempts = Table(
     Column("started_at", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=False),
     Column("bytes", BigInteger, nullable=False, default=0),
+    Column("state", String(16), nullable=True),  # how it ended: DONE, FAILED, QUEUED (lost)…
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Index(None, "task_id"),
+    Index(None, "agent", "finished_at"),
 )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
 
+from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
 from ferry.errors import Forbidden, ServerStopping
@@ -15,6 +18,7 @@ from ferry.server.schemas import (
     AgentPublic,
     AgentRegister,
     AgentRegistered,
+    AgentStatsPublic,
     Heartbeat,
     HeartbeatReply,
     LeasedTaskPublic,
@@ -25,7 +29,7 @@ from ferry.server.schemas import (
     TaskReport,
 )
 from ferry.server.state import ServerState
-from ferry.store.abc import Principal, TaskResult
+from ferry.store.abc import AgentStatistics, Principal, TaskChange, TaskResult
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -38,15 +42,34 @@ def _own(caller: Principal, agent_id: str) -> None:
         raise Forbidden("DAEMON of this agent")
 
 
-def _present(agent: Agent) -> AgentPublic:
+def _present(agent: Agent, stats: AgentStatistics | None) -> AgentPublic:
     return AgentPublic(
         id=agent.id,
         name=agent.name,
         host=agent.host,
         state=agent.state.value,
+        version=agent.status.get("version"),
+        active=stats.ongoing if stats else 0,
+        stats=_stats(stats),
         capabilities=agent.capabilities,
         last_heartbeat=agent.last_heartbeat,
         status=agent.status,
+    )
+
+
+def _stats(stats: AgentStatistics | None) -> AgentStatsPublic:
+    if stats is None:
+        return AgentStatsPublic(
+            ongoing=0, succeeded=0, failed=0, canceled=0, total=0, bytes=0, throughput=0.0
+        )
+    return AgentStatsPublic(
+        ongoing=stats.ongoing,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        canceled=stats.canceled,
+        total=stats.total,
+        bytes=stats.bytes,
+        throughput=stats.throughput,
     )
 
 
@@ -112,7 +135,7 @@ async def lease(agent_id: str, body: LeaseRequest, state: StateDep, caller: Daem
 async def _storages_for(state: ServerState, names: set[str]) -> dict[str, StorageAccess]:
     access = {}
     for name in sorted(names):
-        storage = await state.store.get_storage(name)
+        storage = await state.storages.get(name, state.clock())
         # Credentials travel only here: to an authenticated agent, inside its lease.
         options = {**storage.options, **storage.credentials.reveal()}
         access[name] = StorageAccess(url=storage.url, options=options)
@@ -137,10 +160,21 @@ async def report(
         )
         for r in body
     ]
-    accepted = await state.store.record_results(agent_id, results)
+    changes = await state.store.record_results(agent_id, results)
     state.wakeups.finalize.set()
     state.wakeups.tasks_available.fire()
-    return ReportReply(accepted=accepted, ignored=len(results) - accepted)
+    publish_task_changes(state, changes)
+    return ReportReply(accepted=len(changes), ignored=len(results) - len(changes))
+
+
+def publish_task_changes(state: ServerState, changes: list[TaskChange]) -> None:
+    by_transfer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        by_transfer[change.transfer_id].append(
+            {"task": change.task_id, "state": change.state.value, "error": change.error}
+        )
+    for transfer, batch in by_transfer.items():
+        state.wakeups.events.publish(TasksChanged(transfer=transfer, changes=batch))
 
 
 @router.post("/{agent_id}/heartbeat", response_model=HeartbeatReply)
@@ -159,9 +193,19 @@ async def heartbeat(
 
 @router.get("", response_model=list[AgentPublic])
 async def list_agents(state: StateDep, caller: Reader) -> list[AgentPublic]:
-    return [_present(a) for a in await state.store.list_agents()]
+    agents = await state.store.list_agents()
+    stats = await state.store.agent_statistics([a.id for a in agents])
+    return [_present(a, stats.get(a.id)) for a in agents]
 
 
 @router.get("/{agent_id}", response_model=AgentPublic)
 async def get_agent(agent_id: str, state: StateDep, caller: Reader) -> AgentPublic:
-    return _present(await state.store.get_agent(agent_id))
+    agent = await state.store.get_agent(agent_id)
+    stats = await state.store.agent_statistics([agent.id])
+    return _present(agent, stats.get(agent.id))
+
+
+@router.get("/{agent_id}/stats", response_model=AgentStatsPublic)
+async def get_agent_stats(agent_id: str, state: StateDep, caller: Reader) -> AgentStatsPublic:
+    agent = await state.store.get_agent(agent_id)  # 404 for an unknown agent
+    return _stats((await state.store.agent_statistics([agent.id])).get(agent.id))

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from ferry.domain.transfers import RESERVED_SITE, Credentials, Storage
+from ferry.domain.channels import check_storage_site
+from ferry.domain.transfers import Credentials, Storage
 from ferry.engine.storages import check_health, check_url, looks_secret
 from ferry.errors import InvalidRequest
 from ferry.server.deps import Administrator, Reader, StateDep
@@ -60,10 +61,7 @@ async def get_storage(name: str, state: StateDep, caller: Reader) -> StoragePubl
 @router.post("", status_code=201, response_model=StoragePublic)
 async def add_storage(body: StorageCreate, state: StateDep, caller: Administrator) -> StoragePublic:
     """Add (or replace) a storage, check that it answers, and record its health."""
-    if body.site == RESERVED_SITE:
-        raise InvalidRequest(
-            f"site {RESERVED_SITE!r} is reserved for endpoints outside the registry"
-        )
+    check_storage_site(body.site)
     check_url(body.url)
     if secret := sorted(name for name in body.options if looks_secret(name)):
         raise InvalidRequest(
@@ -72,12 +70,14 @@ async def add_storage(body: StorageCreate, state: StateDep, caller: Administrato
     storage = Storage(body.name, body.url, body.site, body.options, Credentials(body.credentials))
     storage = Storage(**{**_fields(storage), "health": await probe(storage)})
     await state.store.put_storage(storage)
+    state.storages.forget(storage.name)
     return present(storage)
 
 
 @router.delete("/{name}", status_code=204)
 async def remove_storage(name: str, state: StateDep, caller: Administrator) -> Response:
     await state.store.delete_storage(name)
+    state.storages.forget(name)
     return Response(status_code=204)
 
 

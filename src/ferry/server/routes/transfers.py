@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from ferry.domain.events import TransferChanged
 from ferry.domain.locations import parse_location
+from ferry.domain.schedules import ScheduleKind
 from ferry.domain.states import RunStatus, TransferStatus
 from ferry.domain.transfers import (
     Run,
@@ -32,6 +34,7 @@ from ferry.server.schemas import (
     TransferList,
     TransferPublic,
 )
+from ferry.store.abc import TransferFilter
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 
@@ -90,11 +93,16 @@ async def create_transfer(
         schedule=body.schedule.to_domain(state.clock()),
         requested_schedule=body.schedule.model_dump(mode="json", exclude_unset=True),
         submission_id=body.submission_id,
+        scope=body.scope,
         clock=state.clock,
         protected=state.protected,
     )
     if not created:
         response.status_code = 200
+    else:
+        state.wakeups.events.publish(
+            TransferChanged(transfer=transfer.id, status=transfer.status.value)
+        )
     runs = await state.store.latest_runs([transfer])
     return present(transfer, runs.get(transfer.id))
 
@@ -105,12 +113,22 @@ async def list_transfers(
     caller: Reader,
     status: TransferStatus | None = None,
     kind: TransferKind | None = None,
+    submitter: Annotated[str | None, Query(max_length=128)] = None,
+    scope: Annotated[str | None, Query(max_length=64)] = None,
+    schedule: Annotated[ScheduleKind | None, Query(description="schedule kind")] = None,
+    label: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> TransferList:
-    page = await state.store.list_transfers(
-        status=status, kind=kind.value if kind else None, limit=limit, cursor=cursor
+    where = TransferFilter(
+        status=status,
+        kind=kind.value if kind else None,
+        submitter=submitter,
+        scope=scope,
+        schedule_kind=schedule.value if schedule else None,
+        label=label,
     )
+    page = await state.store.list_transfers(where=where, limit=limit, cursor=cursor)
     runs = await state.store.latest_runs(page.items)
     return TransferList(
         items=[present(tr, runs.get(tr.id)) for tr in page.items], next_cursor=page.next_cursor
@@ -133,6 +151,9 @@ async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> Tra
 async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> CancelResult:
     outcome = await state.store.cancel_transfer(transfer_id)
     state.wakeups.finalize.set()
+    state.wakeups.events.publish(
+        TransferChanged(transfer=transfer_id, status=outcome.transfer.status.value)
+    )
     stopping = outcome.stopping_tasks
     return CancelResult(
         id=transfer_id,
@@ -228,5 +249,14 @@ async def get_outcomes(
 
 
 def vars_of(attempt: object) -> dict[str, object]:
-    fields = ("number", "agent", "started_at", "finished_at", "bytes", "error_class", "error")
+    fields = (
+        "number",
+        "state",
+        "agent",
+        "started_at",
+        "finished_at",
+        "bytes",
+        "error_class",
+        "error",
+    )
     return {name: getattr(attempt, name) for name in fields}

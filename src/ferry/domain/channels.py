@@ -1,0 +1,115 @@
+"""Channels (FTS channels, links): how many objects may move between two sites at once, how fast,
+and whether they may move at all (DESIGN §2).
+
+A task travels from its source storage's site to its destination storage's site; the first
+channel that matches the pair governs it, in the order ``A→B``, ``*→B``, ``A→*``, ``*→*``.
+A pair no channel matches is unconstrained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ferry.errors import InvalidRequest
+
+ANY_SITE = "*"
+UNKNOWN_SITE = "UNKNOWN"  # the site of endpoints outside the registry; no storage may take it
+
+
+class ChannelState(StrEnum):
+    ACTIVE = "active"  # tasks are leased up to max_active
+    DRAIN = "drain"  # active tasks finish, no new ones are leased
+    STOPPED = "stopped"  # active tasks are asked to stop and return to QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    source_site: str
+    destination_site: str
+    max_active: int | None = None  # None: no limit
+    bandwidth: int | None = None  # bytes per second shared by the channel's active tasks
+    state: ChannelState = ChannelState.ACTIVE
+
+    def __post_init__(self) -> None:
+        for site in (self.source_site, self.destination_site):
+            check_site_name(site, wildcard=True)
+        if self.max_active is not None and self.max_active < 0:
+            raise InvalidRequest(f"max_active must be 0 or more, not {self.max_active}")
+        if self.bandwidth is not None and self.bandwidth < 1:
+            raise InvalidRequest(f"bandwidth must be at least 1 byte/s, not {self.bandwidth}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source_site, self.destination_site)
+
+    @property
+    def name(self) -> str:
+        return f"{self.source_site}→{self.destination_site}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_site": self.source_site,
+            "destination_site": self.destination_site,
+            "max_active": self.max_active,
+            "bandwidth": self.bandwidth,
+            "state": self.state.value,
+        }
+
+    def share_of_bandwidth(self, active: int) -> int | None:
+        """Each active task's part of the channel's bandwidth: split by ``max_active`` when the
+        channel has one (the most that can run at once), else by the tasks active now."""
+        if self.bandwidth is None:
+            return None
+        return max(1, self.bandwidth // max(1, self.max_active or active))
+
+
+def check_site_name(site: str, *, wildcard: bool = False) -> None:
+    if wildcard and site == ANY_SITE:
+        return
+    if not site or len(site) > 64 or any(ch in site for ch in "*→/ \t\n"):
+        raise InvalidRequest(
+            f"{site!r} is not a site name: 1 to 64 characters, no spaces, '/', '*' or '→'"
+        )
+
+
+def check_storage_site(site: str) -> None:
+    """A storage's site: a plain name, never the wildcard nor the reserved ``UNKNOWN``."""
+    check_site_name(site)
+    if site.upper() == UNKNOWN_SITE:
+        raise InvalidRequest(f"{UNKNOWN_SITE!r} is reserved for endpoints outside the registry")
+
+
+class ChannelMap:
+    """Channels by pair, resolved with the first-match rule, with a memo per pair."""
+
+    def __init__(self, channels: Iterable[Channel]) -> None:
+        self._by_key = {c.key: c for c in channels}
+        self._resolved: dict[tuple[str, str], Channel | None] = {}
+
+    def __iter__(self) -> Any:
+        return iter(self._by_key.values())
+
+    def resolve(self, source_site: str, destination_site: str) -> Channel | None:
+        pair = (source_site, destination_site)
+        if pair not in self._resolved:
+            self._resolved[pair] = resolve_channel(self._by_key, source_site, destination_site)
+        return self._resolved[pair]
+
+
+def resolve_channel(
+    channels: dict[tuple[str, str], Channel], source_site: str, destination_site: str
+) -> Channel | None:
+    """The channel governing ``source_site → destination_site``: ``A→B``, ``*→B``, ``A→*``,
+    ``*→*``, first match; ``None`` when none does."""
+    for key in (
+        (source_site, destination_site),
+        (ANY_SITE, destination_site),
+        (source_site, ANY_SITE),
+        (ANY_SITE, ANY_SITE),
+    ):
+        if key in channels:
+            return channels[key]
+    return None

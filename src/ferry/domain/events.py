@@ -1,0 +1,77 @@
+"""Events: what happened, past tense, frozen (DESIGN §10 ``GET /events``). The server publishes
+them as state changes; subscribers (server-sent events, ``ferry watch``) read them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def transfer_ids(self) -> frozenset[str]:
+        """The transfers it concerns (a subscriber may follow only one)."""
+        transfer = getattr(self, "transfer", None)
+        return frozenset({transfer}) if transfer else frozenset()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return {"event": self.kind, **data}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferChanged(Event):
+    """The transfer took a new status (submitted, started, finished, canceled)."""
+
+    kind: ClassVar[str] = "transfer"
+    transfer: str
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run"
+    transfer: str
+    run: int
+    status: str
+    objects: dict[str, int]
+    bytes: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksChanged(Event):
+    """Objects of one transfer that changed state, as a batch (one agent report)."""
+
+    kind: ClassVar[str] = "tasks"
+    transfer: str
+    changes: list[dict[str, Any]]  # {"task", "state", "error"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressReported(Event):
+    """Bytes moved so far by the active objects of one transfer's run (from heartbeats)."""
+
+    kind: ClassVar[str] = "progress"
+    transfer: str
+    run: int
+    bytes_moved: int
+    bytes_total: int | None
+    rate_bps: float | None
+    eta_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentLost(Event):
+    kind: ClassVar[str] = "agent"
+    agent: str
+    name: str
+    reason: str
+    requeued: int

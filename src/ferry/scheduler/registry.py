@@ -1,0 +1,134 @@
+"""The registry loop (gCube's information system; FTS's CheckIS, HeartBeat, CleanSDCache):
+agents whose heartbeats stopped are LOST and their work comes back at once; every storage is
+health-checked (often during the first minute after start, then at a calmer pace); cached
+lookups expire."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ferry.domain.events import AgentLost
+from ferry.domain.transfers import Storage
+from ferry.engine.storages import check_health
+from ferry.scheduler.loop import Loop, Wakeups, system_clock
+from ferry.store.abc import Store
+
+log = logging.getLogger("ferry.scheduler")
+
+HEALTH_CHECK_TIMEOUT_S = 30.0
+HEALTH_CHECKS_AT_ONCE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryTimings:
+    lost_after: timedelta = timedelta(seconds=30)  # no heartbeat for that long: LOST
+    health_fast: timedelta = timedelta(seconds=10)  # health checks during the first minute
+    health_slow: timedelta = timedelta(seconds=60)  # and after it
+    fast_for: timedelta = timedelta(minutes=1)
+
+
+class StorageCache:
+    """Storages as the lease hands them to agents (credentials decrypted once, not per call),
+    each kept for ``ttl``; changed or deleted storages are dropped at once by this server."""
+
+    def __init__(self, store: Store, ttl: timedelta = timedelta(seconds=30)) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._entries: dict[str, tuple[Storage, datetime]] = {}
+
+    async def get(self, name: str, now: datetime) -> Storage:
+        cached = self._entries.get(name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        storage = await self.store.get_storage(name)
+        self._entries[name] = (storage, now + self.ttl)
+        return storage
+
+    def forget(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def expire(self, now: datetime) -> int:
+        stale = [name for name, (_s, until) in self._entries.items() if until <= now]
+        for name in stale:
+            del self._entries[name]
+        return len(stale)
+
+
+class RegistryLoop(Loop):
+    name = "registry"
+    interval = 2.0
+
+    def __init__(
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        clock: Callable[[], datetime] = system_clock,
+        timings: RegistryTimings | None = None,
+        cache: StorageCache | None = None,
+    ) -> None:
+        super().__init__(store, wakeups, clock)
+        self.timings = timings or RegistryTimings()
+        self.cache = cache
+        self.started_at = clock()
+        self.next_health_check = self.started_at
+
+    async def run_once(self) -> None:
+        now = self.clock()
+        await self.mark_silent_agents_lost(now)
+        if now >= self.next_health_check:
+            await self.check_storages()
+            self.next_health_check = self.clock() + self._health_interval(now)
+        if self.cache is not None:
+            self.cache.expire(now)
+
+    def _health_interval(self, now: datetime) -> timedelta:
+        young = now - self.started_at < self.timings.fast_for
+        return self.timings.health_fast if young else self.timings.health_slow
+
+    async def mark_silent_agents_lost(self, now: datetime) -> None:
+        silent_for = self.timings.lost_after
+        for agent in await self.store.silent_agents(now - silent_for):
+            why = f"no heartbeat for {silent_for.total_seconds():.0f} s"
+            requeued = await self.store.mark_agent_lost(agent.id, why)
+            log.warning(
+                "agent %s (%s) LOST: %s; %d tasks requeued", agent.name, agent.id, why, requeued
+            )
+            self.wakeups.events.publish(
+                AgentLost(agent=agent.id, name=agent.name, reason=why, requeued=requeued)
+            )
+            if requeued:
+                self.wakeups.tasks_available.fire()
+                self.wakeups.finalize.set()
+
+    async def check_storages(self) -> None:
+        """Every storage, a few at a time, each bounded by a timeout."""
+        gate = asyncio.Semaphore(HEALTH_CHECKS_AT_ONCE)
+
+        async def check(storage: Storage) -> None:
+            async with gate:
+                health = await _probe(storage)
+            await self.store.record_health(storage.name, health)
+            if not health["reachable"] or health["error"]:
+                log.warning("storage %s unhealthy: %s", storage.name, health["error"])
+
+        await asyncio.gather(*(check(s) for s in await self.store.list_storages()))
+
+
+async def _probe(storage: Storage) -> dict[str, object]:
+    kwargs = {**storage.options, **storage.credentials.reveal()}
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(check_health, storage.name, storage.url, kwargs),
+            HEALTH_CHECK_TIMEOUT_S,
+        )
+    except TimeoutError:
+        return {
+            "reachable": False,
+            "latency_ms": None,
+            "checked_at": datetime.now().astimezone().isoformat(),
+            "error": f"no answer within {HEALTH_CHECK_TIMEOUT_S:.0f} s",
+        }

@@ -1,0 +1,66 @@
+"""Channels and scopes: the dispatch's limits and shares (FTS channels, VO shares)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Response
+
+from ferry.domain.channels import Channel, check_site_name
+from ferry.domain.transfers import Scope
+from ferry.server.deps import Administrator, Reader, StateDep
+from ferry.server.schemas import ChannelIn, ChannelPublic, ScopeIn, ScopePublic
+
+router = APIRouter(tags=["channels"])
+
+Site = Path(max_length=64, description="a site name, or * for any")
+ScopeName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _present(channel: Channel, active: int = 0) -> ChannelPublic:
+    return ChannelPublic(**channel.to_json(), active=active)
+
+
+@router.get("/channels", response_model=list[ChannelPublic])
+async def list_channels(state: StateDep, caller: Reader) -> list[ChannelPublic]:
+    channels = await state.store.list_channels()
+    active = await state.store.active_by_channel()
+    return [_present(c, active.get(c.key, 0)) for c in channels]
+
+
+@router.put("/channels/{source_site}/{destination_site}", response_model=ChannelPublic)
+async def put_channel(
+    body: ChannelIn,
+    state: StateDep,
+    caller: Administrator,
+    source_site: str = Site,
+    destination_site: str = Site,
+) -> ChannelPublic:
+    """Create or replace the channel ``SOURCE → DESTINATION``. ``drain`` lets active tasks
+    finish and starts no new ones; ``stopped`` also stops the active ones (back to QUEUED)."""
+    for site in (source_site, destination_site):
+        check_site_name(site, wildcard=True)
+    channel = Channel(source_site, destination_site, body.max_active, body.bandwidth, body.state)
+    await state.store.put_channel(channel)
+    state.wakeups.tasks_available.fire()  # more room, perhaps
+    return _present(channel)
+
+
+@router.delete("/channels/{source_site}/{destination_site}", status_code=204)
+async def delete_channel(
+    state: StateDep, caller: Administrator, source_site: str = Site, destination_site: str = Site
+) -> Response:
+    await state.store.delete_channel(source_site, destination_site)
+    state.wakeups.tasks_available.fire()
+    return Response(status_code=204)
+
+
+@router.get("/scopes", response_model=list[ScopePublic])
+async def list_scopes(state: StateDep, caller: Reader) -> list[ScopePublic]:
+    return [ScopePublic(name=s.name, weight=s.weight) for s in await state.store.list_scopes()]
+
+
+@router.put("/scopes/{name}", response_model=ScopePublic)
+async def put_scope(
+    body: ScopeIn, state: StateDep, caller: Administrator, name: str = ScopeName
+) -> ScopePublic:
+    scope = await state.store.put_scope(Scope(name, body.weight))
+    return ScopePublic(name=scope.name, weight=scope.weight)

@@ -1,0 +1,94 @@
+"""``GET /api/v1/events``: server-sent events of transfer, run and object state changes, and,
+for one transfer, its progress every second while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from ferry.domain.events import Event, ProgressReported, TransferChanged
+from ferry.domain.states import RunStatus
+from ferry.domain.transfers import run_progress
+from ferry.server.deps import Reader, StateDep
+from ferry.server.state import ServerState
+
+router = APIRouter(tags=["events"])
+
+PROGRESS_EVERY_S = 1.0
+KEEPALIVE_S = 15.0
+
+
+def _frame(event: Event) -> str:
+    return f"event: {event.kind}\ndata: {json.dumps(event.to_json())}\n\n"
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def events(
+    state: StateDep,
+    caller: Reader,
+    transfer: Annotated[str | None, Query(max_length=36, description="only this transfer")] = None,
+) -> StreamingResponse:
+    """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, tasks,
+    progress, agent, lagged). With ``transfer``, it starts with that transfer's current status."""
+    first: list[Event] = []
+    if transfer is not None:
+        current = await state.store.get_transfer(transfer)  # 404 for an unknown transfer
+        first.append(
+            TransferChanged(transfer=current.id, status=current.status.value, error=current.error)
+        )
+    return StreamingResponse(
+        _stream(state, transfer, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    state: ServerState, transfer: str | None, first: list[Event]
+) -> AsyncIterator[str]:
+    for event in first:
+        yield _frame(event)
+    subscription = state.wakeups.events.subscribe(transfer)
+    tick = PROGRESS_EVERY_S if transfer is not None else KEEPALIVE_S
+    pending: asyncio.Task[Event] | None = None
+    try:
+        while not state.stopping.is_set():
+            if pending is None:
+                pending = asyncio.ensure_future(anext(subscription))
+            done, _ = await asyncio.wait({pending}, timeout=tick)
+            if pending in done:
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield _frame(event)
+            elif transfer is not None:
+                if (progress := await _progress(state, transfer)) is not None:
+                    yield _frame(progress)
+            else:
+                yield ": keep-alive\n\n"
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        await subscription.aclose()
+
+
+async def _progress(state: ServerState, transfer_id: str) -> ProgressReported | None:
+    transfer = await state.store.get_transfer(transfer_id)
+    run = (await state.store.latest_runs([transfer])).get(transfer.id)
+    if run is None or run.status is not RunStatus.ONGOING:
+        return None
+    active = await state.store.active_bytes(transfer.id, run.number)
+    return ProgressReported(
+        transfer=transfer.id, run=run.number, **asdict(run_progress(run, active, state.clock()))
+    )

@@ -1,0 +1,255 @@
+"""Dispatch in SQL: channels, scopes and the lease (FTS's allocate step, at lease time)."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ferry.domain.channels import Channel, ChannelMap, ChannelState
+from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
+from ferry.domain.locations import parse_location
+from ferry.domain.states import TaskState
+from ferry.domain.transfers import Scope, TransferOptions
+from ferry.errors import NotFound
+from ferry.store import tables as t
+from ferry.store.abc import LeasedTask
+from ferry.store.sql_base import SqlBase
+
+
+def channel_from_row(row: Any) -> Channel:
+    return Channel(
+        source_site=row.source_site,
+        destination_site=row.destination_site,
+        max_active=row.max_active,
+        bandwidth=row.bandwidth,
+        state=ChannelState(row.state),
+    )
+
+
+class _Room:
+    """What each channel may still start now: its ``max_active`` minus the tasks it has
+    active across every agent; nothing while it drains or is stopped."""
+
+    def __init__(self, channels: ChannelMap, active: Mapping[Pair, int]) -> None:
+        self.channels = channels
+        self.active: Counter[Pair] = Counter()
+        for (source, destination), n in active.items():
+            channel = channels.resolve(source, destination)
+            if channel is not None:
+                self.active[channel.key] += n
+        self.left: dict[Pair, int] = {}
+        for channel in channels:
+            if channel.state is not ChannelState.ACTIVE:
+                self.left[channel.key] = 0
+            elif channel.max_active is not None:
+                self.left[channel.key] = max(0, channel.max_active - self.active[channel.key])
+
+    def channel_key(self, source_site: str, destination_site: str) -> Pair | None:
+        channel = self.channels.resolve(source_site, destination_site)
+        return channel.key if channel is not None else None
+
+    def governing(self, source_site: str, destination_site: str) -> Pair | None:
+        """The key of the channel that limits this pair, or None when nothing does."""
+        channel = self.channels.resolve(source_site, destination_site)
+        return channel.key if channel is not None and channel.key in self.left else None
+
+
+class DispatchMixin(SqlBase):
+    _dispatcher: FairDispatcher | None = None
+
+    @property
+    def dispatcher(self) -> FairDispatcher:
+        if self._dispatcher is None:
+            self._dispatcher = FairDispatcher()
+        return self._dispatcher
+
+    # --- channels and scopes ------------------------------------------------------------------
+    async def put_channel(self, channel: Channel) -> Channel:
+        values = {**channel.to_json(), "updated_at": self.clock()}
+        key = (t.channels.c.source_site == channel.source_site) & (
+            t.channels.c.destination_site == channel.destination_site
+        )
+        async with self._tx() as conn:
+            changed = await conn.execute(update(t.channels).where(key).values(**values))
+            if changed.rowcount == 0:
+                await conn.execute(insert(t.channels).values(**values))
+        return channel
+
+    async def list_channels(self) -> list[Channel]:
+        async with self._read() as conn:
+            return list(await self._channels(conn))
+
+    async def delete_channel(self, source_site: str, destination_site: str) -> None:
+        async with self._tx() as conn:
+            gone = await conn.execute(
+                delete(t.channels).where(
+                    (t.channels.c.source_site == source_site)
+                    & (t.channels.c.destination_site == destination_site)
+                )
+            )
+        if gone.rowcount == 0:
+            raise NotFound(f"channel {source_site}→{destination_site} not found")
+
+    async def active_by_channel(self) -> dict[Pair, int]:
+        async with self._read() as conn:
+            room = _Room(await self._channels(conn), await self._active_by_pair(conn))
+        return dict(room.active)
+
+    async def _channels(self, conn: AsyncConnection) -> ChannelMap:
+        rows = (await conn.execute(select(t.channels))).all()
+        return ChannelMap(channel_from_row(r) for r in rows)
+
+    async def put_scope(self, scope: Scope) -> Scope:
+        async with self._tx() as conn:
+            changed = await conn.execute(
+                update(t.scopes).where(t.scopes.c.name == scope.name).values(weight=scope.weight)
+            )
+            if changed.rowcount == 0:
+                await conn.execute(
+                    insert(t.scopes).values(
+                        name=scope.name, weight=scope.weight, created_at=self.clock()
+                    )
+                )
+        return scope
+
+    async def list_scopes(self) -> list[Scope]:
+        async with self._read() as conn:
+            rows = (await conn.execute(select(t.scopes).order_by(t.scopes.c.name))).all()
+        return [Scope(r.name, r.weight) for r in rows]
+
+    # --- the lease ----------------------------------------------------------------------------
+    async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
+        async with self._tx() as conn:
+            await self._serialize(conn, "ferry.lease")
+            room = _Room(await self._channels(conn), await self._active_by_pair(conn))
+            heads, channel_of = await self._queue_heads(conn, room, limit)
+            weights = {r.name: r.weight for r in (await conn.execute(select(t.scopes))).all()}
+            picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
+            if not picked:
+                return []
+            rows = await self._activate(conn, picked, agent_id, ttl)
+            options = await self._options_of(conn, {r.transfer_id for r in rows})
+        order = {task_id: n for n, task_id in enumerate(picked)}
+        rows.sort(key=lambda r: order[r.id])
+        lease = rows[0].lease_token if rows else ""
+        active = Counter(room.channel_key(r.source_site, r.destination_site) for r in rows)
+        return [
+            LeasedTask(
+                id=r.id,
+                lease=lease,
+                transfer_id=r.transfer_id,
+                run=r.run,
+                source=parse_location(r.source),
+                destination=parse_location(r.destination),
+                size=r.size,
+                attempt=r.attempts,
+                options=_within_channel(options[r.transfer_id], room, r, active),
+            )
+            for r in rows
+        ]
+
+    async def _active_by_pair(self, conn: AsyncConnection) -> dict[Pair, int]:
+        c = t.tasks.c
+        rows = (
+            await conn.execute(
+                select(c.source_site, c.destination_site, func.count())
+                .where(c.state == TaskState.ACTIVE.value)
+                .group_by(c.source_site, c.destination_site)
+            )
+        ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def _queue_heads(
+        self, conn: AsyncConnection, room: _Room, limit: int
+    ) -> tuple[dict[QueueKey, list[Queued]], dict[QueueKey, Pair | None]]:
+        """The first tasks of every queue that may start now, in dispatch order: each through
+        the queue index, never more than its channel's room or the limit."""
+        c = t.tasks.c
+        heads: dict[QueueKey, list[Queued]] = {}
+        channel_of: dict[QueueKey, Pair | None] = {}
+        for q in (await conn.execute(select(t.queues))).all():
+            key: QueueKey = (q.scope, q.source_site, q.destination_site)
+            channel_of[key] = governing = room.governing(q.source_site, q.destination_site)
+            wanted = limit if governing is None else min(limit, room.left[governing])
+            if wanted <= 0:
+                continue
+            rows = (
+                await conn.execute(
+                    select(c.id, c.priority)
+                    .where(
+                        (c.state == TaskState.QUEUED.value)
+                        & (c.scope == q.scope)
+                        & (c.source_site == q.source_site)
+                        & (c.destination_site == q.destination_site)
+                        & ~c.cancel_requested
+                    )
+                    .order_by(c.priority.desc(), c.id)
+                    .limit(wanted)
+                )
+            ).all()
+            if rows:
+                heads[key] = [Queued(r.id, r.priority) for r in rows]
+        return heads, channel_of
+
+    async def _activate(
+        self, conn: AsyncConnection, ids: list[int], agent_id: str, ttl: timedelta
+    ) -> list[Any]:
+        now = self.clock()
+        c = t.tasks.c
+        stmt = (
+            update(t.tasks)
+            .where(c.id.in_(ids) & (c.state == TaskState.QUEUED.value))
+            .values(
+                state=TaskState.ACTIVE.value,
+                lease_agent=agent_id,
+                lease_token=secrets.token_hex(16),
+                leased_at=now,
+                lease_expires_at=now + ttl,
+                attempts=c.attempts + 1,
+            )
+            .returning(
+                c.id,
+                c.transfer_id,
+                c.run,
+                c.scope,
+                c.source_site,
+                c.destination_site,
+                c.source,
+                c.destination,
+                c.size,
+                c.attempts,
+                c.lease_token,
+            )
+        )
+        return list((await conn.execute(stmt)).all())
+
+    async def _options_of(self, conn: AsyncConnection, ids: set[str]) -> dict[str, TransferOptions]:
+        if not ids:
+            return {}
+        rows = (
+            await conn.execute(
+                select(t.transfers.c.id, t.transfers.c.spec).where(t.transfers.c.id.in_(ids))
+            )
+        ).all()
+        return {r.id: TransferOptions.from_json(r.spec.get("options", {})) for r in rows}
+
+
+def _within_channel(
+    options: TransferOptions, room: _Room, row: Any, leased: Counter[Pair | None]
+) -> TransferOptions:
+    """The task's bandwidth, no more than its part of its channel's."""
+    channel = room.channels.resolve(row.source_site, row.destination_site)
+    if channel is None or channel.bandwidth is None:
+        return options
+    active = room.active[channel.key] + leased[channel.key]
+    share = channel.share_of_bandwidth(active)
+    if share is None or (options.bandwidth is not None and options.bandwidth <= share):
+        return options
+    return replace(options, bandwidth=share)
