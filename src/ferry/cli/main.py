@@ -11,7 +11,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from ferry.cli import daemons, schedules, storages, transfers
+from ferry.cli import daemons, registry, schedules, storages, transfers
 from ferry.errors import FerryError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ daemons.register(app)
 transfers.register(app)
 schedules.register(app)
 storages.register(app)
+registry.register(app)
 
 
 def fail(message: str) -> None:

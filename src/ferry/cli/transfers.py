@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
+from rich.console import Console
 from rich.table import Table
 
 from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
@@ -23,6 +25,7 @@ from ferry.cli.schedules import (
     UntilOption,
 )
 from ferry.client import Client
+from ferry.client._base import FINAL_STATUSES
 from ferry.domain.transfers import Checksum, Overwrite, parse_rate
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import Outcomes, TransferPublic
@@ -83,6 +86,20 @@ def submit(
             "--bandwidth", help="Per-object limit, bytes/s: 500K, 10M.", show_default=False
         ),
     ] = None,
+    scope: Annotated[str, typer.Option(help="The scope (tenant) it belongs to.")] = "default",
+    priority: Annotated[
+        int, typer.Option(min=1, max=5, help="1..5; higher goes first within its scope.")
+    ] = 3,
+    retries: Annotated[
+        int, typer.Option(min=0, max=100, help="Retries per object after transient errors.")
+    ] = 3,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="A tag to find it by (repeatable).")
+    ] = None,
+    notify: Annotated[
+        str | None,
+        typer.Option(help="http(s) URL that receives each run's outcome (POST, JSON)."),
+    ] = None,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -111,6 +128,10 @@ def submit(
             "checksum": checksum.value,
             "unzip": unzip,
             "bandwidth": parse_rate(bandwidth) if bandwidth else None,
+            "priority": priority,
+            "retries": retries,
+            "labels": label or [],
+            "notify": notify,
         }
         transfer = client.submit(
             locations[:-1],
@@ -119,6 +140,7 @@ def submit(
             submission_id=submission_id,
             schedule=schedule,
             options=options,
+            scope=scope,
         )
         if wait:
             transfer = client.wait(transfer.id)
@@ -145,23 +167,43 @@ def status(
 
 def ls(
     status: Annotated[str | None, typer.Option(help="Only transfers in this status.")] = None,
+    submitter: Annotated[str | None, typer.Option(help="Only those this client submitted.")] = None,
+    scope: Annotated[str | None, typer.Option(help="Only those of this scope.")] = None,
+    kind: Annotated[str | None, typer.Option(help="file or tree.")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="Schedule kind: direct, at, every, cron.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Only those with this label.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    every_page: Annotated[
+        bool, typer.Option("--all", help="Every match, following the pages (ignores --limit).")
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """List transfers, newest first."""
+    filters = {
+        "status": status,
+        "submitter": submitter,
+        "scope": scope,
+        "kind": kind,
+        "schedule": schedule,
+        "label": label,
+    }
     with _client(url, token, data_dir) as client:
-        page = client.list(status=status, limit=limit)
+        items = (
+            client.list_all(**filters) if every_page else client.list(limit=limit, **filters).items
+        )
     if as_json:
-        _print_json([t.model_dump(mode="json") for t in page.items])
+        _print_json([t.model_dump(mode="json") for t in items])
         return
     table = Table()
     table.add_column("id", no_wrap=True, min_width=36)  # users copy it: never cut
     for name in ("status", "kind", "objects", "bytes", "created"):
         table.add_column(name, overflow="fold")
-    for t in page.items:
+    for t in items:
         table.add_row(
             t.id,
             t.status,
@@ -229,6 +271,58 @@ def cancel(
         console().print(f"{result.id}: {result.outcome}")
 
 
+def watch(
+    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Follow a transfer live (server-sent events) until it ends; exit 1 unless COMPLETED.
+    A periodic transfer is followed until interrupted or finished."""
+    last = "STANDBY"
+    out = console()
+    with _client(url, token, data_dir) as client:
+        for event in client.events(transfer_id):
+            if as_json:
+                typer.echo(json.dumps(event, ensure_ascii=False))
+            else:
+                _print_event(out, event)
+            if event["event"] == "transfer":
+                last = event["status"]
+                if last in FINAL_STATUSES:
+                    break
+            if event["event"] == "lagged":
+                last = client.get(transfer_id).status
+                if last in FINAL_STATUSES:
+                    break
+    if last != "COMPLETED":
+        raise SystemExit(1)
+
+
+def _print_event(out: Console, event: dict[str, Any]) -> None:
+    kind = event["event"]
+    if kind == "transfer":
+        error = f": {event['error']}" if event.get("error") else ""
+        out.print(f"transfer {event['transfer']}: {event['status']}{error}", markup=False)
+    elif kind == "run":
+        o = event["objects"]
+        out.print(
+            f"run {event['run']}: {event['status']} ({o['done']} done, {o['skipped']} skipped,"
+            f" {o['failed']} failed, {o['canceled']} canceled; {event['bytes']} bytes)"
+        )
+    elif kind == "tasks":
+        failed = [c for c in event["changes"] if c["state"] in ("FAILED", "WAITING")]
+        states = Counter(c["state"] for c in event["changes"])
+        out.print("objects: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+        for change in failed[:5]:
+            out.print(f"  task {change['task']}: {change['error']}", markup=False)
+    elif kind == "progress":
+        total = f" of {event['bytes_total']}" if event.get("bytes_total") else ""
+        rate = f", {event['rate_bps'] / 1e6:.1f} MB/s" if event.get("rate_bps") else ""
+        out.print(f"moving: {event['bytes_moved']}{total} bytes{rate}")
+
+
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, ls, outcomes, cancel):
+    for command in (submit, status, ls, outcomes, cancel, watch):
         app.command()(command)

@@ -3,15 +3,27 @@ parsing answers."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from ferry.errors import ApiError, Unauthenticated
-from ferry.server.schemas import CancelResult, Outcomes, RunPublic, TransferList, TransferPublic
+from ferry.server.schemas import (
+    AgentPublic,
+    AgentStatsPublic,
+    CancelResult,
+    ChannelPublic,
+    Outcomes,
+    RunPublic,
+    ScopePublic,
+    TransferList,
+    TransferPublic,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 RUNS_PAGE = 1000  # the server's page of runs
@@ -65,6 +77,7 @@ class BaseClient:
         submission_id: str | None = None,
         schedule: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        scope: str | None = None,
     ) -> Request:
         body: dict[str, Any] = {
             "sources": sources,
@@ -77,6 +90,8 @@ class BaseClient:
             body["options"] = options
         if submission_id:
             body["submission_id"] = submission_id
+        if scope:
+            body["scope"] = scope
         return Request("POST", "/api/v1/transfers", json=body)
 
     @staticmethod
@@ -98,6 +113,34 @@ class BaseClient:
         return Request("POST", "/api/v1/storages", json=body)
 
     @staticmethod
+    def list_request(
+        *, limit: int = 100, cursor: str | None = None, **filters: str | None
+    ) -> Request:
+        """``filters``: status, kind, submitter, scope, schedule (its kind), label."""
+        params = {"limit": limit, "cursor": cursor, **filters}
+        kept = {name: value for name, value in params.items() if value is not None}
+        return Request("GET", "/api/v1/transfers", params=kept)
+
+    @staticmethod
+    def channel_request(
+        source_site: str,
+        destination_site: str,
+        *,
+        max_active: int | None = None,
+        bandwidth: int | None = None,
+        state: str = "active",
+    ) -> Request:
+        body = {"max_active": max_active, "bandwidth": bandwidth, "state": state}
+        path = f"/api/v1/channels/{quote(source_site, safe='')}/{quote(destination_site, safe='')}"
+        return Request("PUT", path, json=body)
+
+    @staticmethod
+    def parse_event(lines: list[str]) -> dict[str, Any] | None:
+        """One server-sent event from its lines (``event:``/``data:``); None for a comment."""
+        data = "".join(line[5:].strip() for line in lines if line.startswith("data:"))
+        return json.loads(data) if data else None
+
+    @staticmethod
     def parse(response: httpx.Response) -> Any:
         if response.is_error:
             raise problem_error(response)
@@ -110,9 +153,25 @@ class BaseClient:
     parse_outcomes = staticmethod(Outcomes.model_validate)
     parse_cancel = staticmethod(CancelResult.model_validate)
 
+    parse_channel = staticmethod(ChannelPublic.model_validate)
+    parse_scope = staticmethod(ScopePublic.model_validate)
+    parse_agent_stats = staticmethod(AgentStatsPublic.model_validate)
+
     @staticmethod
     def parse_runs(data: Any) -> list[RunPublic]:
         return [RunPublic.model_validate(item) for item in data]
+
+    @staticmethod
+    def parse_agents(data: Any) -> list[AgentPublic]:
+        return [AgentPublic.model_validate(item) for item in data]
+
+    @staticmethod
+    def parse_channels(data: Any) -> list[ChannelPublic]:
+        return [ChannelPublic.model_validate(item) for item in data]
+
+    @staticmethod
+    def parse_scopes(data: Any) -> list[ScopePublic]:
+        return [ScopePublic.model_validate(item) for item in data]
 
 
 def problem_error(response: httpx.Response) -> ApiError:

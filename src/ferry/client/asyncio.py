@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,13 @@ from ferry.client._base import (
     merge_outcome_pages,
 )
 from ferry.server.schemas import (
+    AgentPublic,
+    AgentStatsPublic,
     CancelResult,
+    ChannelPublic,
     Outcomes,
     RunPublic,
+    ScopePublic,
     StoragePublic,
     TransferList,
     TransferPublic,
@@ -70,6 +75,7 @@ class AsyncClient(BaseClient):
         submission_id: str | None = None,
         schedule: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        scope: str | None = None,
     ) -> TransferPublic:
         request = self.submit_request(
             sources,
@@ -78,6 +84,7 @@ class AsyncClient(BaseClient):
             submission_id=submission_id,
             schedule=schedule,
             options=options,
+            scope=scope,
         )
         return self.parse_transfer(await self._send(request))
 
@@ -97,14 +104,79 @@ class AsyncClient(BaseClient):
         )
 
     async def list(
-        self, *, status: str | None = None, limit: int = 100, cursor: str | None = None
+        self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
     ) -> TransferList:
-        params = {
-            k: v
-            for k, v in {"status": status, "limit": limit, "cursor": cursor}.items()
-            if v is not None
-        }
-        return self.parse_list(await self._send(Request("GET", "/api/v1/transfers", params=params)))
+        """One page, newest first; ``filters``: status, kind, submitter, scope, schedule, label."""
+        return self.parse_list(
+            await self._send(self.list_request(limit=limit, cursor=cursor, **filters))
+        )
+
+    async def list_all(self, **filters: str | None) -> builtins.list[TransferPublic]:
+        """Every matching transfer, following the cursor."""
+        found: builtins.list[TransferPublic] = []
+        cursor = None
+        while True:
+            page = await self.list(limit=1000, cursor=cursor, **filters)
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def agents(self) -> builtins.list[AgentPublic]:
+        return self.parse_agents(await self._send(Request("GET", "/api/v1/agents")))
+
+    async def agent_stats(self, agent_id: str) -> AgentStatsPublic:
+        return self.parse_agent_stats(
+            await self._send(Request("GET", f"/api/v1/agents/{agent_id}/stats"))
+        )
+
+    async def channels(self) -> builtins.list[ChannelPublic]:
+        return self.parse_channels(await self._send(Request("GET", "/api/v1/channels")))
+
+    async def set_channel(
+        self,
+        source_site: str,
+        destination_site: str,
+        *,
+        max_active: int | None = None,
+        bandwidth: int | None = None,
+        state: str = "active",
+    ) -> ChannelPublic:
+        request = self.channel_request(
+            source_site, destination_site, max_active=max_active, bandwidth=bandwidth, state=state
+        )
+        return self.parse_channel(await self._send(request))
+
+    async def remove_channel(self, source_site: str, destination_site: str) -> None:
+        request = self.channel_request(source_site, destination_site)
+        await self._send(Request("DELETE", request.path))
+
+    async def scopes(self) -> builtins.list[ScopePublic]:
+        return self.parse_scopes(await self._send(Request("GET", "/api/v1/scopes")))
+
+    async def set_scope(self, name: str, *, weight: int) -> ScopePublic:
+        return self.parse_scope(
+            await self._send(Request("PUT", f"/api/v1/scopes/{name}", json={"weight": weight}))
+        )
+
+    async def events(self, transfer_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events as they come (``transfer_id``: that transfer's only)."""
+        params = {"transfer": transfer_id} if transfer_id else None
+        async with self._http.stream(
+            "GET", "/api/v1/events", params=params, headers=self._headers(), timeout=None
+        ) as response:
+            if response.is_error:
+                await response.aread()
+                self.parse(response)
+            lines: builtins.list[str] = []
+            async for line in response.aiter_lines():
+                if line:
+                    lines.append(line)
+                    continue
+                event = self.parse_event(lines)
+                lines = []
+                if event is not None:
+                    yield event
 
     async def cancel(self, transfer_id: str) -> CancelResult:
         return self.parse_cancel(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,13 @@ from ferry.client._base import (
     merge_outcome_pages,
 )
 from ferry.server.schemas import (
+    AgentPublic,
+    AgentStatsPublic,
     CancelResult,
+    ChannelPublic,
     Outcomes,
     RunPublic,
+    ScopePublic,
     StoragePublic,
     TransferList,
     TransferPublic,
@@ -68,6 +73,7 @@ class Client(BaseClient):
         submission_id: str | None = None,
         schedule: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        scope: str | None = None,
     ) -> TransferPublic:
         request = self.submit_request(
             sources,
@@ -76,6 +82,7 @@ class Client(BaseClient):
             submission_id=submission_id,
             schedule=schedule,
             options=options,
+            scope=scope,
         )
         return self.parse_transfer(self._send(request))
 
@@ -95,14 +102,77 @@ class Client(BaseClient):
         return self.parse_transfer(self._send(Request("GET", f"/api/v1/transfers/{transfer_id}")))
 
     def list(
-        self, *, status: str | None = None, limit: int = 100, cursor: str | None = None
+        self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
     ) -> TransferList:
-        params = {
-            k: v
-            for k, v in {"status": status, "limit": limit, "cursor": cursor}.items()
-            if v is not None
-        }
-        return self.parse_list(self._send(Request("GET", "/api/v1/transfers", params=params)))
+        """One page, newest first; ``filters``: status, kind, submitter, scope, schedule, label."""
+        return self.parse_list(self._send(self.list_request(limit=limit, cursor=cursor, **filters)))
+
+    def list_all(self, **filters: str | None) -> builtins.list[TransferPublic]:
+        """Every matching transfer, following the cursor."""
+        found: builtins.list[TransferPublic] = []
+        cursor = None
+        while True:
+            page = self.list(limit=1000, cursor=cursor, **filters)
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    def agents(self) -> builtins.list[AgentPublic]:
+        return self.parse_agents(self._send(Request("GET", "/api/v1/agents")))
+
+    def agent_stats(self, agent_id: str) -> AgentStatsPublic:
+        return self.parse_agent_stats(
+            self._send(Request("GET", f"/api/v1/agents/{agent_id}/stats"))
+        )
+
+    def channels(self) -> builtins.list[ChannelPublic]:
+        return self.parse_channels(self._send(Request("GET", "/api/v1/channels")))
+
+    def set_channel(
+        self,
+        source_site: str,
+        destination_site: str,
+        *,
+        max_active: int | None = None,
+        bandwidth: int | None = None,
+        state: str = "active",
+    ) -> ChannelPublic:
+        request = self.channel_request(
+            source_site, destination_site, max_active=max_active, bandwidth=bandwidth, state=state
+        )
+        return self.parse_channel(self._send(request))
+
+    def remove_channel(self, source_site: str, destination_site: str) -> None:
+        request = self.channel_request(source_site, destination_site)
+        self._send(Request("DELETE", request.path))
+
+    def scopes(self) -> builtins.list[ScopePublic]:
+        return self.parse_scopes(self._send(Request("GET", "/api/v1/scopes")))
+
+    def set_scope(self, name: str, *, weight: int) -> ScopePublic:
+        return self.parse_scope(
+            self._send(Request("PUT", f"/api/v1/scopes/{name}", json={"weight": weight}))
+        )
+
+    def events(self, transfer_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Server-sent events as they come (``transfer_id``: that transfer's only)."""
+        params = {"transfer": transfer_id} if transfer_id else None
+        with self._http.stream(
+            "GET", "/api/v1/events", params=params, headers=self._headers(), timeout=None
+        ) as response:
+            if response.is_error:
+                response.read()
+                self.parse(response)
+            lines: builtins.list[str] = []
+            for line in response.iter_lines():
+                if line:
+                    lines.append(line)
+                    continue
+                event = self.parse_event(lines)
+                lines = []
+                if event is not None:
+                    yield event
 
     def cancel(self, transfer_id: str) -> CancelResult:
         return self.parse_cancel(

@@ -1,0 +1,167 @@
+"""``ferry agents``, ``ferry channel set|ls|rm``, ``ferry scope set|ls``: the information
+system and the dispatch's limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.client import Client
+from ferry.domain.channels import ChannelState
+from ferry.domain.transfers import parse_rate
+
+channel_app = typer.Typer(help="Channels: how much may move between two sites at once.")
+scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def agents(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Agents: state, host, version, tasks held now and statistics."""
+    with Client(url, token, data_dir) as client:
+        found = client.agents()
+    if as_json:
+        _json([a.model_dump(mode="json") for a in found])
+        return
+    table = Table()
+    for name in ("name", "state", "host", "version", "active", "done", "failed", "bytes", "B/s"):
+        table.add_column(name, overflow="fold")
+    for a in found:
+        s = a.stats
+        table.add_row(
+            a.name,
+            a.state,
+            a.host,
+            a.version or "",
+            str(a.active),
+            str(s.succeeded),
+            str(s.failed),
+            str(s.bytes),
+            f"{s.throughput:.0f}",
+        )
+    console().print(table)
+
+
+@channel_app.command("set")
+def channel_set(
+    source_site: Annotated[str, typer.Argument(help="Source site, or * for any.")],
+    destination_site: Annotated[str, typer.Argument(help="Destination site, or * for any.")],
+    max_active: Annotated[
+        int | None, typer.Option("--max-active", min=0, help="Objects moving at once.")
+    ] = None,
+    bandwidth: Annotated[
+        str | None, typer.Option(help="Shared limit, bytes/s: 500K, 10M.", show_default=False)
+    ] = None,
+    state: Annotated[
+        ChannelState, typer.Option(help="drain: finish active, start none; stopped: stop all.")
+    ] = ChannelState.ACTIVE,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create or replace the channel SOURCE_SITE → DESTINATION_SITE (administrators)."""
+    with Client(url, token, data_dir) as client:
+        channel = client.set_channel(
+            source_site,
+            destination_site,
+            max_active=max_active,
+            bandwidth=parse_rate(bandwidth) if bandwidth else None,
+            state=state.value,
+        )
+    if as_json:
+        _json(channel.model_dump(mode="json"))
+    else:
+        console().print(
+            f"{channel.source_site}→{channel.destination_site}: {channel.state.value},"
+            f" max active {channel.max_active if channel.max_active is not None else 'unlimited'}"
+        )
+
+
+@channel_app.command("ls")
+def channel_ls(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Channels, with the objects active in each now."""
+    with Client(url, token, data_dir) as client:
+        found = client.channels()
+    if as_json:
+        _json([c.model_dump(mode="json") for c in found])
+        return
+    table = Table()
+    for name in ("channel", "state", "max active", "active", "bandwidth B/s"):
+        table.add_column(name)
+    for c in found:
+        table.add_row(
+            f"{c.source_site}→{c.destination_site}",
+            c.state.value,
+            "unlimited" if c.max_active is None else str(c.max_active),
+            str(c.active),
+            "" if c.bandwidth is None else str(c.bandwidth),
+        )
+    console().print(table)
+
+
+@channel_app.command("rm")
+def channel_rm(
+    source_site: Annotated[str, typer.Argument(help="Source site, or *.")],
+    destination_site: Annotated[str, typer.Argument(help="Destination site, or *.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove a channel: its pairs fall to the next matching channel, or to no limit."""
+    with Client(url, token, data_dir) as client:
+        client.remove_channel(source_site, destination_site)
+    console().print(f"removed {source_site}→{destination_site}")
+
+
+@scope_app.command("set")
+def scope_set(
+    name: Annotated[str, typer.Argument(help="Scope name.")],
+    weight: Annotated[int, typer.Option(min=1, max=1000, help="Share in the round-robin.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a scope or change its weight (administrators)."""
+    with Client(url, token, data_dir) as client:
+        scope = client.set_scope(name, weight=weight)
+    console().print(f"{scope.name}: weight {scope.weight}")
+
+
+@scope_app.command("ls")
+def scope_ls(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Scopes and their weights."""
+    with Client(url, token, data_dir) as client:
+        found = client.scopes()
+    if as_json:
+        _json([s.model_dump(mode="json") for s in found])
+        return
+    for s in found:
+        console().print(f"{s.name}: weight {s.weight}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(agents)
+    app.add_typer(channel_app, name="channel")
+    app.add_typer(scope_app, name="scope")
