@@ -25,12 +25,21 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-# The real servers the storage tests talk to (each started by a test fixture on 127.0.0.1):
-# OpenSSH's sshd and nginx from Debian; moto's S3 server and wsgidav come with the Python extras.
+# The real servers the tests talk to (each started by a test fixture on 127.0.0.1): OpenSSH's
+# sshd, nginx and PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) from Debian;
+# moto's S3 server and wsgidav come with the Python extras. Debian's PostgreSQL would create a
+# "main" cluster and start it as a service: the createcluster.d setting stops that, so nothing
+# runs or listens once installed (the tests initdb a cluster of their own).
+PG_NO_CLUSTER := /etc/postgresql-common/createcluster.d/ferry-tests.conf
+
 test-servers:
-	@test -x /usr/sbin/sshd && test -x /usr/sbin/nginx || { \
+	@test -x /usr/sbin/sshd && test -x /usr/sbin/nginx && \
+	test -n "$(wildcard /usr/lib/postgresql/*/bin/initdb)" || { \
+		mkdir -p $(dir $(PG_NO_CLUSTER)) && \
+		echo 'create_main_cluster = false' > $(PG_NO_CLUSTER) && \
 		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server nginx-light >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			openssh-server nginx-light postgresql >/dev/null; }
 
 test: lint test-servers
 	$(BIN)/pytest -q

@@ -1,4 +1,5 @@
-"""A real SQLite store in a temporary folder, with a clock the tests move by hand."""
+"""A real store, on SQLite in a temporary folder and on a throwaway PostgreSQL database, with a
+clock the tests move by hand."""
 
 from __future__ import annotations
 
@@ -33,15 +34,30 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def db_path(tmp_path):
+def db_path(backend, tmp_path):
+    """The SQLite file: a test that opens it runs on SQLite only."""
+    if backend != "sqlite":
+        pytest.skip("opens the SQLite file")
     return tmp_path / "ferry.db"
 
 
 @pytest.fixture
-async def fresh_store(db_path, clock) -> AsyncIterator[SqlStore]:
+def database_url(request: pytest.FixtureRequest, backend, tmp_path) -> str:
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}"
+
+
+@pytest.fixture
+async def fresh_store(database_url, clock) -> AsyncIterator[SqlStore]:
     """Migrated, not bootstrapped."""
-    store = SqlStore(f"sqlite+aiosqlite:///{db_path}", clock=clock)
+    store = SqlStore(database_url, clock=clock)
     await store.open()
     try:
         yield store

@@ -42,6 +42,13 @@ def server(
     heartbeat: Annotated[
         float | None, typer.Option(help="Seconds between agent heartbeats.")
     ] = None,
+    agent_max_active: Annotated[
+        int | None, typer.Option(help="Copies each local agent runs at once (default 8).")
+    ] = None,
+    agent_lost_after: Annotated[
+        float | None,
+        typer.Option(help="Seconds without a heartbeat before an agent is LOST (default 30)."),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
 ) -> None:
     """Run the scheduler service: the API, the scheduler loops and the local agents."""
@@ -56,6 +63,8 @@ def server(
         "agents": agents,
         "lease_ttl_s": lease_ttl,
         "heartbeat_s": heartbeat,
+        "agent_max_active": agent_max_active,
+        "agent_lost_after_s": agent_lost_after,
         "log_level": log_level,
         "storages": parse_storages(storage) if storage else None,
     }
