@@ -30,6 +30,13 @@ def server(
     data_dir: Annotated[
         Path | None, typer.Option(help="Database and tokens (default ./.ferry).")
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the database (default: SQLite in the data dir), e.g."
+            " postgresql+psycopg://ferry@db.example.org/ferry for several servers."
+        ),
+    ] = None,
     agents: Annotated[
         int | None, typer.Option(help="Local agents to start and supervise (default 2).")
     ] = None,
@@ -60,6 +67,7 @@ def server(
         "host": host,
         "port": port,
         "data_dir": data_dir,
+        "db": db,
         "agents": agents,
         "lease_ttl_s": lease_ttl,
         "heartbeat_s": heartbeat,

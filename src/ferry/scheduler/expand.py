@@ -22,6 +22,7 @@ log = logging.getLogger("ferry.scheduler")
 
 class ExpandLoop(Loop):
     name = "expand"
+    singleton = True
     interval = 5.0
 
     def __init__(

@@ -16,6 +16,7 @@ class FinalizeLoop(Loop):
     """Close runs whose objects have all ended, set their transfer's status, and announce it."""
 
     name = "finalize"
+    singleton = True
     interval = 2.0
 
     @property

@@ -53,6 +53,8 @@ class Loop(ABC):
 
     name = "loop"
     interval = 1.0
+    # Loops whose work is not claimed row by row run on one server at a time.
+    singleton = False
 
     def __init__(
         self, store: Store, wakeups: Wakeups, clock: Callable[[], datetime] = system_clock
@@ -72,13 +74,21 @@ class Loop(ABC):
     async def delay(self) -> float:
         return self.interval
 
+    async def _turn(self) -> None:
+        if not self.singleton:
+            await self.run_once()
+            return
+        async with self.store.singleton(self.name) as mine:
+            if mine:
+                await self.run_once()
+
     async def run_forever(self, stop: asyncio.Event) -> None:
         log.info("%s loop started", self.name)
         while not stop.is_set():
             if self.wake is not None:
                 self.wake.clear()  # a wake-up during run_once() below makes the next one immediate
             try:
-                await self.run_once()
+                await self._turn()
             except Exception:
                 log.exception("%s loop crashed in run_once; it goes on", self.name)
             await self._sleep(stop, await self._safe_delay())

@@ -24,6 +24,7 @@ MAX_ATTEMPTS = 10
 
 class NotifyLoop(Loop):
     name = "notify"
+    singleton = True
     interval = 1.0
 
     def __init__(

@@ -60,6 +60,7 @@ class StorageCache:
 
 class RegistryLoop(Loop):
     name = "registry"
+    singleton = True
     interval = 2.0
 
     def __init__(

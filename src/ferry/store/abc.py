@@ -8,6 +8,7 @@ servers (or a late agent report) can never apply the same change twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -160,6 +161,10 @@ class Store(Protocol):
         """Connect and apply every pending migration."""
 
     async def close(self) -> None: ...
+
+    def singleton(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Enter to learn whether this server holds the loop ``name`` for this turn (several
+        servers on one database: one runs it, the others skip)."""
 
     async def bootstrap(self) -> str | None:
         """Create the default scope and the administrator client; return a new administrator

@@ -43,6 +43,10 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -106,12 +110,30 @@ class SqlBase:
         async with self.engine.connect() as conn:
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def singleton(self, name: str) -> AsyncIterator[bool]:
+        """Whether this server may run the loop ``name`` now: with several servers on one
+        PostgreSQL, one holds its advisory lock and the others skip the turn. SQLite has one
+        server."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = _lock_key(name)
+        async with self.engine.connect() as conn:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar()
+            await conn.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await conn.commit()
+
     async def _serialize(self, conn: AsyncConnection, name: str) -> None:
         """Hold, until the transaction ends, the lock called ``name`` across every server of
         this database (PostgreSQL advisory lock); SQLite's single writer already is one."""
         if not self.is_sqlite:
-            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(name)})
 
     async def _insert_missing(
         self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
