@@ -55,7 +55,12 @@ class NotifyLoop(Loop):
             headers={"User-Agent": f"ferry/{__version__}"},
             follow_redirects=False,
         ) as client:
-            await asyncio.gather(*(self._deliver(client, n) for n in due))
+            outcomes = await asyncio.gather(
+                *(self._deliver(client, n) for n in due), return_exceptions=True
+            )
+        for notification, outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("hook %d could not be handled: %r", notification.id, outcome)
 
     async def _deliver(self, client: httpx.AsyncClient, notification: Notification) -> None:
         error = None
@@ -63,7 +68,7 @@ class NotifyLoop(Loop):
             response = await client.post(notification.url, json=notification.payload)
             if not response.is_success:
                 error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         if error is None:
             await self.store.record_notification(

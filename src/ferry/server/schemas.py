@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ferry.domain.channels import ChannelState
 from ferry.domain.schedules import (
@@ -40,6 +41,18 @@ class TransferOptionsIn(_Strict):
     labels: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:=-]{1,64}$")]] = Field(
         default_factory=list, max_length=16
     )
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                url = httpx.URL(value)
+            except httpx.InvalidURL as exc:
+                raise ValueError(f"not a URL: {exc}") from exc
+            if not url.host:
+                raise ValueError("the URL has no host")
+        return value
 
 
 RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s, +10m, +2h, +1d")]

@@ -1,0 +1,142 @@
+"""Channels: which one governs a pair of sites, what a site may be called, how bandwidth splits."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.domain.channels import (
+    ANY_SITE,
+    Channel,
+    ChannelMap,
+    ChannelState,
+    check_storage_site,
+    resolve_channel,
+)
+from ferry.errors import InvalidRequest
+
+EXACT = Channel("cern", "desy", max_active=1)
+INTO_DESY = Channel(ANY_SITE, "desy", max_active=2)
+OUT_OF_CERN = Channel("cern", ANY_SITE, max_active=3)
+ANYWHERE = Channel(ANY_SITE, ANY_SITE, max_active=4)
+
+
+def by_key(*channels: Channel) -> dict[tuple[str, str], Channel]:
+    return {c.key: c for c in channels}
+
+
+# --- resolution: A→B, *→B, A→*, *→*, first match --------------------------------------------------
+
+
+def test_the_exact_pair_wins_over_every_wildcard() -> None:
+    channels = by_key(ANYWHERE, OUT_OF_CERN, INTO_DESY, EXACT)
+    assert resolve_channel(channels, "cern", "desy") is EXACT
+
+
+def test_any_source_to_the_destination_comes_before_the_source_to_anywhere() -> None:
+    channels = by_key(ANYWHERE, OUT_OF_CERN, INTO_DESY)
+    assert resolve_channel(channels, "cern", "desy") is INTO_DESY
+
+
+def test_the_source_to_anywhere_comes_before_the_catch_all() -> None:
+    channels = by_key(ANYWHERE, OUT_OF_CERN)
+    assert resolve_channel(channels, "cern", "desy") is OUT_OF_CERN
+
+
+def test_the_catch_all_governs_a_pair_nothing_else_matches() -> None:
+    channels = by_key(ANYWHERE, OUT_OF_CERN, INTO_DESY, EXACT)
+    assert resolve_channel(channels, "pic", "in2p3") is ANYWHERE
+
+
+def test_a_pair_no_channel_matches_is_unconstrained() -> None:
+    channels = by_key(EXACT, INTO_DESY, OUT_OF_CERN)
+    assert resolve_channel(channels, "pic", "in2p3") is None
+    assert resolve_channel({}, "cern", "desy") is None
+
+
+def test_a_channel_is_not_matched_in_the_reverse_direction() -> None:
+    assert resolve_channel(by_key(EXACT), "desy", "cern") is None
+
+
+def test_a_channel_map_resolves_like_resolve_channel_and_lists_its_channels() -> None:
+    channels = ChannelMap([ANYWHERE, INTO_DESY, EXACT])
+    assert channels.resolve("cern", "desy") is EXACT
+    assert channels.resolve("pic", "desy") is INTO_DESY
+    assert channels.resolve("pic", "cern") is ANYWHERE
+    assert channels.resolve("pic", "cern") is ANYWHERE  # the memo answers the same
+    assert set(channels) == {ANYWHERE, INTO_DESY, EXACT}
+
+
+def test_a_channel_map_without_a_catch_all_leaves_other_pairs_alone() -> None:
+    assert ChannelMap([EXACT]).resolve("pic", "desy") is None
+
+
+# --- names and limits -----------------------------------------------------------------------------
+
+
+def test_a_channel_is_named_and_serialized_by_its_pair() -> None:
+    channel = Channel("cern", ANY_SITE, max_active=5, bandwidth=100, state=ChannelState.DRAIN)
+    assert channel.key == ("cern", "*")
+    assert channel.name == "cern→*"
+    assert channel.to_json() == {
+        "source_site": "cern",
+        "destination_site": "*",
+        "max_active": 5,
+        "bandwidth": 100,
+        "state": "drain",
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_active": -1},
+        {"bandwidth": 0},
+        {"source_site": ""},
+        {"source_site": "a/b"},
+        {"destination_site": "a b"},
+        {"destination_site": "a→b"},
+        {"source_site": "x" * 65},
+    ],
+)
+def test_a_channel_with_a_bad_site_or_limit_is_refused(kwargs) -> None:
+    values = {"source_site": "cern", "destination_site": "desy", **kwargs}
+    with pytest.raises(InvalidRequest):
+        Channel(**values)
+
+
+def test_a_channel_may_allow_nothing_at_all() -> None:
+    assert Channel("cern", "desy", max_active=0).max_active == 0
+
+
+@pytest.mark.parametrize("site", ["UNKNOWN", "unknown", "Unknown", ANY_SITE, "", "a/b", "x" * 65])
+def test_a_storage_site_may_be_neither_unknown_nor_the_wildcard(site) -> None:
+    with pytest.raises(InvalidRequest):
+        check_storage_site(site)
+
+
+@pytest.mark.parametrize("site", ["cern", "CERN-PROD", "x" * 64])
+def test_a_plain_storage_site_is_accepted(site) -> None:
+    check_storage_site(site)
+
+
+# --- bandwidth shares -----------------------------------------------------------------------------
+
+
+def test_without_a_bandwidth_there_is_no_share() -> None:
+    assert Channel("cern", "desy", max_active=4).share_of_bandwidth(2) is None
+
+
+def test_the_bandwidth_is_split_by_max_active_whatever_runs_now() -> None:
+    channel = Channel("cern", "desy", max_active=4, bandwidth=1000)
+    assert channel.share_of_bandwidth(1) == 250
+    assert channel.share_of_bandwidth(4) == 250
+
+
+def test_without_max_active_the_bandwidth_is_split_by_the_active_tasks() -> None:
+    channel = Channel("cern", "desy", bandwidth=1000)
+    assert channel.share_of_bandwidth(3) == 333
+    assert channel.share_of_bandwidth(0) == 1000
+
+
+def test_a_share_is_never_below_one_byte_per_second() -> None:
+    assert Channel("cern", "desy", bandwidth=3).share_of_bandwidth(10) == 1

@@ -1,0 +1,381 @@
+"""Dispatch in the store, on SQLite and PostgreSQL: channels and scopes, the lease under their
+limits, channels drained and stopped, agents' statistics, and transfer listing filters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from ferry.domain.channels import ANY_SITE, Channel, ChannelState
+from ferry.domain.locations import parse_location
+from ferry.domain.states import TaskState
+from ferry.domain.transfers import (
+    PlannedTask,
+    Scope,
+    Storage,
+    Transfer,
+    TransferKind,
+    TransferOptions,
+    TransferSpec,
+)
+from ferry.errors import NotFound
+from ferry.store.abc import AgentStatistics, NewTransfer, TaskResult, TransferFilter
+from ferry.store.sql import SqlStore
+
+TTL = timedelta(seconds=30)
+AB = ("A", "B")
+AC = ("A", "C")
+
+
+@pytest.fixture
+async def sites(store, tmp_path) -> None:
+    """Storage ``src`` at site A, ``dst`` at B and ``dst2`` at C."""
+    for name, site in (("src", "A"), ("dst", "B"), ("dst2", "C")):
+        await store.put_storage(Storage(name, (tmp_path / name).as_uri(), site=site))
+
+
+@pytest.fixture
+def queue(store, clock, sites):
+    """A started transfer of ``count`` tasks from ``src`` to ``destination`` in ``scope``."""
+    made = Counter[str]()
+
+    async def queue(
+        count: int,
+        *,
+        scope: str = "default",
+        destination: str = "dst",
+        options: TransferOptions | None = None,
+    ) -> Transfer:
+        made[scope] += 1
+        prefix = f"{scope}-{made[scope]}-"
+        spec = TransferSpec(
+            TransferKind.FILE,
+            (parse_location("src:in/a.bin"),),
+            parse_location(f"{destination}:out"),
+            options or TransferOptions(),
+        )
+        new = NewTransfer(scope, "admin", spec, {}, clock.now)
+        transfer, _created = await store.create_transfer(new)
+        await store.claim_due_transfers(clock.now, 100)
+        transfer = await store.get_transfer(transfer.id)
+        tasks = [
+            PlannedTask(
+                parse_location(f"src:{prefix}{n}"), parse_location(f"{destination}:{prefix}{n}"), 10
+            )
+            for n in range(count)
+        ]
+        await store.add_tasks(transfer, transfer.runs, tasks)
+        await store.mark_expanded(transfer.id, transfer.runs)
+        return transfer
+
+    return queue
+
+
+async def lease(store, agent_id, limit=100):
+    return await store.lease_tasks(agent_id, limit=limit, ttl=TTL)
+
+
+def done(task, nbytes=10):
+    return TaskResult(task.id, task.lease, TaskState.DONE, bytes=nbytes, checksum="adler32:1")
+
+
+def stopped(task):
+    return TaskResult(task.id, task.lease, TaskState.CANCELED, error="channel stopped")
+
+
+async def tasks_of(store, transfer_id):
+    return await store.outcomes(transfer_id, 1, after=0, limit=10_000)
+
+
+# --- channels and scopes --------------------------------------------------------------------------
+
+
+async def test_a_channel_is_stored_replaced_and_deleted(store):
+    await store.put_channel(Channel("A", "B", max_active=2))
+    await store.put_channel(Channel(ANY_SITE, ANY_SITE, bandwidth=100))
+    await store.put_channel(Channel("A", "B", max_active=5, state=ChannelState.DRAIN))
+
+    assert sorted(await store.list_channels(), key=lambda c: c.key) == [
+        Channel(ANY_SITE, ANY_SITE, bandwidth=100),
+        Channel("A", "B", max_active=5, state=ChannelState.DRAIN),
+    ]
+    await store.delete_channel("A", "B")
+    assert await store.list_channels() == [Channel(ANY_SITE, ANY_SITE, bandwidth=100)]
+    with pytest.raises(NotFound):
+        await store.delete_channel("A", "B")
+
+
+async def test_a_scope_weight_is_set_and_listed_by_name(store):
+    await store.put_scope(Scope("physics", 4))
+    await store.put_scope(Scope("default", 2))
+    assert await store.list_scopes() == [Scope("default", 2), Scope("physics", 4)]
+
+
+async def test_a_scope_comes_into_being_with_its_first_transfer(store, queue):
+    await queue(1, scope="biology")
+    await store.put_scope(Scope("chemistry", 5))
+    await queue(1, scope="chemistry")  # an existing scope keeps its weight
+    assert await store.list_scopes() == [
+        Scope("biology", 1),
+        Scope("chemistry", 5),
+        Scope("default", 1),
+    ]
+
+
+# --- the lease under channel limits ---------------------------------------------------------------
+
+
+async def test_max_active_holds_across_agents(store, queue, register_agent):
+    await store.put_channel(Channel("A", "B", max_active=2))
+    await queue(5)
+    first, second = await register_agent("agent-1"), await register_agent("agent-2")
+
+    held = await lease(store, first)
+    assert len(held) == 2
+    assert await lease(store, second) == []
+    assert await store.active_by_channel() == {AB: 2}
+
+    await store.record_results(first, [done(held[0])])
+    assert len(await lease(store, second)) == 1
+    assert await lease(store, first) == []
+    assert await store.active_by_channel() == {AB: 2}
+
+
+async def test_concurrent_leases_from_two_servers_never_exceed_max_active(
+    store, queue, register_agent, database_url, clock
+):
+    await store.put_channel(Channel("A", "B", max_active=3))
+    await queue(20)
+    agents = [await register_agent(f"agent-{n}") for n in range(6)]
+    other_server = SqlStore(database_url, clock=clock)
+    await other_server.open()
+    try:
+        servers = [store, other_server] * 3
+        batches = await asyncio.gather(
+            *(lease(server, agent, limit=10) for server, agent in zip(servers, agents, strict=True))
+        )
+    finally:
+        await other_server.close()
+
+    assert sum(len(batch) for batch in batches) == 3
+    assert await store.active_by_channel() == {AB: 3}
+
+
+async def test_the_most_specific_channel_governs_the_lease(store, queue, agent_id):
+    await store.put_channel(Channel(ANY_SITE, ANY_SITE, max_active=1))
+    await store.put_channel(Channel("A", "B", max_active=3))
+    await queue(5)
+    await queue(5, destination="dst2")
+
+    leased = await lease(store, agent_id)
+
+    destinations = Counter(task.destination.storage for task in leased)
+    assert destinations == {"dst": 3, "dst2": 1}
+    assert await store.active_by_channel() == {AB: 3, ("*", "*"): 1}
+
+
+async def test_a_channel_with_no_limit_leases_everything(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B", bandwidth=1000))
+    await queue(4)
+    assert len(await lease(store, agent_id, limit=10)) == 4
+
+
+async def test_a_leased_task_gets_its_share_of_the_channel_bandwidth(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B", max_active=4, bandwidth=1000))
+    unlimited = await queue(1)
+    slow = await queue(1, options=TransferOptions(bandwidth=100))
+
+    by_transfer = {task.transfer_id: task for task in await lease(store, agent_id)}
+
+    assert by_transfer[unlimited.id].options.bandwidth == 250
+    assert by_transfer[slow.id].options.bandwidth == 100
+
+
+async def test_a_draining_channel_leases_nothing_and_its_active_tasks_go_on(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B"))
+    transfer = await queue(3)
+    held = await lease(store, agent_id, limit=2)
+    await store.put_channel(Channel("A", "B", state=ChannelState.DRAIN))
+
+    assert await lease(store, agent_id) == []
+    assert await store.record_heartbeat(agent_id, {}, TTL, [t.id for t in held]) == []
+    changes = await store.record_results(agent_id, [done(t) for t in held])
+
+    assert [c.state for c in changes] == [TaskState.DONE, TaskState.DONE]
+    states = Counter(task.state for task, _attempts in await tasks_of(store, transfer.id))
+    assert states == {TaskState.DONE: 2, TaskState.QUEUED: 1}
+
+
+async def test_a_stopped_channel_stops_its_tasks_and_queues_them_again(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B"))
+    transfer = await queue(3, options=TransferOptions(retries=1))
+    held = await lease(store, agent_id, limit=2)
+    await store.put_channel(Channel("A", "B", state=ChannelState.STOPPED))
+
+    assert await lease(store, agent_id) == []
+    ids = sorted(t.id for t in held)
+    assert await store.record_heartbeat(agent_id, {}, TTL, ids) == ids
+    changes = await store.record_results(agent_id, [stopped(t) for t in held])
+
+    assert {c.state for c in changes} == {TaskState.QUEUED}
+    outcomes = await tasks_of(store, transfer.id)
+    assert {task.state for task, _attempts in outcomes} == {TaskState.QUEUED}
+    ended = {task.id: [a.state for a in attempts] for task, attempts in outcomes}
+    assert ended == {ids[0]: ["STOPPED"], ids[1]: ["STOPPED"], max(ended): []}
+    assert await store.active_by_channel() == {}
+
+
+async def test_a_stop_does_not_use_up_a_retry(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B"))
+    transfer = await queue(1, options=TransferOptions(retries=1))  # two attempts
+    [task] = await lease(store, agent_id)
+    await store.put_channel(Channel("A", "B", state=ChannelState.STOPPED))
+    await store.record_results(agent_id, [stopped(task)])
+    await store.put_channel(Channel("A", "B"))
+
+    [again] = await lease(store, agent_id)
+    assert again.attempt == 2
+    failure = TaskResult(again.id, again.lease, TaskState.FAILED, error="reset", retryable=True)
+    [change] = await store.record_results(agent_id, [failure])
+
+    assert change.state is TaskState.WAITING  # one attempt is still left
+    [(_task, attempts)] = await tasks_of(store, transfer.id)
+    assert [a.state for a in attempts] == ["STOPPED", "FAILED"]
+
+
+async def test_a_canceled_task_in_a_stopped_channel_ends_canceled(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B"))
+    transfer = await queue(1)
+    [task] = await lease(store, agent_id)
+    await store.put_channel(Channel("A", "B", state=ChannelState.STOPPED))
+    await store.cancel_transfer(transfer.id)
+
+    [change] = await store.record_results(agent_id, [stopped(task)])
+
+    assert change.state is TaskState.CANCELED
+
+
+async def test_a_wildcard_channel_stops_the_pairs_it_governs(store, queue, agent_id):
+    await queue(1)
+    [task] = await lease(store, agent_id)
+    await store.put_channel(Channel("A", ANY_SITE, state=ChannelState.STOPPED))
+    assert await store.record_heartbeat(agent_id, {}, TTL, [task.id]) == [task.id]
+
+
+# --- fairness in lease batches --------------------------------------------------------------------
+
+
+async def test_scope_weights_share_a_lease_batch(store, queue, agent_id):
+    await store.put_scope(Scope("default", 3))
+    heavy = await queue(10)
+    light = await queue(10, scope="physics")
+
+    leased = await lease(store, agent_id, limit=8)
+
+    assert Counter(task.transfer_id for task in leased) == {heavy.id: 6, light.id: 2}
+
+
+async def test_leases_of_one_alternate_between_equal_scopes(store, queue, agent_id):
+    first = await queue(5)
+    second = await queue(5, scope="physics")
+
+    order = [(await lease(store, agent_id, limit=1))[0].transfer_id for _ in range(4)]
+
+    assert order == [first.id, second.id, first.id, second.id]
+
+
+async def test_priority_is_strict_in_a_scope_but_not_across_scopes(store, queue, agent_id):
+    urgent = await queue(5, options=TransferOptions(priority=5))
+    later = await queue(5, destination="dst2", options=TransferOptions(priority=1))
+    other = await queue(5, scope="physics", options=TransferOptions(priority=1))
+
+    leased = await lease(store, agent_id, limit=6)
+
+    assert Counter(task.transfer_id for task in leased) == {urgent.id: 3, other.id: 3}
+    assert later.id not in {task.transfer_id for task in leased}
+
+
+# --- agents' statistics ---------------------------------------------------------------------------
+
+
+async def test_agent_statistics_count_outcomes_bytes_and_throughput(store, queue, agent_id, clock):
+    await queue(5, options=TransferOptions(retries=0))
+    first, second, third, fourth, _fifth = await lease(store, agent_id)
+    await store.record_results(
+        agent_id,
+        [
+            done(first, 600),
+            TaskResult(second.id, second.lease, TaskState.SKIPPED),
+            TaskResult(third.id, third.lease, TaskState.FAILED, error="denied"),
+            TaskResult(fourth.id, fourth.lease, TaskState.CANCELED, error="stopping"),
+        ],
+    )
+
+    stats = await store.agent_statistics([agent_id])
+
+    assert stats == {
+        agent_id: AgentStatistics(
+            ongoing=1, succeeded=2, failed=1, canceled=1, bytes=600, throughput=10.0
+        )
+    }
+    assert stats[agent_id].total == 5
+
+
+async def test_agent_throughput_counts_only_the_last_minute(store, queue, agent_id, clock):
+    await queue(1)
+    [task] = await lease(store, agent_id)
+    await store.record_results(agent_id, [done(task, 6000)])
+    clock.advance(seconds=61)
+
+    [stats] = (await store.agent_statistics([agent_id])).values()
+
+    assert (stats.succeeded, stats.bytes, stats.ongoing, stats.throughput) == (1, 6000, 0, 0.0)
+
+
+async def test_statistics_of_no_agents_or_unknown_ones_are_empty(store, agent_id):
+    assert await store.agent_statistics([]) == {}
+    assert await store.agent_statistics(["no-such-agent"]) == {}
+    assert await store.agent_statistics([agent_id]) == {
+        agent_id: AgentStatistics(
+            ongoing=0, succeeded=0, failed=0, canceled=0, bytes=0, throughput=0.0
+        )
+    }
+
+
+# --- listing filters ------------------------------------------------------------------------------
+
+
+async def test_transfers_are_filtered_by_submitter_scope_schedule_kind_and_label(store, clock):
+    async def create(scope, submitter, schedule, labels):
+        spec = TransferSpec(
+            TransferKind.FILE,
+            (parse_location("src:a"),),
+            parse_location("dst:out"),
+            TransferOptions(labels=labels),
+        )
+        transfer, _ = await store.create_transfer(
+            NewTransfer(scope, submitter, spec, schedule, clock.now)
+        )
+        return transfer.id
+
+    at = {"kind": "at", "at": (clock.now + timedelta(hours=1)).isoformat()}
+    nightly = await create("default", "admin", {}, ("nightly",))
+    raw = await create("physics", "alice", at, ("nightly", "raw"))
+    plain = await create("physics", "admin", {}, ())
+
+    async def listed(**where):
+        page = await store.list_transfers(limit=100, cursor=None, where=TransferFilter(**where))
+        return {t.id for t in page.items}
+
+    assert await listed() == {nightly, raw, plain}
+    assert await listed(submitter="alice") == {raw}
+    assert await listed(scope="physics") == {raw, plain}
+    assert await listed(schedule_kind="at") == {raw}
+    assert await listed(schedule_kind="direct") == {nightly, plain}
+    assert await listed(label="nightly") == {nightly, raw}
+    assert await listed(label="raw", scope="physics", submitter="alice") == {raw}
+    assert await listed(label="nightly", submitter="nobody") == set()
+    assert await listed(label="weekly") == set()
