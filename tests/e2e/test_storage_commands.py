@@ -23,7 +23,7 @@ def test_a_storage_added_from_the_cli_works_and_keeps_its_secret(start_server, t
         f"password={SECRET}",
         check=True,
     )
-    assert "reachable" in added.stdout
+    assert added.stdout.rstrip().endswith(": ok")
     listed = server.cli_json("storage", "ls")
     (entry,) = [s for s in listed if s["name"] == "archive"]
     assert entry["credentials"] == ["password"]

@@ -11,6 +11,7 @@ from rich.table import Table
 from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
 from ferry.client import Client
 from ferry.errors import InvalidRequest
+from ferry.server.schemas import StorageHealth
 
 
 def parse_pairs(values: list[str], what: str, *, typed: bool) -> dict[str, Any]:
@@ -58,13 +59,16 @@ def add(
     if as_json:
         typer.echo(json.dumps(storage.model_dump(mode="json"), indent=2))
         return
-    health = storage.health
-    state = (
-        "reachable"
-        if health and health.reachable
-        else f"UNREACHABLE: {health.error if health else '?'}"
-    )
-    typer.echo(f"storage {storage.name} added ({storage.url}): {state}")
+    typer.echo(f"storage {storage.name} added ({storage.url}): {describe(storage.health)}")
+
+
+def describe(health: StorageHealth | None) -> str:
+    """One word and the storage's own message: ok, warning (it answered, but…), down."""
+    if health is None:
+        return "unchecked"
+    if not health.reachable:
+        return f"down: {health.error or 'unreachable'}"
+    return f"warning: {health.error}" if health.error else "ok"
 
 
 def ls(
@@ -82,7 +86,7 @@ def ls(
     table = Table("name", "url", "site", "credentials", "health", "latency")
     for s in found:
         h = s.health
-        health = "unchecked" if h is None else ("ok" if h.reachable else f"down: {h.error}")
+        health = describe(h)
         latency = f"{h.latency_ms:.0f} ms" if h and h.latency_ms is not None else ""
         table.add_row(s.name, s.url, s.site, ", ".join(s.credentials), health, latency)
     console().print(table)
