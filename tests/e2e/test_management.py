@@ -151,7 +151,7 @@ def test_cancel_of_a_running_transfer_stops_its_copies_and_removes_partial_files
 
     started = time.monotonic()
     printed = server.cli("cancel", transfer["id"], check=True).stdout
-    assert printed.strip() == f"{transfer['id']}: canceled; 1 active objects are being stopped"
+    assert printed.strip() == f"{transfer['id']}: canceled; 1 active object is being stopped"
     assert outcome_states(server, transfer["id"])["local:in/small.bin"] == "CANCELED"
     final = finished(server, transfer["id"])
     took = time.monotonic() - started

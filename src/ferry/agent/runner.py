@@ -32,7 +32,7 @@ LEASE_WAIT_S = 20.0
 # slot (so a slot never waits on a poll) and at most LEASE_AHEAD_MAX (so an agent busy with small
 # files does not hoard the queue, and one busy with large files holds only what it can start).
 QUEUE_AHEAD_S = 0.5
-LEASE_AHEAD_MAX = 512
+LEASE_AHEAD_MAX = 256
 DURATION_SMOOTHING = 0.1
 RETRY_DELAY_S = 1.0
 STUCK_AFTER_S = 5.0
@@ -267,7 +267,9 @@ class AgentRunner:
         self._stats[report["state"]] += 1
         self._stats["bytes"] += int(report.get("bytes", 0))
         self._results.append({"task": task.id, "lease": task.lease, **report})
-        if len(self._results) >= REPORT_BATCH:
+        # Report at once when nothing is waiting here: the server may be holding work back
+        # for a slot (a channel at its max_active) that this result frees.
+        if len(self._results) >= REPORT_BATCH or self._queue.empty():
             self._flush_now.set()
 
     async def _report_loop(self) -> None:

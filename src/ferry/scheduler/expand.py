@@ -40,46 +40,24 @@ class ExpandLoop(Loop):
         return self.wakeups.expand
 
     async def run_once(self) -> None:
-        for transfer, run in await self.store.runs_to_expand(limit=50):
-            await self.expand(transfer, run)
+        """List every pending run, one page of each per pass (round-robin), until none is
+        left: a run submitted while a huge tree is being listed has its first tasks queued
+        after one page of each listing, not after the biggest tree ends."""
+        listings: dict[tuple[str, int], _Listing] = {}
+        while pending := await self.store.runs_to_expand(limit=50):
+            going = {}
+            for transfer, run in pending:
+                key = (transfer.id, run.number)
+                listing = listings.get(key) or _Listing(self, transfer, run)
+                if not await listing.step():
+                    going[key] = listing
+            listings = going
 
     async def expand(self, transfer: Transfer, run: Run) -> None:
-        """Create every task of the run. Whatever goes wrong, the run is marked expanded with
-        the reason, so it ends (FAILED if nothing could be listed) instead of blocking the loop."""
-        error: str | None = None
-        try:
-            if transfer.spec.kind is TransferKind.FILE:
-                planned = [file_task(s, transfer.spec.destination) for s in transfer.spec.sources]
-                await self.store.add_tasks(transfer, run.number, planned)
-            else:
-                for source in transfer.spec.sources:
-                    await self._expand_tree(transfer, run, source)
-        except Exception as exc:
-            error = f"listing failed: {classify(exc, str(transfer.spec.sources[0])).message}"
-            log.warning("transfer %s: run %d: %s", transfer.id, run.number, error)
-        await self.store.mark_expanded(transfer.id, run.number, error)
-        self.wakeups.tasks_available.fire()
-        self.wakeups.finalize.set()
-
-    async def _expand_tree(self, transfer: Transfer, run: Run, source: Location) -> None:
-        storage = await self._open(source.storage)
-        destination = transfer.spec.destination
-        refused = await self._protected_in(destination.storage)
-        pages = walk_tree(storage, source.path, exclude=self.protected.absolute)
-        while True:
-            try:
-                page = await asyncio.to_thread(_next_page, pages)
-            except (FileNotFoundError, NotADirectoryError) as exc:
-                await self.store.add_tasks(
-                    transfer, run.number, [_unlistable(source, destination, exc)]
-                )
-                return
-            if page is None:
-                return
-            planned = [_plan(source, entry, destination, refused) for entry in page]
-            if not await self.store.add_tasks(transfer, run.number, planned):
-                return  # canceled meanwhile: stop listing
-            self.wakeups.tasks_available.fire()
+        """Create every task of one run at once."""
+        listing = _Listing(self, transfer, run)
+        while not await listing.step():
+            pass
 
     async def _open(self, name: str) -> StorageFS:
         storage = await self.store.get_storage(name)
@@ -92,6 +70,68 @@ class ExpandLoop(Loop):
         if not storage.url.startswith("file:"):
             return []
         return self.protected.inside_of(await self._open(name))
+
+
+class _Listing:
+    """The expansion of one run, a page at a time. Whatever goes wrong, the run is marked
+    expanded with the reason, so it ends (FAILED if nothing could be listed) instead of
+    blocking the loop."""
+
+    def __init__(self, loop: ExpandLoop, transfer: Transfer, run: Run) -> None:
+        self.loop = loop
+        self.transfer = transfer
+        self.run = run
+        self.sources = list(transfer.spec.sources)
+        self.pages: Iterator[list[TreeEntry]] | None = None
+        self.refused: list[str] = []
+
+    async def step(self) -> bool:
+        """Add the next page of tasks; True once the run is fully expanded."""
+        try:
+            finished = await self._next()
+        except Exception as exc:
+            source = self.transfer.spec.sources[0]
+            error = f"listing failed: {classify(exc, str(source)).message}"
+            log.warning("transfer %s: run %d: %s", self.transfer.id, self.run.number, error)
+            await self._finish(error)
+            return True
+        if finished:
+            await self._finish(None)
+        return finished
+
+    async def _finish(self, error: str | None) -> None:
+        await self.loop.store.mark_expanded(self.transfer.id, self.run.number, error)
+        self.loop.wakeups.tasks_available.fire()
+        self.loop.wakeups.finalize.set()
+
+    async def _next(self) -> bool:
+        store, spec = self.loop.store, self.transfer.spec
+        if spec.kind is TransferKind.FILE:
+            planned = [file_task(s, spec.destination) for s in spec.sources]
+            await store.add_tasks(self.transfer, self.run.number, planned)
+            return True
+        if not self.sources:
+            return True
+        source = self.sources[0]
+        if self.pages is None:
+            storage = await self.loop._open(source.storage)
+            self.refused = await self.loop._protected_in(spec.destination.storage)
+            self.pages = walk_tree(storage, source.path, exclude=self.loop.protected.absolute)
+        try:
+            page = await asyncio.to_thread(_next_page, self.pages)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            failed = [_unlistable(source, spec.destination, exc)]
+            await store.add_tasks(self.transfer, self.run.number, failed)
+            page = None
+        if page is None:
+            self.sources.pop(0)
+            self.pages = None
+            return not self.sources
+        planned = [_plan(source, entry, spec.destination, self.refused) for entry in page]
+        if not await store.add_tasks(self.transfer, self.run.number, planned):
+            return True  # canceled meanwhile: stop listing
+        self.loop.wakeups.tasks_available.fire()
+        return False
 
 
 def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:

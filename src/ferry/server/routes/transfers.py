@@ -158,7 +158,8 @@ async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> 
     return CancelResult(
         id=transfer_id,
         status=outcome.transfer.status.value,
-        outcome=f"canceled; {stopping} active objects are being stopped"
+        outcome=f"canceled; {stopping} active object{'s are' if stopping != 1 else ' is'}"
+        " being stopped"
         if stopping
         else "canceled",
         canceled_objects=outcome.canceled_tasks,
