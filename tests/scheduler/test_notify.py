@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,33 +21,10 @@ from ferry.scheduler.notify import MAX_ATTEMPTS, NotifyLoop
 from ferry.store.abc import NewTransfer, TaskResult
 from ferry.store.sql import SqlStore
 
+from .conftest import Clock
+
 HOOK = "http://hooks.example/ferry"
 TTL = timedelta(seconds=30)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqlStore]:
-    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}", clock=clock)
-    await store.open()
-    await store.bootstrap()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ slow, cached storages expire."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +26,8 @@ from ferry.scheduler.registry import RegistryLoop, RegistryTimings, StorageCache
 from ferry.store.abc import NewTransfer
 from ferry.store.sql import SqlStore
 
+from .conftest import Clock
+
 TTL = timedelta(minutes=10)  # leases outlive the test: only the registry loop takes them back
 TIMINGS = RegistryTimings(
     lost_after=timedelta(seconds=30),
@@ -36,31 +36,6 @@ TIMINGS = RegistryTimings(
     fast_for=timedelta(minutes=1),
 )
 MARK = {"marker": "not checked since"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqlStore]:
-    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}", clock=clock)
-    await store.open()
-    await store.bootstrap()
-    yield store
-    await store.close()
 
 
 @pytest.fixture
@@ -144,6 +119,22 @@ async def test_an_agent_that_keeps_beating_is_left_alone(store, clock, registry,
     assert (await store.get_agent(agent_id)).state is AgentState.ALIVE
     assert await states(store, transfer_id) == [TaskState.ACTIVE]
     assert not wakeups.finalize.is_set()
+
+
+async def test_a_heartbeat_between_the_check_and_the_verdict_keeps_the_agent(store, clock):
+    transfer_id = await queued(store, clock, 1)
+    agent_id = await register(store, "agent-1")
+    [task] = await store.lease_tasks(agent_id, limit=10, ttl=TTL)
+    clock.advance(seconds=31)
+    since = clock.now - TIMINGS.lost_after
+    [silent] = await store.silent_agents(since)  # what the registry loop read
+    await store.record_heartbeat(agent_id, {}, TTL, [task.id])  # then the agent spoke
+
+    requeued = await store.mark_agent_lost(silent.id, "no heartbeat", silent_since=since)
+
+    assert requeued == 0
+    assert (await store.get_agent(agent_id)).state is AgentState.ALIVE
+    assert await states(store, transfer_id) == [TaskState.ACTIVE]
 
 
 async def test_a_lost_agents_task_without_attempts_left_fails(store, clock, registry):

@@ -92,9 +92,10 @@ class RegistryLoop(Loop):
 
     async def mark_silent_agents_lost(self, now: datetime) -> None:
         silent_for = self.timings.lost_after
-        for agent in await self.store.silent_agents(now - silent_for):
+        since = now - silent_for
+        for agent in await self.store.silent_agents(since):
             why = f"no heartbeat for {silent_for.total_seconds():.0f} s"
-            requeued = await self.store.mark_agent_lost(agent.id, why)
+            requeued = await self.store.mark_agent_lost(agent.id, why, silent_since=since)
             log.warning(
                 "agent %s (%s) LOST: %s; %d tasks requeued", agent.name, agent.id, why, requeued
             )

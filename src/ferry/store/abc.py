@@ -230,8 +230,11 @@ class Store(Protocol):
         no longer leased to it. A lease the agent does not list is left to expire. ``progress``
         (task → bytes moved) is recorded on the tasks still active."""
 
-    async def mark_agent_lost(self, agent_id: str, why: str) -> int:
-        """LOST, and its leases are released at once; return how many tasks were requeued."""
+    async def mark_agent_lost(
+        self, agent_id: str, why: str, *, silent_since: datetime | None = None
+    ) -> int:
+        """LOST, and its leases are released at once; return how many tasks were requeued.
+        With ``silent_since``, only if its last heartbeat is still older than that."""
 
     async def silent_agents(self, since: datetime) -> list[Agent]:
         """REGISTERED or ALIVE agents whose last heartbeat is older than ``since``."""

@@ -345,13 +345,16 @@ class RegistryMixin(TasksMixin, SqlBase):
         }
         return sorted(stop | (set(held) - still_mine))
 
-    async def mark_agent_lost(self, agent_id: str, why: str) -> int:
+    async def mark_agent_lost(
+        self, agent_id: str, why: str, *, silent_since: datetime | None = None
+    ) -> int:
+        a = t.agents.c
+        lost = update(t.agents).where(a.id == agent_id).values(state=AgentState.LOST.value)
+        if silent_since is not None:  # a heartbeat that arrived meanwhile keeps it alive
+            lost = lost.where(a.last_heartbeat < silent_since)
         async with self._tx() as conn:
-            await conn.execute(
-                update(t.agents)
-                .where(t.agents.c.id == agent_id)
-                .values(state=AgentState.LOST.value)
-            )
+            if (await conn.execute(lost)).rowcount == 0 and silent_since is not None:
+                return 0
             return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)
 
     async def silent_agents(self, since: datetime) -> list[Agent]:
