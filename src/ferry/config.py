@@ -23,6 +23,8 @@ class ServerSettings(BaseSettings):
     agent_max_active: int = Field(8, ge=1, le=1024)
     local_root: Path = Field(default_factory=Path.cwd)
     storages: dict[str, str] = Field(default_factory=dict)
+    # Hosts (fnmatch patterns) whose URLs transfers may name without a registered storage.
+    allow_unregistered: list[str] = Field(default_factory=list)
     lease_ttl_s: float = Field(30.0, gt=0)
     heartbeat_s: float = Field(5.0, gt=0)
     # An agent silent for this long is LOST and its leases are released (DESIGN §11: seconds,

@@ -6,6 +6,7 @@
     ├── InvalidRequest              bad input from a user (API 422/400)
     │   ├── InvalidLocation         "STORAGE:PATH" malformed
     │   └── PathOutsideStorage      a path escapes its storage root
+    │       └── LocalUrlRefused     file:// or local:// instead of a registered storage
     ├── NotFound                    (API 404)
     │   ├── TransferNotFound
     │   ├── StorageNotFound
@@ -54,6 +55,16 @@ class PathOutsideStorage(InvalidRequest):
         super().__init__(f"path {path!r} is outside storage {storage!r}")
         self.storage = storage
         self.path = path
+
+
+class LocalUrlRefused(PathOutsideStorage):
+    def __init__(self, text: str) -> None:
+        InvalidRequest.__init__(
+            self,
+            f"{text}: local files are named through a registered storage (STORAGE:PATH),"
+            " never as file URLs",
+        )
+        self.storage, self.path = text.partition(":")[0], text
 
 
 class NotFound(FerryError):

@@ -140,3 +140,8 @@ def test_without_max_active_the_bandwidth_is_split_by_the_active_tasks() -> None
 
 def test_a_share_is_never_below_one_byte_per_second() -> None:
     assert Channel("cern", "desy", bandwidth=3).share_of_bandwidth(10) == 1
+
+
+def test_no_channel_names_the_site_of_unregistered_endpoints() -> None:
+    with pytest.raises(InvalidRequest, match="catch-all"):
+        Channel("UNKNOWN", "*")

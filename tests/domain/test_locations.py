@@ -130,3 +130,32 @@ def test_any_text_is_confined_or_refused(text):
         return
     assert not confined.startswith("/")
     assert ".." not in confined.split("/")
+
+
+# --- endpoints outside the registry ---------------------------------------------------------------
+
+
+def test_an_endpoint_url_is_a_location_whose_storage_is_its_server() -> None:
+    location = parse_location("https://mirror.example.org:8443/pub/data/a.bin")
+
+    assert location.storage == "https://mirror.example.org:8443"
+    assert location.path == "pub/data/a.bin"
+    assert str(location) == "https://mirror.example.org:8443/pub/data/a.bin"
+    assert parse_location(str(location)) == location
+    assert str(location.child("x")) == "https://mirror.example.org:8443/pub/data/a.bin/x"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://host/a/../../etc/passwd",
+        "https://user:pw@host/a",
+        "https://host/a?sig=1",
+        "https://host/a#frag",
+        "https:///a",
+        "1http://host/a",
+    ],
+)
+def test_bad_endpoint_urls_are_refused(text: str) -> None:
+    with pytest.raises(InvalidRequest):
+        parse_location(text)

@@ -43,6 +43,13 @@ def server(
     storage: Annotated[
         list[str] | None, typer.Option(help="Declare a storage NAME=URL (repeatable).")
     ] = None,
+    allow_unregistered: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Allow URLs of these hosts (patterns: *.example.org) as locations without a"
+            " registered storage (repeatable)."
+        ),
+    ] = None,
     lease_ttl: Annotated[
         float | None, typer.Option(help="Seconds a lease lives without a heartbeat.")
     ] = None,
@@ -75,6 +82,7 @@ def server(
         "agent_lost_after_s": agent_lost_after,
         "log_level": log_level,
         "storages": parse_storages(storage) if storage else None,
+        "allow_unregistered": allow_unregistered,
     }
     settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
     configure_logging(settings.log_level, daemon="server")

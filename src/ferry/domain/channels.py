@@ -36,6 +36,11 @@ class Channel:
     def __post_init__(self) -> None:
         for site in (self.source_site, self.destination_site):
             check_site_name(site, wildcard=True)
+            if site.upper() == UNKNOWN_SITE:
+                raise InvalidRequest(
+                    f"{UNKNOWN_SITE!r} is no site to name: endpoints outside the registry"
+                    " are governed by the catch-all channels (*)"
+                )
         if self.max_active is not None and self.max_active < 0:
             raise InvalidRequest(f"max_active must be 0 or more, not {self.max_active}")
         if self.bandwidth is not None and self.bandwidth < 1:

@@ -3,6 +3,10 @@
 A path inside a storage is relative to its root. Absolute paths and ``..`` that climb out are
 refused here, before anything touches a storage; symlinks that lead out are refused by the
 engine, which is the only layer that can see them.
+
+An endpoint outside the registry is written as a URL, ``https://host/path``: its "storage" is
+the URL's scheme and server (``https://host``), its path what follows. Whether such endpoints
+may be used at all is the server's policy (``ferry.scheduler.guard.EndpointPolicy``).
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
-from ferry.errors import InvalidLocation, PathOutsideStorage
+from ferry.errors import InvalidLocation, LocalUrlRefused, PathOutsideStorage
 
 _STORAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 
@@ -24,6 +29,8 @@ class Location:
     path: str
 
     def __str__(self) -> str:
+        if is_endpoint(self.storage):
+            return f"{self.storage}/{self.path}"
         return f"{self.storage}:{self.path}"
 
     @property
@@ -37,7 +44,10 @@ class Location:
 
 
 def parse_location(text: str) -> Location:
-    """Parse ``STORAGE:PATH`` (``local:data/a.csv``); the path may be empty for the root."""
+    """Parse ``STORAGE:PATH`` (``local:data/a.csv``), the path empty for the root; or the URL
+    of an endpoint outside the registry (``https://host/data/a.csv``)."""
+    if "://" in text:
+        return _endpoint_location(text)
     storage, sep, path = text.partition(":")
     if not sep:
         raise InvalidLocation(text, "expected STORAGE:PATH, e.g. local:data/a.csv")
@@ -58,6 +68,26 @@ def confine_path(storage: str, path: str) -> str:
     if normalized == ".." or normalized.startswith("../"):
         raise PathOutsideStorage(storage, path)
     return normalized
+
+
+def _endpoint_location(text: str) -> Location:
+    parts = urlsplit(text)
+    if parts.scheme in ("file", "local"):
+        raise LocalUrlRefused(text)
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme or "") or not parts.netloc:
+        raise InvalidLocation(text, "expected SCHEME://HOST/PATH")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise InvalidLocation(
+            text, "an endpoint URL carries no user, query or fragment: register a storage"
+        )
+    storage = f"{parts.scheme}://{parts.netloc}"
+    # A URL's path is percent-encoded; a location's path is the object's name.
+    return Location(storage, confine_path(storage, unquote(parts.path).lstrip("/")))
+
+
+def is_endpoint(storage: str) -> bool:
+    """Whether a location's storage is the URL of an endpoint outside the registry."""
+    return "://" in storage
 
 
 def is_storage_name(name: str) -> bool:

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.locations import Location
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.errors import InvalidRequest
@@ -101,6 +102,12 @@ class Storage:
     options: dict[str, Any] = field(default_factory=dict)
     credentials: Credentials = field(default_factory=Credentials)
     health: dict[str, Any] | None = None
+
+
+def endpoint_storage(name: str) -> Storage:
+    """The storage of an endpoint outside the registry (``https://host``): its own URL as the
+    root, no options or credentials, the site ``UNKNOWN``."""
+    return Storage(name=name, url=name, site=UNKNOWN_SITE)
 
 
 @dataclass(frozen=True, slots=True)

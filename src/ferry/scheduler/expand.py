@@ -13,7 +13,7 @@ from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, fil
 from ferry.engine.errors import classify
 from ferry.engine.storages import StorageFS, open_storage
 from ferry.engine.trees import TreeEntry, walk_tree
-from ferry.scheduler.guard import ProtectedPaths, within
+from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage, within
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -31,9 +31,11 @@ class ExpandLoop(Loop):
         wakeups: Wakeups,
         clock: Callable[[], datetime] = system_clock,
         protected: ProtectedPaths | None = None,
+        endpoints: EndpointPolicy | None = None,
     ) -> None:
         super().__init__(store, wakeups, clock)
         self.protected = protected or ProtectedPaths([])
+        self.endpoints = endpoints or EndpointPolicy()
 
     @property
     def wake(self) -> asyncio.Event:
@@ -60,13 +62,13 @@ class ExpandLoop(Loop):
             pass
 
     async def _open(self, name: str) -> StorageFS:
-        storage = await self.store.get_storage(name)
+        storage = await lookup_storage(self.store, name, self.endpoints)
         kwargs = {**storage.options, **storage.credentials.reveal()}
         return await asyncio.to_thread(open_storage, storage.name, storage.url, kwargs)
 
     async def _protected_in(self, name: str) -> list[str]:
         """The protected folders inside a local destination (a remote one holds none)."""
-        storage = await self.store.get_storage(name)
+        storage = await lookup_storage(self.store, name, self.endpoints)
         if not storage.url.startswith("file:"):
             return []
         return self.protected.inside_of(await self._open(name))

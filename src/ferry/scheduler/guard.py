@@ -1,17 +1,21 @@
-"""Places no transfer may read or write, even inside a storage: the server's own data
-directory (its database and administrator token) usually sits inside the default ``local``
-storage, which is rooted at the working directory."""
+"""Places no transfer may read or write: the server's own data directory (its database and
+administrator token usually sit inside the default ``local`` storage, which is rooted at the
+working directory), and endpoints outside the registry that no administrator allowed."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from ferry.domain.locations import Location
+from ferry.domain.locations import Location, is_endpoint
+from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import StorageFS
 from ferry.errors import InvalidRequest
+from ferry.store.abc import Store
 
 
 class ProtectedLocation(InvalidRequest):
@@ -46,3 +50,35 @@ class ProtectedPaths:
 def within(path: str, protected: list[str]) -> bool:
     """Whether a storage-relative ``path`` is one of (or below one of) ``protected``."""
     return any(p == "." or path == p or path.startswith(p + "/") for p in protected)
+
+
+class EndpointPolicy:
+    """Which endpoints outside the registry (URLs instead of ``STORAGE:PATH``) transfers may
+    name: none, unless an administrator lists the hosts (``fnmatch`` patterns, e.g.
+    ``*.example.org``); local files, never. Such endpoints carry no credentials and belong to
+    the site ``UNKNOWN``, so only catch-all channels govern them."""
+
+    NEVER = frozenset({"file", "local", "memory", "mock"})
+
+    def __init__(self, hosts: Iterable[str] = ()) -> None:
+        self.hosts = tuple(h.lower() for h in hosts)
+
+    def storage_for(self, name: str) -> Storage:
+        """The storage standing for endpoint ``name`` (``scheme://host``), if allowed."""
+        parts = urlsplit(name)
+        if parts.scheme in self.NEVER:
+            raise InvalidRequest(f"{name}: {parts.scheme} URLs are refused: register a storage")
+        host = (parts.hostname or "").lower()
+        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in self.hosts):
+            raise InvalidRequest(
+                f"{name} is not a registered storage and unregistered endpoints on {host!r}"
+                " are not allowed (an administrator may allow them: --allow-unregistered)"
+            )
+        return endpoint_storage(name)
+
+
+async def lookup_storage(store: Store, name: str, endpoints: EndpointPolicy) -> Storage:
+    """A registered storage by name, or the storage of an allowed endpoint URL."""
+    if is_endpoint(name):
+        return endpoints.storage_for(name)
+    return await store.get_storage(name)

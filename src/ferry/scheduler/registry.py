@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ferry.domain.events import AgentLost
-from ferry.domain.transfers import Storage
+from ferry.domain.locations import is_endpoint
+from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import check_health
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
@@ -41,6 +42,8 @@ class StorageCache:
         self._entries: dict[str, tuple[Storage, datetime]] = {}
 
     async def get(self, name: str, now: datetime) -> Storage:
+        if is_endpoint(name):  # allowed when its transfer was accepted: see EndpointPolicy
+            return endpoint_storage(name)
         cached = self._entries.get(name)
         if cached is not None and cached[1] > now:
             return cached[0]

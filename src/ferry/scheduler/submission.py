@@ -10,11 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from ferry.domain.locations import is_endpoint
 from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
 from ferry.domain.transfers import Transfer, TransferKind, TransferSpec
-from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.storages import StorageFS, check_url, open_storage
 from ferry.errors import InvalidRequest, StorageNotFound
-from ferry.scheduler.guard import ProtectedPaths
+from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
 from ferry.scheduler.loop import Wakeups
 from ferry.store.abc import NewTransfer, Principal, Store
 
@@ -33,11 +34,12 @@ async def submit_transfer(
     scope: str = DEFAULT_SCOPE,
     clock: Callable[[], datetime],
     protected: ProtectedPaths,
+    endpoints: EndpointPolicy | None = None,
 ) -> tuple[Transfer, bool]:
     """Store the transfer and return it with whether it is new (an idempotent resubmission
     returns the existing one). Sources need not exist yet; their storages must."""
     check_shape(spec)
-    await check_locations(store, spec, protected)
+    await check_locations(store, spec, protected, endpoints or EndpointPolicy())
     now = clock()
     anchored = schedule.anchored(now)
     first = first_due(anchored, now)
@@ -82,16 +84,21 @@ def check_shape(spec: TransferSpec) -> None:
             )
 
 
-async def check_locations(store: Store, spec: TransferSpec, protected: ProtectedPaths) -> None:
-    """Every storage must be registered; on local storages, no location may be in the server's
-    data directory, and a tree may not be copied into itself under another storage's name."""
+async def check_locations(
+    store: Store, spec: TransferSpec, protected: ProtectedPaths, endpoints: EndpointPolicy
+) -> None:
+    """Every storage must be registered (or be an allowed endpoint); on local storages, no
+    location may be in the server's data directory, and a tree may not be copied into itself
+    under another storage's name."""
     locations = [*spec.sources, spec.destination]
     local: dict[str, StorageFS] = {}
     for name in sorted({loc.storage for loc in locations}):
         try:
-            storage = await store.get_storage(name)
+            storage = await lookup_storage(store, name, endpoints)
         except StorageNotFound as exc:
             raise InvalidRequest(str(exc)) from exc
+        if is_endpoint(name):
+            check_url(storage.url)
         if storage.url.startswith("file:"):  # only local storages can hold the server's files
             local[name] = await asyncio.to_thread(
                 open_storage, storage.name, storage.url, storage.options

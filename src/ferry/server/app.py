@@ -117,7 +117,7 @@ def build_loops(state: ServerState) -> list[Loop]:
     )
     return [
         *(kind(store, wakeups, clock) for kind in kinds),
-        ExpandLoop(store, wakeups, clock, state.protected),
+        ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
         RegistryLoop(store, wakeups, clock, timings, state.storages),
         NotifyLoop(store, wakeups, clock, retry_base=timedelta(seconds=settings.notify_retry_s)),
     ]

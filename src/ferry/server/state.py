@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ferry.config import ServerSettings
 from ferry.daemon.children import Supervisor
-from ferry.scheduler.guard import ProtectedPaths
+from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths
 from ferry.scheduler.loop import Wakeups, system_clock
 from ferry.scheduler.registry import StorageCache
 from ferry.store.abc import Store
@@ -27,6 +27,11 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.storages = StorageCache(self.store)
+
+    @property
+    def endpoints(self) -> EndpointPolicy:
+        """Which endpoints outside the registry transfers may name."""
+        return EndpointPolicy(self.settings.allow_unregistered)
 
     @property
     def protected(self) -> ProtectedPaths:

@@ -96,6 +96,7 @@ async def create_transfer(
         scope=body.scope,
         clock=state.clock,
         protected=state.protected,
+        endpoints=state.endpoints,
     )
     if not created:
         response.status_code = 200
