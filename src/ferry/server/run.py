@@ -32,7 +32,9 @@ class _Server(uvicorn.Server):
         self._draining = True
         self._ferry_state.stopping.set()
         log.info("signal %d: stopping the local agents, then the server", sig)
-        asyncio.get_running_loop().call_soon_threadsafe(self._drain_then_exit, sig)
+        loop = asyncio.get_running_loop()
+        loop.call_soon_threadsafe(self._ferry_state.wakeups.events.close)  # end event streams
+        loop.call_soon_threadsafe(self._drain_then_exit, sig)
 
     def _drain_then_exit(self, sig: int) -> None:
         async def drain() -> None:
@@ -46,6 +48,7 @@ class _Server(uvicorn.Server):
 
     def _exit_now(self, sig: int, frame: FrameType | None) -> None:
         self._ferry_state.stopping.set()
+        asyncio.get_running_loop().call_soon_threadsafe(self._ferry_state.wakeups.events.close)
         super().handle_exit(sig, frame)
         # Uvicorn re-raises the signal once shut down; a shutdown that was asked for and
         # completed is a success, so the process exits 0 instead.

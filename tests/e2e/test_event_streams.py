@@ -1,0 +1,54 @@
+"""Open event streams never hold a stopping server up."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import IO
+
+from e2e_support import FERRY, ServerProcess
+
+FOLLOW_ALL = """
+import sys, httpx
+with httpx.stream("GET", sys.argv[1] + "/api/v1/events", timeout=None,
+                  headers={"Authorization": "Bearer " + sys.argv[2]}) as response:
+    for line in response.iter_lines():
+        print(line, flush=True)
+"""
+
+
+def first_line(stream: IO[bytes] | None, timeout: float = 20) -> bytes:
+    assert stream is not None
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, "no output"
+    return stream.readline()
+
+
+def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = start_server()
+    waiting = server.cli_json("submit", "--at", "+1h", "local:a", "local:b")
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    watch = subprocess.Popen(
+        [*FERRY, "watch", waiting["id"]], cwd=server.cwd, env=server.env(), **pipes
+    )
+    everything = subprocess.Popen(
+        [sys.executable, "-c", FOLLOW_ALL, server.url, server.token], **pipes
+    )
+    assert b"STANDBY" in first_line(watch.stdout)  # the stream's opening snapshot
+    server.cli("submit", "--at", "+2h", "local:c", "local:d", check=True)
+    assert first_line(everything.stdout) == b"event: transfer\n"
+    started = time.monotonic()
+
+    status = server.stop(signal.SIGTERM)
+
+    assert status == 0
+    assert time.monotonic() - started < 4.0  # not uvicorn's 5 s limit for open requests
+    assert watch.wait(timeout=10) == 1  # the stream ended before the transfer did
+    everything.wait(timeout=10)
+    for process in (watch, everything):
+        for stream in (process.stdout, process.stderr):
+            assert stream is not None
+            stream.close()
