@@ -168,6 +168,8 @@ async def report(
 
 
 def publish_task_changes(state: ServerState, changes: list[TaskChange]) -> None:
+    if not state.wakeups.events.subscribers:
+        return  # nobody listens: no need to build the batches
     by_transfer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
         by_transfer[change.transfer_id].append(
