@@ -1,19 +1,69 @@
-"""Typed settings, validated once and passed explicitly; built only at entry points."""
+"""Typed settings, validated once and passed explicitly; built only at entry points.
+
+Each daemon reads, from the highest priority down: its command-line options, ``FERRY_*``
+environment variables, its section of the TOML file given with ``--config`` (``[server]`` or
+``[agent]``), and the defaults here. See ``ferry.daemon.config``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.domain.locations import is_storage_name
 
+SUBSYSTEMS = (
+    "ferry",
+    "ferry.api",
+    "ferry.scheduler",
+    "ferry.agent",
+    "ferry.engine",
+    "ferry.security",
+    "ferry.daemon",
+)
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class LogSettings(BaseModel):
+    """Where and how much a daemon logs: stderr always; with ``dir``, also a file of its own
+    (``server.log``, ``agent-NAME.log``) rotated at ``max_bytes``, ``backups`` kept."""
+
+    model_config = {"extra": "forbid"}
+
+    dir: Path | None = None
+    level: str = "INFO"
+    levels: dict[str, str] = Field(default_factory=dict, description="per subsystem")
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    backups: int = Field(5, ge=0, le=1000)
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        return _level(value)
+
+    @field_validator("levels")
+    @classmethod
+    def _known_subsystems(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, level in value.items():
+            if name not in SUBSYSTEMS:
+                raise ValueError(f"unknown subsystem {name!r}: one of {', '.join(SUBSYSTEMS)}")
+            value[name] = _level(level)
+        return value
+
+
+def _level(value: str) -> str:
+    if value.upper() not in LEVELS:
+        raise ValueError(f"{value!r} is not a level: one of {', '.join(LEVELS)}")
+    return value.upper()
+
 
 class ServerSettings(BaseSettings):
-    """``ferry server``: command-line options override ``FERRY_*`` environment variables."""
+    """``ferry server``."""
 
-    model_config = SettingsConfigDict(env_prefix="FERRY_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="FERRY_", extra="forbid", env_nested_delimiter="__"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8470, ge=0, le=65535)
@@ -33,7 +83,9 @@ class ServerSettings(BaseSettings):
     health_check_fast_s: float = Field(10.0, gt=0)  # storage health checks, first minute
     health_check_s: float = Field(60.0, gt=0)  # and then
     notify_retry_s: float = Field(10.0, gt=0)  # first backoff of a failed finalize hook
-    log_level: str = "INFO"
+    log: LogSettings = Field(default_factory=LogSettings)
+    hung_timeout_s: float = Field(60.0, gt=0)  # a local agent silent that long is replaced
+    grace_s: float = Field(10.0, ge=0)  # how long stopping agents may finish their copies
 
     @field_validator("storages")
     @classmethod
@@ -56,3 +108,20 @@ class ServerSettings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+
+class AgentSettings(BaseSettings):
+    """``ferry agent``. Its secret and token come from the command line or the environment
+    (``FERRY_AGENT_SECRET``, ``FERRY_AGENT_TOKEN``), never from the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FERRY_AGENT_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    server: str = "http://127.0.0.1:8470"
+    name: str | None = None
+    max_active: int = Field(8, ge=1, le=1024)
+    timeout_s: float = Field(0.0, ge=0)  # exit after this long with nothing to do; 0: never
+    grace_s: float = Field(10.0, ge=0)
+    data_dir: Path = Path(".ferry")
+    log: LogSettings = Field(default_factory=LogSettings)

@@ -19,6 +19,7 @@
     │   ├── Forbidden               token lacks the role (API 403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
+    ├── ConfigError                 a daemon's configuration has a bad or unknown key
     ├── ApiError                    an error answer from the server, seen by the client
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
@@ -65,6 +66,10 @@ class LocalUrlRefused(PathOutsideStorage):
             " never as file URLs",
         )
         self.storage, self.path = text.partition(":")[0], text
+
+
+class ConfigError(FerryError):
+    """A daemon cannot start (or reload) with this configuration; the message names the key."""
 
 
 class NotFound(FerryError):

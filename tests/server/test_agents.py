@@ -143,9 +143,9 @@ async def runner(api):  # type: ignore[no-untyped-def]
         "http://ferry", name="inproc", secret=secret, token=None, transport=api.transport
     )
     await session.register({"protocols": ["file"]})
-    runner = AgentRunner(session, max_active=4)
+    runner = AgentRunner(session, max_active=4, grace=5)
     stop = asyncio.Event()
-    work = asyncio.create_task(runner.run(stop, grace=5))
+    work = asyncio.create_task(runner.run(stop))
     yield runner
     stop.set()
     await asyncio.wait_for(work, 30)
@@ -204,7 +204,7 @@ class SlowLocal(LocalFileSystem):
         return _Trickle(handle) if mode == "rb" else handle
 
 
-async def test_a_copy_cut_short_by_shutdown_is_retried_not_canceled(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_copy_cut_short_by_shutdown_is_given_back_not_canceled(api, eventually) -> None:  # type: ignore[no-untyped-def]
     fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
     (api.root / "big.bin").write_bytes(os.urandom(512 * 1024))  # ~5 s at the trickle's pace
     await api.state.store.put_storage(Storage("slow", f"slowfile://{api.root}"))
@@ -216,9 +216,9 @@ async def test_a_copy_cut_short_by_shutdown_is_retried_not_canceled(api, eventua
         "http://ferry", name="quitter", secret=secret, token=None, transport=api.transport
     )
     await session.register({})
-    runner = AgentRunner(session, max_active=1)
+    runner = AgentRunner(session, max_active=1, grace=0.2)
     stop = asyncio.Event()
-    work = asyncio.create_task(runner.run(stop, grace=0.2))
+    work = asyncio.create_task(runner.run(stop))
     url = f"/api/v1/transfers/{created.json()['id']}/outcomes"
 
     async def copying():  # type: ignore[no-untyped-def]
@@ -229,8 +229,9 @@ async def test_a_copy_cut_short_by_shutdown_is_retried_not_canceled(api, eventua
     await asyncio.wait_for(work, 30)
     await session.close()
     (obj,) = (await api.client.get(url)).json()["objects"]
-    assert obj["status"] == "WAITING"
-    assert obj["history"][0]["error"] == "the agent stopped before the copy finished"
+    assert obj["status"] == "QUEUED"  # given back at once, for the next agent
+    assert obj["history"][0]["state"] == "RELEASED"
+    assert obj["history"][0]["error"] == "the agent stopped before it finished"
     assert list((api.root / "out").iterdir()) == []
 
 
@@ -248,9 +249,9 @@ async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> 
         "http://ferry", name="watcher", secret=secret, token=None, transport=api.transport
     )
     await session.register({})
-    runner = AgentRunner(session, max_active=1)
+    runner = AgentRunner(session, max_active=1, grace=0.2)
     stop = asyncio.Event()
-    work = asyncio.create_task(runner.run(stop, grace=0.2))
+    work = asyncio.create_task(runner.run(stop))
     url = f"/api/v1/transfers/{created.json()['id']}"
 
     async def moving():  # type: ignore[no-untyped-def]

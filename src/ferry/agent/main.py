@@ -1,4 +1,9 @@
-"""``ferry agent``: register with the server, then work until told to stop."""
+"""``ferry agent``: register with the server, then work until told to stop.
+
+SIGTERM and SIGINT stop gracefully: no new leases, active copies finish within ``grace_s``, the
+rest is given back. SIGQUIT stops at once: active copies are stopped and every lease is given
+back, so another agent takes the work now rather than after a lease TTL. With ``timeout_s``, an
+agent that has had nothing to do for that long exits with status 0."""
 
 from __future__ import annotations
 
@@ -9,30 +14,41 @@ import signal
 
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
+from ferry.config import AgentSettings
 from ferry.errors import FerryError
 
 log = logging.getLogger("ferry.agent")
 
-SHUTDOWN_GRACE_S = 10.0
 
-
-async def run_agent(
-    server: str, *, name: str, secret: str | None, token: str | None, max_active: int
-) -> int:
-    """Run until SIGTERM or SIGINT (graceful) and return the exit status."""
+async def run_agent(settings: AgentSettings, *, secret: str | None, token: str | None) -> int:
+    """Run until stopped and return the exit status."""
+    name = settings.name or "agent"
     stop = asyncio.Event()
+    session = ServerSession(settings.server, name=name, secret=secret, token=token)
+    runner = AgentRunner(
+        session,
+        max_active=settings.max_active,
+        grace=settings.grace_s,
+        idle_timeout=settings.timeout_s,
+    )
+
+    def stop_now() -> None:
+        log.info("SIGQUIT: stopping at once and giving back every lease")
+        runner.grace = 0.0
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    session = ServerSession(server, name=name, secret=secret, token=token)
+    loop.add_signal_handler(signal.SIGQUIT, stop_now)
     try:
-        await session.register({"protocols": ["file", "memory"], "max_active": max_active})
-        runner = AgentRunner(session, max_active=max_active)
-        await runner.run(stop, SHUTDOWN_GRACE_S)
+        capabilities = {"protocols": ["file", "memory"], "max_active": settings.max_active}
+        await session.register(capabilities)
+        await runner.run(stop)
         if runner.stuck:
             logging.shutdown()
             os._exit(1)  # copy threads blocked in a backend would keep a normal exit waiting
-        log.info("agent %s stopped", name)
+        log.info("agent %s stopped%s", name, " (idle)" if runner.idle_exit else "")
         return 1 if runner.fatal else 0
     except FerryError as exc:
         log.error("agent %s: %s", name, exc)
@@ -41,7 +57,5 @@ async def run_agent(
         await session.close()
 
 
-def main(server: str, *, name: str, secret: str | None, token: str | None, max_active: int) -> int:
-    return asyncio.run(
-        run_agent(server, name=name, secret=secret, token=token, max_active=max_active)
-    )
+def main(settings: AgentSettings, *, secret: str | None, token: str | None) -> int:
+    return asyncio.run(run_agent(settings, secret=secret, token=token))

@@ -9,9 +9,10 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -36,6 +37,8 @@ LEASE_AHEAD_MAX = 256
 DURATION_SMOOTHING = 0.1
 RETRY_DELAY_S = 1.0
 STUCK_AFTER_S = 5.0
+IDLE_CHECK_S = 2.0
+RECENT_ERRORS = 10
 
 
 @dataclass
@@ -67,9 +70,21 @@ class FatalSessionError(Exception):
 
 
 class AgentRunner:
-    def __init__(self, session: Any, *, max_active: int) -> None:
+    def __init__(
+        self,
+        session: Any,
+        *,
+        max_active: int,
+        grace: float = 10.0,
+        idle_timeout: float = 0.0,
+    ) -> None:
         self.session = session
         self.max_active = max_active
+        self.grace = grace  # set to 0 before stopping for an immediate stop (SIGQUIT)
+        self.idle_timeout = idle_timeout
+        self.idle_exit = False
+        self._last_busy = time.monotonic()
+        self._recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self._held: dict[int, HeldTask] = {}
         self._queue: asyncio.Queue[HeldTask] = asyncio.Queue()
         self._results: list[dict[str, Any]] = []
@@ -87,21 +102,40 @@ class AgentRunner:
         self.stuck = False  # copies that would not stop: the process must exit without them
 
     # --- lifecycle --------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event, grace: float) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set (or the agent has been idle for ``idle_timeout``), then
+        give back what has not started, let active copies finish within ``grace`` and give
+        back the rest."""
         workers = [asyncio.create_task(self._work()) for _ in range(self.max_active)]
         background = [
             asyncio.create_task(self._guard(self._lease_loop(), stop)),
             asyncio.create_task(self._guard(self._report_loop(), stop)),
             asyncio.create_task(self._guard(self._heartbeat_loop(), stop)),
         ]
+        if self.idle_timeout > 0:
+            background.append(asyncio.create_task(self._guard(self._idle_watch(stop), stop)))
         await stop.wait()
         background[0].cancel()  # no new leases
-        await self._drain(workers, grace)
+        await self._drain(workers, self.grace)
         for task in background[1:]:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self._flush_all()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _idle_watch(self, stop: asyncio.Event) -> None:
+        """The transfer daemon's inactivity timeout: nothing held for ``idle_timeout``
+        seconds, checked every few seconds, ends the agent cleanly."""
+        every = min(IDLE_CHECK_S, self.idle_timeout / 2)
+        while True:
+            await asyncio.sleep(every)
+            if self._held or self._results:
+                self._last_busy = time.monotonic()
+            elif time.monotonic() - self._last_busy > self.idle_timeout:
+                log.info("nothing to do for %.0f s: stopping", self.idle_timeout)
+                self.idle_exit = True
+                stop.set()
+                return
 
     async def _guard(self, coroutine: Any, stop: asyncio.Event) -> None:
         try:
@@ -230,13 +264,7 @@ class AgentRunner:
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.cancel.is_set)
         except TransferCanceled as exc:
             if task.shutting_down:  # not a user's cancel: the object still has to move
-                why = "the agent stopped before the copy finished"
-                return {
-                    "state": "FAILED",
-                    "error": why,
-                    "error_class": "transient",
-                    "retryable": True,
-                }
+                return {"state": "RELEASED", "error": "the agent stopped before it finished"}
             return {"state": "CANCELED", "error": str(exc), "error_class": exc.error_class}
         except TransferError as exc:
             return {
@@ -265,6 +293,15 @@ class AgentRunner:
     # --- reporting --------------------------------------------------------------------------
     def _record(self, task: HeldTask, report: dict[str, Any]) -> None:
         self._stats[report["state"]] += 1
+        if report["state"] == "FAILED":
+            self._recent_errors.append(
+                {
+                    "task": task.id,
+                    "source": str(task.source),
+                    "error": report.get("error"),
+                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            )
         self._stats["bytes"] += int(report.get("bytes", 0))
         self._results.append({"task": task.id, "lease": task.lease, **report})
         # Report at once when nothing is waiting here: the server may be holding work back
@@ -308,4 +345,5 @@ class AgentRunner:
             "outstanding": len(self._held),
             "max_active": self.max_active,
             "stats": dict(self._stats),
+            "recent_errors": list(self._recent_errors),
         }

@@ -24,12 +24,33 @@ def parse_storages(values: list[str]) -> dict[str, str]:
     return storages
 
 
+# The options both daemons share (DaemonCore's common command line).
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML file: its [server] or [agent] table.", show_default=False),
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Database, tokens and keys (default ./.ferry).")
+]
+LogDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Also log to a rotating file here (server.log, agent-NAME.log)."),
+]
+LogLevelOption = Annotated[
+    str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (default INFO).")
+]
+
+
+def _log(log_dir: Path | None, log_level: str | None) -> dict[str, Any] | None:
+    given = {"dir": log_dir, "level": log_level}
+    return {k: v for k, v in given.items() if v is not None} or None
+
+
 def server(
+    config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8470).")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Database and tokens (default ./.ferry).")
-    ] = None,
+    data_dir: DataDirOption = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -63,10 +84,20 @@ def server(
         float | None,
         typer.Option(help="Seconds without a heartbeat before an agent is LOST (default 30)."),
     ] = None,
-    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    hung_timeout: Annotated[
+        float | None,
+        typer.Option(help="Replace a local agent silent for this long (default 60 s)."),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Seconds stopping agents may finish their copies (default 10)."),
+    ] = None,
+    log_dir: LogDirOption = None,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run the scheduler service: the API, the scheduler loops and the local agents."""
     from ferry.config import ServerSettings
+    from ferry.daemon.config import load_settings
     from ferry.daemon.logs import configure_logging
     from ferry.server.run import serve
 
@@ -80,17 +111,21 @@ def server(
         "heartbeat_s": heartbeat,
         "agent_max_active": agent_max_active,
         "agent_lost_after_s": agent_lost_after,
-        "log_level": log_level,
+        "hung_timeout_s": hung_timeout,
+        "grace_s": grace,
+        "log": _log(log_dir, log_level),
         "storages": parse_storages(storage) if storage else None,
         "allow_unregistered": allow_unregistered,
     }
-    settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
-    configure_logging(settings.log_level, daemon="server")
-    serve(settings)
+    settings = load_settings(ServerSettings, path=config, section="server", given=given)
+    configure_logging(settings.log, daemon="server")
+    serve(settings, config=config, given=given)
 
 
 def agent(
-    server: Annotated[str, typer.Option(help="The server's URL.", envvar="FERRY_URL")],
+    server: Annotated[
+        str | None, typer.Option(help="The server's URL.", envvar="FERRY_URL", show_default=False)
+    ] = None,
     secret: Annotated[
         str | None,
         typer.Option(
@@ -102,20 +137,45 @@ def agent(
         typer.Option(help="Agent token.", envvar="FERRY_AGENT_TOKEN", show_default=False),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Agent name (default: host name).")] = None,
-    max_active: Annotated[int, typer.Option(min=1, max=1024, help="Tasks copied at once.")] = 8,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    max_active: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="Tasks copied at once (default 8).")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Exit (status 0) after this many seconds with nothing to do; 0: never."),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="On SIGTERM, seconds active copies may finish (default 10)."),
+    ] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    log_dir: LogDirOption = None,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run a transfer agent: register with the server and move data for it."""
     from ferry.agent.main import main as run_agent
-    from ferry.daemon.logs import configure_logging
+    from ferry.config import AgentSettings
+    from ferry.daemon.config import load_settings
+    from ferry.daemon.logs import REDACTOR, configure_logging
 
     if bool(secret) == bool(token):
         raise InvalidRequest("give exactly one of --secret and --token")
-    agent_name = name or socket.gethostname()
-    configure_logging(log_level, daemon=f"agent-{agent_name}")
-    raise SystemExit(
-        run_agent(server, name=agent_name, secret=secret, token=token, max_active=max_active)
-    )
+    given: dict[str, Any] = {
+        "server": server,
+        "name": name,
+        "max_active": max_active,
+        "timeout_s": timeout,
+        "grace_s": grace,
+        "data_dir": data_dir,
+        "log": _log(log_dir, log_level),
+    }
+    settings = load_settings(AgentSettings, path=config, section="agent", given=given)
+    if settings.name is None:
+        settings = settings.model_copy(update={"name": socket.gethostname()})
+    REDACTOR.add(secret or token or "")
+    configure_logging(settings.log, daemon=f"agent-{settings.name}")
+    raise SystemExit(run_agent(settings, secret=secret, token=token))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,9 @@
 
 Like DaemonCore's Create_Process and reapers: each child is watched by a task that learns of its
 exit at once, says why in the log, and starts a new one after a backoff (1 s, doubling to 60 s,
-back to 1 s once a child has run for a minute)."""
+back to 1 s once a child has run for a minute). And DaemonCore's hung-child rule: a child whose
+heartbeats stop for the hung timeout is killed (a stopped or deadlocked process answers no
+other signal) and replaced."""
 
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ class Child:
     spec: ChildSpec
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    started_at: float = 0.0  # loop time of the current process's start
+    killed_because: str | None = None
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -73,10 +77,13 @@ class Supervisor:
             returncode = await self._run_once(child)
             if self._stopping.is_set():
                 return
+            why = f" ({child.killed_because})" if child.killed_because else ""
+            child.killed_because = None
             log.warning(
-                "child %s exited with status %s; restarting in %.0f s",
+                "child %s exited with status %s%s; restarting in %.0f s",
                 child.spec.name,
                 returncode,
+                why,
                 backoff,
             )
             with contextlib.suppress(Exception):
@@ -97,16 +104,48 @@ class Supervisor:
         except Exception:
             log.exception("child %s could not be started", child.spec.name)
             return -1
+        child.started_at = asyncio.get_running_loop().time()
         log.info("child %s started (pid %d)", child.spec.name, child.process.pid)
         return await child.process.wait()
 
-    async def stop(self, grace: float) -> None:
-        """SIGTERM every child, SIGKILL those still alive after ``grace`` seconds, reap all."""
+    async def kill_hung(
+        self, silent_for: Callable[[str], Awaitable[float | None]], timeout: float
+    ) -> list[str]:
+        """Kill every child that has run longer than ``timeout`` and whose heartbeats have
+        stopped for longer than that (``silent_for(name)``: seconds since its last one); the
+        reaper replaces it. Return the names killed."""
+        now = asyncio.get_running_loop().time()
+        killed = []
+        for child in self._children:
+            process = child.process
+            if process is None or process.returncode is not None or self._stopping.is_set():
+                continue
+            if now - child.started_at <= timeout:
+                continue
+            silent = await silent_for(child.spec.name)
+            if silent is None or silent <= timeout:
+                continue
+            child.killed_because = f"hung: no heartbeat for {silent:.0f} s, killed"
+            log.warning(
+                "child %s (pid %d): no heartbeat for %.0f s: killing and replacing it",
+                child.spec.name,
+                process.pid,
+                silent,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            killed.append(child.spec.name)
+        return killed
+
+    async def stop(self, grace: float, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` to every child (SIGTERM: finish and give back; SIGQUIT: give back
+        at once), SIGKILL those still alive after ``grace`` seconds, reap all."""
         self._stopping.set()
         running = [c.process for c in self._children if c.process and c.process.returncode is None]
         for process in running:
             with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+                process.send_signal(signum)
+                process.send_signal(signal.SIGCONT)  # a stopped child must see it
         try:
             await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), grace)
         except TimeoutError:

@@ -1,18 +1,93 @@
-"""Logging for the daemons: one line per event, levels per subsystem."""
+"""Logging for the daemons: one line per event, levels per subsystem (``ferry.api``,
+``ferry.scheduler``, ``ferry.agent``, ``ferry.engine``, ``ferry.security``, ``ferry.daemon``),
+to standard error and, with a log folder, to a file of the daemon's own that rotates by size.
+Secrets are redacted from every line, whoever wrote it."""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import re
 import sys
+from collections.abc import Iterable
+
+from ferry.config import LogSettings
+
+FORMAT = "%(asctime)s {daemon} %(levelname)s %(name)s: %(message)s"
+
+# key=value, "key": "value" and bearer tokens whose key says they are secret.
+_SECRET_PAIRS = re.compile(
+    r"""(?ix)
+    (\b(?:password|passphrase|secret|token|api[_-]?key|secret[_-]?key|access[_-]?key|auth)
+       ["']?\s*[:=]\s*["']?)
+    ([^\s"',;&}]+)
+    """
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9._~+/=-]+)")
 
 
-def configure_logging(level: str, *, daemon: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s {daemon} %(levelname)s %(name)s: %(message)s")
-    )
+class Redactor(logging.Filter):
+    """Replaces secrets in each record's final message: values of secret-looking keys, bearer
+    tokens, and any exact secret the daemon registered (its token, its one-time secret)."""
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.known: set[str] = {k for k in known if len(k) >= 8}
+
+    def add(self, secret: str) -> None:
+        if len(secret) >= 8:
+            self.known.add(secret)
+
+    def redact(self, text: str) -> str:
+        for secret in self.known:
+            text = text.replace(secret, "[redacted]")
+        text = _SECRET_PAIRS.sub(r"\1[redacted]", text)
+        return _BEARER.sub(r"\1[redacted]", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+REDACTOR = Redactor()
+
+
+def configure_logging(settings: LogSettings, *, daemon: str) -> None:
+    """Install the daemon's handlers and levels (again on SIGHUP: the same call)."""
+    formatter = logging.Formatter(FORMAT.format(daemon=daemon))
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings.dir is not None:
+        settings.dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                settings.dir / f"{daemon}.log",
+                maxBytes=settings.max_bytes,
+                backupCount=settings.backups,
+                encoding="utf-8",
+            )
+        )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        old.close()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(REDACTOR)
+    root.handlers[:] = handlers
     root.setLevel(logging.WARNING)
-    logging.getLogger("ferry").setLevel(level.upper())
-    logging.getLogger("uvicorn.error").setLevel(level.upper())
+    apply_levels(settings)
+
+
+def apply_levels(settings: LogSettings) -> None:
+    logging.getLogger("ferry").setLevel(settings.level)
+    logging.getLogger("uvicorn.error").setLevel(settings.level)
+    for name in ("ferry.api", "ferry.scheduler", "ferry.agent", "ferry.engine", "ferry.security"):
+        logging.getLogger(name).setLevel(settings.levels.get(name, logging.NOTSET))
+    for name, level in settings.levels.items():
+        logging.getLogger(name).setLevel(level)

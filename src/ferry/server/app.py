@@ -36,7 +36,8 @@ log = logging.getLogger("ferry.api")
 API_PREFIX = "/api/v1"
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 (a file name, not a secret)
 AGENT_SECRET_TTL = timedelta(minutes=10)
-AGENT_STOP_GRACE_S = 10.0
+STOP_MARGIN_S = 10.0  # beyond the agents' own grace: stopping stuck copies, last reports
+HUNG_CHECK_EVERY_S = 5.0
 
 
 def write_private(path: Path, text: str) -> None:
@@ -78,19 +79,44 @@ def local_agents(state: ServerState, supervisor: Supervisor) -> None:
                 "FERRY_AGENT_SECRET": await state.store.issue_agent_secret(name, AGENT_SECRET_TTL)
             }
 
-        command = [
-            sys.executable,
-            "-m",
-            "ferry",
-            "agent",
-            "--server",
-            settings.agent_server_url,
-            "--name",
-            name,
-            "--max-active",
-            str(settings.agent_max_active),
-        ]
-        supervisor.start(ChildSpec(name, command, environment))
+        supervisor.start(ChildSpec(name, agent_command(state, name), environment))
+
+
+def agent_command(state: ServerState, name: str) -> list[str]:
+    """A local agent's command line: this server, its name, and the server's grace, log
+    folder and level, and configuration file (whose ``[agent]`` table it then reads)."""
+    settings = state.settings
+    command = [sys.executable, "-m", "ferry", "agent", "--server", settings.agent_server_url]
+    command += ["--name", name, "--max-active", str(settings.agent_max_active)]
+    command += ["--grace", str(settings.grace_s), "--log-level", settings.log.level]
+    if settings.log.dir is not None:
+        command += ["--log-dir", str(settings.log.dir)]
+    if state.config is not None:
+        command += ["--config", str(state.config)]
+    return command
+
+
+def stop_wait(settings: ServerSettings) -> float:
+    """How long the server waits for its agents to stop before killing them."""
+    return settings.grace_s + STOP_MARGIN_S
+
+
+async def watch_hung_agents(state: ServerState, supervisor: Supervisor) -> None:
+    """DaemonCore's hung-child rule, on the local agents' heartbeats."""
+
+    async def silent_for(name: str) -> float | None:
+        agent = await state.store.agent_named(name)
+        if agent is None or agent.last_heartbeat is None:
+            return None
+        return (state.clock() - agent.last_heartbeat).total_seconds()
+
+    while True:
+        timeout = state.settings.hung_timeout_s
+        await asyncio.sleep(min(HUNG_CHECK_EVERY_S, timeout / 4))
+        try:
+            await supervisor.kill_hung(silent_for, timeout)
+        except Exception:
+            log.exception("hung-agent check failed; it goes on")
 
 
 def supervisor_for(state: ServerState) -> Supervisor:
@@ -107,14 +133,18 @@ def supervisor_for(state: ServerState) -> Supervisor:
     return Supervisor(agent_exited)
 
 
-def build_loops(state: ServerState) -> list[Loop]:
-    settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
-    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop]
-    timings = RegistryTimings(
+def registry_timings(settings: ServerSettings) -> RegistryTimings:
+    return RegistryTimings(
         lost_after=timedelta(seconds=settings.agent_lost_after_s),
         health_fast=timedelta(seconds=settings.health_check_fast_s),
         health_slow=timedelta(seconds=settings.health_check_s),
     )
+
+
+def build_loops(state: ServerState) -> list[Loop]:
+    settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
+    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop]
+    timings = registry_timings(settings)
     return [
         *(kind(store, wakeups, clock) for kind in kinds),
         ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
@@ -136,20 +166,22 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare(state)
         stop = asyncio.Event()
+        state.loops = build_loops(state)
         loops = [
-            asyncio.create_task(loop.run_forever(stop), name=loop.name)
-            for loop in build_loops(state)
+            asyncio.create_task(loop.run_forever(stop), name=loop.name) for loop in state.loops
         ]
         supervisor = state.supervisor = supervisor_for(state)
         local_agents(state, supervisor)
+        watchdog = asyncio.create_task(watch_hung_agents(state, supervisor), name="hung-agents")
         try:
             yield
         finally:
             state.stopping.set()
             state.wakeups.events.close()
-            await supervisor.stop(AGENT_STOP_GRACE_S)
+            watchdog.cancel()
+            await supervisor.stop(stop_wait(state.settings))
             stop.set()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(*loops, watchdog, return_exceptions=True)
             await state.store.close()
 
     app = FastAPI(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from ferry.config import ServerSettings
-from ferry.server.app import AGENT_STOP_GRACE_S, build_store, create_app
+from ferry.server.app import build_store, create_app, stop_wait
+from ferry.server.reload import reload_settings
 from ferry.server.state import ServerState
 
 log = logging.getLogger("ferry.api")
@@ -18,12 +22,49 @@ log = logging.getLogger("ferry.api")
 class _Server(uvicorn.Server):
     """Uvicorn, with Ferry's order of shutdown on the first SIGINT or SIGTERM: long polls answer
     at once, the local agents finish or give back their work and report it while the API still
-    listens, and only then does uvicorn close. A second signal takes uvicorn's own fast way."""
+    listens, and only then does uvicorn close. A second signal takes uvicorn's own fast way.
+    SIGQUIT: the agents give back every lease at once, then the server exits. SIGHUP: the
+    configuration is read again."""
 
-    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+    def __init__(self, config: uvicorn.Config, state: ServerState, given: dict[str, Any]) -> None:
         super().__init__(config)
         self._ferry_state = state
+        self._given = given
         self._draining = False
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload)
+        loop.add_signal_handler(signal.SIGQUIT, self._quit_now)
+
+    def _spawn(self, make: Any) -> None:
+        task = asyncio.ensure_future(make())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload(self) -> None:
+        log.info("SIGHUP: reading the configuration again")
+        await reload_settings(self._ferry_state, self._ferry_state.config, self._given)
+
+    def _quit_now(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        state = self._ferry_state
+        state.stopping.set()
+        state.wakeups.events.close()
+        log.info("SIGQUIT: the agents give back their leases now; then the server exits")
+
+        async def quit_now() -> None:
+            try:
+                if state.supervisor is not None:
+                    await state.supervisor.stop(stop_wait(state.settings), signal.SIGQUIT)
+            finally:
+                self.should_exit = True
+
+        self._spawn(quit_now)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or self._ferry_state.supervisor is None:
@@ -40,7 +81,7 @@ class _Server(uvicorn.Server):
         async def drain() -> None:
             try:
                 if self._ferry_state.supervisor is not None:
-                    await self._ferry_state.supervisor.stop(AGENT_STOP_GRACE_S)
+                    await self._ferry_state.supervisor.stop(stop_wait(self._ferry_state.settings))
             finally:
                 self.should_exit = True  # not handle_exit: that would read as a second Ctrl-C
 
@@ -57,10 +98,14 @@ class _Server(uvicorn.Server):
             captured.clear()
 
 
-def serve(settings: ServerSettings) -> None:
-    state = ServerState(settings=settings, store=build_store(settings))
+def serve(
+    settings: ServerSettings, *, config: Path | None = None, given: dict[str, Any] | None = None
+) -> None:
+    """Run the server until a signal stops it; ``config`` and ``given`` (the command line's
+    values) are what SIGHUP reads the settings from again."""
+    state = ServerState(settings=settings, store=build_store(settings), config=config)
     app = create_app(settings, state=state)
-    config = uvicorn.Config(
+    uvicorn_config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -75,4 +120,4 @@ def serve(settings: ServerSettings) -> None:
         settings.port,
         settings.data_dir,
     )
-    _Server(config, state).run()
+    _Server(uvicorn_config, state, given or {}).run()

@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from ferry.config import ServerSettings
 from ferry.daemon.children import Supervisor
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths
-from ferry.scheduler.loop import Wakeups, system_clock
+from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.scheduler.registry import StorageCache
 from ferry.store.abc import Store
 
@@ -23,6 +24,8 @@ class ServerState:
     clock: Callable[[], datetime] = system_clock
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     supervisor: Supervisor | None = None
+    config: Path | None = None  # the --config file, read again on SIGHUP
+    loops: list[Loop] = field(default_factory=list)
     storages: StorageCache = field(init=False)
 
     def __post_init__(self) -> None:

@@ -72,45 +72,68 @@ class TasksMixin(SqlBase):
         now = self.clock()
         async with self._tx() as conn:
             held = await self._still_held(conn, agent_id, by_id)
-            released = [
+            # Given back unstarted (no error said): QUEUED again, as if never leased.
+            unstarted = [
                 row
                 for row in held
-                if by_id[row.id].state is TaskState.QUEUED and not row.cancel_requested
+                if by_id[row.id].state is TaskState.QUEUED
+                and by_id[row.id].error is None
+                and not row.cancel_requested
             ]
-            if released:
+            if unstarted:
                 await conn.execute(
-                    _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in released]
+                    _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in unstarted]
                 )
-            held = [row for row in held if row not in released]  # a released canceled task ends
-            changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in released]
-            if not held:
-                return changes
-            stopped = await self._stopped_by_channel(conn, held, by_id)
-            updates, attempts, counter = [], [], RunCounter()
-            for row in held:
-                result = by_id[row.id]
-                state, not_before = (
-                    (TaskState.QUEUED, None)
-                    if row.id in stopped
-                    else self._next_state(row, result, now)
-                )
-                counter.add(
-                    row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
-                )
-                updates.append(_task_update(row.id, result, state, not_before, now))
-                changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
-                ended = "STOPPED" if row.id in stopped else None
-                attempts.append(_attempt(row, agent_id, result, now, ended))
-            await conn.execute(_RESULT_UPDATE, updates)
-            if stopped:  # the operator's stop does not use up one of the object's retries
-                await conn.execute(
-                    update(t.tasks)
-                    .where(t.tasks.c.id.in_(stopped))
-                    .values(max_attempts=t.tasks.c.max_attempts + 1)
-                )
-            await conn.execute(insert(t.attempts), attempts)
-            await counter.apply(conn, now)
-            await _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
+            held = [row for row in held if row not in unstarted]  # a released canceled task ends
+            changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in unstarted]
+            if held:
+                changes += await self._apply_results(conn, agent_id, held, by_id, now)
+        return changes
+
+    async def _apply_results(
+        self,
+        conn: AsyncConnection,
+        agent_id: str,
+        held: list[Any],
+        by_id: dict[int, TaskResult],
+        now: datetime,
+    ) -> list[TaskChange]:
+        """Results of started attempts, each kept as an attempt. One stopped by its channel
+        (STOPPED) or by its agent's shutdown (RELEASED) is QUEUED again at once, and that
+        attempt does not use up one of the object's retries."""
+        interrupted = await self._stopped_by_channel(conn, held, by_id)
+        interrupted |= {
+            row.id
+            for row in held
+            if by_id[row.id].state is TaskState.QUEUED and not row.cancel_requested
+        }
+        updates, attempts, changes, counter = [], [], [], RunCounter()
+        for row in held:
+            result = by_id[row.id]
+            state, not_before = (
+                (TaskState.QUEUED, None)
+                if row.id in interrupted
+                else self._next_state(row, result, now)
+            )
+            counter.add(
+                row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
+            )
+            updates.append(_task_update(row.id, result, state, not_before, now))
+            changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
+            ended = None
+            if row.id in interrupted:
+                ended = "RELEASED" if result.state is TaskState.QUEUED else "STOPPED"
+            attempts.append(_attempt(row, agent_id, result, now, ended))
+        await conn.execute(_RESULT_UPDATE, updates)
+        if interrupted:
+            await conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id.in_(interrupted))
+                .values(max_attempts=t.tasks.c.max_attempts + 1)
+            )
+        await conn.execute(insert(t.attempts), attempts)
+        await counter.apply(conn, now)
+        await _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
         return changes
 
     async def _still_held(
@@ -295,7 +318,8 @@ async def _add_agent_statistics(
     conn: AsyncConnection, agent_id: str, results: list[TaskResult]
 ) -> None:
     """Add a batch of results to the agent's statistics, in one statement."""
-    outcome = Counter(_OUTCOME_OF.get(r.state, "failed") for r in results)
+    ended = [r for r in results if r.state is not TaskState.QUEUED]  # given back: no verdict
+    outcome = Counter(_OUTCOME_OF.get(r.state, "failed") for r in ended)
     moved = sum(r.bytes for r in results if r.state is TaskState.DONE)
     a = t.agents.c
     await conn.execute(
