@@ -4,6 +4,7 @@ system and the dispatch's limits."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +14,7 @@ from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, 
 from ferry.client import Client
 from ferry.domain.channels import ChannelState
 from ferry.domain.transfers import parse_rate
+from ferry.errors import InvalidRequest
 
 channel_app = typer.Typer(help="Channels: how much may move between two sites at once.")
 scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")
@@ -51,6 +53,41 @@ def agents(
             f"{s.throughput:.0f}",
         )
     console().print(table)
+
+
+def agent_invite(
+    name: Annotated[str, typer.Argument(help="The name the agent will register under.")],
+    ttl: Annotated[str, typer.Option(help="How long it is valid: 30m, 1h, 2d.")] = "1h",
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a one-time secret for a remote agent (administrators): run it there with
+    ferry agent --server URL --name NAME --secret SECRET."""
+    with Client(url, token, data_dir) as client:
+        invitation = client.invite_agent(name, ttl_s=parse_duration(ttl))
+    if as_json:
+        _json(invitation.model_dump(mode="json"))
+        return
+    typer.echo(invitation.secret)
+    typer.echo(
+        f"one-time secret for agent {invitation.name}, valid until"
+        f" {invitation.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        err=True,
+    )
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``10m``, ``1h``, ``2d`` → seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise InvalidRequest(f"{text!r} is not a duration: use e.g. 30m, 1h, 2d")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
 
 
 @channel_app.command("set")
@@ -163,5 +200,6 @@ def scope_ls(
 
 def register(app: typer.Typer) -> None:
     app.command()(agents)
+    app.command("agent-invite")(agent_invite)
     app.add_typer(channel_app, name="channel")
     app.add_typer(scope_app, name="scope")

@@ -14,6 +14,7 @@ import httpx
 
 from ferry.errors import ApiError, Unauthenticated
 from ferry.server.schemas import (
+    AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
     CancelResult,
@@ -154,6 +155,7 @@ class BaseClient:
     parse_cancel = staticmethod(CancelResult.model_validate)
 
     parse_channel = staticmethod(ChannelPublic.model_validate)
+    parse_invitation = staticmethod(AgentInvitation.model_validate)
     parse_scope = staticmethod(ScopePublic.model_validate)
     parse_agent_stats = staticmethod(AgentStatsPublic.model_validate)
 

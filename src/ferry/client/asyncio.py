@@ -19,6 +19,7 @@ from ferry.client._base import (
     merge_outcome_pages,
 )
 from ferry.server.schemas import (
+    AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
     CancelResult,
@@ -124,6 +125,13 @@ class AsyncClient(BaseClient):
 
     async def agents(self) -> builtins.list[AgentPublic]:
         return self.parse_agents(await self._send(Request("GET", "/api/v1/agents")))
+
+    async def invite_agent(self, name: str, *, ttl_s: float = 3600) -> AgentInvitation:
+        """A one-time registration secret for the agent ``name`` (administrators)."""
+        body = {"name": name, "ttl_s": ttl_s}
+        return self.parse_invitation(
+            await self._send(Request("POST", "/api/v1/agents/invite", json=body))
+        )
 
     async def agent_stats(self, agent_id: str) -> AgentStatsPublic:
         return self.parse_agent_stats(

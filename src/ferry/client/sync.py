@@ -18,6 +18,7 @@ from ferry.client._base import (
     merge_outcome_pages,
 )
 from ferry.server.schemas import (
+    AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
     CancelResult,
@@ -120,6 +121,13 @@ class Client(BaseClient):
 
     def agents(self) -> builtins.list[AgentPublic]:
         return self.parse_agents(self._send(Request("GET", "/api/v1/agents")))
+
+    def invite_agent(self, name: str, *, ttl_s: float = 3600) -> AgentInvitation:
+        """A one-time registration secret for the agent ``name`` (administrators)."""
+        body = {"name": name, "ttl_s": ttl_s}
+        return self.parse_invitation(
+            self._send(Request("POST", "/api/v1/agents/invite", json=body))
+        )
 
     def agent_stats(self, agent_id: str) -> AgentStatsPublic:
         return self.parse_agent_stats(

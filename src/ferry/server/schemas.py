@@ -269,6 +269,17 @@ class AgentRegister(_Strict):
     capabilities: dict[str, Any] = Field(default_factory=dict)
 
 
+class AgentInvite(_Strict):
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
+    ttl_s: float = Field(3600, gt=0, le=30 * 86400, description="how long the secret is valid")
+
+
+class AgentInvitation(BaseModel):
+    name: str
+    secret: str = Field(description="one-time: valid once, for this agent name only")
+    expires_at: datetime
+
+
 class AgentRegistered(BaseModel):
     id: str
     name: str

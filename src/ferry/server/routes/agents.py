@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -13,8 +14,10 @@ from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
 from ferry.errors import Forbidden, ServerStopping
-from ferry.server.deps import Daemon, OptionalPrincipal, Reader, StateDep
+from ferry.server.deps import Administrator, Daemon, OptionalPrincipal, Reader, StateDep
 from ferry.server.schemas import (
+    AgentInvitation,
+    AgentInvite,
     AgentPublic,
     AgentRegister,
     AgentRegistered,
@@ -32,6 +35,7 @@ from ferry.server.state import ServerState
 from ferry.store.abc import AgentStatistics, Principal, TaskChange, TaskResult
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+security = logging.getLogger("ferry.security")
 
 POLL_SLICE_S = 0.5
 MAX_ACTIVE_IN_DUMP = 100
@@ -71,6 +75,18 @@ def _stats(stats: AgentStatistics | None) -> AgentStatsPublic:
         bytes=stats.bytes,
         throughput=stats.throughput,
     )
+
+
+@router.post("/invite", status_code=201, response_model=AgentInvitation)
+async def invite(body: AgentInvite, state: StateDep, caller: Administrator) -> AgentInvitation:
+    """A one-time secret for a remote agent (the transfer daemon's --id): it registers once
+    with it, under this name only, before it expires."""
+    ttl = timedelta(seconds=body.ttl_s)
+    secret = await state.store.issue_agent_secret(body.name, ttl)
+    security.info(
+        "agent secret issued for %s by %s (valid %.0f s)", body.name, caller.name, body.ttl_s
+    )
+    return AgentInvitation(name=body.name, secret=secret, expires_at=state.clock() + ttl)
 
 
 @router.post("/register", response_model=AgentRegistered)
