@@ -11,7 +11,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from ferry.cli import daemons, registry, schedules, storages, transfers
+from ferry.cli import daemons, passive, registry, schedules, storages, transfers
 from ferry.errors import FerryError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ transfers.register(app)
 schedules.register(app)
 storages.register(app)
 registry.register(app)
+passive.register(app)
 
 
 def fail(message: str) -> None:

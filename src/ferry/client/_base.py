@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ferry.client.local import LocalObject
 from ferry.errors import ApiError, Unauthenticated
 from ferry.server.schemas import (
     AgentInvitation,
@@ -19,7 +20,9 @@ from ferry.server.schemas import (
     AgentStatsPublic,
     CancelResult,
     ChannelPublic,
+    ObjectResult,
     Outcomes,
+    PassiveCreated,
     RunPublic,
     ScopePublic,
     TransferList,
@@ -28,6 +31,7 @@ from ferry.server.schemas import (
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 RUNS_PAGE = 1000  # the server's page of runs
+PASSIVE_ATTEMPTS = 3  # sends of a pushed object the server could not take (transient)
 FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
 
 
@@ -136,6 +140,39 @@ class BaseClient:
         return Request("PUT", path, json=body)
 
     @staticmethod
+    def push_request(
+        objects: list[LocalObject],
+        destination: str,
+        *,
+        options: dict[str, Any] | None = None,
+        scope: str | None = None,
+    ) -> Request:
+        body: dict[str, Any] = {
+            "destination": destination,
+            "objects": [{"name": o.name, "size": o.size, "mtime": o.mtime} for o in objects],
+        }
+        if options:
+            body["options"] = options
+        if scope:
+            body["scope"] = scope
+        return Request("POST", "/api/v1/transfers/push", json=body)
+
+    @staticmethod
+    def pull_request(
+        sources: list[str], *, options: dict[str, Any] | None = None, scope: str | None = None
+    ) -> Request:
+        body: dict[str, Any] = {"sources": sources}
+        if options:
+            body["options"] = options
+        if scope:
+            body["scope"] = scope
+        return Request("POST", "/api/v1/transfers/pull", json=body)
+
+    @staticmethod
+    def data_path(transfer_id: str, name: str, kind: str = "data") -> str:
+        return f"/api/v1/transfers/{transfer_id}/{kind}/{quote(name)}"
+
+    @staticmethod
     def parse_event(lines: list[str]) -> dict[str, Any] | None:
         """One server-sent event from its lines (``event:``/``data:``); None for a comment."""
         data = "".join(line[5:].strip() for line in lines if line.startswith("data:"))
@@ -156,6 +193,8 @@ class BaseClient:
 
     parse_channel = staticmethod(ChannelPublic.model_validate)
     parse_invitation = staticmethod(AgentInvitation.model_validate)
+    parse_passive = staticmethod(PassiveCreated.model_validate)
+    parse_object_result = staticmethod(ObjectResult.model_validate)
     parse_scope = staticmethod(ScopePublic.model_validate)
     parse_agent_stats = staticmethod(AgentStatsPublic.model_validate)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +14,31 @@ import httpx
 
 from ferry.client._base import (
     FINAL_STATUSES,
+    PASSIVE_ATTEMPTS,
     RUNS_PAGE,
     BaseClient,
     Request,
     merge_outcome_pages,
 )
+from ferry.client.local import (
+    BLOCK,
+    LocalObject,
+    PulledFile,
+    checksum_of,
+    objects_to_push,
+    read_blocks,
+)
+from ferry.domain.transfers import Checksum
+from ferry.errors import ChecksumMismatch
 from ferry.server.schemas import (
     AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
     CancelResult,
     ChannelPublic,
+    ObjectResult,
     Outcomes,
+    PassiveCreated,
     RunPublic,
     ScopePublic,
     StoragePublic,
@@ -217,6 +231,140 @@ class AsyncClient(BaseClient):
             await asyncio.sleep(poll_s)
             poll_s = min(poll_s * 1.5, 1.0)
 
+    # --- passive transfers: this machine is one end ----------------------------------------
+    async def push(
+        self,
+        paths: builtins.list[Path],
+        destination: str,
+        *,
+        tree: bool = False,
+        options: dict[str, Any] | None = None,
+        scope: str | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
+        started: Callable[[PassiveCreated], None] = lambda _c: None,
+    ) -> TransferPublic:
+        """``Client.push``'s twin."""
+        objects = await asyncio.to_thread(objects_to_push, paths, tree=tree)
+        request = self.push_request(objects, destination, options=options, scope=scope)
+        created = self.parse_passive(await self._send(request))
+        started(created)
+        algorithm = Checksum(created.transfer.options["checksum"])
+        transfer_id, capability = created.transfer.id, created.capability
+        async with self._closing(transfer_id, capability):
+            for obj in objects:
+                await self._push_one(transfer_id, capability, obj, algorithm, progress)
+        return await self.wait(transfer_id)
+
+    async def _push_one(
+        self,
+        transfer_id: str,
+        capability: str,
+        obj: LocalObject,
+        algorithm: Checksum,
+        progress: Callable[[int], None],
+    ) -> ObjectResult:
+        headers = {
+            "X-Ferry-Capability": capability,
+            "X-Ferry-Checksum": await asyncio.to_thread(checksum_of, obj.path, algorithm),
+            "X-Ferry-Size": str(obj.size),
+            "X-Ferry-Mtime": str(obj.mtime),
+        }
+        for _attempt in range(PASSIVE_ATTEMPTS):
+            response = await self._http.put(
+                self.data_path(transfer_id, obj.name),
+                content=_blocks(obj.path, progress),
+                headers=headers,
+                timeout=None,
+            )
+            result = self.parse_object_result(self.parse(response))
+            if result.state != "FAILED" or not result.retryable:
+                return result
+        return result
+
+    async def pull(
+        self,
+        sources: builtins.list[str],
+        folder: Path,
+        *,
+        options: dict[str, Any] | None = None,
+        scope: str | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
+        started: Callable[[PassiveCreated], None] = lambda _c: None,
+    ) -> TransferPublic:
+        """``Client.pull``'s twin."""
+        request = self.pull_request(sources, options=options, scope=scope)
+        created = self.parse_passive(await self._send(request))
+        started(created)
+        algorithm = Checksum(created.transfer.options["checksum"])
+        keep_existing = created.transfer.options.get("overwrite", "never") == "never"
+        transfer_id, capability = created.transfer.id, created.capability
+        async with self._closing(transfer_id, capability):
+            for obj in created.objects:
+                if keep_existing and (folder / obj.name).exists():
+                    await self._pulled(transfer_id, capability, obj.name, {"state": "SKIPPED"})
+                    continue
+                await self._pull_one(transfer_id, capability, obj.name, folder, algorithm, progress)
+        return await self.wait(transfer_id)
+
+    async def _pull_one(
+        self,
+        transfer_id: str,
+        capability: str,
+        name: str,
+        folder: Path,
+        algorithm: Checksum,
+        progress: Callable[[int], None],
+    ) -> None:
+        headers = {"X-Ferry-Capability": capability}
+        target = await asyncio.to_thread(PulledFile, folder, name, algorithm)
+        try:
+            async with self._http.stream(
+                "GET", self.data_path(transfer_id, name), headers=headers, timeout=None
+            ) as response:
+                if response.is_error:
+                    await response.aread()
+                    self.parse(response)
+                async for block in response.aiter_bytes(BLOCK):
+                    await asyncio.to_thread(target.write, block)
+                    progress(len(block))
+                expected = response.headers.get("X-Ferry-Checksum")
+                kept = await asyncio.to_thread(target.keep, expected)
+        except ChecksumMismatch as exc:
+            failed = {"state": "FAILED", "error": str(exc)}
+            await self._pulled(transfer_id, capability, name, failed)
+            return
+        except BaseException:
+            target.discard()
+            raise
+        result = {"state": "DONE", "bytes": target.size, "checksum": kept}
+        await self._pulled(transfer_id, capability, name, result)
+
+    async def _pulled(
+        self, transfer_id: str, capability: str, name: str, body: dict[str, Any]
+    ) -> None:
+        response = await self._http.post(
+            self.data_path(transfer_id, name, "received"),
+            json=body,
+            headers={"X-Ferry-Capability": capability},
+        )
+        self.parse(response)
+
+    @contextlib.asynccontextmanager
+    async def _closing(self, transfer_id: str, capability: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._close_passive(transfer_id, capability)
+            raise
+        await self._close_passive(transfer_id, capability)
+
+    async def _close_passive(self, transfer_id: str, capability: str) -> None:
+        response = await self._http.post(
+            f"/api/v1/transfers/{transfer_id}/close", headers={"X-Ferry-Capability": capability}
+        )
+        self.parse(response)
+
     async def storages(self) -> builtins.list[StoragePublic]:
         data = await self._send(Request("GET", "/api/v1/storages"))
         return [StoragePublic.model_validate(item) for item in data]
@@ -237,3 +385,9 @@ class AsyncClient(BaseClient):
 
     async def remove_storage(self, name: str) -> None:
         await self._send(Request("DELETE", f"/api/v1/storages/{name}"))
+
+
+async def _blocks(path: Path, progress: Callable[[int], None]) -> AsyncIterator[bytes]:
+    blocks = read_blocks(path, progress)
+    while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+        yield block

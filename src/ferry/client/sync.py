@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,31 @@ import httpx
 
 from ferry.client._base import (
     FINAL_STATUSES,
+    PASSIVE_ATTEMPTS,
     RUNS_PAGE,
     BaseClient,
     Request,
     merge_outcome_pages,
 )
+from ferry.client.local import (
+    BLOCK,
+    LocalObject,
+    PulledFile,
+    checksum_of,
+    objects_to_push,
+    read_blocks,
+)
+from ferry.domain.transfers import Checksum
+from ferry.errors import ChecksumMismatch
 from ferry.server.schemas import (
     AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
     CancelResult,
     ChannelPublic,
+    ObjectResult,
     Outcomes,
+    PassiveCreated,
     RunPublic,
     ScopePublic,
     StoragePublic,
@@ -217,6 +231,142 @@ class Client(BaseClient):
                 )
             time.sleep(poll_s)
             poll_s = min(poll_s * 1.5, 1.0)
+
+    # --- passive transfers: this machine is one end ----------------------------------------
+    def push(
+        self,
+        paths: builtins.list[Path],
+        destination: str,
+        *,
+        tree: bool = False,
+        options: dict[str, Any] | None = None,
+        scope: str | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
+        started: Callable[[PassiveCreated], None] = lambda _c: None,
+    ) -> TransferPublic:
+        """Send local files (``tree``: folders' contents) into ``destination``, each verified
+        by checksum on the server before it is moved into place; wait for the verdict."""
+        objects = objects_to_push(paths, tree=tree)
+        created = self.parse_passive(
+            self._send(self.push_request(objects, destination, options=options, scope=scope))
+        )
+        started(created)
+        algorithm = Checksum(created.transfer.options["checksum"])
+        transfer_id, capability = created.transfer.id, created.capability
+        with self._closing(transfer_id, capability):
+            for obj in objects:
+                self._push_one(transfer_id, capability, obj, algorithm, progress)
+        return self.wait(transfer_id)
+
+    def _push_one(
+        self,
+        transfer_id: str,
+        capability: str,
+        obj: LocalObject,
+        algorithm: Checksum,
+        progress: Callable[[int], None],
+    ) -> ObjectResult:
+        headers = {
+            "X-Ferry-Capability": capability,
+            "X-Ferry-Checksum": checksum_of(obj.path, algorithm),
+            "X-Ferry-Size": str(obj.size),
+            "X-Ferry-Mtime": str(obj.mtime),
+        }
+        for _attempt in range(PASSIVE_ATTEMPTS):
+            response = self._http.put(
+                self.data_path(transfer_id, obj.name),
+                content=read_blocks(obj.path, progress),
+                headers=headers,
+                timeout=None,
+            )
+            result = self.parse_object_result(self.parse(response))
+            if result.state != "FAILED" or not result.retryable:
+                return result
+        return result
+
+    def pull(
+        self,
+        sources: builtins.list[str],
+        folder: Path,
+        *,
+        options: dict[str, Any] | None = None,
+        scope: str | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
+        started: Callable[[PassiveCreated], None] = lambda _c: None,
+    ) -> TransferPublic:
+        """Fetch files (and folders' contents) into the local ``folder``, each kept only once
+        its checksum matches the server's; wait for the verdict."""
+        created = self.parse_passive(
+            self._send(self.pull_request(sources, options=options, scope=scope))
+        )
+        started(created)
+        algorithm = Checksum(created.transfer.options["checksum"])
+        keep_existing = created.transfer.options.get("overwrite", "never") == "never"
+        transfer_id, capability = created.transfer.id, created.capability
+        with self._closing(transfer_id, capability):
+            for obj in created.objects:
+                if keep_existing and (folder / obj.name).exists():
+                    self._pulled(transfer_id, capability, obj.name, {"state": "SKIPPED"})
+                    continue
+                self._pull_one(transfer_id, capability, obj.name, folder, algorithm, progress)
+        return self.wait(transfer_id)
+
+    def _pull_one(
+        self,
+        transfer_id: str,
+        capability: str,
+        name: str,
+        folder: Path,
+        algorithm: Checksum,
+        progress: Callable[[int], None],
+    ) -> None:
+        headers = {"X-Ferry-Capability": capability}
+        target = PulledFile(folder, name, algorithm)
+        try:
+            with self._http.stream(
+                "GET", self.data_path(transfer_id, name), headers=headers, timeout=None
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    self.parse(response)
+                for block in response.iter_bytes(BLOCK):
+                    target.write(block)
+                    progress(len(block))
+                kept = target.keep(response.headers.get("X-Ferry-Checksum"))
+        except ChecksumMismatch as exc:
+            self._pulled(transfer_id, capability, name, {"state": "FAILED", "error": str(exc)})
+            return
+        except BaseException:
+            target.discard()
+            raise
+        result = {"state": "DONE", "bytes": target.size, "checksum": kept}
+        self._pulled(transfer_id, capability, name, result)
+
+    def _pulled(self, transfer_id: str, capability: str, name: str, body: dict[str, Any]) -> None:
+        response = self._http.post(
+            self.data_path(transfer_id, name, "received"),
+            json=body,
+            headers={"X-Ferry-Capability": capability},
+        )
+        self.parse(response)
+
+    @contextlib.contextmanager
+    def _closing(self, transfer_id: str, capability: str) -> Iterator[None]:
+        """Close the passive transfer when done, and also when interrupted (what was not
+        moved then fails at once instead of waiting for the capability to expire)."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._close_passive(transfer_id, capability)
+            raise
+        self._close_passive(transfer_id, capability)
+
+    def _close_passive(self, transfer_id: str, capability: str) -> None:
+        response = self._http.post(
+            f"/api/v1/transfers/{transfer_id}/close", headers={"X-Ferry-Capability": capability}
+        )
+        self.parse(response)
 
     def storages(self) -> builtins.list[StoragePublic]:
         data = self._send(Request("GET", "/api/v1/storages"))

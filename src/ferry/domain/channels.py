@@ -17,6 +17,8 @@ from ferry.errors import InvalidRequest
 
 ANY_SITE = "*"
 UNKNOWN_SITE = "UNKNOWN"  # the site of endpoints outside the registry; no storage may take it
+CLIENT_SITE = "CLIENT"  # the client's machine, one end of a passive transfer (push, pull)
+RESERVED_SITES = (UNKNOWN_SITE, CLIENT_SITE)
 
 
 class ChannelState(StrEnum):
@@ -36,10 +38,10 @@ class Channel:
     def __post_init__(self) -> None:
         for site in (self.source_site, self.destination_site):
             check_site_name(site, wildcard=True)
-            if site.upper() == UNKNOWN_SITE:
+            if site.upper() in RESERVED_SITES:
                 raise InvalidRequest(
-                    f"{UNKNOWN_SITE!r} is no site to name: endpoints outside the registry"
-                    " are governed by the catch-all channels (*)"
+                    f"{site!r} is no site to name: endpoints outside the registry are governed"
+                    " by the catch-all channels (*), and passive transfers by none"
                 )
         if self.max_active is not None and self.max_active < 0:
             raise InvalidRequest(f"max_active must be 0 or more, not {self.max_active}")
@@ -83,8 +85,8 @@ def check_site_name(site: str, *, wildcard: bool = False) -> None:
 def check_storage_site(site: str) -> None:
     """A storage's site: a plain name, never the wildcard nor the reserved ``UNKNOWN``."""
     check_site_name(site)
-    if site.upper() == UNKNOWN_SITE:
-        raise InvalidRequest(f"{UNKNOWN_SITE!r} is reserved for endpoints outside the registry")
+    if site.upper() in RESERVED_SITES:
+        raise InvalidRequest(f"{site.upper()!r} is a reserved site name")
 
 
 class ChannelMap:

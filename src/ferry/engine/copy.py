@@ -128,13 +128,13 @@ def _copy(
                 return CopyOutcome(CopyState.SKIPPED)
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         request.destination.resolve(request.destination_path)  # again, now that the folders exist
-        _remove_earlier_attempts(request, destination)
+        remove_earlier_attempts(request.destination, destination, request.tag, request.attempt)
     # Always a temporary name, renamed into place once verified. (Writing an object store's key
     # directly is tempting, but its client commits whatever was written when the file is closed,
     # even on an error: a cut-short upload would replace the user's object.)
     temporary = temporary_name(destination, request.tag, request.attempt)
     with _on_destination():
-        _clear(request.destination, temporary)
+        clear_temporary(request.destination, temporary)
     try:
         if _kernel_copy_applies(request):
             copied, digest = _kernel_copy(request, source, temporary, progress), None
@@ -153,7 +153,7 @@ def _copy(
     return CopyOutcome(CopyState.DONE, copied, checksum)
 
 
-def _clear(storage: StorageFS, temporary: str) -> None:
+def clear_temporary(storage: StorageFS, temporary: str) -> None:
     """Nothing may already sit at the temporary name: on a local disk a planted symlink there
     would send the write outside the storage."""
     if storage.is_local and os.path.lexists(temporary):
@@ -204,11 +204,11 @@ def _unpack(
     return CopyOutcome(CopyState.DONE, written, checksum)
 
 
-def _remove_earlier_attempts(request: CopyRequest, destination: str) -> None:
+def remove_earlier_attempts(storage: StorageFS, destination: str, tag: str, attempt: int) -> None:
     """An attempt killed mid-copy leaves its temporary file; the next attempt removes it."""
-    for attempt in range(1, request.attempt):
+    for earlier in range(1, attempt):
         with contextlib.suppress(FileNotFoundError):
-            request.destination.fs.rm_file(temporary_name(destination, request.tag, attempt))
+            storage.fs.rm_file(temporary_name(destination, tag, earlier))
 
 
 def _already_there(
@@ -220,8 +220,8 @@ def _already_there(
     if request.attempt <= 1 or request.destination.fs.size(destination) != info.get("size"):
         return CopyOutcome(CopyState.SKIPPED)
     algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
-    ours = _checksum_of(request.source, source, algorithm)
-    if ours != _checksum_of(request.destination, destination, algorithm):
+    ours = checksum_of(request.source, source, algorithm)
+    if ours != checksum_of(request.destination, destination, algorithm):
         return CopyOutcome(CopyState.SKIPPED)
     shown = format_checksum(algorithm, ours) if request.checksum is not Checksum.NONE else None
     return CopyOutcome(CopyState.DONE, int(info["size"]), shown)
@@ -240,8 +240,8 @@ def _worth_replacing(
         if info.get("size") != existing.get("size"):
             return True
         algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
-        ours_sum = _checksum_of(request.source, source, algorithm)
-        return ours_sum != _checksum_of(request.destination, destination, algorithm)
+        ours_sum = checksum_of(request.source, source, algorithm)
+        return ours_sum != checksum_of(request.destination, destination, algorithm)
     return True
 
 
@@ -261,7 +261,7 @@ def modified(info: dict[str, Any]) -> float | None:
     return None
 
 
-def _checksum_of(storage: StorageFS, path: str, algorithm: Checksum) -> str:
+def checksum_of(storage: StorageFS, path: str, algorithm: Checksum) -> str:
     running = new_checksum(algorithm)
     assert running is not None
     with storage.fs.open(path, "rb") as handle:
@@ -311,7 +311,7 @@ def _verify_checksum(request: CopyRequest, temporary: str, digest: str | None) -
     place."""
     if digest is None or getattr(request.destination.fs, "swallows", False):
         return  # nothing to read back from a destination that keeps nothing (mock://)
-    written = _checksum_of(request.destination, temporary, request.checksum)
+    written = checksum_of(request.destination, temporary, request.checksum)
     if written != digest:
         raise ChecksumMismatch(
             request.destination_label,

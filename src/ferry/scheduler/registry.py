@@ -83,6 +83,7 @@ class RegistryLoop(Loop):
     async def run_once(self) -> None:
         now = self.clock()
         await self.mark_silent_agents_lost(now)
+        await self.close_expired_passive_transfers(now)
         if now >= self.next_health_check:
             await self.check_storages()
             self.next_health_check = self.clock() + self._health_interval(now)
@@ -108,6 +109,14 @@ class RegistryLoop(Loop):
             if requeued:
                 self.wakeups.tasks_available.fire()
                 self.wakeups.finalize.set()
+
+    async def close_expired_passive_transfers(self, now: datetime) -> None:
+        """A push or pull whose capability expired ends: what the client did not move fails."""
+        for transfer_id in await self.store.expired_passive_transfers(now):
+            why = "the client did not move it before the transfer's capability expired"
+            failed = await self.store.close_passive_transfer(transfer_id, why)
+            log.warning("passive transfer %s expired; %d objects not moved", transfer_id, failed)
+            self.wakeups.finalize.set()
 
     async def check_storages(self) -> None:
         """Every storage, a few at a time, each bounded by a timeout."""

@@ -26,7 +26,7 @@ from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings
 from ferry.server import problems
 from ferry.server.limits import BodyLimit
-from ferry.server.routes import agents, channels, events, health, storages, transfers
+from ferry.server.routes import agents, channels, events, health, passive, storages, transfers
 from ferry.server.state import ServerState
 from ferry.store.crypto import Cipher, load_key
 from ferry.store.sql import SqlStore
@@ -196,6 +196,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     problems.install(app)
     app.add_middleware(BodyLimit)
     api = APIRouter(prefix=API_PREFIX)
+    api.include_router(passive.router)  # before transfers: /transfers/push is not an id
     api.include_router(transfers.router)
     api.include_router(agents.router)
     api.include_router(storages.router)

@@ -133,6 +133,51 @@ class TransferCreate(_Strict):
     submission_id: str | None = Field(None, min_length=1, max_length=128)
 
 
+class PushObject(_Strict):
+    name: str = Field(min_length=1, max_length=4096, description="path below the destination")
+    size: int | None = Field(None, ge=0)
+    mtime: float | None = Field(None, description="POSIX seconds, for overwrite=if-newer")
+
+
+class PushCreate(_Strict):
+    destination: str = Field(description="STORAGE:PATH of the destination folder")
+    objects: list[PushObject] = Field(min_length=1, max_length=100_000)
+    options: TransferOptionsIn = TransferOptionsIn()
+    scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    ttl_s: float = Field(3600, gt=0, le=7 * 86400, description="how long the capability lives")
+
+
+class PullCreate(_Strict):
+    sources: list[str] = Field(min_length=1, max_length=10_000, description="files or folders")
+    options: TransferOptionsIn = TransferOptionsIn()
+    scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    ttl_s: float = Field(3600, gt=0, le=7 * 86400)
+
+
+class PassiveObject(BaseModel):
+    name: str
+    size: int | None
+
+
+class ObjectResult(BaseModel):
+    name: str
+    state: str
+    bytes: int = 0
+    checksum: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+class PulledObject(_Strict):
+    state: Literal["DONE", "SKIPPED", "FAILED"] = Field(
+        description="SKIPPED: the local file exists and overwrite is never"
+    )
+    bytes: int = Field(0, ge=0)
+    checksum: str | None = None
+    error: str | None = Field(None, max_length=4000)
+
+
 class ObjectCounts(BaseModel):
     total: int
     done: int
@@ -209,6 +254,13 @@ class StoragePublic(BaseModel):
     options: dict[str, Any]
     credentials: list[str] = Field(description="the names of its credentials, never their values")
     health: StorageHealth | None
+
+
+class PassiveCreated(BaseModel):
+    transfer: TransferPublic
+    capability: str = Field(description="one-time, for this transfer's data only")
+    expires_at: datetime
+    objects: list[PassiveObject]
 
 
 class TransferList(BaseModel):

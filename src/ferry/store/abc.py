@@ -257,6 +257,33 @@ class Store(Protocol):
 
     async def list_scopes(self) -> list[Scope]: ...
 
+    # --- passive transfers (push, pull) -------------------------------------------------------
+    async def create_passive_transfer(
+        self, new: NewTransfer, planned: list[PlannedTask], direction: str, ttl: timedelta
+    ) -> tuple[Transfer, str, datetime]:
+        """Insert it ONGOING with run 1 expanded and a task per object, never leased to an
+        agent; return it with a one-time capability (64 characters) and its expiry."""
+
+    async def check_capability(self, capability: str, transfer_id: str) -> str:
+        """The direction (push, pull) it allows on this transfer; ``Forbidden`` when unknown,
+        for another transfer, expired or closed."""
+
+    async def start_passive_task(
+        self, transfer_id: str, client_path: str, ttl: timedelta
+    ) -> tuple[Task, str]:
+        """Lease to the client the waiting object at ``client_path``; return it and the lease."""
+
+    async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Task, str]: ...
+
+    async def extend_passive_lease(self, task_id: int, lease: str, ttl: timedelta) -> None: ...
+
+    async def note_checksum(self, task_id: int, checksum: str) -> None: ...
+
+    async def close_passive_transfer(self, transfer_id: str, why: str) -> int:
+        """Close its capability; objects not sent fail with ``why``; return how many."""
+
+    async def expired_passive_transfers(self, now: datetime) -> list[str]: ...
+
     # --- finalize hooks ---------------------------------------------------------------------
     async def due_notifications(self, now: datetime, limit: int) -> list[Notification]:
         """PENDING notifications whose next attempt is due, oldest first."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ferry.store.sql_dispatch import DispatchMixin
+from ferry.store.sql_passive import PassiveMixin
 from ferry.store.sql_registry import RegistryMixin
 from ferry.store.sql_runs import RunsMixin
 from ferry.store.sql_transfers import TransfersMixin
 
 
-class SqlStore(RegistryMixin, TransfersMixin, RunsMixin, DispatchMixin):
+class SqlStore(PassiveMixin, RegistryMixin, TransfersMixin, RunsMixin, DispatchMixin):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

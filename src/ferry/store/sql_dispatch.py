@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ferry.domain.channels import Channel, ChannelMap, ChannelState
+from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
 from ferry.domain.locations import parse_location
 from ferry.domain.states import TaskState
@@ -175,6 +175,8 @@ class DispatchMixin(SqlBase):
         heads: dict[QueueKey, list[Queued]] = {}
         channel_of: dict[QueueKey, Pair | None] = {}
         for q in (await conn.execute(select(t.queues))).all():
+            if CLIENT_SITE in (q.source_site, q.destination_site):
+                continue  # a passive transfer's objects: the client sends or fetches them
             key: QueueKey = (q.scope, q.source_site, q.destination_site)
             channel_of[key] = governing = room.governing(q.source_site, q.destination_site)
             wanted = limit if governing is None else min(limit, room.left[governing])

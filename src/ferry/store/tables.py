@@ -175,6 +175,20 @@ transfer_labels = Table(
     Index(None, "label", "transfer_id"),
 )
 
+# Passive transfers (the transfer daemon's write-files / read-files): the client's machine is one
+# end, and streams each object through the API with a one-time capability bound to the transfer.
+capabilities = Table(
+    "capabilities",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("transfer_id", String(36), ForeignKey("transfers.id"), nullable=False),
+    Column("direction", String(8), nullable=False),  # push, pull
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Index(None, "closed_at", "expires_at"),
+)
+
 # The finalize hooks' outbox: a run's summary waits here until its URL has taken it.
 notifications = Table(
     "notifications",

@@ -14,6 +14,7 @@ from ferry.engine.storages import check_health, check_url, looks_secret
 from ferry.errors import InvalidRequest
 from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.schemas import StorageCreate, StorageHealth, StoragePublic
+from ferry.store.sql_passive import CLIENT_STORAGE
 
 router = APIRouter(prefix="/storages", tags=["storages"])
 
@@ -62,6 +63,8 @@ async def get_storage(name: str, state: StateDep, caller: Reader) -> StoragePubl
 async def add_storage(body: StorageCreate, state: StateDep, caller: Administrator) -> StoragePublic:
     """Add (or replace) a storage, check that it answers, and record its health."""
     check_storage_site(body.site)
+    if body.name.lower() == CLIENT_STORAGE:
+        raise InvalidRequest(f"{CLIENT_STORAGE!r} is reserved: it names the client's side of push")
     check_url(body.url)
     if secret := sorted(name for name in body.options if looks_secret(name)):
         raise InvalidRequest(

@@ -1,0 +1,129 @@
+"""``ferry push`` and ``ferry pull``: transfers with this machine as one end, streamed through
+the server with a one-time capability, verified by checksum, recorded like any transfer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.client import Client
+from ferry.domain.transfers import Checksum, Overwrite
+from ferry.server.schemas import PassiveCreated, TransferPublic
+
+OverwriteOption = Annotated[
+    Overwrite, typer.Option("--overwrite", help="When the destination exists.")
+]
+ChecksumOption = Annotated[
+    Checksum, typer.Option("--checksum", help="Checksum computed and verified.")
+]
+
+
+def push(
+    locations: Annotated[
+        list[str], typer.Argument(help="LOCAL_PATH... STORAGE:DEST.", show_default=False)
+    ],
+    tree: Annotated[bool, typer.Option("--tree", help="Send folders' contents.")] = False,
+    overwrite: OverwriteOption = Overwrite.NEVER,
+    checksum: ChecksumOption = Checksum.ADLER32,
+    scope: Annotated[str | None, typer.Option(help="The scope it belongs to.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Send local files into a storage folder; exit 1 unless every object arrived (run it
+    again after an interruption: what arrived is kept, the rest is sent)."""
+    if len(locations) < 2:
+        raise typer.BadParameter("give at least one LOCAL_PATH and a STORAGE:DEST")
+    options = {"overwrite": overwrite.value, "checksum": checksum.value}
+    with Client(url, token, data_dir) as client, _bar(as_json) as bar:
+        task = bar.add_task("push", total=None)
+        transfer = client.push(
+            [Path(p) for p in locations[:-1]],
+            locations[-1],
+            tree=tree,
+            options=options,
+            scope=scope,
+            progress=lambda n: bar.advance(task, n),
+            started=lambda created: bar.update(task, total=_total(created)),
+        )
+    _verdict(transfer, as_json)
+
+
+def pull(
+    locations: Annotated[
+        list[str], typer.Argument(help="STORAGE:PATH... LOCAL_DIR.", show_default=False)
+    ],
+    overwrite: OverwriteOption = Overwrite.NEVER,
+    checksum: ChecksumOption = Checksum.ADLER32,
+    scope: Annotated[str | None, typer.Option(help="The scope it belongs to.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Fetch files (a folder: its contents) into a local folder; exit 1 unless every object
+    arrived."""
+    if len(locations) < 2:
+        raise typer.BadParameter("give at least one STORAGE:PATH and a LOCAL_DIR")
+    options = {"overwrite": overwrite.value, "checksum": checksum.value}
+    folder = Path(locations[-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    with Client(url, token, data_dir) as client, _bar(as_json) as bar:
+        task = bar.add_task("pull", total=None)
+        transfer = client.pull(
+            locations[:-1],
+            folder,
+            options=options,
+            scope=scope,
+            progress=lambda n: bar.advance(task, n),
+            started=lambda created: bar.update(task, total=_total(created)),
+        )
+    _verdict(transfer, as_json)
+
+
+def _bar(quiet: bool) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console(),
+        disable=quiet or not console().is_terminal,
+    )
+
+
+def _total(created: PassiveCreated) -> int:
+    return sum(o.size or 0 for o in created.objects)
+
+
+def _verdict(transfer: TransferPublic, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(transfer.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        o = transfer.objects
+        console().print(
+            f"{transfer.id}: {transfer.status} ({o.done} moved, {o.skipped} already there,"
+            f" {o.failed} failed; {transfer.bytes} bytes)"
+        )
+        if transfer.error:
+            console().print(f"  error: {transfer.error}", markup=False)
+    if transfer.status != "COMPLETED":
+        raise SystemExit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(push)
+    app.command()(pull)

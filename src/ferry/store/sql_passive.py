@@ -1,0 +1,258 @@
+"""Passive transfers in SQL: created with their run and tasks at once (the client named every
+object), reached with a capability bound to the transfer, never leased to an agent."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from ferry.domain.channels import CLIENT_SITE, UNKNOWN_SITE
+from ferry.domain.locations import Location
+from ferry.domain.states import RunStatus, TaskState, TransferStatus
+from ferry.domain.transfers import PlannedTask, Transfer
+from ferry.errors import Forbidden, NotFound
+from ferry.store import tables as t
+from ferry.store.abc import NewTransfer
+from ferry.store.sql_base import hash_secret, task_from_row
+from ferry.store.sql_runs import RunsMixin
+from ferry.store.sql_tasks import RunCounter
+from ferry.store.sql_transfers import TransfersMixin
+
+CLIENT_STORAGE = "client"  # the client's side of a passive transfer's locations
+PASSIVE_AGENT = "client"  # who holds a passive task's lease: the client, through the API
+
+
+class CapabilityRefused(Forbidden):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"capability refused: {why}")
+
+
+class PassiveMixin(TransfersMixin, RunsMixin):
+    async def create_passive_transfer(
+        self, new: NewTransfer, planned: list[PlannedTask], direction: str, ttl: timedelta
+    ) -> tuple[Transfer, str, datetime]:
+        """Insert the transfer ONGOING with its one run expanded and its tasks QUEUED for the
+        client; return it with a capability (64 characters) valid for ``ttl``."""
+        now = self.clock()
+        transfer_id = str(uuid.uuid4())
+        capability = secrets.token_urlsafe(48)  # 64 characters
+        async with self._tx() as conn:
+            await self._insert_missing(
+                conn, t.scopes, [{"name": new.scope, "weight": 1, "created_at": now}]
+            )
+            await conn.execute(insert(t.transfers).values(**_transfer_row(transfer_id, new, now)))
+            await conn.execute(insert(t.runs).values(**_run_row(transfer_id, planned, now)))
+            sites = await self._sites_of(conn, new.spec.storages())
+            sites[CLIENT_STORAGE] = CLIENT_SITE
+            rows = [_task_row(transfer_id, new, p, sites) for p in planned]
+            if rows:
+                await conn.execute(insert(t.tasks), rows)
+            await conn.execute(
+                insert(t.capabilities).values(
+                    hash=hash_secret(capability),
+                    transfer_id=transfer_id,
+                    direction=direction,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+        return await self.get_transfer(transfer_id), capability, now + ttl
+
+    async def check_capability(self, capability: str, transfer_id: str) -> str:
+        """The direction (push, pull) the capability allows on this transfer."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.capabilities).where(t.capabilities.c.hash == hash_secret(capability))
+                )
+            ).first()
+        if row is None or row.transfer_id != transfer_id:
+            raise CapabilityRefused("unknown, or for another transfer")
+        if row.closed_at is not None:
+            raise CapabilityRefused("the transfer is closed")
+        if row.expires_at <= self.clock():
+            raise CapabilityRefused("expired")
+        return str(row.direction)
+
+    async def start_passive_task(
+        self, transfer_id: str, client_path: str, ttl: timedelta
+    ) -> tuple[Any, str]:
+        """Lease to the client the task whose client-side location is ``client_path``; return
+        the task and its lease. ``NotFound`` when no such object is waiting."""
+        c = t.tasks.c
+        here = str(Location(CLIENT_STORAGE, client_path))
+        now = self.clock()
+        lease = secrets.token_hex(16)
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    update(t.tasks)
+                    .where(
+                        (c.transfer_id == transfer_id)
+                        & (c.run == 1)
+                        & ((c.source == here) | (c.destination == here))
+                        & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+                        & ~c.cancel_requested
+                    )
+                    .values(
+                        state=TaskState.ACTIVE.value,
+                        lease_agent=PASSIVE_AGENT,
+                        lease_token=lease,
+                        leased_at=now,
+                        lease_expires_at=now + ttl,
+                        not_before=None,
+                        attempts=c.attempts + 1,
+                    )
+                    .returning(t.tasks)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"{client_path!r} is not an object waiting in transfer {transfer_id}")
+        return task_from_row(row), lease
+
+    async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Any, str]:
+        """The client's ACTIVE task for ``client_path``, with its lease."""
+        c = t.tasks.c
+        here = str(Location(CLIENT_STORAGE, client_path))
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.tasks).where(
+                        (c.transfer_id == transfer_id)
+                        & ((c.source == here) | (c.destination == here))
+                        & (c.state == TaskState.ACTIVE.value)
+                        & (c.lease_agent == PASSIVE_AGENT)
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"{client_path!r} is not being fetched in transfer {transfer_id}")
+        return task_from_row(row), str(row.lease_token)
+
+    async def extend_passive_lease(self, task_id: int, lease: str, ttl: timedelta) -> None:
+        """The object is still moving: its lease lives ``ttl`` more."""
+        c = t.tasks.c
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.tasks)
+                .where((c.id == task_id) & (c.lease_token == lease))
+                .values(lease_expires_at=self.clock() + ttl)
+            )
+
+    async def note_checksum(self, task_id: int, checksum: str) -> None:
+        """The checksum the server read before sending a pulled object."""
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.tasks).where(t.tasks.c.id == task_id).values(checksum=checksum)
+            )
+
+    async def close_passive_transfer(self, transfer_id: str, why: str) -> int:
+        """Close its capability; objects the client did not send fail with ``why``. Return
+        how many failed that way."""
+        c = t.tasks.c
+        now = self.clock()
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.capabilities)
+                .where(
+                    (t.capabilities.c.transfer_id == transfer_id)
+                    & t.capabilities.c.closed_at.is_(None)
+                )
+                .values(closed_at=now)
+            )
+            unsent = (c.transfer_id == transfer_id) & c.state.in_(
+                [TaskState.QUEUED.value, TaskState.WAITING.value]
+            )
+            rows = (
+                await conn.execute(
+                    update(t.tasks)
+                    .where(unsent)
+                    .values(
+                        state=TaskState.FAILED.value,
+                        error_class="permanent",
+                        error=why,
+                        finished_at=now,
+                    )
+                    .returning(c.id, c.run)
+                )
+            ).all()
+            counter = RunCounter()
+            for row in rows:
+                counter.add(transfer_id, row.run, TaskState.FAILED)
+            await counter.apply(conn, now)
+        return len(rows)
+
+    async def expired_passive_transfers(self, now: datetime) -> list[str]:
+        cap = t.capabilities.c
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(cap.transfer_id).where(cap.closed_at.is_(None) & (cap.expires_at <= now))
+                )
+            ).all()
+        return [r.transfer_id for r in rows]
+
+
+def _transfer_row(transfer_id: str, new: NewTransfer, now: datetime) -> dict[str, Any]:
+    return {
+        "id": transfer_id,
+        "scope": new.scope,
+        "submitter": new.submitter,
+        "kind": new.spec.kind.value,
+        "spec": new.spec.to_json(),
+        "schedule": {"kind": "direct"},
+        "schedule_kind": "direct",
+        "status": TransferStatus.ONGOING.value,
+        "next_run_at": None,
+        "runs": 1,
+        "submission_id": None,
+        "spec_hash": uuid.uuid4().hex,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _run_row(transfer_id: str, planned: list[PlannedTask], now: datetime) -> dict[str, Any]:
+    return {
+        "transfer_id": transfer_id,
+        "number": 1,
+        "status": RunStatus.ONGOING.value,
+        "due_at": now,
+        "started_at": now,
+        "occurrences": 1,
+        "skipped_occurrences": 0,
+        "expanded": True,
+        "total": len(planned),
+        "done": 0,
+        "failed": 0,
+        "skipped": 0,
+        "canceled": 0,
+        "bytes": 0,
+        "size_total": sum(p.size or 0 for p in planned),
+    }
+
+
+def _task_row(
+    transfer_id: str, new: NewTransfer, planned: PlannedTask, sites: dict[str, str]
+) -> dict[str, Any]:
+    options = new.spec.options
+    return {
+        "transfer_id": transfer_id,
+        "run": 1,
+        "scope": new.scope,
+        "source_site": sites.get(planned.source.storage, UNKNOWN_SITE),
+        "destination_site": sites.get(planned.destination.storage, UNKNOWN_SITE),
+        "priority": options.priority,
+        "state": planned.state.value,
+        "source": str(planned.source),
+        "destination": str(planned.destination),
+        "size": planned.size,
+        "attempts": 0,
+        "max_attempts": options.retries + 1,
+        "cancel_requested": False,
+        "bytes_done": 0,
+    }
