@@ -98,6 +98,8 @@ class Supervisor:
     async def _run_once(self, child: Child) -> int:
         try:
             env = {**os.environ, **await child.spec.environment()}
+            if self._stopping.is_set():
+                return 0  # stopped while its environment was being made: start nothing
             child.process = await asyncio.create_subprocess_exec(
                 *child.spec.command, env=env, preexec_fn=_die_with_parent
             )
@@ -162,3 +164,9 @@ class Supervisor:
                 child.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await child.watcher
+        for child in self._children:  # one started while this was stopping the others
+            late = child.process
+            if late is not None and late.returncode is None and late not in running:
+                with contextlib.suppress(ProcessLookupError):
+                    late.kill()
+                await late.wait()

@@ -9,9 +9,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
 from ferry.errors import ConfigError
 
@@ -72,20 +72,32 @@ def load_settings(kind: type[S], *, path: Path | None, section: str, given: dict
         return kind.model_validate(FromFile(**overrides).model_dump())
     except ValidationError as exc:
         raise ConfigError(_describe(exc, kind, path, section)) from None
+    except SettingsError as exc:  # an environment variable that is not valid JSON, say
+        raise ConfigError(f"{section}: {exc}") from None
 
 
-def _describe(
-    exc: ValidationError, cls: type[BaseSettings], path: Path | None, section: str
-) -> str:
+def _describe(exc: ValidationError, cls: type[BaseModel], path: Path | None, section: str) -> str:
     """One line per bad key: where it is, and what is wrong (with a guess for a misspelling)."""
     where = f"{path}: " if path else ""
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
-            guess = difflib.get_close_matches(str(error["loc"][-1]), list(cls.model_fields), 1)
+            fields = _fields_at(cls, error["loc"][:-1])
+            guess = difflib.get_close_matches(str(error["loc"][-1]), fields, 1)
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""
             lines.append(f"{where}{section}.{key}: unknown key{hint}")
         else:
             lines.append(f"{where}{section}.{key}: {error['msg']}")
     return "; ".join(lines)
+
+
+def _fields_at(model: type[BaseModel], path: tuple[int | str, ...]) -> list[str]:
+    """The field names of the (nested) model at ``path``, for a misspelling's guess."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

@@ -11,19 +11,21 @@ import re
 import sys
 from collections.abc import Iterable
 
-from ferry.config import LogSettings
+from ferry.config import SUBSYSTEMS, LogSettings
 
 FORMAT = "%(asctime)s {daemon} %(levelname)s %(name)s: %(message)s"
 
 # key=value, "key": "value" and bearer tokens whose key says they are secret.
 _SECRET_PAIRS = re.compile(
     r"""(?ix)
-    (\b(?:password|passphrase|secret|token|api[_-]?key|secret[_-]?key|access[_-]?key|auth)
+    ((?<![a-z0-9])[a-z0-9_-]*(?:password|passphrase|secret|token|api[_-]?key|secret[_-]?key
+       |access[_-]?key|auth)
        ["']?\s*[:=]\s*["']?)
     ([^\s"',;&}]+)
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9._~+/=-]+)")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s/]+)(@)")
 
 
 class Redactor(logging.Filter):
@@ -42,6 +44,7 @@ class Redactor(logging.Filter):
         for secret in self.known:
             text = text.replace(secret, "[redacted]")
         text = _SECRET_PAIRS.sub(r"\1[redacted]", text)
+        text = _URL_PASSWORD.sub(r"\1[redacted]\3", text)
         return _BEARER.sub(r"\1[redacted]", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -87,7 +90,7 @@ def configure_logging(settings: LogSettings, *, daemon: str) -> None:
 def apply_levels(settings: LogSettings) -> None:
     logging.getLogger("ferry").setLevel(settings.level)
     logging.getLogger("uvicorn.error").setLevel(settings.level)
-    for name in ("ferry.api", "ferry.scheduler", "ferry.agent", "ferry.engine", "ferry.security"):
+    for name in SUBSYSTEMS[1:]:  # a level dropped from the file is dropped here too
         logging.getLogger(name).setLevel(settings.levels.get(name, logging.NOTSET))
     for name, level in settings.levels.items():
         logging.getLogger(name).setLevel(level)

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
-from ferry.errors import Forbidden, ServerStopping
+from ferry.errors import AuthError, Forbidden, ServerStopping
 from ferry.server.deps import Administrator, Daemon, OptionalPrincipal, Reader, StateDep
 from ferry.server.schemas import (
     AgentInvitation,
@@ -93,13 +93,18 @@ async def invite(body: AgentInvite, state: StateDep, caller: Administrator) -> A
 async def register(
     body: AgentRegister, state: StateDep, caller: OptionalPrincipal
 ) -> AgentRegistered:
-    agent, token = await state.store.register_agent(
-        secret=body.secret,
-        principal=caller,
-        name=body.name,
-        host=body.host,
-        capabilities=body.capabilities,
-    )
+    try:
+        agent, token = await state.store.register_agent(
+            secret=body.secret,
+            principal=caller,
+            name=body.name,
+            host=body.host,
+            capabilities=body.capabilities,
+        )
+    except AuthError as exc:
+        security.warning("registration of agent %s (%s) refused: %s", body.name, body.host, exc)
+        raise
+    security.info("agent %s registered from %s", body.name, body.host or "?")
     state.wakeups.tasks_available.fire()  # leases the previous incarnation held may be free again
     return AgentRegistered(
         id=agent.id,
