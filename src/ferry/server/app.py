@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from ferry import __version__
 from ferry.config import ServerSettings
 from ferry.daemon.children import ChildSpec, Supervisor
+from ferry.daemon.timers import Timers
 from ferry.domain.transfers import Storage
 from ferry.scheduler.due import DueLoop
 from ferry.scheduler.expand import ExpandLoop
@@ -101,8 +102,8 @@ def stop_wait(settings: ServerSettings) -> float:
     return settings.grace_s + STOP_MARGIN_S
 
 
-async def watch_hung_agents(state: ServerState, supervisor: Supervisor) -> None:
-    """DaemonCore's hung-child rule, on the local agents' heartbeats."""
+def watch_hung_agents(state: ServerState, supervisor: Supervisor, timers: Timers) -> None:
+    """DaemonCore's hung-child rule, on the local agents' heartbeats, as a periodic timer."""
 
     async def silent_for(name: str) -> float | None:
         agent = await state.store.agent_named(name)
@@ -110,13 +111,11 @@ async def watch_hung_agents(state: ServerState, supervisor: Supervisor) -> None:
             return None
         return (state.clock() - agent.last_heartbeat).total_seconds()
 
-    while True:
-        timeout = state.settings.hung_timeout_s
-        await asyncio.sleep(min(HUNG_CHECK_EVERY_S, timeout / 4))
-        try:
-            await supervisor.kill_hung(silent_for, timeout)
-        except Exception:
-            log.exception("hung-agent check failed; it goes on")
+    async def check() -> None:
+        await supervisor.kill_hung(silent_for, state.settings.hung_timeout_s)
+
+    every = min(HUNG_CHECK_EVERY_S, state.settings.hung_timeout_s / 4)
+    timers.every("hung-agents", every, check)
 
 
 def supervisor_for(state: ServerState) -> Supervisor:
@@ -172,16 +171,17 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
         ]
         supervisor = state.supervisor = supervisor_for(state)
         local_agents(state, supervisor)
-        watchdog = asyncio.create_task(watch_hung_agents(state, supervisor), name="hung-agents")
+        timers = Timers()
+        watch_hung_agents(state, supervisor, timers)
         try:
             yield
         finally:
             state.stopping.set()
             state.wakeups.events.close()
-            watchdog.cancel()
+            await timers.close()
             await supervisor.stop(stop_wait(state.settings))
             stop.set()
-            await asyncio.gather(*loops, watchdog, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
             await state.store.close()
 
     app = FastAPI(
