@@ -62,9 +62,17 @@ class Redactor(logging.Filter):
 REDACTOR = Redactor()
 
 
+class OneLine(logging.Formatter):
+    """One line per event, a traceback included: its line breaks are written as ``\\n``, so
+    that grep and log shippers see whole events."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", "\\n")
+
+
 def configure_logging(settings: LogSettings, *, daemon: str) -> None:
     """Install the daemon's handlers and levels (again on SIGHUP: the same call)."""
-    formatter = logging.Formatter(FORMAT.format(daemon=daemon))
+    formatter = OneLine(FORMAT.format(daemon=daemon))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if settings.dir is not None:
         settings.dir.mkdir(parents=True, exist_ok=True)
