@@ -29,7 +29,7 @@ from ferry.client.local import (
     read_blocks,
 )
 from ferry.domain.transfers import Checksum
-from ferry.errors import ChecksumMismatch
+from ferry.errors import ApiError, ChecksumMismatch
 from ferry.server.schemas import (
     AgentInvitation,
     AgentPublic,
@@ -303,7 +303,14 @@ class AsyncClient(BaseClient):
                 if keep_existing and (folder / obj.name).exists():
                     await self._pulled(transfer_id, capability, obj.name, {"state": "SKIPPED"})
                     continue
-                await self._pull_one(transfer_id, capability, obj.name, folder, algorithm, progress)
+                try:
+                    await self._pull_one(
+                        transfer_id, capability, obj.name, folder, algorithm, progress
+                    )
+                except ApiError as exc:
+                    if exc.status >= 500 or exc.status in (401, 403):
+                        raise
+                    # The server could not read it: recorded FAILED there; go on with the rest.
         return await self.wait(transfer_id)
 
     async def _pull_one(

@@ -28,7 +28,7 @@ from ferry.client.local import (
     read_blocks,
 )
 from ferry.domain.transfers import Checksum
-from ferry.errors import ChecksumMismatch
+from ferry.errors import ApiError, ChecksumMismatch
 from ferry.server.schemas import (
     AgentInvitation,
     AgentPublic,
@@ -308,7 +308,12 @@ class Client(BaseClient):
                 if keep_existing and (folder / obj.name).exists():
                     self._pulled(transfer_id, capability, obj.name, {"state": "SKIPPED"})
                     continue
-                self._pull_one(transfer_id, capability, obj.name, folder, algorithm, progress)
+                try:
+                    self._pull_one(transfer_id, capability, obj.name, folder, algorithm, progress)
+                except ApiError as exc:
+                    if exc.status >= 500 or exc.status in (401, 403):
+                        raise
+                    # The server could not read it: recorded FAILED there; go on with the rest.
         return self.wait(transfer_id)
 
     def _pull_one(

@@ -164,9 +164,10 @@ class PassiveMixin(TransfersMixin, RunsMixin):
                 )
                 .values(closed_at=now)
             )
-            unsent = (c.transfer_id == transfer_id) & c.state.in_(
-                [TaskState.QUEUED.value, TaskState.WAITING.value]
-            )
+            waiting = c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+            # An object the client had started and dropped (Ctrl-C in a pull) ends too.
+            dropped = (c.state == TaskState.ACTIVE.value) & (c.lease_agent == PASSIVE_AGENT)
+            unsent = (c.transfer_id == transfer_id) & (waiting | dropped)
             rows = (
                 await conn.execute(
                     update(t.tasks)
@@ -176,6 +177,9 @@ class PassiveMixin(TransfersMixin, RunsMixin):
                         error_class="permanent",
                         error=why,
                         finished_at=now,
+                        lease_agent=None,
+                        lease_token=None,
+                        lease_expires_at=None,
                     )
                     .returning(c.id, c.run)
                 )

@@ -114,8 +114,9 @@ async def _create(
         new, planned, direction, timedelta(seconds=body.ttl_s)
     )
     side = "source" if direction == "push" else "destination"
+    run = (await state.store.latest_runs([transfer])).get(transfer.id)
     return PassiveCreated(
-        transfer=present(transfer, None),
+        transfer=present(transfer, run),
         capability=capability,
         expires_at=expires,
         objects=[PassiveObject(name=getattr(p, side).path, size=p.size) for p in planned],
@@ -129,7 +130,11 @@ async def _objects_of(state: ServerState, source: Location, here: Location) -> l
         name = posixpath.basename(source.path)
         if not name:
             raise InvalidRequest(f"{source} names a storage root: pull its contents instead")
-        return [PlannedTask(source, here.child(name))]
+        try:
+            size = (await asyncio.to_thread(storage.fs.info, full)).get("size")
+        except OSError:
+            size = None  # not there (yet): the object fails when the client asks for it
+        return [PlannedTask(source, here.child(name), size)]
 
     def listing() -> list[PlannedTask]:
         found = []
