@@ -121,7 +121,20 @@ class AgentRunner:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self._flush_all()
+        if not self.fatal and not self.stuck:
+            await self._leave()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _leave(self) -> None:
+        """A lease granted while this agent stopped never reached it: the server gives such
+        leases back now rather than after their TTL."""
+        try:
+            released = await self.session.leave()
+        except (ApiError, httpx.HTTPError) as exc:
+            log.warning("could not tell the server this agent leaves: %s", exc)
+            return
+        if released:
+            log.info("%d leases this agent never received were given back", released)
 
     async def _idle_watch(self, stop: asyncio.Event) -> None:
         """The transfer daemon's inactivity timeout: nothing held for ``idle_timeout``

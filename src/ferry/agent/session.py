@@ -83,6 +83,12 @@ class ServerSession:
         reply = await self._call("POST", f"/agents/{self.agent_id}/heartbeat", json=body)
         return [int(task) for task in reply["cancel"]]
 
+    async def leave(self) -> int:
+        """Tell the server this agent is going: leases it still holds (one whose reply never
+        arrived) go back to the queue now; return how many."""
+        reply = await self._call("POST", f"/agents/{self.agent_id}/leave", json={}, timeout=10.0)
+        return int(reply["released"])
+
     async def _call(
         self, method: str, path: str, *, json: Any, timeout: float | None = None
     ) -> Any:

@@ -75,6 +75,7 @@ class Loop(ABC):
         return self.interval
 
     async def _turn(self) -> None:
+        log.debug("%s loop: a pass", self.name)
         if not self.singleton:
             await self.run_once()
             return

@@ -236,6 +236,10 @@ class Store(Protocol):
         """LOST, and its leases are released at once; return how many tasks were requeued.
         With ``silent_since``, only if its last heartbeat is still older than that."""
 
+    async def retire_agent(self, agent_id: str) -> int:
+        """RETIRED, no more leases until it registers again; leases it still holds go back to
+        the queue uncounted; return how many."""
+
     async def silent_agents(self, since: datetime) -> list[Agent]:
         """REGISTERED or ALIVE agents whose last heartbeat is older than ``since``."""
 

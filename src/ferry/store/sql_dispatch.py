@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
 from ferry.domain.locations import parse_location
-from ferry.domain.states import TaskState
+from ferry.domain.states import AgentState, TaskState
 from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
 from ferry.store import tables as t
@@ -128,6 +128,8 @@ class DispatchMixin(SqlBase):
     async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
         async with self._tx() as conn:
             await self._serialize(conn, "ferry.lease")
+            if not await self._may_lease(conn, agent_id):
+                return []
             room = _Room(await self._channels(conn), await self._active_by_pair(conn))
             heads, channel_of = await self._queue_heads(conn, room, limit)
             weights = {r.name: r.weight for r in (await conn.execute(select(t.scopes))).all()}
@@ -154,6 +156,13 @@ class DispatchMixin(SqlBase):
             )
             for r in rows
         ]
+
+    async def _may_lease(self, conn: AsyncConnection, agent_id: str) -> bool:
+        """A RETIRED agent (it said it leaves) gets nothing until it registers again."""
+        state = (
+            await conn.execute(select(t.agents.c.state).where(t.agents.c.id == agent_id))
+        ).scalar()
+        return state != AgentState.RETIRED.value
 
     async def _active_by_pair(self, conn: AsyncConnection) -> dict[Pair, int]:
         c = t.tasks.c

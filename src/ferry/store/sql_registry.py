@@ -25,7 +25,7 @@ from ferry.store import tables as t
 from ferry.store.abc import AgentStatistics, Principal
 from ferry.store.crypto import SecretKeyError
 from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
-from ferry.store.sql_tasks import TasksMixin
+from ferry.store.sql_tasks import _RELEASE, TasksMixin
 
 ADMIN_CLIENT = "admin"
 THROUGHPUT_WINDOW = timedelta(minutes=1)
@@ -356,6 +356,30 @@ class RegistryMixin(TasksMixin, SqlBase):
             if (await conn.execute(lost)).rowcount == 0 and silent_since is not None:
                 return 0
             return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)
+
+    async def retire_agent(self, agent_id: str) -> int:
+        """The agent leaves: RETIRED (it gets no lease until it registers again), and the
+        leases it still holds (granted while it was stopping, never received) go back to the
+        queue uncounted. Return how many."""
+        c = t.tasks.c
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.agents)
+                .where(t.agents.c.id == agent_id)
+                .values(state=AgentState.RETIRED.value)
+            )
+            held = (
+                await conn.execute(
+                    select(c.id, c.lease_token).where(
+                        (c.lease_agent == agent_id) & (c.state == TaskState.ACTIVE.value)
+                    )
+                )
+            ).all()
+            if held:
+                await conn.execute(
+                    _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in held]
+                )
+        return len(held)
 
     async def silent_agents(self, since: datetime) -> list[Agent]:
         a = t.agents.c

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
@@ -35,6 +35,7 @@ from ferry.server.state import ServerState
 from ferry.store.abc import AgentStatistics, Principal, TaskChange, TaskResult
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+log = logging.getLogger("ferry.api")
 security = logging.getLogger("ferry.security")
 
 POLL_SLICE_S = 0.5
@@ -116,7 +117,9 @@ async def register(
 
 
 @router.post("/{agent_id}/lease", response_model=LeaseReply)
-async def lease(agent_id: str, body: LeaseRequest, state: StateDep, caller: Daemon) -> LeaseReply:
+async def lease(
+    agent_id: str, body: LeaseRequest, request: Request, state: StateDep, caller: Daemon
+) -> LeaseReply:
     _own(caller, agent_id)
     if state.stopping.is_set():
         raise ServerStopping()
@@ -124,11 +127,15 @@ async def lease(agent_id: str, body: LeaseRequest, state: StateDep, caller: Daem
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_s
     while True:
+        if await request.is_disconnected():  # the agent went away: lease it nothing
+            log.debug("agent %s: lease request abandoned", agent_id)
+            return LeaseReply(tasks=[], storages={})
         tasks = await state.store.lease_tasks(agent_id, limit=body.max_tasks, ttl=ttl)
         remaining = deadline - loop.time()
         if tasks or remaining <= 0 or state.stopping.is_set():
             break
         await state.wakeups.tasks_available.wait(min(remaining, POLL_SLICE_S))
+    log.debug("agent %s: leased %d tasks", agent_id, len(tasks))
     return LeaseReply(
         tasks=[
             LeasedTaskPublic(
@@ -182,6 +189,7 @@ async def report(
         for r in body
     ]
     changes = await state.store.record_results(agent_id, results)
+    log.debug("agent %s: %d results, %d applied", agent_id, len(results), len(changes))
     state.wakeups.finalize.set()
     state.wakeups.tasks_available.fire()
     publish_task_changes(state, changes)
@@ -212,6 +220,17 @@ async def heartbeat(
     progress = {task: done for task, done in body.active if done > 0}
     cancel = await state.store.record_heartbeat(agent_id, status, ttl, held, progress)
     return HeartbeatReply(cancel=cancel)
+
+
+@router.post("/{agent_id}/leave", response_model=dict[str, int])
+async def leave(agent_id: str, state: StateDep, caller: Daemon) -> dict[str, int]:
+    """The agent is going: it is RETIRED and the leases it still holds go back to the queue."""
+    _own(caller, agent_id)
+    released = await state.store.retire_agent(agent_id)
+    log.info("agent %s left; %d leases it never received given back", agent_id, released)
+    if released:
+        state.wakeups.tasks_available.fire()
+    return {"released": released}
 
 
 @router.get("", response_model=list[AgentPublic])
