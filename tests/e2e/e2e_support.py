@@ -113,12 +113,13 @@ class ServerProcess:
         return self.process.wait(timeout)
 
 
-def launch(cwd: Path, *extra: str) -> ServerProcess:
-    """Start ``ferry server`` in ``cwd`` on a free loopback port and wait until it is healthy."""
+def launch(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """Start ``ferry server`` in ``cwd`` on a free loopback port and wait until it is healthy.
+    The test's own ``FERRY_*`` variables are not passed on; ``env`` adds variables."""
     cwd.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = cwd.parent / f"server-{port}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}, **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*FERRY, "server", "--port", str(port), *extra],

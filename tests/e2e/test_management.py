@@ -18,51 +18,18 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import FERRY, ServerProcess, free_port, shutdown, wait_for
+from e2e_support import FERRY, ServerProcess, launch, shutdown, wait_for
 
 MB = 1024 * 1024
 
 
 # --- a server with settings from the environment -------------------------------------------------
-def launch_with_env(cwd: Path, env: dict[str, str], *extra: str) -> ServerProcess:
-    """``e2e_support.launch`` with ``FERRY_*`` settings that have no command-line option
-    (``launch`` clears the environment's own, so that a developer's settings never leak in)."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = cwd.parent / f"server-{port}.log"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*FERRY, "server", "--port", str(port), *extra],
-            cwd=cwd,
-            env={**base, **env},
-            stdout=out,
-            stderr=out,
-        )
-    server = ServerProcess(cwd, port, process, log, list(extra))
-    try:
-        wait_for(lambda: _answers(server), timeout=30)
-    except BaseException:
-        shutdown(server)
-        raise
-    return server
-
-
-def _answers(server: ServerProcess) -> bool:
-    if server.process.poll() is not None:
-        raise AssertionError(f"server exited:\n{server.log.read_text()}")
-    try:
-        return httpx.get(server.url + "/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture
 def start_server_with_env(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(env: dict[str, str], *extra: str) -> ServerProcess:
-        server = launch_with_env(tmp_path / f"env-work{len(started)}", env, *extra)
+        server = launch(tmp_path / f"env-work{len(started)}", *extra, env=env)
         started.append(server)
         return server
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from ferry.domain.channels import CLIENT_SITE, UNKNOWN_SITE
+from ferry.domain.channels import CLIENT_SITE
 from ferry.domain.locations import Location
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import PlannedTask, Transfer
@@ -18,7 +18,7 @@ from ferry.errors import Forbidden, NotFound
 from ferry.store import tables as t
 from ferry.store.abc import NewTransfer
 from ferry.store.sql_base import hash_secret, task_from_row
-from ferry.store.sql_runs import RunsMixin
+from ferry.store.sql_runs import RunsMixin, task_row
 from ferry.store.sql_tasks import RunCounter
 from ferry.store.sql_transfers import TransfersMixin
 
@@ -48,7 +48,8 @@ class PassiveMixin(TransfersMixin, RunsMixin):
             await conn.execute(insert(t.runs).values(**_run_row(transfer_id, planned, now)))
             sites = await self._sites_of(conn, new.spec.storages())
             sites[CLIENT_STORAGE] = CLIENT_SITE
-            rows = [_task_row(transfer_id, new, p, sites) for p in planned]
+            options = new.spec.options
+            rows = [task_row(transfer_id, new.scope, options, 1, p, sites) for p in planned]
             if rows:
                 await conn.execute(insert(t.tasks), rows)
             await conn.execute(
@@ -237,26 +238,4 @@ def _run_row(transfer_id: str, planned: list[PlannedTask], now: datetime) -> dic
         "canceled": 0,
         "bytes": 0,
         "size_total": sum(p.size or 0 for p in planned),
-    }
-
-
-def _task_row(
-    transfer_id: str, new: NewTransfer, planned: PlannedTask, sites: dict[str, str]
-) -> dict[str, Any]:
-    options = new.spec.options
-    return {
-        "transfer_id": transfer_id,
-        "run": 1,
-        "scope": new.scope,
-        "source_site": sites.get(planned.source.storage, UNKNOWN_SITE),
-        "destination_site": sites.get(planned.destination.storage, UNKNOWN_SITE),
-        "priority": options.priority,
-        "state": planned.state.value,
-        "source": str(planned.source),
-        "destination": str(planned.destination),
-        "size": planned.size,
-        "attempts": 0,
-        "max_attempts": options.retries + 1,
-        "cancel_requested": False,
-        "bytes_done": 0,
     }

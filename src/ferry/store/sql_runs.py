@@ -24,6 +24,7 @@ from ferry.domain.transfers import (
     Run,
     RunCounts,
     Transfer,
+    TransferOptions,
     run_outcome,
     transfer_status_after,
 )
@@ -33,14 +34,19 @@ from ferry.store.sql_hooks import HooksMixin
 from ferry.store.sql_tasks import RunCounter
 
 
-def _task_row(
-    transfer: Transfer, run: int, planned: PlannedTask, sites: dict[str, str]
+def task_row(
+    transfer_id: str,
+    scope: str,
+    options: TransferOptions,
+    run: int,
+    planned: PlannedTask,
+    sites: dict[str, str],
 ) -> dict[str, Any]:
-    options = transfer.spec.options
+    """The row of one new task; its sites are those of its storages (UNKNOWN if none)."""
     return {
-        "transfer_id": transfer.id,
+        "transfer_id": transfer_id,
         "run": run,
-        "scope": transfer.scope,
+        "scope": scope,
         "source_site": sites.get(planned.source.storage, UNKNOWN_SITE),
         "destination_site": sites.get(planned.destination.storage, UNKNOWN_SITE),
         "priority": options.priority,
@@ -173,7 +179,8 @@ class RunsMixin(HooksMixin, SqlBase):
             if not planned:
                 return True
             sites = await self._sites_of(conn, transfer.spec.storages())
-            rows = [_task_row(transfer, run, p, sites) for p in planned]
+            options = transfer.spec.options
+            rows = [task_row(transfer.id, transfer.scope, options, run, p, sites) for p in planned]
             inserted = await self._insert_new_tasks(conn, rows)
             counter = RunCounter()
             for row in inserted:
