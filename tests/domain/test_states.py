@@ -158,12 +158,12 @@ def test_final_run_statuses_are_all_but_ongoing():
     ("check", "final", "target"),
     [
         pytest.param(check_task_transition, a, b, id=f"task:{a}->{b}")
-        for a in FINAL_TASK_STATES
+        for a in sorted(FINAL_TASK_STATES)
         for b in TaskState
     ]
     + [
         pytest.param(check_run_transition, a, b, id=f"run:{a}->{b}")
-        for a in FINAL_RUN_STATUSES
+        for a in sorted(FINAL_RUN_STATUSES)
         for b in RunStatus
     ]
     + [
