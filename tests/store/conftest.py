@@ -40,14 +40,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_path(backend, tmp_path):
-    """The SQLite file: a test that opens it runs on SQLite only."""
-    if backend != "sqlite":
-        pytest.skip("opens the SQLite file")
-    return tmp_path / "ferry.db"
-
-
-@pytest.fixture
 def database_url(request: pytest.FixtureRequest, backend, tmp_path) -> str:
     if backend == "postgresql":
         return request.getfixturevalue("postgres_url")

@@ -22,6 +22,7 @@ from ferry.errors import (
     Unauthenticated,
 )
 from ferry.store.abc import TaskResult
+from ferry.store.sql import SqlStore
 from ferry.store.sql_tasks import RETRY_CAP
 
 from .factories import new_transfer, planned, register
@@ -54,8 +55,12 @@ def failed(task, error="boom", *, retryable=False):
 # --- the database and security ------------------------------------------------------------------
 
 
-async def test_sqlite_database_is_in_wal_mode(store, db_path):
-    with sqlite3.connect(db_path) as conn:
+async def test_sqlite_database_is_in_wal_mode(tmp_path):
+    """SQLite only (a pragma of the file), so not on the store fixture of both backends."""
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "wal.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
