@@ -52,20 +52,19 @@ class InvalidLocation(InvalidRequest):
 
 
 class PathOutsideStorage(InvalidRequest):
-    def __init__(self, storage: str, path: str) -> None:
-        super().__init__(f"path {path!r} is outside storage {storage!r}")
+    def __init__(self, storage: str, path: str, why: str | None = None) -> None:
+        super().__init__(why or f"path {path!r} is outside storage {storage!r}")
         self.storage = storage
         self.path = path
 
 
 class LocalUrlRefused(PathOutsideStorage):
     def __init__(self, text: str) -> None:
-        InvalidRequest.__init__(
-            self,
+        why = (
             f"{text}: local files are named through a registered storage (STORAGE:PATH),"
-            " never as file URLs",
+            " never as file URLs"
         )
-        self.storage, self.path = text.partition(":")[0], text
+        super().__init__(text.partition(":")[0], text, why)
 
 
 class ConfigError(FerryError):

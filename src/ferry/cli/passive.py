@@ -3,7 +3,6 @@ the server with a one-time capability, verified by checksum, recorded like any t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.cli.common import (
+    DataDirOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    console,
+    print_json,
+)
 from ferry.client import Client
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.server.schemas import PassiveCreated, TransferPublic
@@ -111,7 +117,7 @@ def _total(created: PassiveCreated) -> int:
 
 def _verdict(transfer: TransferPublic, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(transfer.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        print_json(transfer)
     else:
         o = transfer.objects
         console().print(

@@ -3,14 +3,20 @@ system and the dispatch's limits."""
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.cli.common import (
+    DataDirOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    console,
+    print_json,
+)
 from ferry.client import Client
 from ferry.domain.channels import ChannelState
 from ferry.domain.transfers import parse_rate
@@ -18,10 +24,6 @@ from ferry.errors import InvalidRequest
 
 channel_app = typer.Typer(help="Channels: how much may move between two sites at once.")
 scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")
-
-
-def _json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def agents(
@@ -34,7 +36,7 @@ def agents(
     with Client(url, token, data_dir) as client:
         found = client.agents()
     if as_json:
-        _json([a.model_dump(mode="json") for a in found])
+        print_json([a.model_dump(mode="json") for a in found])
         return
     table = Table()
     for name in ("name", "state", "host", "version", "active", "done", "failed", "bytes", "B/s"):
@@ -68,7 +70,7 @@ def agent_invite(
     with Client(url, token, data_dir) as client:
         invitation = client.invite_agent(name, ttl_s=parse_duration(ttl))
     if as_json:
-        _json(invitation.model_dump(mode="json"))
+        print_json(invitation.model_dump(mode="json"))
         return
     typer.echo(invitation.secret)
     typer.echo(
@@ -118,7 +120,7 @@ def channel_set(
             state=state.value,
         )
     if as_json:
-        _json(channel.model_dump(mode="json"))
+        print_json(channel.model_dump(mode="json"))
     else:
         console().print(
             f"{channel.source_site}→{channel.destination_site}: {channel.state.value},"
@@ -137,7 +139,7 @@ def channel_ls(
     with Client(url, token, data_dir) as client:
         found = client.channels()
     if as_json:
-        _json([c.model_dump(mode="json") for c in found])
+        print_json([c.model_dump(mode="json") for c in found])
         return
     table = Table()
     for name in ("channel", "state", "max active", "active", "bandwidth B/s"):
@@ -192,7 +194,7 @@ def scope_ls(
     with Client(url, token, data_dir) as client:
         found = client.scopes()
     if as_json:
-        _json([s.model_dump(mode="json") for s in found])
+        print_json([s.model_dump(mode="json") for s in found])
         return
     for s in found:
         console().print(f"{s.name}: weight {s.weight}")

@@ -15,7 +15,14 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.cli.common import (
+    DataDirOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    console,
+    print_json,
+)
 from ferry.client import Client
 from ferry.domain.schedules import Unit, relative_time, upcoming
 from ferry.errors import InvalidRequest
@@ -143,7 +150,7 @@ def runs(
     with Client(url, token, data_dir) as client:
         found = client.runs(transfer_id)
     if as_json:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in found], indent=2))
+        print_json([r.model_dump(mode="json") for r in found])
         return
     table = Table("run", "status", "due", "started", "finished", "objects", "bytes", "skipped")
     for r in found:

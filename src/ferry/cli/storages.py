@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.cli.common import (
+    DataDirOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    console,
+    print_json,
+)
 from ferry.client import Client
 from ferry.errors import InvalidRequest
 from ferry.server.schemas import StorageHealth
@@ -57,7 +64,7 @@ def add(
     with Client(url_, token, data_dir) as client:
         storage = client.add_storage(name, url, site=site, options=options, credentials=secrets)
     if as_json:
-        typer.echo(json.dumps(storage.model_dump(mode="json"), indent=2))
+        print_json(storage)
         return
     typer.echo(f"storage {storage.name} added ({storage.url}): {describe(storage.health)}")
 
@@ -81,7 +88,7 @@ def ls(
     with Client(url_, token, data_dir) as client:
         found = client.storages()
     if as_json:
-        typer.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
+        print_json([s.model_dump(mode="json") for s in found])
         return
     table = Table("name", "url", "site", "credentials", "health", "latency")
     for s in found:

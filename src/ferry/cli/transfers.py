@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ferry.cli.common import DataDirOption, JsonOption, TokenOption, UrlOption, console
+from ferry.cli.common import (
+    DataDirOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    console,
+    print_json,
+)
 from ferry.cli.schedules import (
     AtOption,
     CountOption,
@@ -33,11 +39,6 @@ from ferry.server.schemas import Outcomes, TransferPublic
 
 def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client:
     return Client(url, token, data_dir)
-
-
-def _print_json(model: BaseModel | list[Any]) -> None:
-    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _print_transfer(t: TransferPublic) -> None:
@@ -145,7 +146,7 @@ def submit(
         if wait:
             transfer = client.wait(transfer.id)
     if as_json:
-        _print_json(transfer)
+        print_json(transfer)
     else:
         _print_transfer(transfer)
     if wait and transfer.status != "COMPLETED":
@@ -162,7 +163,7 @@ def status(
     """Show one transfer."""
     with _client(url, token, data_dir) as client:
         transfer = client.get(transfer_id)
-    _print_json(transfer) if as_json else _print_transfer(transfer)
+    print_json(transfer) if as_json else _print_transfer(transfer)
 
 
 def ls(
@@ -197,7 +198,7 @@ def ls(
             client.list_all(**filters) if every_page else client.list(limit=limit, **filters).items
         )
     if as_json:
-        _print_json([t.model_dump(mode="json") for t in items])
+        print_json([t.model_dump(mode="json") for t in items])
         return
     table = Table()
     table.add_column("id", no_wrap=True, min_width=36)  # users copy it: never cut
@@ -229,7 +230,7 @@ def outcomes(
     with _client(url, token, data_dir) as client:
         result = client.outcomes(transfer_id, run=run)
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         _print_outcomes(result)
 
@@ -266,7 +267,7 @@ def cancel(
     with _client(url, token, data_dir) as client:
         result = client.cancel(transfer_id)
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         console().print(f"{result.id}: {result.outcome}")
 

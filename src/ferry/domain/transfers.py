@@ -103,6 +103,11 @@ class Storage:
     credentials: Credentials = field(default_factory=Credentials)
     health: dict[str, Any] | None = None
 
+    def backend_options(self) -> dict[str, Any]:
+        """The fsspec keyword arguments that open it: options, then credentials (revealed:
+        for the engine and an agent's lease only, never to show)."""
+        return {**self.options, **self.credentials.reveal()}
+
 
 def endpoint_storage(name: str) -> Storage:
     """The storage of an endpoint outside the registry (``https://host``): its own URL as the

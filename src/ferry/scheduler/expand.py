@@ -11,9 +11,15 @@ from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, file_task, tree_task
 from ferry.engine.errors import classify
-from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.storages import StorageFS
 from ferry.engine.trees import TreeEntry, walk_tree
-from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage, within
+from ferry.scheduler.guard import (
+    EndpointPolicy,
+    ProtectedPaths,
+    lookup_storage,
+    open_named_storage,
+    within,
+)
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -62,9 +68,7 @@ class ExpandLoop(Loop):
             pass
 
     async def _open(self, name: str) -> StorageFS:
-        storage = await lookup_storage(self.store, name, self.endpoints)
-        kwargs = {**storage.options, **storage.credentials.reveal()}
-        return await asyncio.to_thread(open_storage, storage.name, storage.url, kwargs)
+        return await open_named_storage(self.store, name, self.endpoints)
 
     async def _protected_in(self, name: str) -> list[str]:
         """The protected folders inside a local destination (a remote one holds none)."""

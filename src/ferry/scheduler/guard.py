@@ -4,6 +4,7 @@ working directory), and endpoints outside the registry that no administrator all
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import os
 import posixpath
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ferry.domain.locations import Location, is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
-from ferry.engine.storages import StorageFS
+from ferry.engine.storages import StorageFS, open_storage
 from ferry.errors import InvalidRequest
 from ferry.store.abc import Store
 
@@ -82,3 +83,12 @@ async def lookup_storage(store: Store, name: str, endpoints: EndpointPolicy) -> 
     if is_endpoint(name):
         return endpoints.storage_for(name)
     return await store.get_storage(name)
+
+
+async def open_named_storage(store: Store, name: str, endpoints: EndpointPolicy) -> StorageFS:
+    """``lookup_storage``, opened for I/O with its credentials (in a thread: opening a remote
+    backend may connect)."""
+    storage = await lookup_storage(store, name, endpoints)
+    return await asyncio.to_thread(
+        open_storage, storage.name, storage.url, storage.backend_options()
+    )

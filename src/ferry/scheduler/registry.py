@@ -133,7 +133,7 @@ class RegistryLoop(Loop):
 
 
 async def _probe(storage: Storage) -> dict[str, object]:
-    kwargs = {**storage.options, **storage.credentials.reveal()}
+    kwargs = storage.backend_options()
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(check_health, storage.name, storage.url, kwargs),

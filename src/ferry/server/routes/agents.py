@@ -165,7 +165,7 @@ async def _storages_for(state: ServerState, names: set[str]) -> dict[str, Storag
     for name in sorted(names):
         storage = await state.storages.get(name, state.clock())
         # Credentials travel only here: to an authenticated agent, inside its lease.
-        options = {**storage.options, **storage.credentials.reveal()}
+        options = storage.backend_options()
         access[name] = StorageAccess(url=storage.url, options=options)
     return access
 

@@ -30,10 +30,10 @@ from ferry.domain.transfers import (
 )
 from ferry.engine.copy import CopyOutcome, CopyState
 from ferry.engine.passive import Receiver, blocks, describe
-from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.storages import StorageFS
 from ferry.engine.trees import walk_tree
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
-from ferry.scheduler.guard import lookup_storage
+from ferry.scheduler.guard import open_named_storage
 from ferry.scheduler.submission import check_locations
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
@@ -323,9 +323,7 @@ def _ttl(state: ServerState) -> timedelta:
 
 
 async def _open(state: ServerState, name: str) -> StorageFS:
-    storage = await lookup_storage(state.store, name, state.endpoints)
-    kwargs = {**storage.options, **storage.credentials.reveal()}
-    return await asyncio.to_thread(open_storage, storage.name, storage.url, kwargs)
+    return await open_named_storage(state.store, name, state.endpoints)
 
 
 async def _record(

@@ -35,7 +35,7 @@ def present(storage: Storage) -> StoragePublic:
 
 async def probe(storage: Storage) -> dict[str, Any]:
     """The storage's health, within ``HEALTH_TIMEOUT_S`` (a backend that hangs is unreachable)."""
-    kwargs = {**storage.options, **storage.credentials.reveal()}
+    kwargs = storage.backend_options()
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(check_health, storage.name, storage.url, kwargs), HEALTH_TIMEOUT_S
