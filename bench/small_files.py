@@ -1,9 +1,10 @@
 """Small files: a tree of many 4 KiB files, local → local, through the whole system.
 
 Ferry's time runs from the API call that submits the transfer to the moment the run is
-COMPLETED (every object verified and recorded), against ``cp -r`` (the floor) and, when
-installed, ``rclone copy``. Figures are medians of several runs taken in one invocation, shown
-as ratios: this machine is shared and noisy, ratios travel better than seconds.
+COMPLETED (every object verified by adler32 and recorded), against ``cp -r`` (the floor),
+``rclone copy`` (which checks each copy's MD5) and a loop of gfal2 copies with adler32
+checking (FTS3's engine, one ``filecopy`` per file). Figures are medians of several runs taken
+in one invocation, shown as ratios: this machine is shared and noisy, ratios travel better.
 
     python bench/small_files.py [--files 10000] [--size 4096] [--runs 3]
 """
@@ -14,13 +15,22 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ferry_process import FerryServer
+from scores import (
+    GFAL2,
+    RCLONE,
+    Goal,
+    Result,
+    gfal2_available,
+    median_ratio,
+    rounds,
+    run,
+    timing_result,
+)
 
 
 def make_tree(root: Path, files: int, size: int) -> None:
@@ -38,14 +48,19 @@ def copy_tree(server: FerryServer, source: str, destination: str) -> None:
         raise SystemExit(f"ferry transfer ended {status['status']}: {status['error']}")
 
 
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
-def run(command: list[str]) -> None:
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+def peers(work: Path) -> dict[str, Callable[[int], object]]:
+    """The peers found on this machine (``make bench-peers`` installs them all)."""
+    source = str(work / "src")
+    tools: dict[str, Callable[[int], object]] = {
+        "cp -r": lambda i: run(["cp", "-r", source, str(work / f"out-{i}")]),
+    }
+    if shutil.which("rclone"):
+        tools["rclone copy"] = lambda i: run([*RCLONE, "copy", source, str(work / f"out-{i}")])
+    if gfal2_available():
+        tools["gfal2 loop"] = lambda i: run(
+            [*GFAL2, "--checksum", "ADLER32", source, str(work / f"out-{i}")]
+        )
+    return tools
 
 
 def main() -> None:
@@ -59,34 +74,35 @@ def main() -> None:
         work = Path(tmp)
         make_tree(work / "src", args.files, args.size)
         server = FerryServer(work)
-        tools: dict[str, Callable[[int], object]] = {
-            "ferry": lambda i: copy_tree(server, "src", f"ferry-{i}"),
-            "cp -r": lambda i: run(["cp", "-r", str(work / "src"), str(work / f"cp-{i}")]),
-        }
-        if shutil.which("rclone"):
-            tools["rclone copy"] = lambda i: run(
-                ["rclone", "copy", str(work / "src"), str(work / f"rclone-{i}")]
-            )
-        times: dict[str, list[float]] = {name: [] for name in tools}
+        tools = {"ferry": lambda i: copy_tree(server, "src", f"out-{i}"), **peers(work)}
+
+        def cleanup() -> None:
+            for folder in work.glob("out-*"):
+                shutil.rmtree(folder)
+
         try:
-            for i in range(args.runs):
-                for name, action in tools.items():  # interleaved: noise hits every tool alike
-                    times[name].append(timed(lambda action=action, i=i: action(i)))
+            times = rounds(tools, args.runs, cleanup)
         finally:
             server.stop()
-        report(times, args)
+    result(times, args).show()
 
 
-def report(times: dict[str, list[float]], args: argparse.Namespace) -> None:
-    ferry = statistics.median(times["ferry"])
-    shape = f"{args.files} × {args.size} B, local → local"
-    print(f"small files: {shape}, {args.runs} runs, {os.cpu_count()} cores")
-    print(f"{'tool':<14}{'median s':>10}{'min s':>10}{'max s':>10}{'ferry ÷ tool':>14}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        spread = f"{median:>10.2f}{min(values):>10.2f}{max(values):>10.2f}"
-        print(f"{name:<14}{spread}{ferry / median:>14.2f}")
-    print(f"ferry: {args.files / ferry:,.0f} files/s")
+def result(times: dict[str, list[float]], args: argparse.Namespace) -> Result:
+    setup = f"{args.files:,} × {args.size:,} B, local → local, {args.runs} runs"
+    outcome = timing_result("small_files", "Small files", setup, times, ("ferry",))
+    outcome.notes.append(f"ferry: {args.files / statistics.median(times['ferry']):,.0f} files/s")
+    if "rclone copy" in times:
+        ratio = median_ratio(times, "ferry", "rclone copy")
+        outcome.goals.append(
+            Goal("small files: ferry ≤ rclone", f"{ratio:.2f} × rclone", ratio <= 1)
+        )
+    if "gfal2 loop" in times:
+        ratio = median_ratio(times, "ferry", "gfal2 loop")
+        outcome.goals.append(
+            Goal("small files: far below gfal2 (≤ 0.5 ×)", f"{ratio:.2f} × gfal2", ratio <= 0.5)
+        )
+    outcome.save()
+    return outcome
 
 
 if __name__ == "__main__":
