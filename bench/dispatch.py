@@ -12,8 +12,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ferry_process import FerryServer
+from scores import Goal, Result
 
 
 def one_run(work: Path, tasks: int) -> float:
@@ -46,14 +48,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ferry-dispatch-") as tmp:
         times = [one_run(Path(tmp) / f"run{n}", args.tasks) for n in range(args.runs)]
+    result(times, args).show()
+
+
+def result(times: list[float], args: argparse.Namespace) -> Result:
     median = statistics.median(times)
-    print(f"dispatch: {args.tasks} zero-byte mock objects, 2 agents, {args.runs} runs")
-    print(f"{'':12}{'median s':>10}{'min s':>10}{'max s':>10}{'tasks/s':>12}")
-    print(
-        f"{'ferry':12}{median:10.2f}{min(times):10.2f}{max(times):10.2f}"
-        f"{args.tasks / median:12,.0f}"
-    )
-    print("goal: ≥ 5,000 tasks/s")
+    rate = args.tasks / median
+    columns = ["", "median s", "min s", "max s", "tasks/s"]
+    rows: list[list[Any]] = [["ferry", median, min(times), max(times), rate]]
+    setup = f"{args.tasks:,} zero-byte mock objects, 2 agents, {args.runs} runs"
+    outcome = Result("dispatch", "Dispatch", setup, columns, rows)
+    outcome.plot_label = "tasks per second (goal ≥ 5,000)"
+    outcome.bars, outcome.reference = {"ferry": rate}, 5000
+    outcome.goals.append(Goal("dispatch: ≥ 5,000 tasks/s", f"{rate:,.0f} tasks/s", rate >= 5000))
+    outcome.save()
+    return outcome
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     plot_label: str = ""
     bars: dict[str, float] = field(default_factory=dict)
+    reference: float | None = None  # drawn across the bars: 1 for ratios, else the goal
 
     def show(self) -> None:
         print(f"{self.title}: {self.setup}")
@@ -61,9 +62,11 @@ class Result:
 
 
 def cell(value: Any) -> str:
-    """Seconds and ratios with two decimals, counts with thousands separators."""
+    """Seconds and ratios with two decimals (three below 0.1), counts with separators."""
     if isinstance(value, float):
-        return f"{value:,.2f}" if value < 1000 else f"{value:,.0f}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.3f}" if abs(value) < 0.1 else f"{value:.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return "—" if value is None else str(value)
@@ -127,7 +130,8 @@ def timing_result(
         for name in times
         if name not in ferry
     }
-    return Result(scenario, title, setup, columns, rows, bars=bars, plot_label="ferry ÷ tool")
+    label = "ferry ÷ tool (below 1: ferry is faster)"
+    return Result(scenario, title, setup, columns, rows, bars=bars, plot_label=label, reference=1)
 
 
 def gfal2_available() -> bool:
