@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test test-servers lint bench install clean
+.PHONY: run test test-servers lint bench bench-peers install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,11 +48,33 @@ PYTEST_WORKERS ?= 2
 test: lint test-servers
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
-# Every bench/*.py is a scenario but the shared server harness.
-BENCHES := $(filter-out bench/ferry_process.py,$(wildcard bench/*.py))
+# The peers the benchmarks compare with, from Debian: rclone, curl, nginx, and gfal2 (FTS3's copy
+# engine) driven from Debian's /usr/bin/python3 with its file and http plugins.
+BENCH_PACKAGES := rclone curl nginx-light python3-gfal2 gfal2-plugin-file gfal2-plugin-http
 
-bench: install
-	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+bench-peers:
+	@test -x /usr/bin/rclone && test -x /usr/bin/curl && test -x /usr/sbin/nginx && \
+	dpkg -s python3-gfal2 gfal2-plugin-file gfal2-plugin-http >/dev/null 2>&1 || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null; }
+
+# The [bench] extra (matplotlib) on top of the tests' install; reinstalled with it when
+# pyproject.toml changes (its name carries the same hash, and $(STAMP)'s recipe removes it).
+BENCH_STAMP := $(VENV)/.installed-bench-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# One script per scenario (bench/<name>.py, each also runs alone), in the issue's order; then
+# bench/report.py writes docs/benchmarks.md and docs/benchmarks.png from bench/results/.
+SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue
+
+bench: $(BENCH_STAMP) bench-peers
+	@rm -f bench/results/*.json
+	@for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
+		$(BIN)/python bench/$$name.py || exit 1; done
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
