@@ -84,3 +84,25 @@ async def test_the_protected_folder_is_neither_listed_nor_written(store, tmp_pat
     assert (
         refused.error == "local:.ferry/admin.token is inside the server's data directory: refused"
     )
+
+
+async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for folder, files in (("big", 2500), ("small", 3)):
+        (tmp_path / "root" / folder).mkdir()
+        for n in range(files):
+            (tmp_path / "root" / folder / f"f{n}").write_text("x")
+    big = await started(store, "local:big", "local:b")
+    pages: list[str] = []
+    add_tasks = store.add_tasks
+    small: list[str] = []
+
+    async def observed(transfer, run, planned):  # type: ignore[no-untyped-def]
+        pages.append(transfer.id)
+        if not small:  # the small tree is submitted while the big one's first page lands
+            small.append(await started(store, "local:small", "local:s"))
+        return await add_tasks(transfer, run, planned)
+
+    store.add_tasks = observed
+    await expander(store).run_once()
+
+    assert pages == [big, small[0], big, big]

@@ -79,7 +79,7 @@ async def test_an_empty_long_poll_answers_after_its_wait(api) -> None:  # type: 
         json={"max_tasks": 10, "wait_s": 0.3},
         headers=bearer(agent),
     )
-    assert response.json() == {"tasks": [], "storages": {}}
+    assert response.json() == {"tasks": [], "storages": {}, "scopes": {}}
 
 
 async def test_a_submission_wakes_a_waiting_long_poll(api) -> None:  # type: ignore[no-untyped-def]
@@ -100,6 +100,33 @@ async def test_a_submission_wakes_a_waiting_long_poll(api) -> None:  # type: ign
     reply = (await asyncio.wait_for(poll, 10)).json()
     assert [t["source"] for t in reply["tasks"]] == ["local:a.txt"]
     assert reply["storages"]["local"]["url"] == api.root.as_uri()
+
+
+async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    """What the agent needs to run what it holds in the scheduler's order."""
+    agent = await register(api)
+    (api.root / "a.txt").write_text("a")
+    await api.client.put("/api/v1/scopes/ops", json={"weight": 4})
+    body = {
+        "sources": ["local:a.txt"],
+        "destination": "local:o",
+        "scope": "ops",
+        "options": {"priority": 5},
+    }
+    (await api.client.post("/api/v1/transfers", json=body)).raise_for_status()
+
+    async def lease() -> dict | None:  # type: ignore[type-arg]
+        reply = await api.anonymous.post(
+            f"/api/v1/agents/{agent['id']}/lease",
+            json={"max_tasks": 10, "wait_s": 0},
+            headers=bearer(agent),
+        )
+        return reply.json() if reply.json()["tasks"] else None
+
+    reply = await eventually(lease)
+    (task,) = reply["tasks"]
+    assert (task["scope"], task["priority"]) == ("ops", 5)
+    assert reply["scopes"] == {"ops": 4}
 
 
 async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from ferry import __version__
+from ferry.agent.local_queue import FairQueue
 from ferry.domain.locations import Location, parse_location
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, copy_object
@@ -47,6 +48,7 @@ class HeldTask:
 
     id: int
     lease: str
+    transfer: str
     source: Location
     destination: Location
     checksum: Checksum
@@ -54,6 +56,8 @@ class HeldTask:
     attempt: int = 1
     unzip: bool = False
     bandwidth: int | None = None
+    scope: str = "default"
+    priority: int = 3
     bytes_done: int = 0
     started: bool = False
     shutting_down: bool = False
@@ -86,7 +90,8 @@ class AgentRunner:
         self._last_busy = time.monotonic()
         self._recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self._held: dict[int, HeldTask] = {}
-        self._queue: asyncio.Queue[HeldTask] = asyncio.Queue()
+        self._held_of: Counter[str] = Counter()  # unreported tasks per transfer
+        self._queue: FairQueue[HeldTask] = FairQueue()
         self._results: list[dict[str, Any]] = []
         self._flush_now = asyncio.Event()
         self._capacity = asyncio.Event()
@@ -212,21 +217,29 @@ class AgentRunner:
                 continue
             for name, access in reply["storages"].items():
                 self._storage_urls[name] = (access["url"], access["options"])
+            weights = reply.get("scopes", {})
             for item in reply["tasks"]:
-                task = HeldTask(
-                    id=item["id"],
-                    lease=item["lease"],
-                    source=parse_location(item["source"]),
-                    destination=parse_location(item["destination"]),
-                    checksum=Checksum(item["checksum"]),
-                    overwrite=Overwrite(item["overwrite"]),
-                    attempt=int(item["attempt"]),
-                    unzip=bool(item.get("unzip", False)),
-                    bandwidth=item.get("bandwidth"),
-                )
-                self._held[task.id] = task
-                self._unfinished += 1
-                self._queue.put_nowait(task)
+                self._hold(item, int(weights.get(item.get("scope"), 1)))
+
+    def _hold(self, item: dict[str, Any], weight: int) -> None:
+        task = HeldTask(
+            id=item["id"],
+            lease=item["lease"],
+            transfer=item["transfer"],
+            source=parse_location(item["source"]),
+            destination=parse_location(item["destination"]),
+            checksum=Checksum(item["checksum"]),
+            overwrite=Overwrite(item["overwrite"]),
+            attempt=int(item["attempt"]),
+            unzip=bool(item.get("unzip", False)),
+            bandwidth=item.get("bandwidth"),
+            scope=item.get("scope", "default"),
+            priority=int(item.get("priority", 3)),
+        )
+        self._held[task.id] = task
+        self._held_of[task.transfer] += 1
+        self._unfinished += 1
+        self._queue.put_nowait(task, scope=task.scope, priority=task.priority, weight=weight)
 
     async def _resilient(self, call: Any) -> Any:
         """Await ``call``; on a network error or a server error, wait and give ``None``."""
@@ -317,9 +330,14 @@ class AgentRunner:
             )
         self._stats["bytes"] += int(report.get("bytes", 0))
         self._results.append({"task": task.id, "lease": task.lease, **report})
-        # Report at once when nothing is waiting here: the server may be holding work back
-        # for a slot (a channel at its max_active) that this result frees.
-        if len(self._results) >= REPORT_BATCH or self._queue.empty():
+        self._held_of[task.transfer] -= 1
+        last_of_its_transfer = self._held_of[task.transfer] <= 0
+        if last_of_its_transfer:
+            del self._held_of[task.transfer]
+        # Report at once when nothing is waiting here (the server may be holding work back for
+        # a slot, a channel at its max_active, that this result frees) or when this agent's
+        # share of a transfer is done (a small transfer's end must not wait on a big one's batch).
+        if len(self._results) >= REPORT_BATCH or self._queue.empty() or last_of_its_transfer:
             self._flush_now.set()
 
     async def _report_loop(self) -> None:

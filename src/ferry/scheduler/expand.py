@@ -53,6 +53,8 @@ class ExpandLoop(Loop):
         after one page of each listing, not after the biggest tree ends."""
         listings: dict[tuple[str, int], _Listing] = {}
         while pending := await self.store.runs_to_expand(limit=50):
+            # Runs not listed yet go first: their first page waits on no other's next one.
+            pending.sort(key=lambda item: (item[0].id, item[1].number) in listings)
             going = {}
             for transfer, run in pending:
                 key = (transfer.id, run.number)

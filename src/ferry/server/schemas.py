@@ -363,11 +363,16 @@ class LeasedTaskPublic(BaseModel):
     overwrite: Overwrite
     unzip: bool = False
     bandwidth: int | None = None
+    scope: str = "default"
+    priority: int = 3
 
 
 class LeaseReply(BaseModel):
     tasks: list[LeasedTaskPublic]
     storages: dict[str, StorageAccess]
+    scopes: dict[str, int] = Field(
+        default_factory=dict, description="the weight of each leased task's scope"
+    )
 
 
 class TaskReport(_Strict):

@@ -63,6 +63,9 @@ class LeasedTask:
     size: int | None
     attempt: int
     options: TransferOptions
+    scope: str = "default"
+    priority: int = 3
+    weight: int = 1  # the scope's, for the agent's own fair order of what it holds
 
 
 @dataclass(frozen=True, slots=True)

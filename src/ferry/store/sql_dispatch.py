@@ -153,6 +153,9 @@ class DispatchMixin(SqlBase):
                 size=r.size,
                 attempt=r.attempts,
                 options=_within_channel(options[r.transfer_id], room, r, active),
+                scope=r.scope,
+                priority=r.priority,
+                weight=weights.get(r.scope, 1),
             )
             for r in rows
         ]
@@ -230,6 +233,7 @@ class DispatchMixin(SqlBase):
                 c.transfer_id,
                 c.run,
                 c.scope,
+                c.priority,
                 c.source_site,
                 c.destination_site,
                 c.source,

@@ -151,9 +151,12 @@ async def lease(
                 unzip=task.options.unzip,
                 bandwidth=task.options.bandwidth,
                 overwrite=task.options.overwrite,
+                scope=task.scope,
+                priority=task.priority,
             )
             for task in tasks
         ],
+        scopes={task.scope: task.weight for task in tasks},
         storages=await _storages_for(
             state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
         ),
