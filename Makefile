@@ -67,14 +67,14 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 # One script per scenario (bench/<name>.py, each also runs alone), in the issue's order; then
-# bench/report.py writes docs/benchmarks.md and docs/benchmarks.png from bench/results/.
+# bench/report.py writes docs/benchmarks.md and docs/benchmarks.png from their results.
 SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue
 
 bench: $(BENCH_STAMP) bench-peers
-	@rm -f bench/results/*.json
-	@for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
-		$(BIN)/python bench/$$name.py || exit 1; done
-	$(BIN)/python bench/report.py
+	@export FERRY_BENCH_RESULTS=$$(mktemp -d -t ferry-bench-results-XXXX) && \
+	for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
+		$(BIN)/python bench/$$name.py || exit 1; done && \
+	$(BIN)/python bench/report.py && rm -r $$FERRY_BENCH_RESULTS
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,5 @@
-"""Write ``docs/benchmarks.md`` and ``docs/benchmarks.png`` from ``bench/results/*.json``.
+"""Write ``docs/benchmarks.md`` and ``docs/benchmarks.png`` from the scenarios' results
+(``bench/results/*.json``, or ``$FERRY_BENCH_RESULTS`` as ``make bench`` sets it).
 
     python bench/report.py
 

@@ -4,6 +4,7 @@ file that ``bench/report.py`` turns into ``docs/benchmarks.md``."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -12,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+# `make bench` gives each invocation a folder of its own: scenarios run by hand meanwhile (in the
+# default folder) do not mix their figures into the report.
+RESULTS = Path(os.environ.get("FERRY_BENCH_RESULTS") or Path(__file__).parent / "results")
 RCLONE = ["rclone", "--config", ""]  # no configuration file: local and http backends need none
 GFAL2 = ["/usr/bin/python3", str(Path(__file__).parent / "gfal2_copy.py")]
 
