@@ -7,6 +7,7 @@ import posixpath
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -26,7 +27,7 @@ class StorageFS:
     fs: AbstractFileSystem
     root: str
 
-    @property
+    @cached_property
     def is_local(self) -> bool:
         return "file" in _protocols(self.fs)
 
@@ -70,8 +71,13 @@ class StorageFS:
             raise PathOutsideStorage(self.name, full)
         return stripped[len(prefix) :]
 
+    @cached_property
+    def _real_root(self) -> str:
+        # Once per opened storage: an agent resolves paths several times per object.
+        return os.path.realpath(self.root)
+
     def _refuse_symlink_escape(self, full: str, path: str) -> None:
-        real_root = os.path.realpath(self.root)
+        real_root = self._real_root
         real = os.path.realpath(full)
         if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
             raise PathOutsideStorage(self.name, path)
