@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,12 +72,33 @@ class StorageFS:
             raise PathOutsideStorage(self.name, full)
         return stripped[len(prefix) :]
 
+    def _symlink_below_root(self, full: str) -> bool:
+        """Whether a component of ``full`` below the root is a symbolic link (or cannot be
+        told): two or three ``lstat`` calls where a full ``realpath`` walks every component
+        from ``/``, several times per object."""
+        root = self.root.rstrip("/")
+        if not full.startswith(root + "/"):
+            return full != root
+        current = root
+        for part in full[len(root) + 1 :].split("/"):
+            current = f"{current}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(current).st_mode):
+                    return True
+            except FileNotFoundError:
+                return False  # nothing further down exists yet
+            except OSError:
+                return True
+        return False
+
     @cached_property
     def _real_root(self) -> str:
         # Once per opened storage: an agent resolves paths several times per object.
         return os.path.realpath(self.root)
 
     def _refuse_symlink_escape(self, full: str, path: str) -> None:
+        if not self._symlink_below_root(full):
+            return  # normalized, no "..", no link below the root: it cannot lead out
         real_root = self._real_root
         real = os.path.realpath(full)
         if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):

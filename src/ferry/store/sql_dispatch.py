@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
-from ferry.domain.locations import parse_location
+from ferry.domain.locations import Location, parse_location
 from ferry.domain.states import AgentState, TaskState
 from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
@@ -148,8 +148,8 @@ class DispatchMixin(SqlBase):
                 lease=lease,
                 transfer_id=r.transfer_id,
                 run=r.run,
-                source=parse_location(r.source),
-                destination=parse_location(r.destination),
+                source=_stored_location(r.source),
+                destination=_stored_location(r.destination),
                 size=r.size,
                 attempt=r.attempts,
                 options=_within_channel(options[r.transfer_id], room, r, active),
@@ -254,6 +254,14 @@ class DispatchMixin(SqlBase):
             )
         ).all()
         return {r.id: TransferOptions.from_json(r.spec.get("options", {})) for r in rows}
+
+
+def _stored_location(text: str) -> Location:
+    """A location as the store keeps it: checked and normalized when the task was created."""
+    if "://" in text:
+        return parse_location(text)
+    storage, _, path = text.partition(":")
+    return Location(storage, path)
 
 
 def _within_channel(

@@ -1,0 +1,43 @@
+"""Path confinement on a local storage: symbolic links below the root are checked, a root
+that is itself a link is followed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ferry.engine.storages import open_storage
+from ferry.errors import PathOutsideStorage
+
+
+def test_a_root_that_is_a_link_resolves_paths_inside_it(tmp_path: Path) -> None:
+    (tmp_path / "real" / "data").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    storage = open_storage("local", (tmp_path / "alias").as_uri())
+
+    assert storage.resolve("data/a.bin") == f"{tmp_path}/alias/data/a.bin"
+    assert storage.resolve("not/yet/there.bin") == f"{tmp_path}/alias/not/yet/there.bin"
+
+
+@pytest.mark.parametrize("depth", ["out", "out/deeper"])
+def test_a_link_below_the_root_that_leads_out_is_refused_at_any_depth(
+    tmp_path: Path, depth: str
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (outside / "deeper").mkdir(parents=True)
+    (root / "in").mkdir(parents=True)
+    (root / "in" / "out").symlink_to(outside)
+    storage = open_storage("local", root.as_uri())
+
+    with pytest.raises(PathOutsideStorage):
+        storage.resolve(f"in/{depth}/a.bin")
+
+
+def test_a_link_below_the_root_that_stays_inside_is_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "target").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "target")
+    storage = open_storage("local", root.as_uri())
+
+    assert storage.resolve("alias/a.bin") == f"{root}/alias/a.bin"
