@@ -15,6 +15,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.domain.transfers import Storage
+from ferry.server.schemas import LeasedTaskPublic, LeaseReply
 
 PROBLEM = "application/problem+json"
 
@@ -127,6 +128,9 @@ async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, e
     (task,) = reply["tasks"]
     assert (task["scope"], task["priority"]) == ("ops", 5)
     assert reply["scopes"] == {"ops": 4}
+    # Written by hand for speed: exactly the documented schema, every field present.
+    assert LeaseReply.model_validate(reply).model_dump(mode="json") == reply
+    assert set(task) == set(LeasedTaskPublic.model_fields)
 
 
 async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignore[no-untyped-def]

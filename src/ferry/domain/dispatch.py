@@ -58,6 +58,9 @@ class FairDispatcher:
             ready = [q for q in state if q.head is not None and _has_room(q, room)]
             if not ready:
                 break
+            if len(ready) == 1:  # one queue left to serve: the rest of it in one step
+                picked += self._serve_alone(ready[0], room, limit - len(picked))
+                break
             scope = self._next_scope({q.key[0] for q in ready}, weights)
             queue = self._best_queue([q for q in ready if q.key[0] == scope])
             head = queue.head
@@ -68,6 +71,17 @@ class FairDispatcher:
             if queue.channel is not None:
                 room[queue.channel] -= 1
         return picked
+
+    def _serve_alone(self, queue: _Queue, room: dict[Pair, int], wanted: int) -> list[int]:
+        if queue.channel is not None:
+            wanted = min(wanted, room[queue.channel])
+        taken = queue.items[queue.next : queue.next + wanted]
+        queue.next += len(taken)
+        if queue.channel is not None:
+            room[queue.channel] -= len(taken)
+        # A scope served alone earns its weight and pays it back: its credit does not move.
+        self._last_served[queue.key] = next(self._served)
+        return [item.id for item in taken]
 
     def _next_scope(self, scopes: set[str], weights: Mapping[str, int]) -> str:
         """Smooth weighted round-robin: every ready scope earns its weight, the richest is
