@@ -1,9 +1,10 @@
-"""Open event streams never hold a stopping server up."""
+"""Event streams: they never hold a stopping server up, and a watch learns of every change."""
 
 from __future__ import annotations
 
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -52,3 +53,25 @@ def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:  
         for stream in (process.stdout, process.stderr):
             assert stream is not None
             stream.close()
+
+
+def test_a_watch_sees_a_change_this_server_never_published(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Another server on the same database (or a change made between a stream's first frame
+    and its subscription) publishes nothing here: the stream reads the status again."""
+    server: ServerProcess = start_server()
+    waiting = server.cli_json("submit", "--at", "+1h", "local:a", "local:b")
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    watch = subprocess.Popen(
+        [*FERRY, "watch", waiting["id"]], cwd=server.cwd, env=server.env(), **pipes
+    )
+    assert b"STANDBY" in first_line(watch.stdout)
+
+    with sqlite3.connect(server.cwd / ".ferry" / "ferry.db", timeout=10) as db:
+        db.execute("UPDATE transfers SET status = 'CANCELED' WHERE id = ?", (waiting["id"],))
+
+    assert watch.wait(timeout=15) == 1  # not COMPLETED
+    output = watch.stdout.read() if watch.stdout else b""
+    assert b"CANCELED" in output
+    for stream in (watch.stdout, watch.stderr):
+        assert stream is not None
+        stream.close()

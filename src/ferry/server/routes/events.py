@@ -53,7 +53,9 @@ async def events(
 async def _stream(
     state: ServerState, transfer: str | None, first: list[Event]
 ) -> AsyncIterator[str]:
+    last_status = None
     for event in first:
+        last_status = getattr(event, "status", last_status)
         yield _frame(event)
     subscription = state.wakeups.events.subscribe(transfer)
     tick = PROGRESS_EVERY_S if transfer is not None else KEEPALIVE_S
@@ -69,9 +71,21 @@ async def _stream(
                 except StopAsyncIteration:
                     return
                 pending = None
+                if isinstance(event, TransferChanged):
+                    last_status = event.status
                 yield _frame(event)
             elif transfer is not None:
-                if (progress := await _progress(state, transfer)) is not None:
+                # A change made between the first frame and the subscription was never
+                # published to it: the status is read again at every tick.
+                current = await state.store.get_transfer(transfer)
+                if current.status.value != last_status:
+                    last_status = current.status.value
+                    yield _frame(
+                        TransferChanged(
+                            transfer=current.id, status=last_status, error=current.error
+                        )
+                    )
+                elif (progress := await _progress(state, transfer)) is not None:
                     yield _frame(progress)
             else:
                 yield ": keep-alive\n\n"
