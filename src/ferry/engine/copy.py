@@ -285,7 +285,7 @@ def _stream(
     block_size = throttle.block_size if throttle else BLOCK_SIZE
     stall_s = None if request.source.is_local else request.stall_s
     with (
-        request.source.fs.open(source, "rb") as src,
+        _open_for_streaming(request.source, source) as src,
         watched_reads(src, request.source_label, stall_s) as read,
     ):
         with _on_destination():
@@ -303,6 +303,14 @@ def _stream(
                 if throttle is not None:
                     throttle.consume(len(block))
     return copied, running.hexdigest() if running is not None else None
+
+
+def _open_for_streaming(storage: StorageFS, path: str) -> Any:
+    """The object opened to be read once, front to back. Over HTTP that is one streamed GET:
+    the default random-access file fetches each block with a request of its own."""
+    if storage.is_web:
+        return storage.fs.open(path, "rb", block_size=0)
+    return storage.fs.open(path, "rb")
 
 
 def _verify_checksum(request: CopyRequest, temporary: str, digest: str | None) -> None:
