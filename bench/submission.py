@@ -4,8 +4,8 @@ Four ways to hand the server 100,000 objects of a ``mock://`` storage, each time
 first request to the last answer (accepted) and to the moment every object is a task in the
 queue (queued; the server runs no agents, so nothing moves):
 
-- one ``file`` transfer listing every source (refused above the API's 10,000 sources);
-- ``file`` transfers of 10,000 sources each, one after the other (the most the API takes);
+- one ``file`` transfer listing every source (the API takes up to 100,000 in one request);
+- ``file`` transfers of 10,000 sources each, one after the other;
 - one ``tree`` transfer whose source folder lists 100,000 objects (the listing is the server's);
 - one push (``POST /transfers/push``) declaring 100,000 objects.
 
@@ -27,7 +27,8 @@ import httpx
 from ferry_process import FerryServer
 from scores import Goal, Result
 
-MAX_SOURCES = 10_000  # TransferCreate.sources' max_length
+MAX_SOURCES = 100_000  # TransferCreate.sources' max_length
+BATCH = 10_000
 Way = Callable[[FerryServer, int], list[httpx.Response]]
 
 
@@ -39,8 +40,8 @@ def one_file_transfer(server: FerryServer, count: int) -> list[httpx.Response]:
 
 def batches(server: FerryServer, count: int) -> list[httpx.Response]:
     answers = []
-    for start in range(0, count, MAX_SOURCES):
-        sources = [f"mk:obj-{i:06d}" for i in range(start, min(count, start + MAX_SOURCES))]
+    for start in range(0, count, BATCH):
+        sources = [f"mk:obj-{i:06d}" for i in range(start, min(count, start + BATCH))]
         body = {"sources": sources, "destination": f"sink:batch-{start}"}
         answers.append(server.http.post("/api/v1/transfers", json=body))
     return answers
@@ -59,7 +60,7 @@ def push(server: FerryServer, count: int) -> list[httpx.Response]:
 
 WAYS: dict[str, Way] = {
     "one file transfer": one_file_transfer,
-    f"file × {MAX_SOURCES:,}": batches,
+    f"file × {BATCH:,}": batches,
     "one tree transfer": tree,
     "one push": push,
 }
@@ -142,17 +143,20 @@ def result(rounds: list[dict[str, Measured]], args: Any) -> Result:
         else:
             outcome.bars[name] = statistics.median(accepted)
     outcome.plot_label, outcome.reference = "seconds until accepted (goal ≤ 2 s)", 2
-    batched = outcome.rows[1][1]
-    requests = -(-args.objects // MAX_SOURCES)
-    outcome.goals.append(
-        Goal(
-            f"submission: {args.objects:,} objects accepted ≤ 2 s",
-            f"{batched:.2f} s in {requests} requests of ≤ {MAX_SOURCES:,} sources",
-            batched <= 2,
-        )
-    )
+    outcome.goals.append(submission_goal(outcome.rows, args.objects))
     outcome.save()
     return outcome
+
+
+def submission_goal(rows: list[list[Any]], objects: int) -> Goal:
+    """On the single request when the API takes that many sources, else on the batches."""
+    single, batched = rows[0], rows[1]
+    goal = f"submission: {objects:,} objects accepted ≤ 2 s"
+    if objects <= MAX_SOURCES and single[4] is not None:
+        return Goal(goal, f"{single[1]:.2f} s in one request", single[1] <= 2)
+    requests = -(-objects // BATCH)
+    figure = f"{batched[1]:.2f} s in {requests} requests of ≤ {BATCH:,} sources"
+    return Goal(goal, figure, batched[1] <= 2)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,12 @@ from ferry.errors import InvalidLocation, InvalidRequest, PathOutsideStorage
         ("local:dir with space/é.txt", "dir with space/é.txt"),
         ("local:..hidden", "..hidden"),
         ("local:a:b", "a:b"),
+        ("local:...", "..."),
+        ("local:a/.../b", "a/.../b"),
+        ("local:.a/b.", ".a/b."),
+        ("local:a/b/.", "a/b"),
+        ("local:a/b/..", "a"),
+        ("local:a\\b", "a\\b"),
     ],
 )
 def test_good_paths_are_normalized(text, path):
@@ -120,6 +126,22 @@ def test_accepted_paths_stay_inside(path, leading_slash):
     assert not confined.startswith("/")
     assert ".." not in confined.split("/")
     assert confined == "" or posixpath.normpath(confined) == confined
+
+
+@given(
+    st.lists(
+        st.sampled_from(["", ".", "..", "...", "a", ".a", "a.", "..a", "b c"]), max_size=6
+    ).map("/".join)
+)
+def test_normalizing_agrees_with_normpath(path):
+    """Paths already normal skip ``normpath``; every path still comes out as it would make it."""
+    expected = posixpath.normpath(path) if path else ""
+    try:
+        confined = confine_path("local", path)
+    except PathOutsideStorage:
+        assert path.startswith("/") or expected == ".." or expected.startswith("../")
+        return
+    assert confined == ("" if expected == "." else expected)
 
 
 @given(st.text())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ferry.domain.locations import parse_location
 from ferry.domain.transfers import TransferKind, TransferSpec
+from ferry.server.limits import MAX_BODY_BYTES
 from ferry.store.abc import NewTransfer
 
 PROBLEM = "application/problem+json"
@@ -311,3 +313,18 @@ async def test_a_relative_time_is_resolved_by_the_server_and_retries_match(api) 
     assert (first.status_code, again.status_code) == (201, 200)
     due = datetime.fromisoformat(first.json()["next_run_at"])
     assert timedelta(minutes=9) < due - datetime.now(UTC) <= timedelta(minutes=10)
+
+
+async def test_one_transfer_takes_100_000_sources_and_no_more(api) -> None:  # type: ignore[no-untyped-def]
+    sources = [f"local:in/f{i:06d}" for i in range(100_000)]
+    body = {**file_body(*sources), "schedule": {"kind": "at", "at": "+1d"}}
+    assert len(json.dumps(body)) < MAX_BODY_BYTES
+    response = await api.client.post("/api/v1/transfers", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["sources"] == sources
+    got = await api.client.get(f"/api/v1/transfers/{response.json()['id']}")
+    assert got.json() == response.json()
+    too_many = {**body, "sources": [*sources, "local:in/one-more"]}
+    refused = await api.client.post("/api/v1/transfers", json=too_many)
+    assert refused.status_code == 422
+    assert "100000" in refused.json()["detail"]

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from ferry.errors import InvalidLocation, LocalUrlRefused, PathOutsideStorage
 
 _STORAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,8 @@ def confine_path(storage: str, path: str) -> str:
         raise InvalidLocation(f"{storage}:{path}", "NUL character in path")
     if path.startswith("/") or path.startswith("\\"):
         raise PathOutsideStorage(storage, path)
+    if _is_normal(path):
+        return path
     normalized = posixpath.normpath(path) if path else ""
     if normalized in (".", ""):
         return ""
@@ -70,11 +73,18 @@ def confine_path(storage: str, path: str) -> str:
     return normalized
 
 
+def _is_normal(path: str) -> bool:
+    """Whether ``path`` is already what ``normpath`` would make of it: not empty, and no
+    empty, ``.`` or ``..`` segment (the common case, checked without splitting)."""
+    framed = f"/{path}/"
+    return bool(path) and "//" not in framed and "/./" not in framed and "/../" not in framed
+
+
 def _endpoint_location(text: str) -> Location:
     parts = urlsplit(text)
     if parts.scheme in ("file", "local"):
         raise LocalUrlRefused(text)
-    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme or "") or not parts.netloc:
+    if not _SCHEME.fullmatch(parts.scheme or "") or not parts.netloc:
         raise InvalidLocation(text, "expected SCHEME://HOST/PATH")
     if parts.query or parts.fragment or "@" in parts.netloc:
         raise InvalidLocation(

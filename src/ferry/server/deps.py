@@ -16,7 +16,9 @@ from ferry.store.abc import Principal
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_state(request: Request) -> ServerState:
+# Every dependency is a coroutine: FastAPI runs a plain function in a worker thread, a
+# hand-off per request.
+async def get_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.ferry
     return state
 

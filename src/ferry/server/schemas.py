@@ -124,7 +124,7 @@ class ScheduleIn(_Strict):
 
 
 class TransferCreate(_Strict):
-    sources: list[str] = Field(min_length=1, max_length=10_000, description="STORAGE:PATH each")
+    sources: list[str] = Field(min_length=1, max_length=100_000, description="STORAGE:PATH each")
     destination: str = Field(description="STORAGE:PATH of the destination folder")
     kind: TransferKind = TransferKind.FILE
     schedule: ScheduleIn = ScheduleIn()

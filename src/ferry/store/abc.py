@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -150,6 +150,14 @@ class Notification:
 class TransferPage:
     items: list[Transfer]
     next_cursor: str | None
+    runs: dict[str, Run] = field(default_factory=dict)  # the latest run of each item with one
+
+
+@dataclass(frozen=True, slots=True)
+class TransferWithRun:
+    transfer: Transfer
+    run: Run | None  # its latest run
+    active_bytes: int = 0  # what that run's ACTIVE objects have moved (from heartbeats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +317,10 @@ class Store(Protocol):
 
     async def get_transfer(self, transfer_id: str) -> Transfer: ...
 
+    async def get_transfer_with_run(self, transfer_id: str) -> TransferWithRun:
+        """The transfer, its latest run and the bytes that run's active objects have moved,
+        read together (one query): what monitoring one transfer shows."""
+
     async def list_transfers(
         self,
         *,
@@ -318,9 +330,10 @@ class Store(Protocol):
         cursor: str | None,
         where: TransferFilter | None = None,
     ) -> TransferPage:
-        """Newest first, in pages; ``cursor`` is opaque. ``where`` adds filters (submitter,
-        scope, schedule kind, label). A transfer created while pages are read appears before
-        the cursor, so every transfer that existed is returned exactly once."""
+        """Newest first, in pages, each with its latest run; ``cursor`` is opaque. ``where``
+        adds filters (submitter, scope, schedule kind, label). A transfer created while pages
+        are read appears before the cursor, so every transfer that existed is returned exactly
+        once."""
 
     async def get_run(self, transfer_id: str, number: int) -> Run: ...
 

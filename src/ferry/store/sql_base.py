@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +31,13 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
+from ferry.store.abc import Principal
 from ferry.store.crypto import Cipher, SecretKeyError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# How long a token's principal is trusted without reading the database again: a token revoked
+# through another server or process stops working here within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
@@ -63,18 +68,59 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+class PrincipalCache:
+    """Principals of recently authenticated tokens, keyed by the token's hash (the token itself
+    is never kept), each for ``ttl`` seconds. ``clear`` forgets them all at once: a change read
+    before it (``generation`` moved meanwhile) is not stored."""
+
+    def __init__(
+        self, ttl: float, *, limit: int = 4096, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        self.generation = 0
+        self._monotonic = monotonic
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._monotonic():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: str, principal: Principal, generation: int) -> None:
+        if generation != self.generation or self.ttl <= 0:
+            return
+        if len(self._entries) >= self.limit:  # the oldest goes first
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (self._monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.generation += 1
+
+
 class SqlBase:
     """Owns the engine. SQLite allows one writer: writes in this process take a lock so that
     they queue here instead of failing with "database is locked"."""
 
     def __init__(
-        self, url: str, *, clock: Callable[[], datetime] = utcnow, cipher: Cipher | None = None
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        cipher: Cipher | None = None,
+        token_cache_seconds: float = TOKEN_CACHE_SECONDS,
     ) -> None:
         self.url = url
         self.clock = clock
         self.cipher = cipher
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock()
+        self._principals = PrincipalCache(token_cache_seconds)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -187,7 +233,7 @@ def transfer_from_row(row: Row[Any]) -> Transfer:
     )
 
 
-def run_from_row(row: Row[Any]) -> Run:
+def run_from_row(row: Any) -> Run:
     return Run(
         transfer_id=row.transfer_id,
         number=row.number,

@@ -106,6 +106,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                     created_at=self.clock(),
                 )
             )
+        self._principals.clear()
         return token
 
     # --- storages -----------------------------------------------------------------------------
@@ -172,15 +173,21 @@ class RegistryMixin(TasksMixin, SqlBase):
 
     # --- tokens and agents --------------------------------------------------------------------
     async def authenticate(self, token: str) -> Principal:
+        """The token's principal, from memory when it was read less than a few seconds ago
+        (``PrincipalCache``); changes made through this store forget them all at once."""
+        digest = hash_secret(token)
+        if (known := self._principals.get(digest)) is not None:
+            return known
+        generation = self._principals.generation
         async with self._read() as conn:
-            row = (
-                await conn.execute(select(t.tokens).where(t.tokens.c.hash == hash_secret(token)))
-            ).first()
+            row = (await conn.execute(select(t.tokens).where(t.tokens.c.hash == digest))).first()
         if row is None:
             raise Unauthenticated("unknown or revoked token")
-        return Principal(
+        principal = Principal(
             name=row.client or row.agent_id, role=Role(row.role), agent_id=row.agent_id
         )
+        self._principals.put(digest, principal, generation)
+        return principal
 
     async def issue_agent_secret(self, agent_name: str, ttl: timedelta) -> str:
         secret = secrets.token_hex(32)  # 64 hex characters, like the transfer daemon's --id
@@ -222,6 +229,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                 )
             )
             row = (await conn.execute(select(t.agents).where(t.agents.c.id == agent_id))).one()
+        self._principals.clear()  # the agent's previous token is revoked
         return _agent_from_row(row), token
 
     async def _spend_secret(self, conn: AsyncConnection, secret: str, name: str) -> None:

@@ -8,10 +8,11 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,17 +25,85 @@ from ferry.domain.transfers import (
     Run,
     Task,
     Transfer,
+    TransferOptions,
 )
 from ferry.errors import AlreadyFinished, Conflict, InvalidRequest, NotFound, TransferNotFound
 from ferry.store import tables as t
-from ferry.store.abc import Attempt, CancelOutcome, NewTransfer, TransferFilter, TransferPage
-from ferry.store.sql_base import SqlBase, run_from_row, task_from_row, transfer_from_row
+from ferry.store.abc import (
+    Attempt,
+    CancelOutcome,
+    NewTransfer,
+    TransferFilter,
+    TransferPage,
+    TransferWithRun,
+)
+from ferry.store.sql_base import (
+    SqlBase,
+    run_from_row,
+    task_from_row,
+    transfer_from_row,
+)
+
+# A transfer with its latest run's columns after its own (NULL before its first run), and
+# the bytes that run's ACTIVE tasks have moved (through the tasks' (transfer, run, state) index).
+_RUN_COLUMNS = slice(len(t.transfers.c), len(t.transfers.c) + len(t.runs.c))
+_RUN_NAMES = tuple(column.name for column in t.runs.c)
+_WITH_LATEST_RUN = select(
+    t.transfers, *(column.label(f"latest_run_{column.name}") for column in t.runs.c)
+).select_from(
+    t.transfers.outerjoin(
+        t.runs,
+        (t.runs.c.transfer_id == t.transfers.c.id) & (t.runs.c.number == t.transfers.c.runs),
+    )
+)
+_ACTIVE_BYTES = (
+    select(func.coalesce(func.sum(t.tasks.c.bytes_done), 0))
+    .where(
+        (t.tasks.c.transfer_id == t.transfers.c.id)
+        & (t.tasks.c.run == t.transfers.c.runs)
+        & (t.tasks.c.state == TaskState.ACTIVE.value)
+    )
+    .scalar_subquery()
+    .label("active_bytes")
+)
+# Built once: the statement's cache key is then computed once, not at every request.
+_ONE_WITH_LATEST_RUN = _WITH_LATEST_RUN.add_columns(_ACTIVE_BYTES).where(
+    t.transfers.c.id == bindparam("transfer_id")
+)
 
 
-def spec_hash(new: NewTransfer) -> str:
+def _latest_run(row: Row[Any]) -> Run | None:
+    """The run whose columns follow the transfer's in a row of ``_WITH_LATEST_RUN``."""
+    values = row[_RUN_COLUMNS]
+    if values[0] is None:
+        return None
+    return run_from_row(SimpleNamespace(**dict(zip(_RUN_NAMES, values, strict=True))))
+
+
+def spec_hash(new: NewTransfer, spec: dict[str, Any]) -> str:
+    """What an idempotent resubmission is compared by: ``spec`` (``new.spec`` as JSON) and
+    the schedule as the client wrote it."""
     schedule = new.requested_schedule if new.requested_schedule is not None else new.schedule
-    body = {"spec": new.spec.to_json(), "schedule": schedule}
+    body = {"spec": spec, "schedule": schedule}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _as_stored(new: NewTransfer, spec: dict[str, Any], transfer_id: str, now: datetime) -> Transfer:
+    """The transfer just inserted, as reading it back would give it (times in UTC, options
+    normalized), without parsing its locations again."""
+    return Transfer(
+        id=transfer_id,
+        scope=new.scope,
+        submitter=new.submitter,
+        spec=replace(new.spec, options=TransferOptions.from_json(spec["options"])),
+        schedule=dict(new.schedule),
+        status=TransferStatus.STANDBY,
+        created_at=now.astimezone(UTC),
+        next_run_at=new.next_run_at.astimezone(UTC),
+        runs=0,
+        error=None,
+        submission_id=new.submission_id,
+    )
 
 
 def _encode_cursor(created_at: datetime, transfer_id: str) -> str:
@@ -52,7 +121,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class TransfersMixin(SqlBase):
     async def create_transfer(self, new: NewTransfer) -> tuple[Transfer, bool]:
         now = self.clock()
-        digest = spec_hash(new)
+        spec = new.spec.to_json()
+        digest = spec_hash(new, spec)
         transfer_id = str(uuid.uuid4())
         try:
             async with self._tx() as conn:
@@ -66,7 +136,7 @@ class TransfersMixin(SqlBase):
                         scope=new.scope,
                         submitter=new.submitter,
                         kind=new.spec.kind.value,
-                        spec=new.spec.to_json(),
+                        spec=spec,
                         schedule=new.schedule,
                         status=TransferStatus.STANDBY.value,
                         next_run_at=new.next_run_at,
@@ -87,7 +157,7 @@ class TransfersMixin(SqlBase):
             if new.submission_id is None:
                 raise
             return await self._existing_submission(new, digest), False
-        return await self.get_transfer(transfer_id), True
+        return _as_stored(new, spec, transfer_id, now), True
 
     async def _existing_submission(self, new: NewTransfer, digest: str) -> Transfer:
         c = t.transfers.c
@@ -118,6 +188,13 @@ class TransfersMixin(SqlBase):
             raise TransferNotFound(transfer_id)
         return transfer_from_row(row)
 
+    async def get_transfer_with_run(self, transfer_id: str) -> TransferWithRun:
+        async with self._read() as conn:
+            row = (await conn.execute(_ONE_WITH_LATEST_RUN, {"transfer_id": transfer_id})).first()
+        if row is None:
+            raise TransferNotFound(transfer_id)
+        return TransferWithRun(transfer_from_row(row), _latest_run(row), int(row.active_bytes))
+
     async def list_transfers(
         self,
         *,
@@ -130,7 +207,7 @@ class TransfersMixin(SqlBase):
         c = t.transfers.c
         where = where or TransferFilter()
         where = replace(where, status=status or where.status, kind=kind or where.kind)
-        query = select(t.transfers).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+        query = _WITH_LATEST_RUN.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
         for column, value in (
             (c.status, where.status.value if where.status else None),
             (c.kind, where.kind),
@@ -153,9 +230,10 @@ class TransfersMixin(SqlBase):
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         items = [transfer_from_row(r) for r in rows[:limit]]
+        runs = {r.id: run for r in rows[:limit] if (run := _latest_run(r)) is not None}
         more = len(rows) > limit
         return TransferPage(
-            items, _encode_cursor(items[-1].created_at, items[-1].id) if more else None
+            items, _encode_cursor(items[-1].created_at, items[-1].id) if more else None, runs
         )
 
     async def latest_runs(self, transfers: Sequence[Transfer]) -> dict[str, Run]:

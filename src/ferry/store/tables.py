@@ -165,6 +165,10 @@ transfers = Table(
     UniqueConstraint("scope", "submitter", "submission_id"),
     Index(None, "status", "next_run_at"),
     Index(None, "created_at", "id"),
+    # Listing pages, newest first, filtered by status, scope or both: no sort of the matches.
+    Index(None, "status", "created_at", "id"),
+    Index(None, "scope", "created_at", "id"),
+    Index(None, "scope", "status", "created_at", "id"),
 )
 
 transfer_labels = Table(

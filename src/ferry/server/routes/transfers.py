@@ -130,20 +130,19 @@ async def list_transfers(
         label=label,
     )
     page = await state.store.list_transfers(where=where, limit=limit, cursor=cursor)
-    runs = await state.store.latest_runs(page.items)
     return TransferList(
-        items=[present(tr, runs.get(tr.id)) for tr in page.items], next_cursor=page.next_cursor
+        items=[present(tr, page.runs.get(tr.id)) for tr in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
 @router.get("/{transfer_id}", response_model=TransferPublic)
 async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> TransferPublic:
-    transfer = await state.store.get_transfer(transfer_id)
-    run = (await state.store.latest_runs([transfer])).get(transfer.id)
-    public = present(transfer, run)
+    seen = await state.store.get_transfer_with_run(transfer_id)
+    run = seen.run
+    public = present(seen.transfer, run)
     if run is not None and run.status is RunStatus.ONGOING:
-        active = await state.store.active_bytes(transfer.id, run.number)
-        moving = run_progress(run, active, state.clock())
+        moving = run_progress(run, seen.active_bytes, state.clock())
         public.progress = ProgressPublic(**asdict(moving))
     return public
 

@@ -1,0 +1,103 @@
+"""Token authentication remembered for a few seconds: revocation through this store takes
+effect at once, through another within the cache's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from ferry.domain.transfers import Role
+from ferry.errors import Unauthenticated
+from ferry.store.abc import Principal
+from ferry.store.sql import SqlStore
+from ferry.store.sql_base import PrincipalCache
+
+ADMIN = Principal("admin", Role.ADMINISTRATOR)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_principal_is_remembered_for_its_ttl_only():
+    monotonic = FakeMonotonic()
+    cache = PrincipalCache(5.0, monotonic=monotonic)
+    cache.put("h", ADMIN, cache.generation)
+    monotonic.now += 4.9
+    assert cache.get("h") == ADMIN
+    monotonic.now += 0.1
+    assert cache.get("h") is None
+
+
+def test_clearing_forgets_everything_and_refuses_reads_begun_before():
+    cache = PrincipalCache(5.0)
+    cache.put("h", ADMIN, cache.generation)
+    begun = cache.generation
+    cache.clear()
+    assert cache.get("h") is None
+    cache.put("h", ADMIN, begun)  # read before the change: not kept
+    assert cache.get("h") is None
+
+
+def test_the_cache_is_bounded():
+    cache = PrincipalCache(5.0, limit=2)
+    for key in ("a", "b", "c"):
+        cache.put(key, ADMIN, cache.generation)
+    assert [cache.get(key) for key in ("a", "b", "c")] == [None, ADMIN, ADMIN]
+
+
+async def test_rotating_the_admin_token_refuses_the_old_one_at_once(fresh_store):
+    old = await fresh_store.bootstrap()
+    assert (await fresh_store.authenticate(old)).role is Role.ADMINISTRATOR  # now remembered
+    new = await fresh_store.rotate_admin_token()
+    with pytest.raises(Unauthenticated):
+        await fresh_store.authenticate(old)
+    assert (await fresh_store.authenticate(new)).role is Role.ADMINISTRATOR
+
+
+async def test_registering_again_refuses_the_old_agent_token_at_once(store):
+    secrets = [await store.issue_agent_secret("a", timedelta(hours=1)) for _ in range(2)]
+    tokens = []
+    for secret in secrets:
+        _agent, token = await store.register_agent(
+            secret=secret, principal=None, name="a", host="h", capabilities={}
+        )
+        await store.authenticate(token)
+        tokens.append(token)
+    with pytest.raises(Unauthenticated):
+        await store.authenticate(tokens[0])
+    assert (await store.authenticate(tokens[1])).role is Role.DAEMON
+
+
+async def test_a_token_revoked_by_another_server_stops_within_the_cache_lifetime(
+    database_url, clock
+):
+    first = SqlStore(database_url, clock=clock, token_cache_seconds=0.5)
+    second = SqlStore(database_url, clock=clock)
+    await first.open()
+    await second.open()
+    try:
+        old = await first.bootstrap()
+        await first.authenticate(old)
+        revoked = time.monotonic()
+        await second.rotate_admin_token()
+        deadline = revoked + 5
+        while time.monotonic() < deadline:
+            try:
+                await first.authenticate(old)
+            except Unauthenticated:
+                break
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - revoked < 0.5 + 0.2
+        with pytest.raises(Unauthenticated):
+            await first.authenticate(old)
+    finally:
+        await first.close()
+        await second.close()
