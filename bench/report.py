@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 from scores import GFAL2, RESULTS, cell
 
 DOCS = Path(__file__).parent.parent / "docs"
+FINDINGS = Path(__file__).parent / "findings.md"
 ORDER = [
     "small_files",
     "large_file",
@@ -104,6 +105,8 @@ def page(results: list[dict[str, Any]]) -> str:
         "",
         "![benchmarks](benchmarks.png)",
     ]
+    if FINDINGS.exists():  # the causes behind the figures, written by hand
+        lines += ["", FINDINGS.read_text().strip()]
     for result in results:
         lines += ["", f"## {result['title']}", "", f"{result['setup']}.", ""]
         lines += markdown_table(result["columns"], result["rows"])
