@@ -18,6 +18,7 @@ from ferry.config import ServerSettings
 from ferry.daemon.children import ChildSpec, Supervisor
 from ferry.daemon.timers import Timers
 from ferry.domain.transfers import Storage
+from ferry.scheduler.checkpoint import CheckpointLoop
 from ferry.scheduler.due import DueLoop
 from ferry.scheduler.expand import ExpandLoop
 from ferry.scheduler.finalize import FinalizeLoop
@@ -142,7 +143,7 @@ def registry_timings(settings: ServerSettings) -> RegistryTimings:
 
 def build_loops(state: ServerState) -> list[Loop]:
     settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
-    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop]
+    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop, CheckpointLoop]
     timings = registry_timings(settings)
     return [
         *(kind(store, wakeups, clock) for kind in kinds),

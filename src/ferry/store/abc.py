@@ -173,6 +173,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def checkpoint(self) -> None:
+        """Write what the database journaled back into its file, off any request's path
+        (SQLite's WAL; nothing to do for a server database). Never blocks writers."""
+
     def singleton(self, name: str) -> AbstractAsyncContextManager[bool]:
         """Enter to learn whether this server holds the loop ``name`` for this turn (several
         servers on one database: one runs it, the others skip)."""
