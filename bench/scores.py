@@ -93,12 +93,16 @@ def rounds(
     runs: int,
     cleanup: Callable[[], object] = lambda: None,
 ) -> dict[str, list[float]]:
-    """Time each tool ``runs`` times, interleaved (one of each per round) so that the noise of
-    a shared machine hits every tool alike; ``cleanup`` runs untimed after each copy."""
+    """Time each tool ``runs`` times, interleaved (one of each per round, in a rotating order)
+    so that the noise of a shared machine hits every tool alike; ``cleanup`` runs untimed
+    after each copy."""
     times: dict[str, list[float]] = {name: [] for name in tools}
+    names = list(tools)
     for i in range(runs):
-        for name, action in tools.items():
-            times[name].append(timed(lambda action=action, i=i: action(i)))
+        # Each round starts one tool later: no tool always follows the same one (a tool that
+        # leaves the disk or the caches busy slows whichever runs next).
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            times[name].append(timed(lambda action=tools[name], i=i: action(i)))
             cleanup()
     return times
 
