@@ -75,3 +75,37 @@ def test_a_watch_sees_a_change_this_server_never_published(start_server) -> None
     for stream in (watch.stdout, watch.stderr):
         assert stream is not None
         stream.close()
+
+
+FOLLOW_ONE = """
+import sys, httpx
+url = sys.argv[1] + "/api/v1/events?transfer=" + sys.argv[3]
+with httpx.stream("GET", url, timeout=None,
+                  headers={"Authorization": "Bearer " + sys.argv[2]}) as response:
+    for line in response.iter_lines():
+        print(line, flush=True)
+"""
+
+
+def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_server) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = start_server()
+    flags = ["--option", "size=1000", "--option", "time=3", "--option", "files=2"]
+    server.cli("storage", "add", "slow", "mock://slow", *flags, check=True)
+    server.cli("storage", "add", "sink", "mock://sink", check=True)
+    moving = server.cli_json("submit", "--tree", "slow:data", "sink:out")
+    follow = subprocess.Popen(
+        [sys.executable, "-c", FOLLOW_ONE, server.url, server.token, moving["id"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    kinds: list[bytes] = []
+    while b"COMPLETED" not in (line := first_line(follow.stdout)):
+        if line.startswith(b"event: "):
+            kinds.append(line.strip())
+    follow.kill()
+    follow.wait(timeout=10)
+
+    assert b"event: progress" in kinds  # at least one tick while the objects moved
+    for stream in (follow.stdout, follow.stderr):
+        assert stream is not None
+        stream.close()

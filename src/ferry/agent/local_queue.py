@@ -18,7 +18,6 @@ from ferry.domain.dispatch import FairDispatcher, Queued, QueueKey
 
 Item = TypeVar("Item")
 _Entry = tuple[int, int, Item]  # (-priority, arrival, item): heapq pops the first
-_UNCONSTRAINED: dict[tuple[str, str], int] = {}
 
 
 class FairQueue(Generic[Item]):
@@ -49,15 +48,14 @@ class FairQueue(Generic[Item]):
         return self._tokens.qsize()
 
     def _pop(self) -> Item:
+        scopes = [scope for scope, entries in self._scopes.items() if entries]
         heads: dict[QueueKey, list[Queued]] = {
-            (scope, "", ""): [Queued(n, -entries[0][0])]
-            for n, (scope, entries) in enumerate(self._scopes.items())
-            if entries
+            (scope, "", ""): [Queued(n, -self._scopes[scope][0][0])]
+            for n, scope in enumerate(scopes)
         }
         (picked,) = self._dispatcher.pick(heads, {}, {}, self._weights, 1)
-        scope = next(key[0] for key, head in heads.items() if head[0].id == picked)
-        entries = self._scopes[scope]
+        entries = self._scopes[scopes[picked]]
         item = heapq.heappop(entries)[2]
         if not entries:
-            del self._scopes[scope]
+            del self._scopes[scopes[picked]]
         return item

@@ -30,9 +30,9 @@ class StorageFS:
 
     @cached_property
     def is_local(self) -> bool:
-        return "file" in _protocols(self.fs)
+        return "file" in self.protocols
 
-    @property
+    @cached_property
     def protocols(self) -> tuple[str, ...]:
         return _protocols(self.fs)
 
@@ -46,9 +46,9 @@ class StorageFS:
             return
         self.fs.mv(temporary, final)
 
-    @property
+    @cached_property
     def is_web(self) -> bool:
-        return bool({"http", "https"} & set(_protocols(self.fs)))
+        return bool({"http", "https"} & set(self.protocols))
 
     def resolve(self, path: str) -> str:
         """The backend path of ``path`` (relative to the root); refuses escapes, symlinks

@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -18,6 +19,7 @@ from ferry.domain.states import RunStatus
 from ferry.domain.transfers import run_progress
 from ferry.server.deps import Reader, StateDep
 from ferry.server.state import ServerState
+from ferry.store.abc import TransferWithRun
 
 router = APIRouter(tags=["events"])
 
@@ -77,7 +79,8 @@ async def _stream(
             elif transfer is not None:
                 # A change made between the first frame and the subscription was never
                 # published to it: the status is read again at every tick.
-                current = await state.store.get_transfer(transfer)
+                seen = await state.store.get_transfer_with_run(transfer)
+                current = seen.transfer
                 if current.status.value != last_status:
                     last_status = current.status.value
                     yield _frame(
@@ -85,7 +88,7 @@ async def _stream(
                             transfer=current.id, status=last_status, error=current.error
                         )
                     )
-                elif (progress := await _progress(state, transfer)) is not None:
+                elif (progress := _progress(seen, state.clock())) is not None:
                     yield _frame(progress)
             else:
                 yield ": keep-alive\n\n"
@@ -97,12 +100,9 @@ async def _stream(
         await subscription.aclose()
 
 
-async def _progress(state: ServerState, transfer_id: str) -> ProgressReported | None:
-    transfer = await state.store.get_transfer(transfer_id)
-    run = (await state.store.latest_runs([transfer])).get(transfer.id)
+def _progress(seen: TransferWithRun, now: datetime) -> ProgressReported | None:
+    run = seen.run
     if run is None or run.status is not RunStatus.ONGOING:
         return None
-    active = await state.store.active_bytes(transfer.id, run.number)
-    return ProgressReported(
-        transfer=transfer.id, run=run.number, **asdict(run_progress(run, active, state.clock()))
-    )
+    moving = run_progress(run, seen.active_bytes, now)
+    return ProgressReported(transfer=seen.transfer.id, run=run.number, **asdict(moving))
