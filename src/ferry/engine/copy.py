@@ -5,18 +5,32 @@ beside the destination, verify, then move into place. Nothing half-written is ev
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import posixpath
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from fsspec.implementations.local import LocalFileSystem
+
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
+from ferry.engine.local_copy import (
+    WHOLE_READ_MAX,
+    SourceChanged,
+    create_new,
+    kernel_copy,
+    open_source,
+    read_back,
+    read_whole,
+    write_all,
+)
 from ferry.engine.stall import DEFAULT_STALL_S, watched_reads
 from ferry.engine.storages import StorageFS
 from ferry.engine.throttle import Throttle
@@ -108,6 +122,8 @@ def _on_destination() -> Iterator[None]:
 def _copy(
     request: CopyRequest, progress: Callable[[int], None], should_stop: Callable[[], bool]
 ) -> CopyOutcome:
+    if _plain_local(request) and (done := _copy_small_local(request, progress)) is not None:
+        return done
     src_fs, dst_fs = request.source.fs, request.destination.fs
     source = request.source.resolve(request.source_path)
     info = src_fs.info(source)
@@ -151,6 +167,117 @@ def _copy(
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _plain_local(request: CopyRequest) -> bool:
+    """Local to local through fsspec's own local filesystem (a subclass may do more than
+    the system calls), a first attempt, nothing to unpack or to throttle."""
+    return (
+        type(request.source.fs) is LocalFileSystem
+        and type(request.destination.fs) is LocalFileSystem
+        and request.attempt == 1
+        and not request.unzip
+        and not request.bandwidth
+    )
+
+
+def _copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> CopyOutcome | None:
+    """A small object whose destination does not exist yet, in a handful of system calls
+    (``engine.local_copy``); ``None`` for anything else (a large object, a folder, an existing
+    destination), which the general path handles."""
+    source = request.source.resolve(request.source_path)
+    status = os.stat(source)
+    size = status.st_size
+    if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
+        return None
+    with _on_destination():
+        destination = request.destination.resolve(request.destination_path)
+        if os.path.lexists(destination):
+            return None
+    try:
+        if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
+            digest = None
+            source_fd = open_source(source)
+            try:
+                with _on_destination():
+                    fill = functools.partial(kernel_copy, source_fd, size=size)
+                    _write_into_place(request, destination, fill, size, None)
+            finally:
+                os.close(source_fd)
+        else:
+            data = read_whole(source, size)
+            digest = _digest(request.checksum, data)
+            with _on_destination():
+                fill = functools.partial(write_all, data=data)
+                _write_into_place(request, destination, fill, size, digest)
+    except SourceChanged as exc:
+        raise TransientError(f"{request.source_label} changed while being copied: {exc}") from exc
+    progress(size)
+    checksum = format_checksum(request.checksum, digest) if digest is not None else None
+    return CopyOutcome(CopyState.DONE, size, checksum)
+
+
+def _write_into_place(
+    request: CopyRequest,
+    destination: str,
+    fill: Callable[[int], None],
+    size: int,
+    digest: str | None,
+) -> None:
+    """A new temporary file filled by ``fill``, verified, then renamed to ``destination``."""
+    temporary = temporary_name(destination, request.tag, request.attempt)
+    fd = _create_temporary(request, temporary)
+    try:
+        try:
+            fill(fd)
+            _verify_written(request, fd, size, digest)
+        finally:
+            os.close(fd)
+        os.rename(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _create_temporary(request: CopyRequest, temporary: str) -> int:
+    try:
+        return create_new(temporary)
+    except FileNotFoundError:  # the first object of its folder
+        os.makedirs(posixpath.dirname(temporary), exist_ok=True)
+        request.destination.resolve(request.destination_path)  # again, now that they exist
+        return create_new(temporary)
+
+
+def _verify_written(request: CopyRequest, fd: int, size: int, digest: str | None) -> None:
+    """The bytes read back through the same descriptor match the ones read from the source."""
+    if digest is None:
+        written = os.fstat(fd).st_size
+        if written != size:
+            raise TransientError(
+                f"short write to {request.destination_label}: {written} of {size} bytes"
+            )
+        return
+    back = read_back(fd, size)
+    if len(back) != size:
+        raise TransientError(
+            f"short write to {request.destination_label}: {len(back)} of {size} bytes"
+        )
+    found = _digest(request.checksum, back)
+    if found != digest:
+        raise ChecksumMismatch(
+            request.destination_label,
+            format_checksum(request.checksum, digest),
+            format_checksum(request.checksum, found or ""),
+        )
+
+
+def _digest(algorithm: Checksum, data: bytes) -> str | None:
+    running = new_checksum(algorithm)
+    if running is None:
+        return None
+    running.update(data)
+    return running.hexdigest()
 
 
 def clear_temporary(storage: StorageFS, temporary: str) -> None:

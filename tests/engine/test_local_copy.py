@@ -1,0 +1,111 @@
+"""Small objects from a local disk to a local disk: plain system calls, the same guarantees as
+the general path (verified bytes, nothing partial, nothing written through a link)."""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import pytest
+
+import ferry.engine.copy as engine
+from ferry.domain.transfers import Checksum
+from ferry.engine.copy import CopyRequest, CopyState, copy_object
+from ferry.engine.local_copy import SourceChanged, kernel_copy, read_whole
+from ferry.errors import ChecksumMismatch, TransientError
+
+
+def request(src, dst, **kwargs) -> CopyRequest:  # type: ignore[no-untyped-def]
+    return CopyRequest(src, "d/a.bin", dst, "out/deep/a.bin", **kwargs)
+
+
+@pytest.fixture
+def small(src_root) -> bytes:  # type: ignore[no-untyped-def]
+    data = os.urandom(4096)
+    (src_root / "d").mkdir()
+    (src_root / "d" / "a.bin").write_bytes(data)
+    return data
+
+
+def parts(root) -> list[str]:  # type: ignore[no-untyped-def]
+    return [p.name for p in root.rglob("*.part")]
+
+
+@pytest.mark.parametrize("checksum", [Checksum.ADLER32, Checksum.NONE])
+def test_a_small_object_never_goes_through_fsspec(src, dst, dst_root, small, checksum, monkeypatch):  # type: ignore[no-untyped-def]
+    for fs in (src.fs, dst.fs):
+        monkeypatch.setattr(fs, "open", lambda *a, **k: pytest.fail("opened through fsspec"))
+    outcome = copy_object(request(src, dst, checksum=checksum))
+    assert outcome.state is CopyState.DONE
+    assert outcome.bytes == len(small)
+    expected = f"adler32:{zlib.adler32(small):08x}" if checksum is Checksum.ADLER32 else None
+    assert outcome.checksum == expected
+    assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == small
+    assert parts(dst_root) == []
+
+
+def test_a_byte_damaged_on_its_way_to_the_disk_is_a_checksum_mismatch(
+    src, dst, dst_root, small, monkeypatch
+):  # type: ignore[no-untyped-def]
+    def damaging(fd: int, data: bytes) -> None:
+        os.write(fd, bytes([data[0] ^ 0xFF]) + data[1:])
+
+    monkeypatch.setattr(engine, "write_all", damaging)
+    with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
+        copy_object(request(src, dst))
+    assert not (dst_root / "out" / "deep" / "a.bin").exists()
+    assert parts(dst_root) == []
+
+
+@pytest.mark.parametrize("checksum", [Checksum.ADLER32, Checksum.NONE])
+def test_a_short_write_is_transient_and_leaves_nothing(
+    src, dst, dst_root, small, checksum, monkeypatch
+):  # type: ignore[no-untyped-def]
+    def short(*args: object, **kwargs: object) -> None:
+        fd = args[-1]  # write_all(fd, data=...) and kernel_copy(source_fd, fd, size=...)
+        assert isinstance(fd, int)
+        os.write(fd, b"only this")
+
+    monkeypatch.setattr(engine, "write_all", short)
+    monkeypatch.setattr(engine, "kernel_copy", short)
+    with pytest.raises(TransientError, match=r"short write to dst:out/deep/a\.bin"):
+        copy_object(request(src, dst, checksum=checksum))
+    assert not (dst_root / "out" / "deep" / "a.bin").exists()
+    assert parts(dst_root) == []
+
+
+def test_an_earlier_leftover_at_the_temporary_name_is_replaced(src, dst, dst_root, small):  # type: ignore[no-untyped-def]
+    folder = dst_root / "out" / "deep"
+    folder.mkdir(parents=True)
+    (folder / ".a.bin.ferry-0-1.part").write_bytes(b"stale bytes of a killed attempt")
+    assert copy_object(request(src, dst)).state is CopyState.DONE
+    assert (folder / "a.bin").read_bytes() == small
+    assert parts(dst_root) == []
+
+
+@pytest.mark.parametrize("actual", [10, 12])
+def test_a_file_whose_size_changed_since_its_stat_is_caught(tmp_path, actual):  # type: ignore[no-untyped-def]
+    path = tmp_path / "moving"
+    path.write_bytes(b"x" * actual)
+    with pytest.raises(SourceChanged):
+        read_whole(str(path), 11)
+    source_fd = os.open(path, os.O_RDONLY)
+    target_fd = os.open(tmp_path / "copy", os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(SourceChanged):
+            kernel_copy(source_fd, target_fd, 11)
+    finally:
+        os.close(source_fd)
+        os.close(target_fd)
+
+
+def test_a_source_that_changed_is_a_transient_error_naming_it(
+    src, dst, dst_root, small, monkeypatch
+):  # type: ignore[no-untyped-def]
+    def changed(path: str, size: int) -> bytes:
+        raise SourceChanged(size - 1, size)
+
+    monkeypatch.setattr(engine, "read_whole", changed)
+    with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
+        copy_object(request(src, dst))
+    assert not (dst_root / "out").exists()
