@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +48,11 @@ SMALL_OBJECT = 256 * 1024
 SMALL_BATCH = 16
 
 
-@dataclass
+@dataclass(slots=True)
 class HeldTask:
-    """A task this agent holds a lease on, from lease to acknowledged report."""
+    """A task this agent holds a lease on, from lease to acknowledged report. Its flags are
+    plain attributes (set by the event loop, read by a copy thread): a lease of a thousand
+    small objects made two thousand events and their locks."""
 
     id: int
     lease: str
@@ -67,12 +69,15 @@ class HeldTask:
     size: int | None = None
     bytes_done: int = 0
     started: bool = False
+    done: bool = False
     shutting_down: bool = False
-    cancel: threading.Event = field(default_factory=threading.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    canceled: bool = False
 
     def add_bytes(self, n: int) -> None:
         self.bytes_done += n
+
+    def should_stop(self) -> bool:
+        return self.canceled
 
 
 def _small(task: HeldTask) -> bool:
@@ -106,6 +111,7 @@ class AgentRunner:
         self._results: list[dict[str, Any]] = []
         self._flush_now = asyncio.Event()
         self._capacity = asyncio.Event()
+        self._copies_ended = asyncio.Event()  # set whenever a batch of copies ends
         self._unfinished = 0  # leased and not yet copied: queued or running
         self._mean_task_s = 1.0  # moving average of one copy's wall time
         self._storage_urls: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -183,24 +189,23 @@ class AgentRunner:
         then stop them."""
         while not self._queue.empty():
             task = self._queue.get_nowait()
-            task.done.set()
+            task.done = True
             self._unfinished -= 1
             self._record(task, {"state": "RELEASED"})
-        active = [t for t in self._held.values() if t.started and not t.done.is_set()]
-        finishing = asyncio.gather(*(t.done.wait() for t in active))
+        active = [t for t in self._held.values() if t.started and not t.done]
         try:
-            await asyncio.wait_for(asyncio.shield(finishing), grace)
+            await asyncio.wait_for(self._all_done(active), grace)
         except TimeoutError:
             log.warning("stopping %d copies still running after %.0f s", len(active), grace)
             for task in active:
                 task.shutting_down = True
-                task.cancel.set()  # each removes its temporary file and reports back
+                task.canceled = True  # each removes its temporary file and reports back
             try:
-                await asyncio.wait_for(finishing, STUCK_AFTER_S)
+                await asyncio.wait_for(self._all_done(active), STUCK_AFTER_S)
             except TimeoutError:
                 # A copy blocked inside a backend call never looks at its stop flag. Its lease
                 # will expire on the server; the process must still end.
-                stuck = sum(not t.done.is_set() for t in active)
+                stuck = sum(not t.done for t in active)
                 log.error(
                     "%d copies did not stop within %.0f s; leaving them", stuck, STUCK_AFTER_S
                 )
@@ -208,6 +213,11 @@ class AgentRunner:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _all_done(self, tasks: list[HeldTask]) -> None:
+        while not all(t.done for t in tasks):
+            self._copies_ended.clear()
+            await self._copies_ended.wait()
 
     # --- leasing ----------------------------------------------------------------------------
     @property
@@ -280,9 +290,10 @@ class AgentRunner:
                 each = (loop.time() - started) / len(batch)
                 self._mean_task_s += DURATION_SMOOTHING * (each - self._mean_task_s)
                 for task in batch:
-                    task.done.set()
+                    task.done = True
                 self._unfinished -= len(batch)
                 self._capacity.set()
+                self._copies_ended.set()
             for task, report in zip(batch, reports, strict=True):
                 self._record(task, report)
 
@@ -300,7 +311,7 @@ class AgentRunner:
         return [self._execute(task) for task in batch]
 
     def _execute(self, task: HeldTask) -> dict[str, Any]:
-        if task.cancel.is_set():
+        if task.canceled:
             if task.shutting_down:  # waited behind others of its batch: never started
                 return {"state": "RELEASED", "error": "the agent stopped before it started"}
             return {"state": "CANCELED", "error": "canceled before it started"}
@@ -317,7 +328,7 @@ class AgentRunner:
                 unzip=task.unzip,
                 bandwidth=task.bandwidth,
             )
-            outcome = copy_object(request, progress=task.add_bytes, should_stop=task.cancel.is_set)
+            outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)
         except TransferCanceled as exc:
             if task.shutting_down:  # not a user's cancel: the object still has to move
                 return {"state": "RELEASED", "error": "the agent stopped before it finished"}
@@ -394,7 +405,7 @@ class AgentRunner:
             cancel = await self._resilient(self.session.heartbeat(held, self.state_dump()))
             for task_id in cancel or []:
                 if task_id in self._held:
-                    self._held[task_id].cancel.set()
+                    self._held[task_id].canceled = True
 
     def state_dump(self) -> dict[str, Any]:
         """The transfer daemon's DUMP_STATE, sent with every heartbeat."""
