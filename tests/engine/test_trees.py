@@ -151,3 +151,29 @@ def test_a_folder_deleted_while_the_tree_is_listed_is_a_failed_entry(src_root): 
         ("kept.txt", None),
         ("gone", "cannot list folder: No such file or directory"),
     ]
+
+
+def test_a_local_folder_is_described_as_fsspec_describes_it(src, src_root, tmp_path):
+    """The local listing reads the directory itself; what it says of each entry (type, size,
+    whether it is a link) must be what fsspec's listing says, links of every kind included."""
+    from ferry.engine.trees import _list_folder
+
+    write(src_root, "f.bin", b"12345")
+    write(src_root, "sub/inner.txt")
+    (tmp_path / "outside.bin").write_bytes(b"0123456789")
+    (src_root / "to-file").symlink_to(src_root / "f.bin")
+    (src_root / "to-folder").symlink_to(src_root / "sub")
+    (src_root / "to-outside").symlink_to(tmp_path / "outside.bin")
+    (src_root / "dangling").symlink_to(src_root / "nothing")
+    keys = ("name", "type", "size", "islink")
+
+    def described(listing):  # type: ignore[no-untyped-def]
+        return sorted(
+            tuple(e[k] if (k != "size" or e["type"] != "directory") else 0 for k in keys)
+            for e in listing
+        )
+
+    ours = described(_list_folder(src, str(src_root)))
+    theirs = described(LocalFileSystem().ls(str(src_root), detail=True))
+    assert ours == theirs
+    assert len(ours) == 6

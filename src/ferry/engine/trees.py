@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
+
+from fsspec.implementations.local import LocalFileSystem
 
 from ferry.engine.storages import StorageFS
 
@@ -61,7 +64,7 @@ def _entries(
     while pending:
         folder = pending.pop()
         try:
-            listing = storage.fs.ls(folder, detail=True)
+            listing = _list_folder(storage, folder)
         except OSError as exc:
             relative = folder.rstrip("/")[len(prefix) :] if folder != root else ""
             yield TreeEntry(relative, 0, _describe(exc))
@@ -78,6 +81,28 @@ def _entries(
             elif not info.get("islink") or not storage.is_local or _followable(storage, full):
                 yield TreeEntry(_name(storage, full[len(prefix) :]), int(info.get("size") or 0))
         pending.extend(reversed(folders))
+
+
+def _list_folder(storage: StorageFS, folder: str) -> list[dict[str, Any]]:
+    """The folder's entries as fsspec describes them (name, type, size, islink). On a local
+    disk, read straight from the directory: fsspec's own listing builds some fifteen fields per
+    file (three more system calls for a link), and a tree of small files is mostly listing."""
+    if type(storage.fs) is not LocalFileSystem:
+        return list(storage.fs.ls(folder, detail=True))
+    with os.scandir(folder) as entries:
+        return [_local_info(entry) for entry in entries]
+
+
+def _local_info(entry: os.DirEntry[str]) -> dict[str, Any]:
+    link = entry.is_symlink()
+    if entry.is_dir(follow_symlinks=False):
+        return {"name": entry.path, "type": "directory", "size": 0, "islink": False}
+    kind = "file" if entry.is_file(follow_symlinks=False) else "other"
+    try:
+        size = entry.stat(follow_symlinks=link).st_size  # a link: the size of what it names
+    except OSError:
+        size = 0  # a dangling link
+    return {"name": entry.path, "type": kind, "size": size, "islink": link}
 
 
 def _name(storage: StorageFS, relative: str) -> str:
