@@ -25,6 +25,7 @@ from ferry.store import tables as t
 from ferry.store.abc import AgentStatistics, Principal
 from ferry.store.crypto import SecretKeyError
 from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
+from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_tasks import _RELEASE, TasksMixin
 
 ADMIN_CLIENT = "admin"
@@ -384,9 +385,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                 )
             ).all()
             if held:
-                await conn.execute(
-                    _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in held]
-                )
+                await execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in held])
         return len(held)
 
     async def silent_agents(self, since: datetime) -> list[Agent]:

@@ -9,14 +9,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from ferry.domain.channels import ChannelMap, ChannelState
 from ferry.domain.states import TaskState, check_task_transition
 from ferry.store import tables as t
 from ferry.store.abc import TaskChange, TaskResult
 from ferry.store.sql_base import SqlBase
+from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
 from ferry.store.sql_dispatch import channel_from_row
 
 RETRY_BASE = timedelta(seconds=10)
@@ -42,12 +44,19 @@ class RunCounter:
     def __init__(self) -> None:
         self._deltas: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
 
-    def add(self, transfer_id: str, run: int, state: TaskState, nbytes: int = 0) -> None:
+    def add(
+        self, transfer_id: str, run: int, state: TaskState, nbytes: int = 0, *, count: int = 1
+    ) -> None:
         column = _COUNTED.get(state)
         if column is not None:
-            self._deltas[(transfer_id, run)][column] += 1
+            self._deltas[(transfer_id, run)][column] += count
         if nbytes:
             self._deltas[(transfer_id, run)]["bytes"] += nbytes
+
+    def grow(self, transfer_id: str, run: int, column: str, n: int) -> None:
+        """Add ``n`` to another of the run's counters (``total``, ``size_total``)."""
+        if n:
+            self._deltas[(transfer_id, run)][column] += n
 
     async def apply(self, conn: AsyncConnection, now: datetime | None = None) -> None:
         """Add the deltas; ``now``, when given, is when these objects ended."""
@@ -81,10 +90,9 @@ class TasksMixin(SqlBase):
                 and not row.cancel_requested
             ]
             if unstarted:
-                await conn.execute(
-                    _RELEASE, [{"b_id": r.id, "b_lease": r.lease_token} for r in unstarted]
-                )
-            held = [row for row in held if row not in unstarted]  # a released canceled task ends
+                await execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in unstarted])
+                given_back = {row.id for row in unstarted}
+                held = [row for row in held if row.id not in given_back]  # a canceled one ends
             changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in unstarted]
             if held:
                 changes += await self._apply_results(conn, agent_id, held, by_id, now)
@@ -107,31 +115,32 @@ class TasksMixin(SqlBase):
             for row in held
             if by_id[row.id].state is TaskState.QUEUED and not row.cancel_requested
         }
+        ended_at = db_time(conn.dialect, now)
         updates, attempts, changes, counter = [], [], [], RunCounter()
         for row in held:
             result = by_id[row.id]
-            state, not_before = (
-                (TaskState.QUEUED, None)
-                if row.id in interrupted
-                else self._next_state(row, result, now)
-            )
+            ended = None
+            if row.id in interrupted:
+                state, not_before = TaskState.QUEUED, None
+                ended = "RELEASED" if result.state is TaskState.QUEUED else "STOPPED"
+            else:
+                state, not_before = self._next_state(row, result, now)
             counter.add(
                 row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
             )
-            updates.append(_task_update(row.id, result, state, not_before, now))
+            updates.append(
+                _task_update(row.id, result, state, db_time(conn.dialect, not_before), ended_at)
+            )
             changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
-            ended = None
-            if row.id in interrupted:
-                ended = "RELEASED" if result.state is TaskState.QUEUED else "STOPPED"
-            attempts.append(_attempt(row, agent_id, result, now, ended))
-        await conn.execute(_RESULT_UPDATE, updates)
+            attempts.append(_attempt(row, agent_id, result, ended_at, ended))
+        await execute_many(conn, _RESULT_UPDATE, updates)
         if interrupted:
             await conn.execute(
                 update(t.tasks)
                 .where(t.tasks.c.id.in_(interrupted))
                 .values(max_attempts=t.tasks.c.max_attempts + 1)
             )
-        await conn.execute(insert(t.attempts), attempts)
+        await execute_many(conn, _ATTEMPT_INSERT, attempts)
         await counter.apply(conn, now)
         await _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
         return changes
@@ -139,15 +148,8 @@ class TasksMixin(SqlBase):
     async def _still_held(
         self, conn: AsyncConnection, agent_id: str, by_id: dict[int, TaskResult]
     ) -> list[Any]:
-        rows = (
-            await conn.execute(
-                select(t.tasks).where(
-                    t.tasks.c.id.in_(by_id)
-                    & (t.tasks.c.lease_agent == agent_id)
-                    & (t.tasks.c.state == TaskState.ACTIVE.value)
-                )
-            )
-        ).all()
+        held = (t.tasks.c.lease_agent == agent_id) & t.tasks.c.id.in_(by_id)
+        rows = (await conn.execute(_leased_rows(held))).all()
         return [row for row in rows if row.lease_token == by_id[row.id].lease]
 
     async def _stopped_by_channel(
@@ -203,14 +205,11 @@ class TasksMixin(SqlBase):
     ) -> int:
         """ACTIVE tasks matching ``where`` lose their lease: QUEUED again while attempts are left,
         FAILED otherwise, CANCELED if a cancel was asked. The lost attempt is recorded."""
-        rows = (
-            await conn.execute(
-                select(t.tasks).where(where & (t.tasks.c.state == TaskState.ACTIVE.value))
-            )
-        ).all()
+        rows = (await conn.execute(_leased_rows(where))).all()
         if not rows:
             return 0
         now = self.clock()
+        ended_at = db_time(conn.dialect, now)
         updates, attempts, counter = [], [], RunCounter()
         for row in rows:
             lost = TaskResult(
@@ -222,10 +221,10 @@ class TasksMixin(SqlBase):
                 else (TaskState.QUEUED if row.attempts < row.max_attempts else TaskState.FAILED)
             )
             counter.add(row.transfer_id, row.run, state)
-            updates.append(_task_update(row.id, lost, state, None, now))
-            attempts.append(_attempt(row, row.lease_agent, lost, now, ended="LOST"))
-        await conn.execute(_RESULT_UPDATE, updates)
-        await conn.execute(insert(t.attempts), attempts)
+            updates.append(_task_update(row.id, lost, state, None, ended_at))
+            attempts.append(_attempt(row, row.lease_agent, lost, ended_at, ended="LOST"))
+        await execute_many(conn, _RESULT_UPDATE, updates)
+        await execute_many(conn, _ATTEMPT_INSERT, attempts)
         await counter.apply(conn, now)
         return len(rows)
 
@@ -239,9 +238,28 @@ class TasksMixin(SqlBase):
         return int(result.rowcount)
 
 
+def _leased_rows(where: ColumnElement[bool]) -> Select[Any]:
+    """The columns of ACTIVE tasks that applying a result needs. ``leased_at`` is read as the
+    database stores it: it is only copied into the attempt."""
+    c = t.tasks.c
+    return select(
+        c.id,
+        c.transfer_id,
+        c.run,
+        c.source_site,
+        c.destination_site,
+        c.attempts,
+        c.max_attempts,
+        c.cancel_requested,
+        c.lease_agent,
+        c.lease_token,
+        type_coerce(c.leased_at, NullType()).label("leased_at"),
+    ).where(where & (c.state == TaskState.ACTIVE.value))
+
+
 # One statement for every result of a batch (executemany); the lease and state in the WHERE
 # make it a compare-and-set: a row that changed hands meanwhile is left alone.
-_RESULT_UPDATE = (
+_RESULT_UPDATE = BulkStatement(
     update(t.tasks)
     .where(
         (t.tasks.c.id == bindparam("b_id"))
@@ -259,12 +277,23 @@ _RESULT_UPDATE = (
         lease_agent=None,
         lease_token=None,
         lease_expires_at=None,
-    )
+    ),
+    (
+        "b_id",
+        "b_lease",
+        "b_state",
+        "b_bytes",
+        "b_checksum",
+        "b_error_class",
+        "b_error",
+        "b_not_before",
+        "b_finished_at",
+    ),
 )
 
 
 # A task given back unstarted (the agent is stopping): QUEUED again, and the attempt not counted.
-_RELEASE = (
+_RELEASE = BulkStatement(
     update(t.tasks)
     .where(
         (t.tasks.c.id == bindparam("b_id"))
@@ -277,41 +306,59 @@ _RELEASE = (
         lease_agent=None,
         lease_token=None,
         lease_expires_at=None,
-    )
+    ),
+    ("b_id", "b_lease"),
+)
+
+_ATTEMPT_COLUMNS = (
+    "task_id",
+    "number",
+    "agent",
+    "started_at",
+    "finished_at",
+    "bytes",
+    "state",
+    "error_class",
+    "error",
+)
+_ATTEMPT_INSERT = BulkStatement(
+    insert(t.attempts).values({name: bindparam(name) for name in _ATTEMPT_COLUMNS}),
+    _ATTEMPT_COLUMNS,
 )
 
 
 def _task_update(
-    task_id: int, result: TaskResult, state: TaskState, not_before: datetime | None, now: datetime
-) -> dict[str, Any]:
-    final = state in _COUNTED
-    return {
-        "b_id": task_id,
-        "b_lease": result.lease,
-        "b_state": state.value,
-        "b_bytes": result.bytes,
-        "b_checksum": result.checksum,
-        "b_error_class": result.error_class,
-        "b_error": result.error,
-        "b_not_before": not_before,
-        "b_finished_at": now if final else None,
-    }
+    task_id: int, result: TaskResult, state: TaskState, not_before: Any, ended_at: Any
+) -> tuple[Any, ...]:
+    """The values of ``_RESULT_UPDATE``; the times as the database stores them."""
+    return (
+        task_id,
+        result.lease,
+        state.value,
+        result.bytes,
+        result.checksum,
+        result.error_class,
+        result.error,
+        not_before,
+        ended_at if state in _COUNTED else None,
+    )
 
 
 def _attempt(
-    row: Any, agent_id: str | None, result: TaskResult, now: datetime, ended: str | None = None
-) -> dict[str, Any]:
-    return {
-        "task_id": row.id,
-        "number": row.attempts,
-        "agent": agent_id,
-        "started_at": row.leased_at,
-        "finished_at": now,
-        "bytes": result.bytes,
-        "state": ended or result.state.value,
-        "error_class": result.error_class,
-        "error": result.error,
-    }
+    row: Any, agent_id: str | None, result: TaskResult, ended_at: Any, ended: str | None = None
+) -> tuple[Any, ...]:
+    """The values of ``_ATTEMPT_INSERT``; ``ended_at`` as the database stores it."""
+    return (
+        row.id,
+        row.attempts,
+        agent_id,
+        row.leased_at,
+        ended_at,
+        result.bytes,
+        ended or result.state.value,
+        result.error_class,
+        result.error,
+    )
 
 
 async def _add_agent_statistics(
