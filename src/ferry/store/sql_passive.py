@@ -18,7 +18,8 @@ from ferry.errors import Forbidden, NotFound
 from ferry.store import tables as t
 from ferry.store.abc import NewTransfer
 from ferry.store.sql_base import hash_secret, task_from_row
-from ferry.store.sql_runs import RunsMixin, task_row
+from ferry.store.sql_bulk import execute_many
+from ferry.store.sql_runs import TASK_INSERT, RunsMixin, task_rows
 from ferry.store.sql_tasks import RunCounter
 from ferry.store.sql_transfers import TransfersMixin
 
@@ -49,9 +50,8 @@ class PassiveMixin(TransfersMixin, RunsMixin):
             sites = await self._sites_of(conn, new.spec.storages())
             sites[CLIENT_STORAGE] = CLIENT_SITE
             options = new.spec.options
-            rows = [task_row(transfer_id, new.scope, options, 1, p, sites) for p in planned]
-            if rows:
-                await conn.execute(insert(t.tasks), rows)
+            rows = task_rows(transfer_id, new.scope, options, 1, planned, sites)
+            await execute_many(conn, TASK_INSERT, rows)
             await conn.execute(
                 insert(t.capabilities).values(
                     hash=hash_secret(capability),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.channels import UNKNOWN_SITE
+from ferry.domain.locations import Location
 from ferry.domain.schedules import Schedule, after_run, occurrences_due
 from ferry.domain.states import (
     RunStatus,
@@ -30,37 +32,77 @@ from ferry.domain.transfers import (
 )
 from ferry.store import tables as t
 from ferry.store.sql_base import SqlBase, run_from_row, transfer_from_row
+from ferry.store.sql_bulk import BulkStatement, execute_many
 from ferry.store.sql_hooks import HooksMixin
 from ferry.store.sql_tasks import RunCounter
 
+# The columns of a new task, in the order of the tuples ``task_rows`` makes.
+TASK_COLUMNS = (
+    "transfer_id",
+    "run",
+    "scope",
+    "source_site",
+    "destination_site",
+    "priority",
+    "state",
+    "source",
+    "destination",
+    "size",
+    "attempts",
+    "max_attempts",
+    "cancel_requested",
+    "bytes_done",
+    "error_class",
+    "error",
+)
+_STATE, _DESTINATION, _SIZE = (TASK_COLUMNS.index(n) for n in ("state", "destination", "size"))
 
-def task_row(
+TASK_INSERT = BulkStatement(
+    insert(t.tasks).values({name: bindparam(name) for name in TASK_COLUMNS}), TASK_COLUMNS
+)
+
+
+def task_rows(
     transfer_id: str,
     scope: str,
     options: TransferOptions,
     run: int,
-    planned: PlannedTask,
+    planned: Sequence[PlannedTask],
     sites: dict[str, str],
-) -> dict[str, Any]:
-    """The row of one new task; its sites are those of its storages (UNKNOWN if none)."""
-    return {
-        "transfer_id": transfer_id,
-        "run": run,
-        "scope": scope,
-        "source_site": sites.get(planned.source.storage, UNKNOWN_SITE),
-        "destination_site": sites.get(planned.destination.storage, UNKNOWN_SITE),
-        "priority": options.priority,
-        "state": planned.state.value,
-        "source": str(planned.source),
-        "destination": str(planned.destination),
-        "size": planned.size,
-        "attempts": 0,
-        "max_attempts": options.retries + 1,
-        "cancel_requested": False,
-        "bytes_done": 0,
-        "error_class": planned.error_class,
-        "error": planned.error,
-    }
+) -> list[tuple[Any, ...]]:
+    """The rows of new tasks; their sites are those of their storages (UNKNOWN if none)."""
+    site_of = _Memo(lambda storage: sites.get(storage, UNKNOWN_SITE))
+    text_of = _Memo(lambda storage: str(Location(storage, "")))  # what precedes the path
+    head = (transfer_id, run, scope)
+    tail = (0, options.retries + 1, False, 0)
+    return [
+        (
+            *head,
+            site_of[p.source.storage],
+            site_of[p.destination.storage],
+            options.priority,
+            p.state.value,
+            text_of[p.source.storage] + p.source.path,
+            text_of[p.destination.storage] + p.destination.path,
+            p.size,
+            *tail,
+            p.error_class,
+            p.error,
+        )
+        for p in planned
+    ]
+
+
+class _Memo(dict[str, str]):
+    """A value per storage name, computed once per batch."""
+
+    def __init__(self, compute: Callable[[str], str]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key: str) -> str:
+        self[key] = value = self.compute(key)
+        return value
 
 
 def _opened_run(row: Any, now: datetime) -> Run:
@@ -180,53 +222,48 @@ class RunsMixin(HooksMixin, SqlBase):
                 return True
             sites = await self._sites_of(conn, transfer.spec.storages())
             options = transfer.spec.options
-            rows = [task_row(transfer.id, transfer.scope, options, run, p, sites) for p in planned]
+            rows = task_rows(transfer.id, transfer.scope, options, run, planned, sites)
             inserted = await self._insert_new_tasks(conn, rows)
             counter = RunCounter()
-            for row in inserted:
-                counter.add(transfer.id, run, TaskState(row["state"]))
+            for state, count in Counter(row[_STATE] for row in inserted).items():
+                counter.add(transfer.id, run, TaskState(state), count=count)
+            counter.grow(transfer.id, run, "total", len(inserted))
+            counter.grow(transfer.id, run, "size_total", sum(row[_SIZE] or 0 for row in inserted))
             await counter.apply(conn, self.clock())
-            await conn.execute(
-                update(t.runs)
-                .where((t.runs.c.transfer_id == transfer.id) & (t.runs.c.number == run))
-                .values(
-                    total=t.runs.c.total + len(inserted),
-                    size_total=t.runs.c.size_total + sum(row["size"] or 0 for row in inserted),
-                )
-            )
         return True
 
     async def _insert_new_tasks(
-        self, conn: AsyncConnection, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
         """Insert the rows whose object is not in the run yet (a listing resumed after a crash
-        repeats some) and return them."""
+        repeats some) and return them; all of one run."""
         c = t.tasks.c
-        keys = {(r["transfer_id"], r["run"], r["destination"]) for r in rows}
-        existing = (
-            await conn.execute(
-                select(c.destination).where(
-                    (c.transfer_id == rows[0]["transfer_id"])
-                    & (c.run == rows[0]["run"])
-                    & c.destination.in_([k[2] for k in keys])
-                )
+        transfer_id, run = rows[0][0], rows[0][1]
+        existing = await conn.execute(
+            select(c.destination).where(
+                (c.transfer_id == transfer_id)
+                & (c.run == run)
+                & c.destination.in_({row[_DESTINATION] for row in rows})
             )
-        ).all()
-        seen = {r.destination for r in existing}
+        )
+        seen = set(existing.scalars())
         fresh = []
         for row in rows:
-            if row["destination"] not in seen:
-                seen.add(row["destination"])
+            if row[_DESTINATION] not in seen:
+                seen.add(row[_DESTINATION])
                 fresh.append(row)
-        if fresh:
-            await conn.execute(insert(t.tasks), fresh)
-            queues = {(r["scope"], r["source_site"], r["destination_site"]) for r in fresh}
-            await self._insert_missing(
-                conn,
-                t.queues,
-                [{"scope": q[0], "source_site": q[1], "destination_site": q[2]} for q in queues],
-            )
+        await execute_many(conn, TASK_INSERT, fresh)
+        await self._add_queues(conn, fresh)
         return fresh
+
+    async def _add_queues(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+        """Make known the queues of these new tasks (scope, source site, destination site)."""
+        queues = {row[2:5] for row in rows}
+        await self._insert_missing(
+            conn,
+            t.queues,
+            [{"scope": q[0], "source_site": q[1], "destination_site": q[2]} for q in queues],
+        )
 
     async def _sites_of(self, conn: AsyncConnection, storages: set[str]) -> dict[str, str]:
         rows = await conn.execute(
