@@ -1,0 +1,115 @@
+"""The agent's work loop against a scripted server session: what it copies, on which threads,
+and what it reports."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+import ferry.agent.runner as runner_module
+from ferry.agent.runner import AgentRunner
+
+
+class ScriptedSession:
+    """Leases the given tasks once, then nothing; stops the agent when all are reported."""
+
+    heartbeat_s = 60.0
+
+    def __init__(self, tasks: list[dict[str, Any]], storages: dict[str, Any]) -> None:
+        self._reply: dict[str, Any] | None = {"tasks": tasks, "storages": storages}
+        self.expected = len(tasks)
+        self.reported: list[dict[str, Any]] = []
+        self.all_reported = asyncio.Event()
+
+    async def lease(self, max_tasks: int, wait_s: float) -> dict[str, Any]:
+        reply, self._reply = self._reply, None
+        if reply is None:
+            await asyncio.sleep(wait_s)
+            return {"tasks": [], "storages": {}}
+        return reply
+
+    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        self.reported += results
+        if len(self.reported) >= self.expected:
+            self.all_reported.set()
+        return {"accepted": len(results), "ignored": 0}
+
+    async def heartbeat(self, active: list[tuple[int, int]], state: dict[str, Any]) -> list[int]:
+        return []
+
+    async def leave(self) -> int:
+        return 0
+
+
+def task(n: int, source: str, destination: str, size: int) -> dict[str, Any]:
+    return {
+        "id": n,
+        "lease": f"lease-{n}",
+        "transfer": "t1",
+        "run": 1,
+        "source": source,
+        "destination": destination,
+        "size": size,
+        "attempt": 1,
+        "checksum": "adler32",
+        "overwrite": "never",
+        "unzip": False,
+        "bandwidth": None,
+        "scope": "default",
+        "priority": 3,
+    }
+
+
+@pytest.fixture
+def copied_on(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The thread that copied each source path."""
+    threads: dict[str, str] = {}
+    real = runner_module.copy_object
+
+    def recording(request: Any, **kwargs: Any) -> Any:
+        threads[request.source_path] = threading.current_thread().name
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(runner_module, "copy_object", recording)
+    return threads
+
+
+async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
+    tmp_path: Path, copied_on: dict[str, str]
+) -> None:
+    bucket = f"/bucket-{uuid.uuid4().hex}"
+    memory = fsspec.filesystem("memory")
+    for n in range(40):
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 100)
+    for n in range(4):
+        memory.pipe(f"{bucket}/m{n}", b"y" * 100)
+    tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100) for n in range(40)]
+    tasks += [task(100 + n, f"mem:m{n}", f"disk:dst/m{n}", 100) for n in range(4)]
+    storages = {
+        "disk": {"url": f"file://{tmp_path}", "options": {}},
+        "mem": {"url": f"memory://{bucket}", "options": {}},
+    }
+    session = ScriptedSession(tasks, storages)
+    agent = AgentRunner(session, max_active=8, grace=5.0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    await asyncio.wait_for(session.all_reported.wait(), 30)
+    stop.set()
+    await asyncio.wait_for(running, 30)
+
+    assert sorted(r["state"] for r in session.reported) == ["DONE"] * 44
+    assert all((tmp_path / "dst" / f"f{n}").read_bytes() == b"x" * 100 for n in range(40))
+    assert all((tmp_path / "dst" / f"m{n}").read_bytes() == b"y" * 100 for n in range(4))
+    local = {copied_on[f"src/f{n}"] for n in range(40)}
+    remote = {copied_on[f"m{n}"] for n in range(4)}
+    assert len(local) == runner_module.LOCAL_LANE_THREADS
+    assert all(name.startswith("copy-local") for name in local)
+    assert not any(name.startswith("copy-local") for name in remote)
+    memory.rm(bucket, recursive=True)
