@@ -48,14 +48,19 @@ class FairQueue(Generic[Item]):
         return self._tokens.qsize()
 
     def _pop(self) -> Item:
+        if len(self._scopes) == 1:  # one scope held: its credit would not move (nothing to pick)
+            ((scope, entries),) = self._scopes.items()
+            return self._pop_from(scope, entries)
         scopes = [scope for scope, entries in self._scopes.items() if entries]
         heads: dict[QueueKey, list[Queued]] = {
             (scope, "", ""): [Queued(n, -self._scopes[scope][0][0])]
             for n, scope in enumerate(scopes)
         }
         (picked,) = self._dispatcher.pick(heads, {}, {}, self._weights, 1)
-        entries = self._scopes[scopes[picked]]
+        return self._pop_from(scopes[picked], self._scopes[scopes[picked]])
+
+    def _pop_from(self, scope: str, entries: list[_Entry[Item]]) -> Item:
         item = heapq.heappop(entries)[2]
         if not entries:
-            del self._scopes[scopes[picked]]
+            del self._scopes[scope]
         return item

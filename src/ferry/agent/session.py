@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import httpx
+import orjson
 
 from ferry import __version__
 from ferry.errors import ApiError
@@ -98,13 +99,14 @@ class ServerSession:
         }
         if not self._token:
             del headers["Authorization"]
-        kwargs: dict[str, Any] = {"json": json, "headers": headers}
+        headers["Content-Type"] = "application/json"
+        kwargs: dict[str, Any] = {"content": orjson.dumps(json), "headers": headers}
         if timeout is not None:
             kwargs["timeout"] = timeout
         response = await self._http.request(method, path, **kwargs)
         if response.is_error:
             raise _api_error(response)
-        return response.json()
+        return orjson.loads(response.content)
 
 
 def _api_error(response: httpx.Response) -> ApiError:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from ferry.domain.events import TasksChanged
@@ -147,7 +147,7 @@ async def lease(
         "storages": {name: access.model_dump() for name, access in storages.items()},
         "scopes": {task.scope: task.weight for task in tasks},
     }
-    return Response(json.dumps(reply), media_type="application/json")
+    return Response(orjson.dumps(reply), media_type="application/json")
 
 
 def _leased_public(task: LeasedTask) -> dict[str, Any]:
