@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
@@ -28,7 +28,7 @@ KEEPALIVE_S = 15.0
 
 
 def _frame(event: Event) -> str:
-    return f"event: {event.kind}\ndata: {json.dumps(event.to_json())}\n\n"
+    return f"event: {event.kind}\ndata: {orjson.dumps(event.to_json()).decode()}\n\n"
 
 
 @router.get("/events", response_class=StreamingResponse)
