@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from itertools import starmap
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -136,29 +137,12 @@ class DispatchMixin(SqlBase):
             picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
             if not picked:
                 return []
-            rows = await self._activate(conn, picked, agent_id, ttl)
+            lease = secrets.token_hex(16)
+            rows = await self._activate(conn, picked, agent_id, lease, ttl)
             options = await self._options_of(conn, {r.transfer_id for r in rows})
         order = {task_id: n for n, task_id in enumerate(picked)}
         rows.sort(key=lambda r: order[r.id])
-        lease = rows[0].lease_token if rows else ""
-        active = Counter(room.channel_key(r.source_site, r.destination_site) for r in rows)
-        return [
-            LeasedTask(
-                id=r.id,
-                lease=lease,
-                transfer_id=r.transfer_id,
-                run=r.run,
-                source=_stored_location(r.source),
-                destination=_stored_location(r.destination),
-                size=r.size,
-                attempt=r.attempts,
-                options=_within_channel(options[r.transfer_id], room, r, active),
-                scope=r.scope,
-                priority=r.priority,
-                weight=weights.get(r.scope, 1),
-            )
-            for r in rows
-        ]
+        return _leased_tasks(rows, lease, _OptionsOf(options, room, rows), weights)
 
     async def _may_lease(self, conn: AsyncConnection, agent_id: str) -> bool:
         """A RETIRED agent (it said it leaves) gets nothing until it registers again."""
@@ -209,11 +193,11 @@ class DispatchMixin(SqlBase):
                 )
             ).all()
             if rows:
-                heads[key] = [Queued(r.id, r.priority) for r in rows]
+                heads[key] = list(starmap(Queued, rows))  # each row is (id, priority)
         return heads, channel_of
 
     async def _activate(
-        self, conn: AsyncConnection, ids: list[int], agent_id: str, ttl: timedelta
+        self, conn: AsyncConnection, ids: list[int], agent_id: str, lease: str, ttl: timedelta
     ) -> list[Any]:
         now = self.clock()
         c = t.tasks.c
@@ -223,25 +207,12 @@ class DispatchMixin(SqlBase):
             .values(
                 state=TaskState.ACTIVE.value,
                 lease_agent=agent_id,
-                lease_token=secrets.token_hex(16),
+                lease_token=lease,
                 leased_at=now,
                 lease_expires_at=now + ttl,
                 attempts=c.attempts + 1,
             )
-            .returning(
-                c.id,
-                c.transfer_id,
-                c.run,
-                c.scope,
-                c.priority,
-                c.source_site,
-                c.destination_site,
-                c.source,
-                c.destination,
-                c.size,
-                c.attempts,
-                c.lease_token,
-            )
+            .returning(*_LEASED_COLUMNS)
         )
         return list((await conn.execute(stmt)).all())
 
@@ -264,11 +235,91 @@ def _stored_location(text: str) -> Location:
     return Location(storage, path)
 
 
+_LEASED_COLUMNS = tuple(
+    t.tasks.c[name]
+    for name in (
+        "id",
+        "transfer_id",
+        "run",
+        "scope",
+        "priority",
+        "source_site",
+        "destination_site",
+        "source",
+        "destination",
+        "size",
+        "attempts",
+    )
+)
+
+
+def _leased_tasks(
+    rows: list[Any], lease: str, options_of: _OptionsOf, weights: dict[str, int]
+) -> list[LeasedTask]:
+    """The tasks of ``rows`` (in ``_LEASED_COLUMNS``' order), read by position: a batch of a
+    thousand spent more time in named column lookups than in its update."""
+    return [
+        LeasedTask(
+            task_id,
+            lease,
+            transfer_id,
+            run,
+            _stored_location(source),
+            _stored_location(destination),
+            size,
+            attempts,
+            options_of[transfer_id, source_site, destination_site],
+            scope,
+            priority,
+            weights.get(scope, 1),
+        )
+        for (
+            task_id,
+            transfer_id,
+            run,
+            scope,
+            priority,
+            source_site,
+            destination_site,
+            source,
+            destination,
+            size,
+            attempts,
+        ) in rows
+    ]
+
+
+class _OptionsOf(dict[tuple[str, str, str], TransferOptions]):
+    """The options of each (transfer, source site, destination site) of a lease batch: their
+    transfer's, the bandwidth no more than their part of their channel's."""
+
+    def __init__(self, options: dict[str, TransferOptions], room: _Room, rows: list[Any]) -> None:
+        super().__init__()
+        self.options = options
+        self.room = room
+        pairs = Counter((r.source_site, r.destination_site) for r in rows)
+        self.leased: Counter[Pair | None] = Counter()
+        for (source_site, destination_site), n in pairs.items():
+            self.leased[room.channel_key(source_site, destination_site)] += n
+
+    def __missing__(self, key: tuple[str, str, str]) -> TransferOptions:
+        transfer_id, source_site, destination_site = key
+        options = _within_channel(
+            self.options[transfer_id], self.room, source_site, destination_site, self.leased
+        )
+        self[key] = options
+        return options
+
+
 def _within_channel(
-    options: TransferOptions, room: _Room, row: Any, leased: Counter[Pair | None]
+    options: TransferOptions,
+    room: _Room,
+    source_site: str,
+    destination_site: str,
+    leased: Counter[Pair | None],
 ) -> TransferOptions:
     """The task's bandwidth, no more than its part of its channel's."""
-    channel = room.channels.resolve(row.source_site, row.destination_site)
+    channel = room.channels.resolve(source_site, destination_site)
     if channel is None or channel.bandwidth is None:
         return options
     active = room.active[channel.key] + leased[channel.key]
