@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.channels import UNKNOWN_SITE
@@ -57,9 +59,17 @@ TASK_COLUMNS = (
 )
 _STATE, _DESTINATION, _SIZE = (TASK_COLUMNS.index(n) for n in ("state", "destination", "size"))
 
-TASK_INSERT = BulkStatement(
-    insert(t.tasks).values({name: bindparam(name) for name in TASK_COLUMNS}), TASK_COLUMNS
-)
+_TASK_VALUES: dict[str, Any] = {name: bindparam(name) for name in TASK_COLUMNS}
+TASK_INSERT = BulkStatement(insert(t.tasks).values(_TASK_VALUES), TASK_COLUMNS)
+# An object already in its run is left alone (the unique index on run and destination).
+_NEW_TASK_INSERTS = {
+    "sqlite": BulkStatement(
+        sqlite_insert(t.tasks).values(_TASK_VALUES).on_conflict_do_nothing(), TASK_COLUMNS
+    ),
+    "postgresql": BulkStatement(
+        postgresql_insert(t.tasks).values(_TASK_VALUES).on_conflict_do_nothing(), TASK_COLUMNS
+    ),
+}
 
 
 def task_rows(
@@ -91,6 +101,16 @@ def task_rows(
         )
         for p in planned
     ]
+
+
+def _first_of_each(rows: list[tuple[Any, ...]], destinations: set[str]) -> list[tuple[Any, ...]]:
+    """The first row of each of ``destinations``: the one an insert that skips repeats kept."""
+    first = []
+    for row in rows:
+        if row[_DESTINATION] in destinations:
+            destinations.discard(row[_DESTINATION])
+            first.append(row)
+    return first
 
 
 class _Memo(dict[str, str]):
@@ -236,23 +256,20 @@ class RunsMixin(HooksMixin, SqlBase):
         self, conn: AsyncConnection, rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
         """Insert the rows whose object is not in the run yet (a listing resumed after a crash
-        repeats some) and return them; all of one run."""
+        repeats some) and return them; all of one run. The insert skips those itself: only when
+        it skipped some are the new ones read back."""
         c = t.tasks.c
-        transfer_id, run = rows[0][0], rows[0][1]
-        existing = await conn.execute(
-            select(c.destination).where(
-                (c.transfer_id == transfer_id)
-                & (c.run == run)
-                & c.destination.in_({row[_DESTINATION] for row in rows})
+        last_id = (await conn.execute(select(func.max(c.id)))).scalar() or 0
+        inserted = await execute_many(conn, _NEW_TASK_INSERTS[conn.dialect.name], rows)
+        fresh = rows
+        if inserted is not None and inserted.rowcount != len(rows):
+            transfer_id, run = rows[0][0], rows[0][1]
+            added = await conn.execute(
+                select(c.destination).where(
+                    (c.transfer_id == transfer_id) & (c.run == run) & (c.id > last_id)
+                )
             )
-        )
-        seen = set(existing.scalars())
-        fresh = []
-        for row in rows:
-            if row[_DESTINATION] not in seen:
-                seen.add(row[_DESTINATION])
-                fresh.append(row)
-        await execute_many(conn, TASK_INSERT, fresh)
+            fresh = _first_of_each(rows, set(added.scalars()))
         await self._add_queues(conn, fresh)
         return fresh
 

@@ -128,9 +128,9 @@ class TasksMixin(SqlBase):
             counter.add(
                 row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
             )
-            updates.append(
-                _task_update(row.id, result, state, db_time(conn.dialect, not_before), ended_at)
-            )
+            if not_before is not None:  # a retry's backoff: the one time that is not the batch's
+                not_before = db_time(conn.dialect, not_before)
+            updates.append(_task_update(row.id, result, state, not_before, ended_at))
             changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
             attempts.append(_attempt(row, agent_id, result, ended_at, ended))
         await execute_many(conn, _RESULT_UPDATE, updates)
