@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
 
 from ferry.domain.locations import parse_location
 from ferry.domain.states import TaskState
@@ -112,3 +116,46 @@ async def test_objects_repeated_in_and_across_pages_are_added_once(store, start)
 
 async def _outcomes(store, started):
     return await store.outcomes(started.transfer.id, 1, after=0, limit=100)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite has one writer at a time
+async def test_a_report_racing_an_expiry_on_another_server_records_nothing(store, start, agent_id):
+    """PostgreSQL, two servers: one requeues an expired lease while the other applies the
+    agent's late report of it. The report waits for the requeue, then finds the task no longer
+    ACTIVE: no attempt, no count (it read the row before the requeue committed, and recorded
+    both)."""
+    started = await start(tasks=1)
+    [task] = await store.lease_tasks(agent_id, limit=1, ttl=TTL)
+    other_server = await store.engine.connect()
+    transaction = await other_server.begin()
+    await other_server.execute(
+        text("UPDATE tasks SET state = 'QUEUED', lease_token = NULL WHERE id = :id"),
+        {"id": task.id},
+    )
+    report = asyncio.ensure_future(
+        store.record_results(agent_id, [TaskResult(task.id, task.lease, TaskState.DONE, bytes=5)])
+    )
+    try:
+        await _until_blocked_on_a_lock(store)
+        assert not report.done()
+    finally:
+        await transaction.commit()
+        await other_server.close()
+    assert await report == []
+    [(found, attempts)] = await _outcomes(store, started)
+    assert (found.state, attempts) == (TaskState.QUEUED, [])
+    assert (await store.get_run(started.transfer.id, 1)).counts.done == 0
+
+
+async def _until_blocked_on_a_lock(store, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    while True:
+        async with store.engine.connect() as connection:  # a fresh view of the activity
+            if (await connection.execute(waiting)).scalar():
+                return
+        assert asyncio.get_running_loop().time() < deadline, "the report never waited"
+        await asyncio.sleep(0.02)

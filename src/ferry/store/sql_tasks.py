@@ -240,21 +240,28 @@ class TasksMixin(SqlBase):
 
 def _leased_rows(where: ColumnElement[bool]) -> Select[Any]:
     """The columns of ACTIVE tasks that applying a result needs. ``leased_at`` is read as the
-    database stores it: it is only copied into the attempt."""
+    database stores it: it is only copied into the attempt. The rows are locked (PostgreSQL):
+    a report and an expiry of the same lease, on two servers, must not both record an attempt
+    and count the object; the second waits, then finds the task no longer ACTIVE. (SQLite has
+    one writer at a time.)"""
     c = t.tasks.c
-    return select(
-        c.id,
-        c.transfer_id,
-        c.run,
-        c.source_site,
-        c.destination_site,
-        c.attempts,
-        c.max_attempts,
-        c.cancel_requested,
-        c.lease_agent,
-        c.lease_token,
-        type_coerce(c.leased_at, NullType()).label("leased_at"),
-    ).where(where & (c.state == TaskState.ACTIVE.value))
+    return (
+        select(
+            c.id,
+            c.transfer_id,
+            c.run,
+            c.source_site,
+            c.destination_site,
+            c.attempts,
+            c.max_attempts,
+            c.cancel_requested,
+            c.lease_agent,
+            c.lease_token,
+            type_coerce(c.leased_at, NullType()).label("leased_at"),
+        )
+        .where(where & (c.state == TaskState.ACTIVE.value))
+        .with_for_update()
+    )
 
 
 # One statement for every result of a batch (executemany); the lease and state in the WHERE
