@@ -41,3 +41,30 @@ def test_a_link_below_the_root_that_stays_inside_is_followed(tmp_path: Path) -> 
     storage = open_storage("local", root.as_uri())
 
     assert storage.resolve("alias/a.bin") == f"{root}/alias/a.bin"
+
+
+def test_resolve_local_says_what_is_at_the_path(tmp_path: Path) -> None:
+    import stat
+
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_bytes(b"12345")
+    (root / "inside").symlink_to(root / "d" / "f")
+    (tmp_path / "secret").write_bytes(b"private")
+    (root / "out").symlink_to(tmp_path / "secret")
+    (root / "out-dir").symlink_to(tmp_path)
+    storage = open_storage("s", f"file://{root}")
+
+    full, status = storage.resolve_local("d/f")
+    assert full == f"{root}/d/f"
+    assert status is not None and status.st_size == 5
+    assert storage.resolve_local("d/missing") == (f"{root}/d/missing", None)
+    assert storage.resolve_local("nothing/below") == (f"{root}/nothing/below", None)
+    _full, link = storage.resolve_local("inside")
+    assert link is not None and stat.S_ISLNK(link.st_mode)  # the link itself: it stays inside
+    with pytest.raises(PathOutsideStorage):
+        storage.resolve_local("out")
+    with pytest.raises(PathOutsideStorage):
+        storage.resolve_local("out-dir/secret")
+    with pytest.raises(PathOutsideStorage):
+        storage.resolve_local("../escape")

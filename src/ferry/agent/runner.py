@@ -19,7 +19,7 @@ import httpx
 
 from ferry import __version__
 from ferry.agent.local_queue import FairQueue
-from ferry.domain.locations import Location, parse_location
+from ferry.domain.locations import Location, split_location
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, copy_object
 from ferry.engine.storages import StorageFS, open_storage
@@ -256,8 +256,8 @@ class AgentRunner:
             id=item["id"],
             lease=item["lease"],
             transfer=item["transfer"],
-            source=parse_location(item["source"]),
-            destination=parse_location(item["destination"]),
+            source=split_location(item["source"]),  # confined when the copy resolves them
+            destination=split_location(item["destination"]),
             checksum=Checksum(item["checksum"]),
             overwrite=Overwrite(item["overwrite"]),
             attempt=int(item["attempt"]),

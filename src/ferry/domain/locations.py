@@ -57,6 +57,16 @@ def parse_location(text: str) -> Location:
     return Location(storage, confine_path(storage, path))
 
 
+def split_location(text: str) -> Location:
+    """A location Ferry wrote itself (a task's, as stored and as leased): split, not parsed
+    and checked again. It was checked when the task was made, and whoever opens it confines
+    its path once more (``StorageFS.resolve``)."""
+    if "://" in text:
+        return parse_location(text)
+    storage, _, path = text.partition(":")
+    return Location(storage, path)
+
+
 def confine_path(storage: str, path: str) -> str:
     """Normalize ``path`` relative to the storage root, refusing anything that leaves it."""
     if "\x00" in path:

@@ -185,14 +185,15 @@ def _copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> 
     """A small object whose destination does not exist yet, in a handful of system calls
     (``engine.local_copy``); ``None`` for anything else (a large object, a folder, an existing
     destination), which the general path handles."""
-    source = request.source.resolve(request.source_path)
-    status = os.stat(source)
+    source, status = request.source.resolve_local(request.source_path)
+    if status is None or stat.S_ISLNK(status.st_mode):
+        status = os.stat(source)  # not there (raises), or a link that stays inside the storage
     size = status.st_size
     if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
         return None
     with _on_destination():
-        destination = request.destination.resolve(request.destination_path)
-        if os.path.lexists(destination):
+        destination, existing = request.destination.resolve_local(request.destination_path)
+        if existing is not None:
             return None
     try:
         if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path

@@ -59,8 +59,17 @@ class StorageFS:
             confine_path(self.name, unquote(path))
         full = posixpath.join(self.root, relative) if relative else self.root
         if self.is_local:
-            self._refuse_symlink_escape(full, path)
+            self._refuse_symlink_escape(full, path, self._walk_below_root(full)[0])
         return full
+
+    def resolve_local(self, path: str) -> tuple[str, os.stat_result | None]:
+        """``resolve`` on a local storage, with what ``lstat`` said of the path itself (``None``
+        when nothing is there): the check has just read it, and a copy needs it next."""
+        relative = confine_path(self.name, path)
+        full = posixpath.join(self.root, relative) if relative else self.root
+        linked, status = self._walk_below_root(full)
+        self._refuse_symlink_escape(full, path, linked)
+        return full, status
 
     def relative(self, full: str) -> str:
         """The inverse of ``resolve``: a backend path back to a path inside the storage."""
@@ -72,32 +81,33 @@ class StorageFS:
             raise PathOutsideStorage(self.name, full)
         return stripped[len(prefix) :]
 
-    def _symlink_below_root(self, full: str) -> bool:
+    def _walk_below_root(self, full: str) -> tuple[bool, os.stat_result | None]:
         """Whether a component of ``full`` below the root is a symbolic link (or cannot be
-        told): two or three ``lstat`` calls where a full ``realpath`` walks every component
-        from ``/``, several times per object."""
+        told), and the ``lstat`` of ``full`` itself when it exists: two or three ``lstat``
+        calls where a full ``realpath`` walks every component from ``/``."""
         root = self.root.rstrip("/")
         if not full.startswith(root + "/"):
-            return full != root
-        current = root
+            return full != root, None
+        current, status = root, None
         for part in full[len(root) + 1 :].split("/"):
             current = f"{current}/{part}"
             try:
-                if stat.S_ISLNK(os.lstat(current).st_mode):
-                    return True
+                status = os.lstat(current)
             except FileNotFoundError:
-                return False  # nothing further down exists yet
+                return False, None  # nothing further down exists yet
             except OSError:
-                return True
-        return False
+                return True, None
+            if stat.S_ISLNK(status.st_mode):
+                return True, status if current == full else None
+        return False, status
 
     @cached_property
     def _real_root(self) -> str:
         # Once per opened storage: an agent resolves paths several times per object.
         return os.path.realpath(self.root)
 
-    def _refuse_symlink_escape(self, full: str, path: str) -> None:
-        if not self._symlink_below_root(full):
+    def _refuse_symlink_escape(self, full: str, path: str, linked: bool) -> None:
+        if not linked:
             return  # normalized, no "..", no link below the root: it cannot lead out
         real_root = self._real_root
         real = os.path.realpath(full)

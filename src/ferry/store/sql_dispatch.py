@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
-from ferry.domain.locations import Location, parse_location
+from ferry.domain.locations import split_location
 from ferry.domain.states import AgentState, TaskState
 from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
@@ -227,14 +227,6 @@ class DispatchMixin(SqlBase):
         return {r.id: TransferOptions.from_json(r.spec.get("options", {})) for r in rows}
 
 
-def _stored_location(text: str) -> Location:
-    """A location as the store keeps it: checked and normalized when the task was created."""
-    if "://" in text:
-        return parse_location(text)
-    storage, _, path = text.partition(":")
-    return Location(storage, path)
-
-
 _LEASED_COLUMNS = tuple(
     t.tasks.c[name]
     for name in (
@@ -264,8 +256,8 @@ def _leased_tasks(
             lease,
             transfer_id,
             run,
-            _stored_location(source),
-            _stored_location(destination),
+            split_location(source),
+            split_location(destination),
             size,
             attempts,
             options_of[transfer_id, source_site, destination_site],
