@@ -57,11 +57,13 @@ def test_resolve_local_says_what_is_at_the_path(tmp_path: Path) -> None:
 
     full, status = storage.resolve_local("d/f")
     assert full == f"{root}/d/f"
-    assert status is not None and status.st_size == 5
+    assert status is not None
+    assert status.st_size == 5
     assert storage.resolve_local("d/missing") == (f"{root}/d/missing", None)
     assert storage.resolve_local("nothing/below") == (f"{root}/nothing/below", None)
     _full, link = storage.resolve_local("inside")
-    assert link is not None and stat.S_ISLNK(link.st_mode)  # the link itself: it stays inside
+    assert link is not None
+    assert stat.S_ISLNK(link.st_mode)  # the link itself: it stays inside
     with pytest.raises(PathOutsideStorage):
         storage.resolve_local("out")
     with pytest.raises(PathOutsideStorage):
