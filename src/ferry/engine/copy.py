@@ -10,7 +10,7 @@ import os
 import posixpath
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -109,14 +109,26 @@ class _DestinationError(Exception):
     """Carries an exception raised on the destination side out of ``_copy``."""
 
 
-@contextlib.contextmanager
-def _on_destination() -> Iterator[None]:
-    try:
-        yield
-    except TransferError:
-        raise
-    except Exception as exc:
-        raise _DestinationError() from exc
+class _OnDestination:
+    """Marks what goes wrong inside as the destination's. A class, not a generator: it is
+    entered a few times per object, and a generator-based context manager cost more than the
+    system calls it wraps on a small file."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, TransferError):
+            raise _DestinationError() from exc
+
+
+_ON_DESTINATION = _OnDestination()
+
+
+def _on_destination() -> _OnDestination:
+    return _ON_DESTINATION
 
 
 def _copy(
