@@ -109,3 +109,42 @@ def test_a_source_that_changed_is_a_transient_error_naming_it(
     with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
         copy_object(request(src, dst))
     assert not (dst_root / "out").exists()
+
+
+@pytest.fixture
+def large(src_root) -> bytes:  # type: ignore[no-untyped-def]
+    data = os.urandom(2 * engine.BLOCK_SIZE + 12345)
+    (src_root / "d").mkdir()
+    (src_root / "d" / "a.bin").write_bytes(data)
+    return data
+
+
+def test_a_large_local_copy_is_read_back_while_it_is_written(
+    src, dst, dst_root, large, monkeypatch
+):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(engine, "checksum_of", lambda *a: pytest.fail("read again afterwards"))
+    outcome = copy_object(request(src, dst))
+    assert outcome.checksum == f"adler32:{zlib.adler32(large):08x}"
+    assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == large
+    assert parts(dst_root) == []
+
+
+def test_a_block_damaged_on_its_way_to_a_large_local_file_is_caught(
+    src, dst, dst_root, large, monkeypatch
+):  # type: ignore[no-untyped-def]
+    from fsspec.implementations.local import LocalFileOpener
+
+    real_write, damaged = LocalFileOpener.write, []
+
+    def damaging(self, data):  # type: ignore[no-untyped-def]
+        if len(damaged) == 1:  # the second block
+            data = bytes([data[0] ^ 0xFF]) + bytes(data[1:])
+        damaged.append(len(data))
+        return real_write(self, data)
+
+    monkeypatch.setattr(LocalFileOpener, "write", damaging)
+    with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
+        copy_object(request(src, dst))
+    assert len(damaged) == 3
+    assert not (dst_root / "out" / "deep" / "a.bin").exists()
+    assert parts(dst_root) == []

@@ -19,10 +19,11 @@ from typing import Any
 from fsspec.implementations.local import LocalFileSystem
 
 from ferry.domain.transfers import Checksum, Overwrite
-from ferry.engine.checksums import format_checksum, new_checksum
+from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
 from ferry.engine.errors import classify
 from ferry.engine.local_copy import (
     WHOLE_READ_MAX,
+    ReadBack,
     SourceChanged,
     create_new,
     kernel_copy,
@@ -165,13 +166,14 @@ def _copy(
         clear_temporary(request.destination, temporary)
     try:
         if _kernel_copy_applies(request):
-            copied, digest = _kernel_copy(request, source, temporary, progress), None
+            copied = _kernel_copy(request, source, temporary, progress)
+            digest = read_back = None
         else:
-            copied, digest = _stream(request, source, temporary, progress, should_stop)
+            copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
         with _on_destination():
             request.destination.resolve(request.destination.relative(temporary))
             _verify(request, info, dst_fs.size(temporary), copied)
-            _verify_checksum(request, temporary, digest)
+            _verify_checksum(request, temporary, digest, read_back)
             request.destination.move_into_place(temporary, destination)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -416,13 +418,13 @@ def _stream(
     temporary: str,
     progress: Callable[[int], None],
     should_stop: Callable[[], bool],
-) -> tuple[int, str | None]:
+) -> tuple[int, str | None, str | None]:
+    """Copy block by block; return the bytes copied, the checksum of what was read and, on a
+    local disk, the checksum of what was read back while copying (``None`` elsewhere: read
+    back once the copy is complete)."""
     running = new_checksum(request.checksum)
-    copied = 0
     src: Any
     dst: Any
-    throttle = Throttle(request.bandwidth) if request.bandwidth else None
-    block_size = throttle.block_size if throttle else BLOCK_SIZE
     stall_s = None if request.source.is_local else request.stall_s
     with (
         _open_for_streaming(request.source, source) as src,
@@ -430,19 +432,54 @@ def _stream(
     ):
         with _on_destination():
             dst = request.destination.fs.open(temporary, "wb")
-        with dst:
-            while block := read(block_size):
-                if should_stop():
-                    raise TransferCanceled(request.source_label)
-                if running is not None:
-                    running.update(block)
-                with _on_destination():
-                    dst.write(block)
-                copied += len(block)
-                progress(len(block))
-                if throttle is not None:
-                    throttle.consume(len(block))
-    return copied, running.hexdigest() if running is not None else None
+            read_back = _read_back_beside(request, temporary)
+        try:
+            with dst:
+                copied = _blocks(request, read, dst, running, read_back, progress, should_stop)
+            with _on_destination():
+                written = read_back.hexdigest() if read_back is not None else None
+        finally:
+            if read_back is not None:
+                read_back.close()
+    return copied, running.hexdigest() if running is not None else None, written
+
+
+def _blocks(
+    request: CopyRequest,
+    read: Callable[[int], bytes],
+    dst: Any,
+    running: RunningChecksum | None,
+    read_back: ReadBack | None,
+    progress: Callable[[int], None],
+    should_stop: Callable[[], bool],
+) -> int:
+    copied = 0
+    throttle = Throttle(request.bandwidth) if request.bandwidth else None
+    block_size = throttle.block_size if throttle else BLOCK_SIZE
+    while block := read(block_size):
+        if should_stop():
+            raise TransferCanceled(request.source_label)
+        if running is not None:
+            running.update(block)
+        with _on_destination():
+            dst.write(block)
+            if read_back is not None:
+                dst.flush()
+                read_back.written(copied, len(block))
+        copied += len(block)
+        progress(len(block))
+        if throttle is not None:
+            throttle.consume(len(block))
+    return copied
+
+
+def _read_back_beside(request: CopyRequest, temporary: str) -> ReadBack | None:
+    """A file on a local disk is read back while it is written; other backends may show
+    nothing of an object before it is closed (S3), or nothing at all (mock://)."""
+    if type(request.destination.fs) is not LocalFileSystem:
+        return None
+    checksum = new_checksum(request.checksum)
+    return ReadBack(temporary, checksum) if checksum is not None else None
 
 
 def _open_for_streaming(storage: StorageFS, path: str) -> Any:
@@ -453,13 +490,15 @@ def _open_for_streaming(storage: StorageFS, path: str) -> Any:
     return storage.fs.open(path, "rb")
 
 
-def _verify_checksum(request: CopyRequest, temporary: str, digest: str | None) -> None:
+def _verify_checksum(
+    request: CopyRequest, temporary: str, digest: str | None, read_back: str | None
+) -> None:
     """Read back what was written and compare it with what was read: a byte damaged on the way
     (a flaky disk, a proxy, a backend bug) is a ChecksumMismatch, retried, never moved into
-    place."""
+    place. A local file was read back while it was written (``read_back``)."""
     if digest is None or getattr(request.destination.fs, "swallows", False):
         return  # nothing to read back from a destination that keeps nothing (mock://)
-    written = checksum_of(request.destination, temporary, request.checksum)
+    written = read_back or checksum_of(request.destination, temporary, request.checksum)
     if written != digest:
         raise ChecksumMismatch(
             request.destination_label,

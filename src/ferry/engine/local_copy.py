@@ -11,6 +11,9 @@ an error came from.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ferry.engine.checksums import RunningChecksum
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
 WHOLE_READ_MAX = 4 * 1024 * 1024
@@ -80,3 +83,42 @@ def kernel_copy(source_fd: int, fd: int, size: int) -> None:
         copied += sent
     if copied < size or os.sendfile(fd, source_fd, copied, 1):
         raise SourceChanged(copied if copied < size else size + 1, size)
+
+
+class ReadBack:
+    """The verification pass of a large local copy, run beside it: each block is read back
+    from the file, on a thread of its own, once it has been written. After the copy only the
+    last block is left to read, where reading the whole file again took as long as a second
+    copy (the checksum releases the interpreter lock, so the two passes share the cores).
+
+    Blocks are read back in the order they were written (one thread), so the running checksum
+    is the whole file's."""
+
+    def __init__(self, path: str, checksum: RunningChecksum) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._checksum = checksum
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-back")
+        self._reads: list[Future[None]] = []
+
+    def written(self, offset: int, length: int) -> None:
+        """Bytes ``offset`` to ``offset + length`` are in the file (flushed): read them back."""
+        self._reads.append(self._thread.submit(self._read, offset, length))
+
+    def _read(self, offset: int, length: int) -> None:
+        end = offset + length
+        while offset < end:
+            block = os.pread(self._fd, end - offset, offset)
+            if not block:
+                raise OSError(f"{end - offset} bytes written at {offset} could not be read back")
+            self._checksum.update(block)
+            offset += len(block)
+
+    def hexdigest(self) -> str:
+        """The checksum of everything read back, once every read has ended."""
+        for read in self._reads:
+            read.result()
+        return self._checksum.hexdigest()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
+        os.close(self._fd)
