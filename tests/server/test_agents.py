@@ -15,7 +15,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.domain.transfers import Storage
-from ferry.server.schemas import LeasedTaskPublic, LeaseReply
+from ferry.server.schemas import LeasedTaskPublic, LeaseReply, TaskReport
 
 PROBLEM = "application/problem+json"
 
@@ -146,6 +146,37 @@ async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignor
     second = await api.anonymous.post(url, json=report, headers=bearer(agent))
     assert first.json() == {"accepted": 1, "ignored": 0}
     assert second.json() == {"accepted": 0, "ignored": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ('[{"task": 1, "lease": "x", "state": "FINISHED"}]', "body.0.state"),
+        ('[{"task": 1, "lease": "x", "state": "DONE", "bytes": -1}]', "body.0.bytes"),
+        ('[{"task": 1, "state": "DONE"}]', "body.0.lease"),
+        ('{"task": 1}', "body"),
+        ('[{"task": 1, "lease": "x", "state": "DONE"', "body"),  # cut short: not JSON
+    ],
+)
+async def test_a_malformed_report_is_a_problem_naming_the_field(api, body, location) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api)
+    reply = await api.anonymous.post(
+        f"/api/v1/agents/{agent['id']}/report",
+        content=body,
+        headers={**bearer(agent), "Content-Type": "application/json"},
+    )
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == PROBLEM
+    assert reply.json()["errors"][0]["location"].startswith(location)
+
+
+async def test_the_report_body_is_documented(api) -> None:  # type: ignore[no-untyped-def]
+    document = (await api.anonymous.get("/api/v1/openapi.json")).json()
+    body = document["paths"]["/api/v1/agents/{agent_id}/report"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["type"] == "array"
+    assert set(schema["items"]["properties"]) == set(TaskReport.model_fields)
+    assert body["required"] is True
 
 
 async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None:  # type: ignore[no-untyped-def]

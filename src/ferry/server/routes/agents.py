@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
@@ -179,11 +181,28 @@ async def _storages_for(state: ServerState, names: set[str]) -> dict[str, Storag
     return access
 
 
-@router.post("/{agent_id}/report", response_model=ReportReply)
-async def report(
-    agent_id: str, body: list[TaskReport], state: StateDep, caller: Daemon
-) -> ReportReply:
+# A report's body is parsed and validated in one pass by pydantic's own JSON parser: parsed
+# into dictionaries first, then validated, it was a twentieth of the server's time on a tree of
+# small files. The schema is the one this route documents.
+_REPORTS = TypeAdapter(list[TaskReport])
+_REPORT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": TaskReport.model_json_schema()}}
+    },
+}
+
+
+@router.post(
+    "/{agent_id}/report", response_model=ReportReply, openapi_extra={"requestBody": _REPORT_BODY}
+)
+async def report(agent_id: str, request: Request, state: StateDep, caller: Daemon) -> ReportReply:
     _own(caller, agent_id)
+    try:
+        body = _REPORTS.validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
     results = [
         TaskResult(
             task_id=r.task,
