@@ -100,9 +100,12 @@ async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
     agent = AgentRunner(session, max_active=8, grace=5.0)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))
-    await asyncio.wait_for(session.all_reported.wait(), 30)
-    stop.set()
-    await asyncio.wait_for(running, 30)
+    try:
+        await asyncio.wait_for(session.all_reported.wait(), 30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        memory.rm(bucket, recursive=True)
 
     assert sorted(r["state"] for r in session.reported) == ["DONE"] * 44
     assert all((tmp_path / "dst" / f"f{n}").read_bytes() == b"x" * 100 for n in range(40))
@@ -112,4 +115,3 @@ async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
     assert len(local) == runner_module.LOCAL_LANE_THREADS
     assert all(name.startswith("copy-local") for name in local)
     assert not any(name.startswith("copy-local") for name in remote)
-    memory.rm(bucket, recursive=True)

@@ -4,15 +4,18 @@ the general path (verified bytes, nothing partial, nothing written through a lin
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 
 import pytest
 
 import ferry.engine.copy as engine
+import ferry.engine.local_copy as local_copy
 from ferry.domain.transfers import Checksum
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
-from ferry.engine.local_copy import SourceChanged, kernel_copy, read_whole
-from ferry.errors import ChecksumMismatch, TransientError
+from ferry.engine.local_copy import kernel_copy, read_whole
+from ferry.engine.requests import SourceChanged
+from ferry.errors import ChecksumMismatch, TransferCanceled, TransientError
 
 
 def request(src, dst, **kwargs) -> CopyRequest:  # type: ignore[no-untyped-def]
@@ -50,7 +53,7 @@ def test_a_byte_damaged_on_its_way_to_the_disk_is_a_checksum_mismatch(
     def damaging(fd: int, data: bytes) -> None:
         os.write(fd, bytes([data[0] ^ 0xFF]) + data[1:])
 
-    monkeypatch.setattr(engine, "write_all", damaging)
+    monkeypatch.setattr(local_copy, "write_all", damaging)
     with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
         copy_object(request(src, dst))
     assert not (dst_root / "out" / "deep" / "a.bin").exists()
@@ -66,8 +69,8 @@ def test_a_short_write_is_transient_and_leaves_nothing(
         assert isinstance(fd, int)
         os.write(fd, b"only this")
 
-    monkeypatch.setattr(engine, "write_all", short)
-    monkeypatch.setattr(engine, "kernel_copy", short)
+    monkeypatch.setattr(local_copy, "write_all", short)
+    monkeypatch.setattr(local_copy, "kernel_copy", short)
     with pytest.raises(TransientError, match=r"short write to dst:out/deep/a\.bin"):
         copy_object(request(src, dst, checksum=checksum))
     assert not (dst_root / "out" / "deep" / "a.bin").exists()
@@ -105,7 +108,7 @@ def test_a_source_that_changed_is_a_transient_error_naming_it(
     def changed(path: str, size: int) -> bytes:
         raise SourceChanged(size - 1, size)
 
-    monkeypatch.setattr(engine, "read_whole", changed)
+    monkeypatch.setattr(local_copy, "read_whole", changed)
     with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
         copy_object(request(src, dst))
     assert not (dst_root / "out").exists()
@@ -147,4 +150,35 @@ def test_a_block_damaged_on_its_way_to_a_large_local_file_is_caught(
         copy_object(request(src, dst))
     assert len(damaged) == 3
     assert not (dst_root / "out" / "deep" / "a.bin").exists()
+    assert parts(dst_root) == []
+
+
+def test_an_existing_file_behind_a_linked_folder_is_skipped(src, dst, dst_root, small):  # type: ignore[no-untyped-def]
+    real = dst_root / "real"
+    real.mkdir()
+    (real / "a.bin").write_bytes(b"the user's own")
+    (dst_root / "alias").symlink_to(real)  # a link that stays inside the storage
+    outcome = copy_object(CopyRequest(src, "d/a.bin", dst, "alias/a.bin"))
+    assert outcome.state is CopyState.SKIPPED
+    assert (real / "a.bin").read_bytes() == b"the user's own"
+
+
+def test_a_source_that_changed_under_the_kernel_copy_is_named(
+    src, dst, dst_root, small, monkeypatch
+):  # type: ignore[no-untyped-def]
+    def grown(source_fd: int, fd: int, size: int) -> None:
+        raise SourceChanged(size + 1, size)
+
+    monkeypatch.setattr(local_copy, "kernel_copy", grown)
+    with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
+        copy_object(request(src, dst, checksum=Checksum.NONE))
+    assert not (dst_root / "out" / "deep" / "a.bin").exists()
+    assert parts(dst_root) == []
+
+
+def test_a_canceled_large_copy_leaves_no_read_back_thread(src, dst, dst_root, large):  # type: ignore[no-untyped-def]
+    blocks: list[int] = []
+    with pytest.raises(TransferCanceled):
+        copy_object(request(src, dst), progress=blocks.append, should_stop=lambda: bool(blocks))
+    assert not [t for t in threading.enumerate() if t.name.startswith("read-back")]
     assert parts(dst_root) == []

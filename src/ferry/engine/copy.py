@@ -5,15 +5,11 @@ beside the destination, verify, then move into place. Nothing half-written is ev
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import posixpath
 import shutil
-import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
@@ -21,18 +17,17 @@ from fsspec.implementations.local import LocalFileSystem
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
 from ferry.engine.errors import classify
-from ferry.engine.local_copy import (
-    WHOLE_READ_MAX,
-    ReadBack,
-    SourceChanged,
-    create_new,
-    kernel_copy,
-    open_source,
-    read_back,
-    read_whole,
-    write_all,
+from ferry.engine.local_copy import ReadBack, copy_small_local, plain_local
+from ferry.engine.requests import (
+    BLOCK_SIZE,
+    CopyOutcome,
+    CopyRequest,
+    CopyState,
+    DestinationError,
+    on_destination,
+    temporary_name,
 )
-from ferry.engine.stall import DEFAULT_STALL_S, watched_reads
+from ferry.engine.stall import watched_reads
 from ferry.engine.storages import StorageFS
 from ferry.engine.throttle import Throttle
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
@@ -40,53 +35,21 @@ from ferry.errors import (
     ChecksumMismatch,
     PermanentError,
     TransferCanceled,
-    TransferError,
     TransientError,
 )
 
-BLOCK_SIZE = 4 * 1024 * 1024
-
-
-class CopyState(StrEnum):
-    DONE = "DONE"
-    SKIPPED = "SKIPPED"
-
-
-@dataclass(frozen=True, slots=True)
-class CopyRequest:
-    source: StorageFS
-    source_path: str
-    destination: StorageFS
-    destination_path: str
-    checksum: Checksum = Checksum.ADLER32
-    overwrite: Overwrite = Overwrite.NEVER
-    tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
-    attempt: int = 1
-    unzip: bool = False  # an archive is unpacked into the destination's folder
-    bandwidth: int | None = None  # bytes per second
-    stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
-
-    @property
-    def source_label(self) -> str:
-        return f"{self.source.name}:{self.source_path}"
-
-    @property
-    def destination_label(self) -> str:
-        return f"{self.destination.name}:{self.destination_path}"
-
-
-@dataclass(frozen=True, slots=True)
-class CopyOutcome:
-    state: CopyState
-    bytes: int = 0
-    checksum: str | None = None
-
-
-def temporary_name(destination: str, tag: str, attempt: int = 1) -> str:
-    """Beside the destination, hidden, unique per task and attempt: an attempt whose lease was
-    taken away never writes into the file of the attempt that replaced it."""
-    folder, name = posixpath.split(destination)
-    return posixpath.join(folder, f".{name}.ferry-{tag}-{attempt}.part")
+__all__ = [  # what a copy is asked and answers lives in engine.requests, shown here too
+    "BLOCK_SIZE",
+    "CopyOutcome",
+    "CopyRequest",
+    "CopyState",
+    "checksum_of",
+    "clear_temporary",
+    "copy_object",
+    "modified",
+    "remove_earlier_attempts",
+    "temporary_name",
+]
 
 
 def copy_object(
@@ -99,43 +62,17 @@ def copy_object(
     Errors are classified by the side they come from, and name that side's location."""
     try:
         return _copy(request, progress or (lambda _n: None), should_stop)
-    except _DestinationError as exc:
+    except DestinationError as exc:
         cause = exc.__cause__ or exc
         raise classify(cause, request.destination_label, destination=True) from cause
     except Exception as exc:
         raise classify(exc, request.source_label) from exc
 
 
-class _DestinationError(Exception):
-    """Carries an exception raised on the destination side out of ``_copy``."""
-
-
-class _OnDestination:
-    """Marks what goes wrong inside as the destination's. A class, not a generator: it is
-    entered a few times per object, and a generator-based context manager cost more than the
-    system calls it wraps on a small file."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
-    ) -> None:
-        if isinstance(exc, Exception) and not isinstance(exc, TransferError):
-            raise _DestinationError() from exc
-
-
-_ON_DESTINATION = _OnDestination()
-
-
-def _on_destination() -> _OnDestination:
-    return _ON_DESTINATION
-
-
 def _copy(
     request: CopyRequest, progress: Callable[[int], None], should_stop: Callable[[], bool]
 ) -> CopyOutcome:
-    if _plain_local(request) and (done := _copy_small_local(request, progress)) is not None:
+    if plain_local(request) and (done := copy_small_local(request, progress)) is not None:
         return done
     src_fs, dst_fs = request.source.fs, request.destination.fs
     source = request.source.resolve(request.source_path)
@@ -144,7 +81,7 @@ def _copy(
         raise IsADirectoryError(source)
     if request.unzip and is_archive(source):
         return _unpack(request, source, progress, should_stop)
-    with _on_destination():
+    with on_destination:
         destination = request.destination.resolve(request.destination_path)
         if dst_fs.exists(destination):
             if dst_fs.isdir(destination):
@@ -162,7 +99,7 @@ def _copy(
     # directly is tempting, but its client commits whatever was written when the file is closed,
     # even on an error: a cut-short upload would replace the user's object.)
     temporary = temporary_name(destination, request.tag, request.attempt)
-    with _on_destination():
+    with on_destination:
         clear_temporary(request.destination, temporary)
     try:
         if _kernel_copy_applies(request):
@@ -170,7 +107,7 @@ def _copy(
             digest = read_back = None
         else:
             copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
-        with _on_destination():
+        with on_destination:
             request.destination.resolve(request.destination.relative(temporary))
             _verify(request, info, dst_fs.size(temporary), copied)
             _verify_checksum(request, temporary, digest, read_back)
@@ -181,118 +118,6 @@ def _copy(
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
-
-
-def _plain_local(request: CopyRequest) -> bool:
-    """Local to local through fsspec's own local filesystem (a subclass may do more than
-    the system calls), a first attempt, nothing to unpack or to throttle."""
-    return (
-        type(request.source.fs) is LocalFileSystem
-        and type(request.destination.fs) is LocalFileSystem
-        and request.attempt == 1
-        and not request.unzip
-        and not request.bandwidth
-    )
-
-
-def _copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> CopyOutcome | None:
-    """A small object whose destination does not exist yet, in a handful of system calls
-    (``engine.local_copy``); ``None`` for anything else (a large object, a folder, an existing
-    destination), which the general path handles."""
-    source, status = request.source.resolve_local(request.source_path)
-    if status is None or stat.S_ISLNK(status.st_mode):
-        status = os.stat(source)  # not there (raises), or a link that stays inside the storage
-    size = status.st_size
-    if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
-        return None
-    with _on_destination():
-        destination, existing = request.destination.resolve_local(request.destination_path)
-        if existing is not None:
-            return None
-    try:
-        if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
-            digest = None
-            source_fd = open_source(source)
-            try:
-                with _on_destination():
-                    fill = functools.partial(kernel_copy, source_fd, size=size)
-                    _write_into_place(request, destination, fill, size, None)
-            finally:
-                os.close(source_fd)
-        else:
-            data = read_whole(source, size)
-            digest = _digest(request.checksum, data)
-            with _on_destination():
-                fill = functools.partial(write_all, data=data)
-                _write_into_place(request, destination, fill, size, digest)
-    except SourceChanged as exc:
-        raise TransientError(f"{request.source_label} changed while being copied: {exc}") from exc
-    progress(size)
-    checksum = format_checksum(request.checksum, digest) if digest is not None else None
-    return CopyOutcome(CopyState.DONE, size, checksum)
-
-
-def _write_into_place(
-    request: CopyRequest,
-    destination: str,
-    fill: Callable[[int], None],
-    size: int,
-    digest: str | None,
-) -> None:
-    """A new temporary file filled by ``fill``, verified, then renamed to ``destination``."""
-    temporary = temporary_name(destination, request.tag, request.attempt)
-    fd = _create_temporary(request, temporary)
-    try:
-        try:
-            fill(fd)
-            _verify_written(request, fd, size, digest)
-        finally:
-            os.close(fd)
-        os.rename(temporary, destination)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _create_temporary(request: CopyRequest, temporary: str) -> int:
-    try:
-        return create_new(temporary)
-    except FileNotFoundError:  # the first object of its folder
-        os.makedirs(posixpath.dirname(temporary), exist_ok=True)
-        request.destination.resolve(request.destination_path)  # again, now that they exist
-        return create_new(temporary)
-
-
-def _verify_written(request: CopyRequest, fd: int, size: int, digest: str | None) -> None:
-    """The bytes read back through the same descriptor match the ones read from the source."""
-    if digest is None:
-        written = os.fstat(fd).st_size
-        if written != size:
-            raise TransientError(
-                f"short write to {request.destination_label}: {written} of {size} bytes"
-            )
-        return
-    back = read_back(fd, size)
-    if len(back) != size:
-        raise TransientError(
-            f"short write to {request.destination_label}: {len(back)} of {size} bytes"
-        )
-    found = _digest(request.checksum, back)
-    if found != digest:
-        raise ChecksumMismatch(
-            request.destination_label,
-            format_checksum(request.checksum, digest),
-            format_checksum(request.checksum, found or ""),
-        )
-
-
-def _digest(algorithm: Checksum, data: bytes) -> str | None:
-    running = new_checksum(algorithm)
-    if running is None:
-        return None
-    running.update(data)
-    return running.hexdigest()
 
 
 def clear_temporary(storage: StorageFS, temporary: str) -> None:
@@ -316,7 +141,7 @@ def _kernel_copy_applies(request: CopyRequest) -> bool:
 def _kernel_copy(
     request: CopyRequest, source: str, temporary: str, progress: Callable[[int], None]
 ) -> int:
-    with _on_destination():
+    with on_destination:
         shutil.copyfile(source, temporary)
         size = os.path.getsize(temporary)
     progress(size)
@@ -430,17 +255,16 @@ def _stream(
         _open_for_streaming(request.source, source) as src,
         watched_reads(src, request.source_label, stall_s) as read,
     ):
-        with _on_destination():
+        with on_destination:
             dst = request.destination.fs.open(temporary, "wb")
-            read_back = _read_back_beside(request, temporary)
-        try:
-            with dst:
-                copied = _blocks(request, read, dst, running, read_back, progress, should_stop)
-            with _on_destination():
-                written = read_back.hexdigest() if read_back is not None else None
-        finally:
+        with dst, contextlib.ExitStack() as stack:
+            with on_destination:
+                read_back = _read_back_beside(request, temporary)
             if read_back is not None:
-                read_back.close()
+                stack.callback(read_back.close)
+            copied = _blocks(request, read, dst, running, read_back, progress, should_stop)
+            with on_destination:
+                written = read_back.hexdigest() if read_back is not None else None
     return copied, running.hexdigest() if running is not None else None, written
 
 
@@ -461,7 +285,7 @@ def _blocks(
             raise TransferCanceled(request.source_label)
         if running is not None:
             running.update(block)
-        with _on_destination():
+        with on_destination:
             dst.write(block)
             if read_back is not None:
                 dst.flush()

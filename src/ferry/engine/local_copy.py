@@ -4,30 +4,38 @@ A tree of thousands of small files spends its time per file, not per byte: throu
 4 KiB copy made some fifteen filesystem calls (info, exists, isdir, makedirs, three opens, size,
 move), each with its own path handling, and the Python around them cost more than the bytes.
 Here the object is read in one call, written in one, read back from the same descriptor and
-renamed into place. The caller (``engine.copy``) decides when this applies and tells which side
-an error came from.
+renamed into place (``copy_small_local``, which ``copy_object`` tries first when ``plain_local``
+says it may). A large copy to a local disk is read back while it is written (``ReadBack``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import posixpath
+import stat
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ferry.engine.checksums import RunningChecksum
+from fsspec.implementations.local import LocalFileSystem
+
+from ferry.domain.transfers import Checksum
+from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
+from ferry.engine.requests import (
+    CopyOutcome,
+    CopyRequest,
+    CopyState,
+    SourceChanged,
+    on_destination,
+    temporary_name,
+)
+from ferry.errors import ChecksumMismatch, TransientError
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
 WHOLE_READ_MAX = 4 * 1024 * 1024
 
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class SourceChanged(Exception):
-    """The source's size is not what it was a moment ago: it is being written to."""
-
-    def __init__(self, read: int, expected: int) -> None:
-        super().__init__(f"{read} bytes read, {expected} expected")
-        self.read = read
-        self.expected = expected
 
 
 def read_whole(path: str, size: int) -> bytes:
@@ -122,3 +130,115 @@ class ReadBack:
     def close(self) -> None:
         self._thread.shutdown(wait=True, cancel_futures=True)
         os.close(self._fd)
+
+
+def plain_local(request: CopyRequest) -> bool:
+    """Local to local through fsspec's own local filesystem (a subclass may do more than
+    the system calls), a first attempt, nothing to unpack or to throttle."""
+    return (
+        type(request.source.fs) is LocalFileSystem
+        and type(request.destination.fs) is LocalFileSystem
+        and request.attempt == 1
+        and not request.unzip
+        and not request.bandwidth
+    )
+
+
+def copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> CopyOutcome | None:
+    """A small object whose destination does not exist yet, in a handful of system calls
+    (``engine.local_copy``); ``None`` for anything else (a large object, a folder, an existing
+    destination), which the general path handles."""
+    source, status = request.source.resolve_local(request.source_path)
+    if status is None or stat.S_ISLNK(status.st_mode):
+        status = os.stat(source)  # not there (raises), or a link that stays inside the storage
+    size = status.st_size
+    if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
+        return None
+    with on_destination:
+        destination, existing = request.destination.resolve_local(request.destination_path)
+        if existing is not None:
+            return None
+    try:
+        if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
+            digest = None
+            source_fd = open_source(source)
+            try:
+                with on_destination:
+                    fill = functools.partial(kernel_copy, source_fd, size=size)
+                    _write_into_place(request, destination, fill, size, None)
+            finally:
+                os.close(source_fd)
+        else:
+            data = read_whole(source, size)
+            digest = _digest_of(request.checksum, data)
+            with on_destination:
+                fill = functools.partial(write_all, data=data)
+                _write_into_place(request, destination, fill, size, digest)
+    except SourceChanged as exc:
+        raise TransientError(f"{request.source_label} changed while being copied: {exc}") from exc
+    progress(size)
+    checksum = format_checksum(request.checksum, digest) if digest is not None else None
+    return CopyOutcome(CopyState.DONE, size, checksum)
+
+
+def _write_into_place(
+    request: CopyRequest,
+    destination: str,
+    fill: Callable[[int], None],
+    size: int,
+    digest: str | None,
+) -> None:
+    """A new temporary file filled by ``fill``, verified, then renamed to ``destination``."""
+    temporary = temporary_name(destination, request.tag, request.attempt)
+    fd = _create_temporary(request, temporary)
+    try:
+        try:
+            fill(fd)
+            _verify_written(request, fd, size, digest)
+        finally:
+            os.close(fd)
+        os.rename(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _create_temporary(request: CopyRequest, temporary: str) -> int:
+    try:
+        return create_new(temporary)
+    except FileNotFoundError:  # the first object of its folder
+        os.makedirs(posixpath.dirname(temporary), exist_ok=True)
+        request.destination.resolve(request.destination_path)  # again, now that they exist
+        return create_new(temporary)
+
+
+def _verify_written(request: CopyRequest, fd: int, size: int, digest: str | None) -> None:
+    """The bytes read back through the same descriptor match the ones read from the source."""
+    if digest is None:
+        written = os.fstat(fd).st_size
+        if written != size:
+            raise TransientError(
+                f"short write to {request.destination_label}: {written} of {size} bytes"
+            )
+        return
+    back = read_back(fd, size)
+    if len(back) != size:
+        raise TransientError(
+            f"short write to {request.destination_label}: {len(back)} of {size} bytes"
+        )
+    found = _digest_of(request.checksum, back)
+    if found != digest:
+        raise ChecksumMismatch(
+            request.destination_label,
+            format_checksum(request.checksum, digest),
+            format_checksum(request.checksum, found or ""),
+        )
+
+
+def _digest_of(algorithm: Checksum, data: bytes) -> str | None:
+    running = new_checksum(algorithm)
+    if running is None:
+        return None
+    running.update(data)
+    return running.hexdigest()

@@ -69,6 +69,8 @@ class StorageFS:
         full = posixpath.join(self.root, relative) if relative else self.root
         linked, status = self._walk_below_root(full)
         self._refuse_symlink_escape(full, path, linked)
+        if linked and status is None:  # the walk stopped at a link on the way (inside)
+            status = _lstat_if_there(full)
         return full, status
 
     def relative(self, full: str) -> str:
@@ -113,6 +115,13 @@ class StorageFS:
         real = os.path.realpath(full)
         if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
             raise PathOutsideStorage(self.name, path)
+
+
+def _lstat_if_there(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:

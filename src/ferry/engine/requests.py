@@ -1,0 +1,90 @@
+"""What a copy is asked and what it answers, and how its parts tell which side an error
+came from (``copy_object`` turns that into an error naming the source or the destination)."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ferry.domain.transfers import Checksum, Overwrite
+from ferry.engine.stall import DEFAULT_STALL_S
+from ferry.engine.storages import StorageFS
+from ferry.errors import TransferError
+
+BLOCK_SIZE = 4 * 1024 * 1024
+
+
+class CopyState(StrEnum):
+    DONE = "DONE"
+    SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRequest:
+    source: StorageFS
+    source_path: str
+    destination: StorageFS
+    destination_path: str
+    checksum: Checksum = Checksum.ADLER32
+    overwrite: Overwrite = Overwrite.NEVER
+    tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
+    attempt: int = 1
+    unzip: bool = False  # an archive is unpacked into the destination's folder
+    bandwidth: int | None = None  # bytes per second
+    stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
+
+    @property
+    def source_label(self) -> str:
+        return f"{self.source.name}:{self.source_path}"
+
+    @property
+    def destination_label(self) -> str:
+        return f"{self.destination.name}:{self.destination_path}"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    state: CopyState
+    bytes: int = 0
+    checksum: str | None = None
+
+
+def temporary_name(destination: str, tag: str, attempt: int = 1) -> str:
+    """Beside the destination, hidden, unique per task and attempt: an attempt whose lease was
+    taken away never writes into the file of the attempt that replaced it."""
+    folder, name = posixpath.split(destination)
+    return posixpath.join(folder, f".{name}.ferry-{tag}-{attempt}.part")
+
+
+class SourceChanged(Exception):
+    """The source's size is not what it was a moment ago: it is being written to."""
+
+    def __init__(self, read: int, expected: int) -> None:
+        super().__init__(f"{read} bytes read, {expected} expected")
+        self.read = read
+        self.expected = expected
+
+
+class DestinationError(Exception):
+    """Carries an exception raised on the destination side out of a copy: ``copy_object``
+    names the destination in the error it becomes."""
+
+
+class _OnDestination:
+    """Marks what goes wrong inside as the destination's. A class, not a generator: it is
+    entered a few times per object, and a generator-based context manager cost more than the
+    system calls it wraps on a small file."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, TransferError | SourceChanged):
+            raise DestinationError() from exc
+
+
+on_destination = _OnDestination()
