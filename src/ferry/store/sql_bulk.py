@@ -13,7 +13,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeAlias
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -29,6 +29,9 @@ class BulkStatement:
     other parameters (constants of the statement) are filled in."""
 
     def __init__(self, statement: ClauseElement, names: Sequence[str]) -> None:
+        if isinstance(statement, Insert):
+            # Nothing is read back from a row of an executemany: no RETURNING of its key.
+            statement = statement.inline()
         self.statement = statement
         self.names = tuple(names)
         self._compiled: dict[str, tuple[str, Arranger]] = {}

@@ -252,18 +252,18 @@ def _leased_tasks(
     thousand spent more time in named column lookups than in its update."""
     return [
         LeasedTask(
-            task_id,
-            lease,
-            transfer_id,
-            run,
-            split_location(source),
-            split_location(destination),
-            size,
-            attempts,
-            options_of[transfer_id, source_site, destination_site],
-            scope,
-            priority,
-            weights.get(scope, 1),
+            id=task_id,
+            lease=lease,
+            transfer_id=transfer_id,
+            run=run,
+            source=split_location(source),
+            destination=split_location(destination),
+            size=size,
+            attempt=attempts,
+            options=options_of[transfer_id, source_site, destination_site],
+            scope=scope,
+            priority=priority,
+            weight=weights.get(scope, 1),
         )
         for (
             task_id,

@@ -260,6 +260,7 @@ def _leased_rows(where: ColumnElement[bool]) -> Select[Any]:
             type_coerce(c.leased_at, NullType()).label("leased_at"),
         )
         .where(where & (c.state == TaskState.ACTIVE.value))
+        .order_by(c.id)  # every locker takes its rows in one order: no deadlock between two
         .with_for_update()
     )
 
