@@ -38,13 +38,11 @@ def lag_through_a_server(work: Path, count: int) -> list[float]:
     (work / "a.txt").write_text("a")
     server = FerryServer(work, agents=0)  # no agents: what is measured is the start of the runs
     try:
-        due = datetime.now(UTC) + timedelta(seconds=max(10.0, count / 100))
-        body = {
-            "sources": ["local:a.txt"],
-            "destination": "local:out",
-            "schedule": {"kind": "at", "at": due.isoformat()},
-        }
-        ids = [server.submit(body)["id"] for _ in range(count)]
+        # Far enough ahead for every submission to be in before the instant, on a fast machine
+        # or a slow one: twice what submitting them all takes here, measured first.
+        lead = max(10.0, 2 * count * seconds_per_submission(server))
+        due = datetime.now(UTC) + timedelta(seconds=lead)
+        ids = [server.submit(at_transfer(due))["id"] for _ in range(count)]
         if datetime.now(UTC) >= due:
             raise SystemExit("submission took longer than the lead time: raise it")
         time.sleep((due - datetime.now(UTC)).total_seconds() + 3)
@@ -56,6 +54,27 @@ def lag_through_a_server(work: Path, count: int) -> list[float]:
         return lags
     finally:
         server.stop()
+
+
+CALIBRATION = 20
+
+
+def at_transfer(due: datetime) -> dict[str, Any]:
+    return {
+        "sources": ["local:a.txt"],
+        "destination": "local:out",
+        "schedule": {"kind": "at", "at": due.isoformat()},
+    }
+
+
+def seconds_per_submission(server: FerryServer) -> float:
+    """What one submission takes on this machine, from a few due next year (they stay idle
+    beside the measured ones)."""
+    next_year = datetime.now(UTC) + timedelta(days=365)
+    started = time.perf_counter()
+    for _ in range(CALIBRATION):
+        server.submit(at_transfer(next_year))
+    return (time.perf_counter() - started) / CALIBRATION
 
 
 async def statements_per_wakeup(work: Path, due: int, idle: int) -> tuple[int, list[str]]:
