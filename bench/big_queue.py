@@ -34,7 +34,8 @@ from ferry.domain.schedules import Schedule
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, TransferKind, TransferOptions, TransferSpec
 from ferry.store import tables as t
-from ferry.store.sql_runs import task_row
+from ferry.store.sql_runs import TASK_COLUMNS
+from ferry.store.sql_runs import task_rows as new_task_rows
 
 SCOPES = [f"scope-{n}" for n in range(10)]
 LABELS = ["nightly", "raw", "physics", "calibration"]
@@ -72,12 +73,19 @@ def task_rows(transfer: dict[str, Any], spec: TransferSpec, count: int) -> list[
     status, finished = transfer["status"], transfer["created_at"] + timedelta(minutes=1)
     done = count // 3 if status == "ONGOING" else count
     failed = count // 20 if status == "COMPLETED_WITH_ERRORS" else 0
+    planned = [
+        PlannedTask(
+            spec.sources[0].child(f"f{i}"),
+            spec.destination.child(f"f{i}"),
+            4096,
+            TaskState.FAILED if i < failed else TaskState.DONE if i < done else TaskState.QUEUED,
+        )
+        for i in range(count)
+    ]
+    new = new_task_rows(transfer["id"], transfer["scope"], spec.options, 1, planned, SITES)
     rows = []
-    for i in range(count):
-        state = TaskState.FAILED if i < failed else TaskState.DONE if i < done else TaskState.QUEUED
-        source, destination = spec.sources[0].child(f"f{i}"), spec.destination.child(f"f{i}")
-        planned = PlannedTask(source, destination, 4096, state)
-        row = task_row(transfer["id"], transfer["scope"], spec.options, 1, planned, SITES)
+    for i, values in enumerate(new):
+        row, state = dict(zip(TASK_COLUMNS, values, strict=True)), planned[i].state
         ended = state is not TaskState.QUEUED
         row |= {"attempts": int(ended), "finished_at": finished if ended else None}
         row |= {"bytes_done": 0, "checksum": None}  # executemany: every row the same keys
