@@ -32,10 +32,8 @@ from ferry.engine.storages import StorageFS
 from ferry.engine.throttle import Throttle
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
 from ferry.errors import (
-    ChecksumMismatch,
     PermanentError,
     TransferCanceled,
-    TransientError,
 )
 
 __all__ = [  # what a copy is asked and answers lives in engine.requests, shown here too
@@ -324,21 +322,12 @@ def _verify_checksum(
         return  # nothing to read back from a destination that keeps nothing (mock://)
     written = read_back or checksum_of(request.destination, temporary, request.checksum)
     if written != digest:
-        raise ChecksumMismatch(
-            request.destination_label,
-            format_checksum(request.checksum, digest),
-            format_checksum(request.checksum, written),
-        )
+        raise request.mismatch(digest, written)
 
 
 def _verify(request: CopyRequest, info: dict[str, Any], written: int, copied: int) -> None:
     expected = info.get("size")
     if written != copied:
-        raise TransientError(
-            f"short write to {request.destination_label}: {written} of {copied} bytes"
-        )
+        raise request.short_write(written, copied)
     if expected is not None and expected != copied:
-        raise TransientError(
-            f"{request.source_label} changed while being copied:"
-            f" {copied} bytes read, {expected} expected"
-        )
+        raise request.source_changed(copied, expected)

@@ -30,7 +30,6 @@ from ferry.engine.requests import (
     on_destination,
     temporary_name,
 )
-from ferry.errors import ChecksumMismatch, TransientError
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
 WHOLE_READ_MAX = 4 * 1024 * 1024
@@ -175,7 +174,7 @@ def copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> C
                 fill = functools.partial(write_all, data=data)
                 _write_into_place(request, destination, fill, size, digest)
     except SourceChanged as exc:
-        raise TransientError(f"{request.source_label} changed while being copied: {exc}") from exc
+        raise request.source_changed(exc.read, exc.expected) from exc
     progress(size)
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, size, checksum)
@@ -218,22 +217,14 @@ def _verify_written(request: CopyRequest, fd: int, size: int, digest: str | None
     if digest is None:
         written = os.fstat(fd).st_size
         if written != size:
-            raise TransientError(
-                f"short write to {request.destination_label}: {written} of {size} bytes"
-            )
+            raise request.short_write(written, size)
         return
     back = read_back(fd, size)
     if len(back) != size:
-        raise TransientError(
-            f"short write to {request.destination_label}: {len(back)} of {size} bytes"
-        )
+        raise request.short_write(len(back), size)
     found = _digest_of(request.checksum, back)
     if found != digest:
-        raise ChecksumMismatch(
-            request.destination_label,
-            format_checksum(request.checksum, digest),
-            format_checksum(request.checksum, found or ""),
-        )
+        raise request.mismatch(digest, found or "")
 
 
 def _digest_of(algorithm: Checksum, data: bytes) -> str | None:

@@ -9,9 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 from ferry.domain.transfers import Checksum, Overwrite
+from ferry.engine.checksums import format_checksum
 from ferry.engine.stall import DEFAULT_STALL_S
 from ferry.engine.storages import StorageFS
-from ferry.errors import TransferError
+from ferry.errors import ChecksumMismatch, TransferError, TransientError
 
 BLOCK_SIZE = 4 * 1024 * 1024
 
@@ -42,6 +43,26 @@ class CopyRequest:
     @property
     def destination_label(self) -> str:
         return f"{self.destination.name}:{self.destination_path}"
+
+    # The verification failures, worded once for every copy path.
+    def short_write(self, written: int, expected: int) -> TransientError:
+        return TransientError(
+            f"short write to {self.destination_label}: {written} of {expected} bytes"
+        )
+
+    def source_changed(self, read: int, expected: int) -> TransientError:
+        return TransientError(
+            f"{self.source_label} changed while being copied:"
+            f" {read} bytes read, {expected} expected"
+        )
+
+    def mismatch(self, read: str, written: str) -> ChecksumMismatch:
+        """The checksum of what was written back (``written``) is not that of what was read."""
+        return ChecksumMismatch(
+            self.destination_label,
+            format_checksum(self.checksum, read),
+            format_checksum(self.checksum, written),
+        )
 
 
 @dataclass(frozen=True, slots=True)
