@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from e2e_support import launch, shutdown, wait_for
+from sqlalchemy import create_engine, select, update
+
+from ferry.store import tables as t
 
 
 def at(text: str) -> datetime:
@@ -63,13 +67,12 @@ def test_an_outage_coalesces_into_one_run_then_the_schedule_goes_on(tmp_path) ->
         transfer = server.cli_json(
             "submit", "--every", "minute", "--start", "+3s", "local:a.txt", "local:out"
         )
-        first_due = at(transfer["next_run_at"])
-        wait_for(lambda: len(runs(server, transfer["id"])) == 1, timeout=30)
-        wait_until(first_due.timestamp() + 30)
-        server.stop()  # down before the occurrence at +60 s, and through the one at +120 s
+        wait_for(lambda: [r for r in runs(server, transfer["id"]) if r["finished_at"]], timeout=30)
+        server.stop()
     finally:
         shutdown(server)
-    wait_until(first_due.timestamp() + 150)  # restarted two minutes later
+    # Down for OUTAGE seconds, through the occurrences at +60 s and +120 s but not +180 s.
+    first_due = move_back(cwd / ".ferry" / "ferry.db", transfer["id"], OUTAGE)
 
     server = launch(cwd)
     restarted = time.time()
@@ -85,6 +88,34 @@ def test_an_outage_coalesces_into_one_run_then_the_schedule_goes_on(tmp_path) ->
         shutdown(server)
 
 
-def wait_until(timestamp: float) -> None:
-    """The scenario itself needs the wall clock to move: sleep until ``timestamp``."""
-    time.sleep(max(0.0, timestamp - time.time()))
+OUTAGE = timedelta(seconds=150)
+
+
+def move_back(database: Path, transfer_id: str, outage: timedelta) -> datetime:
+    """An outage without its wait: every instant the stopped server stored for the transfer
+    (its schedule's start, its next run, its run's times) moves ``outage`` earlier, which is
+    what the restarted server would find had it been down that long. Returns the moved due
+    instant of the first run."""
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        row = conn.execute(select(t.transfers).where(t.transfers.c.id == transfer_id)).one()
+        start = datetime.fromisoformat(row.schedule["start"]) - outage
+        conn.execute(
+            update(t.transfers)
+            .where(t.transfers.c.id == transfer_id)
+            .values(
+                schedule={**row.schedule, "start": start.isoformat()},
+                next_run_at=row.next_run_at - outage,
+                created_at=row.created_at - outage,
+                updated_at=row.updated_at - outage,
+            )
+        )
+        (run,) = conn.execute(select(t.runs).where(t.runs.c.transfer_id == transfer_id)).all()
+        moved = {
+            name: value - outage
+            for name in ("due_at", "started_at", "finished_at", "last_result_at")
+            if (value := getattr(run, name)) is not None
+        }
+        conn.execute(update(t.runs).where(t.runs.c.transfer_id == transfer_id).values(**moved))
+    engine.dispose()
+    return run.due_at - outage
