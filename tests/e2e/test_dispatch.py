@@ -33,7 +33,7 @@ def wait_agents(server: ServerProcess, count: int) -> dict[str, dict[str, object
 
 def test_a_channel_never_has_more_tasks_active_than_its_max_active(start_server: Start) -> None:
     server = start_server("--agents", "3", "--agent-max-active", "8")
-    add_mock(server, "mk", "siteA", time=0.02, files=3000)
+    add_mock(server, "mk", "siteA", time=0.02, files=1000)
     add_mock(server, "sink", "siteB")
     server.cli("channel", "set", "*", "*", "--max-active", "3", check=True)
     channels = server.cli_json("channel", "ls")
@@ -47,7 +47,7 @@ def test_a_channel_never_has_more_tasks_active_than_its_max_active(start_server:
         final = wait_finished(server, transfer["id"], timeout=600)
 
     assert final["status"] == "COMPLETED"
-    assert final["objects"]["done"] == 3000
+    assert final["objects"]["done"] == 1000
     assert sampler.busy > 0, f"no ACTIVE task in {sampler.samples} samples: the monitor saw nothing"
     assert sampler.peak <= 3, f"{sampler.peak} tasks ACTIVE at once in a channel of max_active 3"
     with TaskDb(server) as db:

@@ -24,9 +24,17 @@ class Pulse:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> bool:
+    def watch(self) -> asyncio.Event:
+        """The event the next fire sets. Taken before looking for work and waited on after,
+        it also catches a fire that came during the look, which waiting on the pulse then
+        would miss."""
+        return self._event
+
+    async def wait(self, timeout: float, since: asyncio.Event | None = None) -> bool:
+        """Wait up to ``timeout`` for the next fire, or for the first since ``watch()``
+        gave ``since``."""
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for((since or self._event).wait(), timeout)
         except TimeoutError:
             return False
         return True

@@ -132,11 +132,13 @@ async def lease(
         if await request.is_disconnected():  # the agent went away: lease it nothing
             log.debug("agent %s: lease request abandoned", agent_id)
             return Response(LeaseReply(tasks=[], storages={}).model_dump_json())
+        # Work that a report or an expansion brings while this lease is under way wakes it.
+        fired = state.wakeups.tasks_available.watch()
         tasks = await state.store.lease_tasks(agent_id, limit=body.max_tasks, ttl=ttl)
         remaining = deadline - loop.time()
         if tasks or remaining <= 0 or state.stopping.is_set():
             break
-        await state.wakeups.tasks_available.wait(min(remaining, POLL_SLICE_S))
+        await state.wakeups.tasks_available.wait(min(remaining, POLL_SLICE_S), since=fired)
     log.debug("agent %s: leased %d tasks", agent_id, len(tasks))
     storages = await _storages_for(
         state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
