@@ -47,7 +47,9 @@ class ScriptedSession:
         return 0
 
 
-def task(n: int, source: str, destination: str, size: int) -> dict[str, Any]:
+def task(
+    n: int, source: str, destination: str, size: int, bandwidth: int | None = None
+) -> dict[str, Any]:
     return {
         "id": n,
         "lease": f"lease-{n}",
@@ -60,7 +62,7 @@ def task(n: int, source: str, destination: str, size: int) -> dict[str, Any]:
         "checksum": "adler32",
         "overwrite": "never",
         "unzip": False,
-        "bandwidth": None,
+        "bandwidth": bandwidth,
         "scope": "default",
         "priority": 3,
     }
@@ -115,3 +117,29 @@ async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
     assert len(local) == runner_module.LOCAL_LANE_THREADS
     assert all(name.startswith("copy-local") for name in local)
     assert not any(name.startswith("copy-local") for name in remote)
+
+
+async def test_small_local_objects_held_to_a_bandwidth_are_copied_side_by_side(
+    tmp_path: Path, copied_on: dict[str, str]
+) -> None:
+    """A throttled copy sleeps on its rate: on the one local lane thread, or batched with
+    others, eight of them would take eight times as long."""
+    (tmp_path / "src").mkdir()
+    for n in range(8):
+        (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 32 * 1024)
+    rate = 64 * 1024  # half a second for each object
+    tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 32 * 1024, rate) for n in range(8)]
+    session = ScriptedSession(tasks, {"disk": {"url": f"file://{tmp_path}", "options": {}}})
+    agent = AgentRunner(session, max_active=8, grace=5.0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.wait_for(session.all_reported.wait(), 30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+    assert sorted(r["state"] for r in session.reported) == ["DONE"] * 8
+    threads = {copied_on[f"src/f{n}"] for n in range(8)}
+    assert not any(name.startswith("copy-local") for name in threads)
+    assert len(threads) == 8, f"eight throttled copies ran on {len(threads)} threads"

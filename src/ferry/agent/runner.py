@@ -86,7 +86,15 @@ class HeldTask:
 
 
 def _small(task: HeldTask) -> bool:
-    return task.size is not None and task.size <= SMALL_OBJECT and not task.unzip
+    """Whether the copy is short work for the CPU: a small object, neither unpacked nor held
+    to a bandwidth (a throttled copy sleeps on its rate, and would hold up the objects batched
+    or laned with it)."""
+    return (
+        task.size is not None
+        and task.size <= SMALL_OBJECT
+        and not task.unzip
+        and task.bandwidth is None
+    )
 
 
 class FatalSessionError(Exception):
