@@ -444,6 +444,62 @@ async def test_a_pulled_object_is_done_only_with_the_servers_checksum(api, event
     assert found["client:sub/b.txt"]["status"] == "FAILED"
 
 
+async def skip(api, created: dict[str, Any], names: list[str], capability: str | None = None):  # type: ignore[no-untyped-def]
+    return await api.anonymous.post(
+        f"/api/v1/transfers/{created['transfer']['id']}/skipped",
+        json={"names": names},
+        headers={"X-Ferry-Capability": capability or created["capability"]},
+    )
+
+
+async def test_objects_the_client_already_has_are_skipped_in_one_call(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    (api.root / "src" / "sub").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "sub/c.txt"):
+        (api.root / "src" / name).write_bytes(name.encode())
+    created = await create_pull(api, "local:src")
+    headers = {"X-Ferry-Capability": created["capability"]}
+
+    response = await skip(api, created, ["a.txt", "sub/c.txt", "not-in-the-pull.txt"])
+    again = await skip(api, created, ["a.txt"])
+    fetched = await api.anonymous.get(data_path(created, "b.txt"), headers=headers)
+    done = {"state": "DONE", "bytes": 5, "checksum": adler(fetched.content)}
+    await api.anonymous.post(data_path(created, "b.txt", "received"), json=done, headers=headers)
+    await close(api, created)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"skipped": 2}
+    assert again.json() == {"skipped": 0}  # ended already: left alone
+    transfer = await verdict(api, eventually, created)
+    assert transfer["status"] == "COMPLETED"
+    assert transfer["objects"] | {"total": 3} == {
+        "total": 3,
+        "done": 1,
+        "skipped": 2,
+        "failed": 0,
+        "canceled": 0,
+    }
+    found = await outcomes(api, created)
+    assert {name: o["status"] for name, o in found.items()} == {
+        "client:a.txt": "SKIPPED",
+        "client:b.txt": "DONE",
+        "client:sub/c.txt": "SKIPPED",
+    }
+    assert found["client:a.txt"]["attempts"] == 1
+
+
+async def test_only_a_pull_skips_and_only_names_below_its_folder(api) -> None:  # type: ignore[no-untyped-def]
+    (api.root / "a.txt").write_bytes(b"abc")
+    pull = await create_pull(api, "local:a.txt")
+    push = await create_push(api, [{"name": "a.txt"}])
+
+    refused(await skip(api, push, ["a.txt"]), "this transfer is a push, not a pull", status=422)
+    refused(await skip(api, pull, ["../a.txt"]), "outside", status=422)
+    refused(await skip(api, pull, ["a.txt"], capability=push["capability"]), "another transfer")
+    too_many = await skip(api, pull, [f"f{n}" for n in range(1001)])
+    assert too_many.status_code == 422
+    assert (await skip(api, pull, ["a.txt"])).json() == {"skipped": 1}
+
+
 # --- agents ------------------------------------------------------------------------------------
 async def test_agents_never_lease_passive_tasks(api, eventually) -> None:  # type: ignore[no-untyped-def]
     (api.root / "a.txt").write_bytes(b"abc")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 from ferry.client.local import LocalObject
 from ferry.errors import ApiError, Unauthenticated
 from ferry.server.schemas import (
+    SKIPPED_MAX,
     AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
@@ -171,6 +173,17 @@ class BaseClient:
     @staticmethod
     def data_path(transfer_id: str, name: str, kind: str = "data") -> str:
         return f"/api/v1/transfers/{transfer_id}/{kind}/{quote(name)}"
+
+    @staticmethod
+    def skipped_path(transfer_id: str) -> str:
+        return f"/api/v1/transfers/{transfer_id}/skipped"
+
+    @staticmethod
+    def skipped_bodies(names: list[str]) -> Iterator[dict[str, Any]]:
+        """The bodies of ``/skipped`` that name the pulled objects already here, as few as
+        the server's limit per call allows."""
+        for start in range(0, len(names), SKIPPED_MAX):
+            yield {"names": names[start : start + SKIPPED_MAX]}
 
     @staticmethod
     def parse_event(lines: list[str]) -> dict[str, Any] | None:

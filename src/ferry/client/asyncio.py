@@ -299,9 +299,14 @@ class AsyncClient(BaseClient):
         keep_existing = created.transfer.options.get("overwrite", "never") == "never"
         transfer_id, capability = created.transfer.id, created.capability
         async with self._closing(transfer_id, capability):
+            present = [
+                o.name for o in created.objects if keep_existing and (folder / o.name).exists()
+            ]
+            for body in self.skipped_bodies(present):
+                await self._skipped(transfer_id, capability, body)
+            skipped = set(present)
             for obj in created.objects:
-                if keep_existing and (folder / obj.name).exists():
-                    await self._pulled(transfer_id, capability, obj.name, {"state": "SKIPPED"})
+                if obj.name in skipped:
                     continue
                 try:
                     await self._pull_one(
@@ -345,6 +350,12 @@ class AsyncClient(BaseClient):
             raise
         result = {"state": "DONE", "bytes": target.size, "checksum": kept}
         await self._pulled(transfer_id, capability, name, result)
+
+    async def _skipped(self, transfer_id: str, capability: str, body: dict[str, Any]) -> None:
+        response = await self._http.post(
+            self.skipped_path(transfer_id), json=body, headers={"X-Ferry-Capability": capability}
+        )
+        self.parse(response)
 
     async def _pulled(
         self, transfer_id: str, capability: str, name: str, body: dict[str, Any]

@@ -304,9 +304,14 @@ class Client(BaseClient):
         keep_existing = created.transfer.options.get("overwrite", "never") == "never"
         transfer_id, capability = created.transfer.id, created.capability
         with self._closing(transfer_id, capability):
+            present = [
+                o.name for o in created.objects if keep_existing and (folder / o.name).exists()
+            ]
+            for body in self.skipped_bodies(present):
+                self._skipped(transfer_id, capability, body)
+            skipped = set(present)
             for obj in created.objects:
-                if keep_existing and (folder / obj.name).exists():
-                    self._pulled(transfer_id, capability, obj.name, {"state": "SKIPPED"})
+                if obj.name in skipped:
                     continue
                 try:
                     self._pull_one(transfer_id, capability, obj.name, folder, algorithm, progress)
@@ -346,6 +351,12 @@ class Client(BaseClient):
             raise
         result = {"state": "DONE", "bytes": target.size, "checksum": kept}
         self._pulled(transfer_id, capability, name, result)
+
+    def _skipped(self, transfer_id: str, capability: str, body: dict[str, Any]) -> None:
+        response = self._http.post(
+            self.skipped_path(transfer_id), json=body, headers={"X-Ferry-Capability": capability}
+        )
+        self.parse(response)
 
     def _pulled(self, transfer_id: str, capability: str, name: str, body: dict[str, Any]) -> None:
         response = self._http.post(

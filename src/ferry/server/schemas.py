@@ -178,6 +178,20 @@ class PulledObject(_Strict):
     error: str | None = Field(None, max_length=4000)
 
 
+SKIPPED_MAX = 1000  # names in one call that says which pulled objects the client has
+
+
+class PulledSkipped(_Strict):
+    names: list[str] = Field(
+        max_length=SKIPPED_MAX,
+        description="objects of the pull whose local copy is already there (overwrite never)",
+    )
+
+
+class SkippedReply(BaseModel):
+    skipped: int = Field(description="how many of the names were waiting, now SKIPPED")
+
+
 class ObjectCounts(BaseModel):
     total: int
     done: int

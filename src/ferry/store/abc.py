@@ -292,6 +292,11 @@ class Store(Protocol):
     ) -> tuple[Task, str]:
         """Lease to the client the waiting object at ``client_path``; return it and the lease."""
 
+    async def skip_passive_objects(self, transfer_id: str, client_paths: Sequence[str]) -> int:
+        """SKIPPED, each with its attempt and in one transaction, the waiting objects of a pull
+        at ``client_paths`` (their copy is already on the client); others are left alone.
+        Return how many were skipped."""
+
     async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Task, str]: ...
 
     async def extend_passive_lease(self, task_id: int, lease: str, ttl: timedelta) -> None: ...

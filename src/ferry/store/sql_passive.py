@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +17,11 @@ from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import PlannedTask, Transfer
 from ferry.errors import Forbidden, NotFound
 from ferry.store import tables as t
-from ferry.store.abc import NewTransfer
+from ferry.store.abc import NewTransfer, TaskResult
 from ferry.store.sql_base import hash_secret, task_from_row
 from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_runs import TASK_INSERT, RunsMixin, task_rows
-from ferry.store.sql_tasks import RunCounter
+from ferry.store.sql_tasks import RunCounter, TasksMixin, leased_rows
 from ferry.store.sql_transfers import TransfersMixin
 
 CLIENT_STORAGE = "client"  # the client's side of a passive transfer's locations
@@ -32,7 +33,7 @@ class CapabilityRefused(Forbidden):
         super().__init__(f"capability refused: {why}")
 
 
-class PassiveMixin(TransfersMixin, RunsMixin):
+class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
     async def create_passive_transfer(
         self, new: NewTransfer, planned: list[PlannedTask], direction: str, ttl: timedelta
     ) -> tuple[Transfer, str, datetime]:
@@ -114,6 +115,41 @@ class PassiveMixin(TransfersMixin, RunsMixin):
         if row is None:
             raise NotFound(f"{client_path!r} is not an object waiting in transfer {transfer_id}")
         return task_from_row(row), lease
+
+    async def skip_passive_objects(self, transfer_id: str, client_paths: Sequence[str]) -> int:
+        """The objects of a pull whose copy the client already has: each SKIPPED, with its
+        attempt, in one transaction whatever their number. A path not waiting (unknown, or
+        already ended) is left alone; return how many were skipped."""
+        c = t.tasks.c
+        here = [str(Location(CLIENT_STORAGE, path)) for path in client_paths]
+        now = self.clock()
+        lease = secrets.token_hex(16)
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.tasks)
+                .where(
+                    (c.transfer_id == transfer_id)
+                    & (c.run == 1)
+                    & c.destination.in_(here)
+                    & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+                    & ~c.cancel_requested
+                )
+                .values(
+                    state=TaskState.ACTIVE.value,
+                    lease_agent=PASSIVE_AGENT,
+                    lease_token=lease,
+                    leased_at=now,
+                    lease_expires_at=now,
+                    not_before=None,
+                    attempts=c.attempts + 1,
+                )
+            )
+            held = (c.transfer_id == transfer_id) & (c.lease_token == lease)
+            rows = (await conn.execute(leased_rows(held))).all()
+            skipped = {row.id: TaskResult(row.id, lease, TaskState.SKIPPED) for row in rows}
+            if rows:
+                await self._apply_results(conn, PASSIVE_AGENT, rows, skipped, now)
+        return len(rows)
 
     async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Any, str]:
         """The client's ACTIVE task for ``client_path``, with its lease."""

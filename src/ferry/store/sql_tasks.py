@@ -149,7 +149,7 @@ class TasksMixin(SqlBase):
         self, conn: AsyncConnection, agent_id: str, by_id: dict[int, TaskResult]
     ) -> list[Any]:
         held = (t.tasks.c.lease_agent == agent_id) & t.tasks.c.id.in_(by_id)
-        rows = (await conn.execute(_leased_rows(held))).all()
+        rows = (await conn.execute(leased_rows(held))).all()
         return [row for row in rows if row.lease_token == by_id[row.id].lease]
 
     async def _stopped_by_channel(
@@ -205,7 +205,7 @@ class TasksMixin(SqlBase):
     ) -> int:
         """ACTIVE tasks matching ``where`` lose their lease: QUEUED again while attempts are left,
         FAILED otherwise, CANCELED if a cancel was asked. The lost attempt is recorded."""
-        rows = (await conn.execute(_leased_rows(where))).all()
+        rows = (await conn.execute(leased_rows(where))).all()
         if not rows:
             return 0
         now = self.clock()
@@ -238,7 +238,7 @@ class TasksMixin(SqlBase):
         return int(result.rowcount)
 
 
-def _leased_rows(where: ColumnElement[bool]) -> Select[Any]:
+def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
     """The columns of ACTIVE tasks that applying a result needs. ``leased_at`` is read as the
     database stores it: it is only copied into the attempt. The rows are locked (PostgreSQL):
     a report and an expiry of the same lease, on two servers, must not both record an attempt

@@ -43,7 +43,9 @@ from ferry.server.schemas import (
     PassiveObject,
     PullCreate,
     PulledObject,
+    PulledSkipped,
     PushCreate,
+    SkippedReply,
 )
 from ferry.server.state import ServerState
 from ferry.store.abc import NewTransfer, Principal, TaskResult
@@ -289,6 +291,20 @@ async def received(
         return await _failed(state, task.id, lease, name, mismatch)
     outcome = CopyOutcome(CopyState.DONE, body.bytes, body.checksum)
     return await _record(state, task.id, lease, name, outcome)
+
+
+@router.post("/{transfer_id}/skipped", response_model=SkippedReply)
+async def skipped(
+    transfer_id: str, body: PulledSkipped, state: StateDep, capability: CapabilityHeader
+) -> SkippedReply:
+    """The objects of a pull the client already has (overwrite never), SKIPPED in one call:
+    a pull run again over a big tree spent most of its time saying so one object at a time."""
+    await _allowed(state, capability, transfer_id, "pull")
+    names = [_client_path(name) for name in body.names]
+    count = await state.store.skip_passive_objects(transfer_id, names)
+    if count:
+        state.wakeups.finalize.set()
+    return SkippedReply(skipped=count)
 
 
 @router.post("/{transfer_id}/close", response_model=None)
