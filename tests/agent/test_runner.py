@@ -68,6 +68,18 @@ def task(
     }
 
 
+async def run_until_reported(session: ScriptedSession) -> None:
+    """Run an agent of eight slots until it has reported every task, then stop it."""
+    agent = AgentRunner(session, max_active=8, grace=5.0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.wait_for(session.all_reported.wait(), 30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+
 @pytest.fixture
 def copied_on(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The thread that copied each source path."""
@@ -99,14 +111,9 @@ async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
         "mem": {"url": f"memory://{bucket}", "options": {}},
     }
     session = ScriptedSession(tasks, storages)
-    agent = AgentRunner(session, max_active=8, grace=5.0)
-    stop = asyncio.Event()
-    running = asyncio.create_task(agent.run(stop))
     try:
-        await asyncio.wait_for(session.all_reported.wait(), 30)
+        await run_until_reported(session)
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
         memory.rm(bucket, recursive=True)
 
     assert sorted(r["state"] for r in session.reported) == ["DONE"] * 44
@@ -130,14 +137,7 @@ async def test_small_local_objects_held_to_a_bandwidth_are_copied_side_by_side(
     rate = 64 * 1024  # half a second for each object
     tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 32 * 1024, rate) for n in range(8)]
     session = ScriptedSession(tasks, {"disk": {"url": f"file://{tmp_path}", "options": {}}})
-    agent = AgentRunner(session, max_active=8, grace=5.0)
-    stop = asyncio.Event()
-    running = asyncio.create_task(agent.run(stop))
-    try:
-        await asyncio.wait_for(session.all_reported.wait(), 30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+    await run_until_reported(session)
 
     assert sorted(r["state"] for r in session.reported) == ["DONE"] * 8
     threads = {copied_on[f"src/f{n}"] for n in range(8)}

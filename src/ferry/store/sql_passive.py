@@ -100,15 +100,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                         & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
                         & ~c.cancel_requested
                     )
-                    .values(
-                        state=TaskState.ACTIVE.value,
-                        lease_agent=PASSIVE_AGENT,
-                        lease_token=lease,
-                        leased_at=now,
-                        lease_expires_at=now + ttl,
-                        not_before=None,
-                        attempts=c.attempts + 1,
-                    )
+                    .values(**_client_lease(lease, now, now + ttl))
                     .returning(t.tasks)
                 )
             ).first()
@@ -134,15 +126,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                     & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
                     & ~c.cancel_requested
                 )
-                .values(
-                    state=TaskState.ACTIVE.value,
-                    lease_agent=PASSIVE_AGENT,
-                    lease_token=lease,
-                    leased_at=now,
-                    lease_expires_at=now,
-                    not_before=None,
-                    attempts=c.attempts + 1,
-                )
+                .values(**_client_lease(lease, now, now))
             )
             held = (c.transfer_id == transfer_id) & (c.lease_token == lease)
             rows = (await conn.execute(leased_rows(held))).all()
@@ -236,6 +220,20 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                 )
             ).all()
         return [r.transfer_id for r in rows]
+
+
+def _client_lease(lease: str, now: datetime, expires_at: datetime) -> dict[str, Any]:
+    """The values that make a waiting task the client's, as an attempt under ``lease``."""
+    c = t.tasks.c
+    return {
+        "state": TaskState.ACTIVE.value,
+        "lease_agent": PASSIVE_AGENT,
+        "lease_token": lease,
+        "leased_at": now,
+        "lease_expires_at": expires_at,
+        "not_before": None,
+        "attempts": c.attempts + 1,
+    }
 
 
 def _transfer_row(transfer_id: str, new: NewTransfer, now: datetime) -> dict[str, Any]:
