@@ -62,6 +62,16 @@ class _Room:
         return channel.key if channel is not None and channel.key in self.left else None
 
 
+def _counts_active(channels: ChannelMap) -> bool:
+    """Whether a lease needs the active tasks counted: only a channel that limits them or
+    shares a bandwidth among them does (the count reads every ACTIVE task's index entry)."""
+    return any(
+        channel.state is ChannelState.ACTIVE
+        and (channel.max_active is not None or channel.bandwidth is not None)
+        for channel in channels
+    )
+
+
 class DispatchMixin(SqlBase):
     _dispatcher: FairDispatcher | None = None
 
@@ -131,7 +141,9 @@ class DispatchMixin(SqlBase):
             await self._serialize(conn, "ferry.lease")
             if not await self._may_lease(conn, agent_id):
                 return []
-            room = _Room(await self._channels(conn), await self._active_by_pair(conn))
+            channels = await self._channels(conn)
+            active = await self._active_by_pair(conn) if _counts_active(channels) else {}
+            room = _Room(channels, active)
             heads, channel_of = await self._queue_heads(conn, room, limit)
             weights = {r.name: r.weight for r in (await conn.execute(select(t.scopes))).all()}
             picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
