@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from e2e_support import launch, shutdown, wait_for
@@ -71,7 +71,8 @@ def test_an_outage_coalesces_into_one_run_then_the_schedule_goes_on(tmp_path) ->
         server.stop()
     finally:
         shutdown(server)
-    # Down for OUTAGE seconds, through the occurrences at +60 s and +120 s but not +180 s.
+    # Restarted OUTAGE after the first run came due: the occurrences at +60 s and +120 s
+    # passed while it was down, the one at +180 s has not come yet.
     first_due = move_back(cwd / ".ferry" / "ferry.db", transfer["id"], OUTAGE)
 
     server = launch(cwd)
@@ -92,30 +93,33 @@ OUTAGE = timedelta(seconds=150)
 
 
 def move_back(database: Path, transfer_id: str, outage: timedelta) -> datetime:
-    """An outage without its wait: every instant the stopped server stored for the transfer
-    (its schedule's start, its next run, its run's times) moves ``outage`` earlier, which is
-    what the restarted server would find had it been down that long. Returns the moved due
+    """An outage without its wait: the instants the stopped server stored for the transfer and
+    its run (its schedule's start, its next run, the run's times) move back so that the first
+    run came due ``outage`` ago, as a server restarted that long after it would find them.
+    (The agents' rows are left: the restarted server registers its own.) Returns the moved due
     instant of the first run."""
     engine = create_engine(f"sqlite:///{database}")
     with engine.begin() as conn:
+        (run,) = conn.execute(select(t.runs).where(t.runs.c.transfer_id == transfer_id)).all()
+        by = outage - (datetime.now(UTC) - run.due_at)
+        assert by > timedelta(0), f"the first run and the stop took longer than {outage}"
+        moved = {
+            name: value - by
+            for name in ("due_at", "started_at", "finished_at", "last_result_at")
+            if (value := getattr(run, name)) is not None
+        }
+        conn.execute(update(t.runs).where(t.runs.c.transfer_id == transfer_id).values(**moved))
         row = conn.execute(select(t.transfers).where(t.transfers.c.id == transfer_id)).one()
-        start = datetime.fromisoformat(row.schedule["start"]) - outage
+        start = datetime.fromisoformat(row.schedule["start"]) - by
         conn.execute(
             update(t.transfers)
             .where(t.transfers.c.id == transfer_id)
             .values(
                 schedule={**row.schedule, "start": start.isoformat()},
-                next_run_at=row.next_run_at - outage,
-                created_at=row.created_at - outage,
-                updated_at=row.updated_at - outage,
+                next_run_at=row.next_run_at - by,
+                created_at=row.created_at - by,
+                updated_at=row.updated_at - by,
             )
         )
-        (run,) = conn.execute(select(t.runs).where(t.runs.c.transfer_id == transfer_id)).all()
-        moved = {
-            name: value - outage
-            for name in ("due_at", "started_at", "finished_at", "last_result_at")
-            if (value := getattr(run, name)) is not None
-        }
-        conn.execute(update(t.runs).where(t.runs.c.transfer_id == transfer_id).values(**moved))
     engine.dispose()
-    return run.due_at - outage
+    return run.due_at - by

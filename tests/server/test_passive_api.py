@@ -471,7 +471,7 @@ async def test_objects_the_client_already_has_are_skipped_in_one_call(api, event
     assert again.json() == {"skipped": 0}  # ended already: left alone
     transfer = await verdict(api, eventually, created)
     assert transfer["status"] == "COMPLETED"
-    assert transfer["objects"] | {"total": 3} == {
+    assert transfer["objects"] == {
         "total": 3,
         "done": 1,
         "skipped": 2,

@@ -116,23 +116,25 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
         here = [str(Location(CLIENT_STORAGE, path)) for path in client_paths]
         now = self.clock()
         lease = secrets.token_hex(16)
+        waiting = (
+            (c.transfer_id == transfer_id)
+            & (c.run == 1)
+            & c.destination.in_(here)  # the object's unique index
+            & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+            & ~c.cancel_requested
+        )
         async with self._tx() as conn:
-            await conn.execute(
-                update(t.tasks)
-                .where(
-                    (c.transfer_id == transfer_id)
-                    & (c.run == 1)
-                    & c.destination.in_(here)
-                    & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
-                    & ~c.cancel_requested
-                )
-                .values(**_client_lease(lease, now, now))
-            )
-            held = (c.transfer_id == transfer_id) & (c.lease_token == lease)
-            rows = (await conn.execute(leased_rows(held))).all()
+            # Locked first, in id order (PostgreSQL), as every other locker of task rows does;
+            # from then on they stay waiting until this transaction ends.
+            locking = select(c.id).where(waiting).order_by(c.id).with_for_update()
+            ids = list((await conn.execute(locking)).scalars())
+            if not ids:
+                return 0
+            mine = c.id.in_(ids)
+            await conn.execute(update(t.tasks).where(mine).values(**_client_lease(lease, now, now)))
+            rows = (await conn.execute(leased_rows(mine))).all()
             skipped = {row.id: TaskResult(row.id, lease, TaskState.SKIPPED) for row in rows}
-            if rows:
-                await self._apply_results(conn, PASSIVE_AGENT, rows, skipped, now)
+            await self._apply_results(conn, PASSIVE_AGENT, rows, skipped, now)
         return len(rows)
 
     async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Any, str]:
