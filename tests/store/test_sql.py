@@ -64,6 +64,31 @@ async def test_sqlite_database_is_in_wal_mode(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_a_connection_dropped_mid_transaction_leaves_the_database_writable(tmp_path):
+    """A task cancelled between a statement and the reading of its rows (a request whose
+    client went away) gets its connection invalidated and closed while that statement is
+    still open. sqlite3 then keeps the connection, its transaction and its write lock, alive
+    until the statement's cursor is freed: every later write failed with "database is
+    locked". The store's connections roll back as they close."""
+    path = tmp_path / "drop.db"
+    store = SqlStore(f"sqlite+aiosqlite:///{path}")
+    await store.open()
+    await store.put_storage(Storage("a", "file:///a"))
+    await store.put_storage(Storage("b", "file:///b"))
+    async with store.engine.connect() as conn:
+        await conn.exec_driver_sql("UPDATE storages SET url = 'file:///changed'")
+        raw = await conn.get_raw_connection()
+        unread = await raw.driver_connection.execute("SELECT name FROM storages")
+        await conn.invalidate()
+    with sqlite3.connect(path, timeout=0.5, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")  # "database is locked" while the lock is held
+        other.execute("ROLLBACK")
+    assert [s.url for s in await store.list_storages()] == ["file:///a", "file:///b"]
+    await store.put_storage(Storage("c", "file:///c"))
+    del unread
+    await store.close()
+
+
 async def test_bootstrap_returns_a_token_only_the_first_time(fresh_store):
     token = await fresh_store.bootstrap()
     assert token

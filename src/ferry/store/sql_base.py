@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -64,6 +65,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+class _SqliteConnection(sqlite3.Connection):
+    """Rolls back before it closes. A task cancelled between a statement and the reading of
+    its rows has its connection invalidated and closed with that statement still open; sqlite3
+    then only marks the connection closed, and its transaction and write lock live on until
+    the statement's cursor is freed: every other writer meanwhile fails with "database is
+    locked"."""
+
+    def close(self) -> None:
+        try:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
+                if self.in_transaction:
+                    self.rollback()
+        finally:
+            super().close()
 
 
 def _upgrade(connection: Connection) -> None:
@@ -139,7 +156,8 @@ class SqlBase:
 
     async def open(self) -> None:
         """Connect and apply every pending migration."""
-        self._engine = create_async_engine(self.url)
+        connect_args = {"factory": _SqliteConnection} if self.is_sqlite else {}
+        self._engine = create_async_engine(self.url, connect_args=connect_args)
         if self.is_sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         async with self._engine.begin() as conn:
