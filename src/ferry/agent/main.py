@@ -15,6 +15,7 @@ import signal
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.config import AgentSettings
+from ferry.daemon import collector
 from ferry.errors import FerryError
 
 log = logging.getLogger("ferry.agent")
@@ -44,6 +45,7 @@ async def run_agent(settings: AgentSettings, *, secret: str | None, token: str |
     try:
         capabilities = {"protocols": ["file", "memory"], "max_active": settings.max_active}
         await session.register(capabilities)
+        collector.settle()  # registered: what the agent keeps to the end is built
         await runner.run(stop)
         if runner.stuck:
             logging.shutdown()

@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from ferry.config import ServerSettings
+from ferry.daemon import collector
 from ferry.server.app import build_store, create_app, stop_wait
 from ferry.server.reload import reload_settings
 from ferry.server.state import ServerState
@@ -35,6 +36,7 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets=sockets)
+        collector.settle()  # the application, its store and its loops are up
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload)
         loop.add_signal_handler(signal.SIGQUIT, self._quit_now)
