@@ -23,7 +23,6 @@ def test_settle_leaves_what_exists_out_of_every_collection(restored_collector) -
     kept = [[n] for n in range(1000)]  # long-lived objects, tracked by the collector
     gc.unfreeze()
     collector.settle()
-    assert gc.get_freeze_count() >= len(kept)
     walked = gc.get_objects()  # every generation a collection walks
     assert not any(o is kept[0] or o is kept[-1] for o in walked)
 

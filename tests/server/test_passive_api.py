@@ -497,6 +497,8 @@ async def test_only_a_pull_skips_and_only_names_below_its_folder(api) -> None:  
     refused(await skip(api, pull, ["a.txt"], capability=push["capability"]), "another transfer")
     too_many = await skip(api, pull, [f"f{n}" for n in range(1001)])
     assert too_many.status_code == 422
+    for name in ("", "x" * 4097):  # a name as long as a pushed object's may be, no longer
+        assert (await skip(api, pull, [name])).status_code == 422
     assert (await skip(api, pull, ["a.txt"])).json() == {"skipped": 1}
 
 

@@ -73,20 +73,23 @@ async def test_a_connection_dropped_mid_transaction_leaves_the_database_writable
     path = tmp_path / "drop.db"
     store = SqlStore(f"sqlite+aiosqlite:///{path}")
     await store.open()
-    await store.put_storage(Storage("a", "file:///a"))
-    await store.put_storage(Storage("b", "file:///b"))
-    async with store.engine.connect() as conn:
-        await conn.exec_driver_sql("UPDATE storages SET url = 'file:///changed'")
-        raw = await conn.get_raw_connection()
-        unread = await raw.driver_connection.execute("SELECT name FROM storages")
-        await conn.invalidate()
-    with sqlite3.connect(path, timeout=0.5, isolation_level=None) as other:
-        other.execute("BEGIN IMMEDIATE")  # "database is locked" while the lock is held
-        other.execute("ROLLBACK")
-    assert [s.url for s in await store.list_storages()] == ["file:///a", "file:///b"]
-    await store.put_storage(Storage("c", "file:///c"))
-    del unread
-    await store.close()
+    unread = None
+    try:
+        await store.put_storage(Storage("a", "file:///a"))
+        await store.put_storage(Storage("b", "file:///b"))
+        async with store.engine.connect() as conn:
+            await conn.exec_driver_sql("UPDATE storages SET url = 'file:///changed'")
+            raw = await conn.get_raw_connection()
+            unread = await raw.driver_connection.execute("SELECT name FROM storages")
+            await conn.invalidate()
+        with sqlite3.connect(path, timeout=0.5, isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" while the lock is held
+            other.execute("ROLLBACK")
+        assert [s.url for s in await store.list_storages()] == ["file:///a", "file:///b"]
+        await store.put_storage(Storage("c", "file:///c"))
+    finally:
+        del unread  # the open statement's cursor: freed, it ends a lock left held
+        await store.close()
 
 
 async def test_bootstrap_returns_a_token_only_the_first_time(fresh_store):

@@ -30,11 +30,12 @@ class Pulse:
         would miss."""
         return self._event
 
-    async def wait(self, timeout: float, since: asyncio.Event | None = None) -> bool:
-        """Wait up to ``timeout`` for the next fire, or for the first since ``watch()``
-        gave ``since``."""
+    @staticmethod
+    async def wait(since: asyncio.Event, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the first fire since ``watch()`` gave ``since``; whether
+        one came. (Watching only once the look found nothing would miss a fire during it.)"""
         try:
-            await asyncio.wait_for((since or self._event).wait(), timeout)
+            await asyncio.wait_for(since.wait(), timeout)
         except TimeoutError:
             return False
         return True

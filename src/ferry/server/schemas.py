@@ -182,7 +182,7 @@ SKIPPED_MAX = 1000  # names in one call that says which pulled objects the clien
 
 
 class PulledSkipped(_Strict):
-    names: list[str] = Field(
+    names: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
         max_length=SKIPPED_MAX,
         description="objects of the pull whose local copy is already there (overwrite never)",
     )

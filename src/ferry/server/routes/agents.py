@@ -138,7 +138,7 @@ async def lease(
         remaining = deadline - loop.time()
         if tasks or remaining <= 0 or state.stopping.is_set():
             break
-        await state.wakeups.tasks_available.wait(min(remaining, POLL_SLICE_S), since=fired)
+        await state.wakeups.tasks_available.wait(fired, min(remaining, POLL_SLICE_S))
     log.debug("agent %s: leased %d tasks", agent_id, len(tasks))
     storages = await _storages_for(
         state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
