@@ -57,3 +57,19 @@ def test_a_stalled_http_source_aborts_as_transient(stalling_server, dst, dst_roo
     assert caught.value.retryable
     assert str(caught.value) == "stalled: no data from web:big.bin for 1 s"
     assert list(dst_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["mock://mk?size=3000000", "memory://stall-free"])
+def test_an_in_process_source_is_read_without_a_watching_thread(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_thread(job: object) -> None:
+        raise AssertionError("an in-process read was handed to a watching thread")
+
+    monkeypatch.setattr("ferry.engine.stall._READERS.run", no_thread)
+    source = open_storage("src", url.partition("?")[0], {"size": 3_000_000})
+    if source.protocols[0] == "memory":
+        source.fs.pipe(source.resolve("a.bin"), bytes(3_000_000))
+    sink = open_storage("sink", "mock://sink")
+    outcome = copy_object(CopyRequest(source, "a.bin", sink, "a.bin", stall_s=1.0))
+    assert outcome.bytes == 3_000_000

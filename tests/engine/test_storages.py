@@ -70,3 +70,17 @@ def test_resolve_local_says_what_is_at_the_path(tmp_path: Path) -> None:
         storage.resolve_local("out-dir/secret")
     with pytest.raises(PathOutsideStorage):
         storage.resolve_local("../escape")
+
+
+@pytest.mark.parametrize(
+    ("url", "may_stall"),
+    [
+        ("file:///tmp", False),
+        ("memory://bucket", False),
+        ("mock://mk", False),
+        ("http://127.0.0.1:9/data", True),
+        ("s3://bucket/data", True),
+    ],
+)
+def test_only_reads_from_outside_the_process_can_stall(url: str, may_stall: bool) -> None:
+    assert open_storage("s", url).reads_may_stall is may_stall

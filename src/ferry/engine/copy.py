@@ -248,7 +248,7 @@ def _stream(
     running = new_checksum(request.checksum)
     src: Any
     dst: Any
-    stall_s = None if request.source.is_local else request.stall_s
+    stall_s = request.stall_s if request.source.reads_may_stall else None
     with (
         _open_for_streaming(request.source, source) as src,
         watched_reads(src, request.source_label, stall_s) as read,

@@ -47,6 +47,12 @@ class StorageFS:
         self.fs.mv(temporary, final)
 
     @cached_property
+    def reads_may_stall(self) -> bool:
+        """Whether a read can wait on something outside this process (a network, a server):
+        a local disk's cannot, nor can an in-process store's (``memory://``, ``mock://``)."""
+        return not (self.is_local or _IN_PROCESS.intersection(self.protocols))
+
+    @cached_property
     def is_web(self) -> bool:
         return bool({"http", "https"} & set(self.protocols))
 
@@ -115,6 +121,9 @@ class StorageFS:
         real = os.path.realpath(full)
         if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
             raise PathOutsideStorage(self.name, path)
+
+
+_IN_PROCESS = frozenset({"memory", "mock"})
 
 
 def _lstat_if_there(path: str) -> os.stat_result | None:
