@@ -21,7 +21,7 @@ from ferry.store.abc import NewTransfer, TaskResult
 from ferry.store.sql_base import hash_secret, task_from_row
 from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_runs import TASK_INSERT, RunsMixin, task_rows
-from ferry.store.sql_tasks import RunCounter, TasksMixin, leased_rows
+from ferry.store.sql_tasks import RunCounter, TasksMixin, held_rows, leased_rows
 from ferry.store.sql_transfers import TransfersMixin
 
 CLIENT_STORAGE = "client"  # the client's side of a passive transfer's locations
@@ -132,7 +132,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                 return 0
             mine = c.id.in_(ids)
             await conn.execute(update(t.tasks).where(mine).values(**_client_lease(lease, now, now)))
-            rows = (await conn.execute(leased_rows(mine))).all()
+            rows = await held_rows(conn, leased_rows(mine))
             skipped = {row.id: TaskResult(row.id, lease, TaskState.SKIPPED) for row in rows}
             await self._apply_results(conn, PASSIVE_AGENT, rows, skipped, now)
         return len(rows)

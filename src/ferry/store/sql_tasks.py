@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, bindparam, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -102,7 +102,7 @@ class TasksMixin(SqlBase):
         self,
         conn: AsyncConnection,
         agent_id: str,
-        held: list[Any],
+        held: list[HeldRow],
         by_id: dict[int, TaskResult],
         now: datetime,
     ) -> list[TaskChange]:
@@ -147,13 +147,12 @@ class TasksMixin(SqlBase):
 
     async def _still_held(
         self, conn: AsyncConnection, agent_id: str, by_id: dict[int, TaskResult]
-    ) -> list[Any]:
-        held = (t.tasks.c.lease_agent == agent_id) & t.tasks.c.id.in_(by_id)
-        rows = (await conn.execute(leased_rows(held))).all()
+    ) -> list[HeldRow]:
+        rows = await held_rows(conn, _HELD_BY, {"agent": agent_id, "ids": list(by_id)})
         return [row for row in rows if row.lease_token == by_id[row.id].lease]
 
     async def _stopped_by_channel(
-        self, conn: AsyncConnection, rows: list[Any], by_id: dict[int, TaskResult]
+        self, conn: AsyncConnection, rows: list[HeldRow], by_id: dict[int, TaskResult]
     ) -> set[int]:
         """Tasks that stopped because their channel was stopped: they go back to QUEUED."""
         candidates = [
@@ -181,7 +180,7 @@ class TasksMixin(SqlBase):
         }
 
     def _next_state(
-        self, row: Any, result: TaskResult, now: datetime
+        self, row: HeldRow, result: TaskResult, now: datetime
     ) -> tuple[TaskState, datetime | None]:
         if row.cancel_requested and result.state in (TaskState.FAILED, TaskState.QUEUED):
             return TaskState.CANCELED, None
@@ -205,7 +204,7 @@ class TasksMixin(SqlBase):
     ) -> int:
         """ACTIVE tasks matching ``where`` lose their lease: QUEUED again while attempts are left,
         FAILED otherwise, CANCELED if a cancel was asked. The lost attempt is recorded."""
-        rows = (await conn.execute(leased_rows(where))).all()
+        rows = await held_rows(conn, leased_rows(where))
         if not rows:
             return 0
         now = self.clock()
@@ -263,6 +262,38 @@ def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
         .order_by(c.id)  # every locker takes its rows in one order: no deadlock between two
         .with_for_update()
     )
+
+
+class HeldRow(NamedTuple):
+    """An ACTIVE task's row as ``leased_rows`` reads it, as a plain tuple: a batch's results
+    read a dozen of its fields each, and a field of a ``Row`` read by name costs fifty times
+    one of a tuple."""
+
+    id: int
+    transfer_id: str
+    run: int
+    source_site: str
+    destination_site: str
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    lease_agent: str  # an ACTIVE task's lease is always set
+    lease_token: str
+    leased_at: Any
+
+
+async def held_rows(
+    conn: AsyncConnection, statement: Select[Any], parameters: dict[str, Any] | None = None
+) -> list[HeldRow]:
+    """The rows of a ``leased_rows`` statement."""
+    return list(map(HeldRow._make, await conn.execute(statement, parameters)))
+
+
+# The tasks of a report still leased to its agent: made once, given the ids when run.
+_HELD_BY = leased_rows(
+    (t.tasks.c.lease_agent == bindparam("agent"))
+    & t.tasks.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 # One statement for every result of a batch (executemany); the lease and state in the WHERE
@@ -353,7 +384,7 @@ def _task_update(
 
 
 def _attempt(
-    row: Any, agent_id: str | None, result: TaskResult, ended_at: Any, ended: str | None = None
+    row: HeldRow, agent_id: str | None, result: TaskResult, ended_at: Any, ended: str | None = None
 ) -> tuple[Any, ...]:
     """The values of ``_ATTEMPT_INSERT``; ``ended_at`` as the database stores it."""
     return (
