@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ferry.domain.locations import Location, confine_path, is_storage_name, parse_location
-from ferry.errors import InvalidLocation, InvalidRequest, PathOutsideStorage
+from ferry.errors import FerryError, InvalidLocation, InvalidRequest, PathOutsideStorage
 
 
 @pytest.mark.parametrize(
@@ -114,6 +114,26 @@ def test_child_cannot_leave_the_storage(relative):
 
 
 _COMPONENTS = st.sampled_from(["a", "b", ".", "..", "", "é", "x y", "...", "..a"])
+
+
+def _outcome(make):  # what a call returns, or the class of what it raises
+    try:
+        return make()
+    except FerryError as exc:
+        return type(exc)
+
+
+@given(
+    st.lists(_COMPONENTS, max_size=4).map("/".join),
+    st.lists(_COMPONENTS | st.just("\x00"), max_size=6).map("/".join),
+)
+def test_a_child_is_its_path_joined_then_normalized(base, relative):
+    folder = _outcome(lambda: Location("local", confine_path("local", base)))
+    if not isinstance(folder, Location):
+        return
+    joined = posixpath.join(folder.path, relative)
+    expected = _outcome(lambda: Location("local", confine_path("local", joined)))
+    assert _outcome(lambda: folder.child(relative)) == expected
 
 
 @given(st.lists(_COMPONENTS, max_size=8).map("/".join), st.booleans())

@@ -13,13 +13,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Pair = tuple[str, str]  # (source site, destination site)
 QueueKey = tuple[str, str, str]  # (scope, source site, destination site)
 
 
-@dataclass(frozen=True, slots=True)
-class Queued:
+class Queued(NamedTuple):
+    """A queued task as the dispatcher sees it; a tuple, made from each row of a queue's head
+    (thousands per lease) at a tuple's cost."""
+
     id: int
     priority: int
 

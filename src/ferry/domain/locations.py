@@ -39,6 +39,9 @@ class Location:
         return posixpath.basename(self.path)
 
     def child(self, relative: str) -> Location:
+        if self.path and "\x00" not in relative and _is_normal(relative):
+            # A listing's usual name below a folder: joined, it is as normal as both parts.
+            return Location(self.storage, f"{self.path}/{relative}")
         return Location(
             self.storage, confine_path(self.storage, posixpath.join(self.path, relative))
         )

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
-from itertools import starmap
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -205,7 +204,7 @@ class DispatchMixin(SqlBase):
                 )
             ).all()
             if rows:
-                heads[key] = list(starmap(Queued, rows))  # each row is (id, priority)
+                heads[key] = list(map(Queued._make, rows))  # each row is (id, priority)
         return heads, channel_of
 
     async def _activate(
