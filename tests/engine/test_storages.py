@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.engine.storages import open_storage
+from ferry.engine.mock import MockFileSystem
+from ferry.engine.storages import check_health, open_storage
 from ferry.errors import PathOutsideStorage
 
 
@@ -84,3 +85,14 @@ def test_resolve_local_says_what_is_at_the_path(tmp_path: Path) -> None:
 )
 def test_only_reads_from_outside_the_process_can_stall(url: str, may_stall: bool) -> None:
     assert open_storage("s", url).reads_may_stall is may_stall
+
+
+def test_a_health_check_looks_at_the_root_without_listing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def listed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the health check listed the root")
+
+    monkeypatch.setattr(MockFileSystem, "ls", listed)
+    health = check_health("many", "mock://many", {"files": 1_000_000})
+    assert (health["reachable"], health["error"]) == (True, None)
