@@ -237,33 +237,6 @@ class TasksMixin(SqlBase):
         return int(result.rowcount)
 
 
-def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
-    """The columns of ACTIVE tasks that applying a result needs. ``leased_at`` is read as the
-    database stores it: it is only copied into the attempt. The rows are locked (PostgreSQL):
-    a report and an expiry of the same lease, on two servers, must not both record an attempt
-    and count the object; the second waits, then finds the task no longer ACTIVE. (SQLite has
-    one writer at a time.)"""
-    c = t.tasks.c
-    return (
-        select(
-            c.id,
-            c.transfer_id,
-            c.run,
-            c.source_site,
-            c.destination_site,
-            c.attempts,
-            c.max_attempts,
-            c.cancel_requested,
-            c.lease_agent,
-            c.lease_token,
-            type_coerce(c.leased_at, NullType()).label("leased_at"),
-        )
-        .where(where & (c.state == TaskState.ACTIVE.value))
-        .order_by(c.id)  # every locker takes its rows in one order: no deadlock between two
-        .with_for_update()
-    )
-
-
 class HeldRow(NamedTuple):
     """An ACTIVE task's row as ``leased_rows`` reads it, as a plain tuple: a batch's results
     read a dozen of its fields each, and a field of a ``Row`` read by name costs fifty times
@@ -279,7 +252,23 @@ class HeldRow(NamedTuple):
     cancel_requested: bool
     lease_agent: str  # an ACTIVE task's lease is always set
     lease_token: str
-    leased_at: Any
+    leased_at: Any  # last, as the database stores it
+
+
+def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
+    """The columns of ACTIVE tasks that applying a result needs. ``leased_at`` is read as the
+    database stores it: it is only copied into the attempt. The rows are locked (PostgreSQL):
+    a report and an expiry of the same lease, on two servers, must not both record an attempt
+    and count the object; the second waits, then finds the task no longer ACTIVE. (SQLite has
+    one writer at a time.)"""
+    c = t.tasks.c
+    columns = [c[name] for name in HeldRow._fields if name != "leased_at"]
+    return (
+        select(*columns, type_coerce(c.leased_at, NullType()).label("leased_at"))
+        .where(where & (c.state == TaskState.ACTIVE.value))
+        .order_by(c.id)  # every locker takes its rows in one order: no deadlock between two
+        .with_for_update()
+    )
 
 
 async def held_rows(
