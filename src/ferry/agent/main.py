@@ -67,8 +67,8 @@ def main(settings: AgentSettings, *, secret: str | None, token: str | None) -> i
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop where it is installed, as the server's (uvicorn picks it): an
-    agent hands every batch of copies to a thread and back, and asyncio's own loop spent a
-    tenth of its time on that. ``None``: asyncio's."""
+    agent hands every batch of copies to a thread and back, and on uvloop it spent about 5 %
+    less CPU moving zero-byte objects (an A/B, two rounds). ``None``: asyncio's."""
     try:
         import uvloop
     except ImportError:

@@ -21,7 +21,7 @@ QueueKey = tuple[str, str, str]  # (scope, source site, destination site)
 
 class Queued(NamedTuple):
     """A queued task as the dispatcher sees it; a tuple, made from each row of a queue's head
-    (thousands per lease) at a tuple's cost."""
+    (up to a lease's limit, a thousand, per queue) at a tuple's cost."""
 
     id: int
     priority: int
