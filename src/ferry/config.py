@@ -95,6 +95,18 @@ class ServerSettings(BaseSettings):
                 raise ValueError(f"{name!r} is not a valid storage name")
         return value
 
+    @field_validator("db")
+    @classmethod
+    def _db_is_shared(cls, value: str | None) -> str | None:
+        from ferry.store.sql_base import is_in_memory_sqlite  # the server's own, loaded late
+
+        if value is not None and is_in_memory_sqlite(value):
+            raise ValueError(
+                "an in-memory SQLite database cannot be shared by the server's connections;"
+                " give it a file (sqlite+aiosqlite:///path/ferry.db) or leave it out"
+            )
+        return value
+
     @property
     def db_url(self) -> str:
         if self.db:

@@ -228,6 +228,16 @@ def test_an_unknown_nested_key_is_named(tmp_path: Path) -> None:
             "server.storages",
             "'bad name' is not a valid storage name",
         ),
+        (
+            "[server]\ndb = 'sqlite+aiosqlite://'\n",
+            "server.db",
+            "an in-memory SQLite database cannot be shared",
+        ),
+        (
+            "[server]\ndb = 'sqlite+aiosqlite:///:memory:'\n",
+            "server.db",
+            "give it a file",
+        ),
     ],
 )
 def test_a_bad_value_is_named(tmp_path: Path, text: str, key: str, why: str) -> None:
@@ -236,6 +246,11 @@ def test_a_bad_value_is_named(tmp_path: Path, text: str, key: str, why: str) -> 
     assert message.startswith(f"{path}: {key}: ")
     assert why in message
     assert "\n" not in message
+
+
+def test_a_database_in_a_file_or_on_a_server_is_taken(tmp_path: Path) -> None:
+    for url in ("sqlite+aiosqlite:///ferry.db", "postgresql+psycopg://ferry@db.example.org/ferry"):
+        assert ServerSettings(db=url).db_url == url
 
 
 def test_a_bad_agent_value_is_named(tmp_path: Path) -> None:

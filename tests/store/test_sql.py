@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert
 
 from ferry.domain.locations import parse_location
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
-from ferry.domain.transfers import PlannedTask, Role, Storage, TransferOptions
+from ferry.domain.transfers import PlannedTask, Role, Scope, Storage, TransferOptions
 from ferry.errors import (
     AlreadyFinished,
+    ConfigError,
     Conflict,
     InvalidRequest,
     NotFound,
@@ -21,6 +24,7 @@ from ferry.errors import (
     TransferNotFound,
     Unauthenticated,
 )
+from ferry.store import tables
 from ferry.store.abc import TaskResult
 from ferry.store.sql import SqlStore
 from ferry.store.sql_tasks import RETRY_CAP
@@ -28,6 +32,7 @@ from ferry.store.sql_tasks import RETRY_CAP
 from .factories import new_transfer, planned, register
 
 TTL = timedelta(seconds=30)
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 async def lease(store, agent_id, limit=100):
@@ -90,6 +95,44 @@ async def test_a_connection_dropped_mid_transaction_leaves_the_database_writable
     finally:
         del unread  # the open statement's cursor: freed, it ends a lock left held
         await store.close()
+
+
+async def test_an_in_memory_sqlite_database_is_refused_with_the_reason():
+    """The store's hot transactions run on their own connection: each would see its own,
+    empty, in-memory database."""
+    store = SqlStore("sqlite+aiosqlite://")
+    with pytest.raises(ConfigError, match="in-memory SQLite database cannot be shared"):
+        await store.open()
+
+
+async def test_a_write_whose_caller_is_cancelled_is_rolled_back_and_holds_the_writer_till_it_ends(
+    store,
+):
+    """A hot transaction runs whole on the writer thread. Its caller cancelled meanwhile (a
+    request whose client went away): the transaction is rolled back, not committed behind the
+    caller's back, and no other write starts before it has ended."""
+    started, release = threading.Event(), threading.Event()
+
+    def work(conn):
+        conn.execute(insert(tables.scopes).values(name="abandoned", weight=1, created_at=NOW))
+        started.set()
+        release.wait(10)
+
+    write = asyncio.ensure_future(store._write(work))
+    await asyncio.to_thread(started.wait, 10)
+    write.cancel()
+    after = asyncio.ensure_future(store.put_scope(Scope("after", 2)))
+    await asyncio.sleep(0)  # one turn of the loop: the cancellation reaches the write
+    assert store._write_lock.locked()
+    assert not write.done()
+    assert not after.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    await after
+    names = {scope.name for scope in await store.list_scopes()}
+    assert "after" in names
+    assert "abandoned" not in names
 
 
 async def test_bootstrap_returns_a_token_only_the_first_time(fresh_store):

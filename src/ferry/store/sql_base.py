@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Row, Table, event, text
+from sqlalchemy import Connection, Engine, Row, Table, create_engine, event, make_url, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -32,6 +34,7 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
+from ferry.errors import ConfigError
 from ferry.store.abc import Principal
 from ferry.store.crypto import Cipher, SecretKeyError
 
@@ -40,6 +43,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # through another server or process stops working here within this many seconds.
 TOKEN_CACHE_SECONDS = 5.0
 WAL_AUTOCHECKPOINT_PAGES = 16_384  # 64 MiB of 4 KiB pages
+
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def utcnow() -> datetime:
@@ -65,6 +72,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def is_in_memory_sqlite(url: str) -> bool:
+    """Whether ``url`` names a SQLite database that lives in one connection's memory."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def _sync_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite+aiosqlite":
+        parsed = parsed.set(drivername="sqlite+pysqlite")
+    return parsed.render_as_string(hide_password=False)
 
 
 class _SqliteConnection(sqlite3.Connection):
@@ -141,6 +161,8 @@ class SqlBase:
         self.clock = clock
         self.cipher = cipher
         self._engine: AsyncEngine | None = None
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
         self._write_lock = asyncio.Lock()
         self._principals = PrincipalCache(token_cache_seconds)
 
@@ -156,14 +178,30 @@ class SqlBase:
 
     async def open(self) -> None:
         """Connect and apply every pending migration."""
+        if is_in_memory_sqlite(self.url):
+            raise ConfigError(
+                "an in-memory SQLite database cannot be shared by the store's connections:"
+                " give it a file, e.g. sqlite+aiosqlite:///ferry.db"
+            )
         connect_args = {"factory": _SqliteConnection} if self.is_sqlite else {}
         self._engine = create_async_engine(self.url, connect_args=connect_args)
         if self.is_sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         async with self._engine.begin() as conn:
             await conn.run_sync(_upgrade)
+        self._sync_engine = create_engine(_sync_url(self.url), connect_args=connect_args)
+        if self.is_sqlite:
+            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ferry-store-writer")
 
     async def close(self) -> None:
+        if self._writer is not None:
+            async with self._write_lock:  # no transaction is under way on the writer thread
+                self._writer.shutdown()
+                self._writer = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+            self._sync_engine = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -173,6 +211,39 @@ class SqlBase:
         """One write transaction; committed on success, rolled back on any error."""
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    async def _write(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``work(conn, *args, **kwargs)`` in one write transaction, run whole on the store's
+        writer thread: the hot transactions (leases, results, new tasks). Run from the event
+        loop, each statement was several hand-offs to a database thread, and at each one the
+        loop first ran whatever else was ready while the transaction, holding the database's
+        single writer, waited. A caller cancelled meanwhile gets its transaction rolled back
+        unless it was committing already, and the lock stays held until it has ended."""
+        if self._writer is None or self._sync_engine is None:
+            raise RuntimeError("store is not open: call open() first")
+        engine, abandoned = self._sync_engine, threading.Event()
+
+        def transaction() -> T:
+            with engine.connect() as conn:
+                result = work(conn, *args, **kwargs)
+                if abandoned.is_set():
+                    conn.rollback()
+                else:
+                    conn.commit()
+                return result
+
+        async with self._write_lock:
+            future = asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                abandoned.set()
+                while not future.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([future])
+                raise
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -206,21 +277,19 @@ class SqlBase:
                     await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     await conn.commit()
 
-    async def _serialize(self, conn: AsyncConnection, name: str) -> None:
+    def _serialize(self, conn: Connection, name: str) -> None:
         """Hold, until the transaction ends, the lock called ``name`` across every server of
         this database (PostgreSQL advisory lock); SQLite's single writer already is one."""
         if not self.is_sqlite:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(name)})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(name)})
 
-    async def _insert_missing(
-        self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
-    ) -> None:
+    def _insert_missing(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows``, leaving alone those whose key exists (also one a concurrent
         transaction inserted)."""
         if not rows:
             return
         dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
-        await conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+        conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
 
 
 def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:

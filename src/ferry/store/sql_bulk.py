@@ -13,9 +13,8 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeAlias
 
-from sqlalchemy import Dialect, Insert
+from sqlalchemy import Connection, Dialect, Insert
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -79,14 +78,14 @@ def _driver_value(bind: Any, dialect: Dialect) -> Any:
     return process(value) if process is not None else value
 
 
-async def execute_many(
-    conn: AsyncConnection, statement: BulkStatement, rows: Sequence[tuple[Any, ...]]
+def execute_many(
+    conn: Connection, statement: BulkStatement, rows: Sequence[tuple[Any, ...]]
 ) -> CursorResult[Any] | None:
     """Run ``statement`` once per row, in one call to the driver; nothing for no rows."""
     if not rows:
         return None
     sql, arrange = statement.compiled(conn.dialect)
-    return await conn.exec_driver_sql(sql, [arrange(row) for row in rows])
+    return conn.exec_driver_sql(sql, [arrange(row) for row in rows])
 
 
 _TIME_PROCESSORS: dict[str, Callable[[Any], Any] | None] = {}

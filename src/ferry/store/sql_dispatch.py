@@ -9,8 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
@@ -94,7 +93,7 @@ class DispatchMixin(SqlBase):
 
     async def list_channels(self) -> list[Channel]:
         async with self._read() as conn:
-            return list(await self._channels(conn))
+            return list(await conn.run_sync(self._channels))
 
     async def delete_channel(self, source_site: str, destination_site: str) -> None:
         async with self._tx() as conn:
@@ -109,11 +108,13 @@ class DispatchMixin(SqlBase):
 
     async def active_by_channel(self) -> dict[Pair, int]:
         async with self._read() as conn:
-            room = _Room(await self._channels(conn), await self._active_by_pair(conn))
+            room = _Room(
+                await conn.run_sync(self._channels), await conn.run_sync(self._active_by_pair)
+            )
         return dict(room.active)
 
-    async def _channels(self, conn: AsyncConnection) -> ChannelMap:
-        rows = (await conn.execute(select(t.channels))).all()
+    def _channels(self, conn: Connection) -> ChannelMap:
+        rows = conn.execute(select(t.channels)).all()
         return ChannelMap(channel_from_row(r) for r in rows)
 
     async def put_scope(self, scope: Scope) -> Scope:
@@ -136,52 +137,57 @@ class DispatchMixin(SqlBase):
 
     # --- the lease ----------------------------------------------------------------------------
     async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
-        async with self._tx() as conn:
-            await self._serialize(conn, "ferry.lease")
-            if not await self._may_lease(conn, agent_id):
-                return []
-            channels = await self._channels(conn)
-            active = await self._active_by_pair(conn) if _counts_active(channels) else {}
-            room = _Room(channels, active)
-            heads, channel_of = await self._queue_heads(conn, room, limit)
-            weights = {r.name: r.weight for r in (await conn.execute(select(t.scopes))).all()}
-            picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
-            if not picked:
-                return []
-            lease = secrets.token_hex(16)
-            rows = await self._activate(conn, picked, agent_id, lease, ttl)
-            options = await self._options_of(conn, {r.transfer_id for r in rows})
+        lease = secrets.token_hex(16)
+        leased = await self._write(self._lease, agent_id, limit, ttl, lease)
+        if leased is None:
+            return []
+        # Made outside the transaction: the writer's lock is not held while they are built.
+        rows, picked, options, room, weights = leased
         order = {task_id: n for n, task_id in enumerate(picked)}
         rows.sort(key=lambda r: order[r.id])
         return _leased_tasks(rows, lease, _OptionsOf(options, room, rows), weights)
 
-    async def _may_lease(self, conn: AsyncConnection, agent_id: str) -> bool:
+    def _lease(
+        self, conn: Connection, agent_id: str, limit: int, ttl: timedelta, lease: str
+    ) -> _Leased | None:
+        self._serialize(conn, "ferry.lease")
+        if not self._may_lease(conn, agent_id):
+            return None
+        channels = self._channels(conn)
+        active = self._active_by_pair(conn) if _counts_active(channels) else {}
+        room = _Room(channels, active)
+        heads, channel_of = self._queue_heads(conn, room, limit)
+        weights = {r.name: r.weight for r in conn.execute(select(t.scopes)).all()}
+        picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
+        if not picked:
+            return None
+        rows = self._activate(conn, picked, agent_id, lease, ttl)
+        options = self._options_of(conn, {r.transfer_id for r in rows})
+        return _Leased(rows, picked, options, room, weights)
+
+    def _may_lease(self, conn: Connection, agent_id: str) -> bool:
         """A RETIRED agent (it said it leaves) gets nothing until it registers again."""
-        state = (
-            await conn.execute(select(t.agents.c.state).where(t.agents.c.id == agent_id))
-        ).scalar()
+        state = conn.execute(select(t.agents.c.state).where(t.agents.c.id == agent_id)).scalar()
         return state != AgentState.RETIRED.value
 
-    async def _active_by_pair(self, conn: AsyncConnection) -> dict[Pair, int]:
+    def _active_by_pair(self, conn: Connection) -> dict[Pair, int]:
         c = t.tasks.c
-        rows = (
-            await conn.execute(
-                select(c.source_site, c.destination_site, func.count())
-                .where(c.state == TaskState.ACTIVE.value)
-                .group_by(c.source_site, c.destination_site)
-            )
+        rows = conn.execute(
+            select(c.source_site, c.destination_site, func.count())
+            .where(c.state == TaskState.ACTIVE.value)
+            .group_by(c.source_site, c.destination_site)
         ).all()
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    async def _queue_heads(
-        self, conn: AsyncConnection, room: _Room, limit: int
+    def _queue_heads(
+        self, conn: Connection, room: _Room, limit: int
     ) -> tuple[dict[QueueKey, list[Queued]], dict[QueueKey, Pair | None]]:
         """The first tasks of every queue that may start now, in dispatch order: each through
         the queue index, never more than its channel's room or the limit."""
         c = t.tasks.c
         heads: dict[QueueKey, list[Queued]] = {}
         channel_of: dict[QueueKey, Pair | None] = {}
-        for q in (await conn.execute(select(t.queues))).all():
+        for q in conn.execute(select(t.queues)).all():
             if CLIENT_SITE in (q.source_site, q.destination_site):
                 continue  # a passive transfer's objects: the client sends or fetches them
             key: QueueKey = (q.scope, q.source_site, q.destination_site)
@@ -189,26 +195,24 @@ class DispatchMixin(SqlBase):
             wanted = limit if governing is None else min(limit, room.left[governing])
             if wanted <= 0:
                 continue
-            rows = (
-                await conn.execute(
-                    select(c.id, c.priority)
-                    .where(
-                        (c.state == TaskState.QUEUED.value)
-                        & (c.scope == q.scope)
-                        & (c.source_site == q.source_site)
-                        & (c.destination_site == q.destination_site)
-                        & ~c.cancel_requested
-                    )
-                    .order_by(c.priority.desc(), c.id)
-                    .limit(wanted)
+            rows = conn.execute(
+                select(c.id, c.priority)
+                .where(
+                    (c.state == TaskState.QUEUED.value)
+                    & (c.scope == q.scope)
+                    & (c.source_site == q.source_site)
+                    & (c.destination_site == q.destination_site)
+                    & ~c.cancel_requested
                 )
+                .order_by(c.priority.desc(), c.id)
+                .limit(wanted)
             ).all()
             if rows:
                 heads[key] = list(map(Queued._make, rows))  # each row is (id, priority)
         return heads, channel_of
 
-    async def _activate(
-        self, conn: AsyncConnection, ids: list[int], agent_id: str, lease: str, ttl: timedelta
+    def _activate(
+        self, conn: Connection, ids: list[int], agent_id: str, lease: str, ttl: timedelta
     ) -> list[_LeasedRow]:
         now = self.clock()
         parameters = {
@@ -218,12 +222,12 @@ class DispatchMixin(SqlBase):
             "now": now,
             "expires": now + ttl,
         }
-        return list(map(_LeasedRow._make, await conn.execute(_ACTIVATE, parameters)))
+        return list(map(_LeasedRow._make, conn.execute(_ACTIVATE, parameters)))
 
-    async def _options_of(self, conn: AsyncConnection, ids: set[str]) -> dict[str, TransferOptions]:
+    def _options_of(self, conn: Connection, ids: set[str]) -> dict[str, TransferOptions]:
         if not ids:
             return {}
-        rows = (await conn.execute(_OPTIONS_OF, {"ids": list(ids)})).all()
+        rows = conn.execute(_OPTIONS_OF, {"ids": list(ids)}).all()
         return {r[0]: TransferOptions.from_json(r[1] or {}) for r in rows}
 
 
@@ -249,6 +253,16 @@ class _LeasedRow(NamedTuple):
     destination: str
     size: int | None
     attempts: int
+
+
+class _Leased(NamedTuple):
+    """What a lease's transaction read and changed, made into leased tasks after it."""
+
+    rows: list[_LeasedRow]
+    picked: list[int]  # the dispatch order
+    options: dict[str, TransferOptions]
+    room: _Room
+    weights: dict[str, int]
 
 
 # The lease itself, made once: the batch's ids and the lease's values are given when it runs.

@@ -43,16 +43,18 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
         transfer_id = str(uuid.uuid4())
         capability = secrets.token_urlsafe(48)  # 64 characters
         async with self._tx() as conn:
-            await self._insert_missing(
-                conn, t.scopes, [{"name": new.scope, "weight": 1, "created_at": now}]
+            await conn.run_sync(
+                self._insert_missing,
+                t.scopes,
+                [{"name": new.scope, "weight": 1, "created_at": now}],
             )
             await conn.execute(insert(t.transfers).values(**_transfer_row(transfer_id, new, now)))
             await conn.execute(insert(t.runs).values(**_run_row(transfer_id, planned, now)))
-            sites = await self._sites_of(conn, new.spec.storages())
+            sites = await conn.run_sync(self._sites_of, new.spec.storages())
             sites[CLIENT_STORAGE] = CLIENT_SITE
             options = new.spec.options
             rows = task_rows(transfer_id, new.scope, options, 1, planned, sites)
-            await execute_many(conn, TASK_INSERT, rows)
+            await conn.run_sync(execute_many, TASK_INSERT, rows)
             await conn.execute(
                 insert(t.capabilities).values(
                     hash=hash_secret(capability),
@@ -132,9 +134,9 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                 return 0
             mine = c.id.in_(ids)
             await conn.execute(update(t.tasks).where(mine).values(**_client_lease(lease, now, now)))
-            rows = await held_rows(conn, leased_rows(mine))
+            rows = await conn.run_sync(held_rows, leased_rows(mine))
             skipped = {row.id: TaskResult(row.id, lease, TaskState.SKIPPED) for row in rows}
-            await self._apply_results(conn, PASSIVE_AGENT, rows, skipped, now)
+            await conn.run_sync(self._apply_results, PASSIVE_AGENT, rows, skipped, now)
         return len(rows)
 
     async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Any, str]:
@@ -210,7 +212,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
             counter = RunCounter()
             for row in rows:
                 counter.add(transfer_id, row.run, TaskState.FAILED)
-            await counter.apply(conn, now)
+            await conn.run_sync(counter.apply, now)
         return len(rows)
 
     async def expired_passive_transfers(self, now: datetime) -> list[str]:

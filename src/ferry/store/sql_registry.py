@@ -285,7 +285,9 @@ class RegistryMixin(TasksMixin, SqlBase):
             await conn.execute(insert(t.agents).values(id=agent_id, name=name, status={}, **values))
             return agent_id
         # The previous incarnation is gone: its work comes back now, not after a lease TTL.
-        await self._requeue_leases(conn, t.tasks.c.lease_agent == row.id, "agent re-registered")
+        await conn.run_sync(
+            self._requeue_leases, t.tasks.c.lease_agent == row.id, "agent re-registered"
+        )
         await conn.execute(update(t.agents).where(t.agents.c.id == row.id).values(**values))
         return str(row.id)
 
@@ -343,8 +345,8 @@ class RegistryMixin(TasksMixin, SqlBase):
                     select(c.id, c.cancel_requested, c.source_site, c.destination_site).where(mine)
                 )
             ).all()
-            stopped = await self._stopped_pairs(
-                conn, {(r.source_site, r.destination_site) for r in rows}
+            stopped = await conn.run_sync(
+                self._stopped_pairs, {(r.source_site, r.destination_site) for r in rows}
             )
         still_mine = {r.id for r in rows}
         stop = {
@@ -364,7 +366,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         async with self._tx() as conn:
             if (await conn.execute(lost)).rowcount == 0 and silent_since is not None:
                 return 0
-            return await self._requeue_leases(conn, t.tasks.c.lease_agent == agent_id, why)
+            return await conn.run_sync(self._requeue_leases, t.tasks.c.lease_agent == agent_id, why)
 
     async def retire_agent(self, agent_id: str) -> int:
         """The agent leaves: RETIRED (it gets no lease until it registers again), and the
@@ -385,7 +387,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                 )
             ).all()
             if held:
-                await execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in held])
+                await conn.run_sync(execute_many, _RELEASE, [(r.id, r.lease_token) for r in held])
         return len(held)
 
     async def silent_agents(self, since: datetime) -> list[Agent]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -228,62 +228,69 @@ class RunsMixin(HooksMixin, SqlBase):
         return [(transfers[run.transfer_id], run) for run in runs]
 
     async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:
-        async with self._tx() as conn:
-            wanted = (
-                await conn.execute(
-                    select(t.transfers.c.status, t.transfers.c.cancel_requested).where(
-                        t.transfers.c.id == transfer.id
-                    )
-                )
-            ).one()
-            if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
-                return False  # canceled while it was being listed: nothing more to queue
-            if not planned:
-                return True
-            sites = await self._sites_of(conn, transfer.spec.storages())
-            options = transfer.spec.options
-            rows = task_rows(transfer.id, transfer.scope, options, run, planned, sites)
-            inserted = await self._insert_new_tasks(conn, rows)
-            counter = RunCounter()
-            for state, count in Counter(row[_STATE] for row in inserted).items():
-                counter.add(transfer.id, run, TaskState(state), count=count)
-            counter.grow(transfer.id, run, "total", len(inserted))
-            counter.grow(transfer.id, run, "size_total", sum(row[_SIZE] or 0 for row in inserted))
-            await counter.apply(conn, self.clock())
+        return await self._write(self._add_tasks, transfer, run, planned, self.clock())
+
+    def _add_tasks(
+        self,
+        conn: Connection,
+        transfer: Transfer,
+        run: int,
+        planned: Sequence[PlannedTask],
+        now: datetime,
+    ) -> bool:
+        wanted = conn.execute(
+            select(t.transfers.c.status, t.transfers.c.cancel_requested).where(
+                t.transfers.c.id == transfer.id
+            )
+        ).one()
+        if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
+            return False  # canceled while it was being listed: nothing more to queue
+        if not planned:
+            return True
+        sites = self._sites_of(conn, transfer.spec.storages())
+        options = transfer.spec.options
+        rows = task_rows(transfer.id, transfer.scope, options, run, planned, sites)
+        inserted = self._insert_new_tasks(conn, rows)
+        counter = RunCounter()
+        for state, count in Counter(row[_STATE] for row in inserted).items():
+            counter.add(transfer.id, run, TaskState(state), count=count)
+        counter.grow(transfer.id, run, "total", len(inserted))
+        counter.grow(transfer.id, run, "size_total", sum(row[_SIZE] or 0 for row in inserted))
+        counter.apply(conn, now)
         return True
 
-    async def _insert_new_tasks(
-        self, conn: AsyncConnection, rows: list[tuple[Any, ...]]
+    def _insert_new_tasks(
+        self, conn: Connection, rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
         """Insert the rows whose object is not in the run yet (a listing resumed after a crash
         repeats some) and return them; all of one run. The insert skips those itself: only when
         it skipped some are the new ones read back."""
         c = t.tasks.c
-        last_id = (await conn.execute(select(func.max(c.id)))).scalar() or 0
-        inserted = await execute_many(conn, _NEW_TASK_INSERTS[conn.dialect.name], rows)
+        last_id = conn.execute(select(func.max(c.id))).scalar() or 0
+        inserted = execute_many(conn, _NEW_TASK_INSERTS[conn.dialect.name], rows)
         fresh = rows
         if inserted is not None and inserted.rowcount != len(rows):
             transfer_id, run = rows[0][0], rows[0][1]
-            added = await conn.execute(
+            added = conn.execute(
                 select(c.destination).where(
                     (c.transfer_id == transfer_id) & (c.run == run) & (c.id > last_id)
                 )
             )
             fresh = _first_of_each(rows, set(added.scalars()))
-        await self._add_queues(conn, fresh)
+        self._add_queues(conn, fresh)
         return fresh
 
-    async def _add_queues(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+    def _add_queues(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Make known the queues of these new tasks (scope, source site, destination site)."""
         queues = {row[2:5] for row in rows}
-        await self._insert_missing(
+        self._insert_missing(
             conn,
             t.queues,
             [{"scope": q[0], "source_site": q[1], "destination_site": q[2]} for q in queues],
         )
 
-    async def _sites_of(self, conn: AsyncConnection, storages: set[str]) -> dict[str, str]:
-        rows = await conn.execute(
+    def _sites_of(self, conn: Connection, storages: set[str]) -> dict[str, str]:
+        rows = conn.execute(
             select(t.storages.c.name, t.storages.c.site).where(t.storages.c.name.in_(storages))
         )
         return {r.name: r.site for r in rows.all()}

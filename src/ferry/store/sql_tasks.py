@@ -9,8 +9,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, insert, select, type_coerce, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.types import NullType
 
 from ferry.domain.channels import ChannelMap, ChannelState
@@ -58,13 +66,13 @@ class RunCounter:
         if n:
             self._deltas[(transfer_id, run)][column] += n
 
-    async def apply(self, conn: AsyncConnection, now: datetime | None = None) -> None:
+    def apply(self, conn: Connection, now: datetime | None = None) -> None:
         """Add the deltas; ``now``, when given, is when these objects ended."""
         for (transfer_id, run), delta in self._deltas.items():
             values: dict[str, Any] = {name: t.runs.c[name] + n for name, n in delta.items()}
             if now is not None and any(name in _COUNTED.values() for name in delta):
                 values["last_result_at"] = now
-            await conn.execute(
+            conn.execute(
                 update(t.runs)
                 .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
                 .values(**values)
@@ -78,29 +86,32 @@ class TasksMixin(SqlBase):
         by_id = {r.task_id: r for r in results}
         if not by_id:
             return []
-        now = self.clock()
-        async with self._tx() as conn:
-            held = await self._still_held(conn, agent_id, by_id)
-            # Given back unstarted (no error said): QUEUED again, as if never leased.
-            unstarted = [
-                row
-                for row in held
-                if by_id[row.id].state is TaskState.QUEUED
-                and by_id[row.id].error is None
-                and not row.cancel_requested
-            ]
-            if unstarted:
-                await execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in unstarted])
-                given_back = {row.id for row in unstarted}
-                held = [row for row in held if row.id not in given_back]  # a canceled one ends
-            changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in unstarted]
-            if held:
-                changes += await self._apply_results(conn, agent_id, held, by_id, now)
+        return await self._write(self._record_results, agent_id, by_id, self.clock())
+
+    def _record_results(
+        self, conn: Connection, agent_id: str, by_id: dict[int, TaskResult], now: datetime
+    ) -> list[TaskChange]:
+        held = self._still_held(conn, agent_id, by_id)
+        # Given back unstarted (no error said): QUEUED again, as if never leased.
+        unstarted = [
+            row
+            for row in held
+            if by_id[row.id].state is TaskState.QUEUED
+            and by_id[row.id].error is None
+            and not row.cancel_requested
+        ]
+        if unstarted:
+            execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in unstarted])
+            given_back = {row.id for row in unstarted}
+            held = [row for row in held if row.id not in given_back]  # a canceled one ends
+        changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in unstarted]
+        if held:
+            changes += self._apply_results(conn, agent_id, held, by_id, now)
         return changes
 
-    async def _apply_results(
+    def _apply_results(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         agent_id: str,
         held: list[HeldRow],
         by_id: dict[int, TaskResult],
@@ -109,7 +120,7 @@ class TasksMixin(SqlBase):
         """Results of started attempts, each kept as an attempt. One stopped by its channel
         (STOPPED) or by its agent's shutdown (RELEASED) is QUEUED again at once, and that
         attempt does not use up one of the object's retries."""
-        interrupted = await self._stopped_by_channel(conn, held, by_id)
+        interrupted = self._stopped_by_channel(conn, held, by_id)
         interrupted |= {
             row.id
             for row in held
@@ -133,26 +144,26 @@ class TasksMixin(SqlBase):
             updates.append(_task_update(row.id, result, state, not_before, ended_at))
             changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
             attempts.append(_attempt(row, agent_id, result, ended_at, ended))
-        await execute_many(conn, _RESULT_UPDATE, updates)
+        execute_many(conn, _RESULT_UPDATE, updates)
         if interrupted:
-            await conn.execute(
+            conn.execute(
                 update(t.tasks)
                 .where(t.tasks.c.id.in_(interrupted))
                 .values(max_attempts=t.tasks.c.max_attempts + 1)
             )
-        await execute_many(conn, _ATTEMPT_INSERT, attempts)
-        await counter.apply(conn, now)
-        await _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
+        execute_many(conn, _ATTEMPT_INSERT, attempts)
+        counter.apply(conn, now)
+        _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
         return changes
 
-    async def _still_held(
-        self, conn: AsyncConnection, agent_id: str, by_id: dict[int, TaskResult]
+    def _still_held(
+        self, conn: Connection, agent_id: str, by_id: dict[int, TaskResult]
     ) -> list[HeldRow]:
-        rows = await held_rows(conn, _HELD_BY, {"agent": agent_id, "ids": list(by_id)})
+        rows = held_rows(conn, _HELD_BY, {"agent": agent_id, "ids": list(by_id)})
         return [row for row in rows if row.lease_token == by_id[row.id].lease]
 
-    async def _stopped_by_channel(
-        self, conn: AsyncConnection, rows: list[HeldRow], by_id: dict[int, TaskResult]
+    def _stopped_by_channel(
+        self, conn: Connection, rows: list[HeldRow], by_id: dict[int, TaskResult]
     ) -> set[int]:
         """Tasks that stopped because their channel was stopped: they go back to QUEUED."""
         candidates = [
@@ -162,15 +173,13 @@ class TasksMixin(SqlBase):
         ]
         if not candidates:
             return set()
-        stopped = await self._stopped_pairs(
+        stopped = self._stopped_pairs(
             conn, {(r.source_site, r.destination_site) for r in candidates}
         )
         return {r.id for r in candidates if (r.source_site, r.destination_site) in stopped}
 
-    async def _stopped_pairs(
-        self, conn: AsyncConnection, pairs: set[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        rows = (await conn.execute(select(t.channels))).all()
+    def _stopped_pairs(self, conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        rows = conn.execute(select(t.channels)).all()
         channels = ChannelMap(channel_from_row(r) for r in rows)
         return {
             pair
@@ -196,15 +205,12 @@ class TasksMixin(SqlBase):
 
     async def reap_expired_leases(self, now: datetime) -> int:
         expired = (t.tasks.c.state == TaskState.ACTIVE.value) & (t.tasks.c.lease_expires_at < now)
-        async with self._tx() as conn:
-            return await self._requeue_leases(conn, expired, "lease expired")
+        return await self._write(self._requeue_leases, expired, "lease expired")
 
-    async def _requeue_leases(
-        self, conn: AsyncConnection, where: ColumnElement[bool], why: str
-    ) -> int:
+    def _requeue_leases(self, conn: Connection, where: ColumnElement[bool], why: str) -> int:
         """ACTIVE tasks matching ``where`` lose their lease: QUEUED again while attempts are left,
         FAILED otherwise, CANCELED if a cancel was asked. The lost attempt is recorded."""
-        rows = await held_rows(conn, leased_rows(where))
+        rows = held_rows(conn, leased_rows(where))
         if not rows:
             return 0
         now = self.clock()
@@ -222,9 +228,9 @@ class TasksMixin(SqlBase):
             counter.add(row.transfer_id, row.run, state)
             updates.append(_task_update(row.id, lost, state, None, ended_at))
             attempts.append(_attempt(row, row.lease_agent, lost, ended_at, ended="LOST"))
-        await execute_many(conn, _RESULT_UPDATE, updates)
-        await execute_many(conn, _ATTEMPT_INSERT, attempts)
-        await counter.apply(conn, now)
+        execute_many(conn, _RESULT_UPDATE, updates)
+        execute_many(conn, _ATTEMPT_INSERT, attempts)
+        counter.apply(conn, now)
         return len(rows)
 
     async def requeue_waiting(self, now: datetime) -> int:
@@ -271,11 +277,11 @@ def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
     )
 
 
-async def held_rows(
-    conn: AsyncConnection, statement: Select[Any], parameters: dict[str, Any] | None = None
+def held_rows(
+    conn: Connection, statement: Select[Any], parameters: dict[str, Any] | None = None
 ) -> list[HeldRow]:
     """The rows of a ``leased_rows`` statement."""
-    return list(map(HeldRow._make, await conn.execute(statement, parameters)))
+    return list(map(HeldRow._make, conn.execute(statement, parameters)))
 
 
 # The tasks of a report still leased to its agent: made once, given the ids when run.
@@ -389,15 +395,13 @@ def _attempt(
     )
 
 
-async def _add_agent_statistics(
-    conn: AsyncConnection, agent_id: str, results: list[TaskResult]
-) -> None:
+def _add_agent_statistics(conn: Connection, agent_id: str, results: list[TaskResult]) -> None:
     """Add a batch of results to the agent's statistics, in one statement."""
     ended = [r for r in results if r.state is not TaskState.QUEUED]  # given back: no verdict
     outcome = Counter(_OUTCOME_OF.get(r.state, "failed") for r in ended)
     moved = sum(r.bytes for r in results if r.state is TaskState.DONE)
     a = t.agents.c
-    await conn.execute(
+    conn.execute(
         update(t.agents)
         .where(a.id == agent_id)
         .values(

@@ -127,8 +127,10 @@ class TransfersMixin(SqlBase):
         try:
             async with self._tx() as conn:
                 # A scope comes into being with its first transfer (weight 1, until set).
-                await self._insert_missing(
-                    conn, t.scopes, [{"name": new.scope, "weight": 1, "created_at": now}]
+                await conn.run_sync(
+                    self._insert_missing,
+                    t.scopes,
+                    [{"name": new.scope, "weight": 1, "created_at": now}],
                 )
                 await conn.execute(
                     insert(t.transfers).values(
