@@ -87,6 +87,18 @@ def _sync_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _sqlite_begins_itself(dbapi_connection: Any, _record: Any) -> None:
+    """The driver begins no transaction of its own: ``_sqlite_begin_immediate`` does."""
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    """A write transaction takes SQLite's write lock as it begins, not at its first write:
+    what it reads first (the active count of a channel, the rows a report holds) cannot be
+    changed by another process before it writes."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class _SqliteConnection(sqlite3.Connection):
     """Rolls back before it closes. A task cancelled between a statement and the reading of
     its rows has its connection invalidated and closed with that statement still open; sqlite3
@@ -192,6 +204,8 @@ class SqlBase:
         self._sync_engine = create_engine(_sync_url(self.url), connect_args=connect_args)
         if self.is_sqlite:
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self._sync_engine, "connect", _sqlite_begins_itself)
+            event.listen(self._sync_engine, "begin", _sqlite_begin_immediate)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ferry-store-writer")
 
     async def close(self) -> None:
