@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, event
 
 from ferry.domain.channels import ANY_SITE, Channel, ChannelState
 from ferry.domain.locations import parse_location
@@ -24,6 +25,7 @@ from ferry.domain.transfers import (
 from ferry.errors import NotFound
 from ferry.store.abc import AgentStatistics, NewTransfer, TaskResult, TransferFilter
 from ferry.store.sql import SqlStore
+from ferry.store.sql_dispatch import _ACTIVATE
 
 TTL = timedelta(seconds=30)
 AB = ("A", "B")
@@ -379,3 +381,25 @@ async def test_transfers_are_filtered_by_submitter_scope_schedule_kind_and_label
     assert await listed(label="raw", scope="physics", submitter="alice") == {raw}
     assert await listed(label="nightly", submitter="nobody") == set()
     assert await listed(label="weekly") == set()
+
+
+async def test_a_lease_finds_its_tasks_by_their_ids_not_by_walking_the_queue(tmp_path):
+    """SQLite's plan of the lease's update: the hundreds of ids it names, each through the
+    primary key. (Without statistics, the planner took ``state = ?`` on the queue index and
+    walked the entry of every queued task: a fifth of a lease's time at 30,000 queued.)"""
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
+    await store.open()
+    await store.close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def explain(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        return f"EXPLAIN QUERY PLAN {statement}", parameters
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    values = {"ids": [1, 2, 3], "agent": "a", "lease": "l", "now": now, "expires": now}
+    with engine.connect() as conn:
+        plan = str(conn.execute(_ACTIVATE, values).fetchall())
+    engine.dispose()
+    assert "INTEGER PRIMARY KEY" in plan, plan
+    assert "ix_tasks_queue" not in plan, plan
