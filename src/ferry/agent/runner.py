@@ -85,6 +85,12 @@ class HeldTask:
         return self.canceled
 
 
+# A leased task's checksum and overwrite, looked up (an enum made from its value was a
+# fiftieth of an agent's time on small objects); a value not here is refused by the enum.
+_CHECKSUMS = {member.value: member for member in Checksum}
+_OVERWRITES = {member.value: member for member in Overwrite}
+
+
 def _small(task: HeldTask) -> bool:
     """Whether the copy is short work for the CPU: a small object, neither unpacked nor held
     to a bandwidth (a throttled copy sleeps on its rate, and would hold up the objects batched
@@ -266,8 +272,8 @@ class AgentRunner:
             transfer=item["transfer"],
             source=split_location(item["source"]),  # confined when the copy resolves them
             destination=split_location(item["destination"]),
-            checksum=Checksum(item["checksum"]),
-            overwrite=Overwrite(item["overwrite"]),
+            checksum=_CHECKSUMS.get(item["checksum"]) or Checksum(item["checksum"]),
+            overwrite=_OVERWRITES.get(item["overwrite"]) or Overwrite(item["overwrite"]),
             attempt=int(item["attempt"]),
             unzip=bool(item.get("unzip", False)),
             bandwidth=item.get("bandwidth"),

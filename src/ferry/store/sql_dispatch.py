@@ -226,7 +226,7 @@ class DispatchMixin(SqlBase):
             "now": now,
             "expires": now + ttl,
         }
-        return list(map(_LeasedRow._make, conn.execute(_ACTIVATE, parameters)))
+        return list(map(_LeasedRow._make, conn.execute(_ACTIVATE, parameters).fetchall()))
 
     def _options_of(self, conn: Connection, ids: set[str]) -> dict[str, TransferOptions]:
         if not ids:

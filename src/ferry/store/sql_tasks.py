@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.types import NullType
 
 from ferry.domain.channels import ChannelMap, ChannelState
-from ferry.domain.states import TaskState, check_task_transition
+from ferry.domain.states import TASK_TRANSITIONS, TaskState, check_task_transition
 from ferry.store import tables as t
 from ferry.store.abc import TaskChange, TaskResult
 from ferry.store.sql_base import SqlBase
@@ -31,6 +30,11 @@ from ferry.store.sql_dispatch import channel_from_row
 
 RETRY_BASE = timedelta(seconds=10)
 RETRY_CAP = timedelta(minutes=10)
+
+# A state's text as stored, looked up: reading an enum member's ``value`` is a descriptor call.
+_VALUE = {state: state.value for state in TaskState}
+# Where a started attempt may end (an agent's FAILED and a cancel are decided apart).
+_ENDED_FROM_ACTIVE = frozenset(TASK_TRANSITIONS[TaskState.ACTIVE])
 
 _COUNTED = {
     TaskState.DONE: "done",
@@ -195,9 +199,10 @@ class TasksMixin(SqlBase):
             return TaskState.CANCELED, None
         if result.state is TaskState.CANCELED and not row.cancel_requested:
             # Stopped by its agent (shutting down), not by a user: the object still has to move.
-            result = replace(result, state=TaskState.FAILED, retryable=True)
+            result = result._replace(state=TaskState.FAILED, retryable=True)
         if result.state is not TaskState.FAILED:
-            check_task_transition(TaskState.ACTIVE, result.state)
+            if result.state not in _ENDED_FROM_ACTIVE:
+                check_task_transition(TaskState.ACTIVE, result.state)  # raises: a bug
             return result.state, None
         if result.retryable and row.attempts < row.max_attempts:
             return TaskState.WAITING, now + retry_delay(row.attempts)
@@ -281,7 +286,7 @@ def held_rows(
     conn: Connection, statement: Select[Any], parameters: dict[str, Any] | None = None
 ) -> list[HeldRow]:
     """The rows of a ``leased_rows`` statement."""
-    return list(map(HeldRow._make, conn.execute(statement, parameters)))
+    return list(map(HeldRow._make, conn.execute(statement, parameters).fetchall()))
 
 
 # The tasks of a report still leased to its agent: made once, given the ids when run.
@@ -368,7 +373,7 @@ def _task_update(
     return (
         task_id,
         result.lease,
-        state.value,
+        _VALUE[state],
         result.bytes,
         result.checksum,
         result.error_class,
@@ -389,7 +394,7 @@ def _attempt(
         row.leased_at,
         ended_at,
         result.bytes,
-        ended or result.state.value,
+        ended or _VALUE[result.state],
         result.error_class,
         result.error,
     )
