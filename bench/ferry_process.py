@@ -72,7 +72,7 @@ class FerryServer:
     def wait_finished(self, transfer_id: str) -> dict[str, Any]:
         """The transfer once it has ended, told by the server's event stream the moment it
         does (polling would add up to its interval to every figure)."""
-        url = f"/api/v1/events?transfer={transfer_id}"
+        url = f"/api/v1/events?transfer={transfer_id}&kind=transfer"  # its status alone
         kind = ""
         with self.http.stream("GET", url, timeout=None) as events:
             for line in events.iter_lines():

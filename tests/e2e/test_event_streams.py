@@ -12,6 +12,8 @@ from typing import IO
 
 from e2e_support import FERRY, ServerProcess
 
+from ferry.client import Client
+
 FOLLOW_ALL = """
 import sys, httpx
 with httpx.stream("GET", sys.argv[1] + "/api/v1/events", timeout=None,
@@ -109,3 +111,40 @@ def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_serv
     for stream in (follow.stdout, follow.stderr):
         assert stream is not None
         stream.close()
+
+
+FOLLOW_STATUS = """
+import sys, httpx
+url = sys.argv[1] + "/api/v1/events"
+query = {"transfer": sys.argv[3], "kind": "transfer"}
+with httpx.stream("GET", url, params=query, timeout=30,
+                  headers={"Authorization": "Bearer " + sys.argv[2]}) as response:
+    for line in response.iter_lines():
+        print(line, flush=True)
+        if "COMPLETED" in line:
+            break
+"""
+
+
+def test_a_stream_of_one_kind_carries_that_kind_only(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The status of a transfer alone (what a script waiting for its end wants): none of its
+    objects' changes, none of its progress ticks."""
+    server: ServerProcess = start_server()
+    flags = ["--option", "size=1000", "--option", "time=1.5", "--option", "files=2"]
+    server.cli("storage", "add", "slow", "mock://slow", *flags, check=True)
+    server.cli("storage", "add", "sink", "mock://sink", check=True)
+    moving = server.cli_json("submit", "--tree", "slow:data", "sink:out")
+    follow = subprocess.run(
+        [sys.executable, "-c", FOLLOW_STATUS, server.url, server.token, moving["id"]],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    kinds = {line for line in follow.stdout.splitlines() if line.startswith(b"event: ")}
+    assert b'"status":"COMPLETED"' in follow.stdout
+    assert kinds == {b"event: transfer"}
+    outcomes = server.cli_json("outcomes", moving["id"])
+    assert [o["status"] for o in outcomes["objects"]] == ["DONE", "DONE"]  # not streamed
+    with Client(server.url, server.token) as client:  # the Python client asks the same
+        opening = next(iter(client.events(moving["id"], kinds=["transfer"])))
+    assert (opening["event"], opening["status"]) == ("transfer", "COMPLETED")

@@ -142,6 +142,13 @@ async def test_malformed_json_is_a_problem(api) -> None:  # type: ignore[no-unty
     assert response.headers["content-type"] == PROBLEM
 
 
+async def test_an_unknown_event_kind_is_a_problem_naming_the_kinds(api) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.get("/api/v1/events", params={"kind": ["transfer", "bytes"]})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert "'transfer', 'run', 'tasks', 'progress' or 'agent'" in response.text
+
+
 async def test_unknown_transfer_is_404(api) -> None:  # type: ignore[no-untyped-def]
     for path in ("/api/v1/transfers/nope", "/api/v1/transfers/nope/outcomes"):
         response = await api.client.get(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,14 @@ class BaseClient:
         the server's limit per call allows."""
         for start in range(0, len(names), SKIPPED_MAX):
             yield {"names": names[start : start + SKIPPED_MAX]}
+
+    @staticmethod
+    def event_filter(transfer_id: str | None, kinds: Sequence[str] | None) -> httpx.QueryParams:
+        """The query of ``GET /events``: one transfer, some kinds (the parameter repeated)."""
+        query: dict[str, str | list[str]] = {"kind": list(kinds or ())}
+        if transfer_id:
+            query["transfer"] = transfer_id
+        return httpx.QueryParams(query)
 
     @staticmethod
     def parse_event(lines: list[str]) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +181,12 @@ class AsyncClient(BaseClient):
             await self._send(Request("PUT", f"/api/v1/scopes/{name}", json={"weight": weight}))
         )
 
-    async def events(self, transfer_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Server-sent events as they come (``transfer_id``: that transfer's only)."""
-        params = {"transfer": transfer_id} if transfer_id else None
+    async def events(
+        self, transfer_id: str | None = None, kinds: Sequence[str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events as they come (``transfer_id``: that transfer's only; ``kinds``:
+        those kinds only, e.g. ``["transfer"]`` for its status alone)."""
+        params = self.event_filter(transfer_id, kinds)
         async with self._http.stream(
             "GET", "/api/v1/events", params=params, headers=self._headers(), timeout=None
         ) as response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +177,12 @@ class Client(BaseClient):
             self._send(Request("PUT", f"/api/v1/scopes/{name}", json={"weight": weight}))
         )
 
-    def events(self, transfer_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Server-sent events as they come (``transfer_id``: that transfer's only)."""
-        params = {"transfer": transfer_id} if transfer_id else None
+    def events(
+        self, transfer_id: str | None = None, kinds: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Server-sent events as they come (``transfer_id``: that transfer's only; ``kinds``:
+        those kinds only, e.g. ``["transfer"]`` for its status alone)."""
+        params = self.event_filter(transfer_id, kinds)
         with self._http.stream(
             "GET", "/api/v1/events", params=params, headers=self._headers(), timeout=None
         ) as response:

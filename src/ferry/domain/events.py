@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,3 +77,8 @@ class AgentLost(Event):
     name: str
     reason: str
     requeued: int
+
+
+# The kinds a subscriber may ask for (``lagged`` always comes: it says what was missed).
+EventKind = Literal["transfer", "run", "tasks", "progress", "agent"]
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,25 +30,36 @@ class Lagged(Event):
 
 class EventBus:
     def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
-        self._subscribers: set[asyncio.Queue[object]] = set()
+        # Each subscriber's queue, with the kinds it wants (None: every kind).
+        self._subscribers: dict[asyncio.Queue[object], frozenset[str] | None] = {}
         self._queue_size = queue_size
 
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
+    def wants(self, kind: str) -> bool:
+        """Whether any subscriber takes events of ``kind``: a publisher need not build those
+        nobody reads (a batch of task changes per report, for a stream that follows only a
+        transfer's status)."""
+        return any(kinds is None or kind in kinds for kinds in self._subscribers.values())
+
     def publish(self, event: Event) -> None:
-        for queue in list(self._subscribers):
+        for queue, kinds in list(self._subscribers.items()):
+            if kinds is not None and event.kind not in kinds:
+                continue
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
                 self._end(queue, _LAGGED)
 
-    async def subscribe(self, transfer: str | None = None) -> AsyncGenerator[Event, None]:
-        """Events from now on, those of ``transfer`` only when given, until the caller stops
-        iterating or falls behind (then a final ``Lagged``)."""
+    async def subscribe(
+        self, transfer: str | None = None, kinds: Collection[str] | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Events from now on, those of ``transfer`` only and of ``kinds`` only when given,
+        until the caller stops iterating or falls behind (then a final ``Lagged``)."""
         queue: asyncio.Queue[object] = asyncio.Queue(self._queue_size)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = frozenset(kinds) if kinds is not None else None
         try:
             while True:
                 event = await queue.get()
@@ -60,7 +71,7 @@ class EventBus:
                 if transfer is None or transfer in event.transfer_ids:
                     yield event
         finally:
-            self._subscribers.discard(queue)
+            self._subscribers.pop(queue, None)
 
     def close(self) -> None:
         """Wake every subscriber so that its stream ends (the server is stopping)."""
@@ -68,7 +79,7 @@ class EventBus:
             self._end(queue, _CLOSED)
 
     def _end(self, queue: asyncio.Queue[object], why: object) -> None:
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
         while not queue.empty():
             queue.get_nowait()
         queue.put_nowait(why)

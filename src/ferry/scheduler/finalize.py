@@ -62,7 +62,7 @@ class FinalizeLoop(Loop):
                 error=run.error,
             )
         )
-        if events.subscribers:
+        if events.wants(TransferChanged.kind):
             transfer = await self.store.get_transfer(run.transfer_id)
             events.publish(
                 TransferChanged(

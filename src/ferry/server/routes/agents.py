@@ -232,8 +232,8 @@ _REPORTED = {**{s.value: s for s in TaskState}, "RELEASED": TaskState.QUEUED}
 
 
 def publish_task_changes(state: ServerState, changes: list[TaskChange]) -> None:
-    if not state.wakeups.events.subscribers:
-        return  # nobody listens: no need to build the batches
+    if not state.wakeups.events.wants(TasksChanged.kind):
+        return  # nobody listens for them: no need to build the batches
     by_transfer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
         by_transfer[change.transfer_id].append(

@@ -14,7 +14,13 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from ferry.domain.events import Event, ProgressReported, TransferChanged
+from ferry.domain.events import (
+    EVENT_KINDS,
+    Event,
+    EventKind,
+    ProgressReported,
+    TransferChanged,
+)
 from ferry.domain.states import RunStatus
 from ferry.domain.transfers import run_progress
 from ferry.server.deps import Reader, StateDep
@@ -36,30 +42,38 @@ async def events(
     state: StateDep,
     caller: Reader,
     transfer: Annotated[str | None, Query(max_length=36, description="only this transfer")] = None,
+    kind: Annotated[
+        list[EventKind] | None,
+        Query(description="only these kinds, repeated (``lagged`` always comes)"),
+    ] = None,
 ) -> StreamingResponse:
     """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, tasks,
     progress, agent, lagged). With ``transfer``, it starts with that transfer's current status."""
+    kinds = frozenset(kind) if kind else frozenset(EVENT_KINDS)
     first: list[Event] = []
     if transfer is not None:
         current = await state.store.get_transfer(transfer)  # 404 for an unknown transfer
-        first.append(
-            TransferChanged(transfer=current.id, status=current.status.value, error=current.error)
-        )
+        if "transfer" in kinds:
+            first.append(
+                TransferChanged(
+                    transfer=current.id, status=current.status.value, error=current.error
+                )
+            )
     return StreamingResponse(
-        _stream(state, transfer, first),
+        _stream(state, transfer, kinds, first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def _stream(
-    state: ServerState, transfer: str | None, first: list[Event]
+    state: ServerState, transfer: str | None, kinds: frozenset[str], first: list[Event]
 ) -> AsyncIterator[str]:
     last_status = None
     for event in first:
         last_status = getattr(event, "status", last_status)
         yield _frame(event)
-    subscription = state.wakeups.events.subscribe(transfer)
+    subscription = state.wakeups.events.subscribe(transfer, kinds)
     tick = PROGRESS_EVERY_S if transfer is not None else KEEPALIVE_S
     pending: asyncio.Task[Event] | None = None
     try:
@@ -81,14 +95,14 @@ async def _stream(
                 # published to it: the status is read again at every tick.
                 seen = await state.store.get_transfer_with_run(transfer)
                 current = seen.transfer
-                if current.status.value != last_status:
+                if current.status.value != last_status and "transfer" in kinds:
                     last_status = current.status.value
                     yield _frame(
                         TransferChanged(
                             transfer=current.id, status=last_status, error=current.error
                         )
                     )
-                elif (progress := _progress(seen, state.clock())) is not None:
+                elif "progress" in kinds and (progress := _progress(seen, state.clock())):
                     yield _frame(progress)
             else:
                 yield ": keep-alive\n\n"
