@@ -315,6 +315,16 @@ class RunsMixin(HooksMixin, SqlBase):
     # --- the finalize loop ----------------------------------------------------------------------
     async def finish_runs(self, now: datetime) -> list[Run]:
         r = t.runs.c
+        ended = (
+            (r.status == RunStatus.ONGOING.value)
+            & r.expanded
+            & (r.total == r.done + r.failed + r.skipped + r.canceled)
+        )
+        # Looked for first without the writer's lock: the loop runs after every report, and
+        # most times no run has ended.
+        async with self._read() as conn:
+            if (await conn.execute(select(r.transfer_id).where(ended).limit(1))).first() is None:
+                return []
         finished_rows = (
             select(
                 t.runs,
@@ -325,11 +335,7 @@ class RunsMixin(HooksMixin, SqlBase):
                 t.transfers.c.scope.label("transfer_scope"),
             )
             .join(t.transfers, t.transfers.c.id == r.transfer_id)
-            .where(
-                (r.status == RunStatus.ONGOING.value)
-                & r.expanded
-                & (r.total == r.done + r.failed + r.skipped + r.canceled)
-            )
+            .where(ended)
         )
         finished: list[Run] = []
         async with self._tx() as conn:
