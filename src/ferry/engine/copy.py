@@ -91,7 +91,8 @@ def _copy(
             if not _worth_replacing(request, source, destination, info):
                 return CopyOutcome(CopyState.SKIPPED)
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
-        request.destination.resolve(request.destination_path)  # again, now that the folders exist
+        if request.destination.is_local:  # a folder just made could be a link planted meanwhile
+            request.destination.resolve(request.destination_path)
         remove_earlier_attempts(request.destination, destination, request.tag, request.attempt)
     # Always a temporary name, renamed into place once verified. (Writing an object store's key
     # directly is tempting, but its client commits whatever was written when the file is closed,
@@ -106,7 +107,8 @@ def _copy(
         else:
             copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
         with on_destination:
-            request.destination.resolve(request.destination.relative(temporary))
+            if request.destination.is_local:  # nor may the temporary file have become one
+                request.destination.resolve(request.destination.relative(temporary))
             _verify(request, info, dst_fs.size(temporary), copied)
             _verify_checksum(request, temporary, digest, read_back)
             request.destination.move_into_place(temporary, destination)
