@@ -27,6 +27,7 @@ from ferry.errors import (
 from ferry.store import tables
 from ferry.store.abc import TaskResult
 from ferry.store.sql import SqlStore
+from ferry.store.sql_base import _sync_url
 from ferry.store.sql_tasks import RETRY_CAP
 
 from .factories import new_transfer, planned, register
@@ -103,6 +104,18 @@ async def test_an_in_memory_sqlite_database_is_refused_with_the_reason():
     store = SqlStore("sqlite+aiosqlite://")
     with pytest.raises(ConfigError, match="in-memory SQLite database cannot be shared"):
         await store.open()
+
+
+@pytest.mark.parametrize(
+    ("url", "synchronous"),
+    [
+        ("sqlite+aiosqlite:////data/ferry.db", "sqlite+pysqlite:////data/ferry.db"),
+        ("postgresql+psycopg://f:pw@db/ferry", "postgresql+psycopg://f:pw@db/ferry"),
+        ("postgresql+asyncpg://f:pw@db/ferry", "postgresql+psycopg://f:pw@db/ferry"),
+    ],
+)
+def test_the_writer_thread_reaches_the_same_database_synchronously(url, synchronous):
+    assert _sync_url(url) == synchronous
 
 
 async def test_a_write_whose_caller_is_cancelled_is_rolled_back_and_holds_the_writer_till_it_ends(

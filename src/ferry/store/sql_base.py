@@ -81,10 +81,16 @@ def is_in_memory_sqlite(url: str) -> bool:
 
 
 def _sync_url(url: str) -> str:
+    """The same database through a synchronous driver, for the writer thread."""
     parsed = make_url(url)
-    if parsed.drivername == "sqlite+aiosqlite":
-        parsed = parsed.set(drivername="sqlite+pysqlite")
+    synchronous = _SYNC_DRIVERS.get(parsed.drivername)
+    if synchronous is not None:
+        parsed = parsed.set(drivername=synchronous)
     return parsed.render_as_string(hide_password=False)
+
+
+# psycopg is synchronous and asynchronous at once; these are not.
+_SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite+pysqlite", "postgresql+asyncpg": "postgresql+psycopg"}
 
 
 def _sqlite_begins_itself(dbapi_connection: Any, _record: Any) -> None:
