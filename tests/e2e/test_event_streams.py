@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from e2e_support import FERRY, ServerProcess
 
@@ -89,12 +89,18 @@ with httpx.stream("GET", url, timeout=None,
 """
 
 
-def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_server) -> None:  # type: ignore[no-untyped-def]
-    server: ServerProcess = start_server()
-    flags = ["--option", "size=1000", "--option", "time=3", "--option", "files=2"]
+def submit_slow_tree(server: ServerProcess, *, seconds_each: float) -> dict[str, Any]:
+    """A tree of two mock objects that take ``seconds_each`` to open, copied to a sink."""
+    flags = ["--option", "size=1000", "--option", f"time={seconds_each}", "--option", "files=2"]
     server.cli("storage", "add", "slow", "mock://slow", *flags, check=True)
     server.cli("storage", "add", "sink", "mock://sink", check=True)
-    moving = server.cli_json("submit", "--tree", "slow:data", "sink:out")
+    moving: dict[str, Any] = server.cli_json("submit", "--tree", "slow:data", "sink:out")
+    return moving
+
+
+def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_server) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = start_server()
+    moving = submit_slow_tree(server, seconds_each=3)
     follow = subprocess.Popen(
         [sys.executable, "-c", FOLLOW_ONE, server.url, server.token, moving["id"]],
         stdout=subprocess.PIPE,
@@ -130,10 +136,7 @@ def test_a_stream_of_one_kind_carries_that_kind_only(start_server) -> None:  # t
     """The status of a transfer alone (what a script waiting for its end wants): none of its
     objects' changes, none of its progress ticks."""
     server: ServerProcess = start_server()
-    flags = ["--option", "size=1000", "--option", "time=1.5", "--option", "files=2"]
-    server.cli("storage", "add", "slow", "mock://slow", *flags, check=True)
-    server.cli("storage", "add", "sink", "mock://sink", check=True)
-    moving = server.cli_json("submit", "--tree", "slow:data", "sink:out")
+    moving = submit_slow_tree(server, seconds_each=1.5)
     follow = subprocess.run(
         [sys.executable, "-c", FOLLOW_STATUS, server.url, server.token, moving["id"]],
         capture_output=True,
