@@ -86,7 +86,7 @@ class HeldTask:
 
 
 # A leased task's checksum and overwrite, looked up (an enum made from its value was a
-# fiftieth of an agent's time on small objects); a value not here is refused by the enum.
+# fiftieth of an agent's time on zero-byte objects); a value not here is refused by the enum.
 _CHECKSUMS = {member.value: member for member in Checksum}
 _OVERWRITES = {member.value: member for member in Overwrite}
 
