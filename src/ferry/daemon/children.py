@@ -134,8 +134,7 @@ class Supervisor:
                 process.pid,
                 silent,
             )
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            send_signal(process, signal.SIGKILL)
             killed.append(child.spec.name)
         return killed
 
@@ -145,9 +144,8 @@ class Supervisor:
         self._stopping.set()
         running = [c.process for c in self._children if c.process and c.process.returncode is None]
         for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signum)
-                process.send_signal(signal.SIGCONT)  # a stopped child must see it
+            send_signal(process, signum)
+            send_signal(process, signal.SIGCONT)  # a stopped child must see it
         try:
             await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), grace)
         except TimeoutError:
@@ -156,8 +154,7 @@ class Supervisor:
                     log.warning(
                         "child pid %d did not stop within %.0f s: killed", process.pid, grace
                     )
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                    send_signal(process, signal.SIGKILL)
             await asyncio.gather(*(p.wait() for p in running))
         for child in self._children:
             if child.watcher is not None:
@@ -167,6 +164,15 @@ class Supervisor:
         for child in self._children:  # one started while this was stopping the others
             late = child.process
             if late is not None and late.returncode is None and late not in running:
-                with contextlib.suppress(ProcessLookupError):
-                    late.kill()
+                send_signal(late, signal.SIGKILL)
                 await late.wait()
+
+
+def send_signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    """Send ``signum`` to a child not yet reaped. Not through ``Process.send_signal``: the
+    ``Popen`` under it first polls the child (``waitpid``), which reaps one that has just
+    died, and asyncio's own watcher then finds no such child and reports its status as 255.
+    Until the watcher has reaped it, the child's pid cannot have been given to another."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
