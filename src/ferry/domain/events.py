@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,4 +81,3 @@ class AgentLost(Event):
 
 # The kinds a subscriber may ask for (``lagged`` always comes: it says what was missed).
 EventKind = Literal["transfer", "run", "tasks", "progress", "agent"]
-EVENT_KINDS: tuple[str, ...] = get_args(EventKind)

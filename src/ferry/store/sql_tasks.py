@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.types import NullType
 
 from ferry.domain.channels import ChannelMap, ChannelState
-from ferry.domain.states import TASK_TRANSITIONS, TaskState, check_task_transition
+from ferry.domain.states import TaskState, check_task_transition
 from ferry.store import tables as t
 from ferry.store.abc import TaskChange, TaskResult
 from ferry.store.sql_base import SqlBase
@@ -33,8 +33,6 @@ RETRY_CAP = timedelta(minutes=10)
 
 # A state's text as stored, looked up: reading an enum member's ``value`` is a descriptor call.
 _VALUE = {state: state.value for state in TaskState}
-# Where a started attempt may end (an agent's FAILED and a cancel are decided apart).
-_ENDED_FROM_ACTIVE = frozenset(TASK_TRANSITIONS[TaskState.ACTIVE])
 
 _COUNTED = {
     TaskState.DONE: "done",
@@ -201,8 +199,7 @@ class TasksMixin(SqlBase):
             # Stopped by its agent (shutting down), not by a user: the object still has to move.
             result = result._replace(state=TaskState.FAILED, retryable=True)
         if result.state is not TaskState.FAILED:
-            if result.state not in _ENDED_FROM_ACTIVE:
-                check_task_transition(TaskState.ACTIVE, result.state)  # raises: a bug
+            check_task_transition(TaskState.ACTIVE, result.state)
             return result.state, None
         if result.retryable and row.attempts < row.max_attempts:
             return TaskState.WAITING, now + retry_delay(row.attempts)

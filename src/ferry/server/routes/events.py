@@ -14,13 +14,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from ferry.domain.events import (
-    EVENT_KINDS,
-    Event,
-    EventKind,
-    ProgressReported,
-    TransferChanged,
-)
+from ferry.domain.events import Event, EventKind, ProgressReported, TransferChanged
 from ferry.domain.states import RunStatus
 from ferry.domain.transfers import run_progress
 from ferry.server.deps import Reader, StateDep
@@ -49,11 +43,11 @@ async def events(
 ) -> StreamingResponse:
     """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, tasks,
     progress, agent, lagged). With ``transfer``, it starts with that transfer's current status."""
-    kinds = frozenset(kind) if kind else frozenset(EVENT_KINDS)
+    kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
     first: list[Event] = []
     if transfer is not None:
         current = await state.store.get_transfer(transfer)  # 404 for an unknown transfer
-        if "transfer" in kinds:
+        if _wanted("transfer", kinds):
             first.append(
                 TransferChanged(
                     transfer=current.id, status=current.status.value, error=current.error
@@ -67,7 +61,7 @@ async def events(
 
 
 async def _stream(
-    state: ServerState, transfer: str | None, kinds: frozenset[str], first: list[Event]
+    state: ServerState, transfer: str | None, kinds: frozenset[str] | None, first: list[Event]
 ) -> AsyncIterator[str]:
     last_status = None
     for event in first:
@@ -95,14 +89,14 @@ async def _stream(
                 # published to it: the status is read again at every tick.
                 seen = await state.store.get_transfer_with_run(transfer)
                 current = seen.transfer
-                if current.status.value != last_status and "transfer" in kinds:
+                if current.status.value != last_status and _wanted("transfer", kinds):
                     last_status = current.status.value
                     yield _frame(
                         TransferChanged(
                             transfer=current.id, status=last_status, error=current.error
                         )
                     )
-                elif "progress" in kinds and (progress := _progress(seen, state.clock())):
+                elif _wanted("progress", kinds) and (progress := _progress(seen, state.clock())):
                     yield _frame(progress)
             else:
                 yield ": keep-alive\n\n"
@@ -112,6 +106,10 @@ async def _stream(
             with contextlib.suppress(BaseException):
                 await pending
         await subscription.aclose()
+
+
+def _wanted(kind: str, kinds: frozenset[str] | None) -> bool:
+    return kinds is None or kind in kinds
 
 
 def _progress(seen: TransferWithRun, now: datetime) -> ProgressReported | None:
