@@ -156,12 +156,25 @@ def fill(database: Path, transfers: int, tasks_each: int) -> list[str]:
 def hammer(server: FerryServer, kind: str, ids: list[str], seconds: float) -> list[float]:
     """``CLIENTS`` client processes (threads of one process would queue on its own lock and
     add that to every figure), each with its own connection, asking back to back for
-    ``seconds``; every request's latency in seconds."""
+    ``seconds``; every request's latency in seconds. The clocks start together, once every
+    client has started and connected: a client that began while the others were still
+    starting (an interpreter's imports, a few hundred ms of CPU each) was measured against
+    them, on the same two cores, and its slowest requests were theirs."""
     headers = dict(server.http.headers)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(CLIENTS)
     jobs = [(server.url, headers, kind, ids, seconds, seed) for seed in range(CLIENTS)]
-    with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
+    with context.Pool(CLIENTS, initializer=_share_barrier, initargs=(ready,)) as pool:
         per_client = pool.starmap(client, jobs)
     return [latency for latencies in per_client for latency in latencies]
+
+
+_ready: Any = None  # each client process's copy of the barrier that starts the clocks
+
+
+def _share_barrier(barrier: Any) -> None:
+    global _ready
+    _ready = barrier
 
 
 def client(
@@ -171,6 +184,7 @@ def client(
     latencies = []
     with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
         http.get("/healthz")  # connected before the clock starts
+        _ready.wait(timeout=120)  # each job holds its process until all are here: one each
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             path = f"/api/v1/transfers/{rng.choice(ids)}" if kind == "one" else page_path(rng)
