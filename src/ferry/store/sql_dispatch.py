@@ -23,7 +23,7 @@ from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
 from ferry.store import tables as t
 from ferry.store.abc import LeasedTask
-from ferry.store.sql_base import SqlBase
+from ferry.store.sql_base import SqlBase, all_rows
 
 
 def channel_from_row(row: Any) -> Channel:
@@ -96,8 +96,7 @@ class DispatchMixin(SqlBase):
         return channel
 
     async def list_channels(self) -> list[Channel]:
-        async with self._read() as conn:
-            return list(await conn.run_sync(self._channels))
+        return list(await self._reading(self._channels))
 
     async def delete_channel(self, source_site: str, destination_site: str) -> None:
         async with self._tx() as conn:
@@ -111,10 +110,9 @@ class DispatchMixin(SqlBase):
             raise NotFound(f"channel {source_site}→{destination_site} not found")
 
     async def active_by_channel(self) -> dict[Pair, int]:
-        async with self._read() as conn:
-            room = _Room(
-                await conn.run_sync(self._channels), await conn.run_sync(self._active_by_pair)
-            )
+        room = await self._reading(
+            lambda conn: _Room(self._channels(conn), self._active_by_pair(conn))
+        )
         return dict(room.active)
 
     def _channels(self, conn: Connection) -> ChannelMap:
@@ -135,8 +133,7 @@ class DispatchMixin(SqlBase):
         return scope
 
     async def list_scopes(self) -> list[Scope]:
-        async with self._read() as conn:
-            rows = (await conn.execute(select(t.scopes).order_by(t.scopes.c.name))).all()
+        rows = await self._reading(all_rows, select(t.scopes).order_by(t.scopes.c.name))
         return [Scope(r.name, r.weight) for r in rows]
 
     # --- the lease ----------------------------------------------------------------------------

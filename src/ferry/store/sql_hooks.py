@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ferry.domain.transfers import Run
 from ferry.store import tables as t
 from ferry.store.abc import Notification
-from ferry.store.sql_base import SqlBase
+from ferry.store.sql_base import SqlBase, all_rows
 
 PENDING, DELIVERED, GAVE_UP = "PENDING", "DELIVERED", "FAILED"
 
@@ -59,15 +59,13 @@ class HooksMixin(SqlBase):
 
     async def due_notifications(self, now: datetime, limit: int) -> list[Notification]:
         n = t.notifications.c
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.notifications)
-                    .where((n.state == PENDING) & (n.next_attempt_at <= now))
-                    .order_by(n.next_attempt_at, n.id)
-                    .limit(limit)
-                )
-            ).all()
+        rows = await self._reading(
+            all_rows,
+            select(t.notifications)
+            .where((n.state == PENDING) & (n.next_attempt_at <= now))
+            .order_by(n.next_attempt_at, n.id)
+            .limit(limit),
+        )
         return [
             Notification(r.id, r.transfer_id, r.run, r.url, dict(r.payload), r.attempts)
             for r in rows

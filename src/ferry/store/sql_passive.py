@@ -18,7 +18,7 @@ from ferry.domain.transfers import PlannedTask, Transfer
 from ferry.errors import Forbidden, NotFound
 from ferry.store import tables as t
 from ferry.store.abc import NewTransfer, TaskResult
-from ferry.store.sql_base import hash_secret, task_from_row
+from ferry.store.sql_base import all_rows, first_row, hash_secret, task_from_row
 from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_runs import TASK_INSERT, RunsMixin, task_rows
 from ferry.store.sql_tasks import RunCounter, TasksMixin, held_rows, leased_rows
@@ -68,12 +68,10 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
 
     async def check_capability(self, capability: str, transfer_id: str) -> str:
         """The direction (push, pull) the capability allows on this transfer."""
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.capabilities).where(t.capabilities.c.hash == hash_secret(capability))
-                )
-            ).first()
+        row = await self._reading(
+            first_row,
+            select(t.capabilities).where(t.capabilities.c.hash == hash_secret(capability)),
+        )
         if row is None or row.transfer_id != transfer_id:
             raise CapabilityRefused("unknown, or for another transfer")
         if row.closed_at is not None:
@@ -143,17 +141,15 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
         """The client's ACTIVE task for ``client_path``, with its lease."""
         c = t.tasks.c
         here = str(Location(CLIENT_STORAGE, client_path))
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.tasks).where(
-                        (c.transfer_id == transfer_id)
-                        & ((c.source == here) | (c.destination == here))
-                        & (c.state == TaskState.ACTIVE.value)
-                        & (c.lease_agent == PASSIVE_AGENT)
-                    )
-                )
-            ).first()
+        row = await self._reading(
+            first_row,
+            select(t.tasks).where(
+                (c.transfer_id == transfer_id)
+                & ((c.source == here) | (c.destination == here))
+                & (c.state == TaskState.ACTIVE.value)
+                & (c.lease_agent == PASSIVE_AGENT)
+            ),
+        )
         if row is None:
             raise NotFound(f"{client_path!r} is not being fetched in transfer {transfer_id}")
         return task_from_row(row), str(row.lease_token)
@@ -217,12 +213,10 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
 
     async def expired_passive_transfers(self, now: datetime) -> list[str]:
         cap = t.capabilities.c
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(cap.transfer_id).where(cap.closed_at.is_(None) & (cap.expires_at <= now))
-                )
-            ).all()
+        rows = await self._reading(
+            all_rows,
+            select(cap.transfer_id).where(cap.closed_at.is_(None) & (cap.expires_at <= now)),
+        )
         return [r.transfer_id for r in rows]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.states import AgentState, TaskState, TransferStatus
@@ -24,7 +24,7 @@ from ferry.errors import (
 from ferry.store import tables as t
 from ferry.store.abc import AgentStatistics, Principal
 from ferry.store.crypto import SecretKeyError
-from ferry.store.sql_base import SqlBase, hash_secret, storage_from_row
+from ferry.store.sql_base import SqlBase, all_rows, first_row, hash_secret, storage_from_row
 from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_tasks import _RELEASE, TasksMixin
 
@@ -137,15 +137,13 @@ class RegistryMixin(TasksMixin, SqlBase):
         return self.cipher.encrypt(storage.credentials.reveal())
 
     async def get_storage(self, name: str) -> Storage:
-        async with self._read() as conn:
-            row = (await conn.execute(select(t.storages).where(t.storages.c.name == name))).first()
+        row = await self._reading(first_row, select(t.storages).where(t.storages.c.name == name))
         if row is None:
             raise StorageNotFound(name)
         return storage_from_row(row, self.cipher)
 
     async def list_storages(self) -> list[Storage]:
-        async with self._read() as conn:
-            rows = (await conn.execute(select(t.storages).order_by(t.storages.c.name))).all()
+        rows = await self._reading(all_rows, select(t.storages).order_by(t.storages.c.name))
         return [storage_from_row(r, self.cipher) for r in rows]
 
     async def record_health(self, name: str, health: dict[str, Any]) -> None:
@@ -180,8 +178,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         if (known := self._principals.get(digest)) is not None:
             return known
         generation = self._principals.generation
-        async with self._read() as conn:
-            row = (await conn.execute(select(t.tokens).where(t.tokens.c.hash == digest))).first()
+        row = await self._reading(first_row, select(t.tokens).where(t.tokens.c.hash == digest))
         if row is None:
             raise Unauthenticated("unknown or revoked token")
         principal = Principal(
@@ -292,18 +289,15 @@ class RegistryMixin(TasksMixin, SqlBase):
         return str(row.id)
 
     async def list_agents(self) -> list[Agent]:
-        async with self._read() as conn:
-            rows = (await conn.execute(select(t.agents).order_by(t.agents.c.name))).all()
+        rows = await self._reading(all_rows, select(t.agents).order_by(t.agents.c.name))
         return [_agent_from_row(r) for r in rows]
 
     async def agent_named(self, name: str) -> Agent | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(t.agents).where(t.agents.c.name == name))).first()
+        row = await self._reading(first_row, select(t.agents).where(t.agents.c.name == name))
         return _agent_from_row(row) if row is not None else None
 
     async def get_agent(self, agent_id: str) -> Agent:
-        async with self._read() as conn:
-            row = (await conn.execute(select(t.agents).where(t.agents.c.id == agent_id))).first()
+        row = await self._reading(first_row, select(t.agents).where(t.agents.c.id == agent_id))
         if row is None:
             raise AgentNotFound(agent_id)
         return _agent_from_row(row)
@@ -393,12 +387,10 @@ class RegistryMixin(TasksMixin, SqlBase):
     async def silent_agents(self, since: datetime) -> list[Agent]:
         a = t.agents.c
         alive = (AgentState.REGISTERED.value, AgentState.ALIVE.value)
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.agents).where(a.state.in_(alive) & (a.last_heartbeat < since))
-                )
-            ).all()
+        rows = await self._reading(
+            all_rows,
+            select(t.agents).where(a.state.in_(alive) & (a.last_heartbeat < since)),
+        )
         return [_agent_from_row(r) for r in rows]
 
     async def agent_statistics(self, agent_ids: Sequence[str]) -> dict[str, AgentStatistics]:
@@ -409,30 +401,26 @@ class RegistryMixin(TasksMixin, SqlBase):
             return {}
         c, at = t.tasks.c, t.attempts.c
         window = self.clock() - THROUGHPUT_WINDOW
-        async with self._read() as conn:
-            counters = (await conn.execute(select(t.agents).where(t.agents.c.id.in_(ids)))).all()
-            held: dict[str, int] = dict(
-                (
-                    await conn.execute(
-                        select(c.lease_agent, func.count())
-                        .where(c.lease_agent.in_(ids) & (c.state == TaskState.ACTIVE.value))
-                        .group_by(c.lease_agent)
-                    )
-                ).all()
+        held_by_agent = (
+            select(c.lease_agent, func.count())
+            .where(c.lease_agent.in_(ids) & (c.state == TaskState.ACTIVE.value))
+            .group_by(c.lease_agent)
+        )
+        moved_lately = (
+            select(at.agent, func.coalesce(func.sum(at.bytes), 0))
+            .where(
+                at.agent.in_(ids) & (at.finished_at >= window) & (at.state == TaskState.DONE.value)
             )
-            recent: dict[str, int] = dict(
-                (
-                    await conn.execute(
-                        select(at.agent, func.coalesce(func.sum(at.bytes), 0))
-                        .where(
-                            at.agent.in_(ids)
-                            & (at.finished_at >= window)
-                            & (at.state == TaskState.DONE.value)
-                        )
-                        .group_by(at.agent)
-                    )
-                ).all()
-            )
+            .group_by(at.agent)
+        )
+
+        def read(conn: Connection) -> tuple[list[Any], dict[str, int], dict[str, int]]:
+            counters = all_rows(conn, select(t.agents).where(t.agents.c.id.in_(ids)))
+            held = {agent: int(n) for agent, n in conn.execute(held_by_agent)}
+            moved = {agent: int(n) for agent, n in conn.execute(moved_lately)}
+            return counters, held, moved
+
+        counters, held, recent = await self._reading(read)
         seconds = THROUGHPUT_WINDOW.total_seconds()
         return {
             row.id: AgentStatistics(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +33,14 @@ from ferry.domain.transfers import (
     transfer_status_after,
 )
 from ferry.store import tables as t
-from ferry.store.sql_base import SqlBase, run_from_row, transfer_from_row
+from ferry.store.sql_base import (
+    SqlBase,
+    all_rows,
+    first_row,
+    run_from_row,
+    scalar_of,
+    transfer_from_row,
+)
 from ferry.store.sql_bulk import BulkStatement, execute_many
 from ferry.store.sql_hooks import HooksMixin
 from ferry.store.sql_tasks import RunCounter
@@ -173,12 +180,10 @@ class RunsMixin(HooksMixin, SqlBase):
     # --- the due and expand loops ---------------------------------------------------------------
     async def next_due_at(self) -> datetime | None:
         c = t.transfers.c
-        async with self._read() as conn:
-            value = (
-                await conn.execute(
-                    select(func.min(c.next_run_at)).where(c.status == TransferStatus.STANDBY.value)
-                )
-            ).scalar()
+        value = await self._reading(
+            scalar_of,
+            select(func.min(c.next_run_at)).where(c.status == TransferStatus.STANDBY.value),
+        )
         return value if isinstance(value, datetime) else None
 
     async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
@@ -216,14 +221,14 @@ class RunsMixin(HooksMixin, SqlBase):
         pending = (
             select(t.runs).where((r.status == RunStatus.ONGOING.value) & ~r.expanded).limit(limit)
         )
-        async with self._read() as conn:
-            runs = [run_from_row(row) for row in (await conn.execute(pending)).all()]
+
+        def read(conn: Connection) -> tuple[list[Run], list[Row[Any]]]:
+            runs = [run_from_row(row) for row in all_rows(conn, pending)]
             ids = {run.transfer_id for run in runs}
-            rows = (
-                (await conn.execute(select(t.transfers).where(t.transfers.c.id.in_(ids)))).all()
-                if ids
-                else []
-            )
+            of_runs = select(t.transfers).where(t.transfers.c.id.in_(ids))
+            return runs, all_rows(conn, of_runs) if ids else []
+
+        runs, rows = await self._reading(read)
         transfers = {row.id: transfer_from_row(row) for row in rows}
         return [(transfers[run.transfer_id], run) for run in runs]
 
@@ -301,8 +306,7 @@ class RunsMixin(HooksMixin, SqlBase):
         query = select(func.coalesce(func.sum(c.bytes_done), 0)).where(
             (c.transfer_id == transfer_id) & (c.run == run) & (c.state == TaskState.ACTIVE.value)
         )
-        async with self._read() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        return int(await self._reading(scalar_of, query))
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
         async with self._tx() as conn:
@@ -322,9 +326,8 @@ class RunsMixin(HooksMixin, SqlBase):
         )
         # Looked for first without the writer's lock: the loop runs after every report, and
         # most times no run has ended.
-        async with self._read() as conn:
-            if (await conn.execute(select(r.transfer_id).where(ended).limit(1))).first() is None:
-                return []
+        if await self._reading(first_row, select(r.transfer_id).where(ended).limit(1)) is None:
+            return []
         finished_rows = (
             select(
                 t.runs,

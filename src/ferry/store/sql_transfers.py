@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +39,8 @@ from ferry.store.abc import (
 )
 from ferry.store.sql_base import (
     SqlBase,
+    all_rows,
+    first_row,
     run_from_row,
     task_from_row,
     transfer_from_row,
@@ -163,16 +165,14 @@ class TransfersMixin(SqlBase):
 
     async def _existing_submission(self, new: NewTransfer, digest: str) -> Transfer:
         c = t.transfers.c
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.transfers).where(
-                        (c.scope == new.scope)
-                        & (c.submitter == new.submitter)
-                        & (c.submission_id == new.submission_id)
-                    )
-                )
-            ).first()
+        row = await self._reading(
+            first_row,
+            select(t.transfers).where(
+                (c.scope == new.scope)
+                & (c.submitter == new.submitter)
+                & (c.submission_id == new.submission_id)
+            ),
+        )
         if row is None:  # the insert failed for another reason (e.g. an unknown scope)
             raise InvalidRequest(f"transfer refused: scope {new.scope!r} does not exist")
         if row.spec_hash != digest:
@@ -182,17 +182,15 @@ class TransfersMixin(SqlBase):
         return transfer_from_row(row)
 
     async def get_transfer(self, transfer_id: str) -> Transfer:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(select(t.transfers).where(t.transfers.c.id == transfer_id))
-            ).first()
+        row = await self._reading(
+            first_row, select(t.transfers).where(t.transfers.c.id == transfer_id)
+        )
         if row is None:
             raise TransferNotFound(transfer_id)
         return transfer_from_row(row)
 
     async def get_transfer_with_run(self, transfer_id: str) -> TransferWithRun:
-        async with self._read() as conn:
-            row = (await conn.execute(_ONE_WITH_LATEST_RUN, {"transfer_id": transfer_id})).first()
+        row = await self._reading(first_row, _ONE_WITH_LATEST_RUN, {"transfer_id": transfer_id})
         if row is None:
             raise TransferNotFound(transfer_id)
         return TransferWithRun(transfer_from_row(row), _latest_run(row), int(row.active_bytes))
@@ -229,8 +227,7 @@ class TransfersMixin(SqlBase):
             query = query.where(
                 or_(c.created_at < created, and_(c.created_at == created, c.id < last_id))
             )
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reading(all_rows, query)
         items = [transfer_from_row(r) for r in rows[:limit]]
         runs = {r.id: run for r in rows[:limit] if (run := _latest_run(r)) is not None}
         more = len(rows) > limit
@@ -244,8 +241,7 @@ class TransfersMixin(SqlBase):
         if not keys:
             return {}
         query = select(t.runs).where(tuple_(t.runs.c.transfer_id, t.runs.c.number).in_(keys))
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reading(all_rows, query)
         return {row.transfer_id: run_from_row(row) for row in rows}
 
     async def list_runs(self, transfer_id: str, *, after: int, limit: int) -> list[Run]:
@@ -256,19 +252,16 @@ class TransfersMixin(SqlBase):
             .order_by(r.number)
             .limit(limit)
         )
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reading(all_rows, query)
         return [run_from_row(row) for row in rows]
 
     async def get_run(self, transfer_id: str, number: int) -> Run:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.runs).where(
-                        (t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == number)
-                    )
-                )
-            ).first()
+        row = await self._reading(
+            first_row,
+            select(t.runs).where(
+                (t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == number)
+            ),
+        )
         if row is None:
             raise NotFound(f"transfer {transfer_id} has no run {number}")
         return run_from_row(row)
@@ -333,27 +326,21 @@ class TransfersMixin(SqlBase):
         self, transfer_id: str, run: int, *, after: int, limit: int
     ) -> list[tuple[Task, list[Attempt]]]:
         c = t.tasks.c
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.tasks)
-                    .where((c.transfer_id == transfer_id) & (c.run == run) & (c.id > after))
-                    .order_by(c.id)
-                    .limit(limit)
-                )
-            ).all()
+        tasks_page = (
+            select(t.tasks)
+            .where((c.transfer_id == transfer_id) & (c.run == run) & (c.id > after))
+            .order_by(c.id)
+            .limit(limit)
+        )
+
+        def read(conn: Connection) -> tuple[list[Row[Any]], list[Row[Any]]]:
+            rows = all_rows(conn, tasks_page)
             ids = [r.id for r in rows]
-            attempt_rows = (
-                (
-                    await conn.execute(
-                        select(t.attempts)
-                        .where(t.attempts.c.task_id.in_(ids))
-                        .order_by(t.attempts.c.id)
-                    )
-                ).all()
-                if ids
-                else []
-            )
+            tried = select(t.attempts).where(t.attempts.c.task_id.in_(ids))
+            return rows, all_rows(conn, tried.order_by(t.attempts.c.id)) if ids else []
+
+        rows, attempt_rows = await self._reading(read)
+        ids = [r.id for r in rows]
         history: dict[int, list[Attempt]] = {i: [] for i in ids}
         for a in attempt_rows:
             history[a.task_id].append(
