@@ -15,6 +15,7 @@ from ferry.domain.transfers import Checksum
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.local_copy import kernel_copy, read_whole
 from ferry.engine.requests import SourceChanged
+from ferry.engine.storages import open_storage
 from ferry.errors import ChecksumMismatch, TransferCanceled, TransientError
 
 
@@ -122,32 +123,71 @@ def large(src_root) -> bytes:  # type: ignore[no-untyped-def]
     return data
 
 
-def test_a_large_local_copy_is_read_back_while_it_is_written(
+def test_a_large_local_copy_is_made_by_the_kernel_and_summed_beside_it(
     src, dst, dst_root, large, monkeypatch
 ):  # type: ignore[no-untyped-def]
+    for fs in (src.fs, dst.fs):
+        monkeypatch.setattr(fs, "open", lambda *a, **k: pytest.fail("opened through fsspec"))
     monkeypatch.setattr(engine, "checksum_of", lambda *a: pytest.fail("read again afterwards"))
+    seen = []
+    monkeypatch.setattr(engine, "copy_summed", _recording(engine.copy_summed, seen))
     outcome = copy_object(request(src, dst))
     assert outcome.checksum == f"adler32:{zlib.adler32(large):08x}"
+    assert outcome.bytes == len(large)
+    assert seen == [(len(large), outcome.checksum[len("adler32:") :])]
     assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == large
     assert parts(dst_root) == []
 
 
-def test_a_block_damaged_on_its_way_to_a_large_local_file_is_caught(
-    src, dst, dst_root, large, monkeypatch
+def _recording(copy, seen):  # type: ignore[no-untyped-def]
+    def recorded(*args):  # type: ignore[no-untyped-def]
+        copied, read, written = copy(*args)
+        seen.append((copied, written))
+        return copied, read, written
+
+    return recorded
+
+
+def test_a_block_damaged_by_the_kernel_copy_is_caught(src, dst, dst_root, large, monkeypatch):  # type: ignore[no-untyped-def]
+    real_sendfile, copied = os.sendfile, []
+
+    def damaging(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        sent = real_sendfile(out_fd, in_fd, offset, count)
+        if sent and len(copied) == 1:  # the second block lands with its first byte flipped
+            os.pwrite(out_fd, bytes([os.pread(in_fd, 1, offset)[0] ^ 0xFF]), offset)
+        copied.append(sent)
+        return sent
+
+    monkeypatch.setattr(os, "sendfile", damaging)
+    with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
+        copy_object(request(src, dst))
+    assert copied == [engine.BLOCK_SIZE, engine.BLOCK_SIZE, 12345, 0]
+    assert not (dst_root / "out" / "deep" / "a.bin").exists()
+    assert parts(dst_root) == []
+
+
+def test_a_block_damaged_on_its_way_from_a_stream_to_a_local_file_is_caught(
+    dst, dst_root, monkeypatch
 ):  # type: ignore[no-untyped-def]
     from fsspec.implementations.local import LocalFileOpener
 
+    data = os.urandom(2 * engine.BLOCK_SIZE + 12345)
+    source = open_storage("mem", f"memory://ferry-test-{os.getpid()}-{id(data)}")
+    source.fs.pipe_file(source.resolve("d/a.bin"), data)
     real_write, damaged = LocalFileOpener.write, []
 
-    def damaging(self, data):  # type: ignore[no-untyped-def]
+    def damaging(self, block):  # type: ignore[no-untyped-def]
         if len(damaged) == 1:  # the second block
-            data = bytes([data[0] ^ 0xFF]) + bytes(data[1:])
-        damaged.append(len(data))
-        return real_write(self, data)
+            block = bytes([block[0] ^ 0xFF]) + bytes(block[1:])
+        damaged.append(len(block))
+        return real_write(self, block)
 
     monkeypatch.setattr(LocalFileOpener, "write", damaging)
-    with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
-        copy_object(request(src, dst))
+    try:
+        with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
+            copy_object(request(source, dst))
+    finally:
+        source.fs.rm(source.root, recursive=True)
     assert len(damaged) == 3
     assert not (dst_root / "out" / "deep" / "a.bin").exists()
     assert parts(dst_root) == []

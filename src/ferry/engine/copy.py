@@ -17,7 +17,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
 from ferry.engine.errors import classify
-from ferry.engine.local_copy import ReadBack, copy_small_local, plain_local
+from ferry.engine.local_copy import ReadBack, copy_small_local, copy_summed, plain_local
 from ferry.engine.requests import (
     BLOCK_SIZE,
     CopyOutcome,
@@ -104,6 +104,10 @@ def _copy(
         if _kernel_copy_applies(request):
             copied = _kernel_copy(request, source, temporary, progress)
             digest = read_back = None
+        elif _kernel_copy_summed_applies(request):
+            copied, digest, read_back = copy_summed(
+                request, source, temporary, progress, should_stop
+            )
         else:
             copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
         with on_destination:
@@ -134,6 +138,17 @@ def _kernel_copy_applies(request: CopyRequest) -> bool:
         request.source.is_local
         and request.destination.is_local
         and request.checksum is Checksum.NONE
+        and not request.bandwidth
+    )
+
+
+def _kernel_copy_summed_applies(request: CopyRequest) -> bool:
+    """Local to local through fsspec's own local filesystem, with a checksum: the kernel
+    copies, and the source and the copy are summed beside it (``copy_summed``)."""
+    return (
+        type(request.source.fs) is LocalFileSystem
+        and type(request.destination.fs) is LocalFileSystem
+        and request.checksum is not Checksum.NONE
         and not request.bandwidth
     )
 
