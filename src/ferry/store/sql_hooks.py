@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, insert, select, update
 
 from ferry.domain.transfers import Run
 from ferry.store import tables as t
@@ -41,10 +40,10 @@ def run_summary(run: Run, scope: str) -> dict[str, Any]:
 
 
 class HooksMixin(SqlBase):
-    async def _enqueue_notification(
-        self, conn: AsyncConnection, url: str, run: Run, scope: str, now: datetime
+    def _enqueue_notification(
+        self, conn: Connection, url: str, run: Run, scope: str, now: datetime
     ) -> None:
-        await conn.execute(
+        conn.execute(
             insert(t.notifications).values(
                 transfer_id=run.transfer_id,
                 run=run.number,

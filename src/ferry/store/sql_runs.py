@@ -8,10 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.locations import Location
@@ -197,11 +196,12 @@ class RunsMixin(HooksMixin, SqlBase):
             .order_by(c.next_run_at)
             .limit(limit)
         )
-        async with self._tx() as conn:
-            rows = {row.id: row for row in (await conn.execute(due)).all()}
+
+        def claim(conn: Connection) -> list[Run]:
+            rows = {row.id: row for row in conn.execute(due).all()}
             if not rows:
                 return []
-            moved = await conn.execute(
+            moved = conn.execute(
                 update(t.transfers)
                 .where(c.id.in_(rows) & (c.status == TransferStatus.STANDBY.value))
                 .values(
@@ -213,8 +213,10 @@ class RunsMixin(HooksMixin, SqlBase):
                 .returning(c.id)
             )
             claimed = [_opened_run(rows[r.id], now) for r in moved.all()]
-            await conn.execute(insert(t.runs), [_run_row(run) for run in claimed])
-        return sorted(claimed, key=lambda run: run.due_at)
+            conn.execute(insert(t.runs), [_run_row(run) for run in claimed])
+            return claimed
+
+        return sorted(await self._write(claim), key=lambda run: run.due_at)
 
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         r = t.runs.c
@@ -309,12 +311,12 @@ class RunsMixin(HooksMixin, SqlBase):
         return int(await self._reading(scalar_of, query))
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                update(t.runs)
-                .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
-                .values(expanded=True, error=error)
-            )
+        expanded = (
+            update(t.runs)
+            .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
+            .values(expanded=True, error=error)
+        )
+        await self._write(Connection.execute, expanded)
 
     # --- the finalize loop ----------------------------------------------------------------------
     async def finish_runs(self, now: datetime) -> list[Run]:
@@ -340,23 +342,27 @@ class RunsMixin(HooksMixin, SqlBase):
             .join(t.transfers, t.transfers.c.id == r.transfer_id)
             .where(ended)
         )
+        return await self._write(self._finish_ended, finished_rows, now)
+
+    def _finish_ended(
+        self, conn: Connection, finished_rows: Select[Any], now: datetime
+    ) -> list[Run]:
         finished: list[Run] = []
-        async with self._tx() as conn:
-            for row in (await conn.execute(finished_rows)).all():
-                run = run_from_row(row)
-                transfer = _TransferState(
-                    TransferStatus(row.transfer_status),
-                    bool(row.transfer_canceled),
-                    Schedule.from_json(row.transfer_schedule),
-                )
-                closed = await self._finish_run(conn, run, transfer, now)
-                if url := row.transfer_spec.get("options", {}).get("notify"):
-                    await self._enqueue_notification(conn, url, closed, row.transfer_scope, now)
-                finished.append(closed)
+        for row in conn.execute(finished_rows).all():
+            run = run_from_row(row)
+            transfer = _TransferState(
+                TransferStatus(row.transfer_status),
+                bool(row.transfer_canceled),
+                Schedule.from_json(row.transfer_schedule),
+            )
+            closed = self._finish_run(conn, run, transfer, now)
+            if url := row.transfer_spec.get("options", {}).get("notify"):
+                self._enqueue_notification(conn, url, closed, row.transfer_scope, now)
+            finished.append(closed)
         return finished
 
-    async def _finish_run(
-        self, conn: AsyncConnection, run: Run, transfer: _TransferState, now: datetime
+    def _finish_run(
+        self, conn: Connection, run: Run, transfer: _TransferState, now: datetime
     ) -> Run:
         if transfer.canceled or transfer.status is TransferStatus.CANCELED:
             outcome = RunStatus.CANCELED
@@ -365,20 +371,20 @@ class RunsMixin(HooksMixin, SqlBase):
         else:
             outcome = run_outcome(run.counts)
         check_run_transition(run.status, outcome)
-        error = run.error or await self._first_error(conn, run, outcome)
+        error = run.error or self._first_error(conn, run, outcome)
         skipped, next_run_at = 0, None
         if outcome is not RunStatus.CANCELED and run.started_at is not None:
             # From when its last object ended, not from this loop's wake-up a moment later: an
             # occurrence due in between is the next run, not a skipped one.
             ended = run.last_result_at or now
             skipped, next_run_at = after_run(transfer.schedule, run.started_at, ended)
-        await conn.execute(
+        conn.execute(
             update(t.runs)
             .where((t.runs.c.transfer_id == run.transfer_id) & (t.runs.c.number == run.number))
             .values(status=outcome.value, finished_at=now, error=error, skipped_occurrences=skipped)
         )
         if transfer.status is TransferStatus.ONGOING:
-            await self._after_run(conn, run, outcome, error, next_run_at, now)
+            self._after_run(conn, run, outcome, error, next_run_at, now)
         return replace(
             run,
             status=outcome,
@@ -388,9 +394,9 @@ class RunsMixin(HooksMixin, SqlBase):
             skipped_occurrences=skipped,
         )
 
-    async def _after_run(
+    def _after_run(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         run: Run,
         outcome: RunStatus,
         error: str | None,
@@ -404,7 +410,7 @@ class RunsMixin(HooksMixin, SqlBase):
         if next_run_at is not None:
             check_transfer_transition(status, TransferStatus.STANDBY)
             status = TransferStatus.STANDBY
-        await conn.execute(
+        conn.execute(
             update(t.transfers)
             .where(
                 (t.transfers.c.id == run.transfer_id)
@@ -419,21 +425,19 @@ class RunsMixin(HooksMixin, SqlBase):
             )
         )
 
-    async def _first_error(self, conn: AsyncConnection, run: Run, outcome: RunStatus) -> str | None:
+    def _first_error(self, conn: Connection, run: Run, outcome: RunStatus) -> str | None:
         if run.counts.failed == 0:
             return None
         c = t.tasks.c
-        first = (
-            await conn.execute(
-                select(c.source, c.error)
-                .where(
-                    (c.transfer_id == run.transfer_id)
-                    & (c.run == run.number)
-                    & (c.state == TaskState.FAILED.value)
-                )
-                .order_by(c.id)
-                .limit(1)
+        first = conn.execute(
+            select(c.source, c.error)
+            .where(
+                (c.transfer_id == run.transfer_id)
+                & (c.run == run.number)
+                & (c.state == TaskState.FAILED.value)
             )
+            .order_by(c.id)
+            .limit(1)
         ).first()
         summary = f"{run.counts.failed} of {run.counts.total} objects failed"
         if first is None:
