@@ -129,7 +129,9 @@ class TasksMixin(SqlBase):
             if by_id[row.id].state is TaskState.QUEUED and not row.cancel_requested
         }
         ended_at = db_time(conn.dialect, now)
-        updates, attempts, changes, counter = [], [], [], RunCounter()
+        updates: list[tuple[Any, ...]] = []
+        retries: list[tuple[Any, ...]] = []
+        attempts, changes, counter = [], [], RunCounter()
         for row in held:
             result = by_id[row.id]
             ended = None
@@ -141,12 +143,15 @@ class TasksMixin(SqlBase):
             counter.add(
                 row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
             )
-            if not_before is not None:  # a retry's backoff: the one time that is not the batch's
-                not_before = db_time(conn.dialect, not_before)
-            updates.append(_task_update(row.id, result, state, not_before, ended_at))
+            if not_before is None:
+                updates.append(_task_update(row.id, result, state, ended_at))
+            else:  # a retry's backoff: the one time that is not the batch's
+                values = _task_update(row.id, result, state, ended_at)
+                retries.append((*values, db_time(conn.dialect, not_before)))
             changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
             attempts.append(_attempt(row, agent_id, result, ended_at, ended))
         execute_many(conn, _RESULT_UPDATE, updates)
+        execute_many(conn, _RETRY_UPDATE, retries)
         if interrupted:
             conn.execute(
                 update(t.tasks)
@@ -228,7 +233,7 @@ class TasksMixin(SqlBase):
                 else (TaskState.QUEUED if row.attempts < row.max_attempts else TaskState.FAILED)
             )
             counter.add(row.transfer_id, row.run, state)
-            updates.append(_task_update(row.id, lost, state, None, ended_at))
+            updates.append(_task_update(row.id, lost, state, ended_at))
             attempts.append(_attempt(row, row.lease_agent, lost, ended_at, ended="LOST"))
         execute_many(conn, _RESULT_UPDATE, updates)
         execute_many(conn, _ATTEMPT_INSERT, attempts)
@@ -295,36 +300,43 @@ _HELD_BY = leased_rows(
 
 # One statement for every result of a batch (executemany); the lease and state in the WHERE
 # make it a compare-and-set: a row that changed hands meanwhile is left alone.
+_RESULT_WHERE = (
+    (t.tasks.c.id == bindparam("b_id"))
+    & (t.tasks.c.lease_token == bindparam("b_lease"))
+    & (t.tasks.c.state == TaskState.ACTIVE.value)
+)
+_RESULT_VALUES: dict[str, Any] = {
+    "state": bindparam("b_state"),
+    "bytes_done": bindparam("b_bytes"),
+    "checksum": bindparam("b_checksum"),
+    "error_class": bindparam("b_error_class"),
+    "error": bindparam("b_error"),
+    "finished_at": bindparam("b_finished_at"),
+    "lease_agent": None,
+    "lease_token": None,
+    "lease_expires_at": None,
+}
+_RESULT_NAMES = (
+    "b_id",
+    "b_lease",
+    "b_state",
+    "b_bytes",
+    "b_checksum",
+    "b_error_class",
+    "b_error",
+    "b_finished_at",
+)
+# An ACTIVE task's not_before is empty, and stays so unless it waits for a retry: a statement
+# that set it anyway rewrote its index entry for every result (a result's update 9.6 → 7.7 µs
+# of SQLite's work without it, on the machine of 2026-12-01).
 _RESULT_UPDATE = BulkStatement(
+    update(t.tasks).where(_RESULT_WHERE).values(_RESULT_VALUES), _RESULT_NAMES
+)
+_RETRY_UPDATE = BulkStatement(
     update(t.tasks)
-    .where(
-        (t.tasks.c.id == bindparam("b_id"))
-        & (t.tasks.c.lease_token == bindparam("b_lease"))
-        & (t.tasks.c.state == TaskState.ACTIVE.value)
-    )
-    .values(
-        state=bindparam("b_state"),
-        bytes_done=bindparam("b_bytes"),
-        checksum=bindparam("b_checksum"),
-        error_class=bindparam("b_error_class"),
-        error=bindparam("b_error"),
-        not_before=bindparam("b_not_before"),
-        finished_at=bindparam("b_finished_at"),
-        lease_agent=None,
-        lease_token=None,
-        lease_expires_at=None,
-    ),
-    (
-        "b_id",
-        "b_lease",
-        "b_state",
-        "b_bytes",
-        "b_checksum",
-        "b_error_class",
-        "b_error",
-        "b_not_before",
-        "b_finished_at",
-    ),
+    .where(_RESULT_WHERE)
+    .values({**_RESULT_VALUES, "not_before": bindparam("b_not_before")}),
+    (*_RESULT_NAMES, "b_not_before"),
 )
 
 
@@ -364,9 +376,10 @@ _ATTEMPT_INSERT = BulkStatement(
 
 
 def _task_update(
-    task_id: int, result: TaskResult, state: TaskState, not_before: Any, ended_at: Any
+    task_id: int, result: TaskResult, state: TaskState, ended_at: Any
 ) -> tuple[Any, ...]:
-    """The values of ``_RESULT_UPDATE``; the times as the database stores them."""
+    """The values of ``_RESULT_UPDATE`` (``_RETRY_UPDATE``'s but the last); the time as the
+    database stores it."""
     return (
         task_id,
         result.lease,
@@ -375,7 +388,6 @@ def _task_update(
         result.checksum,
         result.error_class,
         result.error,
-        not_before,
         ended_at if state in _COUNTED else None,
     )
 
