@@ -4,6 +4,7 @@ limits, channels drained and stopped, agents' statistics, and transfer listing f
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,8 @@ from ferry.errors import NotFound
 from ferry.store.abc import AgentStatistics, NewTransfer, TaskResult, TransferFilter
 from ferry.store.sql import SqlStore
 from ferry.store.sql_dispatch import _ACTIVATE
+
+from .factories import register
 
 TTL = timedelta(seconds=30)
 AB = ("A", "B")
@@ -403,3 +406,84 @@ async def test_a_lease_finds_its_tasks_by_their_ids_not_by_walking_the_queue(tmp
     engine.dispose()
     assert "INTEGER PRIMARY KEY" in plan, plan
     assert "ix_tasks_queue" not in plan, plan
+
+
+# Partial indexes, each of the tasks in one state: a whole scan of one is a scan of those tasks.
+_OF_ONE_STATE = ("ix_tasks_queue", "ix_tasks_lease_agent", "ix_tasks_lease_expires_at")
+
+
+def _scans_of_all_tasks(plan: list[str]) -> list[str]:
+    """The steps of a plan that read every task: a table scan, or a scan of an index of every
+    state (a SEARCH, or the scan of a partial index, reads only the tasks it names)."""
+    return [
+        step
+        for step in plan
+        if step.startswith("SCAN tasks") and not any(name in step for name in _OF_ONE_STATE)
+    ]
+
+
+async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
+    """Every statement on the tasks that the store runs for a tree's life, from its listing
+    to its end (lease, heartbeat, results with a retry, an expiry, an agent's statistics and
+    its leave), as SQLite plans it: none reads every task. The queue's and the leases'
+    searches go through indexes of their one state, which SQLite's planner uses only when the
+    query names that state as the index does."""
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'plans.db'}", clock=clock)
+    await store.open()
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, many):  # type: ignore[no-untyped-def]
+        if " tasks" in statement and not statement.lstrip().upper().startswith("INSERT"):
+            seen.append((statement, parameters[0] if many else parameters))
+
+    for engine in (store._sync_engine, store._read_engine, store.engine.sync_engine):
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        await store.bootstrap()
+        await store.put_storage(Storage("src", (tmp_path / "src").as_uri(), site="A"))
+        await store.put_storage(Storage("dst", (tmp_path / "dst").as_uri(), site="B"))
+        await store.put_channel(Channel("A", "B", max_active=50))  # the active tasks counted
+        agent = await register(store, "agent-1")
+        spec = TransferSpec(
+            TransferKind.TREE, (parse_location("src:in"),), parse_location("dst:out")
+        )
+        transfer, _ = await store.create_transfer(
+            NewTransfer("default", "admin", spec, {}, clock.now)
+        )
+        await store.claim_due_transfers(clock.now, 10)
+        transfer = await store.get_transfer(transfer.id)
+        planned = [
+            PlannedTask(parse_location(f"src:in/f{n}"), parse_location(f"dst:out/f{n}"), 10)
+            for n in range(6)
+        ]
+        await store.add_tasks(transfer, transfer.runs, planned)
+        await store.mark_expanded(transfer.id, transfer.runs)
+        first, second, *_expiring = await store.lease_tasks(agent, limit=5, ttl=TTL)
+        await store.record_heartbeat(agent, {}, TTL, [first.id, second.id], {first.id: 5})
+        retry = TaskResult(second.id, second.lease, TaskState.FAILED, error="reset", retryable=True)
+        await store.record_results(agent, [done(first), retry])
+        clock.advance(seconds=60)
+        await store.reap_expired_leases(clock.now)  # the other three expire
+        await store.agent_statistics([agent])
+        await store.active_by_channel()
+        await store.lease_tasks(agent, limit=5, ttl=TTL)
+        await store.retire_agent(agent)
+        await store.finish_runs(clock.now)
+    finally:
+        await store.close()
+    database = sqlite3.connect(tmp_path / "plans.db")
+    try:
+        plans = {
+            statement: [row[3] for row in database.execute(f"EXPLAIN QUERY PLAN {statement}", p)]
+            for statement, p in seen
+        }
+    finally:
+        database.close()
+    assert len(plans) >= 8, plans
+    reading_all = {
+        statement: steps for statement, steps in plans.items() if _scans_of_all_tasks(steps)
+    }
+    assert reading_all == {}
+    assert any("ix_tasks_queue" in " ".join(steps) for steps in plans.values()), plans
+    assert any("ix_tasks_lease_expires_at" in " ".join(steps) for steps in plans.values()), plans
+    assert any("ix_tasks_lease_agent" in " ".join(steps) for steps in plans.values()), plans

@@ -30,6 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from ferry.domain.locations import parse_location
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
@@ -364,6 +368,32 @@ def first_row(
 
 def scalar_of(conn: Connection, statement: Executable) -> Any:
     return conn.execute(statement).scalar()
+
+
+class Unindexed(ColumnElement[Any]):
+    """``column``, which SQLite's query planner may not search an index for, nor take an
+    order from: written ``+column`` there. Without statistics it judged ``state = ?`` on the
+    queue index more selective than the hundreds of ids a lease names, and walked every queued
+    task's entry; and it scanned the whole table in the primary key's order rather than sort
+    the few rows an index finds."""
+
+    inherit_cache = True
+    # A list, as SQLAlchemy declares it (its cache key is made from it).
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(Unindexed)
+def _compile_unindexed(element: Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(Unindexed, "sqlite")
+def _compile_unindexed_on_sqlite(element: Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
 
 
 def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:

@@ -10,10 +10,6 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
@@ -23,7 +19,7 @@ from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
 from ferry.store import tables as t
 from ferry.store.abc import LeasedTask
-from ferry.store.sql_base import SqlBase, all_rows
+from ferry.store.sql_base import SqlBase, Unindexed, all_rows
 
 
 def channel_from_row(row: Any) -> Channel:
@@ -175,7 +171,7 @@ class DispatchMixin(SqlBase):
         c = t.tasks.c
         rows = conn.execute(
             select(c.source_site, c.destination_site, func.count())
-            .where(c.state == TaskState.ACTIVE.value)
+            .where(t.ACTIVE_ONLY)
             .group_by(c.source_site, c.destination_site)
         ).all()
         return {(r[0], r[1]): int(r[2]) for r in rows}
@@ -199,11 +195,11 @@ class DispatchMixin(SqlBase):
             rows = conn.execute(
                 select(c.id, c.priority)
                 .where(
-                    (c.state == TaskState.QUEUED.value)
-                    & (c.scope == q.scope)
-                    & (c.source_site == q.source_site)
-                    & (c.destination_site == q.destination_site)
-                    & ~c.cancel_requested
+                    t.QUEUED_ONLY,  # the queue index's own condition, for its planner to match
+                    c.scope == q.scope,
+                    c.source_site == q.source_site,
+                    c.destination_site == q.destination_site,
+                    ~c.cancel_requested,
                 )
                 .order_by(c.priority.desc(), c.id)
                 .limit(wanted)
@@ -266,37 +262,13 @@ class _Leased(NamedTuple):
     weights: dict[str, int]
 
 
-class _Unindexed(ColumnElement[Any]):
-    """``column``, which SQLite's query planner may not search an index for: written
-    ``+column`` there. Without statistics it judged ``state = ?`` on the queue index more
-    selective than the hundreds of ids a lease names, and walked every queued task's entry."""
-
-    inherit_cache = True
-    # A list, as SQLAlchemy declares it (its cache key is made from it).
-    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        self.column = column
-        self.type = column.type
-
-
-@compiles(_Unindexed)
-def _compile_unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.column, **kw)
-
-
-@compiles(_Unindexed, "sqlite")
-def _compile_unindexed_on_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return "+" + compiler.process(element.column, **kw)
-
-
 # The lease itself, made once: the batch's ids and the lease's values are given when it runs.
 # Each id is found by the primary key; the state is checked on the row found.
 _ACTIVATE = (
     update(t.tasks)
     .where(
         t.tasks.c.id.in_(bindparam("ids", expanding=True))
-        & (_Unindexed(t.tasks.c.state) == TaskState.QUEUED.value)
+        & (Unindexed(t.tasks.c.state) == TaskState.QUEUED.value)
     )
     .values(
         state=TaskState.ACTIVE.value,

@@ -375,9 +375,7 @@ class RegistryMixin(TasksMixin, SqlBase):
             )
             held = (
                 await conn.execute(
-                    select(c.id, c.lease_token).where(
-                        (c.lease_agent == agent_id) & (c.state == TaskState.ACTIVE.value)
-                    )
+                    select(c.id, c.lease_token).where((c.lease_agent == agent_id) & t.ACTIVE_ONLY)
                 )
             ).all()
             if held:
@@ -403,7 +401,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         window = self.clock() - THROUGHPUT_WINDOW
         held_by_agent = (
             select(c.lease_agent, func.count())
-            .where(c.lease_agent.in_(ids) & (c.state == TaskState.ACTIVE.value))
+            .where(c.lease_agent.in_(ids) & t.ACTIVE_ONLY)
             .group_by(c.lease_agent)
         )
         moved_lately = (

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -235,6 +236,17 @@ runs = Table(
     Index(None, "status", "expanded"),
 )
 
+# Indexes of the tasks in one state only. An index of every state rewrote a task's entries at
+# its lease and again at its result, lease columns set and cleared included; these gain an
+# entry at one change and lose it at the next. SQLite's own work per task for an insert, a
+# lease, a result and its attempt: 28.1 → 21.4 µs on the machine of 2026-12-01 (with a result
+# that leaves not_before alone). The queries that search them name the state as the index
+# does, as literal text: SQLite plans with a bound value and matches it either way, but a
+# generic plan of PostgreSQL's, for a statement its driver has prepared, cannot see a
+# parameter's value and would not use the index.
+QUEUED_ONLY = text("state = 'QUEUED'")
+ACTIVE_ONLY = text("state = 'ACTIVE'")
+
 tasks = Table(
     "tasks",
     metadata,
@@ -262,8 +274,9 @@ tasks = Table(
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
-    Index(None, "lease_expires_at"),
-    Index(None, "lease_agent"),
+    # ACTIVE tasks only (below), by the lease's expiry and by its agent.
+    Index(None, "lease_expires_at", sqlite_where=ACTIVE_ONLY, postgresql_where=ACTIVE_ONLY),
+    Index(None, "lease_agent", sqlite_where=ACTIVE_ONLY, postgresql_where=ACTIVE_ONLY),
     Index(None, "not_before"),
     Index(None, "transfer_id", "run", "id"),
     Index(None, "transfer_id", "run", "state"),  # a run's active tasks, for its progress
@@ -271,15 +284,17 @@ tasks = Table(
     Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
 )
 
-# The lease walks each queue in dispatch order: priority high first, then oldest.
+# The lease walks each queue in dispatch order: priority high first, then oldest. QUEUED tasks
+# only: a lease takes a task out of it and nothing else touches it again.
 Index(
     "ix_tasks_queue",
-    tasks.c.state,
     tasks.c.scope,
     tasks.c.source_site,
     tasks.c.destination_site,
     tasks.c.priority.desc(),
     tasks.c.id,
+    sqlite_where=QUEUED_ONLY,
+    postgresql_where=QUEUED_ONLY,
 )
 
 attempts = Table(
