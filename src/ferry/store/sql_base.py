@@ -8,7 +8,7 @@ import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,6 +201,7 @@ class SqlBase:
         self._readers: ThreadPoolExecutor | None = None
         self._write_lock = asyncio.Lock()
         self._principals = PrincipalCache(token_cache_seconds)
+        self._specs = SpecCache()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -421,45 +422,84 @@ def spec_from_json(data: dict[str, Any]) -> TransferSpec:
     )
 
 
-def transfer_from_row(row: Row[Any]) -> Transfer:
+class SpecCache:
+    """Transfers' specs, parsed once: a spec never changes after its submission, and a page of
+    fifty transfers spent a third of its time parsing theirs again (≈ 18 µs each: locations,
+    options, frozen dataclasses). Keyed by the transfer's id, up to ``limit`` of them, the
+    oldest forgotten first."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._specs: dict[str, TransferSpec] = {}
+
+    def spec_of(self, transfer_id: str, data: dict[str, Any]) -> TransferSpec:
+        spec = self._specs.get(transfer_id)
+        if spec is None:
+            spec = spec_from_json(data)
+            if len(self._specs) >= self.limit:
+                del self._specs[next(iter(self._specs))]
+            self._specs[transfer_id] = spec
+        return spec
+
+
+def transfer_from_row(row: Row[Any], specs: SpecCache | None = None) -> Transfer:
+    """A transfer from its row, its spec from ``specs`` when given. The row's values are read
+    through its mapping: a field of a ``Row`` read as an attribute cost ≈ 0.3 µs, four times a
+    key of its mapping, and a page of transfers read two dozen of them per transfer and its
+    latest run."""
+    return transfer_from_mapping(row._mapping, specs)
+
+
+def transfer_from_mapping(row: Mapping[Any, Any], specs: SpecCache | None = None) -> Transfer:
+    data = row["spec"]
     return Transfer(
-        id=row.id,
-        scope=row.scope,
-        submitter=row.submitter,
-        spec=spec_from_json(row.spec),
-        schedule=dict(row.schedule),
-        status=TransferStatus(row.status),
-        created_at=row.created_at,
-        next_run_at=row.next_run_at,
-        runs=row.runs,
-        error=row.error,
-        submission_id=row.submission_id,
+        id=row["id"],
+        scope=row["scope"],
+        submitter=row["submitter"],
+        spec=specs.spec_of(row["id"], data) if specs is not None else spec_from_json(data),
+        schedule=dict(row["schedule"]),
+        status=_TRANSFER_STATUS[row["status"]],
+        created_at=row["created_at"],
+        next_run_at=row["next_run_at"],
+        runs=row["runs"],
+        error=row["error"],
+        submission_id=row["submission_id"],
     )
 
 
-def run_from_row(row: Any) -> Run:
+def run_from_row(row: Row[Any]) -> Run:
+    return run_from_mapping(row._mapping)
+
+
+def run_from_mapping(row: Mapping[Any, Any]) -> Run:
     return Run(
-        transfer_id=row.transfer_id,
-        number=row.number,
-        status=RunStatus(row.status),
-        due_at=row.due_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        expanded=bool(row.expanded),
+        transfer_id=row["transfer_id"],
+        number=row["number"],
+        status=_RUN_STATUS[row["status"]],
+        due_at=row["due_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        expanded=bool(row["expanded"]),
         counts=RunCounts(
-            total=row.total,
-            done=row.done,
-            failed=row.failed,
-            skipped=row.skipped,
-            canceled=row.canceled,
-            bytes=row.bytes,
+            total=row["total"],
+            done=row["done"],
+            failed=row["failed"],
+            skipped=row["skipped"],
+            canceled=row["canceled"],
+            bytes=row["bytes"],
         ),
-        error=row.error,
-        occurrences=row.occurrences,
-        skipped_occurrences=row.skipped_occurrences,
-        size_total=row.size_total,
-        last_result_at=row.last_result_at,
+        error=row["error"],
+        occurrences=row["occurrences"],
+        skipped_occurrences=row["skipped_occurrences"],
+        size_total=row["size_total"],
+        last_result_at=row["last_result_at"],
     )
+
+
+# A stored status, looked up: making an enum member from its value is a call through the enum's
+# metaclass, twice per transfer of a page.
+_TRANSFER_STATUS = {status.value: status for status in TransferStatus}
+_RUN_STATUS = {status.value: status for status in RunStatus}
 
 
 def task_from_row(row: Row[Any]) -> Task:

@@ -231,7 +231,7 @@ class RunsMixin(HooksMixin, SqlBase):
             return runs, all_rows(conn, of_runs) if ids else []
 
         runs, rows = await self._reading(read)
-        transfers = {row.id: transfer_from_row(row) for row in rows}
+        transfers = {row.id: transfer_from_row(row, self._specs) for row in rows}
         return [(transfers[run.transfer_id], run) for run in runs]
 
     async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:

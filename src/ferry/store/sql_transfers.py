@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, tuple_, update
@@ -41,6 +40,7 @@ from ferry.store.sql_base import (
     SqlBase,
     all_rows,
     first_row,
+    run_from_mapping,
     run_from_row,
     task_from_row,
     transfer_from_row,
@@ -79,7 +79,7 @@ def _latest_run(row: Row[Any]) -> Run | None:
     values = row[_RUN_COLUMNS]
     if values[0] is None:
         return None
-    return run_from_row(SimpleNamespace(**dict(zip(_RUN_NAMES, values, strict=True))))
+    return run_from_mapping(dict(zip(_RUN_NAMES, values, strict=True)))
 
 
 def spec_hash(new: NewTransfer, spec: dict[str, Any]) -> str:
@@ -179,7 +179,7 @@ class TransfersMixin(SqlBase):
             raise Conflict(
                 f"submission id {new.submission_id!r} was used for another transfer ({row.id})"
             )
-        return transfer_from_row(row)
+        return transfer_from_row(row, self._specs)
 
     async def get_transfer(self, transfer_id: str) -> Transfer:
         row = await self._reading(
@@ -187,13 +187,15 @@ class TransfersMixin(SqlBase):
         )
         if row is None:
             raise TransferNotFound(transfer_id)
-        return transfer_from_row(row)
+        return transfer_from_row(row, self._specs)
 
     async def get_transfer_with_run(self, transfer_id: str) -> TransferWithRun:
         row = await self._reading(first_row, _ONE_WITH_LATEST_RUN, {"transfer_id": transfer_id})
         if row is None:
             raise TransferNotFound(transfer_id)
-        return TransferWithRun(transfer_from_row(row), _latest_run(row), int(row.active_bytes))
+        return TransferWithRun(
+            transfer_from_row(row, self._specs), _latest_run(row), int(row.active_bytes)
+        )
 
     async def list_transfers(
         self,
@@ -228,7 +230,7 @@ class TransfersMixin(SqlBase):
                 or_(c.created_at < created, and_(c.created_at == created, c.id < last_id))
             )
         rows = await self._reading(all_rows, query)
-        items = [transfer_from_row(r) for r in rows[:limit]]
+        items = [transfer_from_row(r, self._specs) for r in rows[:limit]]
         runs = {r.id: run for r in rows[:limit] if (run := _latest_run(r)) is not None}
         more = len(rows) > limit
         return TransferPage(
