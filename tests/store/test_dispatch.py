@@ -4,6 +4,7 @@ limits, channels drained and stopped, agents' statistics, and transfer listing f
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -426,8 +427,8 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
     """Every statement on the tasks that the store runs for a tree's life, from its listing
     to its end (lease, heartbeat, results with a retry, an expiry, an agent's statistics and
     its leave), as SQLite plans it: none reads every task. The queue's and the leases'
-    searches go through indexes of their one state, which SQLite's planner uses only when the
-    query names that state as the index does."""
+    searches go through indexes of their one state, and every statement names a state as a
+    literal, not as a parameter."""
     store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'plans.db'}", clock=clock)
     await store.open()
     seen: list[tuple[str, object]] = []
@@ -484,6 +485,8 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
         statement: steps for statement, steps in plans.items() if _scans_of_all_tasks(steps)
     }
     assert reading_all == {}
+    # A state bound as a parameter made SQLite prepare the statement again at each execution.
+    assert [sql for sql in plans if re.search(r"tasks\.state (=|IN) \(?\?", sql)] == []
     assert any("ix_tasks_queue" in " ".join(steps) for steps in plans.values()), plans
     assert any("ix_tasks_lease_expires_at" in " ".join(steps) for steps in plans.values()), plans
     assert any("ix_tasks_lease_agent" in " ".join(steps) for steps in plans.values()), plans

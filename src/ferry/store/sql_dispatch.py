@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, select, update
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
@@ -171,7 +171,7 @@ class DispatchMixin(SqlBase):
         c = t.tasks.c
         rows = conn.execute(
             select(c.source_site, c.destination_site, func.count())
-            .where(t.ACTIVE_ONLY)
+            .where(t.task_state_is(TaskState.ACTIVE.value))
             .group_by(c.source_site, c.destination_site)
         ).all()
         return {(r[0], r[1]): int(r[2]) for r in rows}
@@ -195,7 +195,7 @@ class DispatchMixin(SqlBase):
             rows = conn.execute(
                 select(c.id, c.priority)
                 .where(
-                    t.QUEUED_ONLY,  # the queue index's own condition, for its planner to match
+                    t.task_state_is(TaskState.QUEUED.value),  # the queue index's condition
                     c.scope == q.scope,
                     c.source_site == q.source_site,
                     c.destination_site == q.destination_site,
@@ -268,7 +268,7 @@ _ACTIVATE = (
     update(t.tasks)
     .where(
         t.tasks.c.id.in_(bindparam("ids", expanding=True))
-        & (Unindexed(t.tasks.c.state) == TaskState.QUEUED.value)
+        & (Unindexed(t.tasks.c.state) == literal_column("'QUEUED'"))
     )
     .values(
         state=TaskState.ACTIVE.value,

@@ -97,7 +97,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                         (c.transfer_id == transfer_id)
                         & (c.run == 1)
                         & ((c.source == here) | (c.destination == here))
-                        & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+                        & t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
                         & ~c.cancel_requested
                     )
                     .values(**_client_lease(lease, now, now + ttl))
@@ -120,7 +120,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
             (c.transfer_id == transfer_id)
             & (c.run == 1)
             & c.destination.in_(here)  # the object's unique index
-            & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+            & t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
             & ~c.cancel_requested
         )
         async with self._tx() as conn:
@@ -146,7 +146,7 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
             select(t.tasks).where(
                 (c.transfer_id == transfer_id)
                 & ((c.source == here) | (c.destination == here))
-                & (c.state == TaskState.ACTIVE.value)
+                & t.task_state_is(TaskState.ACTIVE.value)
                 & (c.lease_agent == PASSIVE_AGENT)
             ),
         )
@@ -185,9 +185,9 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
                 )
                 .values(closed_at=now)
             )
-            waiting = c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+            waiting = t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
             # An object the client had started and dropped (Ctrl-C in a pull) ends too.
-            dropped = (c.state == TaskState.ACTIVE.value) & (c.lease_agent == PASSIVE_AGENT)
+            dropped = t.task_state_is(TaskState.ACTIVE.value) & (c.lease_agent == PASSIVE_AGENT)
             unsent = (c.transfer_id == transfer_id) & (waiting | dropped)
             rows = (
                 await conn.execute(

@@ -35,7 +35,7 @@ THROUGHPUT_WINDOW = timedelta(minutes=1)
 # Bytes an active task has moved, as its agent reports them with each heartbeat.
 _PROGRESS = (
     update(t.tasks)
-    .where((t.tasks.c.id == bindparam("b_id")) & (t.tasks.c.state == TaskState.ACTIVE.value))
+    .where((t.tasks.c.id == bindparam("b_id")) & t.task_state_is(TaskState.ACTIVE.value))
     .values(bytes_done=bindparam("b_bytes"))
 )
 
@@ -316,7 +316,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         mine = (
             t.tasks.c.id.in_(held)
             & (t.tasks.c.lease_agent == agent_id)
-            & (t.tasks.c.state == TaskState.ACTIVE.value)
+            & t.task_state_is(TaskState.ACTIVE.value)
         )
         async with self._tx() as conn:
             await conn.execute(
@@ -375,7 +375,9 @@ class RegistryMixin(TasksMixin, SqlBase):
             )
             held = (
                 await conn.execute(
-                    select(c.id, c.lease_token).where((c.lease_agent == agent_id) & t.ACTIVE_ONLY)
+                    select(c.id, c.lease_token).where(
+                        (c.lease_agent == agent_id) & t.task_state_is(TaskState.ACTIVE.value)
+                    )
                 )
             ).all()
             if held:
@@ -401,7 +403,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         window = self.clock() - THROUGHPUT_WINDOW
         held_by_agent = (
             select(c.lease_agent, func.count())
-            .where(c.lease_agent.in_(ids) & t.ACTIVE_ONLY)
+            .where(c.lease_agent.in_(ids) & t.task_state_is(TaskState.ACTIVE.value))
             .group_by(c.lease_agent)
         )
         moved_lately = (

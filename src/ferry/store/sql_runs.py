@@ -306,7 +306,9 @@ class RunsMixin(HooksMixin, SqlBase):
         """Bytes the run's active objects have moved so far, as their agents last reported."""
         c = t.tasks.c
         query = select(func.coalesce(func.sum(c.bytes_done), 0)).where(
-            (c.transfer_id == transfer_id) & (c.run == run) & (c.state == TaskState.ACTIVE.value)
+            (c.transfer_id == transfer_id)
+            & (c.run == run)
+            & t.task_state_is(TaskState.ACTIVE.value)
         )
         return int(await self._reading(scalar_of, query))
 
@@ -434,7 +436,7 @@ class RunsMixin(HooksMixin, SqlBase):
             .where(
                 (c.transfer_id == run.transfer_id)
                 & (c.run == run.number)
-                & (c.state == TaskState.FAILED.value)
+                & t.task_state_is(TaskState.FAILED.value)
             )
             .order_by(c.id)
             .limit(1)

@@ -211,7 +211,7 @@ class TasksMixin(SqlBase):
         return TaskState.FAILED, None
 
     async def reap_expired_leases(self, now: datetime) -> int:
-        expired = (t.tasks.c.state == TaskState.ACTIVE.value) & (t.tasks.c.lease_expires_at < now)
+        expired = t.task_state_is(TaskState.ACTIVE.value) & (t.tasks.c.lease_expires_at < now)
         return await self._write(self._requeue_leases, expired, "lease expired")
 
     def _requeue_leases(self, conn: Connection, where: ColumnElement[bool], why: str) -> int:
@@ -244,7 +244,7 @@ class TasksMixin(SqlBase):
         async with self._tx() as conn:
             result = await conn.execute(
                 update(t.tasks)
-                .where((t.tasks.c.state == TaskState.WAITING.value) & (t.tasks.c.not_before <= now))
+                .where(t.task_state_is(TaskState.WAITING.value) & (t.tasks.c.not_before <= now))
                 .values(state=TaskState.QUEUED.value, not_before=None)
             )
         return int(result.rowcount)
@@ -278,7 +278,7 @@ def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
     columns = [c[name] for name in HeldRow._fields if name != "leased_at"]
     return (
         select(*columns, type_coerce(c.leased_at, NullType()).label("leased_at"))
-        .where(where & t.ACTIVE_ONLY)
+        .where(where & t.task_state_is(TaskState.ACTIVE.value))
         # Every locker takes its rows in one order: no deadlock between two. (Not read from the
         # primary key on SQLite: it scanned the table in that order instead of the index.)
         .order_by(Unindexed(c.id))
@@ -305,7 +305,7 @@ _HELD_BY = leased_rows(
 _RESULT_WHERE = (
     (t.tasks.c.id == bindparam("b_id"))
     & (t.tasks.c.lease_token == bindparam("b_lease"))
-    & (t.tasks.c.state == TaskState.ACTIVE.value)
+    & t.task_state_is(TaskState.ACTIVE.value)
 )
 _RESULT_VALUES: dict[str, Any] = {
     "state": bindparam("b_state"),
@@ -348,7 +348,7 @@ _RELEASE = BulkStatement(
     .where(
         (t.tasks.c.id == bindparam("b_id"))
         & (t.tasks.c.lease_token == bindparam("b_lease"))
-        & (t.tasks.c.state == TaskState.ACTIVE.value)
+        & t.task_state_is(TaskState.ACTIVE.value)
     )
     .values(
         state=TaskState.QUEUED.value,

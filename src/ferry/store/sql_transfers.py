@@ -63,7 +63,7 @@ _ACTIVE_BYTES = (
     .where(
         (t.tasks.c.transfer_id == t.transfers.c.id)
         & (t.tasks.c.run == t.transfers.c.runs)
-        & (t.tasks.c.state == TaskState.ACTIVE.value)
+        & t.task_state_is(TaskState.ACTIVE.value)
     )
     .scalar_subquery()
     .label("active_bytes")
@@ -301,7 +301,7 @@ class TransfersMixin(SqlBase):
     ) -> tuple[int, int]:
         c = t.tasks.c
         of_run = (c.transfer_id == transfer_id) & (c.run == run)
-        waiting = of_run & c.state.in_([TaskState.QUEUED.value, TaskState.WAITING.value])
+        waiting = of_run & t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
         canceled = (
             await conn.execute(
                 update(t.tasks)
@@ -312,7 +312,7 @@ class TransfersMixin(SqlBase):
         stopping = (
             await conn.execute(
                 update(t.tasks)
-                .where(of_run & (c.state == TaskState.ACTIVE.value))
+                .where(of_run & t.task_state_is(TaskState.ACTIVE.value))
                 .values(cancel_requested=True)
             )
         ).rowcount
