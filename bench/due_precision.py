@@ -87,9 +87,8 @@ async def statements_per_wakeup(work: Path, due: int, idle: int) -> tuple[int, l
     await insert_transfers(store, due, now - timedelta(seconds=1))
     await insert_transfers(store, idle, now + timedelta(days=1))
     statements: list[str] = []
-    event.listen(
-        store.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
-    )
+    for engine in store.engines:  # the writer's thread claims; reads run on their own threads
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     loop = DueLoop(store, Wakeups())
     await loop.run_once()
     await loop.delay()

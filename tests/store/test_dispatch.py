@@ -437,7 +437,7 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
         if " tasks" in statement and not statement.lstrip().upper().startswith("INSERT"):
             seen.append((statement, parameters[0] if many else parameters))
 
-    for engine in (store._sync_engine, store._read_engine, store.engine.sync_engine):
+    for engine in store.engines:
         event.listen(engine, "before_cursor_execute", record)
     try:
         await store.bootstrap()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ferry.domain.locations import parse_location
 from ferry.domain.transfers import TransferKind, TransferOptions, TransferSpec
-from ferry.store.sql_base import SpecCache, spec_from_json
+from ferry.store.sql_rows import SpecCache, spec_from_json
 
 
 def spec_json(n: int) -> dict[str, object]:

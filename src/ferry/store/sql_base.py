@@ -8,7 +8,7 @@ import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,22 +35,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from ferry.domain.locations import parse_location
-from ferry.domain.states import RunStatus, TaskState, TransferStatus
-from ferry.domain.transfers import (
-    Credentials,
-    Run,
-    RunCounts,
-    Storage,
-    Task,
-    Transfer,
-    TransferKind,
-    TransferOptions,
-    TransferSpec,
-)
 from ferry.errors import ConfigError
 from ferry.store.abc import Principal
-from ferry.store.crypto import Cipher, SecretKeyError
+from ferry.store.crypto import Cipher
+from ferry.store.sql_rows import SpecCache
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a token's principal is trusted without reading the database again: a token revoked
@@ -208,6 +196,14 @@ class SqlBase:
         if self._engine is None:
             raise RuntimeError("store is not open: call open() first")
         return self._engine
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine the open store runs statements through (the writer's, the readers',
+        the asynchronous one's), for listeners that count or explain them."""
+        if self._sync_engine is None or self._read_engine is None:
+            raise RuntimeError("store is not open: call open() first")
+        return [self._sync_engine, self._read_engine, self.engine.sync_engine]
 
     @property
     def is_sqlite(self) -> bool:
@@ -395,125 +391,3 @@ def _compile_unindexed(element: Unindexed, compiler: SQLCompiler, **kw: Any) -> 
 @compiles(Unindexed, "sqlite")
 def _compile_unindexed_on_sqlite(element: Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
     return "+" + compiler.process(element.column, **kw)
-
-
-def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:
-    credentials = Credentials()
-    if row.credentials:
-        if cipher is None:
-            raise SecretKeyError("stored credentials cannot be read: no secret key was given")
-        credentials = Credentials(cipher.decrypt(row.credentials))
-    return Storage(
-        name=row.name,
-        url=row.url,
-        site=row.site,
-        options=dict(row.options),
-        credentials=credentials,
-        health=dict(row.health) if row.health else None,
-    )
-
-
-def spec_from_json(data: dict[str, Any]) -> TransferSpec:
-    return TransferSpec(
-        kind=TransferKind(data["kind"]),
-        sources=tuple(parse_location(s) for s in data["sources"]),
-        destination=parse_location(data["destination"]),
-        options=TransferOptions.from_json(data.get("options", {})),
-    )
-
-
-class SpecCache:
-    """Transfers' specs, parsed once: a spec never changes after its submission, and a page of
-    fifty transfers spent a third of its time parsing theirs again (≈ 18 µs each: locations,
-    options, frozen dataclasses). Keyed by the transfer's id, up to ``limit`` of them, the
-    oldest forgotten first."""
-
-    def __init__(self, limit: int = 4096) -> None:
-        self.limit = limit
-        self._specs: dict[str, TransferSpec] = {}
-
-    def spec_of(self, transfer_id: str, data: dict[str, Any]) -> TransferSpec:
-        spec = self._specs.get(transfer_id)
-        if spec is None:
-            spec = spec_from_json(data)
-            if len(self._specs) >= self.limit:
-                del self._specs[next(iter(self._specs))]
-            self._specs[transfer_id] = spec
-        return spec
-
-
-def transfer_from_row(row: Row[Any], specs: SpecCache | None = None) -> Transfer:
-    """A transfer from its row, its spec from ``specs`` when given. The row's values are read
-    through its mapping: a field of a ``Row`` read as an attribute cost ≈ 0.3 µs, four times a
-    key of its mapping, and a page of transfers read two dozen of them per transfer and its
-    latest run."""
-    return transfer_from_mapping(row._mapping, specs)
-
-
-def transfer_from_mapping(row: Mapping[Any, Any], specs: SpecCache | None = None) -> Transfer:
-    data = row["spec"]
-    return Transfer(
-        id=row["id"],
-        scope=row["scope"],
-        submitter=row["submitter"],
-        spec=specs.spec_of(row["id"], data) if specs is not None else spec_from_json(data),
-        schedule=dict(row["schedule"]),
-        status=_TRANSFER_STATUS[row["status"]],
-        created_at=row["created_at"],
-        next_run_at=row["next_run_at"],
-        runs=row["runs"],
-        error=row["error"],
-        submission_id=row["submission_id"],
-    )
-
-
-def run_from_row(row: Row[Any]) -> Run:
-    return run_from_mapping(row._mapping)
-
-
-def run_from_mapping(row: Mapping[Any, Any]) -> Run:
-    return Run(
-        transfer_id=row["transfer_id"],
-        number=row["number"],
-        status=_RUN_STATUS[row["status"]],
-        due_at=row["due_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        expanded=bool(row["expanded"]),
-        counts=RunCounts(
-            total=row["total"],
-            done=row["done"],
-            failed=row["failed"],
-            skipped=row["skipped"],
-            canceled=row["canceled"],
-            bytes=row["bytes"],
-        ),
-        error=row["error"],
-        occurrences=row["occurrences"],
-        skipped_occurrences=row["skipped_occurrences"],
-        size_total=row["size_total"],
-        last_result_at=row["last_result_at"],
-    )
-
-
-# A stored status, looked up: making an enum member from its value is a call through the enum's
-# metaclass, twice per transfer of a page.
-_TRANSFER_STATUS = {status.value: status for status in TransferStatus}
-_RUN_STATUS = {status.value: status for status in RunStatus}
-
-
-def task_from_row(row: Row[Any]) -> Task:
-    return Task(
-        id=row.id,
-        transfer_id=row.transfer_id,
-        run=row.run,
-        state=TaskState(row.state),
-        source=parse_location(row.source),
-        destination=parse_location(row.destination),
-        size=row.size,
-        bytes_done=row.bytes_done,
-        checksum=row.checksum,
-        attempts=row.attempts,
-        error_class=row.error_class,
-        error=row.error,
-    )

@@ -24,8 +24,9 @@ from ferry.errors import (
 from ferry.store import tables as t
 from ferry.store.abc import AgentStatistics, Principal
 from ferry.store.crypto import SecretKeyError
-from ferry.store.sql_base import SqlBase, all_rows, first_row, hash_secret, storage_from_row
+from ferry.store.sql_base import SqlBase, all_rows, first_row, hash_secret
 from ferry.store.sql_bulk import execute_many
+from ferry.store.sql_rows import storage_from_row
 from ferry.store.sql_tasks import _RELEASE, TasksMixin
 
 ADMIN_CLIENT = "admin"

@@ -32,16 +32,10 @@ from ferry.domain.transfers import (
     transfer_status_after,
 )
 from ferry.store import tables as t
-from ferry.store.sql_base import (
-    SqlBase,
-    all_rows,
-    first_row,
-    run_from_row,
-    scalar_of,
-    transfer_from_row,
-)
+from ferry.store.sql_base import SqlBase, all_rows, first_row, scalar_of
 from ferry.store.sql_bulk import BulkStatement, execute_many
 from ferry.store.sql_hooks import HooksMixin
+from ferry.store.sql_rows import run_from_row, transfer_from_row
 from ferry.store.sql_tasks import RunCounter
 
 # The columns of a new task, in the order of the tuples ``task_rows`` makes.

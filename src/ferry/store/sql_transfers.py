@@ -36,15 +36,8 @@ from ferry.store.abc import (
     TransferPage,
     TransferWithRun,
 )
-from ferry.store.sql_base import (
-    SqlBase,
-    all_rows,
-    first_row,
-    run_from_mapping,
-    run_from_row,
-    task_from_row,
-    transfer_from_row,
-)
+from ferry.store.sql_base import SqlBase, all_rows, first_row
+from ferry.store.sql_rows import run_from_mapping, run_from_row, task_from_row, transfer_from_row
 
 # A transfer with its latest run's columns after its own (NULL before its first run), and
 # the bytes that run's ACTIVE tasks have moved (through the tasks' (transfer, run, state) index).
