@@ -101,15 +101,15 @@ def _copy(
     with on_destination:
         clear_temporary(request.destination, temporary)
     try:
-        if _kernel_copy_applies(request):
+        if not _kernel_copy_applies(request):
+            copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
+        elif request.checksum is Checksum.NONE:
             copied = _kernel_copy(request, source, temporary, progress)
             digest = read_back = None
-        elif _kernel_copy_summed_applies(request):
+        else:  # the kernel copies; the source and the copy are summed beside it
             copied, digest, read_back = copy_summed(
                 request, source, temporary, progress, should_stop
             )
-        else:
-            copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
         with on_destination:
             if request.destination.is_local:  # nor may the temporary file have become one
                 request.destination.resolve(request.destination.relative(temporary))
@@ -132,23 +132,13 @@ def clear_temporary(storage: StorageFS, temporary: str) -> None:
 
 
 def _kernel_copy_applies(request: CopyRequest) -> bool:
-    """Local to local with nothing to compute on the bytes: the kernel copies them
-    (``copy_file_range``/``sendfile``) without their passing through Python."""
-    return (
-        request.source.is_local
-        and request.destination.is_local
-        and request.checksum is Checksum.NONE
-        and not request.bandwidth
-    )
-
-
-def _kernel_copy_summed_applies(request: CopyRequest) -> bool:
-    """Local to local through fsspec's own local filesystem, with a checksum: the kernel
-    copies, and the source and the copy are summed beside it (``copy_summed``)."""
+    """Local to local through fsspec's own local filesystem (a subclass may do more than the
+    system calls), unthrottled: the kernel copies the bytes (``sendfile``) without their
+    passing through Python, and with a checksum both ends are summed beside it
+    (``copy_summed``)."""
     return (
         type(request.source.fs) is LocalFileSystem
         and type(request.destination.fs) is LocalFileSystem
-        and request.checksum is not Checksum.NONE
         and not request.bandwidth
     )
 

@@ -22,7 +22,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     literal_column,
-    text,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -247,9 +246,7 @@ runs = Table(
 # generic plan of PostgreSQL's, for a statement its driver has prepared, cannot see a
 # parameter's value and would not use the index; and a statement of SQLite's whose plan
 # looked at a bound value against such an index is prepared again at every execution
-# (``task_state_is``).
-QUEUED_ONLY = text("state = 'QUEUED'")
-ACTIVE_ONLY = text("state = 'ACTIVE'")
+# (``task_state_is``, which the indexes' own conditions are written with too).
 
 tasks = Table(
     "tasks",
@@ -278,27 +275,11 @@ tasks = Table(
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
-    # ACTIVE tasks only (below), by the lease's expiry and by its agent.
-    Index(None, "lease_expires_at", sqlite_where=ACTIVE_ONLY, postgresql_where=ACTIVE_ONLY),
-    Index(None, "lease_agent", sqlite_where=ACTIVE_ONLY, postgresql_where=ACTIVE_ONLY),
     Index(None, "not_before"),
     Index(None, "transfer_id", "run", "id"),
     Index(None, "transfer_id", "run", "state"),  # a run's active tasks, for its progress
     # One task per object of a run: listing a tree again after a crash adds no duplicates.
     Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
-)
-
-# The lease walks each queue in dispatch order: priority high first, then oldest. QUEUED tasks
-# only: a lease takes a task out of it and nothing else touches it again.
-Index(
-    "ix_tasks_queue",
-    tasks.c.scope,
-    tasks.c.source_site,
-    tasks.c.destination_site,
-    tasks.c.priority.desc(),
-    tasks.c.id,
-    sqlite_where=QUEUED_ONLY,
-    postgresql_where=QUEUED_ONLY,
 )
 
 
@@ -309,6 +290,27 @@ def task_state_is(*states: str) -> ColumnElement[bool]:
     value is bound, that is at every execution: a transfer's status read cost 320 → 470 µs."""
     values: list[ColumnElement[Any]] = [literal_column(f"'{state}'") for state in states]
     return tasks.c.state == values[0] if len(values) == 1 else tasks.c.state.in_(values)
+
+
+def _of_state(state: str) -> dict[str, Any]:
+    """The condition of a partial index of the tasks in ``state``, for SQLite and PostgreSQL."""
+    return {"sqlite_where": task_state_is(state), "postgresql_where": task_state_is(state)}
+
+
+# The lease walks each queue in dispatch order: priority high first, then oldest. QUEUED tasks
+# only: a lease takes a task out of it and nothing else touches it again.
+Index(
+    "ix_tasks_queue",
+    tasks.c.scope,
+    tasks.c.source_site,
+    tasks.c.destination_site,
+    tasks.c.priority.desc(),
+    tasks.c.id,
+    **_of_state("QUEUED"),
+)
+# ACTIVE tasks only, by their lease's expiry and by its agent.
+Index("ix_tasks_lease_expires_at", tasks.c.lease_expires_at, **_of_state("ACTIVE"))
+Index("ix_tasks_lease_agent", tasks.c.lease_agent, **_of_state("ACTIVE"))
 
 
 attempts = Table(
