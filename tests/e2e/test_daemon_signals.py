@@ -92,10 +92,11 @@ def test_sighup_applies_the_new_level_and_storage_without_dropping_a_running_tra
 
     server.process.send_signal(signal.SIGHUP)
 
-    wait_for(lambda: "SIGHUP: log.level: 'INFO' → 'DEBUG'" in server_log(logs), timeout=10)
+    # the storage is declared after the level has been logged, once its row is written
+    declared = f"SIGHUP: storage extra declared ({extra.as_uri()})"
+    wait_for(lambda: declared in server_log(logs), timeout=10)
     change = next(line for line in server_log(logs).splitlines() if "log.level:" in line)
     assert " INFO ferry.daemon: SIGHUP: log.level: 'INFO' → 'DEBUG'" in change
-    assert f"SIGHUP: storage extra declared ({extra.as_uri()})" in server_log(logs)
     storages = {s["name"]: s["url"] for s in server.api("GET", "/api/v1/storages").json()}
     assert storages["extra"] == extra.as_uri()
     (server.cwd / "note.txt").write_text("declared by the file")
