@@ -410,7 +410,14 @@ async def test_a_lease_finds_its_tasks_by_their_ids_not_by_walking_the_queue(tmp
 
 
 # Partial indexes, each of the tasks in one state: a whole scan of one is a scan of those tasks.
-_OF_ONE_STATE = ("ix_tasks_queue", "ix_tasks_lease_agent", "ix_tasks_lease_expires_at")
+_OF_ONE_STATE = (
+    "ix_tasks_queue",
+    "ix_tasks_lease_agent",
+    "ix_tasks_lease_expires_at",
+    "ix_tasks_run_active",
+    "ix_tasks_run_failed",
+    "ix_tasks_not_before",
+)
 
 
 def _scans_of_all_tasks(plan: list[str]) -> list[str]:
@@ -465,11 +472,28 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
         await store.record_results(agent, [done(first), retry])
         clock.advance(seconds=60)
         await store.reap_expired_leases(clock.now)  # the other three expire
+        assert await store.requeue_waiting(clock.now) == 1  # the retry's backoff is over
         await store.agent_statistics([agent])
         await store.active_by_channel()
         await store.lease_tasks(agent, limit=5, ttl=TTL)
+        await store.get_transfer_with_run(transfer.id)  # with its bytes in flight
         await store.retire_agent(agent)
         await store.finish_runs(clock.now)
+        # A run whose object failed ends with that object's error; a cancel stops the rest.
+        other = await register(store, "agent-2")
+        failing = await _tree_of(store, clock, 1)
+        stopped = await _tree_of(store, clock, 2, name="canceled")
+        leased = await store.lease_tasks(other, limit=50, ttl=TTL)
+        one = next(task for task in leased if task.transfer_id == failing.id)
+        assert stopped.id in {task.transfer_id for task in leased}
+        await store.record_results(
+            other,
+            [TaskResult(one.id, one.lease, TaskState.FAILED, error="denied", retryable=False)],
+        )
+        await store.finish_runs(clock.now)
+        error = (await store.get_transfer(failing.id)).error
+        assert error == "1 of 1 objects failed: src:in/f0: denied"
+        assert (await store.cancel_transfer(stopped.id)).stopping_tasks == 2
     finally:
         await store.close()
     database = sqlite3.connect(tmp_path / "plans.db")
@@ -490,3 +514,21 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
     assert any("ix_tasks_queue" in " ".join(steps) for steps in plans.values()), plans
     assert any("ix_tasks_lease_expires_at" in " ".join(steps) for steps in plans.values()), plans
     assert any("ix_tasks_lease_agent" in " ".join(steps) for steps in plans.values()), plans
+    for index in ("ix_tasks_run_active", "ix_tasks_run_failed", "ix_tasks_not_before"):
+        assert any(index in " ".join(steps) for steps in plans.values()), (index, plans)
+
+
+async def _tree_of(store, clock, objects, name="in"):
+    spec = TransferSpec(
+        TransferKind.TREE, (parse_location(f"src:{name}"),), parse_location("dst:x")
+    )
+    transfer, _ = await store.create_transfer(NewTransfer("default", "admin", spec, {}, clock.now))
+    await store.claim_due_transfers(clock.now, 10)
+    transfer = await store.get_transfer(transfer.id)
+    planned = [
+        PlannedTask(parse_location(f"src:{name}/f{n}"), parse_location(f"dst:x/{name}{n}"), 10)
+        for n in range(objects)
+    ]
+    await store.add_tasks(transfer, transfer.runs, planned)
+    await store.mark_expanded(transfer.id, transfer.runs)
+    return transfer

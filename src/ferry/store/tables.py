@@ -275,9 +275,7 @@ tasks = Table(
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
-    Index(None, "not_before"),
     Index(None, "transfer_id", "run", "id"),
-    Index(None, "transfer_id", "run", "state"),  # a run's active tasks, for its progress
     # One task per object of a run: listing a tree again after a crash adds no duplicates.
     Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
 )
@@ -311,6 +309,13 @@ Index(
 # ACTIVE tasks only, by their lease's expiry and by its agent.
 Index("ix_tasks_lease_expires_at", tasks.c.lease_expires_at, **_of_state("ACTIVE"))
 Index("ix_tasks_lease_agent", tasks.c.lease_agent, **_of_state("ACTIVE"))
+# A run's ACTIVE tasks (its bytes in flight, a cancel's stops), its first FAILED one (the run's
+# error), and the WAITING tasks by when their retry is due. An index of every task of a run by
+# its state moved two entries at each lease and each result; these, one at each change
+# (SQLite's own work for an insert, a lease, a result and its attempt: 23.0 → 19.4 µs per task).
+Index("ix_tasks_run_active", tasks.c.transfer_id, tasks.c.run, **_of_state("ACTIVE"))
+Index("ix_tasks_run_failed", tasks.c.transfer_id, tasks.c.run, tasks.c.id, **_of_state("FAILED"))
+Index("ix_tasks_not_before", tasks.c.not_before, **_of_state("WAITING"))
 
 
 attempts = Table(
