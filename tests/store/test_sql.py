@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from ferry.domain.locations import parse_location
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
@@ -398,6 +398,38 @@ async def test_done_results_count_objects_and_bytes(store, start, agent_id):
     [(task, attempts), _] = await tasks_of(store, started.transfer.id)
     assert (task.state, task.checksum, task.bytes_done) == (TaskState.DONE, "adler32:1", 100)
     assert [a.number for a in attempts] == [1]
+
+
+async def test_an_object_moved_is_its_tasks_last_attempt_and_the_others_have_rows(
+    store, start, agent_id, clock
+):
+    """The attempt that moves an object is kept in its task's row, the others (here a failure
+    retried) in rows of their own; the history reads both, in order, with the same fields."""
+    started = await start(tasks=3)
+    first, second, third = await lease(store, agent_id)
+    leased_at = clock.now
+    clock.advance(seconds=2)
+    skipped = TaskResult(third.id, third.lease, TaskState.SKIPPED, bytes=7)
+    retry = failed(second, "reset", retryable=True)
+    await store.record_results(agent_id, [done(first, 100), retry, skipped])
+    assert await store.requeue_waiting(clock.advance(seconds=RETRY_CAP.total_seconds())) == 1
+    [again] = await lease(store, agent_id)
+    await store.record_results(agent_id, [done(again, 50)])
+
+    history = {task.id: attempts for task, attempts in await tasks_of(store, started.transfer.id)}
+    [moved] = history[first.id]
+    assert (moved.number, moved.state, moved.agent, moved.bytes) == (1, "DONE", agent_id, 100)
+    assert (moved.started_at, moved.finished_at) == (leased_at, leased_at + timedelta(seconds=2))
+    assert [(a.number, a.state, a.error) for a in history[second.id]] == [
+        (1, "FAILED", "reset"),
+        (2, "DONE", None),
+    ]
+    assert [(a.number, a.state, a.bytes) for a in history[third.id]] == [(1, "SKIPPED", 7)]
+    async with store.engine.connect() as conn:
+        kept = (
+            await conn.execute(select(tables.attempts.c.task_id, tables.attempts.c.state))
+        ).all()
+    assert [tuple(row) for row in kept] == [(second.id, "FAILED")]
 
 
 async def test_skipped_and_failed_results_are_counted(store, start, agent_id):

@@ -396,11 +396,12 @@ class RegistryMixin(TasksMixin, SqlBase):
 
     async def agent_statistics(self, agent_ids: Sequence[str]) -> dict[str, AgentStatistics]:
         """Counters from the agents table, objects held from the tasks' lease index, and the
-        bytes of the last minute's successful attempts (index on agent, finished_at)."""
+        bytes of the objects each moved in the last minute (a DONE task keeps its agent; the
+        index of DONE tasks by agent and end)."""
         ids = list(agent_ids)
         if not ids:
             return {}
-        c, at = t.tasks.c, t.attempts.c
+        c = t.tasks.c
         window = self.clock() - THROUGHPUT_WINDOW
         held_by_agent = (
             select(c.lease_agent, func.count())
@@ -408,11 +409,13 @@ class RegistryMixin(TasksMixin, SqlBase):
             .group_by(c.lease_agent)
         )
         moved_lately = (
-            select(at.agent, func.coalesce(func.sum(at.bytes), 0))
+            select(c.lease_agent, func.coalesce(func.sum(c.bytes_done), 0))
             .where(
-                at.agent.in_(ids) & (at.finished_at >= window) & (at.state == TaskState.DONE.value)
+                c.lease_agent.in_(ids)
+                & t.task_state_is(TaskState.DONE.value)
+                & (c.finished_at >= window)
             )
-            .group_by(at.agent)
+            .group_by(c.lease_agent)
         )
 
         def read(conn: Connection) -> tuple[list[Any], dict[str, int], dict[str, int]]:

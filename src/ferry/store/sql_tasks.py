@@ -41,6 +41,13 @@ _COUNTED = {
     TaskState.CANCELED: "canceled",
 }
 
+# A task that has moved its object (DONE, SKIPPED) is its own last attempt: its row keeps the
+# agent (lease_agent), when the attempt began (leased_at), when it ended, its bytes and sum. An
+# attempt that did not end the object so (failed, lost, stopped, given back) gets a row of
+# ``attempts`` with its error, as FTS3 keeps a file's retries beside the file: one write less
+# per object moved (SQLite's own work per object 21.6 → 18.7 µs with foreign keys checked).
+IN_ITS_ROW = frozenset({TaskState.DONE, TaskState.SKIPPED})
+
 
 def retry_delay(attempt: int) -> timedelta:
     """Exponential backoff with full jitter between half and the whole step."""
@@ -144,12 +151,13 @@ class TasksMixin(SqlBase):
                 row.transfer_id, row.run, state, result.bytes if state is TaskState.DONE else 0
             )
             if not_before is None:
-                updates.append(_task_update(row.id, result, state, ended_at))
+                updates.append(_task_update(row.id, result, state, ended_at, agent_id))
             else:  # a retry's backoff: the one time that is not the batch's
-                values = _task_update(row.id, result, state, ended_at)
+                values = _task_update(row.id, result, state, ended_at, agent_id)
                 retries.append((*values, db_time(conn.dialect, not_before)))
             changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
-            attempts.append(_attempt(row, agent_id, result, ended_at, ended))
+            if ended is not None or state not in IN_ITS_ROW:
+                attempts.append(_attempt(row, agent_id, result, ended_at, ended))
         execute_many(conn, _RESULT_UPDATE, updates)
         execute_many(conn, _RETRY_UPDATE, retries)
         if interrupted:
@@ -233,7 +241,7 @@ class TasksMixin(SqlBase):
                 else (TaskState.QUEUED if row.attempts < row.max_attempts else TaskState.FAILED)
             )
             counter.add(row.transfer_id, row.run, state)
-            updates.append(_task_update(row.id, lost, state, ended_at))
+            updates.append(_task_update(row.id, lost, state, ended_at, None))
             attempts.append(_attempt(row, row.lease_agent, lost, ended_at, ended="LOST"))
         execute_many(conn, _RESULT_UPDATE, updates)
         execute_many(conn, _ATTEMPT_INSERT, attempts)
@@ -314,7 +322,7 @@ _RESULT_VALUES: dict[str, Any] = {
     "error_class": bindparam("b_error_class"),
     "error": bindparam("b_error"),
     "finished_at": bindparam("b_finished_at"),
-    "lease_agent": None,
+    "lease_agent": bindparam("b_agent"),  # kept when the task is its own last attempt
     "lease_token": None,
     "lease_expires_at": None,
 }
@@ -327,6 +335,7 @@ _RESULT_NAMES = (
     "b_error_class",
     "b_error",
     "b_finished_at",
+    "b_agent",
 )
 # An ACTIVE task's not_before is empty, and stays so unless it waits for a retry: a statement
 # that set it anyway rewrote its index entry for every result (a result's update 9.6 → 7.7 µs
@@ -378,7 +387,7 @@ _ATTEMPT_INSERT = BulkStatement(
 
 
 def _task_update(
-    task_id: int, result: TaskResult, state: TaskState, ended_at: Any
+    task_id: int, result: TaskResult, state: TaskState, ended_at: Any, agent_id: str | None
 ) -> tuple[Any, ...]:
     """The values of ``_RESULT_UPDATE`` (``_RETRY_UPDATE``'s but the last); the time as the
     database stores it."""
@@ -391,6 +400,7 @@ def _task_update(
         result.error_class,
         result.error,
         ended_at if state in _COUNTED else None,
+        agent_id if state in IN_ITS_ROW else None,
     )
 
 

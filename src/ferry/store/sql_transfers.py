@@ -38,6 +38,7 @@ from ferry.store.abc import (
 )
 from ferry.store.sql_base import SqlBase, all_rows, first_row
 from ferry.store.sql_rows import run_from_mapping, run_from_row, task_from_row, transfer_from_row
+from ferry.store.sql_tasks import IN_ITS_ROW
 
 # A transfer with its latest run's columns after its own (NULL before its first run), and
 # the bytes that run's ACTIVE tasks have moved (through the tasks' (transfer, run, state) index).
@@ -350,4 +351,26 @@ class TransfersMixin(SqlBase):
                     a.state,
                 )
             )
+        for r in rows:
+            tried = history[r.id]
+            if r.state in _IN_ITS_ROW and not any(a.number == r.attempts for a in tried):
+                tried.append(_last_attempt(r))
         return [(task_from_row(r), history[r.id]) for r in rows]
+
+
+_IN_ITS_ROW = frozenset(state.value for state in IN_ITS_ROW)
+
+
+def _last_attempt(row: Row[Any]) -> Attempt:
+    """The attempt that moved a task's object, kept in the task's own row (``IN_ITS_ROW``).
+    A task finished before that was so has a row of ``attempts`` for it instead."""
+    return Attempt(
+        row.attempts,
+        row.lease_agent,
+        row.leased_at,
+        row.finished_at,
+        row.bytes_done,
+        row.error_class,
+        row.error,
+        row.state,
+    )

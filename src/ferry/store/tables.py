@@ -316,8 +316,13 @@ Index("ix_tasks_lease_agent", tasks.c.lease_agent, **_of_state("ACTIVE"))
 Index("ix_tasks_run_active", tasks.c.transfer_id, tasks.c.run, **_of_state("ACTIVE"))
 Index("ix_tasks_run_failed", tasks.c.transfer_id, tasks.c.run, tasks.c.id, **_of_state("FAILED"))
 Index("ix_tasks_not_before", tasks.c.not_before, **_of_state("WAITING"))
+# DONE tasks by the agent that moved them and when: its throughput over the last minute. A
+# DONE task is its own last attempt (``sql_tasks.IN_ITS_ROW``), with no row of attempts.
+Index("ix_tasks_done_by_agent", tasks.c.lease_agent, tasks.c.finished_at, **_of_state("DONE"))
 
 
+# The attempts that did not move their object: failed (retried or not), lost with their lease,
+# stopped by a channel, given back by a stopping agent. The one that moved it is its task's row.
 attempts = Table(
     "attempts",
     metadata,
@@ -332,5 +337,4 @@ attempts = Table(
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Index(None, "task_id"),
-    Index(None, "agent", "finished_at"),
 )
