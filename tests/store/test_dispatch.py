@@ -413,7 +413,6 @@ async def test_a_lease_finds_its_tasks_by_their_ids_not_by_walking_the_queue(tmp
 _OF_ONE_STATE = (
     "ix_tasks_queue",
     "ix_tasks_lease_agent",
-    "ix_tasks_lease_expires_at",
     "ix_tasks_run_active",
     "ix_tasks_run_failed",
     "ix_tasks_not_before",
@@ -512,7 +511,6 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
     # A state bound as a parameter made SQLite prepare the statement again at each execution.
     assert [sql for sql in plans if re.search(r"tasks\.state (=|IN) \(?\?", sql)] == []
     assert any("ix_tasks_queue" in " ".join(steps) for steps in plans.values()), plans
-    assert any("ix_tasks_lease_expires_at" in " ".join(steps) for steps in plans.values()), plans
     assert any("ix_tasks_lease_agent" in " ".join(steps) for steps in plans.values()), plans
     for index in ("ix_tasks_run_active", "ix_tasks_run_failed", "ix_tasks_not_before"):
         assert any(index in " ".join(steps) for steps in plans.values()), (index, plans)

@@ -306,9 +306,16 @@ Index(
     tasks.c.id,
     **_of_state("QUEUED"),
 )
-# ACTIVE tasks only, by their lease's expiry and by its agent.
-Index("ix_tasks_lease_expires_at", tasks.c.lease_expires_at, **_of_state("ACTIVE"))
-Index("ix_tasks_lease_agent", tasks.c.lease_agent, **_of_state("ACTIVE"))
+# ACTIVE tasks only, by their lease's agent, then its expiry. The expiry's search reads the
+# whole index, which holds only what the agents have leased (a thousand or so each), without
+# a row of the table; a second index, by expiry, cost an entry more at every lease and every
+# result (SQLite's own work per object 20.1 → 18.9 µs).
+Index(
+    "ix_tasks_lease_agent",
+    tasks.c.lease_agent,
+    tasks.c.lease_expires_at,
+    **_of_state("ACTIVE"),
+)
 # A run's ACTIVE tasks (its bytes in flight, a cancel's stops), its first FAILED one (the run's
 # error), and the WAITING tasks by when their retry is due. An index of every task of a run by
 # its state moved two entries at each lease and each result; these, one at each change
