@@ -3,12 +3,13 @@ that is itself a link is followed."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from ferry.engine.mock import MockFileSystem
-from ferry.engine.storages import check_health, open_storage
+from ferry.engine.storages import check_health, open_storage, remembered_folders
 from ferry.errors import PathOutsideStorage
 
 
@@ -71,6 +72,43 @@ def test_resolve_local_says_what_is_at_the_path(tmp_path: Path) -> None:
         storage.resolve_local("out-dir/secret")
     with pytest.raises(PathOutsideStorage):
         storage.resolve_local("../escape")
+
+
+def _counting_lstat(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    looked: list[str] = []
+    real = os.lstat
+
+    def lstat(path: str) -> os.stat_result:
+        looked.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    return looked
+
+
+def test_a_batch_looks_at_each_folder_once_and_a_check_made_again_looks_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    for name in ("a", "b", "c"):
+        (root / "d" / name).write_bytes(b"x")
+    storage = open_storage("s", root.as_uri())
+    looked = _counting_lstat(monkeypatch)
+
+    with remembered_folders():
+        for name in ("a", "b", "c"):
+            assert storage.resolve_local(f"d/{name}")[1] is not None
+        assert looked == [f"{root}/d", f"{root}/d/a", f"{root}/d/b", f"{root}/d/c"]
+        (root / "d").rename(tmp_path / "moved")
+        (root / "d").symlink_to(outside)  # replaced by a link meanwhile
+        with pytest.raises(PathOutsideStorage):
+            storage.resolve("d/a")  # the check made again on purpose is not remembered
+    looked.clear()
+    with pytest.raises(PathOutsideStorage):
+        storage.resolve_local("d/a")  # nor is anything once the batch is over
+    assert looked[0] == f"{root}/d"
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from ferry.agent.local_queue import FairQueue
 from ferry.domain.locations import Location, split_location
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, copy_object
-from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.storages import StorageFS, open_storage, remembered_folders
 from ferry.errors import ApiError, TransferCanceled, TransferError
 
 log = logging.getLogger("ferry.agent")
@@ -346,7 +346,8 @@ class AgentRunner:
         return "://" not in url or url.startswith(("file://", "local://"))
 
     def _execute_all(self, batch: list[HeldTask]) -> list[dict[str, Any]]:
-        return [self._execute(task) for task in batch]
+        with remembered_folders():
+            return [self._execute(task) for task in batch]
 
     def _execute(self, task: HeldTask) -> dict[str, Any]:
         if task.canceled:

@@ -219,7 +219,7 @@ def copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> C
             digest = _digest_of(request.checksum, data)
             with on_destination:
                 fill = functools.partial(write_all, data=data)
-                _write_into_place(request, destination, fill, size, digest)
+                _write_into_place(request, destination, fill, size, data)
     except SourceChanged as exc:
         raise request.source_changed(exc.read, exc.expected) from exc
     progress(size)
@@ -232,15 +232,16 @@ def _write_into_place(
     destination: str,
     fill: Callable[[int], None],
     size: int,
-    digest: str | None,
+    written: bytes | None,
 ) -> None:
-    """A new temporary file filled by ``fill``, verified, then renamed to ``destination``."""
+    """A new temporary file filled by ``fill`` (with ``written``, when it went through
+    Python), verified, then renamed to ``destination``."""
     temporary = temporary_name(destination, request.tag, request.attempt)
     fd = _create_temporary(request, temporary)
     try:
         try:
             fill(fd)
-            _verify_written(request, fd, size, digest)
+            _verify_written(request, fd, size, written)
         finally:
             os.close(fd)
         os.rename(temporary, destination)
@@ -259,19 +260,21 @@ def _create_temporary(request: CopyRequest, temporary: str) -> int:
         return create_new(temporary)
 
 
-def _verify_written(request: CopyRequest, fd: int, size: int, digest: str | None) -> None:
-    """The bytes read back through the same descriptor match the ones read from the source."""
-    if digest is None:
-        written = os.fstat(fd).st_size
-        if written != size:
-            raise request.short_write(written, size)
+def _verify_written(request: CopyRequest, fd: int, size: int, written: bytes | None) -> None:
+    """The bytes read back through the same descriptor are the ones read from the source,
+    compared byte for byte (stricter than their sums, and cheaper than summing them again);
+    a copy the kernel made (``written`` is ``None``: no checksum asked) has its size checked."""
+    if written is None:
+        length = os.fstat(fd).st_size
+        if length != size:
+            raise request.short_write(length, size)
         return
     back = read_back(fd, size)
     if len(back) != size:
         raise request.short_write(len(back), size)
-    found = _digest_of(request.checksum, back)
-    if found != digest:
-        raise request.mismatch(digest, found or "")
+    if back != written:  # only a copy with a checksum goes through Python's buffers
+        read, found = _digest_of(request.checksum, written), _digest_of(request.checksum, back)
+        raise request.mismatch(read or "", found or "")
 
 
 def _digest_of(algorithm: Checksum, data: bytes) -> str | None:
