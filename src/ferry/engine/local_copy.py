@@ -72,10 +72,12 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def read_back(fd: int, size: int) -> bytes:
-    """What the file now holds, read through the same descriptor (one byte more than was
-    written, so that anything extra shows)."""
+    """What the file now holds, read through the same descriptor: one byte more than was
+    written is asked for, so that anything extra shows. A read of a local file stops short
+    only at its end, so one that brought ``size`` bytes is not followed by another (it was,
+    to find nothing, once per small object)."""
     data = os.pread(fd, size + 1, 0)
-    while len(data) < size + 1 and (more := os.pread(fd, size + 1 - len(data), len(data))):
+    while len(data) < size and (more := os.pread(fd, size + 1 - len(data), len(data))):
         data += more
     return data
 
