@@ -99,6 +99,29 @@ async def tasks_of(store, transfer_id):
 # --- channels and scopes --------------------------------------------------------------------------
 
 
+async def test_a_lease_with_nothing_queued_leaves_the_writer_alone(store, queue, agent_id):
+    """Every report wakes the agents' waiting leases: with nothing queued, they look on a
+    reader's connection and come back empty, leaving the writer to the run's close."""
+    written: list[str] = []
+    writer = store.engines[0]  # the writer's engine
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+        written.append(statement)
+
+    event.listen(writer, "before_cursor_execute", record)
+    try:
+        assert await store.lease_tasks(agent_id, limit=10, ttl=TTL) == []
+        assert written == []
+        transfer = await queue(2)
+        written.clear()
+        leased = await store.lease_tasks(agent_id, limit=10, ttl=TTL)
+    finally:
+        event.remove(writer, "before_cursor_execute", record)
+    assert {task.transfer_id for task in leased} == {transfer.id}
+    assert len(leased) == 2
+    assert any(statement.lstrip().upper().startswith("UPDATE TASKS") for statement in written)
+
+
 async def test_a_channel_is_stored_replaced_and_deleted(store):
     await store.put_channel(Channel("A", "B", max_active=2))
     await store.put_channel(Channel(ANY_SITE, ANY_SITE, bandwidth=100))
