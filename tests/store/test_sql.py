@@ -327,6 +327,29 @@ async def test_a_claimed_run_waits_for_expansion_until_marked(store, submit, clo
     assert await store.runs_to_expand(limit=10) == []
 
 
+async def test_a_runs_last_tasks_mark_it_expanded_with_them(store, submit, clock, agent_id):
+    transfer = await submit()
+    await store.claim_due_transfers(clock.now, limit=10)
+    transfer = await store.get_transfer(transfer.id)
+    assert await store.add_tasks(transfer, 1, planned(2), expanded=True)
+    assert await store.runs_to_expand(limit=10) == []
+    run = await store.get_run(transfer.id, 1)
+    assert (run.expanded, run.counts.total) == (True, 2)
+    await store.record_results(agent_id, [done(task) for task in await lease(store, agent_id)])
+    [ended] = await store.finish_runs(clock.now)
+    assert (ended.status, ended.counts.done) == (RunStatus.COMPLETED, 2)
+
+
+async def test_a_canceled_runs_last_tasks_are_not_added_but_it_is_expanded(store, submit, clock):
+    transfer = await submit()
+    await store.claim_due_transfers(clock.now, limit=10)
+    transfer = await store.get_transfer(transfer.id)
+    await store.cancel_transfer(transfer.id)
+    assert not await store.add_tasks(transfer, 1, planned(2), expanded=True)
+    assert (await store.get_run(transfer.id, 1)).expanded
+    assert await tasks_of(store, transfer.id) == []
+
+
 async def test_thousands_of_tasks_are_added_in_one_call(store, start):
     started = await start(tasks=0)
     await store.add_tasks(started.transfer, 1, planned(5_000))

@@ -92,6 +92,7 @@ class _Listing:
         self.sources = list(transfer.spec.sources)
         self.pages: Iterator[list[TreeEntry]] | None = None
         self.refused: list[str] = []
+        self.marked = False  # expanded with its last tasks, in the same transaction
 
     async def step(self) -> bool:
         """Add the next page of tasks; True once the run is fully expanded."""
@@ -108,7 +109,8 @@ class _Listing:
         return finished
 
     async def _finish(self, error: str | None) -> None:
-        await self.loop.store.mark_expanded(self.transfer.id, self.run.number, error)
+        if not self.marked:
+            await self.loop.store.mark_expanded(self.transfer.id, self.run.number, error)
         self.loop.wakeups.tasks_available.fire()
         self.loop.wakeups.finalize.set()
 
@@ -116,7 +118,8 @@ class _Listing:
         store, spec = self.loop.store, self.transfer.spec
         if spec.kind is TransferKind.FILE:
             planned = [file_task(s, spec.destination) for s in spec.sources]
-            await store.add_tasks(self.transfer, self.run.number, planned)
+            await store.add_tasks(self.transfer, self.run.number, planned, expanded=True)
+            self.marked = True
             return True
         if not self.sources:
             return True

@@ -369,10 +369,19 @@ class Store(Protocol):
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         """ONGOING runs whose tasks have not all been created yet."""
 
-    async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:
+    async def add_tasks(
+        self,
+        transfer: Transfer,
+        run: int,
+        planned: Sequence[PlannedTask],
+        *,
+        expanded: bool = False,
+    ) -> bool:
         """Insert tasks in bulk (one statement) and count them into the run. An object already
         in the run is not added twice. Return False, adding nothing, once the transfer is
-        being canceled: the caller stops listing."""
+        being canceled: the caller stops listing. ``expanded``: these are the run's last
+        tasks (a file transfer's whole list), and the run is marked expanded with them, in
+        the same transaction (``mark_expanded``)."""
 
     async def active_bytes(self, transfer_id: str, run: int) -> int:
         """Bytes the run's active objects have moved so far (from heartbeats)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -228,8 +228,15 @@ class RunsMixin(HooksMixin, SqlBase):
         transfers = {row.id: transfer_from_row(row, self._specs) for row in rows}
         return [(transfers[run.transfer_id], run) for run in runs]
 
-    async def add_tasks(self, transfer: Transfer, run: int, planned: Sequence[PlannedTask]) -> bool:
-        return await self._write(self._add_tasks, transfer, run, planned, self.clock())
+    async def add_tasks(
+        self,
+        transfer: Transfer,
+        run: int,
+        planned: Sequence[PlannedTask],
+        *,
+        expanded: bool = False,
+    ) -> bool:
+        return await self._write(self._add_tasks, transfer, run, planned, expanded, self.clock())
 
     def _add_tasks(
         self,
@@ -237,8 +244,11 @@ class RunsMixin(HooksMixin, SqlBase):
         transfer: Transfer,
         run: int,
         planned: Sequence[PlannedTask],
+        expanded: bool,
         now: datetime,
     ) -> bool:
+        if expanded:
+            conn.execute(_expanded(transfer.id, run, None))
         wanted = conn.execute(
             select(t.transfers.c.status, t.transfers.c.cancel_requested).where(
                 t.transfers.c.id == transfer.id
@@ -307,12 +317,7 @@ class RunsMixin(HooksMixin, SqlBase):
         return int(await self._reading(scalar_of, query))
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
-        expanded = (
-            update(t.runs)
-            .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
-            .values(expanded=True, error=error)
-        )
-        await self._write(Connection.execute, expanded)
+        await self._write(Connection.execute, _expanded(transfer_id, run, error))
 
     # --- the finalize loop ----------------------------------------------------------------------
     async def finish_runs(self, now: datetime) -> list[Run]:
@@ -440,3 +445,12 @@ class RunsMixin(HooksMixin, SqlBase):
             return summary
         error = (first.error or "no error recorded").strip().splitlines()[0]
         return f"{summary}: {error if first.source in error else f'{first.source}: {error}'}"
+
+
+def _expanded(transfer_id: str, run: int, error: str | None) -> Update:
+    """The statement that marks a run expanded: every task of it exists."""
+    return (
+        update(t.runs)
+        .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
+        .values(expanded=True, error=error)
+    )
