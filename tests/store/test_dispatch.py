@@ -474,20 +474,7 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
         await store.put_storage(Storage("dst", (tmp_path / "dst").as_uri(), site="B"))
         await store.put_channel(Channel("A", "B", max_active=50))  # the active tasks counted
         agent = await register(store, "agent-1")
-        spec = TransferSpec(
-            TransferKind.TREE, (parse_location("src:in"),), parse_location("dst:out")
-        )
-        transfer, _ = await store.create_transfer(
-            NewTransfer("default", "admin", spec, {}, clock.now)
-        )
-        await store.claim_due_transfers(clock.now, 10)
-        transfer = await store.get_transfer(transfer.id)
-        planned = [
-            PlannedTask(parse_location(f"src:in/f{n}"), parse_location(f"dst:out/f{n}"), 10)
-            for n in range(6)
-        ]
-        await store.add_tasks(transfer, transfer.runs, planned)
-        await store.mark_expanded(transfer.id, transfer.runs)
+        transfer = await _tree_of(store, clock, 6)
         first, second, *_expiring = await store.lease_tasks(agent, limit=5, ttl=TTL)
         await store.record_heartbeat(agent, {}, TTL, [first.id, second.id], {first.id: 5})
         retry = TaskResult(second.id, second.lease, TaskState.FAILED, error="reset", retryable=True)
