@@ -41,7 +41,7 @@ from ferry.store.sql_rows import run_from_mapping, run_from_row, task_from_row, 
 from ferry.store.sql_tasks import IN_ITS_ROW
 
 # A transfer with its latest run's columns after its own (NULL before its first run), and
-# the bytes that run's ACTIVE tasks have moved (through the tasks' (transfer, run, state) index).
+# the bytes that run's ACTIVE tasks have moved (through the index of a run's ACTIVE tasks).
 _RUN_COLUMNS = slice(len(t.transfers.c), len(t.transfers.c) + len(t.runs.c))
 _RUN_NAMES = tuple(column.name for column in t.runs.c)
 _WITH_LATEST_RUN = select(
