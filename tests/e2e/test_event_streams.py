@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 from e2e_support import FERRY, ServerProcess
@@ -23,38 +26,63 @@ with httpx.stream("GET", sys.argv[1] + "/api/v1/events", timeout=None,
 """
 
 
-def first_line(stream: IO[bytes] | None, timeout: float = 20) -> bytes:
-    assert stream is not None
-    ready, _, _ = select.select([stream], [], [], timeout)
-    assert ready, "no output"
-    return stream.readline()
+@contextlib.contextmanager
+def child(args: list[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process printing into pipes. Leaving kills it if it still runs and closes its
+    pipes, a failed assertion included: no child outlives its test (one left for the garbage
+    collector fails a later test on the same worker)."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+    with process:  # closes the pipes and waits
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+class Lines:
+    """The lines a child prints, each awaited for at most ``timeout`` seconds.
+
+    ``select`` sees the pipe, not a buffered reader's buffer: a ``readline`` that read two
+    lines at once left the second where ``select`` could not see it, and the wait for it
+    lasted until the child printed again, or timed out if it never did. So the bytes are
+    read from the pipe itself, and those past a line are kept here."""
+
+    def __init__(self, stream: IO[bytes] | None) -> None:
+        assert stream is not None
+        self.fd = stream.fileno()
+        self.unread = b""
+
+    def next(self, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.unread:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no output (unread: {self.unread!r})"
+            chunk = os.read(self.fd, 65536)
+            assert chunk, f"the output ended (unread: {self.unread!r})"
+            self.unread += chunk
+        line, _, self.unread = self.unread.partition(b"\n")
+        return line + b"\n"
 
 
 def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:  # type: ignore[no-untyped-def]
     server: ServerProcess = start_server()
     waiting = server.cli_json("submit", "--at", "+1h", "local:a", "local:b")
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    watch = subprocess.Popen(
-        [*FERRY, "watch", waiting["id"]], cwd=server.cwd, env=server.env(), **pipes
-    )
-    everything = subprocess.Popen(
-        [sys.executable, "-c", FOLLOW_ALL, server.url, server.token], **pipes
-    )
-    assert b"STANDBY" in first_line(watch.stdout)  # the stream's opening snapshot
-    server.cli("submit", "--at", "+2h", "local:c", "local:d", check=True)
-    assert first_line(everything.stdout) == b"event: transfer\n"
-    started = time.monotonic()
+    with (
+        child([*FERRY, "watch", waiting["id"]], cwd=server.cwd, env=server.env()) as watch,
+        child([sys.executable, "-c", FOLLOW_ALL, server.url, server.token]) as everything,
+    ):
+        assert b"STANDBY" in Lines(watch.stdout).next()  # the stream's opening snapshot
+        server.cli("submit", "--at", "+2h", "local:c", "local:d", check=True)
+        assert Lines(everything.stdout).next() == b"event: transfer\n"
+        started = time.monotonic()
 
-    status = server.stop(signal.SIGTERM)
+        status = server.stop(signal.SIGTERM)
 
-    assert status == 0
-    assert time.monotonic() - started < 4.0  # not uvicorn's 5 s limit for open requests
-    assert watch.wait(timeout=10) == 1  # the stream ended before the transfer did
-    everything.wait(timeout=10)
-    for process in (watch, everything):
-        for stream in (process.stdout, process.stderr):
-            assert stream is not None
-            stream.close()
+        assert status == 0
+        assert time.monotonic() - started < 4.0  # not uvicorn's 5 s limit for open requests
+        assert watch.wait(timeout=10) == 1  # the stream ended before the transfer did
+        everything.wait(timeout=10)
 
 
 def test_a_watch_sees_a_change_this_server_never_published(start_server) -> None:  # type: ignore[no-untyped-def]
@@ -62,21 +90,16 @@ def test_a_watch_sees_a_change_this_server_never_published(start_server) -> None
     and its subscription) publishes nothing here: the stream reads the status again."""
     server: ServerProcess = start_server()
     waiting = server.cli_json("submit", "--at", "+1h", "local:a", "local:b")
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    watch = subprocess.Popen(
-        [*FERRY, "watch", waiting["id"]], cwd=server.cwd, env=server.env(), **pipes
-    )
-    assert b"STANDBY" in first_line(watch.stdout)
+    with child([*FERRY, "watch", waiting["id"]], cwd=server.cwd, env=server.env()) as watch:
+        lines = Lines(watch.stdout)
+        assert b"STANDBY" in lines.next()
 
-    with sqlite3.connect(server.cwd / ".ferry" / "ferry.db", timeout=10) as db:
-        db.execute("UPDATE transfers SET status = 'CANCELED' WHERE id = ?", (waiting["id"],))
+        with sqlite3.connect(server.cwd / ".ferry" / "ferry.db", timeout=10) as db:
+            db.execute("UPDATE transfers SET status = 'CANCELED' WHERE id = ?", (waiting["id"],))
 
-    assert watch.wait(timeout=15) == 1  # not COMPLETED
-    output = watch.stdout.read() if watch.stdout else b""
+        assert watch.wait(timeout=15) == 1  # not COMPLETED
+        output = lines.unread + (watch.stdout.read() if watch.stdout else b"")
     assert b"CANCELED" in output
-    for stream in (watch.stdout, watch.stderr):
-        assert stream is not None
-        stream.close()
 
 
 FOLLOW_ONE = """
@@ -101,22 +124,15 @@ def submit_slow_tree(server: ServerProcess, *, seconds_each: float) -> dict[str,
 def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_server) -> None:  # type: ignore[no-untyped-def]
     server: ServerProcess = start_server()
     moving = submit_slow_tree(server, seconds_each=3)
-    follow = subprocess.Popen(
-        [sys.executable, "-c", FOLLOW_ONE, server.url, server.token, moving["id"]],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
     kinds: list[bytes] = []
-    while b"COMPLETED" not in (line := first_line(follow.stdout)):
-        if line.startswith(b"event: "):
-            kinds.append(line.strip())
-    follow.kill()
-    follow.wait(timeout=10)
+    following = [sys.executable, "-c", FOLLOW_ONE, server.url, server.token, moving["id"]]
+    with child(following) as follow:
+        lines = Lines(follow.stdout)
+        while b"COMPLETED" not in (line := lines.next()):
+            if line.startswith(b"event: "):
+                kinds.append(line.strip())
 
     assert b"event: progress" in kinds  # at least one tick while the objects moved
-    for stream in (follow.stdout, follow.stderr):
-        assert stream is not None
-        stream.close()
 
 
 FOLLOW_STATUS = """
