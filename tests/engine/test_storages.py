@@ -4,6 +4,7 @@ that is itself a link is followed."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,6 @@ def test_a_link_below_the_root_that_stays_inside_is_followed(tmp_path: Path) -> 
 
 
 def test_resolve_local_says_what_is_at_the_path(tmp_path: Path) -> None:
-    import stat
-
     root = tmp_path / "root"
     (root / "d").mkdir(parents=True)
     (root / "d" / "f").write_bytes(b"12345")
@@ -109,6 +108,41 @@ def test_a_batch_looks_at_each_folder_once_and_a_check_made_again_looks_again(
     with pytest.raises(PathOutsideStorage):
         storage.resolve_local("d/a")  # nor is anything once the batch is over
     assert looked[0] == f"{root}/d"
+
+
+def test_in_a_remembered_folder_the_path_itself_is_still_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only folders are remembered: an object in one is looked at each time, so a link there
+    that leads out is refused, one that stays inside is seen as a link, and a folder below
+    that is new to the batch is walked."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d" / "e").mkdir(parents=True)
+    outside.mkdir()
+    (root / "d" / "a").write_bytes(b"a")
+    (root / "d" / "e" / "b").write_bytes(b"b")
+    (outside / "secret").write_bytes(b"s")
+    (root / "d" / "out").symlink_to(outside / "secret")
+    (root / "d" / "in").symlink_to(root / "d" / "a")
+    storage = open_storage("s", root.as_uri())
+    looked = _counting_lstat(monkeypatch)
+
+    with remembered_folders():
+        assert storage.resolve_local("d/a")[1] is not None
+        assert looked == [f"{root}/d", f"{root}/d/a"]
+        looked.clear()
+        with pytest.raises(PathOutsideStorage):
+            storage.resolve_local("d/out")
+        assert looked[0] == f"{root}/d/out"  # then the link's target, from /
+        looked.clear()
+        link = storage.resolve_local("d/in")[1]
+        assert link is not None
+        assert stat.S_ISLNK(link.st_mode)
+        assert looked[0] == f"{root}/d/in"
+        looked.clear()
+        assert storage.resolve_local("d/e/b")[1] is not None
+        assert storage.resolve_local("d/e/missing") == (f"{root}/d/e/missing", None)
+        assert looked == [f"{root}/d/e", f"{root}/d/e/b", f"{root}/d/e/missing"]
 
 
 @pytest.mark.parametrize(

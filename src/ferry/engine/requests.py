@@ -3,7 +3,6 @@ came from (``copy_object`` turns that into an error naming the source or the des
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -75,8 +74,9 @@ class CopyOutcome:
 def temporary_name(destination: str, tag: str, attempt: int = 1) -> str:
     """Beside the destination, hidden, unique per task and attempt: an attempt whose lease was
     taken away never writes into the file of the attempt that replaced it."""
-    folder, name = posixpath.split(destination)
-    return posixpath.join(folder, f".{name}.ferry-{tag}-{attempt}.part")
+    # What posixpath's split and join make of a path with no "//" in it, in one call.
+    folder, slash, name = destination.rpartition("/")
+    return f"{folder}{slash}.{name}.ferry-{tag}-{attempt}.part"
 
 
 class SourceChanged(Exception):

@@ -77,7 +77,7 @@ class StorageFS:
         ``remembered_folders`` the folders on the way are looked at once per batch; ``resolve``
         (a check made again on purpose) always looks at each."""
         relative = confine_path(self.name, path)
-        full = posixpath.join(self.root, relative) if relative else self.root
+        full = self._below_root + relative if relative else self.root  # posixpath.join's result
         linked, status = self._walk_below_root(full, _folders.seen)
         self._refuse_symlink_escape(full, path, linked)
         if linked and status is None:  # the walk stopped at a link on the way (inside)
@@ -104,6 +104,10 @@ class StorageFS:
         root = self.root.rstrip("/")
         if not full.startswith(root + "/"):
             return full != root, None
+        if seen is not None and full.rpartition("/")[0] in seen:
+            # Its folder was found to be one in this batch, and so was every folder above it
+            # (they are looked at from the top, and added once looked at): the path alone.
+            return _linked_or_there(full, seen)
         current, status = root, None
         for part in full[len(root) + 1 :].split("/"):
             current = f"{current}/{part}"
@@ -120,6 +124,11 @@ class StorageFS:
             if seen is not None and stat.S_ISDIR(status.st_mode):
                 seen.add(current)
         return False, status
+
+    @cached_property
+    def _below_root(self) -> str:
+        """The root with one ``/`` after it: a path inside is this and its relative path."""
+        return self.root if self.root.endswith("/") else self.root + "/"
 
     @cached_property
     def _real_root(self) -> str:
@@ -159,6 +168,21 @@ def remembered_folders() -> Iterator[None]:
         yield
     finally:
         _folders.seen = outer
+
+
+def _linked_or_there(path: str, seen: set[str]) -> tuple[bool, os.stat_result | None]:
+    """The last step of ``_walk_below_root``, for a path whose folders are known."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        return True, None
+    if stat.S_ISLNK(status.st_mode):
+        return True, status
+    if stat.S_ISDIR(status.st_mode):
+        seen.add(path)
+    return False, status
 
 
 def _lstat_if_there(path: str) -> os.stat_result | None:
