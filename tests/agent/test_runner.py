@@ -13,6 +13,7 @@ import fsspec
 import pytest
 
 import ferry.agent.runner as runner_module
+import ferry.engine.storages as storages_module
 from ferry.agent.runner import AgentRunner
 
 
@@ -143,3 +144,43 @@ async def test_small_local_objects_held_to_a_bandwidth_are_copied_side_by_side(
     threads = {copied_on[f"src/f{n}"] for n in range(8)}
     assert not any(name.startswith("copy-local") for name in threads)
     assert len(threads) == 8, f"eight throttled copies ran on {len(threads)} threads"
+
+
+async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Remembered folders widen a check's window to the batch: a batch with a remote copy in
+    it may take seconds, so its copies check every folder each time."""
+    remembering: dict[str, tuple[str, bool]] = {}
+    real = runner_module.copy_object
+
+    def recording(request: Any, **kwargs: Any) -> Any:
+        remembered = storages_module._folders.seen is not None
+        remembering[request.source_path] = (threading.current_thread().name, remembered)
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(runner_module, "copy_object", recording)
+    bucket = f"/bucket-{uuid.uuid4().hex}"
+    memory = fsspec.filesystem("memory")
+    (tmp_path / "src").mkdir()
+    for n in range(40):
+        (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 100)
+    for n in range(8):
+        memory.pipe(f"{bucket}/m{n}", b"y" * 100)
+    tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100) for n in range(40)]
+    tasks += [task(100 + n, f"mem:m{n}", f"disk:dst/m{n}", 100) for n in range(8)]
+    storages = {
+        "disk": {"url": f"file://{tmp_path}", "options": {}},
+        "mem": {"url": f"memory://{bucket}", "options": {}},
+    }
+    session = ScriptedSession(tasks, storages)
+    try:
+        await run_until_reported(session)
+    finally:
+        memory.rm(bucket, recursive=True)
+
+    assert sorted(r["state"] for r in session.reported) == ["DONE"] * 48
+    assert all(not remembered for _, remembered in (remembering[f"m{n}"] for n in range(8)))
+    for thread, remembered in remembering.values():
+        assert remembered == thread.startswith("copy-local")
+    assert any(remembered for _, remembered in remembering.values())

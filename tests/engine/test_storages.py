@@ -145,6 +145,25 @@ def test_in_a_remembered_folder_the_path_itself_is_still_looked_at(
         assert looked == [f"{root}/d/e", f"{root}/d/e/b", f"{root}/d/e/missing"]
 
 
+def test_folders_one_storage_has_seen_vouch_for_nothing_in_another(tmp_path: Path) -> None:
+    """A storage whose root is a linked folder inside another's: the folders seen below its
+    root say nothing of the link on the way down to them from the outer storage's root."""
+    outer, outside = tmp_path / "data", tmp_path / "outside"
+    (outside / "d").mkdir(parents=True)
+    outer.mkdir()
+    (outer / "sub").symlink_to(outside)
+    (outside / "d" / "s.txt").write_bytes(b"s")
+    big = open_storage("big", outer.as_uri())
+    sub = open_storage("sub", (outer / "sub").as_uri())
+
+    with remembered_folders():
+        assert sub.resolve_local("d/s.txt")[1] is not None  # inside sub: its own root
+        with pytest.raises(PathOutsideStorage):
+            big.resolve_local("sub/d/escaped.txt")
+        with pytest.raises(PathOutsideStorage):
+            big.resolve_local("sub/d/s.txt")
+
+
 @pytest.mark.parametrize(
     ("url", "may_stall"),
     [

@@ -78,7 +78,9 @@ class StorageFS:
         (a check made again on purpose) always looks at each."""
         relative = confine_path(self.name, path)
         full = self._below_root + relative if relative else self.root  # posixpath.join's result
-        linked, status = self._walk_below_root(full, _folders.seen)
+        remembered = _folders.seen
+        seen = None if remembered is None else remembered.setdefault(self.root, set())
+        linked, status = self._walk_below_root(full, seen)
         self._refuse_symlink_escape(full, path, linked)
         if linked and status is None:  # the walk stopped at a link on the way (inside)
             status = _lstat_if_there(full)
@@ -148,7 +150,10 @@ _IN_PROCESS = frozenset({"memory", "mock"})
 
 
 class _SeenFolders(threading.local):
-    seen: set[str] | None = None
+    # The folders found, per storage root: one storage's walk vouches for the folders below
+    # its own root only. (Another storage's root may lie below this one's and be a link: the
+    # folders seen inside it say nothing of the way down to it.)
+    seen: dict[str, set[str]] | None = None
 
 
 _folders = _SeenFolders()
@@ -162,8 +167,8 @@ def remembered_folders() -> Iterator[None]:
     copy's fourteen system calls were ``lstat`` calls on the same folders. A check and the
     open after it are never one step, so a folder replaced by a link in between goes unseen
     anyway; remembering widens that window from one object's copy to one batch's (a
-    millisecond or so), and no further."""
-    outer, _folders.seen = _folders.seen, set()
+    millisecond or so: only a batch of small local copies remembers), and no further."""
+    outer, _folders.seen = _folders.seen, {}
     try:
         yield
     finally:
