@@ -58,6 +58,14 @@ class PathOutsideStorage(InvalidRequest):
         self.path = path
 
 
+class ProtectedPath(PathOutsideStorage):
+    """A path of a storage that is, or is inside, the server's own data directory."""
+
+    def __init__(self, storage: str, path: str) -> None:
+        why = f"{storage}:{path} is inside the server's data directory: refused"
+        super().__init__(storage, path, why)
+
+
 class LocalUrlRefused(PathOutsideStorage):
     def __init__(self, text: str) -> None:
         why = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -119,6 +120,34 @@ def test_the_data_directory_is_out_of_reach(start_server, tmp_path) -> None:  # 
     names = {p.name for p in (tmp_path / "copy").rglob("*")}
     assert "keep.txt" in names
     assert not names & {".ferry", "admin.token", "ferry.db"}
+
+
+def test_nothing_inside_the_storage_leads_into_the_data_directory(start_server) -> None:  # type: ignore[no-untyped-def]
+    """What the submission cannot see: a link inside a tree that leads into the data
+    directory, an archive member named into it. The agent refuses each where it resolves it
+    (the lease tells it the protected paths of each local storage)."""
+    server = start_server("--agents", "1")
+    token = (server.cwd / ".ferry" / "admin.token").read_text()
+    (server.cwd / "mine").mkdir()
+    (server.cwd / "mine" / "fine.txt").write_text("fine")
+    (server.cwd / "mine" / "leak").symlink_to(server.cwd / ".ferry" / "admin.token")
+    with zipfile.ZipFile(server.cwd / "bundle.zip", "w") as bundle:
+        bundle.writestr(".ferry/admin.token", "not the token")
+
+    copied = server.cli_json("submit", "--tree", "--wait", "local:mine", "local:out")
+    unzip = server.cli("submit", "--unzip", "--wait", "--json", "local:bundle.zip", "local:")
+
+    assert copied["status"] == "COMPLETED"  # the link is left out, as one leading out is
+    objects = server.cli_json("outcomes", copied["id"])["objects"]
+    assert [o["source"] for o in objects] == ["local:mine/fine.txt"]
+    assert (server.cwd / "out" / "fine.txt").read_text() == "fine"
+    assert not (server.cwd / "out" / "leak").exists()
+    assert unzip.returncode == 1
+    unpacked = httpx.Response(200, content=unzip.stdout).json()
+    (member,) = server.cli_json("outcomes", unpacked["id"])["objects"]
+    assert member["status"] == "FAILED"
+    assert "inside the server's data directory" in member["error"]
+    assert (server.cwd / ".ferry" / "admin.token").read_text() == token
 
 
 def test_a_tree_cannot_be_copied_into_itself_under_another_name(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]

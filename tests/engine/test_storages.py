@@ -11,7 +11,7 @@ import pytest
 
 from ferry.engine.mock import MockFileSystem
 from ferry.engine.storages import check_health, open_storage, remembered_folders
-from ferry.errors import PathOutsideStorage
+from ferry.errors import PathOutsideStorage, ProtectedPath
 
 
 def test_a_root_that_is_a_link_resolves_paths_inside_it(tmp_path: Path) -> None:
@@ -187,3 +187,32 @@ def test_a_health_check_looks_at_the_root_without_listing_it(
     monkeypatch.setattr(MockFileSystem, "ls", listed)
     health = check_health("many", "mock://many", {"files": 1_000_000})
     assert (health["reachable"], health["error"]) == (True, None)
+
+
+def test_the_protected_paths_are_refused_by_name_and_through_links(tmp_path: Path) -> None:
+    """The server's data directory inside a storage: neither it nor anything inside it, nor a
+    link that leads into it, whatever the way in (``resolve``, or a batch's ``resolve_local``)."""
+    root = tmp_path / "root"
+    (root / ".ferry").mkdir(parents=True)
+    (root / ".ferry" / "admin.token").write_text("secret")
+    (root / "mine").mkdir()
+    (root / "mine" / "leak").symlink_to(root / ".ferry" / "admin.token")
+    (root / "box").symlink_to(root / ".ferry")
+    (root / ".ferryless").mkdir()
+    storage = open_storage("s", root.as_uri(), protected=(".ferry",))
+
+    for path in (".ferry", ".ferry/admin.token", "mine/leak", "box/new", "x/../.ferry/ferry.db"):
+        with pytest.raises(ProtectedPath):
+            storage.resolve(path)
+        with remembered_folders(), pytest.raises(ProtectedPath):
+            storage.resolve_local(path)
+    assert storage.resolve(".ferryless/a") == f"{root}/.ferryless/a"
+    assert storage.resolve_local("mine/new")[0] == f"{root}/mine/new"
+    assert open_storage("s", root.as_uri()).resolve("mine/leak") == f"{root}/mine/leak"
+
+
+@pytest.mark.parametrize("path", ["..#", "..?x", "a/..#/b", "index.html?download"])
+def test_a_web_storage_refuses_what_would_end_its_url_path(path: str) -> None:
+    storage = open_storage("web", "http://127.0.0.1:9/data")
+    with pytest.raises(PathOutsideStorage):
+        storage.resolve(path)

@@ -311,6 +311,11 @@ async def test_the_data_directory_cannot_be_pulled_or_pushed_into(api, tmp_path)
     body = {"destination": "parent:.ferry", "objects": [{"name": "admin.token"}]}
     response = await api.client.post("/api/v1/transfers/push", json=body)
     refused(response, "inside the server's data directory", status=422)
+    # An allowed folder, and an object whose name leads into the data directory.
+    for name in (".ferry/admin.token", "x/../.ferry/ferry.db", ".ferry"):
+        body = {"destination": "parent:", "objects": [{"name": "fine.txt"}, {"name": name}]}
+        response = await api.client.post("/api/v1/transfers/push", json=body)
+        refused(response, "inside the server's data directory", status=422)
     transfers = (await api.client.get("/api/v1/transfers")).json()["items"]
     assert transfers == []
 

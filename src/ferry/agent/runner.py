@@ -133,7 +133,8 @@ class AgentRunner:
         self._copies_ended = asyncio.Event()  # set whenever a batch of copies ends
         self._unfinished = 0  # leased and not yet copied: queued or running
         self._mean_task_s = 1.0  # moving average of one copy's wall time
-        self._storage_urls: dict[str, tuple[str, dict[str, Any]]] = {}
+        # Each storage's URL, options and protected paths, as the last lease sent them.
+        self._storage_urls: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {}
         self._storages: dict[str, StorageFS] = {}
         self._storages_lock = threading.Lock()
         self._threads = ThreadPoolExecutor(max_workers=max_active, thread_name_prefix="copy")
@@ -260,7 +261,8 @@ class AgentRunner:
             if reply is None:
                 continue
             for name, access in reply["storages"].items():
-                self._storage_urls[name] = (access["url"], access["options"])
+                protected = tuple(access.get("protected", ()))
+                self._storage_urls[name] = (access["url"], access["options"], protected)
             weights = reply.get("scopes", {})
             for item in reply["tasks"]:
                 self._hold(item, int(weights.get(item.get("scope"), 1)))
@@ -402,8 +404,8 @@ class AgentRunner:
     def _storage(self, name: str) -> StorageFS:
         with self._storages_lock:
             if name not in self._storages:
-                url, options = self._storage_urls[name]
-                self._storages[name] = open_storage(name, url, options)
+                url, options, protected = self._storage_urls[name]
+                self._storages[name] = open_storage(name, url, options, protected)
             return self._storages[name]
 
     # --- reporting --------------------------------------------------------------------------

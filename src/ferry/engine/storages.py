@@ -20,7 +20,7 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
 from ferry.domain.locations import confine_path
-from ferry.errors import InvalidRequest, PathOutsideStorage
+from ferry.errors import InvalidRequest, PathOutsideStorage, ProtectedPath
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class StorageFS:
     name: str
     fs: AbstractFileSystem
     root: str
+    # Paths relative to the root that no object may be, or be inside of (the server's data
+    # directory, when a local storage's root holds it), by name and by where links lead.
+    protected: tuple[str, ...] = ()
 
     @cached_property
     def is_local(self) -> bool:
@@ -64,11 +67,17 @@ class StorageFS:
         included, on local storages."""
         relative = confine_path(self.name, path)
         if self.is_web or "webdav" in self.protocols:
-            # These backends put the path in a URL, where %2e%2e and %2f are ".." and "/".
+            # These backends put the path in a URL, where %2e%2e and %2f are ".." and "/",
+            # and where "?" or "#" would end the path (".." + "#" climbs above the root).
             confine_path(self.name, unquote(path))
+            if "?" in path or "#" in path:
+                why = f"{self.name}:{path}: a path on this storage cannot hold '?' or '#'"
+                raise PathOutsideStorage(self.name, path, why)
         full = posixpath.join(self.root, relative) if relative else self.root
         if self.is_local:
-            self._refuse_symlink_escape(full, path, self._walk_below_root(full, None)[0])
+            linked = self._walk_below_root(full, None)[0]
+            self._refuse_symlink_escape(full, path, linked)
+            self._refuse_protected(full, path, relative, linked)
         return full
 
     def resolve_local(self, path: str) -> tuple[str, os.stat_result | None]:
@@ -82,6 +91,7 @@ class StorageFS:
         seen = None if remembered is None else remembered.setdefault(self.root, set())
         linked, status = self._walk_below_root(full, seen)
         self._refuse_symlink_escape(full, path, linked)
+        self._refuse_protected(full, path, relative, linked)
         if linked and status is None:  # the walk stopped at a link on the way (inside)
             status = _lstat_if_there(full)
         return full, status
@@ -136,6 +146,18 @@ class StorageFS:
     def _real_root(self) -> str:
         # Once per opened storage: an agent resolves paths several times per object.
         return os.path.realpath(self.root)
+
+    def _refuse_protected(self, full: str, path: str, relative: str, linked: bool) -> None:
+        """Refuse a path that is, or is inside, a protected one: by its name, and, when a link
+        is on its way, by where it leads (a link inside the root may point into them)."""
+        if not self.protected:
+            return
+        if linked:
+            real = os.path.realpath(full)  # inside the real root: the escape check passed
+            below = self._real_root.rstrip("/") + "/"
+            relative = real[len(below) :] if real.startswith(below) else ""
+        if _within(relative, self.protected):
+            raise ProtectedPath(self.name, path)
 
     def _refuse_symlink_escape(self, full: str, path: str, linked: bool) -> None:
         if not linked:
@@ -202,14 +224,26 @@ def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def open_storage(name: str, url: str, options: dict[str, Any] | None = None) -> StorageFS:
-    """Open the storage whose root is ``url`` through fsspec's registry.
+def open_storage(
+    name: str,
+    url: str,
+    options: dict[str, Any] | None = None,
+    protected: tuple[str, ...] = (),
+) -> StorageFS:
+    """Open the storage whose root is ``url`` through fsspec's registry; ``protected``: the
+    paths inside it (relative to its root) no object may be in.
 
     A fresh filesystem instance each time (``skip_instance_cache``): no hidden state shared
     between storages that happen to have the same URL and different credentials."""
     url, options = _webdav_server(url, dict(options or {}))
     fs, root = url_to_fs(url, skip_instance_cache=True, **options)
-    return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/")
+    return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/", protected=protected)
+
+
+def _within(relative: str, protected: tuple[str, ...]) -> bool:
+    """Whether ``relative`` (a normalized path below a root, "" for the root) is one of
+    ``protected`` or inside one ("." stands for the root itself)."""
+    return any(p == "." or relative == p or relative.startswith(p + "/") for p in protected)
 
 
 def _webdav_server(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

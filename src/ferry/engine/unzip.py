@@ -69,9 +69,12 @@ def unpack(
                         continue
                 temporary = f"{staging}/{index}.part"
                 written += _write(member, destination, temporary, label, should_stop, progress)
-                plan.append((temporary, final))
-            for temporary, final in plan:
+                plan.append((temporary, final, member.name))
+            for temporary, final, name in plan:
                 destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+                # Checked again now that its folders exist: one made or replaced by a link
+                # while the archive was written is seen here, not followed by the move.
+                destination.resolve(posixpath.join(folder, name))
                 destination.move_into_place(temporary, final)
         finally:
             with contextlib.suppress(Exception):

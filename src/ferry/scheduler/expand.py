@@ -70,7 +70,7 @@ class ExpandLoop(Loop):
             pass
 
     async def _open(self, name: str) -> StorageFS:
-        return await open_named_storage(self.store, name, self.endpoints)
+        return await open_named_storage(self.store, name, self.endpoints, self.protected)
 
     async def _protected_in(self, name: str) -> list[str]:
         """The protected folders inside a local destination (a remote one holds none)."""

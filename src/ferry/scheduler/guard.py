@@ -9,6 +9,7 @@ import fnmatch
 import os
 import posixpath
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,12 +33,28 @@ class ProtectedPaths:
         """The protected paths under ``storage``'s root, relative to it (local storages only)."""
         if not storage.is_local:
             return []
-        root = os.path.realpath(storage.root)
-        return [
-            os.path.relpath(p, root)
+        return self.inside_of_root(storage.root)
+
+    def inside_of_url(self, name: str, url: str) -> list[str]:
+        """``inside_of`` for a storage not opened yet, told by its URL: none for a remote one
+        (opening it to find its root could connect)."""
+        if "://" in url and not url.startswith(("file://", "local://")):
+            return []
+        return self.inside_of(open_storage(name, url))
+
+    def inside_of_root(self, root: str) -> list[str]:
+        """The protected paths under the local folder ``root``, relative to it."""
+        real = os.path.realpath(root)
+        return sorted(
+            os.path.relpath(p, real)
             for p in self.absolute
-            if p == root or p.startswith(root.rstrip("/") + "/")
-        ]
+            if p == real or p.startswith(real.rstrip("/") + "/")
+        )
+
+    def guarding(self, storage: StorageFS) -> StorageFS:
+        """``storage``, refusing (in ``resolve``) every path inside a protected one."""
+        inside = tuple(self.inside_of(storage))
+        return replace(storage, protected=inside) if inside else storage
 
     def check(self, storage: StorageFS, location: Location) -> None:
         """Refuse ``location`` if it is, or is inside, a protected path (symlinks resolved)."""
@@ -85,10 +102,13 @@ async def lookup_storage(store: Store, name: str, endpoints: EndpointPolicy) -> 
     return await store.get_storage(name)
 
 
-async def open_named_storage(store: Store, name: str, endpoints: EndpointPolicy) -> StorageFS:
+async def open_named_storage(
+    store: Store, name: str, endpoints: EndpointPolicy, protected: ProtectedPaths
+) -> StorageFS:
     """``lookup_storage``, opened for I/O with its credentials (in a thread: opening a remote
-    backend may connect)."""
+    backend may connect), refusing the protected paths inside it."""
     storage = await lookup_storage(store, name, endpoints)
-    return await asyncio.to_thread(
+    opened = await asyncio.to_thread(
         open_storage, storage.name, storage.url, storage.backend_options()
     )
+    return protected.guarding(opened)

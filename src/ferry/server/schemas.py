@@ -362,6 +362,11 @@ class LeaseRequest(_Strict):
 class StorageAccess(BaseModel):
     url: str
     options: dict[str, Any]
+    protected: list[str] = Field(
+        default=[],
+        description="paths inside the storage (relative to its root) no object may be in:"
+        " the server's own data directory, when a local storage holds it",
+    )
 
 
 class LeasedTaskPublic(BaseModel):

@@ -179,7 +179,9 @@ async def _storages_for(state: ServerState, names: set[str]) -> dict[str, Storag
         storage = await state.storages.get(name, state.clock())
         # Credentials travel only here: to an authenticated agent, inside its lease.
         options = storage.backend_options()
-        access[name] = StorageAccess(url=storage.url, options=options)
+        # What its agents must refuse inside it: the server's data directory, if it holds it.
+        protected = state.protected.inside_of_url(storage.name, storage.url)
+        access[name] = StorageAccess(url=storage.url, options=options, protected=protected)
     return access
 
 

@@ -33,7 +33,7 @@ from ferry.engine.passive import Receiver, blocks, describe
 from ferry.engine.storages import StorageFS
 from ferry.engine.trees import walk_tree
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
-from ferry.scheduler.guard import open_named_storage
+from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage, within
 from ferry.scheduler.submission import check_locations
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
@@ -75,6 +75,12 @@ async def create_push(body: PushCreate, state: StateDep, caller: Writer) -> Pass
         PlannedTask(Location(CLIENT_STORAGE, name), destination.child(name), obj.size)
         for name, obj in zip(names, body.objects, strict=True)
     ]
+    # The folder is allowed; an object's name may still lead into the data directory.
+    storage = await lookup_storage(state.store, destination.storage, state.endpoints)
+    inside = state.protected.inside_of_url(storage.name, storage.url)
+    for task in planned:
+        if within(task.destination.path, inside):
+            raise ProtectedLocation(task.destination)
     sources = tuple(p.source for p in planned[:1])  # the spec names the client side once
     return await _create(state, caller, body, "push", sources, destination, planned)
 
@@ -339,7 +345,7 @@ def _ttl(state: ServerState) -> timedelta:
 
 
 async def _open(state: ServerState, name: str) -> StorageFS:
-    return await open_named_storage(state.store, name, state.endpoints)
+    return await open_named_storage(state.store, name, state.endpoints, state.protected)
 
 
 async def _record(
