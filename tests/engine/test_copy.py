@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import zlib
 
@@ -118,6 +119,33 @@ def test_a_directory_source_is_a_permanent_error(src, dst, src_root, dst_root):
     with pytest.raises(PermanentError, match="is a directory") as caught:
         copy_object(request(src, dst, "folder", "folder"))
     assert not caught.value.retryable
+    assert list(dst_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_pipe_is_refused_not_read(src, dst, src_root, dst_root, linked):
+    """A named pipe in a tree would hold the copy's read (and its slot) until a writer came."""
+    os.mkfifo(src_root / "pipe")
+    if linked:
+        (src_root / "link").symlink_to(src_root / "pipe")
+    name = "link" if linked else "pipe"
+    outcome: list[BaseException] = []
+
+    def copy() -> None:
+        try:
+            copy_object(request(src, dst, name, name))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    copying = threading.Thread(target=copy, daemon=True)
+    copying.start()
+    copying.join(10)
+    if copying.is_alive():  # let the stuck read end, then fail
+        os.close(os.open(src_root / "pipe", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the copy was reading the pipe")
+    (refusal,) = outcome
+    assert isinstance(refusal, PermanentError)
+    assert "not a regular file" in str(refusal)
     assert list(dst_root.iterdir()) == []
 
 

@@ -77,6 +77,10 @@ def _copy(
     info = src_fs.info(source)
     if info.get("type") == "directory":
         raise IsADirectoryError(source)
+    if info.get("type") == "other":  # a pipe would hold the copy (and its slot) for good
+        raise PermanentError(
+            f"{request.source_label} is not a regular file (a pipe, a socket or a device)"
+        )
     if request.unzip and is_archive(source):
         return _unpack(request, source, progress, should_stop)
     with on_destination:
