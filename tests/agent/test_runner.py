@@ -155,7 +155,7 @@ async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
     real = runner_module.copy_object
 
     def recording(request: Any, **kwargs: Any) -> Any:
-        remembered = storages_module._folders.seen is not None
+        remembered = storages_module.batch_folders() is not None
         remembering[request.source_path] = (threading.current_thread().name, remembered)
         return real(request, **kwargs)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +14,10 @@ import ferry.engine.copy as engine
 import ferry.engine.local_copy as local_copy
 from ferry.domain.transfers import Checksum
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
-from ferry.engine.local_copy import kernel_copy, read_whole
+from ferry.engine.local_copy import kernel_copy, read_all
 from ferry.engine.requests import SourceChanged
-from ferry.engine.storages import open_storage
-from ferry.errors import ChecksumMismatch, TransferCanceled, TransientError
+from ferry.engine.storages import open_storage, remembered_folders
+from ferry.errors import AccessDenied, ChecksumMismatch, TransferCanceled, TransientError
 
 
 def request(src, dst, **kwargs) -> CopyRequest:  # type: ignore[no-untyped-def]
@@ -91,8 +92,12 @@ def test_an_earlier_leftover_at_the_temporary_name_is_replaced(src, dst, dst_roo
 def test_a_file_whose_size_changed_since_its_stat_is_caught(tmp_path, actual):  # type: ignore[no-untyped-def]
     path = tmp_path / "moving"
     path.write_bytes(b"x" * actual)
-    with pytest.raises(SourceChanged):
-        read_whole(str(path), 11)
+    source_fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(SourceChanged):
+            read_all(source_fd, 11)
+    finally:
+        os.close(source_fd)
     source_fd = os.open(path, os.O_RDONLY)
     target_fd = os.open(tmp_path / "copy", os.O_WRONLY | os.O_CREAT)
     try:
@@ -106,10 +111,10 @@ def test_a_file_whose_size_changed_since_its_stat_is_caught(tmp_path, actual):  
 def test_a_source_that_changed_is_a_transient_error_naming_it(
     src, dst, dst_root, small, monkeypatch
 ):  # type: ignore[no-untyped-def]
-    def changed(path: str, size: int) -> bytes:
+    def changed(fd: int, size: int) -> bytes:
         raise SourceChanged(size - 1, size)
 
-    monkeypatch.setattr(local_copy, "read_whole", changed)
+    monkeypatch.setattr(local_copy, "read_all", changed)
     with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
         copy_object(request(src, dst))
     assert not (dst_root / "out").exists()
@@ -222,3 +227,62 @@ def test_a_canceled_large_copy_leaves_no_read_back_thread(src, dst, dst_root, la
         copy_object(request(src, dst), progress=blocks.append, should_stop=lambda: bool(blocks))
     assert not [t for t in threading.enumerate() if t.name.startswith("read-back")]
     assert parts(dst_root) == []
+
+
+def test_a_folder_replaced_by_a_link_during_a_batch_leads_nothing_out(tmp_path, small_tree):  # type: ignore[no-untyped-def]
+    """A batch holds its folders open: a folder swapped for a link to outside after the
+    batch's first copy into it still gets the next copy (where the folder now is, inside the
+    storage), and a batch that comes after refuses the link."""
+    src, dst, dst_root, outside = small_tree
+    (dst_root / "d").mkdir()
+    with remembered_folders():
+        assert copy_object(CopyRequest(src, "d/a.bin", dst, "d/a.bin")).state is CopyState.DONE
+        (dst_root / "d").rename(dst_root / "moved")
+        (dst_root / "d").symlink_to(outside)
+        assert copy_object(CopyRequest(src, "d/b.bin", dst, "d/b.bin")).state is CopyState.DONE
+    with pytest.raises(AccessDenied, match="outside storage"):
+        copy_object(CopyRequest(src, "d/c.bin", dst, "d/c.bin"))
+    assert sorted(p.name for p in (dst_root / "moved").iterdir()) == ["a.bin", "b.bin"]
+    assert list(outside.iterdir()) == []
+
+
+def test_a_source_replaced_by_a_link_to_outside_is_not_read(tmp_path, small_tree):  # type: ignore[no-untyped-def]
+    src, dst, dst_root, outside = small_tree
+    (outside / "secret").write_bytes(b"not to be copied")
+    source_root = Path(src.root)
+    with remembered_folders():
+        assert copy_object(CopyRequest(src, "d/a.bin", dst, "x/a.bin")).state is CopyState.DONE
+        (source_root / "d" / "b.bin").unlink()
+        (source_root / "d" / "b.bin").symlink_to(outside / "secret")
+        with pytest.raises(AccessDenied, match="outside storage"):
+            copy_object(CopyRequest(src, "d/b.bin", dst, "x/b.bin"))
+    assert not (dst_root / "x" / "b.bin").exists()
+
+
+def test_one_storages_folders_stand_for_nothing_in_another(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A storage whose root is a linked folder inside another's: what a batch opened below
+    the inner root says nothing of the link on the way down from the outer one."""
+    outer, outside = tmp_path / "data", tmp_path / "outside"
+    (outside / "d").mkdir(parents=True)
+    outer.mkdir()
+    (outer / "sub").symlink_to(outside)
+    (outer / "in.txt").write_bytes(b"x")
+    big = open_storage("big", outer.as_uri())
+    sub = open_storage("sub", (outer / "sub").as_uri())
+    with remembered_folders():
+        assert copy_object(CopyRequest(big, "in.txt", sub, "d/s.txt")).state is CopyState.DONE
+        with pytest.raises(AccessDenied, match="outside storage"):
+            copy_object(CopyRequest(big, "in.txt", big, "sub/d/escaped.txt"))
+    assert sorted(p.name for p in (outside / "d").iterdir()) == ["s.txt"]
+
+
+@pytest.fixture
+def small_tree(tmp_path):  # type: ignore[no-untyped-def]
+    source_root, dst_root, outside = tmp_path / "s", tmp_path / "t", tmp_path / "outside"
+    (source_root / "d").mkdir(parents=True)
+    dst_root.mkdir()
+    outside.mkdir()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (source_root / "d" / name).write_bytes(os.urandom(4096))
+    src, dst = open_storage("src", source_root.as_uri()), open_storage("dst", dst_root.as_uri())
+    return src, dst, dst_root, outside

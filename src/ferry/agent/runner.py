@@ -356,8 +356,9 @@ class AgentRunner:
 
     def _execute_small_local(self, batch: list[HeldTask]) -> list[dict[str, Any]]:
         """A batch of small local copies, which take a fraction of a millisecond each: the
-        folders on their paths are looked at once for the batch. (A batch with a remote copy
-        in it may take seconds: its local copies check each folder each time.)"""
+        folders on their paths are walked down once for the batch, and held open until it
+        ends. (A batch with a remote copy in it may take seconds: its copies walk down each
+        time.)"""
         with remembered_folders():
             return [self._execute(task) for task in batch]
 

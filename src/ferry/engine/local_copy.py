@@ -4,8 +4,9 @@ A tree of thousands of small files spends its time per file, not per byte: throu
 4 KiB copy made some fifteen filesystem calls (info, exists, isdir, makedirs, three opens, size,
 move), each with its own path handling, and the Python around them cost more than the bytes.
 Here the object is read in one call, written in one, read back from the same descriptor and
-renamed into place (``copy_small_local``, which ``copy_object`` tries first when ``plain_local``
-says it may). A large copy to a local disk is read back while it is written (``ReadBack``).
+renamed into place, each relative to its folder's descriptor (``copy_small_local``, which
+``copy_object`` tries first when ``plain_local`` says it may). A large copy to a local disk
+is read back while it is written (``ReadBack``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import posixpath
 import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +31,7 @@ from ferry.engine.requests import (
     on_destination,
     temporary_name,
 )
+from ferry.engine.storages import batch_folders, close_folders
 from ferry.errors import TransferCanceled
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
@@ -39,16 +40,12 @@ WHOLE_READ_MAX = 4 * 1024 * 1024
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def read_whole(path: str, size: int) -> bytes:
-    """The whole file, which ``stat`` said is ``size`` bytes long; one byte more is asked for
-    so that a file still growing is caught."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = os.read(fd, size + 1)
-        while len(data) < size and (more := os.read(fd, size + 1 - len(data))):
-            data += more  # a short read (a network filesystem, a signal)
-    finally:
-        os.close(fd)
+def read_all(fd: int, size: int) -> bytes:
+    """The whole file open at ``fd``, which ``fstat`` said is ``size`` bytes long; one byte
+    more is asked for so that a file still growing is caught."""
+    data = os.read(fd, size + 1)
+    while len(data) < size and (more := os.read(fd, size + 1 - len(data))):
+        data += more  # a short read (a network filesystem, a signal)
     if len(data) != size:
         raise SourceChanged(len(data), size)
     return data
@@ -195,71 +192,112 @@ def plain_local(request: CopyRequest) -> bool:
 def copy_small_local(request: CopyRequest, progress: Callable[[int], None]) -> CopyOutcome | None:
     """A small object whose destination does not exist yet, in a handful of system calls
     (``engine.local_copy``); ``None`` for anything else (a large object, a folder, an existing
-    destination), which the general path handles."""
-    source, status = request.source.resolve_local(request.source_path)
-    if status is None or stat.S_ISLNK(status.st_mode):
-        status = os.stat(source)  # not there (raises), or a link that stays inside the storage
-    size = status.st_size
-    if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
-        return None
-    with on_destination:
-        destination, existing = request.destination.resolve_local(request.destination_path)
-        if existing is not None:
-            return None
+    destination, a link on either path), which the general path handles.
+
+    Both paths are walked down from their roots through folder descriptors that follow no
+    link (``StorageFS.folder_at``), and the file is opened, created and renamed relative to
+    its folder's: a link planted on the way after a check cannot lead the copy elsewhere,
+    since nothing is looked up by its path twice. Inside ``remembered_folders`` the folders
+    stay open for the batch."""
+    batch = batch_folders()
+    opened = {} if batch is None else batch
     try:
+        return _copy_small(request, progress, opened)
+    finally:
+        if batch is None:
+            close_folders(opened)
+
+
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a pipe: no wait at open
+
+
+def _copy_small(
+    request: CopyRequest, progress: Callable[[int], None], opened: dict[tuple[str, str], int]
+) -> CopyOutcome | None:
+    folder, name = _split(request.source.confined(request.source_path))
+    above = request.source.folder_at(folder, opened, create=False) if name else None
+    if above is None:
+        return None
+    try:
+        source_fd = os.open(name, _READ, dir_fd=above)
+    except OSError:
+        return None  # not there, a link, not readable: the general path says which
+    try:
+        status = os.fstat(source_fd)
+        size = status.st_size
+        if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
+            return None
         if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
-            digest = None
-            source_fd = open_source(source)
-            try:
-                with on_destination:
-                    fill = functools.partial(kernel_copy, source_fd, size=size)
-                    _write_into_place(request, destination, fill, size, None)
-            finally:
-                os.close(source_fd)
-        else:
-            data = read_whole(source, size)
+            data, digest = None, None
+            fill = functools.partial(kernel_copy, source_fd, size=size)
+        else:  # read first: a source that changed leaves no folder made for it
+            data = read_all(source_fd, size)
             digest = _digest_of(request.checksum, data)
-            with on_destination:
-                fill = functools.partial(write_all, data=data)
-                _write_into_place(request, destination, fill, size, data)
+            fill = functools.partial(write_all, data=data)
+        with on_destination:
+            target = _new_target(request, opened)
+            if target is None:
+                return None
+            _write_into_place(request, *target, fill, size, data)
     except SourceChanged as exc:
         raise request.source_changed(exc.read, exc.expected) from exc
+    finally:
+        os.close(source_fd)
     progress(size)
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, size, checksum)
 
 
+def _new_target(request: CopyRequest, opened: dict[tuple[str, str], int]) -> tuple[int, str] | None:
+    """The destination's folder (made if missing) and name, when nothing is at that name."""
+    folder, name = _split(request.destination.confined(request.destination_path))
+    above = request.destination.folder_at(folder, opened, create=True) if name else None
+    if above is None:
+        return None
+    try:
+        os.lstat(name, dir_fd=above)
+    except FileNotFoundError:
+        return above, name
+    return None  # something is there: the general path applies the overwrite policy
+
+
+def _split(relative: str) -> tuple[str, str]:
+    folder, _, name = relative.rpartition("/")
+    return folder, name
+
+
 def _write_into_place(
     request: CopyRequest,
-    destination: str,
+    folder: int,
+    name: str,
     fill: Callable[[int], None],
     size: int,
     written: bytes | None,
 ) -> None:
-    """A new temporary file filled by ``fill`` (with ``written``, when it went through
-    Python), verified, then renamed to ``destination``."""
-    temporary = temporary_name(destination, request.tag, request.attempt)
-    fd = _create_temporary(request, temporary)
+    """A new temporary file in ``folder`` filled by ``fill`` (with ``written``, when it went
+    through Python), verified, then renamed to ``name`` in the same folder."""
+    temporary = temporary_name(name, request.tag, request.attempt)
+    fd = _create_in(folder, temporary)
     try:
         try:
             fill(fd)
             _verify_written(request, fd, size, written)
         finally:
             os.close(fd)
-        os.rename(temporary, destination)
+        os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(temporary)
+            os.unlink(temporary, dir_fd=folder)
         raise
 
 
-def _create_temporary(request: CopyRequest, temporary: str) -> int:
+def _create_in(folder: int, name: str) -> int:
+    """``create_new`` inside the folder open at ``folder``."""
     try:
-        return create_new(temporary)
-    except FileNotFoundError:  # the first object of its folder
-        os.makedirs(posixpath.dirname(temporary), exist_ok=True)
-        request.destination.resolve(request.destination_path)  # again, now that they exist
-        return create_new(temporary)
+        return os.open(name, _CREATE, 0o666, dir_fd=folder)
+    except FileExistsError:
+        os.unlink(name, dir_fd=folder)
+        return os.open(name, _CREATE, 0o666, dir_fd=folder)
 
 
 def _verify_written(request: CopyRequest, fd: int, size: int, written: bytes | None) -> None:

@@ -75,26 +75,46 @@ class StorageFS:
                 raise PathOutsideStorage(self.name, path, why)
         full = posixpath.join(self.root, relative) if relative else self.root
         if self.is_local:
-            linked = self._walk_below_root(full, None)[0]
+            linked = self._linked_below_root(full)
             self._refuse_symlink_escape(full, path, linked)
             self._refuse_protected(full, path, relative, linked)
         return full
 
-    def resolve_local(self, path: str) -> tuple[str, os.stat_result | None]:
-        """``resolve`` on a local storage, with what ``lstat`` said of the path itself (``None``
-        when nothing is there): the check has just read it, and a copy needs it next. Inside
-        ``remembered_folders`` the folders on the way are looked at once per batch; ``resolve``
-        (a check made again on purpose) always looks at each."""
+    def confined(self, path: str) -> str:
+        """``path`` normalized below the root ("" for the root), refused if it leaves the root
+        or is inside a protected path by its name. What links lead to is not looked at: for
+        those who then walk down with ``folder_at``, which follows none."""
         relative = confine_path(self.name, path)
-        full = self._below_root + relative if relative else self.root  # posixpath.join's result
-        remembered = _folders.seen
-        seen = None if remembered is None else remembered.setdefault(self.root, set())
-        linked, status = self._walk_below_root(full, seen)
-        self._refuse_symlink_escape(full, path, linked)
-        self._refuse_protected(full, path, relative, linked)
-        if linked and status is None:  # the walk stopped at a link on the way (inside)
-            status = _lstat_if_there(full)
-        return full, status
+        if self.protected and _within(relative, self.protected):
+            raise ProtectedPath(self.name, path)
+        return relative
+
+    def folder_at(
+        self, relative: str, opened: dict[tuple[str, str], int], *, create: bool
+    ) -> int | None:
+        """A descriptor on the folder ``relative`` (from ``confined``), reached from the root
+        one folder at a time without following a link, so that no link planted on the way,
+        before or after, can lead a write or a read elsewhere; folders missing on the way are
+        made when ``create``. ``None`` when a link or something not a folder is on the way,
+        or a folder is missing (the path-checking way handles those). The descriptors of the
+        folders passed are kept in ``opened``, whose owner closes them."""
+        key = (self.root, relative)
+        if (fd := opened.get(key)) is not None:
+            return fd
+        if relative:
+            parent, _, name = relative.rpartition("/")
+            above = self.folder_at(parent, opened, create=create)
+            if above is None:
+                return None
+            fd = _open_folder(above, name, create)
+        else:
+            try:  # the root itself may be a link: it is the administrator's
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                fd = None
+        if fd is not None:
+            opened[key] = fd
+        return fd
 
     def relative(self, full: str) -> str:
         """The inverse of ``resolve``: a backend path back to a path inside the storage."""
@@ -106,41 +126,25 @@ class StorageFS:
             raise PathOutsideStorage(self.name, full)
         return stripped[len(prefix) :]
 
-    def _walk_below_root(
-        self, full: str, seen: set[str] | None
-    ) -> tuple[bool, os.stat_result | None]:
+    def _linked_below_root(self, full: str) -> bool:
         """Whether a component of ``full`` below the root is a symbolic link (or cannot be
-        told), and the ``lstat`` of ``full`` itself when it exists: two or three ``lstat``
-        calls where a full ``realpath`` walks every component from ``/``. A folder in ``seen``
-        (found to be one a moment ago) is not looked at again; folders found are added."""
+        told): two or three ``lstat`` calls where a full ``realpath`` walks every component
+        from ``/``."""
         root = self.root.rstrip("/")
         if not full.startswith(root + "/"):
-            return full != root, None
-        if seen is not None and full.rpartition("/")[0] in seen:
-            # Its folder was found to be one in this batch, and so was every folder above it
-            # (they are looked at from the top, and added once looked at): the path alone.
-            return _linked_or_there(full, seen)
-        current, status = root, None
+            return full != root
+        current = root
         for part in full[len(root) + 1 :].split("/"):
             current = f"{current}/{part}"
-            if seen is not None and current in seen and current != full:
-                continue
             try:
                 status = os.lstat(current)
             except FileNotFoundError:
-                return False, None  # nothing further down exists yet
+                return False  # nothing further down exists yet
             except OSError:
-                return True, None
+                return True
             if stat.S_ISLNK(status.st_mode):
-                return True, status if current == full else None
-            if seen is not None and stat.S_ISDIR(status.st_mode):
-                seen.add(current)
-        return False, status
-
-    @cached_property
-    def _below_root(self) -> str:
-        """The root with one ``/`` after it: a path inside is this and its relative path."""
-        return self.root if self.root.endswith("/") else self.root + "/"
+                return True
+        return False
 
     @cached_property
     def _real_root(self) -> str:
@@ -171,51 +175,63 @@ class StorageFS:
 _IN_PROCESS = frozenset({"memory", "mock"})
 
 
-class _SeenFolders(threading.local):
-    # The folders found, per storage root: one storage's walk vouches for the folders below
-    # its own root only. (Another storage's root may lie below this one's and be a link: the
-    # folders seen inside it say nothing of the way down to it.)
-    seen: dict[str, set[str]] | None = None
+class _BatchFolders(threading.local):
+    # Descriptors on the folders a batch of small local copies has walked down, per storage
+    # root and folder: one storage's walk stands for the folders below its own root only.
+    opened: dict[tuple[str, str], int] | None = None
 
 
-_folders = _SeenFolders()
+_batch = _BatchFolders()
 
 
 @contextlib.contextmanager
 def remembered_folders() -> Iterator[None]:
-    """While inside, this thread's checks of local paths (``resolve_local``) remember the
-    folders they found to be folders, not links, and do not look at them again: a batch of
-    small objects copied one after the other lies in a few folders, and four of a 4 KiB
-    copy's fourteen system calls were ``lstat`` calls on the same folders. A check and the
-    open after it are never one step, so a folder replaced by a link in between goes unseen
-    anyway; remembering widens that window from one object's copy to one batch's (a
-    millisecond or so: only a batch of small local copies remembers), and no further."""
-    outer, _folders.seen = _folders.seen, {}
+    """While inside, this thread's small local copies keep the descriptors of the folders
+    they walk down (``StorageFS.folder_at``), and walk down each folder once: a batch of
+    small objects lies in a few folders. A folder held open is the folder the walk found,
+    not whatever a link planted at its name later points to; a folder moved away meanwhile
+    is still written into, where it now is (only by whoever may write there moved it)."""
+    outer, _batch.opened = _batch.opened, {}
     try:
         yield
     finally:
-        _folders.seen = outer
+        opened, _batch.opened = _batch.opened, outer
+        close_folders(opened)
 
 
-def _linked_or_there(path: str, seen: set[str]) -> tuple[bool, os.stat_result | None]:
-    """The last step of ``_walk_below_root``, for a path whose folders are known."""
+def batch_folders() -> dict[tuple[str, str], int] | None:
+    """The folders this thread's batch holds open, if it is inside ``remembered_folders``."""
+    return _batch.opened
+
+
+def close_folders(opened: dict[tuple[str, str], int] | None) -> None:
+    for fd in (opened or {}).values():
+        os.close(fd)
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_folder(above: int, name: str, create: bool) -> int | None:
+    """The folder ``name`` inside the folder ``above``, not through a link; made first when
+    missing and ``create``. ``None`` for a link, a file, or any error (the path-checking way
+    says which, and raises it)."""
     try:
-        status = os.lstat(path)
+        return os.open(name, _FOLDER, dir_fd=above)
     except FileNotFoundError:
-        return False, None
+        if not create:
+            return None
     except OSError:
-        return True, None
-    if stat.S_ISLNK(status.st_mode):
-        return True, status
-    if stat.S_ISDIR(status.st_mode):
-        seen.add(path)
-    return False, status
-
-
-def _lstat_if_there(path: str) -> os.stat_result | None:
+        return None
     try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
+        os.mkdir(name, 0o777, dir_fd=above)
+    except FileExistsError:
+        pass  # made meanwhile: the open below tells what it is
+    except OSError:
+        return None
+    try:
+        return os.open(name, _FOLDER, dir_fd=above)
+    except OSError:
         return None
 
 
