@@ -230,20 +230,34 @@ def test_a_canceled_large_copy_leaves_no_read_back_thread(src, dst, dst_root, la
 
 
 def test_a_folder_replaced_by_a_link_during_a_batch_leads_nothing_out(tmp_path, small_tree):  # type: ignore[no-untyped-def]
-    """A batch holds its folders open: a folder swapped for a link to outside after the
-    batch's first copy into it still gets the next copy (where the folder now is, inside the
-    storage), and a batch that comes after refuses the link."""
+    """A batch holds its folders open, and looks again at a folder it writes into: one
+    swapped for a link to outside after the batch's first copy into it is refused."""
     src, dst, dst_root, outside = small_tree
     (dst_root / "d").mkdir()
     with remembered_folders():
         assert copy_object(CopyRequest(src, "d/a.bin", dst, "d/a.bin")).state is CopyState.DONE
         (dst_root / "d").rename(dst_root / "moved")
         (dst_root / "d").symlink_to(outside)
-        assert copy_object(CopyRequest(src, "d/b.bin", dst, "d/b.bin")).state is CopyState.DONE
-    with pytest.raises(AccessDenied, match="outside storage"):
-        copy_object(CopyRequest(src, "d/c.bin", dst, "d/c.bin"))
-    assert sorted(p.name for p in (dst_root / "moved").iterdir()) == ["a.bin", "b.bin"]
+        with pytest.raises(AccessDenied, match="outside storage"):
+            copy_object(CopyRequest(src, "d/b.bin", dst, "d/b.bin"))
+    assert sorted(p.name for p in (dst_root / "moved").iterdir()) == ["a.bin"]
     assert list(outside.iterdir()) == []
+
+
+def test_a_folder_renamed_or_removed_during_a_batch_gets_the_copy_at_its_name(small_tree):  # type: ignore[no-untyped-def]
+    """A folder rotated away (renamed, then made again) or removed while a batch holds it:
+    the next copy lands at its name, as it says, not in the folder that went away."""
+    src, dst, dst_root, _outside = small_tree
+    with remembered_folders():
+        assert copy_object(CopyRequest(src, "d/a.bin", dst, "e/a.bin")).state is CopyState.DONE
+        (dst_root / "e").rename(dst_root / "e.old")
+        (dst_root / "e").mkdir()
+        assert copy_object(CopyRequest(src, "d/b.bin", dst, "e/b.bin")).state is CopyState.DONE
+        (dst_root / "e" / "b.bin").unlink()
+        (dst_root / "e").rmdir()
+        assert copy_object(CopyRequest(src, "d/c.bin", dst, "e/c.bin")).state is CopyState.DONE
+    assert sorted(p.name for p in (dst_root / "e.old").iterdir()) == ["a.bin"]
+    assert sorted(p.name for p in (dst_root / "e").iterdir()) == ["c.bin"]
 
 
 def test_a_source_replaced_by_a_link_to_outside_is_not_read(tmp_path, small_tree):  # type: ignore[no-untyped-def]
@@ -286,3 +300,18 @@ def small_tree(tmp_path):  # type: ignore[no-untyped-def]
         (source_root / "d" / name).write_bytes(os.urandom(4096))
     src, dst = open_storage("src", source_root.as_uri()), open_storage("dst", dst_root.as_uri())
     return src, dst, dst_root, outside
+
+
+def test_an_existing_destination_is_left_alone_before_the_source_is_read(
+    src, dst, dst_root, small, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """overwrite=never: an object already there is SKIPPED, whatever its source is doing."""
+    (dst_root / "out" / "deep").mkdir(parents=True)
+    (dst_root / "out" / "deep" / "a.bin").write_bytes(b"the user's own")
+
+    def changed(fd: int, size: int) -> bytes:
+        raise SourceChanged(size + 1, size)
+
+    monkeypatch.setattr(local_copy, "read_all", changed)
+    assert copy_object(request(src, dst)).state is CopyState.SKIPPED
+    assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == b"the user's own"

@@ -12,6 +12,7 @@ is read back while it is written (``ReadBack``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import stat
@@ -31,7 +32,7 @@ from ferry.engine.requests import (
     on_destination,
     temporary_name,
 )
-from ferry.engine.storages import batch_folders, close_folders
+from ferry.engine.storages import StorageFS, batch_folders, close_folders
 from ferry.errors import TransferCanceled
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
@@ -217,16 +218,22 @@ def _copy_small(
     folder, name = _split(request.source.confined(request.source_path))
     above = request.source.folder_at(folder, opened, create=False) if name else None
     if above is None:
-        return None
+        return None  # a link on the way, or no such folder: the general path says which
     try:
         source_fd = os.open(name, _READ, dir_fd=above)
-    except OSError:
-        return None  # not there, a link, not readable: the general path says which
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None  # a link: the general path follows it if it stays inside
+        raise  # not there, not readable: the source's error, as it would be anywhere
     try:
         status = os.fstat(source_fd)
         size = status.st_size
         if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
             return None
+        with on_destination:
+            destination = request.destination.confined(request.destination_path)
+            if _is_there(request.destination, destination, opened):
+                return None  # the general path applies the overwrite policy
         if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
             data, digest = None, None
             fill = functools.partial(kernel_copy, source_fd, size=size)
@@ -235,10 +242,11 @@ def _copy_small(
             digest = _digest_of(request.checksum, data)
             fill = functools.partial(write_all, data=data)
         with on_destination:
-            target = _new_target(request, opened)
-            if target is None:
-                return None
-            _write_into_place(request, *target, fill, size, data)
+            folder, name = _split(destination)
+            above = request.destination.folder_at(folder, opened, create=True) if name else None
+            if above is None:
+                return None  # a link, or a file, on the way
+            _write_into_place(request, above, name, fill, size, data)
     except SourceChanged as exc:
         raise request.source_changed(exc.read, exc.expected) from exc
     finally:
@@ -248,17 +256,18 @@ def _copy_small(
     return CopyOutcome(CopyState.DONE, size, checksum)
 
 
-def _new_target(request: CopyRequest, opened: dict[tuple[str, str], int]) -> tuple[int, str] | None:
-    """The destination's folder (made if missing) and name, when nothing is at that name."""
-    folder, name = _split(request.destination.confined(request.destination_path))
-    above = request.destination.folder_at(folder, opened, create=True) if name else None
+def _is_there(storage: StorageFS, relative: str, opened: dict[tuple[str, str], int]) -> bool:
+    """Whether something is at ``relative`` already, looked at without making its folders (a
+    folder not there yet holds nothing)."""
+    folder, name = _split(relative)
+    above = storage.folder_at(folder, opened, create=False) if name else None
     if above is None:
-        return None
+        return not name  # the root itself is there; a missing folder holds nothing
     try:
         os.lstat(name, dir_fd=above)
     except FileNotFoundError:
-        return above, name
-    return None  # something is there: the general path applies the overwrite policy
+        return False
+    return True
 
 
 def _split(relative: str) -> tuple[str, str]:

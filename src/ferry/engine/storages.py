@@ -100,7 +100,11 @@ class StorageFS:
         folders passed are kept in ``opened``, whose owner closes them."""
         key = (self.root, relative)
         if (fd := opened.get(key)) is not None:
-            return fd
+            # A folder to write into is still the one at its name: one renamed away and made
+            # again (or removed) meanwhile is walked to again, not written into where it went.
+            if not create or not relative or self._in_place(relative, fd, opened):
+                return fd
+            _forget(opened, self.root, relative)
         if relative:
             parent, _, name = relative.rpartition("/")
             above = self.folder_at(parent, opened, create=create)
@@ -125,6 +129,16 @@ class StorageFS:
         if not stripped.startswith(prefix):
             raise PathOutsideStorage(self.name, full)
         return stripped[len(prefix) :]
+
+    def _in_place(self, relative: str, fd: int, opened: dict[tuple[str, str], int]) -> bool:
+        parent, _, name = relative.rpartition("/")
+        above = opened.get((self.root, parent))
+        if above is None:
+            return False
+        try:
+            return os.path.samestat(os.lstat(name, dir_fd=above), os.fstat(fd))
+        except OSError:
+            return False
 
     def _linked_below_root(self, full: str) -> bool:
         """Whether a component of ``full`` below the root is a symbolic link (or cannot be
@@ -207,6 +221,13 @@ def batch_folders() -> dict[tuple[str, str], int] | None:
 def close_folders(opened: dict[tuple[str, str], int] | None) -> None:
     for fd in (opened or {}).values():
         os.close(fd)
+
+
+def _forget(opened: dict[tuple[str, str], int], root: str, relative: str) -> None:
+    """Close and drop the folder ``relative`` of ``root`` and every folder held below it."""
+    below = relative + "/"
+    for key in [k for k in opened if k[0] == root and (k[1] == relative or k[1].startswith(below))]:
+        os.close(opened.pop(key))
 
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
