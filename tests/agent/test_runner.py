@@ -95,18 +95,18 @@ def copied_on(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return threads
 
 
-async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
-    tmp_path: Path, copied_on: dict[str, str]
-) -> None:
+async def copy_local_and_remote(tmp_path: Path, *, remote: int) -> ScriptedSession:
+    """Forty small local objects (``disk:src/fN``) and ``remote`` small ones in memory
+    (``mem:mN``), all copied to ``disk:dst/`` by an agent."""
     bucket = f"/bucket-{uuid.uuid4().hex}"
     memory = fsspec.filesystem("memory")
+    (tmp_path / "src").mkdir()
     for n in range(40):
-        (tmp_path / "src").mkdir(exist_ok=True)
         (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 100)
-    for n in range(4):
+    for n in range(remote):
         memory.pipe(f"{bucket}/m{n}", b"y" * 100)
     tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100) for n in range(40)]
-    tasks += [task(100 + n, f"mem:m{n}", f"disk:dst/m{n}", 100) for n in range(4)]
+    tasks += [task(100 + n, f"mem:m{n}", f"disk:dst/m{n}", 100) for n in range(remote)]
     storages = {
         "disk": {"url": f"file://{tmp_path}", "options": {}},
         "mem": {"url": f"memory://{bucket}", "options": {}},
@@ -116,6 +116,13 @@ async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
         await run_until_reported(session)
     finally:
         memory.rm(bucket, recursive=True)
+    return session
+
+
+async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
+    tmp_path: Path, copied_on: dict[str, str]
+) -> None:
+    session = await copy_local_and_remote(tmp_path, remote=4)
 
     assert sorted(r["state"] for r in session.reported) == ["DONE"] * 44
     assert all((tmp_path / "dst" / f"f{n}").read_bytes() == b"x" * 100 for n in range(40))
@@ -160,24 +167,7 @@ async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
         return real(request, **kwargs)
 
     monkeypatch.setattr(runner_module, "copy_object", recording)
-    bucket = f"/bucket-{uuid.uuid4().hex}"
-    memory = fsspec.filesystem("memory")
-    (tmp_path / "src").mkdir()
-    for n in range(40):
-        (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 100)
-    for n in range(8):
-        memory.pipe(f"{bucket}/m{n}", b"y" * 100)
-    tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100) for n in range(40)]
-    tasks += [task(100 + n, f"mem:m{n}", f"disk:dst/m{n}", 100) for n in range(8)]
-    storages = {
-        "disk": {"url": f"file://{tmp_path}", "options": {}},
-        "mem": {"url": f"memory://{bucket}", "options": {}},
-    }
-    session = ScriptedSession(tasks, storages)
-    try:
-        await run_until_reported(session)
-    finally:
-        memory.rm(bucket, recursive=True)
+    session = await copy_local_and_remote(tmp_path, remote=8)
 
     assert sorted(r["state"] for r in session.reported) == ["DONE"] * 48
     assert all(not remembered for _, remembered in (remembering[f"m{n}"] for n in range(8)))
