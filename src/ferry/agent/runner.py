@@ -22,7 +22,7 @@ from ferry.agent.local_queue import FairQueue
 from ferry.domain.locations import Location, split_location
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, copy_object
-from ferry.engine.storages import StorageFS, open_storage, remembered_folders
+from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
 from ferry.errors import ApiError, TransferCanceled, TransferError
 
 log = logging.getLogger("ferry.agent")
@@ -348,8 +348,7 @@ class AgentRunner:
     def _local(self, storage: str) -> bool:
         """Whether the storage is a local disk, told from its URL (opening it to ask could
         connect to a remote host from the event loop)."""
-        url = self._storage_urls[storage][0]
-        return "://" not in url or url.startswith(("file://", "local://"))
+        return is_local_url(self._storage_urls[storage][0])
 
     def _execute_all(self, batch: list[HeldTask]) -> list[dict[str, Any]]:
         return [self._execute(task) for task in batch]

@@ -8,7 +8,7 @@ import posixpath
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -75,9 +75,8 @@ class StorageFS:
                 raise PathOutsideStorage(self.name, path, why)
         full = posixpath.join(self.root, relative) if relative else self.root
         if self.is_local:
-            linked = self._linked_below_root(full)
-            self._refuse_symlink_escape(full, path, linked)
-            self._refuse_protected(full, path, relative, linked)
+            real = self._refuse_symlink_escape(full, path, self._linked_below_root(full))
+            self._refuse_protected(path, relative, real)
         return full
 
     def confined(self, path: str) -> str:
@@ -85,7 +84,7 @@ class StorageFS:
         or is inside a protected path by its name. What links lead to is not looked at: for
         those who then walk down with ``folder_at``, which follows none."""
         relative = confine_path(self.name, path)
-        if self.protected and _within(relative, self.protected):
+        if self.protected and within(relative, self.protected):
             raise ProtectedPath(self.name, path)
         return relative
 
@@ -165,25 +164,26 @@ class StorageFS:
         # Once per opened storage: an agent resolves paths several times per object.
         return os.path.realpath(self.root)
 
-    def _refuse_protected(self, full: str, path: str, relative: str, linked: bool) -> None:
+    def _refuse_protected(self, path: str, relative: str, real: str | None) -> None:
         """Refuse a path that is, or is inside, a protected one: by its name, and, when a link
-        is on its way, by where it leads (a link inside the root may point into them)."""
+        is on its way, by where it leads (``real``: a link inside the root may point there)."""
         if not self.protected:
             return
-        if linked:
-            real = os.path.realpath(full)  # inside the real root: the escape check passed
+        if real is not None:  # inside the real root: the escape check passed
             below = self._real_root.rstrip("/") + "/"
             relative = real[len(below) :] if real.startswith(below) else ""
-        if _within(relative, self.protected):
+        if within(relative, self.protected):
             raise ProtectedPath(self.name, path)
 
-    def _refuse_symlink_escape(self, full: str, path: str, linked: bool) -> None:
+    def _refuse_symlink_escape(self, full: str, path: str, linked: bool) -> str | None:
+        """Refuse a path a link on its way leads out of the root; where it leads, if linked."""
         if not linked:
-            return  # normalized, no "..", no link below the root: it cannot lead out
+            return None  # normalized, no "..", no link below the root: it cannot lead out
         real_root = self._real_root
         real = os.path.realpath(full)
         if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
             raise PathOutsideStorage(self.name, path)
+        return real
 
 
 _IN_PROCESS = frozenset({"memory", "mock"})
@@ -277,10 +277,16 @@ def open_storage(
     return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/", protected=protected)
 
 
-def _within(relative: str, protected: tuple[str, ...]) -> bool:
+def within(relative: str, protected: Sequence[str]) -> bool:
     """Whether ``relative`` (a normalized path below a root, "" for the root) is one of
     ``protected`` or inside one ("." stands for the root itself)."""
     return any(p == "." or relative == p or relative.startswith(p + "/") for p in protected)
+
+
+def is_local_url(url: str) -> bool:
+    """Whether a storage URL names a local disk, told without opening it (opening some
+    backends connects to their host)."""
+    return "://" not in url or url.startswith(("file://", "local://"))
 
 
 def _webdav_server(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -11,14 +11,13 @@ from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, file_task, tree_task
 from ferry.engine.errors import classify
-from ferry.engine.storages import StorageFS
+from ferry.engine.storages import StorageFS, within
 from ferry.engine.trees import TreeEntry, walk_tree
 from ferry.scheduler.guard import (
     EndpointPolicy,
     ProtectedPaths,
     lookup_storage,
     open_named_storage,
-    within,
 )
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ferry.domain.locations import Location, is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
-from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.storages import StorageFS, is_local_url, open_storage
 from ferry.errors import InvalidRequest
 from ferry.store.abc import Store
 
@@ -38,7 +38,7 @@ class ProtectedPaths:
     def inside_of_url(self, name: str, url: str) -> list[str]:
         """``inside_of`` for a storage not opened yet, told by its URL: none for a remote one
         (opening it to find its root could connect)."""
-        if "://" in url and not url.startswith(("file://", "local://")):
+        if not is_local_url(url):
             return []
         return self.inside_of(open_storage(name, url))
 
@@ -63,11 +63,6 @@ class ProtectedPaths:
         real = os.path.realpath(posixpath.join(storage.root, location.path))
         if any(real == p or real.startswith(p.rstrip("/") + "/") for p in self.absolute):
             raise ProtectedLocation(location)
-
-
-def within(path: str, protected: list[str]) -> bool:
-    """Whether a storage-relative ``path`` is one of (or below one of) ``protected``."""
-    return any(p == "." or path == p or path.startswith(p + "/") for p in protected)
 
 
 class EndpointPolicy:

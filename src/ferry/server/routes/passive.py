@@ -30,10 +30,10 @@ from ferry.domain.transfers import (
 )
 from ferry.engine.copy import CopyOutcome, CopyState
 from ferry.engine.passive import Receiver, blocks, describe
-from ferry.engine.storages import StorageFS
+from ferry.engine.storages import StorageFS, within
 from ferry.engine.trees import walk_tree
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
-from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage, within
+from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage
 from ferry.scheduler.submission import check_locations
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
