@@ -32,7 +32,7 @@ from ferry.engine.requests import (
     on_destination,
     temporary_name,
 )
-from ferry.engine.storages import StorageFS, batch_folders, close_folders
+from ferry.engine.storages import batch_folders, close_folders
 from ferry.errors import TransferCanceled
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
@@ -231,8 +231,13 @@ def _copy_small(
         if not stat.S_ISREG(status.st_mode) or size > WHOLE_READ_MAX:
             return None
         with on_destination:
-            destination = request.destination.confined(request.destination_path)
-            if _is_there(request.destination, destination, opened):
+            folder, name = _split(request.destination.confined(request.destination_path))
+            if not name:
+                return None  # the root itself
+            # Looked at before the source is read, without making folders: a folder not
+            # there yet holds nothing, and one that is there is the one written into below.
+            above = request.destination.folder_at(folder, opened, create=False, writing=True)
+            if above is not None and _is_there(name, above):
                 return None  # the general path applies the overwrite policy
         if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
             data, digest = None, None
@@ -242,8 +247,8 @@ def _copy_small(
             digest = _digest_of(request.checksum, data)
             fill = functools.partial(write_all, data=data)
         with on_destination:
-            folder, name = _split(destination)
-            above = request.destination.folder_at(folder, opened, create=True) if name else None
+            if above is None:  # missing folders are made now that the source has been read
+                above = request.destination.folder_at(folder, opened, create=True, writing=True)
             if above is None:
                 return None  # a link, or a file, on the way
             _write_into_place(request, above, name, fill, size, data)
@@ -256,15 +261,9 @@ def _copy_small(
     return CopyOutcome(CopyState.DONE, size, checksum)
 
 
-def _is_there(storage: StorageFS, relative: str, opened: dict[tuple[str, str], int]) -> bool:
-    """Whether something is at ``relative`` already, looked at without making its folders (a
-    folder not there yet holds nothing)."""
-    folder, name = _split(relative)
-    above = storage.folder_at(folder, opened, create=False) if name else None
-    if above is None:
-        return not name  # the root itself is there; a missing folder holds nothing
+def _is_there(name: str, folder: int) -> bool:
     try:
-        os.lstat(name, dir_fd=above)
+        os.lstat(name, dir_fd=folder)
     except FileNotFoundError:
         return False
     return True

@@ -89,19 +89,25 @@ class StorageFS:
         return relative
 
     def folder_at(
-        self, relative: str, opened: dict[tuple[str, str], int], *, create: bool
+        self,
+        relative: str,
+        opened: dict[tuple[str, str], int],
+        *,
+        create: bool,
+        writing: bool = False,
     ) -> int | None:
         """A descriptor on the folder ``relative`` (from ``confined``), reached from the root
         one folder at a time without following a link, so that no link planted on the way,
         before or after, can lead a write or a read elsewhere; folders missing on the way are
         made when ``create``. ``None`` when a link or something not a folder is on the way,
         or a folder is missing (the path-checking way handles those). The descriptors of the
-        folders passed are kept in ``opened``, whose owner closes them."""
+        folders passed are kept in ``opened``, whose owner closes them. ``writing``: a folder
+        found in ``opened`` is looked at again, to be still the one at its name."""
         key = (self.root, relative)
         if (fd := opened.get(key)) is not None:
             # A folder to write into is still the one at its name: one renamed away and made
             # again (or removed) meanwhile is walked to again, not written into where it went.
-            if not create or not relative or self._in_place(relative, fd, opened):
+            if not writing or not relative or self._in_place(relative, fd, opened):
                 return fd
             _forget(opened, self.root, relative)
         if relative:
