@@ -33,7 +33,12 @@ class ProtectedPaths:
         """The protected paths under ``storage``'s root, relative to it (local storages only)."""
         if not storage.is_local:
             return []
-        return self.inside_of_root(storage.root)
+        real = os.path.realpath(storage.root)
+        return sorted(
+            os.path.relpath(p, real)
+            for p in self.absolute
+            if p == real or p.startswith(real.rstrip("/") + "/")
+        )
 
     def inside_of_url(self, name: str, url: str) -> list[str]:
         """``inside_of`` for a storage not opened yet, told by its URL: none for a remote one
@@ -41,15 +46,6 @@ class ProtectedPaths:
         if not is_local_url(url):
             return []
         return self.inside_of(open_storage(name, url))
-
-    def inside_of_root(self, root: str) -> list[str]:
-        """The protected paths under the local folder ``root``, relative to it."""
-        real = os.path.realpath(root)
-        return sorted(
-            os.path.relpath(p, real)
-            for p in self.absolute
-            if p == real or p.startswith(real.rstrip("/") + "/")
-        )
 
     def guarding(self, storage: StorageFS) -> StorageFS:
         """``storage``, refusing (in ``resolve``) every path inside a protected one."""
