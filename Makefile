@@ -1,23 +1,38 @@
 # Every target installs what it needs into .venv first: a fresh clone needs nothing else.
+# What is installed comes from the lock files in requirements/, exact versions with their hashes:
+# run.txt for `make run`, dev.txt (the same versions, plus the test, lint and bench extras) for
+# the rest. `make lock` writes both anew from pyproject.toml's ranges.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LOCKS := requirements/run.txt requirements/dev.txt
+hash = $(shell cat $(1) | sha1sum | cut -c1-12)
+RUN_STAMP := $(VENV)/.installed-run-$(call hash,pyproject.toml requirements/run.txt)
+STAMP := $(VENV)/.installed-dev-$(call hash,pyproject.toml requirements/dev.txt)
+# pip checks every hash, takes nothing that is not pinned, and builds Ferry's own editable
+# package with the setuptools the lock pins instead of fetching the newest into an isolated one.
+PIP_LOCKED := $(BIN)/pip install --quiet --require-hashes --no-deps
+PIP_SELF := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 
-.PHONY: run test test-servers lint bench bench-peers install clean
+.PHONY: run test test-latest test-servers lint lock bench bench-peers install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(RUN_STAMP): pyproject.toml requirements/run.txt | $(BIN)/python
+	$(PIP_LOCKED) -r requirements/run.txt
+	$(PIP_SELF)
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml requirements/dev.txt | $(BIN)/python
+	$(PIP_LOCKED) -r requirements/dev.txt
+	$(PIP_SELF)
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: install
+run: $(RUN_STAMP)
 	exec $(BIN)/ferry server
 
 lint: install
@@ -48,6 +63,36 @@ PYTEST_WORKERS ?= 2
 test: lint test-servers
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
+# Tomorrow's versions: the newest releases that pyproject.toml's ranges allow, in a virtualenv of
+# their own (the lock and .venv are left alone), then the same gates and suite. Not part of CI:
+# a new release must not block a submission. A break found here is fixed in the code or in the
+# ranges, and then `make lock` takes the new versions in.
+LATEST := .venv-latest
+
+test-latest: test-servers
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,lint]'
+	@$(LATEST)/bin/python requirements/newer.py requirements/dev.txt
+	$(LATEST)/bin/ruff check src tests bench && $(LATEST)/bin/mypy
+	$(LATEST)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+# Writes requirements/*.txt anew from pyproject.toml: the newest versions its ranges allow, for
+# Python 3.11 and later on any platform, with every file's hash. uv resolves, pip installs.
+UV := $(VENV)/.uv/bin/uv
+UV_COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock'
+
+$(UV): | $(BIN)/python
+	$(BIN)/pip install --quiet --target $(VENV)/.uv --require-hashes -r requirements/uv.txt
+
+lock: $(UV)
+	$(UV_COMPILE) pyproject.toml requirements/tools.in --extra test --extra lint --extra bench \
+		-c requirements/constraints.txt --upgrade -o requirements/dev.txt
+	$(UV_COMPILE) pyproject.toml requirements/tools.in -c requirements/dev.txt \
+		--upgrade -o requirements/run.txt
+	$(UV_COMPILE) requirements/uv.in --upgrade -o requirements/uv.txt
+
 # The peers the benchmarks compare with, from Debian: rclone, curl, nginx, and gfal2 (FTS3's copy
 # engine) driven from Debian's /usr/bin/python3 with its file and http plugins.
 BENCH_PACKAGES := rclone curl nginx-light python3-gfal2 gfal2-plugin-file gfal2-plugin-http
@@ -58,23 +103,15 @@ bench-peers:
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null; }
 
-# The [bench] extra (matplotlib) on top of the tests' install; reinstalled with it when
-# pyproject.toml changes (its name carries the same hash, and $(STAMP)'s recipe removes it).
-BENCH_STAMP := $(VENV)/.installed-bench-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
-	touch $(BENCH_STAMP)
-
 # One script per scenario (bench/<name>.py, each also runs alone), in the issue's order; then
 # bench/report.py writes docs/benchmarks.md and docs/benchmarks.png from their results.
 SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue
 
-bench: $(BENCH_STAMP) bench-peers
+bench: $(STAMP) bench-peers
 	@export FERRY_BENCH_RESULTS=$$(mktemp -d -t ferry-bench-results-XXXX) && \
 	for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
 		$(BIN)/python bench/$$name.py || exit 1; done && \
 	$(BIN)/python bench/report.py && rm -r $$FERRY_BENCH_RESULTS
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache
