@@ -35,6 +35,7 @@ ORDER = [
     "submission",
     "due_precision",
     "big_queue",
+    "cli_startup",
 ]
 
 

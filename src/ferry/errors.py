@@ -21,6 +21,7 @@
     ├── ServerStopping              the server is shutting down (API 503)
     ├── ConfigError                 a daemon's configuration has a bad or unknown key
     ├── ApiError                    an error answer from the server, seen by the client
+    ├── ServerUnreachable           no answer from the server, seen by the plain client
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
         │   ├── ChecksumMismatch
@@ -154,6 +155,15 @@ class ApiError(FerryError):
         self.status = status
         self.title = title
         self.detail = detail
+
+
+class ServerUnreachable(FerryError):
+    """The server could not be reached, or did not answer (the typed clients raise httpx's own
+    ``TransportError`` instead)."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"cannot reach the server at {url}: {why}")
+        self.url = url
 
 
 class TransferError(FerryError):

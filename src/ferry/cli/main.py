@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import sys
 
-import httpx
 import typer
-from pydantic import ValidationError
 
 from ferry.cli import daemons, passive, registry, schedules, storages, transfers
 from ferry.errors import FerryError
@@ -20,6 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help and usage errors as plain text: rendering them with rich costs its import on every
+    # `ferry --help` and every mistyped option.
+    rich_markup_mode=None,
 )
 daemons.register(app)
 transfers.register(app)
@@ -39,11 +40,21 @@ def main() -> None:
         app()
     except FerryError as exc:
         fail(str(exc))
-    except httpx.TransportError as exc:
-        fail(f"cannot reach the server: {exc}")
-    except ValidationError as exc:
-        fail(f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     except TimeoutError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        fail(_library_error(exc))
+
+
+def _library_error(exc: Exception) -> str:
+    """The one line for an error of httpx (the typed client) or pydantic (settings), which are
+    looked up only if imported: a command that never loaded them cannot have raised theirs."""
+    httpx, pydantic = sys.modules.get("httpx"), sys.modules.get("pydantic")
+    if httpx is not None and isinstance(exc, httpx.TransportError):
+        return f"cannot reach the server: {exc}"
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        first = exc.errors()[0]
+        return f"invalid settings: {first['loc'][0]}: {first['msg']}"
+    raise exc

@@ -4,16 +4,9 @@ the server with a one-time capability, verified by checksum, recorded like any t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ferry.cli.common import (
     DataDirOption,
@@ -22,10 +15,14 @@ from ferry.cli.common import (
     UrlOption,
     console,
     print_json,
+    typed_client,
 )
-from ferry.client import Client
 from ferry.domain.transfers import Checksum, Overwrite
-from ferry.server.schemas import PassiveCreated, TransferPublic
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ferry.server.schemas import PassiveCreated, TransferPublic
 
 OverwriteOption = Annotated[
     Overwrite, typer.Option("--overwrite", help="When the destination exists.")
@@ -53,7 +50,7 @@ def push(
     if len(locations) < 2:
         raise typer.BadParameter("give at least one LOCAL_PATH and a STORAGE:DEST")
     options = {"overwrite": overwrite.value, "checksum": checksum.value}
-    with Client(url, token, data_dir) as client, _bar(as_json) as bar:
+    with typed_client(url, token, data_dir) as client, _bar(as_json) as bar:
         task = bar.add_task("push", total=None)
         transfer = client.push(
             [Path(p) for p in locations[:-1]],
@@ -86,7 +83,7 @@ def pull(
     options = {"overwrite": overwrite.value, "checksum": checksum.value}
     folder = Path(locations[-1])
     folder.mkdir(parents=True, exist_ok=True)
-    with Client(url, token, data_dir) as client, _bar(as_json) as bar:
+    with typed_client(url, token, data_dir) as client, _bar(as_json) as bar:
         task = bar.add_task("pull", total=None)
         transfer = client.pull(
             locations[:-1],
@@ -100,6 +97,14 @@ def pull(
 
 
 def _bar(quiet: bool) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),

@@ -7,7 +7,6 @@ import re
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ferry.cli.common import (
     DataDirOption,
@@ -15,9 +14,10 @@ from ferry.cli.common import (
     TokenOption,
     UrlOption,
     console,
+    plain_client,
     print_json,
+    typed_client,
 )
-from ferry.client import Client
 from ferry.domain.channels import ChannelState
 from ferry.domain.transfers import parse_rate
 from ferry.errors import InvalidRequest
@@ -33,26 +33,28 @@ def agents(
     data_dir: DataDirOption = None,
 ) -> None:
     """Agents: state, host, version, tasks held now and statistics."""
-    with Client(url, token, data_dir) as client:
-        found = client.agents()
+    with plain_client(url, token, data_dir) as client:
+        found = client.listing("agents")
     if as_json:
-        print_json([a.model_dump(mode="json") for a in found])
+        print_json(found)
         return
+    from rich.table import Table
+
     table = Table()
     for name in ("name", "state", "host", "version", "active", "done", "failed", "bytes", "B/s"):
         table.add_column(name, overflow="fold")
     for a in found:
-        s = a.stats
+        s = a["stats"]
         table.add_row(
-            a.name,
-            a.state,
-            a.host,
-            a.version or "",
-            str(a.active),
-            str(s.succeeded),
-            str(s.failed),
-            str(s.bytes),
-            f"{s.throughput:.0f}",
+            a["name"],
+            a["state"],
+            a["host"],
+            a["version"] or "",
+            str(a["active"]),
+            str(s["succeeded"]),
+            str(s["failed"]),
+            str(s["bytes"]),
+            f"{s['throughput']:.0f}",
         )
     console().print(table)
 
@@ -67,7 +69,7 @@ def agent_invite(
 ) -> None:
     """Create a one-time secret for a remote agent (administrators): run it there with
     ferry agent --server URL --name NAME --secret SECRET."""
-    with Client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         invitation = client.invite_agent(name, ttl_s=parse_duration(ttl))
     if as_json:
         print_json(invitation.model_dump(mode="json"))
@@ -111,7 +113,7 @@ def channel_set(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create or replace the channel SOURCE_SITE → DESTINATION_SITE (administrators)."""
-    with Client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         channel = client.set_channel(
             source_site,
             destination_site,
@@ -136,11 +138,13 @@ def channel_ls(
     data_dir: DataDirOption = None,
 ) -> None:
     """Channels, with the objects active in each now."""
-    with Client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         found = client.channels()
     if as_json:
         print_json([c.model_dump(mode="json") for c in found])
         return
+    from rich.table import Table
+
     table = Table()
     for name in ("channel", "state", "max active", "active", "bandwidth B/s"):
         table.add_column(name)
@@ -164,7 +168,7 @@ def channel_rm(
     data_dir: DataDirOption = None,
 ) -> None:
     """Remove a channel: its pairs fall to the next matching channel, or to no limit."""
-    with Client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         client.remove_channel(source_site, destination_site)
     console().print(f"removed {source_site}→{destination_site}")
 
@@ -178,7 +182,7 @@ def scope_set(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create a scope or change its weight (administrators)."""
-    with Client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         scope = client.set_scope(name, weight=weight)
     console().print(f"{scope.name}: weight {scope.weight}")
 
@@ -191,7 +195,7 @@ def scope_ls(
     data_dir: DataDirOption = None,
 ) -> None:
     """Scopes and their weights."""
-    with Client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         found = client.scopes()
     if as_json:
         print_json([s.model_dump(mode="json") for s in found])

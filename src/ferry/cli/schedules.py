@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 
 from ferry.cli.common import (
     DataDirOption,
@@ -21,12 +20,12 @@ from ferry.cli.common import (
     TokenOption,
     UrlOption,
     console,
+    plain_client,
     print_json,
+    seconds,
 )
-from ferry.client import Client
 from ferry.domain.schedules import Unit, relative_time, upcoming
 from ferry.errors import InvalidRequest
-from ferry.server.schemas import ScheduleIn
 
 AtOption = Annotated[str | None, typer.Option("--at", help="Run once at WHEN.", show_default=False)]
 EveryOption = Annotated[
@@ -126,6 +125,8 @@ def preview(
     body = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
     if body is None:
         raise InvalidRequest("give --at, --every or --cron")
+    from ferry.server.schemas import ScheduleIn
+
     now = datetime.now(UTC)
     schedule = ScheduleIn.model_validate(body).to_domain(now).anchored(now)
     zone = ZoneInfo(tz)
@@ -147,22 +148,24 @@ def runs(
     data_dir: DataDirOption = None,
 ) -> None:
     """List a transfer's runs: when each was due, ran and ended, and what it moved."""
-    with Client(url, token, data_dir) as client:
+    with plain_client(url, token, data_dir) as client:
         found = client.runs(transfer_id)
     if as_json:
-        print_json([r.model_dump(mode="json") for r in found])
+        print_json(found)
         return
+    from rich.table import Table
+
     table = Table("run", "status", "due", "started", "finished", "objects", "bytes", "skipped")
     for r in found:
         table.add_row(
-            str(r.number),
-            r.status,
-            r.due_at.isoformat(timespec="seconds"),
-            r.started_at.isoformat(timespec="seconds") if r.started_at else "",
-            r.finished_at.isoformat(timespec="seconds") if r.finished_at else "",
-            f"{r.objects.done}/{r.objects.total}",
-            str(r.bytes),
-            str(r.skipped_occurrences),
+            str(r["number"]),
+            r["status"],
+            seconds(r["due_at"]),
+            seconds(r["started_at"]),
+            seconds(r["finished_at"]),
+            f"{r['objects']['done']}/{r['objects']['total']}",
+            str(r["bytes"]),
+            str(r["skipped_occurrences"]),
         )
     console().print(table)
 

@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ferry.cli.common import (
     DataDirOption,
@@ -14,11 +13,10 @@ from ferry.cli.common import (
     TokenOption,
     UrlOption,
     console,
+    plain_client,
     print_json,
 )
-from ferry.client import Client
 from ferry.errors import InvalidRequest
-from ferry.server.schemas import StorageHealth
 
 
 def parse_pairs(values: list[str], what: str, *, typed: bool) -> dict[str, Any]:
@@ -61,21 +59,24 @@ def add(
     """Add (or replace) a storage; the server checks that it answers."""
     options = parse_pairs(option or [], "option", typed=True)
     secrets = parse_pairs(credential or [], "credential", typed=False)
-    with Client(url_, token, data_dir) as client:
-        storage = client.add_storage(name, url, site=site, options=options, credentials=secrets)
+    with plain_client(url_, token, data_dir) as client:
+        request = client.add_storage_request(
+            name, url, site=site, options=options, credentials=secrets
+        )
+        storage = client.send(request)
     if as_json:
         print_json(storage)
         return
-    typer.echo(f"storage {storage.name} added ({storage.url}): {describe(storage.health)}")
+    typer.echo(f"storage {storage['name']} added ({storage['url']}): {describe(storage['health'])}")
 
 
-def describe(health: StorageHealth | None) -> str:
+def describe(health: dict[str, Any] | None) -> str:
     """One word and the storage's own message: ok, warning (it answered, but…), down."""
     if health is None:
         return "unchecked"
-    if not health.reachable:
-        return f"down: {health.error or 'unreachable'}"
-    return f"warning: {health.error}" if health.error else "ok"
+    if not health["reachable"]:
+        return f"down: {health['error'] or 'unreachable'}"
+    return f"warning: {health['error']}" if health["error"] else "ok"
 
 
 def ls(
@@ -85,17 +86,20 @@ def ls(
     data_dir: DataDirOption = None,
 ) -> None:
     """List storages with their health (credentials show by name only)."""
-    with Client(url_, token, data_dir) as client:
-        found = client.storages()
+    with plain_client(url_, token, data_dir) as client:
+        found = client.listing("storages")
     if as_json:
-        print_json([s.model_dump(mode="json") for s in found])
+        print_json(found)
         return
+    from rich.table import Table
+
     table = Table("name", "url", "site", "credentials", "health", "latency")
     for s in found:
-        h = s.health
-        health = describe(h)
-        latency = f"{h.latency_ms:.0f} ms" if h and h.latency_ms is not None else ""
-        table.add_row(s.name, s.url, s.site, ", ".join(s.credentials), health, latency)
+        h = s["health"]
+        latency = f"{h['latency_ms']:.0f} ms" if h and h["latency_ms"] is not None else ""
+        table.add_row(
+            s["name"], s["url"], s["site"], ", ".join(s["credentials"]), describe(h), latency
+        )
     console().print(table)
 
 
@@ -106,7 +110,7 @@ def rm(
     data_dir: DataDirOption = None,
 ) -> None:
     """Remove a storage that no waiting or running transfer uses."""
-    with Client(url_, token, data_dir) as client:
+    with plain_client(url_, token, data_dir) as client:
         client.remove_storage(name)
     typer.echo(f"storage {name} removed")
 

@@ -1,15 +1,14 @@
-"""``ferry submit | status | ls | outcomes | cancel``: thin over ``ferry.client.Client``."""
+"""``ferry submit | status | ls | outcomes | cancel | watch``: thin over the clients, the plain
+one (JSON as the server sent it) where a command asks and prints, the typed one where it waits
+or follows."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ferry.cli.common import (
     DataDirOption,
@@ -17,7 +16,10 @@ from ferry.cli.common import (
     TokenOption,
     UrlOption,
     console,
+    plain_client,
     print_json,
+    seconds,
+    typed_client,
 )
 from ferry.cli.schedules import (
     AtOption,
@@ -30,33 +32,34 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
-from ferry.client import Client
 from ferry.client._base import FINAL_STATUSES
 from ferry.domain.transfers import Checksum, Overwrite, parse_rate
 from ferry.errors import InvalidRequest
-from ferry.server.schemas import Outcomes, TransferPublic
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+Json = dict[str, Any]
 
 
-def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client:
-    return Client(url, token, data_dir)
-
-
-def _print_transfer(t: TransferPublic) -> None:
-    o, out = t.objects, console()
-    out.print(f"[bold]{t.id}[/bold]  {t.status}  ({t.kind})")
-    out.print(f"  from {', '.join(t.sources)}  to {t.destination}")
-    out.print(
-        f"  objects: {o.total} total, {o.done} done, {o.skipped} skipped, {o.failed} failed,"
-        f" {o.canceled} canceled; {t.bytes} bytes; runs: {t.runs}"
-    )
-    if t.progress is not None:
-        p = t.progress
-        total = f" of {p.bytes_total}" if p.bytes_total is not None else ""
-        rate = f", {p.rate_bps / 1e6:.1f} MB/s" if p.rate_bps else ""
-        eta = f", about {p.eta_s:.0f} s left" if p.eta_s else ""
-        out.print(f"  moving: {p.bytes_moved}{total} bytes{rate}{eta}")
-    if t.error:
-        out.print(f"  error: {t.error}", markup=False)
+def _print_transfer(t: Json) -> None:
+    """A transfer as the API gives it (``TransferPublic``), in a few lines; plain text, so
+    that printing it needs no console library."""
+    o = t["objects"]
+    lines = [
+        f"{t['id']}  {t['status']}  ({t['kind']})",
+        f"  from {', '.join(t['sources'])}  to {t['destination']}",
+        f"  objects: {o['total']} total, {o['done']} done, {o['skipped']} skipped,"
+        f" {o['failed']} failed, {o['canceled']} canceled; {t['bytes']} bytes; runs: {t['runs']}",
+    ]
+    if (p := t.get("progress")) is not None:
+        total = f" of {p['bytes_total']}" if p["bytes_total"] is not None else ""
+        rate = f", {p['rate_bps'] / 1e6:.1f} MB/s" if p["rate_bps"] else ""
+        eta = f", about {p['eta_s']:.0f} s left" if p["eta_s"] else ""
+        lines.append(f"  moving: {p['bytes_moved']}{total} bytes{rate}{eta}")
+    if t.get("error"):
+        lines.append(f"  error: {t['error']}")
+    typer.echo("\n".join(lines))
 
 
 def submit(
@@ -122,7 +125,7 @@ def submit(
         raise InvalidRequest(
             "--wait on a periodic transfer needs --count or --until: it never ends"
         )
-    with _client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
         options: dict[str, Any] = {
             "overwrite": overwrite.value,
@@ -145,11 +148,9 @@ def submit(
         )
         if wait:
             transfer = client.wait(transfer.id)
-    if as_json:
-        print_json(transfer)
-    else:
-        _print_transfer(transfer)
-    if wait and transfer.status != "COMPLETED":
+    found = transfer.model_dump(mode="json")
+    print_json(found) if as_json else _print_transfer(found)
+    if wait and found["status"] != "COMPLETED":
         raise SystemExit(1)
 
 
@@ -161,7 +162,7 @@ def status(
     data_dir: DataDirOption = None,
 ) -> None:
     """Show one transfer."""
-    with _client(url, token, data_dir) as client:
+    with plain_client(url, token, data_dir) as client:
         transfer = client.get(transfer_id)
     print_json(transfer) if as_json else _print_transfer(transfer)
 
@@ -193,25 +194,29 @@ def ls(
         "schedule": schedule,
         "label": label,
     }
-    with _client(url, token, data_dir) as client:
+    with plain_client(url, token, data_dir) as client:
         items = (
-            client.list_all(**filters) if every_page else client.list(limit=limit, **filters).items
+            client.list_all(**filters)
+            if every_page
+            else client.list(limit=limit, **filters)["items"]
         )
     if as_json:
-        print_json([t.model_dump(mode="json") for t in items])
+        print_json(items)
         return
+    from rich.table import Table
+
     table = Table()
     table.add_column("id", no_wrap=True, min_width=36)  # users copy it: never cut
     for name in ("status", "kind", "objects", "bytes", "created"):
         table.add_column(name, overflow="fold")
     for t in items:
         table.add_row(
-            t.id,
-            t.status,
-            t.kind,
-            f"{t.objects.done}/{t.objects.total}",
-            str(t.bytes),
-            t.created_at.isoformat(timespec="seconds"),
+            t["id"],
+            t["status"],
+            t["kind"],
+            f"{t['objects']['done']}/{t['objects']['total']}",
+            str(t["bytes"]),
+            seconds(t["created_at"]),
         )
     console().print(table)
 
@@ -227,7 +232,7 @@ def outcomes(
     data_dir: DataDirOption = None,
 ) -> None:
     """Per-object outcome of a run: what moved, what was skipped, what failed and why."""
-    with _client(url, token, data_dir) as client:
+    with plain_client(url, token, data_dir) as client:
         result = client.outcomes(transfer_id, run=run)
     if as_json:
         print_json(result)
@@ -235,23 +240,25 @@ def outcomes(
         _print_outcomes(result)
 
 
-def _print_outcomes(result: Outcomes) -> None:
-    if not result.started:
-        console().print(result.message or "not started")
+def _print_outcomes(result: Json) -> None:
+    if not result["started"]:
+        typer.echo(result["message"] or "not started")
         return
-    table = Table(title=f"run {result.run}: {result.status}")
+    from rich.table import Table
+
+    table = Table(title=f"run {result['run']}: {result['status']}")
     for name in ("status", "source", "destination", "size", "checksum", "attempts", "error"):
         short = name in ("status", "size", "checksum", "attempts")
         table.add_column(name, no_wrap=short, overflow="fold")  # paths and errors wrap, never cut
-    for o in result.objects:
+    for o in result["objects"]:
         table.add_row(
-            o.status,
-            o.source,
-            o.destination,
-            str(o.size if o.size is not None else ""),
-            o.checksum or "",
-            str(o.attempts),
-            o.error or "",
+            o["status"],
+            o["source"],
+            o["destination"],
+            str(o["size"] if o["size"] is not None else ""),
+            o["checksum"] or "",
+            str(o["attempts"]),
+            o["error"] or "",
         )
     console().print(table)
 
@@ -264,12 +271,12 @@ def cancel(
     data_dir: DataDirOption = None,
 ) -> None:
     """Cancel a transfer: queued objects at once, active ones at their next heartbeat."""
-    with _client(url, token, data_dir) as client:
+    with plain_client(url, token, data_dir) as client:
         result = client.cancel(transfer_id)
     if as_json:
         print_json(result)
     else:
-        console().print(f"{result.id}: {result.outcome}")
+        typer.echo(f"{result['id']}: {result['outcome']}")
 
 
 def watch(
@@ -283,7 +290,7 @@ def watch(
     A periodic transfer is followed until interrupted or finished."""
     last = "STANDBY"
     out = console()
-    with _client(url, token, data_dir) as client:
+    with typed_client(url, token, data_dir) as client:
         for event in client.events(transfer_id):
             if as_json:
                 typer.echo(json.dumps(event, ensure_ascii=False))

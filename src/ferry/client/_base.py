@@ -1,5 +1,6 @@
-"""What both clients share, with no I/O: finding the server and token, building requests,
-parsing answers."""
+"""What every client shares, with no I/O: finding the server and token, building requests,
+reading answers as JSON. Nothing here imports an HTTP library or the API's schemas: the plain
+client (``plain.py``) builds on it alone, so that a command that asks once starts fast."""
 
 from __future__ import annotations
 
@@ -8,28 +9,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
-from ferry.client.local import LocalObject
 from ferry.errors import ApiError, Unauthenticated
-from ferry.server.schemas import (
-    SKIPPED_MAX,
-    AgentInvitation,
-    AgentPublic,
-    AgentStatsPublic,
-    CancelResult,
-    ChannelPublic,
-    ObjectResult,
-    Outcomes,
-    PassiveCreated,
-    RunPublic,
-    ScopePublic,
-    TransferList,
-    TransferPublic,
-)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ferry.client.local import LocalObject
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 RUNS_PAGE = 1000  # the server's page of runs
@@ -182,16 +170,18 @@ class BaseClient:
     def skipped_bodies(names: list[str]) -> Iterator[dict[str, Any]]:
         """The bodies of ``/skipped`` that name the pulled objects already here, as few as
         the server's limit per call allows."""
+        from ferry.server.schemas import SKIPPED_MAX
+
         for start in range(0, len(names), SKIPPED_MAX):
             yield {"names": names[start : start + SKIPPED_MAX]}
 
     @staticmethod
-    def event_filter(transfer_id: str | None, kinds: Sequence[str] | None) -> httpx.QueryParams:
+    def event_filter(
+        transfer_id: str | None, kinds: Sequence[str] | None
+    ) -> tuple[tuple[str, str], ...]:
         """The query of ``GET /events``: one transfer, some kinds (the parameter repeated)."""
-        query: dict[str, str | list[str]] = {"kind": list(kinds or ())}
-        if transfer_id:
-            query["transfer"] = transfer_id
-        return httpx.QueryParams(query)
+        query = tuple(("kind", kind) for kind in kinds or ())
+        return query + ((("transfer", transfer_id),) if transfer_id else ())
 
     @staticmethod
     def parse_event(lines: list[str]) -> dict[str, Any] | None:
@@ -201,52 +191,21 @@ class BaseClient:
 
     @staticmethod
     def parse(response: httpx.Response) -> Any:
-        if response.is_error:
-            raise problem_error(response)
-        if response.status_code == 204:
-            return None
-        return response.json()
-
-    parse_transfer = staticmethod(TransferPublic.model_validate)
-    parse_list = staticmethod(TransferList.model_validate)
-    parse_outcomes = staticmethod(Outcomes.model_validate)
-    parse_cancel = staticmethod(CancelResult.model_validate)
-
-    parse_channel = staticmethod(ChannelPublic.model_validate)
-    parse_invitation = staticmethod(AgentInvitation.model_validate)
-    parse_passive = staticmethod(PassiveCreated.model_validate)
-    parse_object_result = staticmethod(ObjectResult.model_validate)
-    parse_scope = staticmethod(ScopePublic.model_validate)
-    parse_agent_stats = staticmethod(AgentStatsPublic.model_validate)
-
-    @staticmethod
-    def parse_runs(data: Any) -> list[RunPublic]:
-        return [RunPublic.model_validate(item) for item in data]
-
-    @staticmethod
-    def parse_agents(data: Any) -> list[AgentPublic]:
-        return [AgentPublic.model_validate(item) for item in data]
-
-    @staticmethod
-    def parse_channels(data: Any) -> list[ChannelPublic]:
-        return [ChannelPublic.model_validate(item) for item in data]
-
-    @staticmethod
-    def parse_scopes(data: Any) -> list[ScopePublic]:
-        return [ScopePublic.model_validate(item) for item in data]
+        return answer(response.status_code, response.reason_phrase, response.content)
 
 
-def problem_error(response: httpx.Response) -> ApiError:
+def answer(status: int, reason: str, content: bytes) -> Any:
+    """An answer's JSON body; an error answer (problem+json or not) raises ``ApiError``."""
+    if status >= 400:
+        raise problem_error(status, reason, content)
+    if status == 204:
+        return None
+    return json.loads(content)
+
+
+def problem_error(status: int, reason: str, content: bytes) -> ApiError:
     try:
-        body = response.json()
-        return ApiError(
-            response.status_code, str(body.get("title", "")), str(body.get("detail", ""))
-        )
-    except ValueError:
-        return ApiError(response.status_code, response.reason_phrase, response.text[:200])
-
-
-def merge_outcome_pages(pages: list[Outcomes]) -> Outcomes:
-    first = pages[0]
-    objects = [o for page in pages for o in page.objects]
-    return first.model_copy(update={"objects": objects, "next_cursor": None})
+        body = json.loads(content)
+        return ApiError(status, str(body.get("title", "")), str(body.get("detail", "")))
+    except (ValueError, AttributeError):
+        return ApiError(status, reason, content[:200].decode(errors="replace"))

@@ -15,10 +15,9 @@ from ferry.client._base import (
     FINAL_STATUSES,
     PASSIVE_ATTEMPTS,
     RUNS_PAGE,
-    BaseClient,
     Request,
-    merge_outcome_pages,
 )
+from ferry.client._typed import TypedClient, merge_outcome_pages
 from ferry.client.local import (
     BLOCK,
     LocalObject,
@@ -46,7 +45,7 @@ from ferry.server.schemas import (
 )
 
 
-class Client(BaseClient):
+class Client(TypedClient):
     def __init__(
         self,
         url: str | None = None,
