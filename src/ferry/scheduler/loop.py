@@ -62,6 +62,9 @@ class Loop(ABC):
 
     name = "loop"
     interval = 1.0
+    # After delay() failed (a database error): look again this soon, not after a whole
+    # interval, which for the due loop is a minute that a due run would wait.
+    retry_s = 1.0
     # Loops whose work is not claimed row by row run on one server at a time.
     singleton = False
 
@@ -108,8 +111,8 @@ class Loop(ABC):
         try:
             return max(0.0, await self.delay())
         except Exception:
-            log.exception("%s loop could not compute its delay", self.name)
-            return self.interval
+            log.exception("%s loop could not compute its delay; it looks again shortly", self.name)
+            return min(self.interval, self.retry_s)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         waiters = [asyncio.ensure_future(stop.wait())]
