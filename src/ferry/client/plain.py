@@ -1,6 +1,6 @@
 """A client on the standard library that answers in plain JSON: what the CLI's commands that ask
-and print use (``status``, ``ls``, ``outcomes``, ``runs``, ``cancel``, ``agents``, the lists of
-storages, channels and scopes).
+and print use (``status``, ``ls``, ``outcomes``, ``runs``, ``cancel``, ``agents``, ``storage
+ls|add|rm``).
 
 A ``ferry`` command is over in a fraction of a second, so what it imports is most of what it
 costs: httpx and the API's pydantic schemas take several times as long to import as the rest of
@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import http.client
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -29,7 +30,7 @@ class PlainClient(BaseClient):
         self,
         url: str | None = None,
         token: str | None = None,
-        data_dir: Any = None,
+        data_dir: Path | None = None,
         timeout: float = 30.0,
     ) -> None:
         super().__init__(url, token, data_dir)
