@@ -15,6 +15,7 @@ import pytest
 import ferry.agent.runner as runner_module
 import ferry.engine.storages as storages_module
 from ferry.agent.runner import AgentRunner
+from ferry.errors import ApiError
 
 
 class ScriptedSession:
@@ -174,3 +175,38 @@ async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
     for thread, remembered in remembering.values():
         assert remembered == thread.startswith("copy-local")
     assert any(remembered for _, remembered in remembering.values())
+
+
+async def test_an_error_as_long_as_its_path_is_reported_cut(tmp_path: Path) -> None:
+    missing = "disk:" + "d/" * 2100 + "x"  # a missing source: its error names the path
+    session = ScriptedSession(
+        [task(1, missing, "disk:dst/x", 1)], {"disk": {"url": f"file://{tmp_path}", "options": {}}}
+    )
+    await run_until_reported(session)
+
+    (report,) = session.reported
+    assert report["state"] == "FAILED"
+    assert len(report["error"]) <= 4000
+    assert report["error"].endswith("characters cut]")
+
+
+class RefusingSession(ScriptedSession):
+    """Refuses a report holding task 2's result, as a server refuses a body it cannot read
+    (422), but takes the agent's failure for it."""
+
+    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        if any(r["task"] == 2 and r.get("error_class") != "internal" for r in results):
+            raise ApiError(422, "invalid request", "body.0: unreadable")
+        return await super().report(results)
+
+
+async def test_a_result_the_server_refuses_holds_back_no_other(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for n in range(3):
+        (tmp_path / "src" / f"f{n}").write_bytes(b"x")
+    tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 1) for n in range(3)]
+    session = RefusingSession(tasks, {"disk": {"url": f"file://{tmp_path}", "options": {}}})
+    await run_until_reported(session)  # without the split, task 2's batch is sent forever
+
+    states = {r["task"]: r["state"] for r in session.reported}
+    assert states == {0: "DONE", 1: "DONE", 2: "FAILED"}

@@ -374,3 +374,46 @@ async def test_a_permanent_fault_fails_the_object_with_a_checksum_error(
     assert obj["error_class"] == "checksum"
     assert obj["error"].startswith("checksum mismatch on sink:out/a.bin")
     assert list((api.root / "sink").rglob("*")) == [api.root / "sink" / "out"]  # no file at all
+
+
+async def test_a_report_with_a_very_long_error_is_taken_and_its_error_cut(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    # A path of thousands of characters gives an error as long: refusing the whole report for
+    # it made the agent send the same batch again forever, and every result behind it was lost.
+    agent = await register(api)
+    (api.root / "a.txt").write_text("a")
+    created = await api.client.post(
+        "/api/v1/transfers",
+        json={"sources": ["local:a.txt"], "destination": "local:o", "options": {"retries": 0}},
+    )
+    (task,) = await eventually(lambda: leased(api, agent))
+    error = "not found: local:" + "d/" * 5000
+    report = [{"task": task["id"], "lease": task["lease"], "state": "FAILED", "error": error}]
+    url = f"/api/v1/agents/{agent['id']}/report"
+    reply = await api.anonymous.post(url, json=report, headers=bearer(agent))
+    assert reply.json() == {"accepted": 1, "ignored": 0}
+    outcomes = f"/api/v1/transfers/{created.json()['id']}/outcomes"
+    (outcome,) = await eventually(lambda: _ended_objects(api, outcomes))
+    assert outcome["status"] == "FAILED"
+    assert outcome["error"].startswith("not found: local:d/d/")
+    assert 3900 < len(outcome["error"]) <= 4000
+    assert outcome["error"].endswith("characters cut]")
+
+
+async def _ended_objects(api, path: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    objects = (await api.client.get(path)).json()["objects"]
+    return [o for o in objects if o["status"] in ("FAILED", "DONE")]
+
+
+async def test_a_location_longer_than_a_path_may_be_is_refused_at_submission(api) -> None:  # type: ignore[no-untyped-def]
+    long = "local:" + "d/" * 2100  # 4,206 characters
+    for body in (
+        {"sources": [long], "destination": "local:o"},
+        {"sources": ["local:a.txt"], "destination": long},
+    ):
+        reply = await api.client.post("/api/v1/transfers", json=body)
+        assert reply.status_code == 422
+        assert reply.headers["content-type"] == PROBLEM
+        assert "4096" in reply.text
+        assert len(reply.text) < 2000  # the problem names the limit, it does not echo the path
+    listed = (await api.client.get("/api/v1/transfers")).json()["items"]
+    assert listed == []

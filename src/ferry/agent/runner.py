@@ -19,8 +19,9 @@ import httpx
 
 from ferry import __version__
 from ferry.agent.local_queue import FairQueue
+from ferry.agent.reports import send_reports
 from ferry.domain.locations import Location, split_location
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.transfers import Checksum, Overwrite, clip_error
 from ferry.engine.copy import CopyRequest, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
 from ferry.errors import ApiError, TransferCanceled, TransferError
@@ -410,6 +411,8 @@ class AgentRunner:
 
     # --- reporting --------------------------------------------------------------------------
     def _record(self, task: HeldTask, report: dict[str, Any]) -> None:
+        if report.get("error"):  # a path of thousands of characters makes a message as long
+            report["error"] = clip_error(report["error"])
         self._stats[report["state"]] += 1
         if report["state"] == "FAILED":
             self._recent_errors.append(
@@ -442,11 +445,15 @@ class AgentRunner:
     async def _flush_all(self) -> None:
         while self._results:
             batch = self._results[:REPORT_BATCH]
-            if await self._resilient(self.session.report(batch)) is None:
+            if await self._resilient(self._sent(batch)) is None:
                 return
             del self._results[: len(batch)]
             for item in batch:
                 self._held.pop(item["task"], None)
+
+    async def _sent(self, batch: list[dict[str, Any]]) -> bool:
+        await send_reports(self.session, batch)
+        return True
 
     # --- heartbeats -------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

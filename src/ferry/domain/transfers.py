@@ -168,6 +168,21 @@ class TransferOptions:
         )
 
 
+# What a location given by a user may be (as PATH_MAX), and what an error text kept on a task,
+# an outcome or a report may be: longer ones are cut where they are made, so that no layer
+# refuses a whole batch for one long text.
+LOCATION_MAX = 4096
+ERROR_TEXT_MAX = 4000
+
+
+def clip_error(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and how much was cut."""
+    if len(text) <= limit:
+        return text
+    kept = limit - 40  # room for the marker, whatever the count in it
+    return f"{text[:kept]} … [{len(text) - kept} characters cut]"
+
+
 _RATE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 

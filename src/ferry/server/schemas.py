@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ferry.domain.channels import ChannelState
 from ferry.domain.schedules import (
@@ -18,7 +25,14 @@ from ferry.domain.schedules import (
     relative_time,
     to_instant,
 )
-from ferry.domain.transfers import Checksum, Overwrite, TransferKind
+from ferry.domain.transfers import (
+    ERROR_TEXT_MAX,
+    LOCATION_MAX,
+    Checksum,
+    Overwrite,
+    TransferKind,
+    clip_error,
+)
 
 
 class _Strict(BaseModel):
@@ -123,9 +137,19 @@ class ScheduleIn(_Strict):
         )
 
 
+# A location as a user gives it: STORAGE:PATH or an endpoint's URL, at most PATH_MAX long.
+LocationIn = Annotated[str, Field(min_length=1, max_length=LOCATION_MAX)]
+# An error text an agent reports: cut to what is kept, never a reason to refuse the report.
+ErrorText = Annotated[
+    str, AfterValidator(clip_error), Field(description=f"cut to {ERROR_TEXT_MAX} characters")
+]
+
+
 class TransferCreate(_Strict):
-    sources: list[str] = Field(min_length=1, max_length=100_000, description="STORAGE:PATH each")
-    destination: str = Field(description="STORAGE:PATH of the destination folder")
+    sources: list[LocationIn] = Field(
+        min_length=1, max_length=100_000, description="STORAGE:PATH each"
+    )
+    destination: LocationIn = Field(description="STORAGE:PATH of the destination folder")
     kind: TransferKind = TransferKind.FILE
     schedule: ScheduleIn = ScheduleIn()
     options: TransferOptionsIn = TransferOptionsIn()
@@ -140,7 +164,7 @@ class PushObject(_Strict):
 
 
 class PushCreate(_Strict):
-    destination: str = Field(description="STORAGE:PATH of the destination folder")
+    destination: LocationIn = Field(description="STORAGE:PATH of the destination folder")
     objects: list[PushObject] = Field(min_length=1, max_length=100_000)
     options: TransferOptionsIn = TransferOptionsIn()
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -148,7 +172,9 @@ class PushCreate(_Strict):
 
 
 class PullCreate(_Strict):
-    sources: list[str] = Field(min_length=1, max_length=10_000, description="files or folders")
+    sources: list[LocationIn] = Field(
+        min_length=1, max_length=10_000, description="files or folders"
+    )
     options: TransferOptionsIn = TransferOptionsIn()
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     ttl_s: float = Field(3600, gt=0, le=7 * 86400)
@@ -175,7 +201,7 @@ class PulledObject(_Strict):
     )
     bytes: int = Field(0, ge=0)
     checksum: str | None = None
-    error: str | None = Field(None, max_length=4000)
+    error: ErrorText | None = None
 
 
 SKIPPED_MAX = 1000  # names in one call that says which pulled objects the client has
@@ -403,7 +429,7 @@ class TaskReport(_Strict):
     bytes: int = Field(0, ge=0)
     checksum: str | None = None
     error_class: str | None = None
-    error: str | None = Field(None, max_length=4000)
+    error: ErrorText | None = None
     retryable: bool = False
 
 
