@@ -207,3 +207,30 @@ async def test_resubmission_with_the_same_key(api) -> None:  # type: ignore[no-u
     assert first.json()["id"] in other.json()["detail"]
     listed = (await api.client.get("/api/v1/transfers")).json()["items"]
     assert [t["id"] for t in listed] == [first.json()["id"]]
+
+
+async def test_a_channel_is_stored_between_the_two_sites_it_names(api) -> None:  # type: ignore[no-untyped-def]
+    # One Path() shared by both parameters made siteA/siteC into siteA→siteA, '* fnal' into
+    # the catch-all, and a delete of '* fnal' removed '*→*'.
+    def pairs(listed: list[dict]) -> set[tuple[str, str, int | None]]:
+        return {(c["source_site"], c["destination_site"], c["max_active"]) for c in listed}
+
+    for source, destination, limit in [("*", "*", 9), ("siteA", "siteC", 2), ("*", "fnal", 3)]:
+        reply = await api.client.put(
+            f"/api/v1/channels/{source}/{destination}", json={"max_active": limit}
+        )
+        assert reply.status_code == 200
+        assert (reply.json()["source_site"], reply.json()["destination_site"]) == (
+            source,
+            destination,
+        )
+    listed = (await api.client.get("/api/v1/channels")).json()
+    assert pairs(listed) == {("*", "*", 9), ("siteA", "siteC", 2), ("*", "fnal", 3)}
+
+    assert (await api.client.delete("/api/v1/channels/*/fnal")).status_code == 204
+    listed = (await api.client.get("/api/v1/channels")).json()
+    assert pairs(listed) == {("*", "*", 9), ("siteA", "siteC", 2)}
+
+    document = (await api.client.get("/api/v1/openapi.json")).json()
+    put = document["paths"]["/api/v1/channels/{source_site}/{destination_site}"]["put"]
+    assert {p["name"] for p in put["parameters"]} == {"source_site", "destination_site"}

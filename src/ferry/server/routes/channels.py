@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Path, Response
 
 from ferry.domain.channels import Channel, check_site_name
@@ -11,7 +13,12 @@ from ferry.server.schemas import ChannelIn, ChannelPublic, ScopeIn, ScopePublic
 
 router = APIRouter(tags=["channels"])
 
-Site = Path(max_length=64, description="a site name, or * for any")
+# One Path() each: a single instance shared by both parameters was bound to the first one's
+# name, so that both read the source's site (siteA/siteC was stored as siteA→siteA).
+SourceSite = Annotated[str, Path(max_length=64, description="the source's site, or * for any")]
+DestinationSite = Annotated[
+    str, Path(max_length=64, description="the destination's site, or * for any")
+]
 ScopeName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -31,8 +38,8 @@ async def put_channel(
     body: ChannelIn,
     state: StateDep,
     caller: Administrator,
-    source_site: str = Site,
-    destination_site: str = Site,
+    source_site: SourceSite,
+    destination_site: DestinationSite,
 ) -> ChannelPublic:
     """Create or replace the channel ``SOURCE → DESTINATION``. ``drain`` lets active tasks
     finish and starts no new ones; ``stopped`` also stops the active ones (back to QUEUED)."""
@@ -46,7 +53,10 @@ async def put_channel(
 
 @router.delete("/channels/{source_site}/{destination_site}", status_code=204)
 async def delete_channel(
-    state: StateDep, caller: Administrator, source_site: str = Site, destination_site: str = Site
+    state: StateDep,
+    caller: Administrator,
+    source_site: SourceSite,
+    destination_site: DestinationSite,
 ) -> Response:
     await state.store.delete_channel(source_site, destination_site)
     state.wakeups.tasks_available.fire()
