@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import fsspec
 import pytest
 
 from ferry.engine.errors import classify
@@ -155,3 +159,52 @@ def test_a_botocore_style_error_is_read_from_its_response():  # type: ignore[no-
             self.response = {"ResponseMetadata": {"HTTPStatusCode": 503}, "Error": {"Code": code}}
 
     assert classify(ClientError("SlowDown"), WHERE).retryable
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[int], str]]:
+    """A real HTTP server on 127.0.0.1 that answers every request with the status it is told;
+    yields a function that sets the status and gives a file's URL."""
+    status = [200]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(status[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.do_HEAD()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def answer(code: int) -> str:
+        status[0] = code
+        return f"http://127.0.0.1:{server.server_address[1]}/a.bin"
+
+    yield answer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_a_server_error_behind_fsspecs_not_found_is_transient(answering, status):
+    # fsspec's HTTP backend raises FileNotFoundError from the real error for any failed look.
+    url = answering(status)
+    with pytest.raises(FileNotFoundError) as raised:
+        fsspec.filesystem("http", skip_instance_cache=True).info(url)
+    error = classify(raised.value, WHERE)
+    assert isinstance(error, TransientError)
+    assert f"HTTP {status}" in error.message
+
+
+def test_a_404_behind_fsspecs_not_found_is_still_not_found(answering):
+    url = answering(404)
+    with pytest.raises(FileNotFoundError) as raised:
+        fsspec.filesystem("http", skip_instance_cache=True).info(url)
+    assert isinstance(classify(raised.value, WHERE), SourceNotFound)

@@ -35,6 +35,10 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
         return exc
     if isinstance(exc, InvalidRequest):  # e.g. a symlink leading out of the storage
         return AccessDenied(str(exc))
+    if isinstance(exc, FileNotFoundError) and (cause := _real_cause(exc)) is not None:
+        # fsspec's HTTP backend reports any failed look at a file (a 500, a 503, a refused
+        # connection) as "not found", from the real error: that one says what happened.
+        return classify(cause, location, destination=destination)
     if isinstance(exc, FileNotFoundError):
         if destination:  # its folder vanished under us: worth another try
             return TransientError(f"{location} vanished while being written")
@@ -54,6 +58,12 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
             return TransientError(f"{exc.strerror or exc} on {location}")
         return PermanentError(f"{exc.strerror or exc} on {location}")
     return TransientError(f"{type(exc).__name__} on {location}: {exc}")
+
+
+def _real_cause(exc: FileNotFoundError) -> BaseException | None:
+    """What a "not found" was raised from, unless that is a "not found" too."""
+    cause = exc.__cause__
+    return None if isinstance(cause, FileNotFoundError) else cause
 
 
 def http_status(exc: BaseException) -> int | None:
