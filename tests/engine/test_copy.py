@@ -184,7 +184,7 @@ def test_a_failure_while_writing_leaves_no_temporary_file(src, src_root):
     (src_root / "big").write_bytes(os.urandom(2 * BLOCK_SIZE))
     memory = StorageFS("mem", _FailingWrites(skip_instance_cache=True), "/bucket")
     memory.fs.makedirs("/bucket", exist_ok=True)
-    with pytest.raises(PermanentError, match="no space left"):
+    with pytest.raises(TransientError, match="no space left"):
         copy_object(request(src, memory, "big", "out/big"))
     assert memory.fs.find("/bucket") == []
 

@@ -86,9 +86,11 @@ def test_transient_errnos_are_retried(code):
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
-def test_a_full_disk_is_permanent(code):
+def test_a_full_disk_is_retried(code):
+    # Space frees up as other copies end or files are cleaned away: 8 files of 1 kB failed
+    # for good with 15 MB free when this was permanent.
     error = classify(OSError(code, "No space left on device"), WHERE)
-    assert type(error) is PermanentError
+    assert type(error) is TransientError
     assert error.message == f"no space left for {WHERE}: No space left on device"
 
 

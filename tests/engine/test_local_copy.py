@@ -3,7 +3,10 @@ the general path (verified bytes, nothing partial, nothing written through a lin
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -315,3 +318,26 @@ def test_an_existing_destination_is_left_alone_before_the_source_is_read(
     monkeypatch.setattr(local_copy, "read_all", changed)
     assert copy_object(request(src, dst)).state is CopyState.SKIPPED
     assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == b"the user's own"
+
+
+def test_a_destination_that_takes_no_more_fails_the_kernel_copy_as_its_own(
+    tmp_path: Path,
+) -> None:
+    # A process limited to files of 1 KiB: the kernel refuses to grow the copy (EFBIG), as a
+    # full disk refuses (ENOSPC). Before, either was blamed on the source.
+    (tmp_path / "a").write_bytes(b"x" * 4096)
+    probe = f"""
+import os, resource, signal
+from ferry.engine.local_copy import kernel_copy
+from ferry.engine.requests import DestinationError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+source = os.open({str(tmp_path / "a")!r}, os.O_RDONLY)
+target = os.open({str(tmp_path / "copy")!r}, os.O_WRONLY | os.O_CREAT)
+try:
+    kernel_copy(source, target, 4096)
+except DestinationError as exc:
+    print("destination", exc.__cause__.errno)
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.split() == ["destination", str(errno.EFBIG)], result.stderr

@@ -53,7 +53,8 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
         return TransientError(f"{type(exc).__name__} on {location}: {exc}")
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-            return PermanentError(f"no space left for {location}: {exc.strerror}")
+            # Space frees up (other copies end, files are cleaned away): worth another try.
+            return TransientError(f"no space left for {location}: {exc.strerror}")
         if exc.errno in _TRANSIENT_ERRNOS:
             return TransientError(f"{exc.strerror or exc} on {location}")
         return PermanentError(f"{exc.strerror or exc} on {location}")

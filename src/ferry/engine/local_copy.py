@@ -28,6 +28,7 @@ from ferry.engine.requests import (
     CopyOutcome,
     CopyRequest,
     CopyState,
+    DestinationError,
     SourceChanged,
     on_destination,
     temporary_name,
@@ -84,13 +85,29 @@ def open_source(path: str) -> int:
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
+# What only a destination fails a kernel copy with: full, over its quota, a file too large for
+# it, read-only. (A failed read, EIO, may be either side's: it stays the source's.)
+_DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def send(fd: int, source_fd: int, offset: int, count: int) -> int:
+    """``os.sendfile``, its errors that only a destination gives marked as the destination's,
+    so that the error names the destination rather than the source."""
+    try:
+        return os.sendfile(fd, source_fd, offset, count)
+    except OSError as exc:
+        if exc.errno in _DESTINATION_ERRNOS:
+            raise DestinationError() from exc
+        raise
+
+
 def kernel_copy(source_fd: int, fd: int, size: int) -> None:
     """``size`` bytes from ``source_fd`` to ``fd`` by the kernel, none through Python; one
     byte more is tried so that a file still growing is caught."""
     copied = 0
-    while copied < size and (sent := os.sendfile(fd, source_fd, copied, size - copied)):
+    while copied < size and (sent := send(fd, source_fd, copied, size - copied)):
         copied += sent
-    if copied < size or os.sendfile(fd, source_fd, copied, 1):
+    if copied < size or send(fd, source_fd, copied, 1):
         raise SourceChanged(copied if copied < size else size + 1, size)
 
 
@@ -165,7 +182,7 @@ def copy_summed(
         while True:
             if should_stop():
                 raise TransferCanceled(request.source_label)
-            sent = os.sendfile(fd, source_fd, copied, BLOCK_SIZE)
+            sent = send(fd, source_fd, copied, BLOCK_SIZE)
             if not sent:
                 break
             reading.written(copied, sent)

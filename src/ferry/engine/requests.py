@@ -104,7 +104,9 @@ class _OnDestination:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
     ) -> None:
-        if isinstance(exc, Exception) and not isinstance(exc, TransferError | SourceChanged):
+        if isinstance(exc, Exception) and not isinstance(
+            exc, TransferError | SourceChanged | DestinationError
+        ):
             raise DestinationError() from exc
 
 
