@@ -6,6 +6,7 @@ environment variables, its section of the TOML file given with ``--config`` (``[
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
@@ -70,6 +71,10 @@ class ServerSettings(BaseSettings):
     data_dir: Path = Path(".ferry")
     db: str | None = None  # SQLAlchemy URL; default: SQLite in data_dir
     agents: int = Field(2, ge=0, le=64)
+    # Local agents are named PREFIX-1, PREFIX-2, …: by default "local" on SQLite (one server to
+    # a database) and HOST-PORT on a database that several servers may share, where each
+    # server's agents need names of their own (two local-1s revoked each other's tokens).
+    agent_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.@-]{1,100}$")
     agent_max_active: int = Field(8, ge=1, le=1024)
     local_root: Path = Field(default_factory=Path.cwd)
     storages: dict[str, str] = Field(default_factory=dict)
@@ -112,6 +117,14 @@ class ServerSettings(BaseSettings):
         if self.db:
             return self.db
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ferry.db').resolve()}"
+
+    @property
+    def local_agent_prefix(self) -> str:
+        if self.agent_prefix:
+            return self.agent_prefix
+        if self.db_url.startswith("sqlite"):
+            return "local"
+        return f"{socket.gethostname().split('.')[0]}-{self.port}"
 
     @property
     def agent_server_url(self) -> str:

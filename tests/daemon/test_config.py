@@ -474,3 +474,15 @@ async def test_the_command_line_still_wins_on_reload(
     assert await reload_settings(running, running.config, {"log": {"level": "WARNING"}})
     assert running.settings.log.level == "WARNING"
     assert logging.getLogger("ferry").level == logging.WARNING
+
+
+def test_local_agents_have_names_of_their_own_on_a_shared_database() -> None:
+    # Two servers' local-1s on one PostgreSQL revoked each other's tokens in a loop.
+    assert ServerSettings().local_agent_prefix == "local"  # SQLite: one server to a database
+    shared = ServerSettings(db="postgresql+psycopg://ferry@db/ferry", port=8471)
+    prefix = shared.local_agent_prefix
+    assert prefix.endswith("-8471")
+    assert prefix != ServerSettings(db=shared.db, port=8472).local_agent_prefix
+    assert ServerSettings(db=shared.db, agent_prefix="node-a").local_agent_prefix == "node-a"
+    with pytest.raises(ValidationError):
+        ServerSettings(agent_prefix="two words")

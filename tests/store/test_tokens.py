@@ -62,6 +62,16 @@ async def test_rotating_the_admin_token_refuses_the_old_one_at_once(fresh_store)
     assert (await fresh_store.authenticate(new)).role is Role.ADMINISTRATOR
 
 
+async def test_another_admin_token_leaves_the_first_working(fresh_store):
+    # A second server of a shared database issues its own: replacing the first server's token
+    # logged the first out.
+    first = await fresh_store.bootstrap()
+    second = await fresh_store.issue_admin_token()
+    assert first != second
+    for token in (first, second):
+        assert (await fresh_store.authenticate(token)).role is Role.ADMINISTRATOR
+
+
 async def test_registering_again_refuses_the_old_agent_token_at_once(store):
     secrets = [await store.issue_agent_secret("a", timedelta(hours=1)) for _ in range(2)]
     tokens = []

@@ -61,6 +61,13 @@ def server(
     agents: Annotated[
         int | None, typer.Option(help="Local agents to start and supervise (default 2).")
     ] = None,
+    agent_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Name local agents PREFIX-1, PREFIX-2… (default: local on SQLite, HOST-PORT on"
+            " a shared database)."
+        ),
+    ] = None,
     storage: Annotated[
         list[str] | None, typer.Option(help="Declare a storage NAME=URL (repeatable).")
     ] = None,
@@ -107,6 +114,7 @@ def server(
         "data_dir": data_dir,
         "db": db,
         "agents": agents,
+        "agent_prefix": agent_prefix,
         "lease_ttl_s": lease_ttl,
         "heartbeat_s": heartbeat,
         "agent_max_active": agent_max_active,

@@ -59,8 +59,10 @@ async def prepare(state: ServerState) -> None:
     token = await store.bootstrap()
     token_file = settings.data_dir / ADMIN_TOKEN_FILE
     if token is None and not token_file.exists():
-        token = await store.rotate_admin_token()
-        log.warning("%s was missing: a new administrator token was issued", token_file)
+        # Another server's data directory, or a lost file: one more token, the others kept
+        # (replacing them logged out every other server of a shared database).
+        token = await store.issue_admin_token()
+        log.warning("%s was missing: another administrator token was issued", token_file)
     if token is not None:
         write_private(token_file, token)
         log.info("administrator token written to %s", token_file)
@@ -74,7 +76,7 @@ async def prepare(state: ServerState) -> None:
 def local_agents(state: ServerState, supervisor: Supervisor) -> None:
     settings = state.settings
     for number in range(1, settings.agents + 1):
-        name = f"local-{number}"
+        name = f"{settings.local_agent_prefix}-{number}"
 
         async def environment(name: str = name) -> dict[str, str]:
             return {

@@ -187,6 +187,9 @@ class Store(Protocol):
         """Create the default scope and the administrator client; return a new administrator
         token the first time (``None`` once one exists)."""
 
+    async def issue_admin_token(self) -> str:
+        """Issue one more administrator token; the existing ones keep working."""
+
     async def rotate_admin_token(self) -> str:
         """Issue a new administrator token; the previous ones stop working."""
 

@@ -95,21 +95,30 @@ class RegistryMixin(TasksMixin, SqlBase):
             )
             return token
 
+    async def issue_admin_token(self) -> str:
+        token = new_token()
+        async with self._tx() as conn:
+            await self._insert_admin_token(conn, token)
+        return token
+
     async def rotate_admin_token(self) -> str:
         """A new administrator token; the old ones stop working."""
         token = new_token()
         async with self._tx() as conn:
             await conn.execute(delete(t.tokens).where(t.tokens.c.client == ADMIN_CLIENT))
-            await conn.execute(
-                insert(t.tokens).values(
-                    hash=hash_secret(token),
-                    role=Role.ADMINISTRATOR.value,
-                    client=ADMIN_CLIENT,
-                    created_at=self.clock(),
-                )
-            )
+            await self._insert_admin_token(conn, token)
         self._principals.clear()
         return token
+
+    async def _insert_admin_token(self, conn: AsyncConnection, token: str) -> None:
+        await conn.execute(
+            insert(t.tokens).values(
+                hash=hash_secret(token),
+                role=Role.ADMINISTRATOR.value,
+                client=ADMIN_CLIENT,
+                created_at=self.clock(),
+            )
+        )
 
     # --- storages -----------------------------------------------------------------------------
     async def put_storage(self, storage: Storage) -> None:
