@@ -85,14 +85,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                 )
             )
             token = new_token()
-            await conn.execute(
-                insert(t.tokens).values(
-                    hash=hash_secret(token),
-                    role=Role.ADMINISTRATOR.value,
-                    client=ADMIN_CLIENT,
-                    created_at=now,
-                )
-            )
+            await self._insert_admin_token(conn, token)
             return token
 
     async def issue_admin_token(self) -> str:
