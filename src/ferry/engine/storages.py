@@ -125,12 +125,17 @@ class StorageFS:
             opened[key] = fd
         return fd
 
+    @property
+    def below_root(self) -> str:
+        """What every backend path inside the storage starts with ("" for a root named "")."""
+        return self.root.rstrip("/") + "/" if self.root else ""
+
     def relative(self, full: str) -> str:
         """The inverse of ``resolve``: a backend path back to a path inside the storage."""
         stripped = full.rstrip("/")
         if stripped == self.root.rstrip("/"):
             return ""
-        prefix = self.root.rstrip("/") + "/"
+        prefix = self.below_root
         if not stripped.startswith(prefix):
             raise PathOutsideStorage(self.name, full)
         return stripped[len(prefix) :]
@@ -280,7 +285,16 @@ def open_storage(
     between storages that happen to have the same URL and different credentials."""
     url, options = _webdav_server(url, dict(options or {}))
     fs, root = url_to_fs(url, skip_instance_cache=True, **options)
-    return StorageFS(name=name, fs=fs, root=root.rstrip("/") or "/", protected=protected)
+    return StorageFS(name=name, fs=fs, root=storage_root(fs, root), protected=protected)
+
+
+def storage_root(fs: Any, root: str) -> str:
+    """The root path as the backend names it, without a trailing "/". A backend whose paths
+    have no leading "/" (WebDAV) names its own root "", which "/" would not match: a storage
+    rooted there listed "ne.bin" for "one.bin", and refused its folders as outside."""
+    if root == "" and fs.root_marker == "":
+        return ""
+    return root.rstrip("/") or "/"
 
 
 def within(relative: str, protected: Sequence[str]) -> bool:

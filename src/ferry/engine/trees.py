@@ -38,11 +38,12 @@ def walk_tree(
     a file. Like ``rclone copy`` without ``-L``, symlinked folders are not followed; on local
     storages, symlinked files leading out of the storage are left out, and so are the folders
     in ``exclude`` (absolute paths, e.g. the server's own data directory)."""
-    root = storage.resolve(path).rstrip("/") or "/"
+    full = storage.resolve(path)
+    root = full.rstrip("/") or full  # "/" stays "/", a backend's root named "" stays ""
     if not storage.fs.isdir(root):
         storage.fs.info(root)  # FileNotFoundError when it is not there at all
         raise NotADirectoryError(root)
-    prefix = root.rstrip("/") + "/"
+    prefix = root.rstrip("/") + "/" if root else ""
     page: list[TreeEntry] = []
     for entry in _entries(storage, root, prefix, exclude):
         page.append(entry)
