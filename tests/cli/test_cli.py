@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
+from ferry import __version__
 from ferry.cli.daemons import parse_storages
 from ferry.cli.main import app
 from ferry.cli.schedules import ScheduleOptions, parse_when
@@ -145,3 +146,18 @@ def test_storage_options_are_typed_and_credentials_stay_strings() -> None:
     assert secrets == {"password": "0123", "auth": ["me", "pw"]}
     with pytest.raises(InvalidRequest, match="KEY=VALUE"):
         parse_pairs(["oops"], "option", typed=True)
+
+
+def test_help_keeps_its_bracketed_words() -> None:
+    # Help drawn through rich markup lost "[server]", "[agent]" and "[env FERRY_URL]".
+    server = runner.invoke(app, ["server", "--help"])
+    assert "TOML file: its [server] or [agent] table." in " ".join(server.output.split())
+    status = runner.invoke(app, ["status", "--help"])
+    assert "Server URL [env FERRY_URL]." in status.output
+    assert "Bearer token [env FERRY_TOKEN]." in status.output
+
+
+def test_version_is_printed() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"ferry {__version__}"

@@ -99,3 +99,16 @@ def test_a_bad_rate_is_one_line(module_server) -> None:  # type: ignore[no-untyp
     result = module_server.cli("submit", "--bandwidth", "fast", "local:in/a.txt", "local:x")
     assert result.returncode == 1
     assert result.stderr.startswith("error: 'fast' is not a rate")
+
+
+def test_every_command_the_readme_lists_with_json_takes_it(module_server) -> None:  # type: ignore[no-untyped-def]
+    scope = module_server.cli_json("scope", "set", "json-team", "--weight", "2")
+    assert scope == {"name": "json-team", "weight": 2}
+    module_server.cli("channel", "set", "json-a", "json-b", "--max-active", "2", check=True)
+    removed = module_server.cli_json("channel", "rm", "json-a", "json-b")
+    assert removed == {"source_site": "json-a", "destination_site": "json-b", "removed": True}
+    module_server.cli("storage", "add", "json-store", module_server.cwd.as_uri(), check=True)
+    assert module_server.cli_json("storage", "rm", "json-store") == {
+        "name": "json-store",
+        "removed": True,
+    }

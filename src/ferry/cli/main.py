@@ -6,9 +6,11 @@ operation, 2 for a usage error."""
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from ferry import __version__
 from ferry.cli import daemons, passive, registry, schedules, storages, transfers
 from ferry.errors import FerryError
 
@@ -22,6 +24,29 @@ app = typer.Typer(
     # `ferry --help` and every mistyped option.
     rich_markup_mode=None,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"ferry {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print Ferry's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """The options that come before a command."""
+
+
 daemons.register(app)
 transfers.register(app)
 schedules.register(app)

@@ -163,6 +163,7 @@ def channel_ls(
 def channel_rm(
     source_site: Annotated[str, typer.Argument(help="Source site, or *.")],
     destination_site: Annotated[str, typer.Argument(help="Destination site, or *.")],
+    as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
@@ -170,13 +171,18 @@ def channel_rm(
     """Remove a channel: its pairs fall to the next matching channel, or to no limit."""
     with typed_client(url, token, data_dir) as client:
         client.remove_channel(source_site, destination_site)
-    console().print(f"removed {source_site}→{destination_site}")
+    if as_json:
+        removed = {"source_site": source_site, "destination_site": destination_site}
+        print_json({**removed, "removed": True})
+    else:
+        typer.echo(f"removed {source_site}→{destination_site}")
 
 
 @scope_app.command("set")
 def scope_set(
     name: Annotated[str, typer.Argument(help="Scope name.")],
     weight: Annotated[int, typer.Option(min=1, max=1000, help="Share in the round-robin.")],
+    as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
@@ -184,7 +190,10 @@ def scope_set(
     """Create a scope or change its weight (administrators)."""
     with typed_client(url, token, data_dir) as client:
         scope = client.set_scope(name, weight=weight)
-    console().print(f"{scope.name}: weight {scope.weight}")
+    if as_json:
+        print_json(scope)
+    else:
+        typer.echo(f"{scope.name}: weight {scope.weight}")
 
 
 @scope_app.command("ls")

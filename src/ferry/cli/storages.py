@@ -105,6 +105,7 @@ def ls(
 
 def rm(
     name: Annotated[str, typer.Argument(help="Storage name.")],
+    as_json: JsonOption = False,
     url_: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
@@ -112,7 +113,10 @@ def rm(
     """Remove a storage that no waiting or running transfer uses."""
     with plain_client(url_, token, data_dir) as client:
         client.remove_storage(name)
-    typer.echo(f"storage {name} removed")
+    if as_json:
+        print_json({"name": name, "removed": True})
+    else:
+        typer.echo(f"storage {name} removed")
 
 
 def register(app: typer.Typer) -> None:
