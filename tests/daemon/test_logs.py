@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ferry.config import SUBSYSTEMS, LogSettings
-from ferry.daemon.logs import REDACTOR, Redactor, apply_levels, configure_logging
+from ferry.daemon.logs import REDACTOR, OneLine, Redactor, apply_levels, configure_logging
 
 SECRET = "f3e1c0ffee5ecret0123456789abcdef"
 
@@ -215,3 +215,22 @@ def test_every_line_is_redacted_whoever_wrote_it(
         assert "registering with secret [redacted]" in text
         assert "Authorization: Bearer [redacted]" in text
         assert "ValueError: password=[redacted] for [redacted]" in text
+
+
+def test_control_characters_are_written_as_escapes() -> None:
+    # An unauthenticated registration's host reached the log as it came: escapes could clear,
+    # retitle or recolour the terminal of an operator reading it.
+    record = logging.LogRecord(
+        "ferry.security",
+        logging.INFO,
+        __file__,
+        1,
+        "agent registered from %s",
+        ("evil\x1b[2J\x1b]0;owned\x07\r\nforged line\x9b31m\x7f\tend",),
+        None,
+    )
+    line = OneLine("%(message)s").format(record)
+    assert line == (
+        "agent registered from evil\\x1b[2J\\x1b]0;owned\\x07\\x0d\\nforged line\\x9b31m\\x7f\tend"
+    )
+    assert not any((ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) < 0xA0 for ch in line)

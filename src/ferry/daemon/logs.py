@@ -62,12 +62,21 @@ class Redactor(logging.Filter):
 REDACTOR = Redactor()
 
 
+# Every control character but the tab, C0 and C1 and DEL: written as an escape, so that a name
+# or a host sent by anyone (an unauthenticated registration's, say) cannot move the cursor,
+# recolour or clear an operator's terminal, nor start a line of its own.
+_CONTROLS = {
+    code: f"\\x{code:02x}" for code in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if code != 0x09
+} | {0x0A: "\\n"}
+
+
 class OneLine(logging.Formatter):
     """One line per event, a traceback included: its line breaks are written as ``\\n``, so
-    that grep and log shippers see whole events."""
+    that grep and log shippers see whole events, and every other control character as
+    ``\\xNN``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\n", "\\n")
+        return super().format(record).translate(_CONTROLS)
 
 
 def configure_logging(settings: LogSettings, *, daemon: str) -> None:
