@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -81,6 +81,8 @@ async def test_an_unreachable_storage_is_added_and_shown_down(api) -> None:  # t
         (storage("x", "https://host/data?access_token=hunter2"), "'access_token' in a credential"),
         (storage("x", "s3://b", options={"secret": "hunter2"}), "put secret in credentials"),
         (storage("x", "https://h/", options={"headers": {"Authorization": "hunter2"}}), "headers"),
+        (storage("x", "file:///tmp/a\x00b"), "control characters"),
+        (storage("x", "file://elsewhere/etc"), "not a host"),
     ],
 )
 async def test_bad_storages_are_refused(api, body, needle) -> None:  # type: ignore[no-untyped-def]
@@ -118,3 +120,37 @@ async def test_a_storage_in_use_is_not_removed(api, tmp_path) -> None:  # type: 
     await api.client.post(f"/api/v1/transfers/{created.json()['id']}/cancel")
     assert (await api.client.delete("/api/v1/storages/box")).status_code == 204
     assert (await api.client.get("/api/v1/storages/box")).status_code == 404
+
+
+async def test_a_storage_is_replaced_only_when_asked_and_not_while_in_use(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # POST of a taken name replaced it silently: waiting transfers then ran against whatever
+    # the new URL pointed at (file:///etc), though a DELETE was refused while they waited.
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first, second = storage("src", (tmp_path / "one").as_uri()), storage("src", "file:///etc")
+    assert (await api.client.post("/api/v1/storages", json=first)).status_code == 201
+
+    again = await api.client.post("/api/v1/storages", json=second)
+    assert again.status_code == 409
+    assert "--replace" in again.json()["detail"]
+
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    waiting = await api.client.post(
+        "/api/v1/transfers",
+        json={
+            "sources": ["src:a"],
+            "destination": "local:o",
+            "schedule": {"kind": "at", "at": later},
+        },
+    )
+    assert waiting.status_code == 201
+    refused = await api.client.put("/api/v1/storages/src", json=second)
+    assert refused.status_code == 409
+    assert "used by 1 waiting or running transfers" in refused.json()["detail"]
+    assert (await api.client.get("/api/v1/storages/src")).json()["url"] == first["url"]
+
+    await api.client.post(f"/api/v1/transfers/{waiting.json()['id']}/cancel")
+    moved = storage("src", (tmp_path / "two").as_uri())
+    replaced = await api.client.put("/api/v1/storages/src", json=moved)
+    assert replaced.status_code == 200
+    assert (await api.client.get("/api/v1/storages/src")).json()["url"] == moved["url"]

@@ -51,17 +51,23 @@ def add(
     credential: Annotated[
         list[str] | None, typer.Option("--credential", help="Secret KEY=VALUE, stored encrypted.")
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Replace the storage of that name (not while transfers use it)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     url_: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Add (or replace) a storage; the server checks that it answers."""
+    """Add a storage (--replace: replace one); the server checks that it answers."""
     options = parse_pairs(option or [], "option", typed=True)
     secrets = parse_pairs(credential or [], "credential", typed=False)
     with plain_client(url_, token, data_dir) as client:
         request = client.add_storage_request(
-            name, url, site=site, options=options, credentials=secrets
+            name, url, site=site, options=options, credentials=secrets, replace=replace
         )
         storage = client.send(request)
     if as_json:

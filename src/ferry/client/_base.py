@@ -97,6 +97,7 @@ class BaseClient:
         site: str = "default",
         options: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> Request:
         body = {
             "name": name,
@@ -105,6 +106,8 @@ class BaseClient:
             "options": options or {},
             "credentials": credentials or {},
         }
+        if replace:
+            return Request("PUT", f"/api/v1/storages/{quote(name, safe='')}", json=body)
         return Request("POST", "/api/v1/storages", json=body)
 
     @staticmethod

@@ -398,9 +398,12 @@ class Client(TypedClient):
         site: str = "default",
         options: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> StoragePublic:
+        """Add a storage; ``replace``: replace the one of that name (refused while a waiting
+        or running transfer names it)."""
         request = self.add_storage_request(
-            name, url, site=site, options=options, credentials=credentials
+            name, url, site=site, options=options, credentials=credentials, replace=replace
         )
         return StoragePublic.model_validate(self._send(request))
 

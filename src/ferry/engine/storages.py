@@ -323,8 +323,14 @@ def _webdav_server(url: str, options: dict[str, Any]) -> tuple[str, dict[str, An
 def check_url(url: str) -> str:
     """The protocol of a storage URL, if fsspec has a backend for it and the URL carries no
     password (those go in credentials, encrypted, never in a URL that is shown and logged)."""
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in url):
+        raise InvalidRequest("a storage URL may not hold control characters (NUL, newlines…)")
     parts = urlsplit(url)
     protocol = {"webdavs": "webdav"}.get(parts.scheme, parts.scheme) or "file"
+    if protocol in ("file", "local") and parts.netloc not in ("", "localhost"):
+        raise InvalidRequest(
+            f"file:// URLs name a local folder, not a host ({parts.netloc!r}): file:///path"
+        )
     if parts.password:
         raise InvalidRequest("put the password in a credential, not in the URL")
     for name, _value in parse_qsl(parts.query, keep_blank_values=True):

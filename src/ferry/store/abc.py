@@ -195,7 +195,15 @@ class Store(Protocol):
 
     # --- registry ---------------------------------------------------------------------------
     async def put_storage(self, storage: Storage) -> None:
-        """Create or replace the storage named ``storage.name``."""
+        """Create or replace the storage named ``storage.name`` (the server's own declarations
+        at start: ``local`` and ``--storage``)."""
+
+    async def add_storage(self, storage: Storage) -> None:
+        """Create the storage named ``storage.name``; ``Conflict`` if one has that name."""
+
+    async def replace_storage(self, storage: Storage) -> None:
+        """Replace the storage named ``storage.name``: ``StorageNotFound`` if there is none,
+        ``Conflict`` while a waiting or running transfer names it (as ``delete_storage``)."""
 
     async def get_storage(self, name: str) -> Storage:
         """Raise ``StorageNotFound`` for an unknown name."""

@@ -115,14 +115,7 @@ class RegistryMixin(TasksMixin, SqlBase):
 
     # --- storages -----------------------------------------------------------------------------
     async def put_storage(self, storage: Storage) -> None:
-        values: dict[str, Any] = {
-            "url": storage.url,
-            "site": storage.site,
-            "options": storage.options,
-            "credentials": self._sealed(storage),
-        }
-        if storage.health is not None:
-            values["health"] = storage.health
+        values = self._storage_values(storage)
         async with self._tx() as conn:
             changed = await conn.execute(
                 update(t.storages).where(t.storages.c.name == storage.name).values(**values)
@@ -131,6 +124,55 @@ class RegistryMixin(TasksMixin, SqlBase):
                 await conn.execute(
                     insert(t.storages).values(name=storage.name, created_at=self.clock(), **values)
                 )
+
+    async def add_storage(self, storage: Storage) -> None:
+        values = self._storage_values(storage)
+        async with self._tx() as conn:
+            if await self._storage_exists(conn, storage.name):
+                raise Conflict(
+                    f"storage {storage.name!r} exists: replace it explicitly (--replace, PUT)"
+                )
+            await conn.execute(
+                insert(t.storages).values(name=storage.name, created_at=self.clock(), **values)
+            )
+
+    async def replace_storage(self, storage: Storage) -> None:
+        values = self._storage_values(storage)
+        async with self._tx() as conn:
+            await self._refuse_in_use(conn, storage.name, "replaced")
+            await conn.execute(
+                update(t.storages).where(t.storages.c.name == storage.name).values(**values)
+            )
+
+    def _storage_values(self, storage: Storage) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "url": storage.url,
+            "site": storage.site,
+            "options": storage.options,
+            "credentials": self._sealed(storage),
+        }
+        if storage.health is not None:
+            values["health"] = storage.health
+        return values
+
+    @staticmethod
+    async def _storage_exists(conn: AsyncConnection, name: str) -> bool:
+        found = await conn.execute(select(t.storages.c.name).where(t.storages.c.name == name))
+        return found.first() is not None
+
+    async def _refuse_in_use(self, conn: AsyncConnection, name: str, what: str) -> None:
+        """``StorageNotFound``, or ``Conflict`` while a waiting or running transfer names it."""
+        if not await self._storage_exists(conn, name):
+            raise StorageNotFound(name)
+        c = t.transfers.c
+        live = (TransferStatus.STANDBY.value, TransferStatus.ONGOING.value)
+        specs = (await conn.execute(select(c.id, c.spec).where(c.status.in_(live)))).all()
+        users = [row.id for row in specs if name in _storages_named(row.spec)]
+        if users:
+            raise Conflict(
+                f"storage {name!r} is used by {len(users)} waiting or running transfers"
+                f" (e.g. {users[0]}): cancel them first, or it cannot be {what}"
+            )
 
     def _sealed(self, storage: Storage) -> str | None:
         if not storage.credentials:
@@ -157,20 +199,8 @@ class RegistryMixin(TasksMixin, SqlBase):
 
     async def delete_storage(self, name: str) -> None:
         """Remove a storage no waiting or running transfer names (``Conflict`` otherwise)."""
-        c = t.transfers.c
-        live = (TransferStatus.STANDBY.value, TransferStatus.ONGOING.value)
         async with self._tx() as conn:
-            if (
-                await conn.execute(select(t.storages.c.name).where(t.storages.c.name == name))
-            ).first() is None:
-                raise StorageNotFound(name)
-            specs = (await conn.execute(select(c.id, c.spec).where(c.status.in_(live)))).all()
-            users = [row.id for row in specs if name in _storages_named(row.spec)]
-            if users:
-                raise Conflict(
-                    f"storage {name!r} is used by {len(users)} waiting or running transfers"
-                    f" (e.g. {users[0]}): cancel them first"
-                )
+            await self._refuse_in_use(conn, name, "removed")
             await conn.execute(delete(t.storages).where(t.storages.c.name == name))
 
     # --- tokens and agents --------------------------------------------------------------------

@@ -61,7 +61,30 @@ async def get_storage(name: str, state: StateDep, caller: Reader) -> StoragePubl
 
 @router.post("", status_code=201, response_model=StoragePublic)
 async def add_storage(body: StorageCreate, state: StateDep, caller: Administrator) -> StoragePublic:
-    """Add (or replace) a storage, check that it answers, and record its health."""
+    """Add a storage, check that it answers, and record its health; a name already taken is
+    409 (replace it with ``PUT /storages/{name}``)."""
+    storage = await _checked(body)
+    await state.store.add_storage(storage)
+    return present(storage)
+
+
+@router.put("/{name}", response_model=StoragePublic)
+async def replace_storage(
+    name: str, body: StorageCreate, state: StateDep, caller: Administrator
+) -> StoragePublic:
+    """Replace a storage, refused (409) while a waiting or running transfer names it: those
+    would otherwise run against whatever the new URL points at."""
+    if body.name != name:
+        raise InvalidRequest(f"the body names {body.name!r}, the URL {name!r}")
+    storage = await _checked(body)
+    await state.store.replace_storage(storage)
+    state.storages.forget(storage.name)
+    return present(storage)
+
+
+async def _checked(body: StorageCreate) -> Storage:
+    """The storage ``body`` describes, its name, site, URL and options checked, with its
+    health as probed now."""
     check_storage_site(body.site)
     if body.name.lower() == CLIENT_STORAGE:
         raise InvalidRequest(f"{CLIENT_STORAGE!r} is reserved: it names the client's side of push")
@@ -71,10 +94,7 @@ async def add_storage(body: StorageCreate, state: StateDep, caller: Administrato
             f"put {', '.join(secret)} in credentials: options are shown and logged"
         )
     storage = Storage(body.name, body.url, body.site, body.options, Credentials(body.credentials))
-    storage = Storage(**{**_fields(storage), "health": await probe(storage)})
-    await state.store.put_storage(storage)
-    state.storages.forget(storage.name)
-    return present(storage)
+    return Storage(**{**_fields(storage), "health": await probe(storage)})
 
 
 @router.delete("/{name}", status_code=204)
