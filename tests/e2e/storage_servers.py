@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -149,6 +150,33 @@ def webdav_server(base: Path) -> Iterator[StorageServer]:
     command += ["--auth", "anonymous", "--no-config", "-q"]
     with _running(command, port, base / "wsgidav.log"):
         yield StorageServer("webdav", f"webdav://127.0.0.1:{port}/data")
+
+
+@contextmanager
+def webdav_server_with_password(base: Path, user: str, password: str) -> Iterator[StorageServer]:
+    """wsgidav asking for HTTP basic authentication: one user with its password."""
+    root = base / "root"
+    (root / "data").mkdir(parents=True)
+    port = free_port()
+    config = {
+        "host": "127.0.0.1",
+        "port": port,
+        "provider_mapping": {"/": str(root)},
+        "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
+        "http_authenticator": {
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+        },
+        "verbose": 1,
+    }
+    (base / "wsgidav.json").write_text(json.dumps(config))
+    wsgidav = str(Path(sys.executable).with_name("wsgidav"))
+    command = [wsgidav, "--config", str(base / "wsgidav.json")]
+    with _running(command, port, base / "wsgidav.log"):
+        yield StorageServer(
+            "webdav", f"webdav://127.0.0.1:{port}/data", credentials={"auth": [user, password]}
+        )
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from ferry.engine.copy import (
     copy_object,
     temporary_name,
 )
-from ferry.engine.storages import StorageFS, open_storage
+from ferry.engine.storages import StorageFS, open_storage, secret_values
 from ferry.errors import (
     ChecksumMismatch,
     PathOutsideStorage,
@@ -471,3 +471,39 @@ def test_percent_encoded_escapes_are_refused_on_web_storages(path: str) -> None:
     with pytest.raises(PathOutsideStorage):
         web.resolve(path)
     assert open_storage("disk", "file:///tmp").resolve("100%25.txt") == "/tmp/100%25.txt"
+
+
+class _QuotingBackend(MemoryFileSystem):
+    """A destination whose backend quotes what it was given when it fails, as httpx did with
+    a WebDAV ``auth`` list: ``Invalid "auth" argument: ['ferry', 'the password']``."""
+
+    def _open(self, path, mode="rb", **kwargs):
+        raise TypeError(f"Invalid 'auth' argument: ['ferry', '{SECRET}']")
+
+
+SECRET = "correct-horse-battery-staple"
+
+
+def test_an_error_that_quotes_a_credential_is_reported_without_it(src, src_root):
+    (src_root / "a.bin").write_bytes(b"a")
+    options = {"auth": ["ferry", SECRET], "skip_instance_cache": True}
+    quoting = StorageFS(
+        "dav", _QuotingBackend(skip_instance_cache=True), "/q", secrets=secret_values(options)
+    )
+    with pytest.raises(TransientError) as raised:
+        copy_object(request(src, quoting, "a.bin", "out/a.bin"))
+    assert SECRET not in raised.value.message
+    assert SECRET not in str(raised.value)
+    assert "[redacted]" in raised.value.message
+
+
+def test_secret_values_are_the_strings_of_secret_named_options():
+    options = {
+        "auth": ["ferry", "pa55word"],
+        "username": "ferry",
+        "key": "abcd",
+        "port": 22,
+        "client_keys": [["k1-material"]],
+        "timeout": "30",
+    }
+    assert secret_values(options) == {"pa55word", "abcd", "k1-material"}

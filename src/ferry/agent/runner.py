@@ -20,6 +20,7 @@ import httpx
 from ferry import __version__
 from ferry.agent.local_queue import FairQueue
 from ferry.agent.reports import send_reports
+from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location, split_location
 from ferry.domain.transfers import Checksum, Overwrite, clip_error
 from ferry.engine.copy import CopyRequest, copy_object
@@ -406,13 +407,16 @@ class AgentRunner:
         with self._storages_lock:
             if name not in self._storages:
                 url, options, protected = self._storage_urls[name]
-                self._storages[name] = open_storage(name, url, options, protected)
+                opened = open_storage(name, url, options, protected)
+                for secret in opened.secrets:  # and out of this agent's log lines
+                    REDACTOR.add(secret)
+                self._storages[name] = opened
             return self._storages[name]
 
     # --- reporting --------------------------------------------------------------------------
     def _record(self, task: HeldTask, report: dict[str, Any]) -> None:
         if report.get("error"):  # a path of thousands of characters makes a message as long
-            report["error"] = clip_error(report["error"])
+            report["error"] = clip_error(REDACTOR.redact(report["error"]))
         self._stats[report["state"]] += 1
         if report["state"] == "FAILED":
             self._recent_errors.append(

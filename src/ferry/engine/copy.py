@@ -28,12 +28,13 @@ from ferry.engine.requests import (
     temporary_name,
 )
 from ferry.engine.stall import watched_reads
-from ferry.engine.storages import StorageFS
+from ferry.engine.storages import StorageFS, redact
 from ferry.engine.throttle import Throttle
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
 from ferry.errors import (
     PermanentError,
     TransferCanceled,
+    TransferError,
 )
 
 __all__ = [  # what a copy is asked and answers lives in engine.requests, shown here too
@@ -62,9 +63,20 @@ def copy_object(
         return _copy(request, progress or (lambda _n: None), should_stop)
     except DestinationError as exc:
         cause = exc.__cause__ or exc
-        raise classify(cause, request.destination_label, destination=True) from cause
+        error = classify(cause, request.destination_label, destination=True)
+        raise _without_secrets(error, request) from cause
     except Exception as exc:
-        raise classify(exc, request.source_label) from exc
+        raise _without_secrets(classify(exc, request.source_label), request) from exc
+
+
+def _without_secrets(error: TransferError, request: CopyRequest) -> TransferError:
+    """The error, its message cut free of either storage's credentials (a backend may quote
+    what it was given: a password in a TypeError reached outcomes, health and logs)."""
+    message = redact(error.message, request.source.secrets | request.destination.secrets)
+    if message != error.message:
+        error.message = message
+        error.args = (message, *error.args[1:])
+    return error
 
 
 def _copy(

@@ -33,6 +33,8 @@ class StorageFS:
     # Paths relative to the root that no object may be, or be inside of (the server's data
     # directory, when a local storage's root holds it), by name and by where links lead.
     protected: tuple[str, ...] = ()
+    # What its credentials hold: cut out of every error text made about it (``redact``).
+    secrets: frozenset[str] = frozenset()
 
     @cached_property
     def is_local(self) -> bool:
@@ -285,7 +287,55 @@ def open_storage(
     between storages that happen to have the same URL and different credentials."""
     url, options = _webdav_server(url, dict(options or {}))
     fs, root = url_to_fs(url, skip_instance_cache=True, **options)
-    return StorageFS(name=name, fs=fs, root=storage_root(fs, root), protected=protected)
+    return StorageFS(
+        name=name,
+        fs=fs,
+        root=storage_root(fs, root),
+        protected=protected,
+        secrets=secret_values(options),
+    )
+
+
+# Shorter strings are not taken for secrets: "[redacted]" in place of every "a" or "ok" in an
+# error text would say less than it hides.
+SECRET_MIN = 4
+
+
+def secret_values(options: dict[str, Any]) -> frozenset[str]:
+    """The strings held, at any depth, by the options whose names say secret (the credentials
+    among them: a password, a key, the password of ``auth=["user", "password"]``)."""
+    found: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            if len(value) >= SECRET_MIN:
+                found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                collect(item)
+
+    for name, value in options.items():
+        if not looks_secret(name):
+            continue
+        if _is_user_and_password(value):
+            collect(value[1])  # the user's name is no secret, and may well be in a path
+        else:
+            collect(value)
+    return frozenset(found)
+
+
+def _is_user_and_password(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], str)
+
+
+def redact(text: str, secrets: frozenset[str]) -> str:
+    """``text`` with every secret in ``secrets`` replaced (the longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def storage_root(fs: Any, root: str) -> str:
@@ -317,6 +367,8 @@ def _webdav_server(url: str, options: dict[str, Any]) -> tuple[str, dict[str, An
         return url, options
     scheme = "https" if parts.scheme == "webdavs" else "http"
     options.setdefault("base_url", f"{scheme}://{parts.netloc}")
+    if isinstance(options.get("auth"), list):  # ["user", "password"] as JSON gives it
+        options["auth"] = tuple(options["auth"])  # webdav4 (httpx) takes a pair, not a list
     return f"webdav://{parts.path.lstrip('/')}", options
 
 
@@ -380,7 +432,8 @@ def check_health(name: str, url: str, options: dict[str, Any]) -> dict[str, Any]
         # the first transfer will create).
         error = f"the root {url} does not exist yet"
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        error = redact(f"{type(exc).__name__}: {exc}", secret_values(options))
+        error = error.splitlines()[0][:500]
         return {"reachable": False, "latency_ms": None, "checked_at": checked_at, "error": error}
     latency = round((time.perf_counter() - started) * 1000, 1)
     return {"reachable": True, "latency_ms": latency, "checked_at": checked_at, "error": error}

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, file_task, tree_task
@@ -99,7 +100,7 @@ class _Listing:
             finished = await self._next()
         except Exception as exc:
             source = self.transfer.spec.sources[0]
-            error = f"listing failed: {classify(exc, str(source)).message}"
+            error = REDACTOR.redact(f"listing failed: {classify(exc, str(source)).message}")
             log.warning("transfer %s: run %d: %s", self.transfer.id, self.run.number, error)
             await self._finish(error)
             return True
@@ -172,7 +173,7 @@ def _unlistable(source: Location, destination: Location, exc: OSError) -> Planne
         error_class = "permanent"
     else:
         error = classify(exc, str(source))
-        message, error_class = error.message, error.error_class
+        message, error_class = REDACTOR.redact(error.message), error.error_class
     return PlannedTask(
         source, destination, state=TaskState.FAILED, error_class=error_class, error=message
     )

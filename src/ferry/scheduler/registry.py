@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ferry.daemon.logs import REDACTOR
 from ferry.domain.events import AgentLost
 from ferry.domain.locations import is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
-from ferry.engine.storages import check_health
+from ferry.engine.storages import check_health, secret_values
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -48,6 +49,8 @@ class StorageCache:
         if cached is not None and cached[1] > now:
             return cached[0]
         storage = await self.store.get_storage(name)
+        for secret in secret_values(storage.backend_options()):
+            REDACTOR.add(secret)  # out of this server's log lines and listing errors
         self._entries[name] = (storage, now + self.ttl)
         return storage
 
