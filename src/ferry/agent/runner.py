@@ -387,6 +387,8 @@ class AgentRunner:
                 return {"state": "RELEASED", "error": "the agent stopped before it finished"}
             return {"state": "CANCELED", "error": str(exc), "error_class": exc.error_class}
         except TransferError as exc:
+            if exc.retryable:
+                self._reopen_later(task)
             return {
                 "state": "FAILED",
                 "error": exc.message,
@@ -395,6 +397,7 @@ class AgentRunner:
             }
         except Exception as exc:  # a bug or an unmapped backend error: keep the agent alive
             log.exception("task %d: unexpected error", task.id)
+            self._reopen_later(task)
             return {
                 "state": "FAILED",
                 "error": f"{type(exc).__name__}: {exc}",
@@ -402,6 +405,15 @@ class AgentRunner:
                 "retryable": True,
             }
         return {"state": outcome.state.value, "bytes": outcome.bytes, "checksum": outcome.checksum}
+
+    def _reopen_later(self, task: HeldTask) -> None:
+        """After a transient failure, the task's remote storages are opened anew by the next
+        attempt: a filesystem whose connection died (an SFTP server restarted) kept failing
+        every attempt, on every agent, for as long as the agents lived."""
+        with self._storages_lock:
+            for name in (task.source.storage, task.destination.storage):
+                if name in self._storage_urls and not self._local(name):
+                    self._storages.pop(name, None)
 
     def _storage(self, name: str) -> StorageFS:
         with self._storages_lock:
