@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import struct
 import tarfile
 import warnings
 import zipfile
+import zlib
 
 import pytest
 
@@ -123,3 +125,68 @@ def test_unzip_keeps_existing_files_when_overwrite_is_never(src, dst, src_root, 
     copy_object(replaced)
     assert (dst_root / "out" / "readme.txt").read_bytes() == b"hello"
     assert not any(p.name.startswith(".ferry-unzip") for p in (dst_root / "out").iterdir())
+
+
+def zip_with_raw_name(path, raw: bytes, data: bytes, extra: bytes = b"") -> None:  # type: ignore[no-untyped-def]
+    """A zip whose member name is ``raw``, bytes as written without the UTF-8 flag (as
+    Info-ZIP's ``zip`` writes them on Linux): zipfile would flag any non-ASCII name it writes,
+    so an ASCII name of the same length is written, then its bytes are replaced."""
+    placeholder = b"Q" * len(raw)
+    info = zipfile.ZipInfo(placeholder.decode())
+    info.extra = extra
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr(info, data)
+    path.write_bytes(buffer.getvalue().replace(placeholder, raw))
+
+
+def unicode_path_field(name: str, raw: bytes) -> bytes:
+    """Info-ZIP's Unicode Path extra field: version 1, the CRC-32 of the raw name, the name."""
+    body = struct.pack("<BI", 1, zlib.crc32(raw)) + name.encode()
+    return struct.pack("<HH", 0x7075, len(body)) + body
+
+
+def test_a_utf8_name_written_without_its_flag_keeps_its_letters(
+    src, dst, src_root, dst_root
+) -> None:  # type: ignore[no-untyped-def]
+    name = "Données/été ü.txt"
+    zip_with_raw_name(src_root / "names.zip", name.encode(), b"hi")
+    copy_object(unzip_request(src, dst, "names.zip"))
+    assert files_under(dst_root / "out") == {name: b"hi"}  # not 'Donn├⌐es/├⌐t├⌐ ├╝.txt'
+
+
+def test_the_unicode_path_field_names_a_member_whose_bytes_are_not_utf8(
+    src, dst, src_root, dst_root
+) -> None:  # type: ignore[no-untyped-def]
+    raw = "été.txt".encode("cp1252")  # a name written in a Windows code page
+    extra = unicode_path_field("été.txt", raw)
+    zip_with_raw_name(src_root / "windows.zip", raw, b"hi", extra)
+    copy_object(unzip_request(src, dst, "windows.zip"))
+    assert files_under(dst_root / "out") == {"été.txt": b"hi"}
+
+
+def test_a_unicode_path_field_for_another_name_is_not_trusted(src, dst, src_root, dst_root) -> None:  # type: ignore[no-untyped-def]
+    raw = b"plain.txt"
+    stale = unicode_path_field("renamed.txt", b"an older name")  # its CRC is of another name
+    zip_with_raw_name(src_root / "stale.zip", raw, b"hi", stale)
+    copy_object(unzip_request(src, dst, "stale.zip"))
+    assert files_under(dst_root / "out") == {"plain.txt": b"hi"}
+
+
+@pytest.mark.parametrize("name", ["bomb.zip", "bomb.tar.gz"])
+def test_an_archive_that_expands_past_its_budget_is_refused_whole(
+    src, dst, src_root, dst_root, name
+) -> None:  # type: ignore[no-untyped-def]
+    # A 204 kB zip became 200 MiB. Zeros compress a thousandfold: 40 MiB of them make an
+    # archive of some 40 kB, allowed 16 MiB (EXPANSION_FLOOR, above 100 times its size).
+    members = {"readme.txt": b"small", "zeros.bin": bytes(40 * 1024 * 1024)}
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(src_root / name, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for member, data in members.items():
+                bundle.writestr(member, data)
+    else:
+        write_tar(src_root / name, members)
+    assert (src_root / name).stat().st_size < 200_000
+    with pytest.raises(PermanentError, match="archive refused"):
+        copy_object(unzip_request(src, dst, name))
+    assert files_under(dst_root) == {}  # nothing of it, not even its small member

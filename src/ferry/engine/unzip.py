@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -22,6 +24,11 @@ from ferry.engine.checksums import Adler32, format_checksum, new_checksum
 from ferry.engine.storages import StorageFS
 from ferry.errors import ChecksumMismatch, PathOutsideStorage, PermanentError, TransferCanceled
 
+# What an archive may expand to: this many times its own size, or this much at least. A zip of
+# 204 kB became 200 MiB; compressible data (text, logs) stays well inside the ratio.
+EXPANSION_RATIO = 100
+EXPANSION_FLOOR = 16 * 1024 * 1024
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 BLOCK_SIZE = 1024 * 1024
 
@@ -30,6 +37,39 @@ BLOCK_SIZE = 1024 * 1024
 class Member:
     name: str  # normalized, inside the folder
     open: Callable[[], IO[bytes]]
+    size: int  # as the archive declares it (what is written is counted too)
+
+
+class ExpansionBudget:
+    """How many bytes an archive may still expand to; refuses it, whole, past that."""
+
+    def __init__(self, limit: int, label: str) -> None:
+        self.left, self.limit, self.label = limit, limit, label
+
+    def declared(self, total: int) -> None:
+        if total > self.limit:
+            self._refuse(total)
+
+    def spend(self, progress: Callable[[int], None]) -> Callable[[int], None]:
+        def counted(n: int) -> None:
+            self.left -= n
+            if self.left < 0:
+                self._refuse(self.limit - self.left)
+            progress(n)
+
+        return counted
+
+    def _refuse(self, size: int) -> None:
+        raise PermanentError(
+            f"{self.label} expands to more than {self.limit:,} bytes ({size:,} at least):"
+            f" past {EXPANSION_RATIO} times its own size, archive refused"
+        )
+
+
+def _expansion_budget(archive: IO[bytes], label: str) -> ExpansionBudget:
+    size = archive.seek(0, 2)
+    archive.seek(0)
+    return ExpansionBudget(max(EXPANSION_RATIO * size, EXPANSION_FLOOR), label)
 
 
 def is_archive(path: str) -> bool:
@@ -52,8 +92,10 @@ def unpack(
     Every member is first written and verified in a staging folder; only then are folders made
     and members moved into place. With ``overwrite=never`` a member whose file exists is left
     alone (any other policy replaces it)."""
+    budget = _expansion_budget(archive, label)
     with _members(archive, label) as members:
         _check_names(members, label)
+        budget.declared(sum(member.size for member in members))
         staging = destination.resolve(posixpath.join(folder, f".ferry-unzip-{tag}"))
         destination.fs.makedirs(staging, exist_ok=True)
         try:
@@ -68,7 +110,9 @@ def unpack(
                     if overwrite is Overwrite.NEVER:
                         continue
                 temporary = f"{staging}/{index}.part"
-                written += _write(member, destination, temporary, label, should_stop, progress)
+                written += _write(
+                    member, destination, temporary, label, should_stop, budget.spend(progress)
+                )
                 plan.append((temporary, final, member.name))
             for temporary, final, name in plan:
                 destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
@@ -140,7 +184,9 @@ def _members(archive: IO[bytes], label: str) -> Iterator[list[Member]]:
     if head.startswith(b"PK"):
         with zipfile.ZipFile(archive) as bundle:
             infos = [i for i in bundle.infolist() if not i.is_dir()]
-            yield [Member(_inside(i.filename, label), _opener(bundle, i)) for i in infos]
+            yield [
+                Member(_inside(zip_name(i), label), _opener(bundle, i), i.file_size) for i in infos
+            ]
         return
     try:
         tar = tarfile.open(fileobj=archive, mode="r:*")  # noqa: SIM115 (closed just below)
@@ -152,7 +198,44 @@ def _members(archive: IO[bytes], label: str) -> Iterator[list[Member]]:
             if entry.issym() or entry.islnk() or entry.isdev():
                 raise PermanentError(f"{label}: member {entry.name!r} is a link or device: refused")
         files = [e for e in entries if e.isfile()]
-        yield [Member(_inside(e.name, label), _tar_opener(tar, e)) for e in files]
+        yield [Member(_inside(e.name, label), _tar_opener(tar, e), e.size) for e in files]
+
+
+_UTF8_FLAG = 0x800
+_UNICODE_PATH = 0x7075  # Info-ZIP's Unicode Path extra field
+
+
+def zip_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name as ``unzip`` reads it: zipfile decodes a name without the UTF-8
+    flag as CP437, which garbled the UTF-8 names that ``zip`` writes. Info-ZIP's Unicode Path
+    field, when it matches the name it stands for, gives the name; else bytes that are valid
+    UTF-8 are read as such; else CP437, as the format says."""
+    if info.flag_bits & _UTF8_FLAG:
+        return info.filename
+    raw = info.orig_filename.encode("cp437")
+    if (unicode := _unicode_path(info.extra, raw)) is not None:
+        return unicode
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return info.filename
+
+
+def _unicode_path(extra: bytes, raw: bytes) -> str | None:
+    offset = 0
+    while offset + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, offset)
+        body = extra[offset + 4 : offset + 4 + size]
+        offset += 4 + size
+        if kind != _UNICODE_PATH or len(body) < 5 or body[0] != 1:
+            continue
+        (crc,) = struct.unpack_from("<I", body, 1)
+        if crc == zlib.crc32(raw):  # written for this very name, not a stale one
+            try:
+                return body[5:].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _inside(name: str, label: str) -> str:
