@@ -19,6 +19,7 @@
     │   ├── Forbidden               token lacks the role (API 403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
+    ├── StoreUnavailable            the database failed a write a moment ago (API 503)
     ├── ConfigError                 a daemon's configuration has a bad or unknown key
     ├── ApiError                    an error answer from the server, seen by the client
     ├── ServerUnreachable           no answer from the server, seen by the plain client
@@ -145,6 +146,12 @@ class SecretRejected(AuthError):
 class ServerStopping(FerryError):
     def __init__(self) -> None:
         super().__init__("the server is shutting down: try again shortly")
+
+
+class StoreUnavailable(FerryError):
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"the database is unavailable ({cause}): try again shortly")
+        self.cause = cause
 
 
 class ApiError(FerryError):

@@ -8,6 +8,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import OperationalError
+
+from ferry.errors import StoreUnavailable
 from ferry.scheduler.events import EventBus
 from ferry.store.abc import Store
 
@@ -102,6 +105,10 @@ class Loop(ABC):
                 self.wake.clear()  # a wake-up during run_once() below makes the next one immediate
             try:
                 await self._turn()
+            except StoreUnavailable as exc:  # the write that found it so has said why
+                log.debug("%s loop: %s", self.name, exc)
+            except OperationalError as exc:  # the database's state, not the code's: no traceback
+                log.warning("%s loop: the database failed it: %s", self.name, exc.orig or exc)
             except Exception:
                 log.exception("%s loop crashed in run_once; it goes on", self.name)
             await self._sleep(stop, await self._safe_delay())

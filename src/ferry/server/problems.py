@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferry.errors import (
@@ -19,6 +21,7 @@ from ferry.errors import (
     NotFound,
     SecretRejected,
     ServerStopping,
+    StoreUnavailable,
     Unauthenticated,
 )
 
@@ -29,6 +32,7 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[FerryError], int]] = [
     (InvalidRequest, 422),
     (ServerStopping, 503),
+    (StoreUnavailable, 503),
     (NotFound, 404),
     (Conflict, 409),
     (Unauthenticated, 401),
@@ -60,6 +64,11 @@ def status_of(exc: FerryError) -> int:
 async def _ferry_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FerryError)
     status = status_of(exc)
+    if isinstance(exc, StoreUnavailable):
+        database_trouble(exc)
+        response = problem(status, str(exc))
+        response.headers["Retry-After"] = "5"
+        return response
     if status >= 500 and not isinstance(exc, ServerStopping):
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return problem(status, "internal error; the server log has the details")
@@ -82,6 +91,37 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail))
 
 
+# How often one cause of database trouble is logged: once a minute, with how many requests it
+# failed meanwhile (a full disk logged 373 tracebacks in 20 s).
+TROUBLE_LOG_EVERY_S = 60.0
+_trouble_logged: dict[str, tuple[float, int]] = {}
+
+
+def database_trouble(exc: BaseException) -> str:
+    """One line for why the database failed a request, logged at most once a minute per
+    cause (no traceback: the cause is the database's state, not the code's)."""
+    if isinstance(exc, StoreUnavailable):
+        cause = exc.cause
+    else:
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200] or type(exc).__name__
+    now = time.monotonic()
+    last, missed = _trouble_logged.get(cause, (-TROUBLE_LOG_EVERY_S, 0))
+    if now - last >= TROUBLE_LOG_EVERY_S:
+        more = f" ({missed} more requests failed so since the last line)" if missed else ""
+        log.error("the database cannot serve requests: %s%s", cause, more)
+        _trouble_logged[cause] = (now, 0)
+    else:
+        _trouble_logged[cause] = (last, missed + 1)
+    return cause
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    cause = database_trouble(exc)
+    response = problem(503, f"the database is unavailable ({cause}): try again shortly")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s crashed", request.method, request.url.path)
     return problem(500, "internal error; the server log has the details")
@@ -91,4 +131,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FerryError, _ferry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -499,5 +499,6 @@ class ScopePublic(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unavailable"]
     version: str
+    store: str = Field(description="ok, or why the database cannot take a write now")

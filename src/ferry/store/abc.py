@@ -187,6 +187,10 @@ class Store(Protocol):
         """Create the default scope and the administrator client; return a new administrator
         token the first time (``None`` once one exists)."""
 
+    async def check_writable(self) -> None:
+        """Write to the database and roll nothing forward (a row set to what it holds): raises
+        the driver's error when the database cannot take a write now (locked, full, gone)."""
+
     async def issue_admin_token(self) -> str:
         """Issue one more administrator token; the existing ones keep working."""
 

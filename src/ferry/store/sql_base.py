@@ -29,13 +29,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, StoreUnavailable
 from ferry.store.abc import Principal
 from ferry.store.crypto import Cipher
 from ferry.store.sql_rows import SpecCache
@@ -45,6 +46,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # through another server or process stops working here within this many seconds.
 TOKEN_CACHE_SECONDS = 5.0
 WAL_AUTOCHECKPOINT_PAGES = 16_384  # 64 MiB of 4 KiB pages
+BUSY_TIMEOUT_MS = 4000
+UNWRITABLE_HOLD_S = 2.0  # how long writes fail at once after one failed on the database
 # Reads run on this many threads at once (SQLite's WAL lets readers run beside its writer).
 READER_THREADS = 4
 
@@ -74,7 +77,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # this is the bound when nothing does (a store without the loop, a stalled disk).
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # A write waits this long for a lock another process holds, then fails: the API answers
+    # 503 within its bound (5 s) instead of a 500 after 40.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -188,6 +193,10 @@ class SqlBase:
         self._read_engine: Engine | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._write_lock = asyncio.Lock()
+        # After a write failed on the database's state (locked by another process, disk full,
+        # gone), writes fail at once for a moment instead of each waiting out the busy timeout
+        # in turn: a request then answers 503 in seconds, not after every write queued ahead.
+        self._unwritable: tuple[float, str] | None = None
         self._principals = PrincipalCache(token_cache_seconds)
         self._specs = SpecCache()
 
@@ -256,8 +265,25 @@ class SqlBase:
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction; committed on success, rolled back on any error."""
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        async with self._write_lock:
+            self._refuse_while_unwritable()
+            try:
+                async with self.engine.begin() as conn:
+                    yield conn
+            except OperationalError as exc:
+                self._note_unwritable(exc)
+                raise
+
+    def _refuse_while_unwritable(self) -> None:
+        if self._unwritable is not None:
+            until, cause = self._unwritable
+            if time.monotonic() < until:
+                raise StoreUnavailable(cause)
+            self._unwritable = None  # this write tries again
+
+    def _note_unwritable(self, exc: OperationalError) -> None:
+        cause = str(exc.orig or exc).splitlines()[0][:200]
+        self._unwritable = (time.monotonic() + UNWRITABLE_HOLD_S, cause)
 
     async def _write(
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -282,9 +308,13 @@ class SqlBase:
                 return result
 
         async with self._write_lock:
+            self._refuse_while_unwritable()
             future = asyncio.get_running_loop().run_in_executor(self._writer, transaction)
             try:
                 return await asyncio.shield(future)
+            except OperationalError as exc:
+                self._note_unwritable(exc)
+                raise
             except asyncio.CancelledError:
                 abandoned.set()
                 while not future.done():

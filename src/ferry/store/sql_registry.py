@@ -88,6 +88,14 @@ class RegistryMixin(TasksMixin, SqlBase):
             await self._insert_admin_token(conn, token)
             return token
 
+    async def check_writable(self) -> None:
+        scope = t.scopes.c
+        await self._write(
+            lambda conn: conn.execute(
+                update(t.scopes).where(scope.name == "default").values(weight=scope.weight)
+            )
+        )
+
     async def issue_admin_token(self) -> str:
         token = new_token()
         async with self._tx() as conn:
