@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+from e2e_support import wait_for
 
 
 def snapshot(root: Path) -> set[str]:
@@ -156,3 +158,33 @@ def test_a_tree_cannot_be_copied_into_itself_under_another_name(start_server, tm
     result = server.cli("submit", "--tree", "alias:tree", "local:tree/inner")
     assert result.returncode == 1
     assert "inside the source tree" in result.stderr
+
+
+def test_long_paths_poison_no_agent(start_server) -> None:  # type: ignore[no-untyped-def]
+    # Six sources of ~5,000 characters gave errors the server refused to take in a report, and
+    # the agents sent the same batch for ever: a one-file transfer then never finished.
+    server = start_server()
+    (server.cwd / "a.txt").write_text("a")
+    too_long = "local:" + "d/" * 2500
+    refused = server.cli("submit", too_long, "local:out")
+    assert refused.returncode == 1
+    assert "4096" in refused.stderr
+    assert len(refused.stderr) < 1000  # the limit is named, the path is not echoed back
+
+    deep = "local:" + "d/" * 2030 + "missing.txt"  # just inside the limit: accepted, not there
+    poisoned = [server.cli_json("submit", deep, "local:out") for _ in range(6)]
+    started = time.monotonic()
+    done = server.cli_json("submit", "--wait", "local:a.txt", "local:fine", timeout=60)
+    assert done["status"] == "COMPLETED"
+    assert time.monotonic() - started < 10
+    for transfer in poisoned:
+        ended = wait_for(
+            lambda t=transfer: (
+                (s := server.cli_json("status", t["id"]))["status"] == "FAILED" and s
+            ),
+            timeout=60,
+        )
+        (failure,) = server.cli_json("outcomes", ended["id"])["objects"]
+        assert failure["status"] == "FAILED"
+        assert failure["error"].startswith("not found") or "File name too long" in failure["error"]
+        assert len(failure["error"]) <= 4000
