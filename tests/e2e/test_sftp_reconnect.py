@@ -55,4 +55,5 @@ def test_agents_connect_again_to_an_sftp_server_that_restarted(
             again.kill()
             again.wait()
         assert second["status"] == "COMPLETED", second
+        assert "DSA is deprecated" not in server.log.read_text()  # no one can act on it
         assert (base / "root" / "two" / "a.txt").read_text() == "a"

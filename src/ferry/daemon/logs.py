@@ -9,6 +9,7 @@ import logging
 import logging.handlers
 import re
 import sys
+import warnings
 from collections.abc import Iterable
 
 from ferry.config import SUBSYSTEMS, LogSettings
@@ -102,6 +103,12 @@ def configure_logging(settings: LogSettings, *, daemon: str) -> None:
     root.handlers[:] = handlers
     root.setLevel(logging.WARNING)
     apply_levels(settings)
+    # Python's warnings become log lines like any other event (one line, redacted, escaped)
+    # instead of going raw to standard error. A dependency's deprecation of its own
+    # dependency, which no operator can act on, is left out, as in the tests' filters:
+    # asyncssh names cryptography's DSA classes at import, five lines in every agent's log.
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"asyncssh\.crypto")
 
 
 def apply_levels(settings: LogSettings) -> None:
