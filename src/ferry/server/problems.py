@@ -65,10 +65,7 @@ async def _ferry_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FerryError)
     status = status_of(exc)
     if isinstance(exc, StoreUnavailable):
-        database_trouble(exc)
-        response = problem(status, str(exc))
-        response.headers["Retry-After"] = "5"
-        return response
+        return database_unavailable(exc)
     if status >= 500 and not isinstance(exc, ServerStopping):
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return problem(status, "internal error; the server log has the details")
@@ -115,11 +112,21 @@ def database_trouble(exc: BaseException) -> str:
     return cause
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+# What a 503 for the database's state tells a client: when to try again.
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+def database_unavailable(exc: BaseException) -> JSONResponse:
+    """The 503 for a request the database failed, whichever way it failed (a driver's error,
+    or the store's refusal while it is unwritable); its cause is logged by ``database_trouble``."""
     cause = database_trouble(exc)
     response = problem(503, f"the database is unavailable ({cause}): try again shortly")
-    response.headers["Retry-After"] = "5"
+    response.headers.update(RETRY_AFTER)
     return response
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return database_unavailable(exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

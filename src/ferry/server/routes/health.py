@@ -9,13 +9,12 @@ from fastapi.responses import JSONResponse
 
 from ferry import __version__
 from ferry.server.deps import StateDep
-from ferry.server.problems import database_trouble
+from ferry.server.problems import RETRY_AFTER, database_trouble
 from ferry.server.schemas import Health
 
 router = APIRouter(tags=["operations"])
 
 STORE_CHECK_S = 5.0
-RETRY = {"Retry-After": "5"}
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
@@ -28,5 +27,5 @@ async def healthz(state: StateDep) -> Health | JSONResponse:
     except Exception as exc:
         cause = database_trouble(exc)
         unavailable = Health(status="unavailable", version=__version__, store=cause)
-        return JSONResponse(unavailable.model_dump(), status_code=503, headers=RETRY)
+        return JSONResponse(unavailable.model_dump(), status_code=503, headers=RETRY_AFTER)
     return Health(status="ok", version=__version__, store="ok")
