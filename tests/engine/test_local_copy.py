@@ -177,12 +177,10 @@ def test_a_block_damaged_by_the_kernel_copy_is_caught(src, dst, dst_root, large,
 def test_a_block_damaged_on_its_way_from_a_stream_to_a_local_file_is_caught(
     dst, dst_root, monkeypatch
 ):  # type: ignore[no-untyped-def]
-    from fsspec.implementations.local import LocalFileOpener
-
     data = os.urandom(2 * engine.BLOCK_SIZE + 12345)
     source = open_storage("mem", f"memory://ferry-test-{os.getpid()}-{id(data)}")
     source.fs.pipe_file(source.resolve("d/a.bin"), data)
-    real_write, damaged = LocalFileOpener.write, []
+    real_write, damaged = local_copy.UnnamedFile.write, []
 
     def damaging(self, block):  # type: ignore[no-untyped-def]
         if len(damaged) == 1:  # the second block
@@ -190,7 +188,7 @@ def test_a_block_damaged_on_its_way_from_a_stream_to_a_local_file_is_caught(
         damaged.append(len(block))
         return real_write(self, block)
 
-    monkeypatch.setattr(LocalFileOpener, "write", damaging)
+    monkeypatch.setattr(local_copy.UnnamedFile, "write", damaging)
     try:
         with pytest.raises(ChecksumMismatch, match=r"dst:out/deep/a\.bin"):
             copy_object(request(source, dst))
@@ -341,3 +339,99 @@ except DestinationError as exc:
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.split() == ["destination", str(errno.EFBIG)], result.stderr
+
+
+def _once_read_back(monkeypatch, act):  # type: ignore[no-untyped-def]
+    """``act()`` runs once every block of a pass has been read back (a sum was taken)."""
+    real = local_copy.ReadBack.hexdigest
+
+    def then_act(self):  # type: ignore[no-untyped-def]
+        digest = real(self)
+        act()
+        return digest
+
+    monkeypatch.setattr(local_copy.ReadBack, "hexdigest", then_act)
+
+
+def _tamper_with_parts(root: Path) -> list[str]:
+    """What a writer who opens the destination's temporary files by name could change."""
+    changed = []
+    for part in root.rglob("*.part"):
+        with part.open("r+b") as handle:
+            handle.write(b"\0" * 16)
+        changed.append(part.name)
+    return changed
+
+
+@pytest.mark.parametrize("through", ["kernel", "stream"])
+def test_no_byte_can_change_in_a_copy_after_it_was_read_back(
+    src, dst, dst_root, large, through, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """Defect 18.4: bytes changed in the ``.part`` after their block was read back were
+    renamed into place under the source's checksum. The copy has no name until then."""
+    tampered: list[str] = []
+    _once_read_back(monkeypatch, lambda: tampered.extend(_tamper_with_parts(dst_root)))
+    bandwidth = 1 << 30 if through == "stream" else None  # a throttle takes the streamed path
+    outcome = copy_object(request(src, dst, bandwidth=bandwidth))
+    landed = (dst_root / "out" / "deep" / "a.bin").read_bytes()
+    assert tampered == []
+    assert outcome.checksum == f"adler32:{zlib.adler32(landed):08x}"
+    assert landed == large
+
+
+def test_a_source_changed_in_place_during_a_large_copy_is_not_kept(
+    src, src_root, dst, dst_root, large, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """Defect 18.4: a same-size change of the source in place, after its block was summed,
+    ended DONE with a copy of neither version. Its modification time shows the change."""
+    path = src_root / "d" / "a.bin"
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+
+    def rewrite_first_block() -> None:
+        with path.open("r+b") as handle:
+            handle.write(bytes(b ^ 0xFF for b in large[:16]))
+
+    _once_read_back(monkeypatch, rewrite_first_block)
+    with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
+        copy_object(request(src, dst))
+    assert not (dst_root / "out").joinpath("deep", "a.bin").exists()
+    assert parts(dst_root) == []
+
+
+def test_a_small_source_changed_in_place_while_read_is_not_kept(
+    src, src_root, dst, dst_root, small, monkeypatch
+):  # type: ignore[no-untyped-def]
+    path = src_root / "d" / "a.bin"
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    real_read_all = local_copy.read_all
+
+    def read_then_changed(fd: int, size: int) -> bytes:
+        data = real_read_all(fd, size)
+        path.write_bytes(bytes(b ^ 0xFF for b in small))  # the same size, new bytes
+        return data
+
+    monkeypatch.setattr(local_copy, "read_all", read_then_changed)
+    with pytest.raises(TransientError, match=r"src:d/a\.bin changed while being copied"):
+        copy_object(request(src, dst))
+    assert not (dst_root / "out" / "deep" / "a.bin").exists()
+
+
+def test_where_no_unnamed_file_can_be_made_the_copy_is_made_at_its_temporary_name(
+    src, dst, dst_root, large, monkeypatch
+):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(local_copy, "_CAN_NAME_UNNAMED", False)
+    seen: list[list[str]] = []
+    outcome = copy_object(request(src, dst), progress=lambda _n: seen.append(parts(dst_root)))
+    assert seen[0] == [".a.bin.ferry-0-1.part"]
+    assert outcome.checksum == f"adler32:{zlib.adler32(large):08x}"
+    assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == large
+    assert parts(dst_root) == []
+
+
+def test_an_unnamed_copy_replaces_an_existing_destination(src, dst, dst_root, large):  # type: ignore[no-untyped-def]
+    (dst_root / "out" / "deep").mkdir(parents=True)
+    (dst_root / "out" / "deep" / "a.bin").write_bytes(b"older")
+    outcome = copy_object(request(src, dst, overwrite=engine.Overwrite.ALWAYS))
+    assert outcome.state is CopyState.DONE
+    assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == large
+    assert parts(dst_root) == []

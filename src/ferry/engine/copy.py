@@ -8,7 +8,7 @@ import contextlib
 import os
 import posixpath
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,13 @@ from fsspec.implementations.local import LocalFileSystem
 from ferry.domain.transfers import Checksum, Overwrite
 from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
 from ferry.engine.errors import classify
-from ferry.engine.local_copy import ReadBack, copy_small_local, copy_summed, plain_local
+from ferry.engine.local_copy import (
+    ReadBack,
+    UnnamedFile,
+    copy_small_local,
+    copy_summed,
+    plain_local,
+)
 from ferry.engine.requests import (
     BLOCK_SIZE,
     CopyOutcome,
@@ -117,27 +123,63 @@ def _copy(
     with on_destination:
         clear_temporary(request.destination, temporary)
     try:
-        if not _kernel_copy_applies(request):
-            copied, digest, read_back = _stream(request, source, temporary, progress, should_stop)
-        elif request.checksum is Checksum.NONE:
-            copied = _kernel_copy(request, source, temporary, progress)
-            digest = read_back = None
-        else:  # the kernel copies; the source and the copy are summed beside it
-            copied, digest, read_back = copy_summed(
-                request, source, temporary, progress, should_stop
+        with contextlib.ExitStack() as stack:
+            with on_destination:
+                unnamed = _unnamed(request, temporary, stack)
+            copied, digest, read_back = _fill(
+                request, source, temporary, unnamed, progress, should_stop
             )
-        with on_destination:
-            if request.destination.is_local:  # nor may the temporary file have become one
-                request.destination.resolve(request.destination.relative(temporary))
-            _verify(request, info, dst_fs.size(temporary), copied)
-            _verify_checksum(request, temporary, digest, read_back)
-            request.destination.move_into_place(temporary, destination)
+            _unchanged_since(request, source, info)
+            with on_destination:
+                size = os.fstat(unnamed.fd).st_size if unnamed else dst_fs.size(temporary)
+                _verify(request, info, size, copied)
+                _verify_checksum(request, temporary, digest, read_back)
+                _move_into_place(request, temporary, unnamed, destination)
     except BaseException:
         with contextlib.suppress(Exception):
             dst_fs.rm_file(temporary)
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _unnamed(
+    request: CopyRequest, temporary: str, stack: contextlib.ExitStack
+) -> UnnamedFile | None:
+    """On a local disk, with a checksum to verify, the copy is written to a file that has no
+    name until it is moved into place (``UnnamedFile``): no other process can open it between
+    the read-back of a block and the rename."""
+    if type(request.destination.fs) is not LocalFileSystem or request.checksum is Checksum.NONE:
+        return None
+    return stack.enter_context(UnnamedFile(temporary))
+
+
+def _fill(
+    request: CopyRequest,
+    source: str,
+    temporary: str,
+    unnamed: UnnamedFile | None,
+    progress: Callable[[int], None],
+    should_stop: Callable[[], bool],
+) -> tuple[int, str | None, str | None]:
+    """The copy made, by the kernel or through Python: the bytes copied, the checksum of what
+    was read, and that of what was read back while writing (``None`` where it was not)."""
+    if not _kernel_copy_applies(request):
+        return _stream(request, source, temporary, unnamed, progress, should_stop)
+    if unnamed is None:  # no checksum: the kernel copies, as ``cp`` does
+        return _kernel_copy(request, source, temporary, progress), None, None
+    return copy_summed(request, source, unnamed, progress, should_stop)
+
+
+def _move_into_place(
+    request: CopyRequest, temporary: str, unnamed: UnnamedFile | None, destination: str
+) -> None:
+    if unnamed is not None and unnamed.unnamed:
+        unnamed.move_into_place(destination)
+        return
+    if request.destination.is_local:  # nor may the temporary file have become a link
+        request.destination.resolve(request.destination.relative(temporary))
+    request.destination.move_into_place(temporary, destination)
 
 
 def clear_temporary(storage: StorageFS, temporary: str) -> None:
@@ -262,30 +304,31 @@ def _stream(
     request: CopyRequest,
     source: str,
     temporary: str,
+    unnamed: UnnamedFile | None,
     progress: Callable[[int], None],
     should_stop: Callable[[], bool],
 ) -> tuple[int, str | None, str | None]:
-    """Copy block by block; return the bytes copied, the checksum of what was read and, on a
-    local disk, the checksum of what was read back while copying (``None`` elsewhere: read
-    back once the copy is complete)."""
+    """Copy block by block; return the bytes copied, the checksum of what was read and, into
+    an ``unnamed`` local file, the checksum of what was read back while copying (``None``
+    elsewhere: read back once the copy is complete)."""
     running = new_checksum(request.checksum)
-    src: Any
     dst: Any
     stall_s = request.stall_s if request.source.reads_may_stall else None
     with (
         _open_for_streaming(request.source, source) as src,
         watched_reads(src, request.source_label, stall_s) as read,
+        contextlib.ExitStack() as stack,
     ):
         with on_destination:
-            dst = request.destination.fs.open(temporary, "wb")
-        with dst, contextlib.ExitStack() as stack:
-            with on_destination:
-                read_back = _read_back_beside(request, temporary)
-            if read_back is not None:
-                stack.callback(read_back.close)
-            copied = _blocks(request, read, dst, running, read_back, progress, should_stop)
-            with on_destination:
-                written = read_back.hexdigest() if read_back is not None else None
+            if unnamed is None:
+                dst = stack.enter_context(request.destination.fs.open(temporary, "wb"))
+                read_back = None
+            else:
+                dst = unnamed
+                read_back = stack.enter_context(_read_back(request, unnamed))
+        copied = _blocks(request, read, dst, running, read_back, progress, should_stop)
+        with on_destination:
+            written = read_back.hexdigest() if read_back is not None else None
     return copied, running.hexdigest() if running is not None else None, written
 
 
@@ -318,13 +361,15 @@ def _blocks(
     return copied
 
 
-def _read_back_beside(request: CopyRequest, temporary: str) -> ReadBack | None:
-    """A file on a local disk is read back while it is written; other backends may show
-    nothing of an object before it is closed (S3), or nothing at all (mock://)."""
-    if type(request.destination.fs) is not LocalFileSystem:
-        return None
+@contextlib.contextmanager
+def _read_back(request: CopyRequest, unnamed: UnnamedFile) -> Iterator[ReadBack]:
     checksum = new_checksum(request.checksum)
-    return ReadBack(temporary, checksum) if checksum is not None else None
+    assert checksum is not None  # an unnamed file is made only to be read back
+    read_back = ReadBack(unnamed.fd, checksum)
+    try:
+        yield read_back
+    finally:
+        read_back.close()
 
 
 def _open_for_streaming(storage: StorageFS, path: str) -> Any:
@@ -346,6 +391,21 @@ def _verify_checksum(
     written = read_back or checksum_of(request.destination, temporary, request.checksum)
     if written != digest:
         raise request.mismatch(digest, written)
+
+
+def _unchanged_since(request: CopyRequest, source: str, before: dict[str, Any]) -> None:
+    """The source is still the file it was when the copy began (its size, modification time,
+    inode or entity tag): a same-size change in place makes a copy of neither version, with a
+    checksum that matches it. Asked of a local source always (one ``stat``), of another only
+    for a large object, where one more request beside its transfer is noise."""
+    if not request.source.is_local and (before.get("size") or 0) < BLOCK_SIZE:
+        return
+    if _identity(request.source.fs.info(source)) != _identity(before):
+        raise request.source_modified()
+
+
+def _identity(info: dict[str, Any]) -> tuple[Any, ...]:
+    return info.get("size"), modified(info), info.get("ino"), info.get("ETag")
 
 
 def _verify(request: CopyRequest, info: dict[str, Any], written: int, copied: int) -> None:

@@ -6,7 +6,8 @@ move), each with its own path handling, and the Python around them cost more tha
 Here the object is read in one call, written in one, read back from the same descriptor and
 renamed into place, each relative to its folder's descriptor (``copy_small_local``, which
 ``copy_object`` tries first when ``plain_local`` says it may). A large copy to a local disk
-is read back while it is written (``ReadBack``).
+is written to a file with no name (``UnnamedFile``) and read back while it is written
+(``ReadBack``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,84 @@ def create_new(path: str) -> int:
     except FileExistsError:
         os.unlink(path)
         return os.open(path, _CREATE, 0o666)
+
+
+class UnnamedFile:
+    """A new file in the folder of ``temporary`` that has no name while it is written, read
+    back and verified (``O_TMPFILE``): no other process can open it, so the bytes read back
+    are the ones that get a name (a byte changed in a named ``.part`` after its block was read
+    back was renamed into place under the source's checksum). ``move_into_place`` links it at
+    its final name, or, when something is there to replace, at ``temporary`` and renames it
+    over. Where the filesystem makes no unnamed file, it is made at ``temporary`` from the
+    start. A copy killed while the file has no name leaves nothing behind."""
+
+    def __init__(self, temporary: str) -> None:
+        self.path = temporary
+        fd = _unnamed_in(os.path.dirname(temporary) or ".")
+        self.unnamed = fd is not None
+        self.fd: int = create_new(temporary) if fd is None else fd
+
+    def write(self, block: bytes) -> None:
+        write_all(self.fd, block)
+
+    def flush(self) -> None:
+        """Nothing is buffered: each block is in the file once ``write`` returns."""
+
+    def move_into_place(self, final: str) -> None:
+        """Give the unnamed file its ``final`` name (one made at ``temporary`` from the start
+        is renamed by the caller, who checks first that no link took its place)."""
+        try:
+            _link(self.fd, final)
+        except FileExistsError:  # replaced: through a name of its own, then a rename
+            self._give_name()
+            os.rename(self.path, final)
+
+    def _give_name(self) -> None:
+        try:
+            _link(self.fd, self.path)
+        except FileExistsError:  # an earlier attempt's leftover, or a planted link
+            os.unlink(self.path)
+            _link(self.fd, self.path)
+        self.unnamed = False
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> UnnamedFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _link(fd: int, path: str) -> None:
+    """Name the file open at ``fd``: ``linkat`` through its ``/proc`` entry, followed (a
+    directory descriptor makes ``os.link`` call ``linkat``; plain ``link`` would try to link
+    the ``/proc`` entry itself)."""
+    descriptors = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(str(fd), path, src_dir_fd=descriptors, follow_symlinks=True)
+    finally:
+        os.close(descriptors)
+
+
+_UNNAMED_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+
+
+def _unnamed_in(folder: str) -> int | None:
+    """A descriptor on a new unnamed file in ``folder``, or ``None`` where there is none to be
+    had (not Linux, no ``/proc`` to name it through, a filesystem without ``O_TMPFILE``)."""
+    if not _CAN_NAME_UNNAMED:
+        return None
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno in _UNNAMED_UNSUPPORTED:
+            return None
+        raise
+
+
+_CAN_NAME_UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -121,8 +200,8 @@ class ReadBack:
     Blocks are read in the order they were handed on (one thread), so the running checksum is
     the whole file's."""
 
-    def __init__(self, path: str, checksum: RunningChecksum) -> None:
-        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    def __init__(self, fd: int, checksum: RunningChecksum) -> None:
+        self._fd = os.dup(fd)  # its own: closed when the pass ends, whoever closes the other
         self._checksum = checksum
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-back")
         self._reads: list[Future[None]] = []
@@ -154,29 +233,28 @@ class ReadBack:
 def copy_summed(
     request: CopyRequest,
     source: str,
-    temporary: str,
+    copy: UnnamedFile,
     progress: Callable[[int], None],
     should_stop: Callable[[], bool],
 ) -> tuple[int, str, str]:
-    """A local file copied by the kernel into a new ``temporary`` file, block by block, none of
+    """A local file copied by the kernel into a new file (``copy``), block by block, none of
     its bytes through Python, while two ``ReadBack`` passes sum each block once it is copied:
-    one reads the source, one reads the copy back. Return the bytes copied, the source's sum
-    and the copy's; the two differ when a byte was damaged on the way, or changed in the source
-    meanwhile (either way, not a copy to keep). Copying through a buffer in Python, then
-    reading it back, cost a third more than this for 1 GiB; the sums on their threads use the
-    second core while the kernel copies."""
+    one reads the source, one reads the copy back (an ``UnnamedFile`` until then). Return the
+    bytes copied, the source's sum and the copy's; the two differ when a byte was damaged on
+    the way, or changed in the source meanwhile (either way, not a copy to keep). Copying
+    through a buffer in Python, then reading it back, cost a third more than this for 1 GiB;
+    the sums on their threads use the second core while the kernel copies."""
     source_sum, copy_sum = new_checksum(request.checksum), new_checksum(request.checksum)
     assert source_sum is not None
     assert copy_sum is not None
     with contextlib.ExitStack() as stack:
         source_fd = open_source(source)
         stack.callback(os.close, source_fd)
-        reading = ReadBack(source, source_sum)
+        reading = ReadBack(source_fd, source_sum)
         stack.callback(reading.close)
+        fd = copy.fd
         with on_destination:
-            fd = create_new(temporary)
-            stack.callback(os.close, fd)
-            checking = ReadBack(temporary, copy_sum)
+            checking = ReadBack(fd, copy_sum)
             stack.callback(checking.close)
         copied = 0
         while True:
@@ -258,9 +336,10 @@ def _copy_small(
                 return None  # the general path applies the overwrite policy
         if request.checksum is Checksum.NONE:  # the kernel copies, as on the general path
             data, digest = None, None
-            fill = functools.partial(kernel_copy, source_fd, size=size)
+            fill = functools.partial(_kernel_fill, request, source_fd, status)
         else:  # read first: a source that changed leaves no folder made for it
             data = read_all(source_fd, size)
+            unchanged(request, source_fd, status)
             digest = _digest_of(request.checksum, data)
             fill = functools.partial(write_all, data=data)
         with on_destination:
@@ -276,6 +355,19 @@ def _copy_small(
     progress(size)
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, size, checksum)
+
+
+def _kernel_fill(request: CopyRequest, source_fd: int, status: os.stat_result, fd: int) -> None:
+    kernel_copy(source_fd, fd, size=status.st_size)
+    unchanged(request, source_fd, status)
+
+
+def unchanged(request: CopyRequest, source_fd: int, before: os.stat_result) -> None:
+    """The source open at ``source_fd`` has not been written to since ``before`` was taken:
+    a change in place that keeps the size shows only in the modification time."""
+    after = os.fstat(source_fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise request.source_modified()
 
 
 def _is_there(name: str, folder: int) -> bool:

@@ -55,6 +55,11 @@ class CopyRequest:
             f" {read} bytes read, {expected} expected"
         )
 
+    def source_modified(self) -> TransientError:
+        return TransientError(
+            f"{self.source_label} changed while being copied: modified since the copy began"
+        )
+
     def mismatch(self, read: str, written: str) -> ChecksumMismatch:
         """The checksum of what was written back (``written``) is not that of what was read."""
         return ChecksumMismatch(
