@@ -3,6 +3,7 @@ loopback port, and the CLI as a subprocess: what a user gets after ``make run``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,6 +40,22 @@ def processes_mentioning(text: str) -> list[int]:
             continue
         if text in cmdline and "State:\tZ" not in status:
             found.append(int(entry.name))
+    return found
+
+
+def readers_of(server: ServerProcess, path: Path) -> list[int]:
+    """The processes of ``server`` (its agents) that have ``path`` open: a copy has begun."""
+    found = []
+    for pid in processes_mentioning(f"--server {server.url}"):
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            with contextlib.suppress(OSError):
+                if os.readlink(descriptor) == str(path):
+                    found.append(pid)
+                    break
     return found
 
 

@@ -9,7 +9,7 @@ import threading
 import zlib
 from pathlib import Path
 
-from e2e_support import ServerProcess, processes_mentioning, wait_for
+from e2e_support import ServerProcess, readers_of, wait_for
 
 SIZE = 48 * 1024 * 1024  # three seconds at the transfer's 16M limit: time to interfere
 
@@ -34,22 +34,6 @@ def _finished(server: ServerProcess, transfer: str) -> dict:  # type: ignore[typ
     return wait_for(  # type: ignore[no-any-return]
         lambda: (s := status())["status"] not in ("STANDBY", "ONGOING") and s, timeout=120
     )
-
-
-def _being_read(server: ServerProcess, path: Path) -> bool:
-    """An agent of ``server`` has ``path`` open: its copy has begun."""
-    for pid in processes_mentioning(f"--server {server.url}"):
-        try:
-            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            try:
-                if os.readlink(descriptor) == str(path):
-                    return True
-            except OSError:
-                continue
-    return False
 
 
 def _only_outcome(server: ServerProcess, transfer: str) -> dict:  # type: ignore[type-arg]
@@ -78,7 +62,7 @@ def test_a_writer_at_the_temporary_files_cannot_tear_a_copy(start_server) -> Non
     writer = threading.Thread(target=tamper)
     writer.start()
     try:
-        wait_for(lambda: _being_read(server, source), timeout=30, interval=0.005)
+        wait_for(lambda: readers_of(server, source), timeout=30, interval=0.005)
         final = _finished(server, transfer)
     finally:
         finished.set()
@@ -93,7 +77,7 @@ def test_a_source_changed_in_place_is_copied_again_not_kept_torn(start_server) -
     server = start_server()
     source = server.cwd / "big.bin"
     transfer = _submit_slow(server, source)
-    wait_for(lambda: _being_read(server, source), timeout=30, interval=0.005)
+    wait_for(lambda: readers_of(server, source), timeout=30, interval=0.005)
     with source.open("r+b") as handle:  # the same size, its first bytes new
         handle.write(os.urandom(4096))
 

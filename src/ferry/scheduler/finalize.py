@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from ferry.domain.events import RunFinished, TransferChanged
 from ferry.domain.transfers import Run
-from ferry.scheduler.loop import Loop
+from ferry.engine.storages import StorageFS
+from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, open_named_storage
+from ferry.scheduler.leftovers import remove_leftovers
+from ferry.scheduler.loop import Loop, Wakeups, system_clock
+from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
 
 
 class FinalizeLoop(Loop):
-    """Close runs whose objects have all ended, set their transfer's status, and announce it."""
+    """Close runs whose objects have all ended, set their transfer's status, announce it, and
+    remove the temporary files its lost attempts left (``leftovers``)."""
 
     name = "finalize"
     singleton = True
     interval = 2.0
+
+    def __init__(
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        clock: Callable[[], datetime] = system_clock,
+        protected: ProtectedPaths | None = None,
+        endpoints: EndpointPolicy | None = None,
+    ) -> None:
+        super().__init__(store, wakeups, clock)
+        self.protected = protected or ProtectedPaths([])
+        self.endpoints = endpoints or EndpointPolicy()
 
     @property
     def wake(self) -> asyncio.Event:
@@ -30,6 +49,14 @@ class FinalizeLoop(Loop):
             self.wakeups.notify.set()
         for run in finished:
             await self._announce(run)
+            removed = await remove_leftovers(self.store, run.transfer_id, run.number, self._open)
+            if removed:
+                log.info(
+                    "transfer %s: run %d: temporary files of lost attempts removed: %d",
+                    run.transfer_id,
+                    run.number,
+                    removed,
+                )
             c = run.counts
             log.info(
                 "transfer %s: run %d %s (%d done, %d skipped, %d failed, %d canceled, %d bytes)",
@@ -42,6 +69,9 @@ class FinalizeLoop(Loop):
                 c.canceled,
                 c.bytes,
             )
+
+    async def _open(self, name: str) -> StorageFS:
+        return await open_named_storage(self.store, name, self.endpoints, self.protected)
 
     async def _announce(self, run: Run) -> None:
         c = run.counts

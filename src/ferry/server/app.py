@@ -145,11 +145,12 @@ def registry_timings(settings: ServerSettings) -> RegistryTimings:
 
 def build_loops(state: ServerState) -> list[Loop]:
     settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
-    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, FinalizeLoop, CheckpointLoop]
+    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, CheckpointLoop]
     timings = registry_timings(settings)
     return [
         *(kind(store, wakeups, clock) for kind in kinds),
         ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
+        FinalizeLoop(store, wakeups, clock, state.protected, state.endpoints),
         RegistryLoop(store, wakeups, clock, timings, state.storages),
         NotifyLoop(store, wakeups, clock, retry_base=timedelta(seconds=settings.notify_retry_s)),
     ]

@@ -108,6 +108,16 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class LostAttempt:
+    """An attempt that ended with its lease lost (its agent killed, its lease expired): it may
+    have left its temporary file beside ``destination`` (``STORAGE:PATH``)."""
+
+    task: int
+    destination: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStatistics:
     """gCube's agent statistics: objects it holds now, how those it finished ended, bytes it
     moved, and its throughput over the last minute (bytes per second)."""
@@ -431,6 +441,9 @@ class Store(Protocol):
     async def finish_runs(self, now: datetime) -> list[Run]:
         """Close every expanded ONGOING run whose tasks are all final, and set its transfer's
         status from the run's outcome."""
+
+    async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
+        """The attempts of a run's tasks that were lost with their lease."""
 
     async def outcomes(
         self, transfer_id: str, run: int, *, after: int, limit: int

@@ -32,6 +32,7 @@ from ferry.domain.transfers import (
     transfer_status_after,
 )
 from ferry.store import tables as t
+from ferry.store.abc import LostAttempt
 from ferry.store.sql_base import SqlBase, all_rows, first_row, scalar_of
 from ferry.store.sql_bulk import BulkStatement, execute_many
 from ferry.store.sql_hooks import HooksMixin
@@ -320,6 +321,16 @@ class RunsMixin(HooksMixin, SqlBase):
         await self._write(Connection.execute, _expanded(transfer_id, run, error))
 
     # --- the finalize loop ----------------------------------------------------------------------
+    async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
+        a, c = t.attempts.c, t.tasks.c
+        rows = await self._reading(
+            all_rows,
+            select(c.id, c.destination, a.number)
+            .select_from(t.attempts.join(t.tasks, a.task_id == c.id))
+            .where((c.transfer_id == transfer_id) & (c.run == run) & (a.state == "LOST")),
+        )
+        return [LostAttempt(row.id, row.destination, row.number) for row in rows]
+
     async def finish_runs(self, now: datetime) -> list[Run]:
         r = t.runs.c
         ended = (
