@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import time
 from datetime import timedelta
@@ -424,3 +425,35 @@ async def test_a_location_longer_than_a_path_may_be_is_refused_at_submission(api
         assert len(reply.text) < 2000  # the problem names the limit, it does not echo the path
     listed = (await api.client.get("/api/v1/transfers")).json()["items"]
     assert listed == []
+
+
+async def test_a_report_cut_short_by_its_agent_logs_no_error(api, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.19: an agent stopped in the middle of a report made the server log two
+    tracebacks as ERROR (the request's, then the ASGI server's)."""
+    agent = await register(api)
+    path = f"/api/v1/agents/{agent['id']}/report"
+    messages = [{"type": "http.request", "body": b'[{"task": 1,', "more_body": True}]
+    sent: list[dict] = []  # type: ignore[type-arg]
+
+    async def receive() -> dict:  # type: ignore[type-arg]
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:  # type: ignore[type-arg]
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {agent['token']}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"1000"),
+        (b"host", b"ferry"),
+    ]
+    scope = {
+        **{"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST"},
+        **{"scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b""},
+        **{"headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)},
+        "root_path": "",
+    }
+    with caplog.at_level(logging.INFO):
+        await api.transport.app(scope, receive, send)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert f"POST {path}: the client went away before its request was read" in caplog.text

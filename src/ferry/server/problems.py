@@ -8,9 +8,10 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ferry.errors import (
     AuthError,
@@ -129,6 +130,15 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return database_unavailable(exc)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client (an agent being stopped, most often) closed its connection before its request's
+    body was read: nobody is left to answer, and nothing went wrong here."""
+    log.info(
+        "%s %s: the client went away before its request was read", request.method, request.url.path
+    )
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s crashed", request.method, request.url.path)
     return problem(500, "internal error; the server log has the details")
@@ -139,4 +149,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
