@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import zipfile
@@ -188,3 +189,37 @@ def test_long_paths_poison_no_agent(start_server) -> None:  # type: ignore[no-un
         assert failure["status"] == "FAILED"
         assert failure["error"].startswith("not found") or "File name too long" in failure["error"]
         assert len(failure["error"]) <= 4000
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--unzip-max-bytes", "1K"], "unzip_max_bytes applies only with unzip"),
+        (["--unzip", "--unzip-max-bytes", "banana"], "'banana' is not a size"),
+        (["--unzip", "--unzip-max-bytes", "0"], "at least 1"),
+    ],
+)
+def test_an_expansion_limit_that_cannot_apply_is_refused(module_server, args, needle) -> None:  # type: ignore[no-untyped-def]
+    (module_server.cwd / "a.zip").write_bytes(b"")
+    result = module_server.cli("submit", *args, "local:a.zip", "local:out")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert needle in lines[0]
+
+
+def test_an_archive_past_the_transfers_expansion_limit_fails_with_the_reason(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.9: ``--unzip-max-bytes`` (a 204 kB zip became 200 MiB)."""
+    with zipfile.ZipFile(module_server.cwd / "zeros.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("zeros.bin", bytes(1024 * 1024))
+    waited = module_server.cli(
+        *("submit", "--wait", "--json", "--unzip", "--unzip-max-bytes", "512K"),
+        *("local:zeros.zip", "local:z"),
+    )
+    assert waited.returncode == 1  # --wait says how it ended
+    transfer = json.loads(waited.stdout)
+    assert transfer["status"] == "FAILED"
+    (failure,) = module_server.cli_json("outcomes", transfer["id"])["objects"]
+    assert "more than 524,288 bytes" in failure["error"]
+    assert "--unzip-max-bytes" in failure["error"]
+    assert not (module_server.cwd / "z" / "zeros.bin").exists()

@@ -8,6 +8,8 @@ import tarfile
 import warnings
 import zipfile
 import zlib
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +192,29 @@ def test_an_archive_that_expands_past_its_budget_is_refused_whole(
     with pytest.raises(PermanentError, match="archive refused"):
         copy_object(unzip_request(src, dst, name))
     assert files_under(dst_root) == {}  # nothing of it, not even its small member
+
+
+def _zeros_zip(path: Path, size: int) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("zeros.bin", bytes(size))
+
+
+def test_the_transfers_own_limit_refuses_an_archive_below_the_default(
+    src, dst, src_root, dst_root
+) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.9: ``--unzip-max-bytes`` sets what an archive may expand to."""
+    _zeros_zip(src_root / "small.zip", 1024 * 1024)  # 1 MiB: well inside the default 16 MiB
+    request = replace(unzip_request(src, dst, "small.zip"), unzip_max_bytes=512 * 1024)
+    with pytest.raises(PermanentError, match=r"more than 524,288 bytes.*the transfer's limit"):
+        copy_object(request)
+    assert files_under(dst_root) == {}
+
+
+def test_the_transfers_own_limit_lets_a_larger_archive_through(
+    src, dst, src_root, dst_root
+) -> None:  # type: ignore[no-untyped-def]
+    _zeros_zip(src_root / "big.zip", 40 * 1024 * 1024)  # past the default, as above
+    request = replace(unzip_request(src, dst, "big.zip"), unzip_max_bytes=64 * 1024 * 1024)
+    outcome = copy_object(request)
+    assert outcome.bytes == 40 * 1024 * 1024
+    assert (dst_root / "out" / "zeros.bin").stat().st_size == 40 * 1024 * 1024

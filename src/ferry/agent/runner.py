@@ -70,6 +70,7 @@ class HeldTask:
     overwrite: Overwrite
     attempt: int = 1
     unzip: bool = False
+    unzip_max_bytes: int | None = None
     bandwidth: int | None = None
     scope: str = "default"
     priority: int = 3
@@ -280,6 +281,7 @@ class AgentRunner:
             overwrite=_OVERWRITES.get(item["overwrite"]) or Overwrite(item["overwrite"]),
             attempt=int(item["attempt"]),
             unzip=bool(item.get("unzip", False)),
+            unzip_max_bytes=item.get("unzip_max_bytes"),
             bandwidth=item.get("bandwidth"),
             scope=item.get("scope", "default"),
             priority=int(item.get("priority", 3)),
@@ -379,6 +381,7 @@ class AgentRunner:
                 tag=str(task.id),
                 attempt=task.attempt,
                 unzip=task.unzip,
+                unzip_max_bytes=task.unzip_max_bytes,
                 bandwidth=task.bandwidth,
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)

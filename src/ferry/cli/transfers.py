@@ -33,7 +33,7 @@ from ferry.cli.schedules import (
     UntilOption,
 )
 from ferry.client._base import FINAL_STATUSES
-from ferry.domain.transfers import Checksum, Overwrite, parse_rate
+from ferry.domain.transfers import Checksum, Overwrite, parse_rate, parse_size
 from ferry.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -84,6 +84,15 @@ def submit(
     unzip: Annotated[
         bool, typer.Option("--unzip", help="Unpack zip/tar sources into DEST.")
     ] = False,
+    unzip_max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--unzip-max-bytes",
+            help="With --unzip: what an archive may expand to (10G); past it, refused whole."
+            " Default: 100 times the archive, at least 16M.",
+            show_default=False,
+        ),
+    ] = None,
     bandwidth: Annotated[
         str | None,
         typer.Option(
@@ -132,6 +141,7 @@ def submit(
             "checksum": checksum.value,
             "unzip": unzip,
             "bandwidth": parse_rate(bandwidth) if bandwidth else None,
+            "unzip_max_bytes": parse_size(unzip_max_bytes) if unzip_max_bytes else None,
             "priority": priority,
             "retries": retries,
             "labels": label or [],

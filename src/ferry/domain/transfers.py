@@ -134,6 +134,7 @@ class TransferOptions:
     priority: int = 3
     unzip: bool = False  # a zip or tar source is unpacked into the destination folder
     bandwidth: int | None = None  # bytes per second, per task
+    unzip_max_bytes: int | None = None  # what an archive may expand to (None: the default)
     notify: str | None = None  # an http(s) URL that receives each run's outcome summary
     labels: tuple[str, ...] = ()  # free tags to find transfers by
 
@@ -147,6 +148,8 @@ class TransferOptions:
             "bandwidth": self.bandwidth,
         }
         # Absent unless given: the spec hash of submissions made before they existed holds.
+        if self.unzip_max_bytes is not None:
+            data["unzip_max_bytes"] = self.unzip_max_bytes
         if self.notify is not None:
             data["notify"] = self.notify
         if self.labels:
@@ -155,7 +158,7 @@ class TransferOptions:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TransferOptions:
-        bandwidth = data.get("bandwidth")
+        bandwidth, unzip_max = data.get("bandwidth"), data.get("unzip_max_bytes")
         return cls(
             checksum=Checksum(data.get("checksum", Checksum.ADLER32)),
             overwrite=Overwrite(data.get("overwrite", Overwrite.NEVER)),
@@ -163,6 +166,7 @@ class TransferOptions:
             priority=int(data.get("priority", 3)),
             unzip=bool(data.get("unzip", False)),
             bandwidth=int(bandwidth) if bandwidth is not None else None,
+            unzip_max_bytes=int(unzip_max) if unzip_max is not None else None,
             notify=data.get("notify"),
             labels=tuple(sorted(set(data.get("labels") or ()))),
         )
@@ -183,22 +187,31 @@ def clip_error(text: str, limit: int = ERROR_TEXT_MAX) -> str:
     return f"{text[:kept]} … [{len(text) - kept} characters cut]"
 
 
-_RATE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+_RATE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def parse_rate(text: str) -> int:
     """``10M`` → bytes per second (K, M, G are powers of 1024, as rclone's --bwlimit)."""
-    value = text.strip().upper().removesuffix("B").removesuffix("/S")
-    number, unit = (value[:-1], value[-1]) if value and value[-1] in "KMG" else (value, "")
+    return _bytes(text.upper().removesuffix("/S"), text, "a rate", "bytes per second")
+
+
+def parse_size(text: str) -> int:
+    """``10G`` → bytes (K, M, G, T are powers of 1024)."""
+    return _bytes(text, text, "a size", "bytes")
+
+
+def _bytes(value: str, text: str, what: str, unit_name: str) -> int:
+    value = value.strip().upper().removesuffix("B")
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in "KMGT" else (value, "")
     try:
-        rate = float(number) * _RATE_UNITS[unit]
+        amount = float(number) * _RATE_UNITS[unit]
     except ValueError as exc:
         raise InvalidRequest(
-            f"{text!r} is not a rate: use e.g. 500K, 10M, 1G (bytes per second)"
+            f"{text!r} is not {what}: use e.g. 500K, 10M, 1G ({unit_name})"
         ) from exc
-    if rate < 1:
-        raise InvalidRequest(f"a rate must be at least 1 byte per second, not {text!r}")
-    return int(rate)
+    if amount < 1:
+        raise InvalidRequest(f"{what} must be at least 1 of {unit_name}, not {text!r}")
+    return int(amount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,7 @@ def _unpack(
             folder,
             f"{request.tag}-{request.attempt}",
             overwrite=request.overwrite,
+            max_bytes=request.unzip_max_bytes,
             should_stop=should_stop,
             progress=progress,
         )

@@ -32,6 +32,7 @@ class CopyRequest:
     tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
     attempt: int = 1
     unzip: bool = False  # an archive is unpacked into the destination's folder
+    unzip_max_bytes: int | None = None  # what it may expand to (None: ``unzip``'s default)
     bandwidth: int | None = None  # bytes per second
     stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
 

@@ -41,10 +41,11 @@ class Member:
 
 
 class ExpansionBudget:
-    """How many bytes an archive may still expand to; refuses it, whole, past that."""
+    """How many bytes an archive may still expand to; refuses it, whole, past that. ``why``
+    says where the limit came from."""
 
-    def __init__(self, limit: int, label: str) -> None:
-        self.left, self.limit, self.label = limit, limit, label
+    def __init__(self, limit: int, label: str, why: str) -> None:
+        self.left, self.limit, self.label, self.why = limit, limit, label, why
 
     def declared(self, total: int) -> None:
         if total > self.limit:
@@ -62,14 +63,18 @@ class ExpansionBudget:
     def _refuse(self, size: int) -> None:
         raise PermanentError(
             f"{self.label} expands to more than {self.limit:,} bytes ({size:,} at least):"
-            f" past {EXPANSION_RATIO} times its own size, archive refused"
+            f" past {self.why}, archive refused (--unzip-max-bytes raises the limit)"
         )
 
 
-def _expansion_budget(archive: IO[bytes], label: str) -> ExpansionBudget:
+def _expansion_budget(archive: IO[bytes], label: str, max_bytes: int | None) -> ExpansionBudget:
+    if max_bytes is not None:
+        return ExpansionBudget(max_bytes, label, "the transfer's limit")
     size = archive.seek(0, 2)
     archive.seek(0)
-    return ExpansionBudget(max(EXPANSION_RATIO * size, EXPANSION_FLOOR), label)
+    if EXPANSION_RATIO * size < EXPANSION_FLOOR:
+        return ExpansionBudget(EXPANSION_FLOOR, label, "the default limit")
+    return ExpansionBudget(EXPANSION_RATIO * size, label, f"{EXPANSION_RATIO} times its size")
 
 
 def is_archive(path: str) -> bool:
@@ -84,6 +89,7 @@ def unpack(
     tag: str,
     *,
     overwrite: Overwrite = Overwrite.ALWAYS,
+    max_bytes: int | None = None,
     should_stop: Callable[[], bool],
     progress: Callable[[int], None],
 ) -> tuple[int, int]:
@@ -91,8 +97,9 @@ def unpack(
 
     Every member is first written and verified in a staging folder; only then are folders made
     and members moved into place. With ``overwrite=never`` a member whose file exists is left
-    alone (any other policy replaces it)."""
-    budget = _expansion_budget(archive, label)
+    alone (any other policy replaces it). An archive that expands past ``max_bytes`` (by
+    default ``EXPANSION_RATIO`` times its size, at least ``EXPANSION_FLOOR``) is refused."""
+    budget = _expansion_budget(archive, label, max_bytes)
     with _members(archive, label) as members:
         _check_names(members, label)
         budget.declared(sum(member.size for member in members))

@@ -46,6 +46,12 @@ class TransferOptionsIn(_Strict):
     priority: int = Field(3, ge=1, le=5)
     unzip: bool = Field(False, description="unpack a zip or tar source into the destination folder")
     bandwidth: int | None = Field(None, ge=1, description="bytes per second, per object")
+    unzip_max_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="with unzip: what an archive may expand to, in bytes (an archive past it is"
+        " refused whole); by default 100 times the archive's size, at least 16 MiB",
+    )
     notify: str | None = Field(
         None,
         max_length=2000,
@@ -55,6 +61,12 @@ class TransferOptionsIn(_Strict):
     labels: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:=-]{1,64}$")]] = Field(
         default_factory=list, max_length=16
     )
+
+    @model_validator(mode="after")
+    def _unzip_limit_needs_unzip(self) -> TransferOptionsIn:
+        if self.unzip_max_bytes is not None and not self.unzip:
+            raise ValueError("unzip_max_bytes applies only with unzip")
+        return self
 
     @field_validator("notify")
     @classmethod
@@ -407,6 +419,7 @@ class LeasedTaskPublic(BaseModel):
     checksum: Checksum
     overwrite: Overwrite
     unzip: bool = False
+    unzip_max_bytes: int | None = None
     bandwidth: int | None = None
     scope: str = "default"
     priority: int = 3

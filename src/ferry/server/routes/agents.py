@@ -167,6 +167,7 @@ def _leased_public(task: LeasedTask) -> dict[str, Any]:
         "checksum": task.options.checksum.value,
         "overwrite": task.options.overwrite.value,
         "unzip": task.options.unzip,
+        "unzip_max_bytes": task.options.unzip_max_bytes,
         "bandwidth": task.options.bandwidth,
         "scope": task.scope,
         "priority": task.priority,
