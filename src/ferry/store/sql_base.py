@@ -83,6 +83,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _connect_args(url: str, *, synchronous: bool) -> dict[str, Any]:
+    """What each connection is opened with. SQLite: the connection class that begins its own
+    transactions. PostgreSQL: a statement waits ``BUSY_TIMEOUT_MS`` for a lock another session
+    holds, then fails (the API's 503), as SQLite's ``busy_timeout`` does; without it a POST
+    waited for as long as the lock was held."""
+    parsed = make_url(url if not synchronous else _sync_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        return {"factory": _SqliteConnection}
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    if parsed.get_driver_name() == "asyncpg":
+        return {"server_settings": {"lock_timeout": str(BUSY_TIMEOUT_MS)}}
+    return {"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}  # libpq's drivers
+
+
 def is_in_memory_sqlite(url: str) -> bool:
     """Whether ``url`` names a SQLite database that lives in one connection's memory."""
     parsed = make_url(url)
@@ -225,12 +240,13 @@ class SqlBase:
                 "an in-memory SQLite database cannot be shared by the store's connections:"
                 " give it a file, e.g. sqlite+aiosqlite:///ferry.db"
             )
-        connect_args = {"factory": _SqliteConnection} if self.is_sqlite else {}
+        connect_args = _connect_args(self.url, synchronous=False)
         self._engine = create_async_engine(self.url, connect_args=connect_args)
         if self.is_sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         async with self._engine.begin() as conn:
             await conn.run_sync(_upgrade)
+        connect_args = _connect_args(self.url, synchronous=True)
         self._sync_engine = create_engine(_sync_url(self.url), connect_args=connect_args)
         if self.is_sqlite:
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
