@@ -302,6 +302,7 @@ async def test_a_copy_cut_short_by_shutdown_is_given_back_not_canceled(api, even
     assert obj["status"] == "QUEUED"  # given back at once, for the next agent
     assert obj["history"][0]["state"] == "RELEASED"
     assert obj["history"][0]["error"] == "the agent stopped before it finished"
+    assert obj["history"][0]["bytes"] > 0  # defect 18.16: what it moved was recorded as 0
     assert list((api.root / "out").iterdir()) == []
 
 
@@ -457,3 +458,48 @@ async def test_a_report_cut_short_by_its_agent_logs_no_error(api, caplog) -> Non
         await api.transport.app(scope, receive, send)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert f"POST {path}: the client went away before its request was read" in caplog.text
+
+
+async def test_a_cancel_records_what_each_held_object_did(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.16: an object the agent held but had not begun showed attempt 1 with a start
+    time; one canceled while copying recorded no bytes."""
+    fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
+    for name in ("a.bin", "b.bin"):
+        (api.root / name).write_bytes(os.urandom(512 * 1024))  # ~5 s each at the trickle
+    await api.state.store.put_storage(Storage("slow", f"slowfile://{api.root}"))
+    created = await api.client.post(
+        "/api/v1/transfers",
+        json={"sources": ["slow:a.bin", "slow:b.bin"], "destination": "local:out"},
+    )
+    transfer = created.json()["id"]
+    secret = await api.state.store.issue_agent_secret("holder", timedelta(minutes=1))
+    session = ServerSession(
+        "http://ferry", name="holder", secret=secret, token=None, transport=api.transport
+    )
+    await session.register({})
+    runner = AgentRunner(session, max_active=1, grace=0.2)  # one copies, the other waits
+    stop = asyncio.Event()
+    work = asyncio.create_task(runner.run(stop))
+
+    async def one_moving_one_held():  # type: ignore[no-untyped-def]
+        progress = (await api.client.get(f"/api/v1/transfers/{transfer}")).json()["progress"]
+        return len(runner._held) == 2 and progress and progress["bytes_moved"] > 0
+
+    await eventually(one_moving_one_held)
+    await api.client.post(f"/api/v1/transfers/{transfer}/cancel")
+
+    async def ended():  # type: ignore[no-untyped-def]
+        status = (await api.client.get(f"/api/v1/transfers/{transfer}")).json()["status"]
+        return status == "CANCELED"
+
+    await eventually(ended, timeout=30)
+    stop.set()
+    await asyncio.wait_for(work, 30)
+    await session.close()
+    objects = (await api.client.get(f"/api/v1/transfers/{transfer}/outcomes")).json()["objects"]
+    by_error = {o["error"].split(" slow:")[0]: o for o in objects}
+    assert set(by_error) == {"canceled while copying", "canceled before it started"}
+    copying, waiting = by_error["canceled while copying"], by_error["canceled before it started"]
+    assert copying["attempts"] == 1
+    assert copying["history"][0]["bytes"] > 0
+    assert (waiting["status"], waiting["attempts"], waiting["history"]) == ("CANCELED", 0, [])

@@ -3,6 +3,7 @@ overwrite rule, names that try to escape, the body cap, closing, and agents neve
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import zlib
@@ -585,3 +586,35 @@ async def test_a_pull_goes_on_after_an_object_fails(api, tmp_path) -> None:  # t
     assert transfer.status == "COMPLETED_WITH_ERRORS"
     assert (transfer.objects.done, transfer.objects.failed) == (2, 1)
     assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["a.txt", "c.txt"]
+
+
+async def test_an_object_still_arriving_when_the_push_closes_ends_as_it_lands(
+    api, eventually
+) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.16: a push closed while an object was still arriving (a client interrupted
+    after sending it) recorded that object FAILED "not sent by the client", though it landed
+    whole. Its own request ends it."""
+    data = os.urandom(2 * MIB)
+    created = await create_push(api, [{"name": "a.bin"}])
+    halfway, resume = asyncio.Event(), asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data[:MIB]
+        halfway.set()
+        await resume.wait()
+        yield data[MIB:]
+
+    headers = {"X-Ferry-Capability": created["capability"], "X-Ferry-Checksum": adler(data)}
+    sending = asyncio.create_task(
+        api.anonymous.put(data_path(created, "a.bin"), content=chunks(), headers=headers)
+    )
+    await halfway.wait()
+    closed = await close(api, created)
+    resume.set()
+    response = await sending
+
+    assert closed.json()["not_transferred"] == 0
+    assert response.json()["state"] == "DONE"
+    assert (api.root / "dst" / "a.bin").read_bytes() == data
+    assert (await verdict(api, eventually, created))["status"] == "COMPLETED"
+    assert [o["status"] for o in (await outcomes(api, created)).values()] == ["DONE"]

@@ -28,6 +28,7 @@ from ferry.errors import NotFound
 from ferry.store.abc import AgentStatistics, NewTransfer, TaskResult, TransferFilter
 from ferry.store.sql import SqlStore
 from ferry.store.sql_dispatch import _ACTIVATE
+from ferry.store.sql_tasks import CHANNEL_STOPPED
 
 from .factories import register
 
@@ -89,7 +90,8 @@ def done(task, nbytes=10):
 
 
 def stopped(task):
-    return TaskResult(task.id, task.lease, TaskState.CANCELED, error="channel stopped")
+    """What an agent says of a copy it stopped when the server asked: it does not know why."""
+    return TaskResult(task.id, task.lease, TaskState.CANCELED, error="canceled while copying x")
 
 
 async def tasks_of(store, transfer_id):
@@ -255,6 +257,45 @@ async def test_a_stopped_channel_stops_its_tasks_and_queues_them_again(store, qu
     ended = {task.id: [a.state for a in attempts] for task, attempts in outcomes}
     assert ended == {ids[0]: ["STOPPED"], ids[1]: ["STOPPED"], max(ended): []}
     assert await store.active_by_channel() == {}
+    # Defect 18.16: the stop was recorded as "canceled while copying".
+    why = {(a.error_class, a.error) for _task, attempts in outcomes for a in attempts}
+    assert why == {("stopped", CHANNEL_STOPPED)}
+    assert "its channel was stopped" in CHANNEL_STOPPED
+
+
+async def test_a_task_canceled_before_its_copy_began_shows_no_attempt(store, queue, agent_id):
+    """Defect 18.16: objects "canceled before it started" showed attempt 1, with a start."""
+    transfer = await queue(2)
+    first, second = await lease(store, agent_id)
+    await store.cancel_transfer(transfer.id)
+    never = TaskResult(
+        first.id, first.lease, TaskState.CANCELED, error="canceled before it started", started=False
+    )
+    copying = TaskResult(
+        second.id, second.lease, TaskState.CANCELED, bytes=7, error="canceled while copying x"
+    )
+
+    changes = await store.record_results(agent_id, [never, copying])
+
+    assert {c.state for c in changes} == {TaskState.CANCELED}
+    ended = {task.id: (task, attempts) for task, attempts in await tasks_of(store, transfer.id)}
+    task, attempts = ended[first.id]
+    assert (task.state, task.attempts, attempts) == (TaskState.CANCELED, 0, [])
+    assert task.error == "canceled before it started"
+    task, attempts = ended[second.id]
+    assert (task.state, task.attempts, [a.bytes for a in attempts]) == (TaskState.CANCELED, 1, [7])
+
+
+async def test_a_task_given_back_before_its_copy_began_is_leased_as_a_first_attempt(
+    store, queue, agent_id
+):
+    await queue(1)
+    [task] = await lease(store, agent_id)
+    back = TaskResult(task.id, task.lease, TaskState.QUEUED, error="stopping", started=False)
+    [change] = await store.record_results(agent_id, [back])
+    assert change.state is TaskState.QUEUED
+    [again] = await lease(store, agent_id)
+    assert again.attempt == 1
 
 
 async def test_a_stop_does_not_use_up_a_retry(store, queue, agent_id):

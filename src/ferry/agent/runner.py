@@ -366,10 +366,10 @@ class AgentRunner:
             return [self._execute(task) for task in batch]
 
     def _execute(self, task: HeldTask) -> dict[str, Any]:
-        if task.canceled:
+        if task.canceled:  # no attempt was made: the server counts none
             if task.shutting_down:  # waited behind others of its batch: never started
-                return {"state": "RELEASED", "error": "the agent stopped before it started"}
-            return {"state": "CANCELED", "error": "canceled before it started"}
+                return {"state": "RELEASED", "started": False}
+            return {"state": "CANCELED", "error": "canceled before it started", "started": False}
         try:
             request = CopyRequest(
                 source=self._storage(task.source.storage),
@@ -386,9 +386,19 @@ class AgentRunner:
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)
         except TransferCanceled as exc:
+            moved = task.bytes_done  # what the attempt moved before it stopped
             if task.shutting_down:  # not a user's cancel: the object still has to move
-                return {"state": "RELEASED", "error": "the agent stopped before it finished"}
-            return {"state": "CANCELED", "error": str(exc), "error_class": exc.error_class}
+                return {
+                    "state": "RELEASED",
+                    "error": "the agent stopped before it finished",
+                    "bytes": moved,
+                }
+            return {
+                "state": "CANCELED",
+                "error": str(exc),
+                "error_class": exc.error_class,
+                "bytes": moved,
+            }
         except TransferError as exc:
             if exc.retryable:
                 self._reopen_later(task)

@@ -444,6 +444,11 @@ class TaskReport(_Strict):
     error_class: str | None = None
     error: ErrorText | None = None
     retryable: bool = False
+    started: bool = Field(
+        True,
+        description="false: the copy never began (canceled or given back while it waited),"
+        " so no attempt is recorded",
+    )
 
 
 class ReportReply(BaseModel):

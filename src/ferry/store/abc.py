@@ -83,6 +83,7 @@ class TaskResult(NamedTuple):
     error_class: str | None = None
     error: str | None = None
     retryable: bool = False
+    started: bool = True  # False: the copy never began, and no attempt was made
 
 
 class TaskChange(NamedTuple):

@@ -178,18 +178,23 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
         c = t.tasks.c
         now = self.clock()
         async with self._tx() as conn:
-            await conn.execute(
+            closed = await conn.execute(
                 update(t.capabilities)
                 .where(
                     (t.capabilities.c.transfer_id == transfer_id)
                     & t.capabilities.c.closed_at.is_(None)
                 )
                 .values(closed_at=now)
+                .returning(t.capabilities.c.direction)
             )
+            drop_active = "pull" in closed.scalars().all()
             waiting = t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
-            # An object the client had started and dropped (Ctrl-C in a pull) ends too.
+            # An object the client had started and dropped (Ctrl-C in a pull) ends too. One
+            # still arriving in a push does not: its own request records how it ended (it was
+            # FAILED here though it landed whole, when the client went before its answer).
             dropped = t.task_state_is(TaskState.ACTIVE.value) & (c.lease_agent == PASSIVE_AGENT)
-            unsent = (c.transfer_id == transfer_id) & (waiting | dropped)
+            ending = (waiting | dropped) if drop_active else waiting
+            unsent = (c.transfer_id == transfer_id) & ending
             rows = (
                 await conn.execute(
                     update(t.tasks)

@@ -101,22 +101,35 @@ class TasksMixin(SqlBase):
         self, conn: Connection, agent_id: str, by_id: dict[int, TaskResult], now: datetime
     ) -> list[TaskChange]:
         held = self._still_held(conn, agent_id, by_id)
-        # Given back unstarted (no error said): QUEUED again, as if never leased.
-        unstarted = [
-            row
-            for row in held
-            if by_id[row.id].state is TaskState.QUEUED
-            and by_id[row.id].error is None
-            and not row.cancel_requested
-        ]
+        unstarted = [row for row in held if not _began(by_id[row.id])]
+        changes = []
         if unstarted:
-            execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in unstarted])
-            given_back = {row.id for row in unstarted}
-            held = [row for row in held if row.id not in given_back]  # a canceled one ends
-        changes = [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in unstarted]
+            changes = self._unstarted(conn, unstarted, by_id, now)
+            never = {row.id for row in unstarted}
+            held = [row for row in held if row.id not in never]
         if held:
             changes += self._apply_results(conn, agent_id, held, by_id, now)
         return changes
+
+    def _unstarted(
+        self, conn: Connection, rows: list[HeldRow], by_id: dict[int, TaskResult], now: datetime
+    ) -> list[TaskChange]:
+        """Tasks whose copy never began, as if never leased (no attempt is counted or kept):
+        CANCELED when a user canceled them, QUEUED again otherwise (the agent is stopping, the
+        channel was stopped). One canceled showed an attempt 1 that had started."""
+        canceled = [row for row in rows if row.cancel_requested]
+        released = [row for row in rows if not row.cancel_requested]
+        execute_many(conn, _RELEASE, [(r.id, r.lease_token) for r in released])
+        ended_at = db_time(conn.dialect, now)
+        why = [(r.id, r.lease_token, ended_at, by_id[r.id].error or "canceled") for r in canceled]
+        execute_many(conn, _CANCEL_UNSTARTED, why)
+        counter = RunCounter()
+        for row in canceled:
+            counter.add(row.transfer_id, row.run, TaskState.CANCELED)
+        counter.apply(conn, now)
+        return [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in released] + [
+            TaskChange(r.id, r.transfer_id, r.run, TaskState.CANCELED) for r in canceled
+        ]
 
     def _apply_results(
         self,
@@ -145,6 +158,8 @@ class TasksMixin(SqlBase):
             if row.id in interrupted:
                 state, not_before = TaskState.QUEUED, None
                 ended = "RELEASED" if result.state is TaskState.QUEUED else "STOPPED"
+                if ended == "STOPPED":  # the agent saw a cancel; it was the channel's stop
+                    result = result._replace(error=CHANNEL_STOPPED, error_class="stopped")
             else:
                 state, not_before = self._next_state(row, result, now)
             counter.add(
@@ -368,6 +383,37 @@ _RELEASE = BulkStatement(
     ),
     ("b_id", "b_lease"),
 )
+
+# A task canceled before its copy began: CANCELED, and the attempt not counted.
+_CANCEL_UNSTARTED = BulkStatement(
+    update(t.tasks)
+    .where(
+        (t.tasks.c.id == bindparam("b_id"))
+        & (t.tasks.c.lease_token == bindparam("b_lease"))
+        & t.task_state_is(TaskState.ACTIVE.value)
+    )
+    .values(
+        state=TaskState.CANCELED.value,
+        attempts=t.tasks.c.attempts - 1,
+        lease_agent=None,
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=bindparam("b_finished_at"),
+        error_class="canceled",
+        error=bindparam("b_error"),
+    ),
+    ("b_id", "b_lease", "b_finished_at", "b_error"),
+)
+
+
+CHANNEL_STOPPED = "stopped while copying: its channel was stopped (it goes on when started)"
+
+
+def _began(result: TaskResult) -> bool:
+    """Whether the reported copy began. An agent says when it did not; a task given back
+    with no error (as agents before that said it) did not either."""
+    return result.started and not (result.state is TaskState.QUEUED and result.error is None)
+
 
 _ATTEMPT_COLUMNS = (
     "task_id",

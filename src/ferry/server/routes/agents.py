@@ -218,6 +218,7 @@ async def report(agent_id: str, request: Request, state: StateDep, caller: Daemo
             error_class=r.error_class,
             error=r.error,
             retryable=r.retryable,
+            started=r.started,
         )
         for r in body
     ]
