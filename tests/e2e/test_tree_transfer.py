@@ -62,3 +62,39 @@ def test_a_tree_arrives_whole_and_every_object_is_accounted_for(start_server) ->
         assert obj["checksum"] == f"adler32:{zlib.adler32(data):08x}"
         assert obj["attempts"] == 1
         assert obj["error"] is None
+
+
+def test_nothing_of_a_tree_is_dropped_without_a_word(module_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.14: a tree's links leading out of the storage, and its empty folders,
+    vanished from the copy and from the outcomes. Empty folders are made; links not followed
+    are SKIPPED with the reason; every SKIPPED object says why."""
+    root = module_server.cwd / "linked"
+    (root / "empty" / "deeper").mkdir(parents=True)
+    (root / "kept.txt").write_text("kept")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text("not in the storage")
+    (root / "out-link").symlink_to(tmp_path / "outside" / "secret.txt")
+    (root / "folder-link").symlink_to(root / "empty")
+
+    first = module_server.cli_json("submit", "--tree", "--wait", "local:linked", "local:copied")
+    again = module_server.cli_json("submit", "--tree", "--wait", "local:linked", "local:copied")
+
+    assert first["status"] == again["status"] == "COMPLETED"
+    copied = module_server.cwd / "copied"
+    assert (copied / "empty" / "deeper").is_dir()
+    assert sorted(p.name for p in copied.iterdir()) == ["empty", "kept.txt"]
+    objects = {
+        o["source"].removeprefix("local:linked/"): (o["status"], o["error"])
+        for o in module_server.cli_json("outcomes", first["id"])["objects"]
+    }
+    assert objects == {
+        "empty/deeper": ("DONE", None),
+        "kept.txt": ("DONE", None),
+        "out-link": ("SKIPPED", "a link that leads out of the storage: not followed"),
+        "folder-link": ("SKIPPED", "a link to a folder: not followed"),
+    }
+    skipped = module_server.cli_json("outcomes", again["id"])["objects"]
+    reasons = {o["source"].removeprefix("local:linked/"): o["error"] for o in skipped}
+    assert reasons["kept.txt"] == "the destination exists (overwrite: never)"
+    assert all(o["status"] in ("SKIPPED", "DONE") for o in skipped)
+    assert all(o["error"] for o in skipped if o["status"] == "SKIPPED")

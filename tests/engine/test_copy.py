@@ -507,3 +507,38 @@ def test_secret_values_are_the_strings_of_secret_named_options():
         "timeout": "30",
     }
     assert secret_values(options) == {"pa55word", "abcd", "k1-material"}
+
+
+class _NoFolders(MemoryFileSystem):
+    """An object store's view of folders: only the prefixes of objects; none can be made."""
+
+    protocol = ("s3",)
+
+    def makedirs(self, path, exist_ok=False):  # type: ignore[no-untyped-def]
+        return None
+
+    def isdir(self, path):  # type: ignore[no-untyped-def]
+        return bool(self.find(path))
+
+
+def test_an_empty_folder_of_a_tree_is_made(src, dst, dst_root):  # type: ignore[no-untyped-def]
+    outcome = copy_object(CopyRequest(src, "empty", dst, "out/empty", folder=True))
+    assert (outcome.state, outcome.bytes) == (CopyState.DONE, 0)
+    assert (dst_root / "out" / "empty").is_dir()
+    again = copy_object(CopyRequest(src, "empty", dst, "out/empty", folder=True))
+    assert again.state is CopyState.DONE  # already there: nothing to do
+
+
+def test_a_file_in_the_way_of_an_empty_folder_is_a_permanent_error(src, dst, dst_root):  # type: ignore[no-untyped-def]
+    (dst_root / "out").mkdir()
+    (dst_root / "out" / "empty").write_text("a file")
+    with pytest.raises(PermanentError, match=r"dst:out/empty is a file"):
+        copy_object(CopyRequest(src, "empty", dst, "out/empty", folder=True))
+    assert (dst_root / "out" / "empty").read_text() == "a file"
+
+
+def test_an_object_store_keeps_no_empty_folder_and_says_so(src):  # type: ignore[no-untyped-def]
+    bucket = StorageFS("bucket", _NoFolders(skip_instance_cache=True), f"/b-{os.urandom(4).hex()}")
+    outcome = copy_object(CopyRequest(src, "empty", bucket, "out/empty", folder=True))
+    assert outcome.state is CopyState.SKIPPED
+    assert outcome.reason == "the destination keeps no empty folders (an object store): none made"

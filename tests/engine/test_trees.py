@@ -9,7 +9,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from ferry.engine.storages import StorageFS
-from ferry.engine.trees import TreeEntry, walk_tree
+from ferry.engine.trees import LINK_OUTSIDE, LINK_TO_FOLDER, TreeEntry, walk_tree
 from ferry.errors import PathOutsideStorage
 
 
@@ -57,9 +57,18 @@ def test_pages_never_exceed_the_page_size(src, src_root):
     assert len({e.relative for p in pages for e in p}) == 7
 
 
-def test_an_empty_folder_yields_no_page(src, src_root):
-    (src_root / "empty" / "sub").mkdir(parents=True)
-    assert list(walk_tree(src, "empty")) == []
+def test_empty_folders_are_entries_of_their_own(src, src_root):
+    """Defect 18.14: empty folders vanished from a tree's copy, without a word."""
+    (src_root / "t" / "empty" / "sub").mkdir(parents=True)
+    (src_root / "t" / "full").mkdir()
+    write(src_root, "t/full/f", b"1")
+    entries = [e for page in walk_tree(src, "t") for e in page]
+    assert [(e.relative, e.folder) for e in entries] == [("empty/sub", True), ("full/f", False)]
+
+
+def test_an_empty_root_is_an_entry_itself(src, src_root):
+    (src_root / "empty").mkdir()
+    assert [(e.relative, e.folder) for e in listed(src, "empty")] == [("", True)]
 
 
 def test_a_missing_root_is_file_not_found(src):
@@ -90,7 +99,9 @@ def test_symlinks_leading_out_are_left_out(src, src_root, tmp_path):
     write(src_root, "t/kept", b"1")
     (src_root / "t" / "file-link").symlink_to(tmp_path / "outside" / "secret")
     (src_root / "t" / "dir-link").symlink_to(tmp_path / "outside")
-    assert [e.relative for e in listed(src, "t")] == ["kept"]
+    entries = [(e.relative, e.skipped) for e in listed(src, "t")]
+    # Defect 18.14: they vanished without a word; they are SKIPPED, each with its reason.
+    assert entries == [("dir-link", LINK_TO_FOLDER), ("file-link", LINK_OUTSIDE), ("kept", None)]
 
 
 def test_symlinks_inside_the_storage_are_listed(src, src_root):
@@ -103,8 +114,8 @@ def test_symlinked_folders_are_not_followed(src, src_root):
     (src_root / "real").mkdir()
     (src_root / "real" / "f").write_text("f")
     (src_root / "alias").symlink_to(src_root / "real")
-    listed = [e.relative for page in walk_tree(src, "") for e in page]
-    assert listed == ["real/f"]
+    listed = [(e.relative, e.skipped) for page in walk_tree(src, "") for e in page]
+    assert listed == [("alias", LINK_TO_FOLDER), ("real/f", None)]
 
 
 def test_excluded_folders_are_left_out(src, src_root):

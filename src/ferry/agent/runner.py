@@ -72,6 +72,7 @@ class HeldTask:
     unzip: bool = False
     unzip_max_bytes: int | None = None
     bandwidth: int | None = None
+    folder: bool = False
     scope: str = "default"
     priority: int = 3
     size: int | None = None
@@ -283,6 +284,7 @@ class AgentRunner:
             unzip=bool(item.get("unzip", False)),
             unzip_max_bytes=item.get("unzip_max_bytes"),
             bandwidth=item.get("bandwidth"),
+            folder=bool(item.get("folder", False)),
             scope=item.get("scope", "default"),
             priority=int(item.get("priority", 3)),
             size=item.get("size"),
@@ -383,6 +385,7 @@ class AgentRunner:
                 unzip=task.unzip,
                 unzip_max_bytes=task.unzip_max_bytes,
                 bandwidth=task.bandwidth,
+                folder=task.folder,
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)
         except TransferCanceled as exc:
@@ -417,7 +420,14 @@ class AgentRunner:
                 "error_class": "internal",
                 "retryable": True,
             }
-        return {"state": outcome.state.value, "bytes": outcome.bytes, "checksum": outcome.checksum}
+        report = {
+            "state": outcome.state.value,
+            "bytes": outcome.bytes,
+            "checksum": outcome.checksum,
+        }
+        if outcome.reason is not None:
+            report["error"] = outcome.reason  # why it was SKIPPED
+        return report
 
     def _reopen_later(self, task: HeldTask) -> None:
         """After a transient failure, the task's remote storages are opened anew by the next

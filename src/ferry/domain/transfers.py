@@ -315,6 +315,7 @@ class PlannedTask:
     state: TaskState = TaskState.QUEUED
     error_class: str | None = None
     error: str | None = None
+    folder: bool = False  # an empty folder of a tree, made at the destination
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,10 @@ from ferry.engine.local_copy import (
 )
 from ferry.engine.requests import (
     BLOCK_SIZE,
+    EXISTS,
+    NO_FOLDERS,
+    NOT_NEWER,
+    SAME,
     CopyOutcome,
     CopyRequest,
     CopyState,
@@ -88,6 +92,8 @@ def _without_secrets(error: TransferError, request: CopyRequest) -> TransferErro
 def _copy(
     request: CopyRequest, progress: Callable[[int], None], should_stop: Callable[[], bool]
 ) -> CopyOutcome:
+    if request.folder:
+        return _make_folder(request)
     if plain_local(request) and (done := copy_small_local(request, progress)) is not None:
         return done
     src_fs, dst_fs = request.source.fs, request.destination.fs
@@ -111,7 +117,8 @@ def _copy(
             if request.overwrite is Overwrite.NEVER:
                 return _already_there(request, source, destination, info)
             if not _worth_replacing(request, source, destination, info):
-                return CopyOutcome(CopyState.SKIPPED)
+                why = NOT_NEWER if request.overwrite is Overwrite.IF_NEWER else SAME
+                return CopyOutcome(CopyState.SKIPPED, reason=why)
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         if request.destination.is_local:  # a folder just made could be a link planted meanwhile
             request.destination.resolve(request.destination_path)
@@ -141,6 +148,21 @@ def _copy(
         raise
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     return CopyOutcome(CopyState.DONE, copied, checksum)
+
+
+def _make_folder(request: CopyRequest) -> CopyOutcome:
+    """An empty folder of a tree, made at the destination (``rclone
+    --create-empty-src-dirs``, by default here); SKIPPED where folders exist only as the
+    prefixes of objects."""
+    fs = request.destination.fs
+    with on_destination:
+        folder = request.destination.resolve(request.destination_path)
+        if fs.exists(folder) and not fs.isdir(folder):
+            raise PermanentError(f"{request.destination_label} is a file: no folder made there")
+        fs.makedirs(folder, exist_ok=True)
+        if not fs.isdir(folder):
+            return CopyOutcome(CopyState.SKIPPED, reason=NO_FOLDERS)
+    return CopyOutcome(CopyState.DONE)
 
 
 def _unnamed(
@@ -249,11 +271,11 @@ def _already_there(
     an earlier attempt may have moved it into place and died before it could report. On a retry,
     a destination equal to the source in size and checksum is that attempt's verified work."""
     if request.attempt <= 1 or request.destination.fs.size(destination) != info.get("size"):
-        return CopyOutcome(CopyState.SKIPPED)
+        return CopyOutcome(CopyState.SKIPPED, reason=EXISTS)
     algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
     ours = checksum_of(request.source, source, algorithm)
     if ours != checksum_of(request.destination, destination, algorithm):
-        return CopyOutcome(CopyState.SKIPPED)
+        return CopyOutcome(CopyState.SKIPPED, reason=EXISTS)
     shown = format_checksum(algorithm, ours) if request.checksum is not Checksum.NONE else None
     return CopyOutcome(CopyState.DONE, int(info["size"]), shown)
 

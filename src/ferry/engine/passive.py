@@ -24,6 +24,7 @@ from ferry.engine.copy import (
     temporary_name,
 )
 from ferry.engine.errors import classify
+from ferry.engine.requests import EXISTS, NOT_NEWER
 from ferry.engine.storages import StorageFS
 from ferry.errors import ChecksumMismatch, PermanentError, TransientError
 
@@ -62,9 +63,9 @@ class Receiver:
                 if fs.isdir(self.destination):
                     raise PermanentError(f"{self.label} is a folder: not replaced by a file")
                 if self.overwrite is Overwrite.NEVER:
-                    return CopyOutcome(CopyState.SKIPPED)
+                    return CopyOutcome(CopyState.SKIPPED, reason=EXISTS)
                 if self.overwrite is Overwrite.IF_NEWER and not _newer(mtime, fs, self.destination):
-                    return CopyOutcome(CopyState.SKIPPED)
+                    return CopyOutcome(CopyState.SKIPPED, reason=NOT_NEWER)
             fs.makedirs(posixpath.dirname(self.destination), exist_ok=True)
             self.storage.resolve(self.path)  # again, now that the folders exist
             remove_earlier_attempts(self.storage, self.destination, self.tag, self.attempt)

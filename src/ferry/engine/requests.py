@@ -33,6 +33,7 @@ class CopyRequest:
     attempt: int = 1
     unzip: bool = False  # an archive is unpacked into the destination's folder
     unzip_max_bytes: int | None = None  # what it may expand to (None: ``unzip``'s default)
+    folder: bool = False  # an empty folder of a tree: made at the destination, nothing copied
     bandwidth: int | None = None  # bytes per second
     stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
 
@@ -75,6 +76,14 @@ class CopyOutcome:
     state: CopyState
     bytes: int = 0
     checksum: str | None = None
+    reason: str | None = None  # why it was SKIPPED
+
+
+# Why an object was SKIPPED: a SKIPPED object always says.
+EXISTS = "the destination exists (overwrite: never)"
+SAME = "the destination is the same, by size and checksum (overwrite: if-different)"
+NOT_NEWER = "the destination is as new as the source (overwrite: if-newer)"
+NO_FOLDERS = "the destination keeps no empty folders (an object store): none made"
 
 
 def temporary_name(destination: str, tag: str, attempt: int = 1) -> str:

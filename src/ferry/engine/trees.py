@@ -17,13 +17,21 @@ PAGE_SIZE = 1000
 
 @dataclass(frozen=True, slots=True)
 class TreeEntry:
-    """A file below the listed root ("/"-separated ``relative`` path), or a folder that could
+    """A file below the listed root ("/"-separated ``relative`` path); a folder that could
     not be listed (``error`` set): that part of the tree is an object that failed, not a
-    silent hole."""
+    silent hole; an empty folder (``folder``), made at the destination; or an entry that is
+    not copied, with the reason (``skipped``): nothing of a tree is left out without a word."""
 
     relative: str
     size: int
     error: str | None = None
+    folder: bool = False
+    skipped: str | None = None
+
+
+# Why a tree's link is not copied (it shows SKIPPED with this reason).
+LINK_TO_FOLDER = "a link to a folder: not followed"
+LINK_OUTSIDE = "a link that leads out of the storage: not followed"
 
 
 def walk_tree(
@@ -36,8 +44,10 @@ def walk_tree(
 
     Raises ``FileNotFoundError`` if ``path`` does not exist and ``NotADirectoryError`` if it is
     a file. Like ``rclone copy`` without ``-L``, symlinked folders are not followed; on local
-    storages, symlinked files leading out of the storage are left out, and so are the folders
-    in ``exclude`` (absolute paths, e.g. the server's own data directory)."""
+    storages, neither are links leading out of the storage (both are entries ``skipped``),
+    and the folders in ``exclude`` (absolute paths, e.g. the server's own data directory) are
+    left out. Empty folders are entries too (``folder``), the root included, as
+    ``rclone --create-empty-src-dirs`` makes them."""
     full = storage.resolve(path)
     root = full.rstrip("/") or full  # "/" stays "/", a backend's root named "" stays ""
     if not storage.fs.isdir(root):
@@ -70,17 +80,23 @@ def _entries(
             relative = folder.rstrip("/")[len(prefix) :] if folder != root else ""
             yield TreeEntry(relative, 0, _describe(exc))
             continue
-        folders = []
+        folders, empty = [], True
         for info in sorted(listing, key=lambda i: str(i["name"])):
             name = str(info["name"])  # folders keep a trailing "/" where the backend gives one
             full = name.rstrip("/")
             if full == folder.rstrip("/"):
                 continue
+            empty = False
+            relative = _name(storage, full[len(prefix) :])
             if info.get("type") == "directory":
                 if not _excluded(storage, full, exclude):
                     folders.append(name)
-            elif not info.get("islink") or not storage.is_local or _followable(storage, full):
-                yield TreeEntry(_name(storage, full[len(prefix) :]), int(info.get("size") or 0))
+            elif info.get("islink") and storage.is_local and (why := _unfollowed(storage, full)):
+                yield TreeEntry(relative, 0, skipped=why)
+            else:
+                yield TreeEntry(relative, int(info.get("size") or 0))
+        if empty:
+            yield TreeEntry(_name(storage, folder.rstrip("/")[len(prefix) :]), 0, folder=True)
         pending.extend(reversed(folders))
 
 
@@ -119,10 +135,12 @@ def _describe(failure: OSError) -> str:
     return f"cannot list folder: {failure.strerror or failure}"
 
 
-def _followable(storage: StorageFS, full: str) -> bool:
-    """A symlink is copied as the file it points to if that file is inside the storage; a
-    symlinked folder is not followed."""
-    return not os.path.isdir(full) and _inside(storage, full)
+def _unfollowed(storage: StorageFS, full: str) -> str | None:
+    """Why a link is not copied: a symlink is copied as the file it points to if that file is
+    inside the storage; a symlinked folder is not followed."""
+    if os.path.isdir(full):
+        return LINK_TO_FOLDER
+    return None if _inside(storage, full) else LINK_OUTSIDE
 
 
 def _inside(storage: StorageFS, full: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 
 from ferry.daemon.logs import REDACTOR
@@ -153,6 +154,10 @@ def _plan(
     source: Location, entry: TreeEntry, destination: Location, refused: list[str]
 ) -> PlannedTask:
     task = tree_task(source, entry.relative, destination, entry.size)
+    if entry.skipped is not None:  # a link not followed: SKIPPED, with the reason
+        return replace(task, size=0, state=TaskState.SKIPPED, error=entry.skipped)
+    if entry.folder:
+        task = replace(task, folder=True)
     if entry.error is not None:
         return PlannedTask(
             task.source, task.destination, 0, TaskState.FAILED, "permanent", entry.error

@@ -423,6 +423,7 @@ class LeasedTaskPublic(BaseModel):
     bandwidth: int | None = None
     scope: str = "default"
     priority: int = 3
+    folder: bool = Field(False, description="an empty folder of a tree: made, nothing copied")
 
 
 class LeaseReply(BaseModel):

@@ -70,6 +70,7 @@ class LeasedTask(NamedTuple):
     scope: str = "default"
     priority: int = 3
     weight: int = 1  # the scope's, for the agent's own fair order of what it holds
+    folder: bool = False  # an empty folder of a tree, made at the destination
 
 
 class TaskResult(NamedTuple):

@@ -258,6 +258,7 @@ class _LeasedRow(NamedTuple):
     destination: str
     size: int | None
     attempts: int
+    folder: bool
 
 
 class _Leased(NamedTuple):
@@ -308,6 +309,7 @@ def _leased_tasks(
             scope=scope,
             priority=priority,
             weight=weights.get(scope, 1),
+            folder=folder,
         )
         for (
             task_id,
@@ -321,6 +323,7 @@ def _leased_tasks(
             destination,
             size,
             attempts,
+            folder,
         ) in rows
     ]
 

@@ -134,7 +134,10 @@ class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):
             mine = c.id.in_(ids)
             await conn.execute(update(t.tasks).where(mine).values(**_client_lease(lease, now, now)))
             rows = await conn.run_sync(held_rows, leased_rows(mine))
-            skipped = {row.id: TaskResult(row.id, lease, TaskState.SKIPPED) for row in rows}
+            why = "the client has it already (overwrite: never)"
+            skipped = {
+                row.id: TaskResult(row.id, lease, TaskState.SKIPPED, error=why) for row in rows
+            }
             await conn.run_sync(self._apply_results, PASSIVE_AGENT, rows, skipped, now)
         return len(rows)
 

@@ -57,6 +57,7 @@ TASK_COLUMNS = (
     "bytes_done",
     "error_class",
     "error",
+    "folder",
 )
 _STATE, _DESTINATION, _SIZE = (TASK_COLUMNS.index(n) for n in ("state", "destination", "size"))
 
@@ -99,6 +100,7 @@ def task_rows(
             *tail,
             p.error_class,
             p.error,
+            p.folder,
         )
         for p in planned
     ]

@@ -353,7 +353,9 @@ class TransfersMixin(SqlBase):
             )
         for r in rows:
             tried = history[r.id]
-            if r.state in _IN_ITS_ROW and not any(a.number == r.attempts for a in tried):
+            # A task SKIPPED when its tree was listed (a link not followed) made no attempt.
+            made = r.attempts > 0
+            if made and r.state in _IN_ITS_ROW and not any(a.number == r.attempts for a in tried):
                 tried.append(_last_attempt(r))
         return [(task_from_row(r), history[r.id]) for r in rows]
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     literal_column,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -275,6 +276,8 @@ tasks = Table(
     Column("error_class", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
+    # An empty folder of a tree, made at the destination (nothing is copied).
+    Column("folder", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "transfer_id", "run", "id"),
     # One task per object of a run: listing a tree again after a crash adds no duplicates.
     Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),

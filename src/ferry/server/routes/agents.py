@@ -168,6 +168,7 @@ def _leased_public(task: LeasedTask) -> dict[str, Any]:
         "overwrite": task.options.overwrite.value,
         "unzip": task.options.unzip,
         "unzip_max_bytes": task.options.unzip_max_bytes,
+        "folder": task.folder,
         "bandwidth": task.options.bandwidth,
         "scope": task.scope,
         "priority": task.priority,

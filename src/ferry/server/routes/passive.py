@@ -286,7 +286,10 @@ async def received(
     name = _client_path(name)
     if body.state == "SKIPPED":
         task, lease = await state.store.start_passive_task(transfer_id, name, _ttl(state))
-        return await _record(state, task.id, lease, name, CopyOutcome(CopyState.SKIPPED))
+        why = "the client has it already"
+        return await _record(
+            state, task.id, lease, name, CopyOutcome(CopyState.SKIPPED, reason=why)
+        )
     task, lease = await state.store.held_passive_task(transfer_id, name)
     if body.state == "FAILED":
         return await _failed(state, task.id, lease, name, TransientError(body.error or "failed"))
@@ -352,7 +355,12 @@ async def _record(
     state: ServerState, task_id: int, lease: str, name: str, outcome: CopyOutcome
 ) -> ObjectResult:
     result = TaskResult(
-        task_id, lease, TaskState(outcome.state.value), outcome.bytes, outcome.checksum
+        task_id,
+        lease,
+        TaskState(outcome.state.value),
+        outcome.bytes,
+        outcome.checksum,
+        error=outcome.reason,
     )
     await state.store.record_results(PASSIVE_AGENT, [result])
     state.wakeups.finalize.set()
