@@ -4,6 +4,7 @@ and what it reports."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -42,8 +43,10 @@ class ScriptedSession:
             self.all_reported.set()
         return {"accepted": len(results), "ignored": 0}
 
-    async def heartbeat(self, active: list[tuple[int, int]], state: dict[str, Any]) -> list[int]:
-        return []
+    async def heartbeat(
+        self, active: list[tuple[int, int]], state: dict[str, Any]
+    ) -> tuple[list[int], dict[int, int]]:
+        return [], {}
 
     async def leave(self) -> int:
         return 0
@@ -210,3 +213,33 @@ async def test_a_result_the_server_refuses_holds_back_no_other(tmp_path: Path) -
 
     states = {r["task"]: r["state"] for r in session.reported}
     assert states == {0: "DONE", 1: "DONE", 2: "FAILED"}
+
+
+class ResharingSession(ScriptedSession):
+    """Its heartbeats give every held task a new bandwidth, as a channel's tasks end."""
+
+    heartbeat_s = 0.05
+
+    def __init__(self, *args: Any, rate: int) -> None:
+        super().__init__(*args)
+        self.rate = rate
+
+    async def heartbeat(
+        self, active: list[tuple[int, int]], state: dict[str, Any]
+    ) -> tuple[list[int], dict[int, int]]:
+        return [], {task: self.rate for task, _bytes in active}
+
+
+async def test_a_copy_runs_at_the_bandwidth_its_heartbeat_gives_it(tmp_path: Path) -> None:
+    """Defect 18.15: a task kept the share of its channel it was leased with (a tenth), after
+    the other nine ended. At 100 KiB/s this object would take 80 s; re-shared at the next
+    heartbeat, it ends at once."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "big").write_bytes(os.urandom(8 * 1024 * 1024))
+    tasks = [task(1, "disk:src/big", "disk:dst/big", 8 * 1024 * 1024, 100 * 1024)]
+    storages = {"disk": {"url": f"file://{tmp_path}", "options": {}}}
+    session = ResharingSession(tasks, storages, rate=1 << 30)
+    await run_until_reported(session)
+
+    assert [r["state"] for r in session.reported] == ["DONE"]
+    assert (tmp_path / "dst" / "big").read_bytes() == (tmp_path / "src" / "big").read_bytes()

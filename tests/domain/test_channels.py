@@ -126,9 +126,10 @@ def test_without_a_bandwidth_there_is_no_share() -> None:
     assert Channel("cern", "desy", max_active=4).share_of_bandwidth(2) is None
 
 
-def test_the_bandwidth_is_split_by_max_active_whatever_runs_now() -> None:
+def test_the_bandwidth_is_split_by_what_runs_now_whatever_max_active() -> None:
+    """Defect 18.15: split by max_active, the last of ten objects crawled alone at a tenth."""
     channel = Channel("cern", "desy", max_active=4, bandwidth=1000)
-    assert channel.share_of_bandwidth(1) == 250
+    assert channel.share_of_bandwidth(1) == 1000
     assert channel.share_of_bandwidth(4) == 250
 
 

@@ -65,3 +65,21 @@ def test_a_5_mb_copy_at_1m_takes_about_5_seconds(src, dst, src_root) -> None:  #
     started = time.monotonic()
     copy_object(CopyRequest(src, "five.bin", dst, "five.bin", bandwidth=parse_rate("1M")))
     assert 4.0 <= time.monotonic() - started <= 6.5
+
+
+def test_a_new_rate_applies_from_then_on() -> None:
+    """A channel's share changes while a copy runs (defect 18.15): the bucket starts again at
+    the new rate, neither owing nor crediting what moved before."""
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    throttle = Throttle(100, clock=lambda: now[0], sleep=sleep)
+    throttle.consume(100)  # a second's worth at 100 B/s
+    throttle.set_rate(1000)
+    throttle.consume(1000)  # a second's worth at the new rate
+    assert slept == [1.0, 1.0]
+    assert throttle.block_size == 16 * 1024

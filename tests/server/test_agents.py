@@ -195,7 +195,7 @@ async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None: 
         json={"active": [[task["id"], 0]], "state": {"pid": 1}},
         headers=bearer(agent),
     )
-    assert beat.json() == {"cancel": [task["id"]]}
+    assert beat.json() == {"cancel": [task["id"]], "bandwidth": {}}
     dump = (await api.client.get(f"/api/v1/agents/{agent['id']}")).json()
     assert dump["state"] == "ALIVE"
     assert dump["status"]["pid"] == 1
@@ -503,3 +503,21 @@ async def test_a_cancel_records_what_each_held_object_did(api, eventually) -> No
     assert copying["attempts"] == 1
     assert copying["history"][0]["bytes"] > 0
     assert (waiting["status"], waiting["attempts"], waiting["history"]) == ("CANCELED", 0, [])
+
+
+async def test_heartbeat_gives_each_held_task_its_share_of_the_channel_now(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    """Defect 18.15: the channel's bandwidth is shared out again as its tasks end."""
+    agent = await register(api)
+    await api.client.put("/api/v1/channels/*/*", json={"bandwidth": 1000, "max_active": 10})
+    (api.root / "a.txt").write_text("a")
+    await api.client.post(
+        "/api/v1/transfers", json={"sources": ["local:a.txt"], "destination": "local:o"}
+    )
+    (task,) = await eventually(lambda: leased(api, agent))
+    assert task["bandwidth"] == 1000  # alone in its channel
+    beat = await api.anonymous.post(
+        f"/api/v1/agents/{agent['id']}/heartbeat",
+        json={"active": [[task["id"], 0]], "state": {}},
+        headers=bearer(agent),
+    )
+    assert beat.json() == {"cancel": [], "bandwidth": {str(task["id"]): 1000}}

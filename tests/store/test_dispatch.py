@@ -165,8 +165,9 @@ async def test_max_active_holds_across_agents(store, queue, register_agent):
     first, second = await register_agent("agent-1"), await register_agent("agent-2")
 
     held = await lease(store, first)
-    assert len(held) == 2
-    assert await lease(store, second) == []
+    assert len(held) == 1  # the channel's room of 2 is shared with the idle second agent
+    assert len(await lease(store, second)) == 1
+    assert await lease(store, first) == []
     assert await store.active_by_channel() == {AB: 2}
 
     await store.record_results(first, [done(held[0])])
@@ -221,8 +222,36 @@ async def test_a_leased_task_gets_its_share_of_the_channel_bandwidth(store, queu
 
     by_transfer = {task.transfer_id: task for task in await lease(store, agent_id)}
 
-    assert by_transfer[unlimited.id].options.bandwidth == 250
+    assert by_transfer[unlimited.id].options.bandwidth == 500  # two active: half each
     assert by_transfer[slow.id].options.bandwidth == 100
+
+
+async def test_a_channels_bandwidth_is_shared_out_again_as_its_tasks_end(store, queue, agent_id):
+    """Defect 18.15: nine objects ended, and the tenth went on alone at its tenth of the
+    channel. Each heartbeat gets every held task's share of the channel now."""
+    await store.put_channel(Channel("A", "B", max_active=10, bandwidth=1000))
+    await queue(4)
+    slow = await queue(1, options=TransferOptions(bandwidth=100))
+    held = await lease(store, agent_id)
+    ids = [task.id for task in held]
+    assert sorted((await store.bandwidth_shares(agent_id, ids)).values()) == [
+        100,
+        200,
+        200,
+        200,
+        200,
+    ]
+
+    last = next(task for task in held if task.transfer_id != slow.id)
+    await store.record_results(agent_id, [done(t) for t in held if t is not last])
+    assert await store.bandwidth_shares(agent_id, ids) == {last.id: 1000}
+
+
+async def test_no_share_is_sent_where_no_channel_has_a_bandwidth(store, queue, agent_id):
+    await store.put_channel(Channel("A", "B", max_active=10))
+    await queue(2)
+    held = await lease(store, agent_id)
+    assert await store.bandwidth_shares(agent_id, [task.id for task in held]) == {}
 
 
 async def test_a_draining_channel_leases_nothing_and_its_active_tasks_go_on(store, queue, agent_id):
@@ -581,3 +610,36 @@ async def _tree_of(store, clock, objects, name="in"):
     await store.add_tasks(transfer, transfer.runs, planned)
     await store.mark_expanded(transfer.id, transfer.runs)
     return transfer
+
+
+async def test_the_tail_of_the_queue_is_shared_out_among_the_live_agents(
+    store, queue, agent_id, register_agent
+):
+    """Defect 18.15: the first agent to ask took a whole tree of 40 objects while the other
+    idled. Less than an agent asks for is shared among the live agents."""
+    other = await register_agent("agent-2")
+    await queue(40)
+
+    first = await lease(store, agent_id, limit=100)
+    second = await lease(store, other, limit=100)
+
+    assert (len(first), len(second)) == (20, 20)
+
+
+async def test_a_queue_longer_than_a_lease_gives_an_agent_all_it_asked(
+    store, queue, agent_id, register_agent
+):
+    await register_agent("agent-2")
+    await queue(40)
+    assert len(await lease(store, agent_id, limit=16)) == 16
+    assert len(await lease(store, agent_id, limit=100)) == 12  # half of the 24 left
+
+
+async def test_the_tail_goes_whole_to_the_one_agent_that_asks_when_the_others_are_busy(
+    store, queue, agent_id, register_agent
+):
+    other = await register_agent("agent-2")
+    await queue(10)
+    [busy] = await lease(store, other, limit=1)
+    assert busy is not None
+    assert len(await lease(store, agent_id, limit=100)) == 9

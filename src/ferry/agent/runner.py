@@ -85,6 +85,10 @@ class HeldTask:
     def add_bytes(self, n: int) -> None:
         self.bytes_done += n
 
+    def current_bandwidth(self) -> int | None:
+        """Its bandwidth now: a channel's share changes as the channel's tasks come and go."""
+        return self.bandwidth
+
     def should_stop(self) -> bool:
         return self.canceled
 
@@ -385,6 +389,7 @@ class AgentRunner:
                 unzip=task.unzip,
                 unzip_max_bytes=task.unzip_max_bytes,
                 bandwidth=task.bandwidth,
+                bandwidth_now=task.current_bandwidth,
                 folder=task.folder,
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)
@@ -499,10 +504,14 @@ class AgentRunner:
         while True:
             await asyncio.sleep(self.session.heartbeat_s)
             held = [(t.id, t.bytes_done) for t in list(self._held.values())]
-            cancel = await self._resilient(self.session.heartbeat(held, self.state_dump()))
-            for task_id in cancel or []:
+            reply = await self._resilient(self.session.heartbeat(held, self.state_dump()))
+            cancel, shares = reply or ([], {})
+            for task_id in cancel:
                 if task_id in self._held:
                     self._held[task_id].canceled = True
+            for task_id, rate in shares.items():  # read by its copy at its next block
+                if task_id in self._held and self._held[task_id].bandwidth is not None:
+                    self._held[task_id].bandwidth = rate
 
     def state_dump(self) -> dict[str, Any]:
         """The transfer daemon's DUMP_STATE, sent with every heartbeat."""

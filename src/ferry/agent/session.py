@@ -79,10 +79,14 @@ class ServerSession:
         )
         return reply
 
-    async def heartbeat(self, active: list[tuple[int, int]], state: dict[str, Any]) -> list[int]:
+    async def heartbeat(
+        self, active: list[tuple[int, int]], state: dict[str, Any]
+    ) -> tuple[list[int], dict[int, int]]:
+        """The tasks to stop, and the bandwidth tasks may use now (where it changes)."""
         body = {"active": active, "state": state}
         reply = await self._call("POST", f"/agents/{self.agent_id}/heartbeat", json=body)
-        return [int(task) for task in reply["cancel"]]
+        shares = {int(task): int(rate) for task, rate in reply.get("bandwidth", {}).items()}
+        return [int(task) for task in reply["cancel"]], shares
 
     async def leave(self) -> int:
         """Tell the server this agent is going: leases it still holds (one whose reply never

@@ -66,11 +66,12 @@ class Channel:
         }
 
     def share_of_bandwidth(self, active: int) -> int | None:
-        """Each active task's part of the channel's bandwidth: split by ``max_active`` when the
-        channel has one (the most that can run at once), else by the tasks active now."""
+        """Each active task's part of the channel's bandwidth: split by the tasks active now,
+        and shared out again at each heartbeat as they start and end (split by ``max_active``
+        the last of ten objects crawled alone at a tenth of the channel)."""
         if self.bandwidth is None:
             return None
-        return max(1, self.bandwidth // max(1, self.max_active or active))
+        return max(1, self.bandwidth // max(1, active))
 
 
 def check_site_name(site: str, *, wildcard: bool = False) -> None:

@@ -366,10 +366,11 @@ def _blocks(
 ) -> int:
     copied = 0
     throttle = Throttle(request.bandwidth) if request.bandwidth else None
-    block_size = throttle.block_size if throttle else BLOCK_SIZE
-    while block := read(block_size):
+    while block := read(throttle.block_size if throttle else BLOCK_SIZE):
         if should_stop():
             raise TransferCanceled(request.source_label)
+        if throttle is not None and request.bandwidth_now is not None:
+            throttle.set_rate(request.bandwidth_now() or throttle.rate)
         if running is not None:
             running.update(block)
         with on_destination:

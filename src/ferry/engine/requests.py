@@ -3,6 +3,7 @@ came from (``copy_object`` turns that into an error naming the source or the des
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ class CopyRequest:
     unzip_max_bytes: int | None = None  # what it may expand to (None: ``unzip``'s default)
     folder: bool = False  # an empty folder of a tree: made at the destination, nothing copied
     bandwidth: int | None = None  # bytes per second
+    bandwidth_now: Callable[[], int | None] | None = None  # the rate now, when it may change
     stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
 
     @property

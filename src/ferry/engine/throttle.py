@@ -25,6 +25,11 @@ class Throttle:
         """Blocks of about a tenth of a second of transfer, so waits stay short and smooth."""
         return max(16 * 1024, min(4 * 1024 * 1024, self.rate // 10))
 
+    def set_rate(self, rate: int) -> None:
+        """A new rate, from now on (what moved before is not owed or credited)."""
+        if rate != self.rate:
+            self.rate, self._started, self._moved = rate, self._clock(), 0
+
     def consume(self, nbytes: int) -> None:
         """Account for ``nbytes`` moved; sleep until the average rate is back under ``rate``."""
         self._moved += nbytes

@@ -468,6 +468,11 @@ class Heartbeat(_Strict):
 
 class HeartbeatReply(BaseModel):
     cancel: list[int]
+    bandwidth: dict[int, int] = Field(
+        default_factory=dict,
+        description="bytes per second each task may use now, where its channel's bandwidth"
+        " is shared (shared out again as the channel's tasks start and end)",
+    )
 
 
 class AgentStatsPublic(BaseModel):

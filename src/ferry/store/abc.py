@@ -261,6 +261,9 @@ class Store(Protocol):
 
     async def agent_named(self, name: str) -> Agent | None: ...
 
+    async def bandwidth_shares(self, agent_id: str, held: list[int]) -> dict[int, int]:
+        """The bandwidth each held task may use now, where a channel's is shared."""
+
     async def record_heartbeat(
         self,
         agent_id: str,

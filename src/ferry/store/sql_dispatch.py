@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import Counter
 from collections.abc import Mapping
@@ -159,6 +160,7 @@ class DispatchMixin(SqlBase):
         active = self._active_by_pair(conn) if _counts_active(channels) else {}
         room = _Room(channels, active)
         heads, channel_of = self._queue_heads(conn, room, limit)
+        limit = self._fair_share(conn, agent_id, heads, limit)
         weights = {r.name: r.weight for r in conn.execute(select(t.scopes)).all()}
         picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
         if not picked:
@@ -166,6 +168,65 @@ class DispatchMixin(SqlBase):
         rows = self._activate(conn, picked, agent_id, lease, ttl)
         options = self._options_of(conn, {r.transfer_id for r in rows})
         return _Leased(rows, picked, options, room, weights)
+
+    def _fair_share(
+        self, conn: Connection, agent_id: str, heads: dict[QueueKey, list[Queued]], limit: int
+    ) -> int:
+        """How many tasks this lease may take. While more may start than the agent asked for,
+        all it asked; the tail of the queues (less than that) is shared with the live agents
+        that hold nothing, so that work starts on every free agent (the first agent to ask took
+        a whole tree of 40 objects while the other idled)."""
+        available = sum(len(queued) for queued in heads.values())
+        if available >= limit:
+            return limit
+        a, c = t.agents.c, t.tasks.c
+        holding = (
+            select(c.id)
+            .where(t.task_state_is(TaskState.ACTIVE.value) & (c.lease_agent == a.id))
+            .exists()
+        )
+        idle = conn.execute(
+            select(func.count())
+            .select_from(t.agents)
+            .where(
+                a.state.in_([AgentState.REGISTERED.value, AgentState.ALIVE.value])
+                & (a.id != agent_id)
+                & ~holding
+            )
+        ).scalar()
+        return max(1, math.ceil(available / (1 + (idle or 0))))
+
+    async def bandwidth_shares(self, agent_id: str, held: list[int]) -> dict[int, int]:
+        """The bandwidth each of the agent's ``held`` tasks may use now: its part of its
+        channel's, by the tasks active in the channel now, and no more than its transfer's
+        own. Only tasks under a channel's bandwidth are in it."""
+        if not held:
+            return {}
+        return await self._reading(self._shares, agent_id, held)
+
+    def _shares(self, conn: Connection, agent_id: str, held: list[int]) -> dict[int, int]:
+        channels = self._channels(conn)
+        if not any(channel.bandwidth is not None for channel in channels):
+            return {}
+        room = _Room(channels, self._active_by_pair(conn))
+        c = t.tasks.c
+        rows = conn.execute(
+            select(c.id, c.transfer_id, c.source_site, c.destination_site).where(
+                c.id.in_(held)
+                & (c.lease_agent == agent_id)
+                & t.task_state_is(TaskState.ACTIVE.value)
+            )
+        ).all()
+        options = self._options_of(conn, {r.transfer_id for r in rows})
+        shares = {}
+        for row in rows:
+            channel = channels.resolve(row.source_site, row.destination_site)
+            if channel is None or channel.bandwidth is None:
+                continue
+            share = channel.share_of_bandwidth(room.active[channel.key]) or channel.bandwidth
+            own = options[row.transfer_id].bandwidth
+            shares[row.id] = share if own is None else min(own, share)
+        return shares
 
     def _may_lease(self, conn: Connection, agent_id: str) -> bool:
         """A RETIRED agent (it said it leaves) gets nothing until it registers again."""

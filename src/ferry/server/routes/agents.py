@@ -259,7 +259,8 @@ async def heartbeat(
     held = [task for task, _bytes in body.active]
     progress = {task: done for task, done in body.active if done > 0}
     cancel = await state.store.record_heartbeat(agent_id, status, ttl, held, progress)
-    return HeartbeatReply(cancel=cancel)
+    shares = await state.store.bandwidth_shares(agent_id, held)
+    return HeartbeatReply(cancel=cancel, bandwidth=shares)
 
 
 @router.post("/{agent_id}/leave", response_model=dict[str, int])
