@@ -12,6 +12,8 @@ import httpx
 import pytest
 from e2e_support import wait_for
 
+from ferry.engine.trees import LINK_OUTSIDE
+
 
 def snapshot(root: Path) -> set[str]:
     """Every path under ``root`` but the server's own data directory."""
@@ -140,9 +142,16 @@ def test_nothing_inside_the_storage_leads_into_the_data_directory(start_server) 
     copied = server.cli_json("submit", "--tree", "--wait", "local:mine", "local:out")
     unzip = server.cli("submit", "--unzip", "--wait", "--json", "local:bundle.zip", "local:")
 
-    assert copied["status"] == "COMPLETED"  # the link is left out, as one leading out is
+    assert copied["status"] == "COMPLETED"  # the link is not followed, as one leading out is
     objects = server.cli_json("outcomes", copied["id"])["objects"]
-    assert [o["source"] for o in objects] == ["local:mine/fine.txt"]
+    states = {o["source"]: (o["status"], o["error"]) for o in objects}
+    assert states == {
+        "local:mine/fine.txt": ("DONE", None),
+        "local:mine/leak": (
+            "SKIPPED",
+            LINK_OUTSIDE,
+        ),
+    }
     assert (server.cwd / "out" / "fine.txt").read_text() == "fine"
     assert not (server.cwd / "out" / "leak").exists()
     assert unzip.returncode == 1

@@ -31,7 +31,7 @@ class TreeEntry:
 
 # Why a tree's link is not copied (it shows SKIPPED with this reason).
 LINK_TO_FOLDER = "a link to a folder: not followed"
-LINK_OUTSIDE = "a link that leads out of the storage: not followed"
+LINK_OUTSIDE = "a link that leads out of the storage or into a refused path: not followed"
 
 
 def walk_tree(
