@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from ferry.domain.transfers import Role
-from ferry.errors import Unauthenticated
+from ferry.errors import NotFound, Unauthenticated
 from ferry.store.abc import Principal
 from ferry.store.sql import SqlStore
 from ferry.store.sql_base import PrincipalCache
@@ -111,3 +111,30 @@ async def test_a_token_revoked_by_another_server_stops_within_the_cache_lifetime
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_users_tokens_are_named_by_id_and_revoked_by_it(store) -> None:  # type: ignore[no-untyped-def]
+    user, first = await store.add_user("ann", Role.WRITE, ["default"], "a" * 43, None)
+    second = await store.create_token("ann", "b" * 43, None)
+    assert (user.name, user.scopes, first.prefix) == ("ann", ("default",), "aaaaaa")
+    assert (await store.authenticate("a" * 43)).name == "ann"
+    assert {t.id for t in await store.list_tokens("ann")} == {first.id, second.id}
+
+    revoked = await store.revoke_token(first.id, user="ann")
+
+    assert revoked.id == first.id
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await store.authenticate("a" * 43)
+    assert (await store.authenticate("b" * 43)).name == "ann"
+    with pytest.raises(NotFound):
+        await store.revoke_token(second.id, user="someone-else")
+    listed = await store.list_tokens()
+    assert all(t.user is not None for t in listed)  # users' tokens, not agents'
+
+
+async def test_a_token_past_its_expiry_is_refused(store, clock) -> None:  # type: ignore[no-untyped-def]
+    await store.add_user("bea", Role.READ, ["default"], "c" * 43, clock() + timedelta(hours=1))
+    assert (await store.authenticate("c" * 43)).name == "bea"
+    clock.advance(hours=1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        await store.authenticate("c" * 43)  # remembered, but not past its expiry

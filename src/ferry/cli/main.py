@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ferry import __version__
-from ferry.cli import daemons, passive, registry, schedules, storages, transfers
+from ferry.cli import daemons, passive, registry, schedules, storages, transfers, users
 from ferry.errors import FerryError
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ schedules.register(app)
 storages.register(app)
 registry.register(app)
 passive.register(app)
+users.register(app)
 
 
 def fail(message: str) -> None:

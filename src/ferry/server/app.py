@@ -28,7 +28,16 @@ from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings
 from ferry.server import problems
 from ferry.server.limits import BodyLimit
-from ferry.server.routes import agents, channels, events, health, passive, storages, transfers
+from ferry.server.routes import (
+    agents,
+    channels,
+    events,
+    health,
+    passive,
+    storages,
+    transfers,
+    users,
+)
 from ferry.server.state import ServerState
 from ferry.store.crypto import Cipher, load_key
 from ferry.store.sql import SqlStore
@@ -206,6 +215,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     api.include_router(storages.router)
     api.include_router(channels.router)
     api.include_router(events.router)
+    api.include_router(users.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)

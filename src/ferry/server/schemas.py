@@ -526,3 +526,56 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str
     store: str = Field(description="ok, or why the database cannot take a write now")
+
+
+# --- users and tokens (gCube's checkIn) ---------------------------------------------------------
+UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")]
+ScopeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Lifetime = Annotated[
+    int | None, Field(None, ge=1, le=10 * 366 * 86400, description="seconds; none: no expiry")
+]
+
+
+class UserIn(_Strict):
+    name: UserName
+    role: Literal["READ", "WRITE", "ADMINISTRATOR"]
+    scopes: list[ScopeName] = Field(min_length=1, max_length=64)
+    expires_s: Lifetime = None
+
+
+class TokenIn(_Strict):
+    user: UserName | None = Field(None, description="whose (administrators); default: the caller")
+    expires_s: Lifetime = None
+
+
+class TokenPublic(BaseModel):
+    id: str = Field(description="names the token (the start of its hash); the token is not kept")
+    user: str | None
+    role: str
+    prefix: str | None = Field(description="the token's first characters")
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="shown this once: only its hash is kept")
+
+
+class UserPublic(BaseModel):
+    name: str
+    role: str
+    scopes: list[str]
+    created_at: datetime
+
+
+class UserCreated(UserPublic):
+    token: TokenCreated
+
+
+class WhoAmI(BaseModel):
+    name: str
+    kind: Literal["user", "agent"]
+    role: str
+    scopes: list[str]
+    token_expires_at: datetime | None

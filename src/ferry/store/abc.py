@@ -37,6 +37,31 @@ class Principal:
     name: str
     role: Role
     agent_id: str | None = None
+    expires_at: datetime | None = None  # the token's
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A client of the service (gCube's checkIn): its role and the scopes it acts in."""
+
+    name: str
+    role: Role
+    scopes: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What may be shown of a token: never the token, only its first characters."""
+
+    id: str  # the start of its hash: names it without revealing it
+    user: str | None
+    agent_id: str | None
+    role: Role
+    prefix: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +285,25 @@ class Store(Protocol):
         """Raise ``AgentNotFound`` for an unknown id."""
 
     async def agent_named(self, name: str) -> Agent | None: ...
+
+    # --- users and tokens (sql_users) ---
+    async def add_user(
+        self, name: str, role: Role, scopes: list[str], token: str, expires_at: datetime | None
+    ) -> tuple[User, TokenInfo]: ...
+
+    async def list_users(self) -> list[User]: ...
+
+    async def get_user(self, name: str) -> User: ...
+
+    async def remove_user(self, name: str) -> None: ...
+
+    async def create_token(
+        self, user: str, token: str, expires_at: datetime | None
+    ) -> TokenInfo: ...
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]: ...
+
+    async def revoke_token(self, token_id: str, *, user: str | None = None) -> TokenInfo: ...
 
     async def bandwidth_shares(self, agent_id: str, held: list[int]) -> dict[int, int]:
         """The bandwidth each held task may use now, where a channel's is shared."""

@@ -7,7 +7,8 @@ from ferry.store.sql_passive import PassiveMixin
 from ferry.store.sql_registry import RegistryMixin
 from ferry.store.sql_runs import RunsMixin
 from ferry.store.sql_transfers import TransfersMixin
+from ferry.store.sql_users import UsersMixin
 
 
-class SqlStore(PassiveMixin, RegistryMixin, TransfersMixin, RunsMixin, DispatchMixin):
+class SqlStore(PassiveMixin, RegistryMixin, UsersMixin, TransfersMixin, RunsMixin, DispatchMixin):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ferry.domain.states import AgentState, TaskState, TransferStatus
@@ -19,6 +20,7 @@ from ferry.errors import (
     Forbidden,
     SecretRejected,
     StorageNotFound,
+    StoreUnavailable,
     Unauthenticated,
 )
 from ferry.store import tables as t
@@ -48,6 +50,14 @@ def _storages_named(spec: dict[str, Any]) -> set[str]:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+_USE = timedelta(minutes=1)  # how often a token's last use is written
+
+
+def _refuse_expired(expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None and expires_at <= now:
+        raise Unauthenticated(f"token expired at {expires_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def _agent_from_row(row: Any) -> Agent:
@@ -118,6 +128,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                 role=Role.ADMINISTRATOR.value,
                 client=ADMIN_CLIENT,
                 created_at=self.clock(),
+                prefix=token[:6],
             )
         )
 
@@ -216,17 +227,38 @@ class RegistryMixin(TasksMixin, SqlBase):
         """The token's principal, from memory when it was read less than a few seconds ago
         (``PrincipalCache``); changes made through this store forget them all at once."""
         digest = hash_secret(token)
+        now = self.clock()
         if (known := self._principals.get(digest)) is not None:
+            _refuse_expired(known.expires_at, now)
             return known
         generation = self._principals.generation
         row = await self._reading(first_row, select(t.tokens).where(t.tokens.c.hash == digest))
         if row is None:
             raise Unauthenticated("unknown or revoked token")
+        _refuse_expired(row.expires_at, now)
         principal = Principal(
-            name=row.client or row.agent_id, role=Role(row.role), agent_id=row.agent_id
+            name=row.client or row.agent_id,
+            role=Role(row.role),
+            agent_id=row.agent_id,
+            expires_at=row.expires_at,
         )
         self._principals.put(digest, principal, generation)
+        if row.client is not None and (row.last_used_at is None or now - row.last_used_at > _USE):
+            await self._note_token_use(digest, now)
         return principal
+
+    async def _note_token_use(self, token_hash: str, now: datetime) -> None:
+        """When a token was last used, to the minute (a write per request would cost more than
+        the request)."""
+        c = t.tokens.c
+        stale = c.last_used_at.is_(None) | (c.last_used_at < now.replace(second=0, microsecond=0))
+        try:
+            async with self._tx() as conn:
+                await conn.execute(
+                    update(t.tokens).where((c.hash == token_hash) & stale).values(last_used_at=now)
+                )
+        except (OperationalError, StoreUnavailable):
+            pass  # a request that only reads is not failed for its bookkeeping
 
     async def issue_agent_secret(self, agent_name: str, ttl: timedelta) -> str:
         secret = secrets.token_hex(32)  # 64 hex characters, like the transfer daemon's --id

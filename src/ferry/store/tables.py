@@ -81,6 +81,9 @@ tokens = Table(
     Column("client", String(128), ForeignKey("clients.name"), nullable=True),
     Column("agent_id", String(36), ForeignKey("agents.id"), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("prefix", String(8), nullable=True),  # the token's first characters, to tell it by
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),  # to the minute
     Index(None, "agent_id"),
 )
 

@@ -1,0 +1,116 @@
+"""Users and tokens through the API in-process (issue 19, part 1): an administrator adds a user
+and gets its token once; tokens are listed by id and prefix, never shown again; a revoked or
+expired token stops working at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+PROBLEM = "application/problem+json"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def add_user(api, name: str, role: str = "WRITE", **extra: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    body = {"name": name, "role": role, "scopes": ["default"], **extra}
+    response = await api.client.post("/api/v1/users", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def as_user(api, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:  # type: ignore[no-untyped-def]
+    return await api.anonymous.request(method, path, headers=bearer(token), **kwargs)
+
+
+async def test_a_new_user_gets_its_token_once_and_acts_with_its_role(api) -> None:  # type: ignore[no-untyped-def]
+    alice = await add_user(api, "alice", "WRITE")
+    token = alice["token"]["token"]
+
+    assert alice["scopes"] == ["default"]
+    assert token.startswith(alice["token"]["prefix"])
+    me = (await as_user(api, token, "GET", "/api/v1/whoami")).json()
+    assert (me["name"], me["kind"], me["role"], me["scopes"]) == (
+        "alice",
+        "user",
+        "WRITE",
+        ["default"],
+    )
+    (api.root / "a.txt").write_text("a")
+    submitted = await as_user(
+        api,
+        token,
+        "POST",
+        "/api/v1/transfers",
+        json={"sources": ["local:a.txt"], "destination": "local:o"},
+    )
+    assert submitted.status_code == 201
+    assert (await as_user(api, token, "GET", "/api/v1/users")).status_code == 403
+    listed = (await api.client.get("/api/v1/tokens")).json()
+    assert token not in str(listed)
+    assert {t["user"] for t in listed} >= {"admin", "alice"}
+
+
+async def test_a_read_user_cannot_submit(api) -> None:  # type: ignore[no-untyped-def]
+    reader = await add_user(api, "rita", "READ")
+    body = {"sources": ["local:a.txt"], "destination": "local:o"}
+    refused = await as_user(api, reader["token"]["token"], "POST", "/api/v1/transfers", json=body)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == PROBLEM
+
+
+async def test_a_revoked_token_stops_at_once_and_others_of_the_user_go_on(api) -> None:  # type: ignore[no-untyped-def]
+    bob = await add_user(api, "bob")
+    first = bob["token"]["token"]
+    second = (await as_user(api, first, "POST", "/api/v1/tokens", json={})).json()
+    assert (await as_user(api, second["token"], "GET", "/api/v1/whoami")).status_code == 200
+
+    revoked = await as_user(api, second["token"], "DELETE", f"/api/v1/tokens/{bob['token']['id']}")
+    assert revoked.status_code == 204
+    gone = await as_user(api, first, "GET", "/api/v1/whoami")
+    assert gone.status_code == 401
+    assert "revoked" in gone.json()["detail"]
+    assert (await as_user(api, second["token"], "GET", "/api/v1/whoami")).status_code == 200
+    mine = (await as_user(api, second["token"], "GET", "/api/v1/tokens")).json()
+    assert [t["id"] for t in mine] == [second["id"]]
+
+
+async def test_a_user_revokes_only_its_own_tokens(api) -> None:  # type: ignore[no-untyped-def]
+    carol, dave = await add_user(api, "carol"), await add_user(api, "dave")
+    theirs = f"/api/v1/tokens/{dave['token']['id']}"
+    assert (await as_user(api, carol["token"]["token"], "DELETE", theirs)).status_code == 404
+    assert (await as_user(api, dave["token"]["token"], "GET", "/api/v1/whoami")).status_code == 200
+    others = await as_user(api, carol["token"]["token"], "GET", "/api/v1/tokens?user=dave")
+    assert others.status_code == 403
+
+
+async def test_an_expired_token_is_refused_and_says_so(api) -> None:  # type: ignore[no-untyped-def]
+    await add_user(api, "erin")
+    store = api.state.store
+    expired = "e" * 43
+    await store.create_token("erin", expired, api.state.clock() - timedelta(seconds=1))
+    refused = await as_user(api, expired, "GET", "/api/v1/whoami")
+    assert refused.status_code == 401
+    assert "expired" in refused.json()["detail"]
+
+
+async def test_removing_a_user_ends_its_tokens(api) -> None:  # type: ignore[no-untyped-def]
+    frank = await add_user(api, "frank")
+    assert (await api.client.delete("/api/v1/users/frank")).status_code == 204
+    refused = await as_user(api, frank["token"]["token"], "GET", "/api/v1/whoami")
+    assert refused.status_code == 401
+    assert (await api.client.delete("/api/v1/users/admin")).status_code == 409
+
+
+async def test_a_user_needs_scopes_that_exist_and_a_free_name(api) -> None:  # type: ignore[no-untyped-def]
+    body = {"name": "gina", "role": "WRITE", "scopes": ["nowhere"]}
+    unknown = await api.client.post("/api/v1/users", json=body)
+    assert unknown.status_code == 422
+    assert "no scope 'nowhere'" in unknown.json()["detail"]
+    await add_user(api, "gina")
+    again = await api.client.post("/api/v1/users", json={**body, "scopes": ["default"]})
+    assert again.status_code == 409
