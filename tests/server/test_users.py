@@ -114,3 +114,32 @@ async def test_a_user_needs_scopes_that_exist_and_a_free_name(api) -> None:  # t
     await add_user(api, "gina")
     again = await api.client.post("/api/v1/users", json={**body, "scopes": ["default"]})
     assert again.status_code == 409
+
+
+async def test_a_user_submits_only_into_its_own_scopes(api) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19: a user whose scopes were ["other"] submitted into "default", and into a
+    scope it invented (a new share of the dispatch, weight 1)."""
+    assert (await api.client.put("/api/v1/scopes/other", json={"weight": 1})).status_code == 200
+    olga = await add_user(api, "olga", scopes=["other"])
+    token = olga["token"]["token"]
+    (api.root / "a.txt").write_text("a")
+    body = {"sources": ["local:a.txt"], "destination": "local:o"}
+
+    for scope in ("default", "invented"):
+        refused = await as_user(
+            api, token, "POST", "/api/v1/transfers", json={**body, "scope": scope}
+        )
+        assert refused.status_code == 403, refused.text
+        assert (
+            f"may not submit into scope {scope!r} (its scopes: other)" in refused.json()["detail"]
+        )
+    push = {"destination": "local:in", "objects": [{"name": "x"}], "scope": "default"}
+    assert (
+        await as_user(api, token, "POST", "/api/v1/transfers/push", json=push)
+    ).status_code == 403
+    ok = await as_user(api, token, "POST", "/api/v1/transfers", json={**body, "scope": "other"})
+    assert ok.status_code == 201
+    scopes = {s["name"] for s in (await api.client.get("/api/v1/scopes")).json()}
+    assert "invented" not in scopes
+    by_admin = await api.client.post("/api/v1/transfers", json={**body, "scope": "invented"})
+    assert by_admin.status_code == 201

@@ -12,14 +12,24 @@ from typing import Any
 
 from ferry.domain.locations import is_endpoint
 from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
-from ferry.domain.transfers import Transfer, TransferKind, TransferSpec
+from ferry.domain.transfers import Role, Transfer, TransferKind, TransferSpec
 from ferry.engine.storages import StorageFS, check_url, open_storage
-from ferry.errors import InvalidRequest, StorageNotFound
+from ferry.errors import Forbidden, InvalidRequest, StorageNotFound
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
 from ferry.scheduler.loop import Wakeups
 from ferry.store.abc import NewTransfer, Principal, Store
 
 DEFAULT_SCOPE = "default"
+
+
+def check_scope(principal: Principal, scope: str) -> None:
+    """A user submits only into its own scopes; an administrator into any, a new one made with
+    weight 1 (a user whose scopes were ["other"] submitted into "default", and into scopes it
+    invented, each a new share of the dispatch)."""
+    if principal.role is Role.ADMINISTRATOR or scope in principal.scopes:
+        return
+    held = ", ".join(principal.scopes) or "none"
+    raise Forbidden(f"{principal.name} may not submit into scope {scope!r} (its scopes: {held})")
 
 
 async def submit_transfer(
@@ -39,6 +49,7 @@ async def submit_transfer(
     """Store the transfer and return it with whether it is new (an idempotent resubmission
     returns the existing one). Sources need not exist yet; their storages must."""
     check_shape(spec)
+    check_scope(principal, scope)
     await check_locations(store, spec, protected, endpoints or EndpointPolicy())
     now = clock()
     anchored = schedule.anchored(now)

@@ -38,6 +38,7 @@ class Principal:
     role: Role
     agent_id: str | None = None
     expires_at: datetime | None = None  # the token's
+    scopes: tuple[str, ...] = ()  # a user's: the scopes it acts in
 
 
 @dataclass(frozen=True, slots=True)

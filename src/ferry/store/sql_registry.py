@@ -53,6 +53,10 @@ def new_token() -> str:
 
 
 _USE = timedelta(minutes=1)  # how often a token's last use is written
+# A token with its user's scopes (an agent's has none).
+_TOKEN_OF = select(t.tokens, t.clients.c.scopes).select_from(
+    t.tokens.outerjoin(t.clients, t.tokens.c.client == t.clients.c.name)
+)
 
 
 def _refuse_expired(expires_at: datetime | None, now: datetime) -> None:
@@ -232,7 +236,7 @@ class RegistryMixin(TasksMixin, SqlBase):
             _refuse_expired(known.expires_at, now)
             return known
         generation = self._principals.generation
-        row = await self._reading(first_row, select(t.tokens).where(t.tokens.c.hash == digest))
+        row = await self._reading(first_row, _TOKEN_OF.where(t.tokens.c.hash == digest))
         if row is None:
             raise Unauthenticated("unknown or revoked token")
         _refuse_expired(row.expires_at, now)
@@ -241,6 +245,7 @@ class RegistryMixin(TasksMixin, SqlBase):
             role=Role(row.role),
             agent_id=row.agent_id,
             expires_at=row.expires_at,
+            scopes=tuple(row.scopes or ()),
         )
         self._principals.put(digest, principal, generation)
         if row.client is not None and (row.last_used_at is None or now - row.last_used_at > _USE):

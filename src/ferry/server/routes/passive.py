@@ -34,7 +34,7 @@ from ferry.engine.storages import StorageFS, within
 from ferry.engine.trees import walk_tree
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
 from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage
-from ferry.scheduler.submission import check_locations
+from ferry.scheduler.submission import check_locations, check_scope
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
 from ferry.server.schemas import (
@@ -115,6 +115,7 @@ async def _create(
     destination: Location,
     planned: list[PlannedTask],
 ) -> PassiveCreated:
+    check_scope(caller, body.scope)
     options = TransferOptions.from_json(body.options.model_dump(mode="json"))
     spec = TransferSpec(TransferKind.FILE, sources or (destination,), destination, options)
     new = NewTransfer(body.scope, caller.name, spec, {"kind": "direct"}, state.clock())
