@@ -4,45 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, file_task, tree_task
 from ferry.engine.errors import classify
-from ferry.engine.storages import StorageFS, within
+from ferry.engine.storages import within
 from ferry.engine.trees import TreeEntry, walk_tree
-from ferry.scheduler.guard import (
-    EndpointPolicy,
-    ProtectedPaths,
-    lookup_storage,
-    open_named_storage,
-)
-from ferry.scheduler.loop import Loop, Wakeups, system_clock
-from ferry.store.abc import Store
+from ferry.scheduler.guard import StorageLoop, lookup_storage
 
 log = logging.getLogger("ferry.scheduler")
 
 
-class ExpandLoop(Loop):
+class ExpandLoop(StorageLoop):
     name = "expand"
     singleton = True
     interval = 5.0
-
-    def __init__(
-        self,
-        store: Store,
-        wakeups: Wakeups,
-        clock: Callable[[], datetime] = system_clock,
-        protected: ProtectedPaths | None = None,
-        endpoints: EndpointPolicy | None = None,
-    ) -> None:
-        super().__init__(store, wakeups, clock)
-        self.protected = protected or ProtectedPaths([])
-        self.endpoints = endpoints or EndpointPolicy()
 
     @property
     def wake(self) -> asyncio.Event:
@@ -69,9 +49,6 @@ class ExpandLoop(Loop):
         listing = _Listing(self, transfer, run)
         while not await listing.step():
             pass
-
-    async def _open(self, name: str) -> StorageFS:
-        return await open_named_storage(self.store, name, self.endpoints, self.protected)
 
     async def _protected_in(self, name: str) -> list[str]:
         """The protected folders inside a local destination (a remote one holds none)."""

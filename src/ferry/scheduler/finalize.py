@@ -4,39 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
 
 from ferry.domain.events import RunFinished, TransferChanged
 from ferry.domain.transfers import Run
-from ferry.engine.storages import StorageFS
-from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, open_named_storage
+from ferry.scheduler.guard import StorageLoop
 from ferry.scheduler.leftovers import remove_leftovers
-from ferry.scheduler.loop import Loop, Wakeups, system_clock
-from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
 
 
-class FinalizeLoop(Loop):
+class FinalizeLoop(StorageLoop):
     """Close runs whose objects have all ended, set their transfer's status, announce it, and
     remove the temporary files its lost attempts left (``leftovers``)."""
 
     name = "finalize"
     singleton = True
     interval = 2.0
-
-    def __init__(
-        self,
-        store: Store,
-        wakeups: Wakeups,
-        clock: Callable[[], datetime] = system_clock,
-        protected: ProtectedPaths | None = None,
-        endpoints: EndpointPolicy | None = None,
-    ) -> None:
-        super().__init__(store, wakeups, clock)
-        self.protected = protected or ProtectedPaths([])
-        self.endpoints = endpoints or EndpointPolicy()
 
     @property
     def wake(self) -> asyncio.Event:
@@ -69,9 +52,6 @@ class FinalizeLoop(Loop):
                 c.canceled,
                 c.bytes,
             )
-
-    async def _open(self, name: str) -> StorageFS:
-        return await open_named_storage(self.store, name, self.endpoints, self.protected)
 
     async def _announce(self, run: Run) -> None:
         c = run.counts

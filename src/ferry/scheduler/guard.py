@@ -8,8 +8,9 @@ import asyncio
 import fnmatch
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from ferry.domain.locations import Location, is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import StorageFS, is_local_url, open_storage
 from ferry.errors import InvalidRequest
+from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
 
@@ -103,3 +105,24 @@ async def open_named_storage(
         open_storage, storage.name, storage.url, storage.backend_options()
     )
     return protected.guarding(opened)
+
+
+class StorageLoop(Loop):
+    """A loop that opens storages by name, as the agents would (their credentials, the
+    endpoint policy), refusing the protected paths inside them: expansion lists sources,
+    finalize removes what lost attempts left."""
+
+    def __init__(
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        clock: Callable[[], datetime] = system_clock,
+        protected: ProtectedPaths | None = None,
+        endpoints: EndpointPolicy | None = None,
+    ) -> None:
+        super().__init__(store, wakeups, clock)
+        self.protected = protected or ProtectedPaths([])
+        self.endpoints = endpoints or EndpointPolicy()
+
+    async def _open(self, name: str) -> StorageFS:
+        return await open_named_storage(self.store, name, self.endpoints, self.protected)

@@ -366,41 +366,28 @@ _RETRY_UPDATE = BulkStatement(
 )
 
 
-# A task given back unstarted (the agent is stopping): QUEUED again, and the attempt not counted.
+# A task whose copy never began is as if never leased: the attempt is not counted.
+_NEVER_BEGUN: dict[str, Any] = {
+    "attempts": t.tasks.c.attempts - 1,
+    "lease_agent": None,
+    "lease_token": None,
+    "lease_expires_at": None,
+}
+# Given back unstarted (the agent is stopping, its channel stopped): QUEUED again.
 _RELEASE = BulkStatement(
-    update(t.tasks)
-    .where(
-        (t.tasks.c.id == bindparam("b_id"))
-        & (t.tasks.c.lease_token == bindparam("b_lease"))
-        & t.task_state_is(TaskState.ACTIVE.value)
-    )
-    .values(
-        state=TaskState.QUEUED.value,
-        attempts=t.tasks.c.attempts - 1,
-        lease_agent=None,
-        lease_token=None,
-        lease_expires_at=None,
-    ),
+    update(t.tasks).where(_RESULT_WHERE).values(state=TaskState.QUEUED.value, **_NEVER_BEGUN),
     ("b_id", "b_lease"),
 )
-
-# A task canceled before its copy began: CANCELED, and the attempt not counted.
+# Canceled before its copy began: CANCELED.
 _CANCEL_UNSTARTED = BulkStatement(
     update(t.tasks)
-    .where(
-        (t.tasks.c.id == bindparam("b_id"))
-        & (t.tasks.c.lease_token == bindparam("b_lease"))
-        & t.task_state_is(TaskState.ACTIVE.value)
-    )
+    .where(_RESULT_WHERE)
     .values(
         state=TaskState.CANCELED.value,
-        attempts=t.tasks.c.attempts - 1,
-        lease_agent=None,
-        lease_token=None,
-        lease_expires_at=None,
         finished_at=bindparam("b_finished_at"),
         error_class="canceled",
         error=bindparam("b_error"),
+        **_NEVER_BEGUN,
     ),
     ("b_id", "b_lease", "b_finished_at", "b_error"),
 )
