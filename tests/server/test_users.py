@@ -143,3 +143,44 @@ async def test_a_user_submits_only_into_its_own_scopes(api) -> None:  # type: ig
     assert "invented" not in scopes
     by_admin = await api.client.post("/api/v1/transfers", json={**body, "scope": "invented"})
     assert by_admin.status_code == 201
+
+
+async def test_users_see_and_cancel_only_the_transfers_of_their_scopes(api) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19: a READ user saw every user's transfers, webhook URLs with their ?token=
+    included, and a WRITE user canceled the administrator's transfers."""
+    for scope in ("physics", "biology"):
+        await api.client.put(f"/api/v1/scopes/{scope}", json={"weight": 1})
+    phil = (await add_user(api, "phil", scopes=["physics"]))["token"]["token"]
+    bill = (await add_user(api, "bill", scopes=["biology"]))["token"]["token"]
+    reed = (await add_user(api, "reed", "READ", scopes=["physics"]))["token"]["token"]
+    hook = "https://hooks.example.org/run?token=s3cret"
+    body = {
+        "sources": ["local:a.txt"],
+        "destination": "local:o",
+        "schedule": {"kind": "at", "at": "+1d"},
+        "options": {"notify": hook},
+    }
+    mine = await as_user(api, phil, "POST", "/api/v1/transfers", json={**body, "scope": "physics"})
+    theirs = await as_user(
+        api, bill, "POST", "/api/v1/transfers", json={**body, "scope": "biology"}
+    )
+    mine_id, theirs_id = mine.json()["id"], theirs.json()["id"]
+
+    listed = (await as_user(api, phil, "GET", "/api/v1/transfers")).json()["items"]
+    assert [t["id"] for t in listed] == [mine_id]
+    for path in ("", "/outcomes", "/runs"):
+        hidden = await as_user(api, phil, "GET", f"/api/v1/transfers/{theirs_id}{path}")
+        assert hidden.status_code == 404, path
+    refused = await as_user(api, phil, "POST", f"/api/v1/transfers/{theirs_id}/cancel")
+    assert refused.status_code == 404
+    assert (await api.client.get(f"/api/v1/transfers/{theirs_id}")).json()["status"] == "STANDBY"
+
+    seen_by_reader = (await as_user(api, reed, "GET", f"/api/v1/transfers/{mine_id}")).json()
+    assert "notify" not in seen_by_reader["options"]
+    assert "s3cret" not in (await as_user(api, reed, "GET", "/api/v1/transfers")).text
+    seen_by_writer = (await as_user(api, phil, "GET", f"/api/v1/transfers/{mine_id}")).json()
+    assert seen_by_writer["options"]["notify"] == hook
+    everything = (await api.client.get("/api/v1/transfers")).json()["items"]
+    assert {mine_id, theirs_id} <= {t["id"] for t in everything}
+    canceled = await as_user(api, phil, "POST", f"/api/v1/transfers/{mine_id}/cancel")
+    assert canceled.status_code == 200

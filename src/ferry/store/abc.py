@@ -172,6 +172,7 @@ class TransferFilter:
     scope: str | None = None
     schedule_kind: str | None = None
     label: str | None = None
+    scopes: tuple[str, ...] | None = None  # only these (a user's own), when given
 
 
 @dataclass(frozen=True, slots=True)

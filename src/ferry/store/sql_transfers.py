@@ -213,6 +213,8 @@ class TransfersMixin(SqlBase):
         ):
             if value is not None:
                 query = query.where(column == value)
+        if where.scopes is not None:
+            query = query.where(c.scope.in_(where.scopes))
         if where.label is not None:
             labeled = select(t.transfer_labels.c.transfer_id).where(
                 t.transfer_labels.c.label == where.label

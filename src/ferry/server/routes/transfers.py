@@ -12,6 +12,7 @@ from ferry.domain.locations import parse_location
 from ferry.domain.schedules import ScheduleKind
 from ferry.domain.states import RunStatus, TransferStatus
 from ferry.domain.transfers import (
+    Role,
     Run,
     Transfer,
     TransferKind,
@@ -19,7 +20,7 @@ from ferry.domain.transfers import (
     TransferSpec,
     run_progress,
 )
-from ferry.errors import InvalidRequest
+from ferry.errors import InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.deps import Reader, StateDep, Writer
 from ferry.server.schemas import (
@@ -34,15 +35,27 @@ from ferry.server.schemas import (
     TransferList,
     TransferPublic,
 )
-from ferry.store.abc import TransferFilter
+from ferry.store.abc import Principal, TransferFilter
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 
 NOT_STARTED = "The transfer has not started yet"
 
 
-def present(transfer: Transfer, run: Run | None) -> TransferPublic:
+def visible_to(caller: Principal, transfer: Transfer) -> Transfer:
+    """The transfer, if the caller may see it: an administrator sees every one, a user those
+    of its scopes; to anyone else it does not exist (404, as an unknown id)."""
+    if caller.role is not Role.ADMINISTRATOR and transfer.scope not in caller.scopes:
+        raise TransferNotFound(transfer.id)
+    return transfer
+
+
+def present(transfer: Transfer, run: Run | None, caller: Principal | None = None) -> TransferPublic:
+    """What the API shows of a transfer; its notify URL (it may hold a token of its own) only
+    to those who may write in its scope."""
     spec = transfer.spec.to_json()
+    if caller is not None and not caller.role.allows(Role.WRITE):
+        spec["options"].pop("notify", None)
     counts = run.counts if run is not None else None
     return TransferPublic(
         id=transfer.id,
@@ -128,10 +141,11 @@ async def list_transfers(
         scope=scope,
         schedule_kind=schedule.value if schedule else None,
         label=label,
+        scopes=None if caller.role is Role.ADMINISTRATOR else caller.scopes,
     )
     page = await state.store.list_transfers(where=where, limit=limit, cursor=cursor)
     return TransferList(
-        items=[present(tr, page.runs.get(tr.id)) for tr in page.items],
+        items=[present(tr, page.runs.get(tr.id), caller) for tr in page.items],
         next_cursor=page.next_cursor,
     )
 
@@ -139,8 +153,9 @@ async def list_transfers(
 @router.get("/{transfer_id}", response_model=TransferPublic)
 async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> TransferPublic:
     seen = await state.store.get_transfer_with_run(transfer_id)
+    visible_to(caller, seen.transfer)
     run = seen.run
-    public = present(seen.transfer, run)
+    public = present(seen.transfer, run, caller)
     if run is not None and run.status is RunStatus.ONGOING:
         moving = run_progress(run, seen.active_bytes, state.clock())
         public.progress = ProgressPublic(**asdict(moving))
@@ -149,6 +164,7 @@ async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> Tra
 
 @router.post("/{transfer_id}/cancel", response_model=CancelResult)
 async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> CancelResult:
+    visible_to(caller, await state.store.get_transfer(transfer_id))
     outcome = await state.store.cancel_transfer(transfer_id)
     state.wakeups.finalize.set()
     state.wakeups.events.publish(
@@ -175,7 +191,7 @@ async def list_runs(
     after: Annotated[int, Query(ge=0, description="only runs numbered above this")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[RunPublic]:
-    await state.store.get_transfer(transfer_id)  # 404 for an unknown transfer
+    visible_to(caller, await state.store.get_transfer(transfer_id))  # 404: unknown, or not its
     return [
         present_run(run)
         for run in await state.store.list_runs(transfer_id, after=after, limit=limit)
@@ -209,7 +225,7 @@ async def get_outcomes(
     cursor: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Outcomes:
-    transfer = await state.store.get_transfer(transfer_id)
+    transfer = visible_to(caller, await state.store.get_transfer(transfer_id))
     if transfer.runs == 0:
         return Outcomes(
             transfer=transfer.id,
