@@ -40,10 +40,12 @@ from ferry.errors import ConfigError, StoreUnavailable
 from ferry.store.abc import Principal
 from ferry.store.crypto import Cipher
 from ferry.store.sql_rows import SpecCache
+from ferry.store.sql_watch import CREDENTIALS_CHANNEL, CredentialWatch
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# How long a token's principal is trusted without reading the database again: a token revoked
-# through another server or process stops working here within this many seconds.
+# How long a token's principal is trusted without reading the database again. A revocation
+# forgets it at once: on this server directly, on the others sharing a PostgreSQL database
+# through ``CredentialWatch``.
 TOKEN_CACHE_SECONDS = 5.0
 WAL_AUTOCHECKPOINT_PAGES = 16_384  # 64 MiB of 4 KiB pages
 BUSY_TIMEOUT_MS = 4000
@@ -155,7 +157,8 @@ def _upgrade(connection: Connection) -> None:
 class PrincipalCache:
     """Principals of recently authenticated tokens, keyed by the token's hash (the token itself
     is never kept), each for ``ttl`` seconds. ``clear`` forgets them all at once: a change read
-    before it (``generation`` moved meanwhile) is not stored."""
+    before it (``generation`` moved meanwhile) is not stored. While ``trusted`` is false (no
+    word of other servers' revocations can reach it) it keeps nothing."""
 
     def __init__(
         self, ttl: float, *, limit: int = 4096, monotonic: Callable[[], float] = time.monotonic
@@ -163,6 +166,7 @@ class PrincipalCache:
         self.ttl = ttl
         self.limit = limit
         self.generation = 0
+        self.trusted = True
         self._monotonic = monotonic
         self._entries: dict[str, tuple[float, Principal]] = {}
 
@@ -176,7 +180,7 @@ class PrincipalCache:
         return entry[1]
 
     def put(self, key: str, principal: Principal, generation: int) -> None:
-        if generation != self.generation or self.ttl <= 0:
+        if generation != self.generation or self.ttl <= 0 or not self.trusted:
             return
         if len(self._entries) >= self.limit:  # the oldest goes first
             del self._entries[next(iter(self._entries))]
@@ -213,6 +217,7 @@ class SqlBase:
         # in turn: a request then answers 503 in seconds, not after every write queued ahead.
         self._unwritable: tuple[float, str] | None = None
         self._principals = PrincipalCache(token_cache_seconds)
+        self._credential_watch: CredentialWatch | None = None
         self._specs = SpecCache()
 
     @property
@@ -259,8 +264,14 @@ class SqlBase:
         if self.is_sqlite:
             event.listen(self._read_engine, "connect", _sqlite_pragmas)
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="ferry-store-reader")
+        if not self.is_sqlite:  # several servers may share it: each hears the others' revocations
+            self._credential_watch = CredentialWatch(self.url, self._principals)
+            self._credential_watch.start()
 
     async def close(self) -> None:
+        if self._credential_watch is not None:
+            await self._credential_watch.stop()
+            self._credential_watch = None
         if self._writer is not None:
             async with self._write_lock:  # no transaction is under way on the writer thread
                 self._writer.shutdown()
@@ -289,6 +300,24 @@ class SqlBase:
             except OperationalError as exc:
                 self._note_unwritable(exc)
                 raise
+
+    async def listening_for_revocations(self) -> None:
+        """Returns once this store hears other servers' revocations (at once on SQLite, which
+        one server uses)."""
+        if self._credential_watch is not None:
+            await self._credential_watch.listening.wait()
+
+    @contextlib.asynccontextmanager
+    async def _tx_revoking(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that revokes credentials: once it commits, this server forgets
+        the principals it keeps, and every other server sharing the database is told to."""
+        async with self._tx() as conn:
+            yield conn
+            if not self.is_sqlite:
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, '')"), {"channel": CREDENTIALS_CHANNEL}
+                )
+        self._principals.clear()
 
     def _refuse_while_unwritable(self) -> None:
         if self._unwritable is not None:

@@ -119,10 +119,9 @@ class RegistryMixin(TasksMixin, SqlBase):
     async def rotate_admin_token(self) -> str:
         """A new administrator token; the old ones stop working."""
         token = new_token()
-        async with self._tx() as conn:
+        async with self._tx_revoking() as conn:
             await conn.execute(delete(t.tokens).where(t.tokens.c.client == ADMIN_CLIENT))
             await self._insert_admin_token(conn, token)
-        self._principals.clear()
         return token
 
     async def _insert_admin_token(self, conn: AsyncConnection, token: str) -> None:
@@ -288,7 +287,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         host: str,
         capabilities: dict[str, Any],
     ) -> tuple[Agent, str]:
-        async with self._tx() as conn:
+        async with self._tx_revoking() as conn:  # the agent's previous token is revoked
             if secret is not None:
                 await self._spend_secret(conn, secret, name)
             else:
@@ -305,7 +304,6 @@ class RegistryMixin(TasksMixin, SqlBase):
                 )
             )
             row = (await conn.execute(select(t.agents).where(t.agents.c.id == agent_id))).one()
-        self._principals.clear()  # the agent's previous token is revoked
         return _agent_from_row(row), token
 
     async def _spend_secret(self, conn: AsyncConnection, secret: str, name: str) -> None:

@@ -73,12 +73,11 @@ class UsersMixin(SqlBase):
         """The user and every token of it, at once."""
         if name == ADMIN_USER:
             raise Conflict(f"user {ADMIN_USER!r} is the server's own administrator: kept")
-        async with self._tx() as conn:
+        async with self._tx_revoking() as conn:
             await conn.execute(delete(t.tokens).where(t.tokens.c.client == name))
             removed = await conn.execute(delete(t.clients).where(t.clients.c.name == name))
             if removed.rowcount == 0:
                 raise NotFound(f"no user {name!r}")
-        self._principals.clear()
 
     async def create_token(self, user: str, token: str, expires_at: datetime | None) -> TokenInfo:
         async with self._tx() as conn:
@@ -96,21 +95,19 @@ class UsersMixin(SqlBase):
         return [token_info(row) for row in await self._reading(all_rows, query)]
 
     async def revoke_token(self, token_id: str, *, user: str | None = None) -> TokenInfo:
-        """Revoke the token named ``token_id`` (of ``user``, when given): it stops working on
-        this server at once, and on another sharing the database within its principal cache's
-        seconds."""
+        """Revoke the token named ``token_id`` (of ``user``, when given): it stops working at
+        once, on every server sharing the database."""
         if len(token_id) != TOKEN_ID_LENGTH or not token_id.isalnum():
             raise NotFound(f"no token {token_id!r}")
         c = t.tokens.c
         mine = c.hash.startswith(token_id.lower(), autoescape=True) & c.client.is_not(None)
         if user is not None:
             mine &= c.client == user
-        async with self._tx() as conn:
+        async with self._tx_revoking() as conn:
             row = (await conn.execute(select(t.tokens).where(mine))).first()
             if row is None:
                 raise NotFound(f"no token {token_id!r}")
             await conn.execute(delete(t.tokens).where(c.hash == row.hash))
-        self._principals.clear()
         return token_info(row)
 
     async def _insert_token(
