@@ -17,6 +17,7 @@
     ├── AuthError
     │   ├── Unauthenticated         no or unknown token (API 401)
     │   ├── Forbidden               token lacks the role (API 403)
+    │   ├── OutOfScope              a scope or storage the caller's scope may not use (API 403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
@@ -135,6 +136,11 @@ class Forbidden(AuthError):
     def __init__(self, needed: str) -> None:
         super().__init__(f"this call needs the {needed} role")
         self.needed = needed
+
+
+class OutOfScope(AuthError):
+    """The caller acts outside what its scopes hold: another scope, or a storage its scope is
+    not granted."""
 
 
 class SecretRejected(AuthError):

@@ -5,26 +5,10 @@ expired token stops working at once."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-import httpx
+from users_support import add_user, as_user, grant
 
 PROBLEM = "application/problem+json"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def add_user(api, name: str, role: str = "WRITE", **extra: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    body = {"name": name, "role": role, "scopes": ["default"], **extra}
-    response = await api.client.post("/api/v1/users", json=body)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-async def as_user(api, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:  # type: ignore[no-untyped-def]
-    return await api.anonymous.request(method, path, headers=bearer(token), **kwargs)
 
 
 async def test_a_new_user_gets_its_token_once_and_acts_with_its_role(api) -> None:  # type: ignore[no-untyped-def]
@@ -120,6 +104,7 @@ async def test_a_user_submits_only_into_its_own_scopes(api) -> None:  # type: ig
     """Issue 19: a user whose scopes were ["other"] submitted into "default", and into a
     scope it invented (a new share of the dispatch, weight 1)."""
     assert (await api.client.put("/api/v1/scopes/other", json={"weight": 1})).status_code == 200
+    await grant(api, "local", "other")
     olga = await add_user(api, "olga", scopes=["other"])
     token = olga["token"]["token"]
     (api.root / "a.txt").write_text("a")
@@ -150,6 +135,7 @@ async def test_users_see_and_cancel_only_the_transfers_of_their_scopes(api) -> N
     included, and a WRITE user canceled the administrator's transfers."""
     for scope in ("physics", "biology"):
         await api.client.put(f"/api/v1/scopes/{scope}", json={"weight": 1})
+        await grant(api, "local", scope)
     phil = (await add_user(api, "phil", scopes=["physics"]))["token"]["token"]
     bill = (await add_user(api, "bill", scopes=["biology"]))["token"]["token"]
     reed = (await add_user(api, "reed", "READ", scopes=["physics"]))["token"]["token"]

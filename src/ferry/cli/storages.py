@@ -1,4 +1,5 @@
-"""``ferry storage add | ls | rm``: the registry of storages."""
+"""``ferry storage add | ls | rm | grant | ungrant``: the registry of storages, and which scopes'
+transfers may read from and write to each."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ferry.cli.common import (
     plain_client,
     print_json,
 )
+from ferry.client._base import Request
 from ferry.errors import InvalidRequest
 
 
@@ -99,14 +101,65 @@ def ls(
         return
     from rich.table import Table
 
-    table = Table("name", "url", "site", "credentials", "health", "latency")
+    table = Table("name", "url", "site", "credentials", "granted to", "health", "latency")
     for s in found:
         h = s["health"]
         latency = f"{h['latency_ms']:.0f} ms" if h and h["latency_ms"] is not None else ""
+        credentials = ", ".join(s["credentials"])
         table.add_row(
-            s["name"], s["url"], s["site"], ", ".join(s["credentials"]), describe(h), latency
+            s["name"], s["url"], s["site"], credentials, granted(s["grants"]), describe(h), latency
         )
     console().print(table)
+
+
+def granted(grants: list[dict[str, Any]]) -> str:
+    """``default (read, write), team (read)``."""
+    return ", ".join(f"{g['scope']} ({access(g)})" for g in grants)
+
+
+def access(grant: dict[str, Any]) -> str:
+    return ", ".join(name for name in ("read", "write") if grant[name])
+
+
+def grant(
+    name: Annotated[str, typer.Argument(help="Storage name.")],
+    scope: Annotated[str, typer.Option("--scope", help="The scope granted.")],
+    read: Annotated[bool, typer.Option("--read", help="Its transfers may read from it.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Its transfers may write to it.")] = False,
+    as_json: JsonOption = False,
+    url_: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Let a scope's transfers read from (--read) and/or write to (--write) a storage
+    (administrators); it replaces what the scope had."""
+    if not (read or write):
+        raise InvalidRequest("say what the scope may do: --read, --write or both")
+    body = {"read": read, "write": write}
+    with plain_client(url_, token, data_dir) as client:
+        given = client.send(Request("PUT", f"/api/v1/storages/{name}/grants/{scope}", json=body))
+    if as_json:
+        print_json(given)
+        return
+    typer.echo(f"storage {name} granted to scope {scope}: {access(given)}")
+
+
+def ungrant(
+    name: Annotated[str, typer.Argument(help="Storage name.")],
+    scope: Annotated[str, typer.Option("--scope", help="The scope whose grant goes.")],
+    as_json: JsonOption = False,
+    url_: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Take a scope's grant on a storage away (administrators): its transfers submitted from
+    now on may not use it."""
+    with plain_client(url_, token, data_dir) as client:
+        client.send(Request("DELETE", f"/api/v1/storages/{name}/grants/{scope}"))
+    if as_json:
+        print_json({"storage": name, "scope": scope, "granted": False})
+    else:
+        typer.echo(f"storage {name} no longer granted to scope {scope}")
 
 
 def rm(
@@ -130,4 +183,6 @@ def register(app: typer.Typer) -> None:
     storage_app.command("add")(add)
     storage_app.command("ls")(ls)
     storage_app.command("rm")(rm)
+    storage_app.command("grant")(grant)
+    storage_app.command("ungrant")(ungrant)
     app.add_typer(storage_app, name="storage")

@@ -35,6 +35,7 @@ from ferry.server.schemas import (
     AgentStatsPublic,
     CancelResult,
     ChannelPublic,
+    GrantPublic,
     ObjectResult,
     Outcomes,
     PassiveCreated,
@@ -408,6 +409,18 @@ class AsyncClient(TypedClient):
 
     async def remove_storage(self, name: str) -> None:
         await self._send(Request("DELETE", f"/api/v1/storages/{name}"))
+
+    async def grant_storage(
+        self, name: str, scope: str, *, read: bool = False, write: bool = False
+    ) -> GrantPublic:
+        """Let ``scope``'s transfers read from and/or write to the storage (replacing what the
+        scope had)."""
+        body = {"read": read, "write": write}
+        path = f"/api/v1/storages/{name}/grants/{scope}"
+        return GrantPublic.model_validate(await self._send(Request("PUT", path, json=body)))
+
+    async def ungrant_storage(self, name: str, scope: str) -> None:
+        await self._send(Request("DELETE", f"/api/v1/storages/{name}/grants/{scope}"))
 
 
 async def _blocks(path: Path, progress: Callable[[int], None]) -> AsyncIterator[bytes]:

@@ -34,6 +34,7 @@ from ferry.server.schemas import (
     AgentStatsPublic,
     CancelResult,
     ChannelPublic,
+    GrantPublic,
     ObjectResult,
     Outcomes,
     PassiveCreated,
@@ -409,3 +410,15 @@ class Client(TypedClient):
 
     def remove_storage(self, name: str) -> None:
         self._send(Request("DELETE", f"/api/v1/storages/{name}"))
+
+    def grant_storage(
+        self, name: str, scope: str, *, read: bool = False, write: bool = False
+    ) -> GrantPublic:
+        """Let ``scope``'s transfers read from and/or write to the storage (replacing what the
+        scope had)."""
+        body = {"read": read, "write": write}
+        path = f"/api/v1/storages/{name}/grants/{scope}"
+        return GrantPublic.model_validate(self._send(Request("PUT", path, json=body)))
+
+    def ungrant_storage(self, name: str, scope: str) -> None:
+        self._send(Request("DELETE", f"/api/v1/storages/{name}/grants/{scope}"))

@@ -6,15 +6,15 @@ import asyncio
 import os
 import posixpath
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from ferry.domain.locations import is_endpoint
+from ferry.domain.locations import Location, is_endpoint
 from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
 from ferry.domain.transfers import Role, Transfer, TransferKind, TransferSpec
 from ferry.engine.storages import StorageFS, check_url, open_storage
-from ferry.errors import Forbidden, InvalidRequest, StorageNotFound
+from ferry.errors import InvalidRequest, OutOfScope, StorageNotFound
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
 from ferry.scheduler.loop import Wakeups
 from ferry.store.abc import NewTransfer, Principal, Store
@@ -29,7 +29,32 @@ def check_scope(principal: Principal, scope: str) -> None:
     if principal.role is Role.ADMINISTRATOR or scope in principal.scopes:
         return
     held = ", ".join(principal.scopes) or "none"
-    raise Forbidden(f"{principal.name} may not submit into scope {scope!r} (its scopes: {held})")
+    raise OutOfScope(f"{principal.name} may not submit into scope {scope!r} (its scopes: {held})")
+
+
+async def check_grants(
+    store: Store,
+    principal: Principal,
+    scope: str,
+    *,
+    reads: Iterable[Location] = (),
+    writes: Iterable[Location] = (),
+) -> None:
+    """A user's transfer reads only from storages its scope is granted to read and writes only
+    to those granted to write. An administrator's needs no grant, nor does an endpoint outside
+    the registry (the operator allows its host for everyone)."""
+    if principal.role is Role.ADMINISTRATOR:
+        return
+    granted = {g.storage: g for g in await store.storage_grants(scopes=[scope])}
+    for need, locations in (("read", reads), ("write", writes)):
+        for name in sorted({loc.storage for loc in locations if not is_endpoint(loc.storage)}):
+            grant = granted.get(name)
+            if grant is None or not getattr(grant, need):
+                raise OutOfScope(
+                    f"scope {scope!r} may not {need} storage {name!r}"
+                    f" (an administrator grants it: ferry storage grant {name} --scope {scope}"
+                    f" --{need})"
+                )
 
 
 async def submit_transfer(
@@ -50,6 +75,7 @@ async def submit_transfer(
     returns the existing one). Sources need not exist yet; their storages must."""
     check_shape(spec)
     check_scope(principal, scope)
+    await check_grants(store, principal, scope, reads=spec.sources, writes=[spec.destination])
     await check_locations(store, spec, protected, endpoints or EndpointPolicy())
     now = clock()
     anchored = schedule.anchored(now)

@@ -26,6 +26,7 @@ from ferry.scheduler.leases import LeaseReaper, RetryLoop
 from ferry.scheduler.loop import Loop
 from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings
+from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server import problems
 from ferry.server.limits import BodyLimit
 from ferry.server.routes import (
@@ -39,6 +40,7 @@ from ferry.server.routes import (
     users,
 )
 from ferry.server.state import ServerState
+from ferry.store.abc import Store
 from ferry.store.crypto import Cipher, load_key
 from ferry.store.sql import SqlStore
 
@@ -77,9 +79,15 @@ async def prepare(state: ServerState) -> None:
         log.info("administrator token written to %s", token_file)
     declared = {"local": settings.local_root.resolve().as_uri(), **settings.storages}
     for name, url in declared.items():
-        await store.put_storage(
-            Storage(name=name, url=url, site="local" if name == "local" else "default")
-        )
+        await declare_storage(store, name, url)
+
+
+async def declare_storage(store: Store, name: str, url: str) -> None:
+    """A storage of the server's configuration, made or replaced. A new one is granted to the
+    default scope so that a first tour works; a grant taken away later stays away."""
+    site = "local" if name == "local" else "default"
+    if await store.put_storage(Storage(name=name, url=url, site=site)):
+        await store.grant_storage(name, DEFAULT_SCOPE, read=True, write=True)
 
 
 def local_agents(state: ServerState, supervisor: Supervisor) -> None:

@@ -12,11 +12,10 @@ from typing import Any
 from ferry.config import ServerSettings
 from ferry.daemon.config import load_settings
 from ferry.daemon.logs import configure_logging
-from ferry.domain.transfers import Storage
 from ferry.errors import ConfigError
 from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop
-from ferry.server.app import registry_timings
+from ferry.server.app import declare_storage, registry_timings
 from ferry.server.state import ServerState
 
 log = logging.getLogger("ferry.daemon")
@@ -72,7 +71,7 @@ async def reload_settings(state: ServerState, path: Path | None, given: dict[str
 async def _declare_storages(state: ServerState, old: dict[str, str], new: dict[str, str]) -> None:
     for name, url in new.items():
         if old.get(name) != url:
-            await state.store.put_storage(Storage(name=name, url=url))
+            await declare_storage(state.store, name, url)
             state.storages.forget(name)
             log.info("SIGHUP: storage %s declared (%s)", name, url)
     for name in sorted(set(old) - set(new)):

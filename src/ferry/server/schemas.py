@@ -299,6 +299,18 @@ class StorageHealth(BaseModel):
     error: str | None
 
 
+class GrantIn(_Strict):
+    read: bool = Field(False, description="the scope's transfers may read from the storage")
+    write: bool = Field(False, description="the scope's transfers may write to the storage")
+
+
+class GrantPublic(BaseModel):
+    storage: str
+    scope: str
+    read: bool
+    write: bool
+
+
 class StoragePublic(BaseModel):
     name: str
     url: str
@@ -306,6 +318,9 @@ class StoragePublic(BaseModel):
     options: dict[str, Any]
     credentials: list[str] = Field(description="the names of its credentials, never their values")
     health: StorageHealth | None
+    grants: list[GrantPublic] = Field(
+        default=[], description="the scopes whose transfers may use it (those the caller sees)"
+    )
 
 
 class PassiveCreated(BaseModel):

@@ -52,6 +52,22 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """What ``scope``'s transfers may do with ``storage``: read from it, write to it."""
+
+    storage: str
+    scope: str
+    read: bool
+    write: bool
+
+    @property
+    def access(self) -> str:
+        return ",".join(
+            name for name, given in (("read", self.read), ("write", self.write)) if given
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TokenInfo:
     """What may be shown of a token: never the token, only its first characters."""
 
@@ -237,9 +253,9 @@ class Store(Protocol):
         """Issue a new administrator token; the previous ones stop working."""
 
     # --- registry ---------------------------------------------------------------------------
-    async def put_storage(self, storage: Storage) -> None:
+    async def put_storage(self, storage: Storage) -> bool:
         """Create or replace the storage named ``storage.name`` (the server's own declarations
-        at start: ``local`` and ``--storage``)."""
+        at start: ``local`` and ``--storage``); whether it was created."""
 
     async def add_storage(self, storage: Storage) -> None:
         """Create the storage named ``storage.name``; ``Conflict`` if one has that name."""
@@ -257,6 +273,20 @@ class Store(Protocol):
 
     async def delete_storage(self, name: str) -> None:
         """Remove a storage that no STANDBY or ONGOING transfer names (``Conflict`` otherwise)."""
+
+    # --- storage grants (sql_grants) ---
+    async def grant_storage(self, storage: str, scope: str, *, read: bool, write: bool) -> Grant:
+        """Set what ``scope``'s transfers may do with ``storage``; ``NotFound`` for an unknown
+        storage, ``InvalidRequest`` for an unknown scope or a grant of nothing."""
+
+    async def ungrant_storage(self, storage: str, scope: str) -> None:
+        """Take the grant away (``NotFound`` when there is none)."""
+
+    async def storage_grants(
+        self, *, storage: str | None = None, scopes: list[str] | None = None
+    ) -> list[Grant]:
+        """The grants of ``storage`` (or of all), to ``scopes`` (or to all), by storage and
+        scope."""
 
     # --- security ---------------------------------------------------------------------------
     async def authenticate(self, token: str) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ferry.store.sql_dispatch import DispatchMixin
+from ferry.store.sql_grants import GrantsMixin
 from ferry.store.sql_passive import PassiveMixin
 from ferry.store.sql_registry import RegistryMixin
 from ferry.store.sql_runs import RunsMixin
@@ -10,5 +11,13 @@ from ferry.store.sql_transfers import TransfersMixin
 from ferry.store.sql_users import UsersMixin
 
 
-class SqlStore(PassiveMixin, RegistryMixin, UsersMixin, TransfersMixin, RunsMixin, DispatchMixin):
+class SqlStore(
+    PassiveMixin,
+    RegistryMixin,
+    UsersMixin,
+    GrantsMixin,
+    TransfersMixin,
+    RunsMixin,
+    DispatchMixin,
+):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

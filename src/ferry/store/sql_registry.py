@@ -136,7 +136,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         )
 
     # --- storages -----------------------------------------------------------------------------
-    async def put_storage(self, storage: Storage) -> None:
+    async def put_storage(self, storage: Storage) -> bool:
         values = self._storage_values(storage)
         async with self._tx() as conn:
             changed = await conn.execute(
@@ -146,6 +146,7 @@ class RegistryMixin(TasksMixin, SqlBase):
                 await conn.execute(
                     insert(t.storages).values(name=storage.name, created_at=self.clock(), **values)
                 )
+        return changed.rowcount == 0
 
     async def add_storage(self, storage: Storage) -> None:
         values = self._storage_values(storage)
@@ -223,6 +224,7 @@ class RegistryMixin(TasksMixin, SqlBase):
         """Remove a storage no waiting or running transfer names (``Conflict`` otherwise)."""
         async with self._tx() as conn:
             await self._refuse_in_use(conn, name, "removed")
+            await conn.execute(delete(t.storage_grants).where(t.storage_grants.c.storage == name))
             await conn.execute(delete(t.storages).where(t.storages.c.name == name))
 
     # --- tokens and agents --------------------------------------------------------------------

@@ -148,6 +148,19 @@ storages = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# What a scope's transfers may do with a storage: read from it (sources), write to it
+# (destination). Administrators' transfers need no grant.
+storage_grants = Table(
+    "storage_grants",
+    metadata,
+    Column(
+        "storage", String(64), ForeignKey("storages.name", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("scope", String(64), ForeignKey("scopes.name", ondelete="CASCADE"), primary_key=True),
+    Column("read", Boolean, nullable=False),
+    Column("write", Boolean, nullable=False),
+)
+
 transfers = Table(
     "transfers",
     metadata,

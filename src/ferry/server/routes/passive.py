@@ -34,7 +34,7 @@ from ferry.engine.storages import StorageFS, within
 from ferry.engine.trees import walk_tree
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
 from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage
-from ferry.scheduler.submission import check_locations, check_scope
+from ferry.scheduler.submission import check_grants, check_locations, check_scope
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
 from ferry.server.schemas import (
@@ -65,6 +65,8 @@ async def create_push(body: PushCreate, state: StateDep, caller: Writer) -> Pass
     names = [_client_path(o.name) for o in body.objects]
     if len(set(names)) != len(names):
         raise InvalidRequest("the same object name is given twice")
+    check_scope(caller, body.scope)
+    await check_grants(state.store, caller, body.scope, writes=[destination])
     await check_locations(
         state.store,
         TransferSpec(TransferKind.FILE, (destination,), destination),
@@ -91,6 +93,8 @@ async def create_pull(body: PullCreate, state: StateDep, caller: Writer) -> Pass
     each source folder, keeping their paths."""
     sources = tuple(parse_location(s) for s in body.sources)
     here = Location(CLIENT_STORAGE, "")
+    check_scope(caller, body.scope)
+    await check_grants(state.store, caller, body.scope, reads=sources)
     await check_locations(
         state.store,
         TransferSpec(TransferKind.FILE, sources, sources[0]),
@@ -115,7 +119,6 @@ async def _create(
     destination: Location,
     planned: list[PlannedTask],
 ) -> PassiveCreated:
-    check_scope(caller, body.scope)
     options = TransferOptions.from_json(body.options.model_dump(mode="json"))
     spec = TransferSpec(TransferKind.FILE, sources or (destination,), destination, options)
     new = NewTransfer(body.scope, caller.name, spec, {"kind": "direct"}, state.clock())

@@ -1,27 +1,33 @@
-"""Storages (the registry): add, list, remove. Credentials go in, never out."""
+"""Storages (the registry): add, list, remove, grant to scopes. Credentials go in, never out.
+
+A user sees the storages granted to its scopes, with those grants; an administrator sees all."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from ferry.domain.channels import check_storage_site
-from ferry.domain.transfers import Credentials, Storage
+from ferry.domain.transfers import Credentials, Role, Storage
 from ferry.engine.storages import check_health, check_url, looks_secret
-from ferry.errors import InvalidRequest
+from ferry.errors import InvalidRequest, StorageNotFound
 from ferry.server.deps import Administrator, Reader, StateDep
-from ferry.server.schemas import StorageCreate, StorageHealth, StoragePublic
+from ferry.server.schemas import GrantIn, GrantPublic, StorageCreate, StorageHealth, StoragePublic
+from ferry.server.state import ServerState
+from ferry.store.abc import Grant, Principal
 from ferry.store.sql_passive import CLIENT_STORAGE
 
 router = APIRouter(prefix="/storages", tags=["storages"])
+ScopeName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 HEALTH_TIMEOUT_S = 10.0
 
 
-def present(storage: Storage) -> StoragePublic:
+def present(storage: Storage, grants: Sequence[Grant] = ()) -> StoragePublic:
     health = StorageHealth(**storage.health) if storage.health else None
     return StoragePublic(
         name=storage.name,
@@ -30,7 +36,20 @@ def present(storage: Storage) -> StoragePublic:
         options=storage.options,
         credentials=storage.credentials.keys,
         health=health,
+        grants=[_grant(g) for g in grants if g.storage == storage.name],
     )
+
+
+def _grant(grant: Grant) -> GrantPublic:
+    return GrantPublic(storage=grant.storage, scope=grant.scope, read=grant.read, write=grant.write)
+
+
+async def grants_seen_by(
+    state: ServerState, caller: Principal, storage: str | None = None
+) -> list[Grant]:
+    """The grants ``caller`` may see: all for an administrator, its scopes' for a user."""
+    scopes = None if caller.role is Role.ADMINISTRATOR else list(caller.scopes)
+    return await state.store.storage_grants(storage=storage, scopes=scopes)
 
 
 async def probe(storage: Storage) -> dict[str, Any]:
@@ -51,12 +70,37 @@ async def probe(storage: Storage) -> dict[str, Any]:
 
 @router.get("", response_model=list[StoragePublic])
 async def list_storages(state: StateDep, caller: Reader) -> list[StoragePublic]:
-    return [present(s) for s in await state.store.list_storages()]
+    grants = await grants_seen_by(state, caller)
+    granted = {g.storage for g in grants}
+    everything = caller.role is Role.ADMINISTRATOR
+    storages = await state.store.list_storages()
+    return [present(s, grants) for s in storages if everything or s.name in granted]
 
 
 @router.get("/{name}", response_model=StoragePublic)
 async def get_storage(name: str, state: StateDep, caller: Reader) -> StoragePublic:
-    return present(await state.store.get_storage(name))
+    grants = await grants_seen_by(state, caller, name)
+    if not grants and caller.role is not Role.ADMINISTRATOR:
+        raise StorageNotFound(name)  # what is not granted to its scopes, a user does not see
+    return present(await state.store.get_storage(name), grants)
+
+
+@router.put("/{name}/grants/{scope}", response_model=GrantPublic)
+async def grant_storage(
+    name: str, body: GrantIn, state: StateDep, caller: Administrator, scope: str = ScopeName
+) -> GrantPublic:
+    """What ``scope``'s transfers may do with the storage: read from it, write to it, or both
+    (replacing what it had)."""
+    return _grant(await state.store.grant_storage(name, scope, read=body.read, write=body.write))
+
+
+@router.delete("/{name}/grants/{scope}", status_code=204)
+async def ungrant_storage(
+    name: str, state: StateDep, caller: Administrator, scope: str = ScopeName
+) -> Response:
+    """Take the grant away: the scope's transfers submitted from now on may not use it."""
+    await state.store.ungrant_storage(name, scope)
+    return Response(status_code=204)
 
 
 @router.post("", status_code=201, response_model=StoragePublic)
@@ -79,7 +123,7 @@ async def replace_storage(
     storage = await _checked(body)
     await state.store.replace_storage(storage)
     state.storages.forget(storage.name)
-    return present(storage)
+    return present(storage, await state.store.storage_grants(storage=name))
 
 
 async def _checked(body: StorageCreate) -> Storage:
