@@ -24,7 +24,9 @@ class GrantsMixin(SqlBase):
             if (
                 await conn.execute(select(t.scopes.c.name).where(t.scopes.c.name == scope))
             ).first() is None:
-                raise InvalidRequest(f"no scope {scope!r}: make it first (ferry scope set NAME)")
+                raise InvalidRequest(
+                    f"no scope {scope!r}: make it first (ferry scope set NAME --weight 1)"
+                )
             mine = (c.storage == storage) & (c.scope == scope)
             changed = await conn.execute(
                 update(t.storage_grants).where(mine).values(read=read, write=write)

@@ -140,5 +140,6 @@ async def _refuse_unknown_scopes(conn: AsyncConnection, scopes: list[str]) -> No
     )
     if unknown := sorted(set(scopes) - known):
         raise InvalidRequest(
-            f"no scope {', '.join(map(repr, unknown))}: make it first (ferry scope set NAME)"
+            f"no scope {', '.join(map(repr, unknown))}: make it first"
+            " (ferry scope set NAME --weight 1)"
         )

@@ -1,5 +1,6 @@
 """``GET /api/v1/events``: server-sent events of transfer, run and object state changes, and,
-for one transfer, its progress every second while it runs."""
+for one transfer, its progress every second while it runs. A user hears only of the transfers
+of its scopes; an administrator of all."""
 
 from __future__ import annotations
 
@@ -16,15 +17,43 @@ from fastapi.responses import StreamingResponse
 
 from ferry.domain.events import Event, EventKind, ProgressReported, TransferChanged
 from ferry.domain.states import RunStatus
-from ferry.domain.transfers import run_progress
+from ferry.domain.transfers import Role, run_progress
+from ferry.errors import NotFound
 from ferry.server.deps import Reader, StateDep
+from ferry.server.routes.transfers import visible_to
 from ferry.server.state import ServerState
-from ferry.store.abc import TransferWithRun
+from ferry.store.abc import Principal, Store, TransferWithRun
 
 router = APIRouter(tags=["events"])
 
 PROGRESS_EVERY_S = 1.0
 KEEPALIVE_S = 15.0
+SCOPES_KEPT = 10_000  # transfers whose visibility one stream remembers
+
+
+class Audience:
+    """Whether an event may reach ``caller``: one of a transfer outside its scopes may not.
+    Each transfer's scope is read once per stream."""
+
+    def __init__(self, store: Store, caller: Principal) -> None:
+        self._store = store
+        self._scopes = None if caller.role is Role.ADMINISTRATOR else frozenset(caller.scopes)
+        self._seen: dict[str, bool] = {}
+
+    async def hears(self, event: Event) -> bool:
+        transfer = getattr(event, "transfer", None)
+        if self._scopes is None or transfer is None:
+            return True
+        if (known := self._seen.get(transfer)) is not None:
+            return known
+        try:
+            visible = (await self._store.get_transfer(transfer)).scope in self._scopes
+        except NotFound:
+            visible = False
+        if len(self._seen) >= SCOPES_KEPT:
+            self._seen.clear()
+        self._seen[transfer] = visible
+        return visible
 
 
 def _frame(event: Event) -> str:
@@ -46,7 +75,8 @@ async def events(
     kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
     first: list[Event] = []
     if transfer is not None:
-        current = await state.store.get_transfer(transfer)  # 404 for an unknown transfer
+        # 404 for an unknown transfer, and for one of another scope
+        current = visible_to(caller, await state.store.get_transfer(transfer))
         if _wanted("transfer", kinds):
             first.append(
                 TransferChanged(
@@ -54,14 +84,18 @@ async def events(
                 )
             )
     return StreamingResponse(
-        _stream(state, transfer, kinds, first),
+        _stream(state, transfer, kinds, first, Audience(state.store, caller)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def _stream(
-    state: ServerState, transfer: str | None, kinds: frozenset[str] | None, first: list[Event]
+    state: ServerState,
+    transfer: str | None,
+    kinds: frozenset[str] | None,
+    first: list[Event],
+    audience: Audience,
 ) -> AsyncIterator[str]:
     last_status = None
     for event in first:
@@ -81,6 +115,8 @@ async def _stream(
                 except StopAsyncIteration:
                     return
                 pending = None
+                if not await audience.hears(event):
+                    continue
                 if isinstance(event, TransferChanged):
                     last_status = event.status
                 yield _frame(event)
