@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.domain.locations import is_storage_name
@@ -59,6 +59,19 @@ def _level(value: str) -> str:
     return value.upper()
 
 
+ROLES = ("READ", "WRITE", "ADMINISTRATOR", "DAEMON")
+
+
+class AccessRules(BaseModel):
+    """Where the callers of one role may come from (DaemonCore's ALLOW/DENY): an address in a
+    ``deny`` network is refused; otherwise, it is accepted when ``allow`` is empty or holds it."""
+
+    model_config = {"extra": "forbid"}
+
+    allow: list[IPvAnyNetwork] = Field(default_factory=list)
+    deny: list[IPvAnyNetwork] = Field(default_factory=list)
+
+
 class ServerSettings(BaseSettings):
     """``ferry server``."""
 
@@ -91,6 +104,16 @@ class ServerSettings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     hung_timeout_s: float = Field(60.0, gt=0)  # a local agent silent that long is replaced
     grace_s: float = Field(10.0, ge=0)  # how long stopping agents may finish their copies
+    # Per role of the caller (READ, WRITE, ADMINISTRATOR, DAEMON for agents).
+    access: dict[str, AccessRules] = Field(default_factory=dict)
+
+    @field_validator("access")
+    @classmethod
+    def _known_roles(cls, value: dict[str, AccessRules]) -> dict[str, AccessRules]:
+        for role in value:
+            if role.upper() not in ROLES:
+                raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+        return {role.upper(): rules for role, rules in value.items()}
 
     @field_validator("storages")
     @classmethod

@@ -18,6 +18,7 @@
     │   ├── Unauthenticated         no or unknown token (API 401)
     │   ├── Forbidden               token lacks the role (API 403)
     │   ├── OutOfScope              a scope or storage the caller's scope may not use (API 403)
+    │   ├── AddressRefused          the caller's address is not allowed for its role (API 403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
@@ -141,6 +142,13 @@ class Forbidden(AuthError):
 class OutOfScope(AuthError):
     """The caller acts outside what its scopes hold: another scope, or a storage its scope is
     not granted."""
+
+
+class AddressRefused(AuthError):
+    def __init__(self, address: str, role: str, why: str) -> None:
+        super().__init__(f"{role} callers are refused from {address}: {why}")
+        self.address = address
+        self.role = role
 
 
 class SecretRejected(AuthError):

@@ -24,6 +24,21 @@ def parse_storages(values: list[str]) -> dict[str, str]:
     return storages
 
 
+def parse_access(allow: list[str], deny: list[str]) -> dict[str, dict[str, list[str]]]:
+    """``--allow ROLE=CIDR`` and ``--deny ROLE=CIDR`` as the settings' ``access`` table."""
+    access: dict[str, dict[str, list[str]]] = {}
+    for kind, values in (("allow", allow), ("deny", deny)):
+        for value in values:
+            role, sep, network = value.partition("=")
+            if not sep or not role or not network:
+                raise InvalidRequest(
+                    f"--{kind} {value!r}: expected ROLE=CIDR, e.g. ADMINISTRATOR=10.0.0.0/8"
+                )
+            rules = access.setdefault(role.upper(), {"allow": [], "deny": []})
+            rules[kind].append(network)
+    return access
+
+
 # The options both daemons share (DaemonCore's common command line).
 ConfigOption = Annotated[
     Path | None,
@@ -99,6 +114,22 @@ def server(
         float | None,
         typer.Option(help="Seconds stopping agents may finish their copies (default 10)."),
     ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Accept callers of ROLE (READ, WRITE, ADMINISTRATOR, DAEMON) only from these"
+            " networks: ROLE=CIDR (repeatable; none: from anywhere).",
+            show_default=False,
+        ),
+    ] = None,
+    deny: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Refuse callers of ROLE from this network: ROLE=CIDR (repeatable; wins over"
+            " --allow).",
+            show_default=False,
+        ),
+    ] = None,
     log_dir: LogDirOption = None,
     log_level: LogLevelOption = None,
 ) -> None:
@@ -124,6 +155,7 @@ def server(
         "log": _log(log_dir, log_level),
         "storages": parse_storages(storage) if storage else None,
         "allow_unregistered": allow_unregistered,
+        "access": parse_access(allow or [], deny or []) or None,
     }
     settings = load_settings(ServerSettings, path=config, section="server", given=given)
     configure_logging(settings.log, daemon="server")

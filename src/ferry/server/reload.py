@@ -1,6 +1,7 @@
 """SIGHUP: read the configuration again and apply what can change while running (DaemonCore's
-reconfig): log levels, limits and intervals, the storages declared in the file. Each change is
-logged; one that needs a restart (address, database, data folder, local agents) says so."""
+reconfig): log levels, limits and intervals, the storages declared in the file, where callers
+may come from (``access``). Each change is logged; one that needs a restart (address, TLS,
+database, data folder, local agents) says so."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
 from ferry.errors import AuthError, Forbidden, ServerStopping
-from ferry.server.deps import Administrator, Daemon, OptionalPrincipal, Reader, StateDep
+from ferry.server.deps import Administrator, Daemon, Reader, Registrant, StateDep
 from ferry.server.schemas import (
     AgentInvitation,
     AgentInvite,
@@ -93,9 +93,7 @@ async def invite(body: AgentInvite, state: StateDep, caller: Administrator) -> A
 
 
 @router.post("/register", response_model=AgentRegistered)
-async def register(
-    body: AgentRegister, state: StateDep, caller: OptionalPrincipal
-) -> AgentRegistered:
+async def register(body: AgentRegister, state: StateDep, caller: Registrant) -> AgentRegistered:
     try:
         agent, token = await state.store.register_agent(
             secret=body.secret,
