@@ -6,10 +6,11 @@ environment variables, its section of the TOML file given with ``--config`` (``[
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.domain.locations import is_storage_name
@@ -106,6 +107,11 @@ class ServerSettings(BaseSettings):
     grace_s: float = Field(10.0, ge=0)  # how long stopping agents may finish their copies
     # Per role of the caller (READ, WRITE, ADMINISTRATOR, DAEMON for agents).
     access: dict[str, AccessRules] = Field(default_factory=dict)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # What local agents trust the server's certificate by: default, the certificate itself.
+    tls_ca: Path | None = None
+    insecure_http: bool = False  # listen on a non-loopback address without TLS all the same
 
     @field_validator("access")
     @classmethod
@@ -114,6 +120,12 @@ class ServerSettings(BaseSettings):
             if role.upper() not in ROLES:
                 raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         return {role.upper(): rules for role, rules in value.items()}
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        return self
 
     @field_validator("storages")
     @classmethod
@@ -150,12 +162,32 @@ class ServerSettings(BaseSettings):
         return f"{socket.gethostname().split('.')[0]}-{self.port}"
 
     @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def agent_host(self) -> str:
+        """The host local agents reach this server at: loopback when listening on every
+        address (so a certificate must name 127.0.0.1 for them)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104
+
+    @property
     def agent_server_url(self) -> str:
-        """Where local agents reach this server: loopback when listening on every address."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104
+        host = self.agent_host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the server listens on a loopback address only (a name other than
+        ``localhost`` counts as not loopback: what it resolves to may change)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 class AgentSettings(BaseSettings):
@@ -167,6 +199,7 @@ class AgentSettings(BaseSettings):
     )
 
     server: str = "http://127.0.0.1:8470"
+    ca: Path | None = None  # the CA that signed the server's certificate; default: the system's
     name: str | None = None
     max_active: int = Field(8, ge=1, le=1024)
     timeout_s: float = Field(0.0, ge=0)  # exit after this long with nothing to do; 0: never

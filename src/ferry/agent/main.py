@@ -26,7 +26,7 @@ async def run_agent(settings: AgentSettings, *, secret: str | None, token: str |
     """Run until stopped and return the exit status."""
     name = settings.name or "agent"
     stop = asyncio.Event()
-    session = ServerSession(settings.server, name=name, secret=secret, token=token)
+    session = ServerSession(settings.server, name=name, secret=secret, token=token, ca=settings.ca)
     runner = AgentRunner(
         session,
         max_active=settings.max_active,

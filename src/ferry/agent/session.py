@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
 from ferry import __version__
-from ferry.errors import ApiError
+from ferry.client.tls import tls_context, untrusted, why_unreachable
+from ferry.errors import ApiError, ServerUnreachable
 
 log = logging.getLogger("ferry.agent")
 
@@ -27,14 +29,17 @@ class ServerSession:
         secret: str | None,
         token: str | None,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca: Path | None = None,
     ) -> None:
         self.name = name
+        self.server = server
         self._secret = secret
         self._token = token
         self._http = httpx.AsyncClient(
             base_url=server.rstrip("/") + "/api/v1",
             timeout=httpx.Timeout(30.0),
             transport=transport,
+            verify=tls_context(ca) if ca else True,
         )
         self.agent_id = ""
         self.heartbeat_s = 5.0
@@ -44,7 +49,8 @@ class ServerSession:
         await self._http.aclose()
 
     async def register(self, capabilities: dict[str, Any], *, patience_s: float = 60.0) -> None:
-        """Register, retrying while the server is not reachable yet (it may be starting)."""
+        """Register, retrying while the server is not reachable yet (it may be starting); a
+        certificate not trusted will not change by waiting: ``ServerUnreachable`` at once."""
         body = {"name": self.name, "host": socket.gethostname(), "capabilities": capabilities}
         if self._secret:
             body["secret"] = self._secret
@@ -54,9 +60,11 @@ class ServerSession:
             try:
                 reply = await self._call("POST", "/agents/register", json=body)
                 break
-            except httpx.TransportError:
-                if loop.time() >= deadline:
-                    raise
+            except httpx.TransportError as exc:
+                if loop.time() >= deadline or untrusted(exc):
+                    hung_up = isinstance(exc, httpx.RemoteProtocolError)
+                    why = why_unreachable(self.server, exc, hung_up=hung_up)
+                    raise ServerUnreachable(self.server, why) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, CONNECT_RETRY_MAX_S)
         self._secret = None  # spent

@@ -130,6 +130,26 @@ def server(
             show_default=False,
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve https with this certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="The CA local agents trust the certificate by (default: the certificate)."
+        ),
+    ] = None,
+    insecure_http: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure-http",
+            help="Listen on a non-loopback address without TLS (tokens travel in clear).",
+            show_default=False,
+        ),
+    ] = None,
     log_dir: LogDirOption = None,
     log_level: LogLevelOption = None,
 ) -> None:
@@ -156,6 +176,10 @@ def server(
         "storages": parse_storages(storage) if storage else None,
         "allow_unregistered": allow_unregistered,
         "access": parse_access(allow or [], deny or []) or None,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_ca": tls_ca,
+        "insecure_http": insecure_http,
     }
     settings = load_settings(ServerSettings, path=config, section="server", given=given)
     configure_logging(settings.log, daemon="server")
@@ -175,6 +199,14 @@ def agent(
     token: Annotated[
         str | None,
         typer.Option(help="Agent token.", envvar="FERRY_AGENT_TOKEN", show_default=False),
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="Trust the server's certificate by this CA (PEM); default: the system's CAs.",
+            envvar="FERRY_CA",
+            show_default=False,
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Agent name (default: host name).")] = None,
     max_active: Annotated[
@@ -203,6 +235,7 @@ def agent(
         raise InvalidRequest("give exactly one of --secret and --token")
     given: dict[str, Any] = {
         "server": server,
+        "ca": ca,
         "name": name,
         "max_active": max_active,
         "timeout_s": timeout,

@@ -5,7 +5,9 @@ operation, 2 for a usage error."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,8 +45,20 @@ def _options(
             callback=_print_version,
         ),
     ] = False,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            help="Trust the server's certificate by this CA (PEM) instead of the system's"
+            " [env FERRY_CA].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The options that come before a command."""
+    if ca is not None:
+        # What the clients (and ``ferry agent``) read the CA from, for this command.
+        os.environ["FERRY_CA"] = str(ca)
 
 
 daemons.register(app)
@@ -79,7 +93,14 @@ def _library_error(exc: Exception) -> str:
     looked up only if imported: a command that never loaded them cannot have raised theirs."""
     httpx, pydantic = sys.modules.get("httpx"), sys.modules.get("pydantic")
     if httpx is not None and isinstance(exc, httpx.TransportError):
-        return f"cannot reach the server: {exc}"
+        from ferry.client.tls import why_unreachable
+
+        try:
+            url = str(exc.request.url)
+        except RuntimeError:  # an error raised before its request was built
+            url = ""
+        hung_up = isinstance(exc, httpx.RemoteProtocolError)
+        return f"cannot reach the server: {why_unreachable(url, exc, hung_up=hung_up)}"
     if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         first = exc.errors()[0]
         return f"invalid settings: {first['loc'][0]}: {first['msg']}"

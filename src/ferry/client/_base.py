@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ferry.client.tls import find_ca
 from ferry.errors import ApiError, Unauthenticated
 
 if TYPE_CHECKING:
@@ -54,9 +55,14 @@ class Request:
 
 class BaseClient:
     def __init__(
-        self, url: str | None = None, token: str | None = None, data_dir: Path | None = None
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        data_dir: Path | None = None,
+        ca: Path | None = None,
     ) -> None:
         self.url = find_url(url)
+        self.ca = find_ca(ca)
         self._token = token
         self._data_dir = data_dir
 

@@ -27,6 +27,7 @@ from ferry.client.local import (
     objects_to_push,
     read_blocks,
 )
+from ferry.client.tls import tls_context
 from ferry.domain.transfers import Checksum
 from ferry.errors import ApiError, ChecksumMismatch
 from ferry.server.schemas import (
@@ -55,9 +56,13 @@ class AsyncClient(TypedClient):
         data_dir: Path | None = None,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca: Path | None = None,
     ) -> None:
-        super().__init__(url, token, data_dir)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
+        super().__init__(url, token, data_dir, ca)
+        verify = tls_context(self.ca) if self.ca else True
+        self._http = httpx.AsyncClient(
+            base_url=self.url, timeout=timeout, transport=transport, verify=verify
+        )
 
     async def __aenter__(self) -> AsyncClient:
         return self

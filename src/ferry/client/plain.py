@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from ferry.client._base import RUNS_PAGE, BaseClient, Request, answer
+from ferry.client._base import (
+    RUNS_PAGE,
+    BaseClient,
+    Request,
+    answer,
+)
+from ferry.client.tls import tls_context, why_unreachable
 from ferry.errors import ServerUnreachable
 
 Json = dict[str, Any]
@@ -32,15 +38,21 @@ class PlainClient(BaseClient):
         token: str | None = None,
         data_dir: Path | None = None,
         timeout: float = 30.0,
+        ca: Path | None = None,
     ) -> None:
-        super().__init__(url, token, data_dir)
+        super().__init__(url, token, data_dir, ca)
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ServerUnreachable(self.url, "not an http:// or https:// URL")
-        connection = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        self._connection = connection(parts.hostname, parts.port, timeout=timeout)
+        self._connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            self._connection = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=timeout, context=tls_context(self.ca)
+            )
+        else:
+            self._connection = http.client.HTTPConnection(
+                parts.hostname, parts.port, timeout=timeout
+            )
         self._prefix = parts.path
 
     def __enter__(self) -> PlainClient:
@@ -69,7 +81,9 @@ class PlainClient(BaseClient):
             content = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self._connection.close()
-            raise ServerUnreachable(self.url, str(exc) or type(exc).__name__) from exc
+            hung_up = isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError)
+            why = why_unreachable(self.url, exc, hung_up=hung_up)
+            raise ServerUnreachable(self.url, why) from exc
         return answer(response.status, response.reason, content)
 
     def get(self, transfer_id: str) -> Json:

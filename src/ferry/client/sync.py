@@ -26,6 +26,7 @@ from ferry.client.local import (
     objects_to_push,
     read_blocks,
 )
+from ferry.client.tls import tls_context
 from ferry.domain.transfers import Checksum
 from ferry.errors import ApiError, ChecksumMismatch
 from ferry.server.schemas import (
@@ -53,9 +54,11 @@ class Client(TypedClient):
         token: str | None = None,
         data_dir: Path | None = None,
         timeout: float = 30.0,
+        ca: Path | None = None,
     ) -> None:
-        super().__init__(url, token, data_dir)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        super().__init__(url, token, data_dir, ca)
+        verify = tls_context(self.ca) if self.ca else True
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, verify=verify)
 
     def __enter__(self) -> Client:
         return self

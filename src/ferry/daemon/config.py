@@ -88,7 +88,7 @@ def _describe(exc: ValidationError, cls: type[BaseModel], path: Path | None, sec
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""
             lines.append(f"{where}{section}.{key}: unknown key{hint}")
         else:
-            lines.append(f"{where}{section}.{key}: {error['msg']}")
+            lines.append(f"{where}{section}{'.' if key else ''}{key}: {error['msg']}")
     return "; ".join(lines)
 
 

@@ -23,6 +23,7 @@ log = logging.getLogger("ferry.daemon")
 
 AT_RESTART = frozenset(
     {"host", "port", "data_dir", "db", "agents", "agent_max_active", "local_root"}
+    | {"tls_cert", "tls_key", "tls_ca", "insecure_http"}
 )
 
 

@@ -16,6 +16,7 @@ from ferry.daemon import collector
 from ferry.server.app import build_store, create_app, stop_wait
 from ferry.server.reload import reload_settings
 from ferry.server.state import ServerState
+from ferry.server.tls import check_listening
 
 log = logging.getLogger("ferry.api")
 
@@ -104,7 +105,9 @@ def serve(
     settings: ServerSettings, *, config: Path | None = None, given: dict[str, Any] | None = None
 ) -> None:
     """Run the server until a signal stops it; ``config`` and ``given`` (the command line's
-    values) are what SIGHUP reads the settings from again."""
+    values) are what SIGHUP reads the settings from again. A configuration it may not listen
+    with (see ``check_listening``) raises ``ConfigError`` before anything starts."""
+    check_listening(settings)
     state = ServerState(settings=settings, store=build_store(settings), config=config)
     app = create_app(settings, state=state)
     uvicorn_config = uvicorn.Config(
@@ -115,9 +118,12 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
         lifespan="on",
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     log.info(
-        "ferry server listening on http://%s:%d (data in %s)",
+        "ferry server listening on %s://%s:%d (data in %s)",
+        "https" if settings.tls else "http",
         settings.host,
         settings.port,
         settings.data_dir,
