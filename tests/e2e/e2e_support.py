@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -77,10 +78,15 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log: Path
     extra: list[str] = field(default_factory=list)
+    ca: Path | None = None  # a server with TLS: the CA that signed its certificate
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
 
     @property
     def token(self) -> str:
@@ -88,7 +94,7 @@ class ServerProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-        return {**env, "FERRY_URL": self.url}
+        return {**env, "FERRY_URL": self.url, **({"FERRY_CA": str(self.ca)} if self.ca else {})}
 
     def cli(
         self, *args: str, check: bool = False, timeout: float = 300
@@ -112,7 +118,9 @@ class ServerProcess:
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        return httpx.request(
+            method, self.url + path, headers=headers, timeout=30, verify=self.verify, **kwargs
+        )
 
     def agents(self) -> list[dict[str, Any]]:
         response = self.api("GET", "/api/v1/agents")
@@ -130,9 +138,12 @@ class ServerProcess:
         return self.process.wait(timeout)
 
 
-def launch(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+def launch(
+    cwd: Path, *extra: str, env: dict[str, str] | None = None, ca: Path | None = None
+) -> ServerProcess:
     """Start ``ferry server`` in ``cwd`` on a free loopback port and wait until it is healthy.
-    The test's own ``FERRY_*`` variables are not passed on; ``env`` adds variables."""
+    The test's own ``FERRY_*`` variables are not passed on; ``env`` adds variables. With
+    ``ca``, the server has TLS (``extra`` names its certificate) and is reached by https."""
     cwd.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = cwd.parent / f"server-{port}.log"
@@ -145,7 +156,7 @@ def launch(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> ServerP
             stdout=out,
             stderr=out,
         )
-    server = ServerProcess(cwd, port, process, log, list(extra))
+    server = ServerProcess(cwd, port, process, log, list(extra), ca)
     try:
         wait_for(lambda: _healthy(server), timeout=30)
     except BaseException:
@@ -167,6 +178,8 @@ def _healthy(server: ServerProcess) -> bool:
             f"server exited with {server.process.returncode}:\n{server.log.read_text()}"
         )
     try:
-        return httpx.get(server.url + "/healthz", timeout=1).status_code == 200
+        return (
+            httpx.get(server.url + "/healthz", timeout=1, verify=server.verify).status_code == 200
+        )
     except httpx.TransportError:
         return False
