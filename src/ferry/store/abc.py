@@ -82,6 +82,46 @@ class TokenInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One state-changing act, as the audit trail records it: who (a user's or agent's name,
+    ``signal`` for the server's own signals), from which address, what (an HTTP method and
+    route template, or a signal), on what (the route's path parameters and the id it made),
+    and the result (the HTTP status). Never a body, a query string or a secret."""
+
+    actor: str | None
+    role: str | None
+    address: str | None
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An ``AuditEntry`` as kept: its place in the chain, its time, the hash of the record
+    before it and its own (sha256 of that hash and the record's canonical JSON)."""
+
+    seq: int
+    at: datetime
+    entry: AuditEntry
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheck:
+    """What ``verify_audit`` found: ``first_bad`` is the seq of the first record whose hash or
+    link does not hold (None when the chain is whole), ``why`` says how; ``head`` is the last
+    good record's hash, to note elsewhere (a chain cut at its end is whole)."""
+
+    records: int
+    head: str
+    first_bad: int | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewTransfer:
     scope: str
     submitter: str
@@ -336,6 +376,24 @@ class Store(Protocol):
     async def list_tokens(self, user: str | None = None) -> list[TokenInfo]: ...
 
     async def revoke_token(self, token_id: str, *, user: str | None = None) -> TokenInfo: ...
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Add ``entry`` at the end of the audit chain: seq one past the last record's, linked
+        to its hash, timed by the store's clock. Appends are serialized across every server of
+        the database (the last record is read in the transaction that writes the next): the
+        chain never forks."""
+        ...
+
+    async def list_audit(
+        self, *, actor: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """The last ``limit`` records (of ``actor``, at or after ``since``), oldest first."""
+        ...
+
+    async def verify_audit(self) -> AuditCheck:
+        """Walk the whole chain from its first record: a record changed (its hash), removed
+        (a gap in seq, a broken link) or inserted is named by the first seq where it shows."""
+        ...
 
     async def bandwidth_shares(self, agent_id: str, held: list[int]) -> dict[int, int]:
         """The bandwidth each held task may use now, where a channel's is shared."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ferry.store.sql_audit import AuditMixin
 from ferry.store.sql_dispatch import DispatchMixin
 from ferry.store.sql_grants import GrantsMixin
 from ferry.store.sql_passive import PassiveMixin
@@ -16,6 +17,7 @@ class SqlStore(
     RegistryMixin,
     UsersMixin,
     GrantsMixin,
+    AuditMixin,
     TransfersMixin,
     RunsMixin,
     DispatchMixin,

@@ -364,3 +364,24 @@ attempts = Table(
     Column("error", Text, nullable=True),
     Index(None, "task_id"),
 )
+
+# The audit trail: one row per state-changing act, each linked to the one before by its hash.
+# Rows are only ever appended; seq is given by the appender, not the database, so that a gap
+# shows a removed row.
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("action", String(256), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("target", String(256), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "actor", "seq"),
+    Index(None, "at"),
+)
