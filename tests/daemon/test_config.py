@@ -449,6 +449,24 @@ async def test_reload_of_an_invalid_file_keeps_everything(
     assert "server.prot: unknown key (did you mean 'port'?)" in errors[0]
 
 
+async def test_each_reload_is_audited_by_the_keys_it_changed_not_their_values(
+    running: ServerState, tmp_path: Path
+) -> None:
+    url = (tmp_path / "root").as_uri()
+    rewrite(running, f'notify_retry_s = 3.0\n[server.storages]\nsecret = "{url}"\n')
+    assert await reload_settings(running, running.config, {})
+    rewrite(running, "prot = 1\n")
+    assert not await reload_settings(running, running.config, {})
+
+    records = await running.store.list_audit()
+    assert [(r.entry.actor, r.entry.action, r.entry.status) for r in records] == [
+        ("signal", "SIGHUP reload", 200),
+        ("signal", "SIGHUP reload", 422),
+    ]
+    assert records[0].entry.params == {"changed": ["notify_retry_s", "storages"]}
+    assert url not in str(records)
+
+
 async def test_a_storage_no_longer_declared_stays_registered(
     running: ServerState, records: Records, tmp_path: Path
 ) -> None:

@@ -28,9 +28,11 @@ from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings
 from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server import problems
+from ferry.server.audit_trail import AuditTrail
 from ferry.server.limits import BodyLimit
 from ferry.server.routes import (
     agents,
+    audit,
     channels,
     events,
     health,
@@ -219,6 +221,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     app.state.ferry = state
     problems.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(AuditTrail)  # outermost: it sees the answer to an oversized body too
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(passive.router)  # before transfers: /transfers/push is not an id
     api.include_router(transfers.router)
@@ -227,6 +230,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     api.include_router(channels.router)
     api.include_router(events.router)
     api.include_router(users.router)
+    api.include_router(audit.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ferry.domain.transfers import Role
 from ferry.errors import AddressRefused, Forbidden, Unauthenticated
 from ferry.server.access import check_address
+from ferry.server.audit_trail import note_caller
 from ferry.server.state import ServerState
 from ferry.store.abc import Principal
 
@@ -48,6 +49,7 @@ async def optional_principal(
     if credentials is None:
         return None
     principal = await state.store.authenticate(credentials.credentials)
+    note_caller(request, principal)
     check_caller_address(state, request, principal.role)
     return principal
 
@@ -70,6 +72,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         if credentials is None:
             raise Unauthenticated()
         principal = await state.store.authenticate(credentials.credentials)
+        note_caller(request, principal)
         check_caller_address(state, request, principal.role)
         if not principal.role.allows(role):
             raise Forbidden(role.value)

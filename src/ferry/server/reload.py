@@ -1,7 +1,9 @@
 """SIGHUP: read the configuration again and apply what can change while running (DaemonCore's
 reconfig): log levels, limits and intervals, the storages declared in the file, where callers
 may come from (``access``). Each change is logged; one that needs a restart (address, TLS,
-database, data folder, local agents) says so."""
+database, data folder, local agents) says so. Each reload is recorded in the audit trail by the
+keys it changed (never their values, which may hold a storage's credentials), 422 when the file
+was refused."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from ferry.errors import ConfigError
 from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop
 from ferry.server.app import declare_storage, registry_timings
+from ferry.server.audit_trail import record
 from ferry.server.state import ServerState
+from ferry.store.abc import AuditEntry
 
 log = logging.getLogger("ferry.daemon")
 
@@ -53,11 +57,13 @@ async def reload_settings(state: ServerState, path: Path | None, given: dict[str
         new = load_settings(ServerSettings, path=path, section="server", given=given)
     except ConfigError as exc:
         log.error("SIGHUP: configuration not reloaded: %s", exc)
+        await _audit(state, 422, [])
         return False
     old = state.settings
     changed = changes(old, new)
     if not changed:
         log.info("SIGHUP: configuration reloaded; nothing changed")
+        await _audit(state, 200, [])
         return True
     for key, (before, after) in changed.items():
         later = " (takes effect at the next start)" if key.split(".")[0] in AT_RESTART else ""
@@ -67,7 +73,13 @@ async def reload_settings(state: ServerState, path: Path | None, given: dict[str
     configure_logging(state.settings.log, daemon="server")
     await _declare_storages(state, old.storages, state.settings.storages)
     _retime_loops(state)
+    await _audit(state, 200, sorted(changed))
     return True
+
+
+async def _audit(state: ServerState, status: int, changed: list[str]) -> None:
+    entry = AuditEntry("signal", None, None, "SIGHUP reload", {"changed": changed}, status)
+    await record(state.store, entry)
 
 
 async def _declare_storages(state: ServerState, old: dict[str, str], new: dict[str, str]) -> None:

@@ -594,3 +594,27 @@ class WhoAmI(BaseModel):
     role: str
     scopes: list[str]
     token_expires_at: datetime | None
+
+
+class AuditRecordPublic(BaseModel):
+    seq: int
+    at: datetime
+    actor: str | None = Field(description="the user or agent; signal: the server's own")
+    role: str | None
+    address: str | None = Field(description="the caller's address")
+    action: str = Field(description="method and route template, or a signal")
+    params: dict[str, Any] = Field(
+        description="the route's path parameters; a reload's: the keys it changed"
+    )
+    status: int = Field(description="the HTTP status it was answered")
+    target: str | None = Field(description="what it made or named that its path does not show")
+    prev_hash: str
+    hash: str
+
+
+class AuditCheckPublic(BaseModel):
+    ok: bool
+    records: int = Field(description="records found whole, from the first")
+    head: str = Field(description="the last whole record's hash: note it elsewhere")
+    first_bad: int | None = Field(description="the seq of the first record that does not hold")
+    why: str | None

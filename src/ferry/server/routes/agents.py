@@ -17,6 +17,7 @@ from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
 from ferry.errors import AuthError, Forbidden, ServerStopping
+from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Daemon, Reader, Registrant, StateDep
 from ferry.server.schemas import (
     AgentInvitation,
@@ -81,9 +82,12 @@ def _stats(stats: AgentStatistics | None) -> AgentStatsPublic:
 
 
 @router.post("/invite", status_code=201, response_model=AgentInvitation)
-async def invite(body: AgentInvite, state: StateDep, caller: Administrator) -> AgentInvitation:
+async def invite(
+    body: AgentInvite, state: StateDep, caller: Administrator, request: Request
+) -> AgentInvitation:
     """A one-time secret for a remote agent (the transfer daemon's --id): it registers once
     with it, under this name only, before it expires."""
+    note_target(request, body.name)
     ttl = timedelta(seconds=body.ttl_s)
     secret = await state.store.issue_agent_secret(body.name, ttl)
     security.info(
@@ -93,7 +97,10 @@ async def invite(body: AgentInvite, state: StateDep, caller: Administrator) -> A
 
 
 @router.post("/register", response_model=AgentRegistered)
-async def register(body: AgentRegister, state: StateDep, caller: Registrant) -> AgentRegistered:
+async def register(
+    body: AgentRegister, state: StateDep, caller: Registrant, request: Request
+) -> AgentRegistered:
+    note_target(request, body.name)
     try:
         agent, token = await state.store.register_agent(
             secret=body.secret,

@@ -35,6 +35,7 @@ from ferry.engine.trees import walk_tree
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
 from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage
 from ferry.scheduler.submission import check_grants, check_locations, check_scope
+from ferry.server.audit_trail import note_target
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
 from ferry.server.schemas import (
@@ -59,7 +60,9 @@ RECEIVE_BLOCK = 4 * 1024 * 1024
 
 # --- creating them ---------------------------------------------------------------------------
 @router.post("/push", status_code=201, response_model=PassiveCreated)
-async def create_push(body: PushCreate, state: StateDep, caller: Writer) -> PassiveCreated:
+async def create_push(
+    body: PushCreate, state: StateDep, caller: Writer, request: Request
+) -> PassiveCreated:
     """A transfer whose objects the client will send into ``destination``."""
     destination = parse_location(body.destination)
     names = [_client_path(o.name) for o in body.objects]
@@ -84,11 +87,15 @@ async def create_push(body: PushCreate, state: StateDep, caller: Writer) -> Pass
         if within(task.destination.path, inside):
             raise ProtectedLocation(task.destination)
     sources = tuple(p.source for p in planned[:1])  # the spec names the client side once
-    return await _create(state, caller, body, "push", sources, destination, planned)
+    created = await _create(state, caller, body, "push", sources, destination, planned)
+    note_target(request, created.transfer.id)
+    return created
 
 
 @router.post("/pull", status_code=201, response_model=PassiveCreated)
-async def create_pull(body: PullCreate, state: StateDep, caller: Writer) -> PassiveCreated:
+async def create_pull(
+    body: PullCreate, state: StateDep, caller: Writer, request: Request
+) -> PassiveCreated:
     """A transfer whose objects the client will fetch: each source file, and the contents of
     each source folder, keeping their paths."""
     sources = tuple(parse_location(s) for s in body.sources)
@@ -107,7 +114,9 @@ async def create_pull(body: PullCreate, state: StateDep, caller: Writer) -> Pass
     names = [p.destination.path for p in planned]
     if len(set(names)) != len(names):
         raise InvalidRequest("two sources would land on the same local name")
-    return await _create(state, caller, body, "pull", sources, here, planned)
+    created = await _create(state, caller, body, "pull", sources, here, planned)
+    note_target(request, created.transfer.id)
+    return created
 
 
 async def _create(

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from ferry.domain.channels import check_storage_site
 from ferry.domain.transfers import Credentials, Role, Storage
 from ferry.engine.storages import check_health, check_url, looks_secret
 from ferry.errors import InvalidRequest, StorageNotFound
+from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.schemas import GrantIn, GrantPublic, StorageCreate, StorageHealth, StoragePublic
 from ferry.server.state import ServerState
@@ -104,9 +105,12 @@ async def ungrant_storage(
 
 
 @router.post("", status_code=201, response_model=StoragePublic)
-async def add_storage(body: StorageCreate, state: StateDep, caller: Administrator) -> StoragePublic:
+async def add_storage(
+    body: StorageCreate, state: StateDep, caller: Administrator, request: Request
+) -> StoragePublic:
     """Add a storage, check that it answers, and record its health; a name already taken is
     409 (replace it with ``PUT /storages/{name}``)."""
+    note_target(request, body.name)
     storage = await _checked(body)
     await state.store.add_storage(storage)
     return present(storage)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ferry.domain.events import TransferChanged
 from ferry.domain.locations import parse_location
@@ -22,6 +22,7 @@ from ferry.domain.transfers import (
 )
 from ferry.errors import InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
+from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
 from ferry.server.schemas import (
     AttemptPublic,
@@ -96,7 +97,7 @@ def spec_from(body: TransferCreate) -> TransferSpec:
 
 @router.post("", status_code=201, response_model=TransferPublic)
 async def create_transfer(
-    body: TransferCreate, state: StateDep, caller: Writer, response: Response
+    body: TransferCreate, state: StateDep, caller: Writer, request: Request, response: Response
 ) -> TransferPublic:
     transfer, created = await submit_transfer(
         state.store,
@@ -111,6 +112,7 @@ async def create_transfer(
         protected=state.protected,
         endpoints=state.endpoints,
     )
+    note_target(request, transfer.id)
     if not created:
         response.status_code = 200
     else:

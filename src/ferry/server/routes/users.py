@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from ferry.domain.transfers import Role
 from ferry.errors import Forbidden
+from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.schemas import (
     TokenCreated,
@@ -35,8 +36,11 @@ async def list_users(state: StateDep, caller: Administrator) -> list[UserPublic]
 
 
 @router.post("/users", response_model=UserCreated, status_code=201)
-async def add_user(body: UserIn, state: StateDep, caller: Administrator) -> UserCreated:
+async def add_user(
+    body: UserIn, state: StateDep, caller: Administrator, request: Request
+) -> UserCreated:
     """A new user, with its first token (shown this once)."""
+    note_target(request, body.name)
     token = new_token()
     user, info = await state.store.add_user(
         body.name, Role(body.role), body.scopes, token, _expiry(state, body.expires_s)
@@ -67,11 +71,14 @@ async def list_tokens(
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
-async def create_token(body: TokenIn, state: StateDep, caller: Reader) -> TokenCreated:
+async def create_token(
+    body: TokenIn, state: StateDep, caller: Reader, request: Request
+) -> TokenCreated:
     """Another token of the caller's (or, for an administrator, of ``user``'s)."""
     user = _whose(caller, body.user)
     token = new_token()
     info = await state.store.create_token(user, token, _expiry(state, body.expires_s))
+    note_target(request, info.id)
     return _created(info, token)
 
 

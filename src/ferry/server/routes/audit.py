@@ -1,0 +1,61 @@
+"""The audit trail (issue 19, part 5), for administrators: the records of state-changing
+calls, newest last, and a walk of their hash chain that names the first record changed or
+removed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ferry.server.deps import Administrator, StateDep
+from ferry.server.schemas import AuditCheckPublic, AuditRecordPublic
+from ferry.store.abc import AuditRecord
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/audit", response_model=list[AuditRecordPublic])
+async def list_audit(
+    state: StateDep,
+    caller: Administrator,
+    user: Annotated[str | None, Query(max_length=128, description="whose acts")] = None,
+    since: Annotated[datetime | None, Query(description="at or after (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[AuditRecordPublic]:
+    """The last ``limit`` records (of ``user``, since ``since``), oldest first."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # as every time the API gives
+    found = await state.store.list_audit(actor=user, since=since, limit=limit)
+    return [_public(record) for record in found]
+
+
+@router.get("/audit/verify", response_model=AuditCheckPublic)
+async def verify_audit(state: StateDep, caller: Administrator) -> AuditCheckPublic:
+    """Walk the chain from its first record; ``ok`` false names the first that does not hold."""
+    check = await state.store.verify_audit()
+    return AuditCheckPublic(
+        ok=check.first_bad is None,
+        records=check.records,
+        head=check.head,
+        first_bad=check.first_bad,
+        why=check.why,
+    )
+
+
+def _public(record: AuditRecord) -> AuditRecordPublic:
+    entry = record.entry
+    return AuditRecordPublic(
+        seq=record.seq,
+        at=record.at,
+        actor=entry.actor,
+        role=entry.role,
+        address=entry.address,
+        action=entry.action,
+        params=entry.params,
+        status=entry.status,
+        target=entry.target,
+        prev_hash=record.prev_hash,
+        hash=record.hash,
+    )
