@@ -13,7 +13,16 @@ from typing import Annotated
 import typer
 
 from ferry import __version__
-from ferry.cli import daemons, passive, registry, schedules, storages, transfers, users
+from ferry.cli import (
+    audit,
+    daemons,
+    passive,
+    registry,
+    schedules,
+    storages,
+    transfers,
+    users,
+)
 from ferry.errors import FerryError
 
 app = typer.Typer(
@@ -68,6 +77,7 @@ storages.register(app)
 registry.register(app)
 passive.register(app)
 users.register(app)
+audit.register(app)
 
 
 def fail(message: str) -> None:
