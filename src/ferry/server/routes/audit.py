@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ferry.errors import InvalidRequest
 from ferry.server.deps import Administrator, StateDep
 from ferry.server.schemas import AuditCheckPublic, AuditRecordPublic
 from ferry.store.abc import AuditRecord
@@ -25,9 +26,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[AuditRecordPublic]:
     """The last ``limit`` records (of ``user``, since ``since``), oldest first."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)  # as every time the API gives
-    found = await state.store.list_audit(actor=user, since=since, limit=limit)
+    found = await state.store.list_audit(actor=user, since=_utc(since), limit=limit)
     return [_public(record) for record in found]
 
 
@@ -42,6 +41,16 @@ async def verify_audit(state: StateDep, caller: Administrator) -> AuditCheckPubl
         first_bad=check.first_bad,
         why=check.why,
     )
+
+
+def _utc(since: datetime | None) -> datetime | None:
+    """A time without a zone is UTC, as every time the API gives."""
+    if since is None:
+        return None
+    try:
+        return since.replace(tzinfo=since.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"since {since.isoformat()}: out of range") from None
 
 
 def _public(record: AuditRecord) -> AuditRecordPublic:
