@@ -36,14 +36,18 @@ def test_submit_needs_a_source_and_a_destination() -> None:
     assert "SOURCE" in str(result.exception)
 
 
-def test_an_agent_needs_exactly_one_credential() -> None:
-    neither = runner.invoke(app, ["agent", "--server", "http://127.0.0.1:9"], env={})
-    both = runner.invoke(
-        app, ["agent", "--server", "http://127.0.0.1:9", "--secret", "s", "--token", "t"]
-    )
-    for result in (neither, both):
+def test_an_agent_needs_exactly_one_credential(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = ["agent", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path)]
+    neither = runner.invoke(app, server, env={})
+    both = runner.invoke(app, [*server, "--secret", "s", "--token", "t"])
+    twice = runner.invoke(app, [*server, "--secret", "s", "--secret-file", "f"])
+    for result, expected in (
+        (neither, "no secret, no token, and none kept in"),
+        (both, "a one-time secret or a token, not both"),
+        (twice, "give the secret once"),
+    ):
         assert isinstance(result.exception, InvalidRequest)
-        assert "exactly one" in str(result.exception)
+        assert expected in str(result.exception)
 
 
 def test_storages_parse_as_name_equals_url() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -63,7 +64,11 @@ def run_agent(
 def test_agent_invite_prints_a_one_time_secret_as_json(logged_server: ServerProcess) -> None:
     before = datetime.now(UTC)
     invitation = logged_server.cli_json("agent-invite", "edge-json", "--ttl", "30m")
-    assert set(invitation) == {"secret", "name", "expires_at"}
+    assert set(invitation) == {"secret", "name", "expires_at", "command"}
+    assert invitation["command"] == (
+        f"FERRY_AGENT_SECRET={invitation['secret']} ferry agent --server {logged_server.url}"
+        " --name edge-json"
+    )
     assert invitation["name"] == "edge-json"
     assert len(invitation["secret"]) >= 32
     expires = datetime.fromisoformat(invitation["expires_at"].replace("Z", "+00:00"))
@@ -87,6 +92,48 @@ def test_a_secret_registers_its_agent_once(logged_server: ServerProcess, tmp_pat
     assert refusal in (tmp_path / "logs" / "agent-edge-1.log").read_text()
     for text in (first.stderr, again.stderr, (tmp_path / "logs" / "agent-edge-1.log").read_text()):
         assert secret not in text
+
+
+def test_an_agent_keeps_its_token_and_restarts_without_a_new_invitation(
+    logged_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Issue 19: a remote agent needed a new invitation at every start, and its secret was
+    on its command line, where ps shows it."""
+    secret = invite(logged_server, "edge-keep")["secret"]
+    (tmp_path / "secret").write_text(secret + "\n")
+    command = [*FERRY, "agent", "--server", logged_server.url, "--name", "edge-keep"]
+    command += ["--timeout", "0.3", "--log-dir", str(tmp_path / "logs")]
+
+    def agent(*extra: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *extra], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60
+        )
+
+    first = agent("--secret-file", "secret")
+    assert first.returncode == 0, first.stderr
+    kept = tmp_path / ".ferry" / "agent-edge-keep.token"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    token = kept.read_text().strip()
+
+    restarted = agent()
+    assert restarted.returncode == 0, restarted.stderr
+    assert "registered as edge-keep" in restarted.stderr
+    assert kept.read_text().strip() not in (token, "")  # each registration, a new token
+    logs = (tmp_path / "logs" / "agent-edge-keep.log").read_text()
+    for text in (first.stderr, restarted.stderr, logs):
+        assert secret not in text
+        assert token not in text
+
+    elsewhere = tmp_path / "elsewhere"  # the same name registered again, from another place
+    elsewhere.mkdir()
+    (elsewhere / "secret").write_text(invite(logged_server, "edge-keep")["secret"])
+    assert agent("--secret-file", "secret", cwd=elsewhere).returncode == 0
+    replaced = agent()
+    assert replaced.returncode == 1
+    assert "ferry agent-invite edge-keep" in replaced.stderr
+    missing = agent("--secret-file", "nowhere")
+    assert missing.returncode == 1
+    assert "cannot read the secret file nowhere" in missing.stderr
 
 
 @pytest.mark.parametrize(

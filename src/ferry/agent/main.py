@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Callable
 
+from ferry.agent.credentials import token_file
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.config import AgentSettings
@@ -26,7 +27,10 @@ async def run_agent(settings: AgentSettings, *, secret: str | None, token: str |
     """Run until stopped and return the exit status."""
     name = settings.name or "agent"
     stop = asyncio.Event()
-    session = ServerSession(settings.server, name=name, secret=secret, token=token, ca=settings.ca)
+    kept = token_file(settings.data_dir, name)
+    session = ServerSession(
+        settings.server, name=name, secret=secret, token=token, ca=settings.ca, keep_token=kept
+    )
     runner = AgentRunner(
         session,
         max_active=settings.max_active,

@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from ferry import __version__
+from ferry.agent.credentials import save_token
 from ferry.client.tls import tls_context, untrusted, why_unreachable
 from ferry.errors import ApiError, ServerUnreachable
 
@@ -30,11 +31,13 @@ class ServerSession:
         token: str | None,
         transport: httpx.AsyncBaseTransport | None = None,
         ca: Path | None = None,
+        keep_token: Path | None = None,
     ) -> None:
         self.name = name
         self.server = server
         self._secret = secret
         self._token = token
+        self._keep_token = keep_token
         self._http = httpx.AsyncClient(
             base_url=server.rstrip("/") + "/api/v1",
             timeout=httpx.Timeout(30.0),
@@ -50,7 +53,8 @@ class ServerSession:
 
     async def register(self, capabilities: dict[str, Any], *, patience_s: float = 60.0) -> None:
         """Register, retrying while the server is not reachable yet (it may be starting); a
-        certificate not trusted will not change by waiting: ``ServerUnreachable`` at once."""
+        certificate not trusted will not change by waiting: ``ServerUnreachable`` at once. The
+        new token replaces the old one on the server, and in ``keep_token``, at once."""
         body = {"name": self.name, "host": socket.gethostname(), "capabilities": capabilities}
         if self._secret:
             body["secret"] = self._secret
@@ -60,6 +64,16 @@ class ServerSession:
             try:
                 reply = await self._call("POST", "/agents/register", json=body)
                 break
+            except ApiError as exc:
+                if exc.status == 401 and not self._secret:
+                    raise ApiError(
+                        exc.status,
+                        exc.title,
+                        f"{exc.detail}: the agent's token was revoked, or replaced by another"
+                        f" registration of {self.name}; a new one-time secret registers it"
+                        f" again (ferry agent-invite {self.name})",
+                    ) from exc
+                raise
             except httpx.TransportError as exc:
                 if loop.time() >= deadline or untrusted(exc):
                     hung_up = isinstance(exc, httpx.RemoteProtocolError)
@@ -69,6 +83,8 @@ class ServerSession:
                 delay = min(delay * 2, CONNECT_RETRY_MAX_S)
         self._secret = None  # spent
         self._token = reply["token"]
+        if self._keep_token is not None:
+            save_token(self._keep_token, self._token)
         self.agent_id = reply["id"]
         self.heartbeat_s = float(reply["heartbeat_s"])
         self.lease_ttl_s = float(reply["lease_ttl_s"])

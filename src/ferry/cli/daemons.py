@@ -193,12 +193,28 @@ def agent(
     secret: Annotated[
         str | None,
         typer.Option(
-            help="One-time registration secret.", envvar="FERRY_AGENT_SECRET", show_default=False
+            help="One-time registration secret; better from FERRY_AGENT_SECRET or"
+            " --secret-file, which ps does not show.",
+            envvar="FERRY_AGENT_SECRET",
+            show_default=False,
+        ),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the one-time secret from this file.",
+            envvar="FERRY_AGENT_SECRET_FILE",
+            show_default=False,
         ),
     ] = None,
     token: Annotated[
         str | None,
-        typer.Option(help="Agent token.", envvar="FERRY_AGENT_TOKEN", show_default=False),
+        typer.Option(
+            help="Agent token (default: the one kept in the data directory by the last"
+            " registration).",
+            envvar="FERRY_AGENT_TOKEN",
+            show_default=False,
+        ),
     ] = None,
     ca: Annotated[
         Path | None,
@@ -226,13 +242,12 @@ def agent(
     log_level: LogLevelOption = None,
 ) -> None:
     """Run a transfer agent: register with the server and move data for it."""
+    from ferry.agent.credentials import choose, token_file
     from ferry.agent.main import main as run_agent
     from ferry.config import AgentSettings
     from ferry.daemon.config import load_settings
     from ferry.daemon.logs import REDACTOR, configure_logging
 
-    if bool(secret) == bool(token):
-        raise InvalidRequest("give exactly one of --secret and --token")
     given: dict[str, Any] = {
         "server": server,
         "ca": ca,
@@ -246,6 +261,8 @@ def agent(
     settings = load_settings(AgentSettings, path=config, section="agent", given=given)
     if settings.name is None:
         settings = settings.model_copy(update={"name": socket.gethostname()})
+    kept = token_file(settings.data_dir, settings.name or "agent")
+    secret, token = choose(secret=secret, secret_file=secret_file, token=token, kept=kept)
     REDACTOR.add(secret or token or "")
     configure_logging(settings.log, daemon=f"agent-{settings.name}")
     raise SystemExit(run_agent(settings, secret=secret, token=token))

@@ -3,7 +3,9 @@ system and the dispatch's limits."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 from typing import Annotated
 
 import typer
@@ -67,19 +69,30 @@ def agent_invite(
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Create a one-time secret for a remote agent (administrators): run it there with
-    ferry agent --server URL --name NAME --secret SECRET."""
+    """Create a one-time secret for a remote agent (administrators) and print the command that
+    runs it there: the secret goes in the environment, which ps does not show."""
     with typed_client(url, token, data_dir) as client:
         invitation = client.invite_agent(name, ttl_s=parse_duration(ttl))
+        command = agent_command(client.url, invitation.name, invitation.secret)
     if as_json:
-        print_json(invitation.model_dump(mode="json"))
+        print_json({**invitation.model_dump(mode="json"), "command": command})
         return
-    typer.echo(invitation.secret)
+    typer.echo(command)
     typer.echo(
         f"one-time secret for agent {invitation.name}, valid until"
-        f" {invitation.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        f" {invitation.expires_at:%Y-%m-%d %H:%M:%S} UTC; once registered, the agent keeps its"
+        " token in its data directory and needs no new invitation",
         err=True,
     )
+
+
+def agent_command(server: str, name: str, secret: str) -> str:
+    """The command that runs the invited agent, ready to paste (the CA this command trusted,
+    when it was given one)."""
+    words = ["ferry", "agent", "--server", server, "--name", name]
+    if ca := os.environ.get("FERRY_CA"):
+        words += ["--ca", ca]
+    return f"FERRY_AGENT_SECRET={secret} " + shlex.join(words)
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")

@@ -33,8 +33,9 @@ def tls_context(ca: Path | None) -> ssl.SSLContext:
 def why_unreachable(url: str, exc: BaseException, *, hung_up: bool) -> str:
     """One line for a request that got no answer, saying what to do about the TLS mistakes:
     a certificate not trusted, https to a plain server, plain http to a TLS server (which
-    closes the connection without a word: ``hung_up``)."""
+    closes the connection without a word, ``hung_up``, or, when busy, resets it)."""
     causes = _causes(exc)
+    hung_up = hung_up or any(isinstance(cause, ConnectionResetError) for cause in causes)
     if refusal := untrusted(exc):
         return (
             f"its certificate is not trusted ({refusal.verify_message}): give --ca FILE"
