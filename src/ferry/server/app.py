@@ -27,7 +27,7 @@ from ferry.scheduler.loop import Loop
 from ferry.scheduler.notify import NotifyLoop
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings
 from ferry.scheduler.submission import DEFAULT_SCOPE
-from ferry.server import problems
+from ferry.server import openapi, problems
 from ferry.server.audit_trail import AuditTrail
 from ferry.server.limits import BodyLimit
 from ferry.server.routes import (
@@ -220,6 +220,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     )
     app.state.ferry = state
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(AuditTrail)  # outermost: it sees the answer to an oversized body too
     api = APIRouter(prefix=API_PREFIX)

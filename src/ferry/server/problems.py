@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from ferry.errors import (
     AuthError,
@@ -43,7 +45,14 @@ _STATUS: list[tuple[type[FerryError], int]] = [
 ]
 
 
-def problem(status: int, detail: str, *, title: str | None = None, **extra: object) -> JSONResponse:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
     body = {
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
@@ -51,7 +60,7 @@ def problem(status: int, detail: str, *, title: str | None = None, **extra: obje
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -86,7 +95,28 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(exc.status_code, str(exc.detail))
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        detail = f"{request.method} is not one of {allowed}"
+        return problem(405, detail, headers={"Allow": allowed})
+    return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path, each asked of the router: its own
+    405 names the methods of the first route that matched the path only."""
+    path = {"type": "http", "path": request.scope["path"], "root_path": ""}
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**path, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    )
 
 
 # How often one cause of database trouble is logged: once a minute, with how many requests it

@@ -537,6 +537,21 @@ class ScopePublic(BaseModel):
     weight: int
 
 
+class ProblemField(BaseModel):
+    location: str = Field(description="where: body.sources.0, query.limit, path.transfer_id…")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457), as ``application/problem+json``."""
+
+    type: str = Field(description="always about:blank: the status says what kind")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str = Field(description="what went wrong, in words naming the ids involved")
+    errors: list[ProblemField] | None = Field(None, description="each invalid field (422)")
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str

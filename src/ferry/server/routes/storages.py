@@ -26,6 +26,7 @@ router = APIRouter(prefix="/storages", tags=["storages"])
 ScopeName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 HEALTH_TIMEOUT_S = 10.0
+IN_USE = {"description": "A waiting or running transfer names the storage"}
 
 
 def present(storage: Storage, grants: Sequence[Grant] = ()) -> StoragePublic:
@@ -104,7 +105,12 @@ async def ungrant_storage(
     return Response(status_code=204)
 
 
-@router.post("", status_code=201, response_model=StoragePublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=StoragePublic,
+    responses={409: {"description": "A storage of that name exists"}},
+)
 async def add_storage(
     body: StorageCreate, state: StateDep, caller: Administrator, request: Request
 ) -> StoragePublic:
@@ -116,7 +122,7 @@ async def add_storage(
     return present(storage)
 
 
-@router.put("/{name}", response_model=StoragePublic)
+@router.put("/{name}", response_model=StoragePublic, responses={409: IN_USE})
 async def replace_storage(
     name: str, body: StorageCreate, state: StateDep, caller: Administrator
 ) -> StoragePublic:
@@ -145,7 +151,7 @@ async def _checked(body: StorageCreate) -> Storage:
     return Storage(**{**_fields(storage), "health": await probe(storage)})
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses={409: IN_USE})
 async def remove_storage(name: str, state: StateDep, caller: Administrator) -> Response:
     await state.store.delete_storage(name)
     state.storages.forget(name)

@@ -95,7 +95,15 @@ def spec_from(body: TransferCreate) -> TransferSpec:
     )
 
 
-@router.post("", status_code=201, response_model=TransferPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=TransferPublic,
+    responses={
+        200: {"model": TransferPublic, "description": "The transfer this submission id made"},
+        409: {"description": "The submission id was used for another transfer"},
+    },
+)
 async def create_transfer(
     body: TransferCreate, state: StateDep, caller: Writer, request: Request, response: Response
 ) -> TransferPublic:
@@ -164,7 +172,11 @@ async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> Tra
     return public
 
 
-@router.post("/{transfer_id}/cancel", response_model=CancelResult)
+@router.post(
+    "/{transfer_id}/cancel",
+    response_model=CancelResult,
+    responses={409: {"description": "The transfer has finished"}},
+)
 async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> CancelResult:
     visible_to(caller, await state.store.get_transfer(transfer_id))
     outcome = await state.store.cancel_transfer(transfer_id)

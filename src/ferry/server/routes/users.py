@@ -35,7 +35,12 @@ async def list_users(state: StateDep, caller: Administrator) -> list[UserPublic]
     return [_user(user) for user in await state.store.list_users()]
 
 
-@router.post("/users", response_model=UserCreated, status_code=201)
+@router.post(
+    "/users",
+    response_model=UserCreated,
+    status_code=201,
+    responses={409: {"description": "A user of that name exists"}},
+)
 async def add_user(
     body: UserIn, state: StateDep, caller: Administrator, request: Request
 ) -> UserCreated:
@@ -48,7 +53,11 @@ async def add_user(
     return UserCreated(**_user(user).model_dump(), token=_created(info, token))
 
 
-@router.delete("/users/{name}", status_code=204)
+@router.delete(
+    "/users/{name}",
+    status_code=204,
+    responses={409: {"description": "The server's own administrator is kept"}},
+)
 async def remove_user(
     name: Annotated[str, Path(max_length=128)], state: StateDep, caller: Administrator
 ) -> Response:

@@ -1,0 +1,79 @@
+"""The OpenAPI document lists each route's error answers; unsupported methods get 405."""
+
+from __future__ import annotations
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def document(api):  # type: ignore[no-untyped-def]
+    return (await api.anonymous.get("/api/v1/openapi.json")).json()
+
+
+def answers(document, method: str, path: str) -> dict:  # type: ignore[no-untyped-def]
+    return document["paths"][f"/api/v1{path}"][method]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("get", "/transfers", {401, 403, 422, 503}),
+        ("post", "/transfers", {400, 401, 403, 409, 413, 422, 503}),
+        ("get", "/transfers/{transfer_id}", {401, 403, 404, 422, 503}),
+        ("post", "/transfers/{transfer_id}/cancel", {401, 403, 404, 409, 422, 503}),
+        ("put", "/storages/{name}", {400, 401, 403, 404, 409, 413, 422, 503}),
+        ("delete", "/users/{name}", {401, 403, 404, 409, 422, 503}),
+        ("get", "/whoami", {401, 403, 503}),
+        ("post", "/agents/{agent_id}/report", {400, 401, 403, 404, 413, 422, 503}),
+        ("post", "/transfers/{transfer_id}/close", {403, 404, 422, 503}),
+    ],
+)
+async def test_each_route_lists_the_problems_it_answers(document, method, path, statuses) -> None:  # type: ignore[no-untyped-def]
+    responses = answers(document, method, path)
+    errors = {int(status) for status in responses if status >= "4"}
+    assert errors == statuses
+    for status in errors:
+        content = responses[str(status)]["content"]
+        assert content == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    if 401 in errors:
+        assert "WWW-Authenticate" in responses["401"]["headers"]
+
+
+async def test_routes_without_a_token_answer_no_401(document) -> None:  # type: ignore[no-untyped-def]
+    assert "401" not in document["paths"]["/healthz"]["get"]["responses"]
+    assert "401" not in answers(document, "post", "/transfers/{transfer_id}/close")
+
+
+async def test_the_problem_schema_is_documented_and_fastapis_is_gone(document) -> None:  # type: ignore[no-untyped-def]
+    schemas = document["components"]["schemas"]
+    assert {"type", "title", "status", "detail"} <= set(schemas["Problem"]["required"])
+    assert "HTTPValidationError" not in schemas
+    assert "HTTPValidationError" not in str(document["paths"])
+
+
+async def test_every_path_parameter_is_listed(document) -> None:  # type: ignore[no-untyped-def]
+    for path, operations in document["paths"].items():
+        named = {part[1:-1] for part in path.split("/") if part.startswith("{")}
+        for operation in operations.values():
+            listed = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert listed == named, path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("TRACE", "/api/v1/transfers", "GET, POST"),
+        ("DELETE", "/api/v1/transfers", "GET, POST"),
+        ("TRACE", "/healthz", "GET"),
+        ("PATCH", "/api/v1/storages/s3", "DELETE, GET, PUT"),
+        ("TRACE", "/api/v1/transfers/abc/data/a/b.txt", "GET, PUT"),
+    ],
+)
+async def test_an_unsupported_method_is_405_with_allow(api, method, path, allowed) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["detail"] == f"{method} is not one of {allowed}"
