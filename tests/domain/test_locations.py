@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import posixpath
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ferry.domain.locations import Location, confine_path, is_storage_name, parse_location
+from ferry.domain.locations import (
+    LOCATION_PATTERN,
+    Location,
+    confine_path,
+    is_storage_name,
+    parse_location,
+)
 from ferry.errors import FerryError, InvalidLocation, InvalidRequest, PathOutsideStorage
 
 
@@ -201,3 +208,34 @@ def test_an_endpoint_url_is_a_location_whose_storage_is_its_server() -> None:
 def test_bad_endpoint_urls_are_refused(text: str) -> None:
     with pytest.raises(InvalidRequest):
         parse_location(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("local:data/a.csv", True),
+        ("local:", True),
+        ("s3.eu-1:bucket/key with spaces", True),
+        ("local:path/with://inside", True),
+        ("https://host.example.org/data/a.csv", True),
+        ("HTTPS://host:8443", True),
+        ("local", False),
+        ("1local:a", False),
+        (":a", False),
+        ("local:/etc/passwd", False),
+        ("local:\\share", False),
+        ("local:a\x00b", False),
+        ("https://user@host/a", False),
+        ("https://host/a?token=x", False),
+        ("https://host/a#part", False),
+        ("https:///a", False),
+        ("9p://host/a", False),
+    ],
+)
+def test_the_documented_pattern_takes_what_parse_location_takes(text: str, valid: bool) -> None:
+    assert bool(re.match(LOCATION_PATTERN, text)) is valid
+    if valid:
+        parse_location(text)
+    else:
+        with pytest.raises(InvalidRequest):
+            parse_location(text)

@@ -20,6 +20,16 @@ from ferry.errors import InvalidLocation, LocalUrlRefused, PathOutsideStorage
 
 _STORAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_ENDPOINT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+# The syntax ``parse_location`` takes, as the API documents it (a JSON Schema pattern: no
+# lookaround). ``STORAGE:PATH``, the path relative and without NUL; or
+# ``SCHEME://HOST[/PATH]`` with no user, query or fragment. A path that climbs out of its
+# storage with ``..`` passes the pattern and is refused by ``confine_path``.
+LOCATION_PATTERN = (
+    r"^(?:[A-Za-z][A-Za-z0-9_.-]{0,62}:(?:[^/\\\x00][^\x00]*)?"
+    r"|[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\x00]+(?:/[^?#\x00]*)?)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,7 @@ class Location:
 def parse_location(text: str) -> Location:
     """Parse ``STORAGE:PATH`` (``local:data/a.csv``), the path empty for the root; or the URL
     of an endpoint outside the registry (``https://host/data/a.csv``)."""
-    if "://" in text:
+    if _ENDPOINT.match(text):
         return _endpoint_location(text)
     storage, sep, path = text.partition(":")
     if not sep:
@@ -94,7 +104,10 @@ def _is_normal(path: str) -> bool:
 
 
 def _endpoint_location(text: str) -> Location:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # an unclosed IPv6 bracket
+        raise InvalidLocation(text, str(exc)) from exc
     if parts.scheme in ("file", "local"):
         raise LocalUrlRefused(text)
     if not _SCHEME.fullmatch(parts.scheme or "") or not parts.netloc:

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from ferry.domain.channels import ChannelState
+from ferry.domain.locations import LOCATION_PATTERN
 from ferry.domain.schedules import (
     InvalidSchedule,
     Schedule,
@@ -149,8 +150,13 @@ class ScheduleIn(_Strict):
         )
 
 
-# A location as a user gives it: STORAGE:PATH or an endpoint's URL, at most PATH_MAX long.
-LocationIn = Annotated[str, Field(min_length=1, max_length=LOCATION_MAX)]
+# A location as a user gives it: STORAGE:PATH or an endpoint's URL, at most PATH_MAX long. The
+# pattern is documented, not checked here: parse_location refuses the same texts, saying why
+# in words rather than with the pattern.
+LocationIn = Annotated[
+    str,
+    Field(min_length=1, max_length=LOCATION_MAX, json_schema_extra={"pattern": LOCATION_PATTERN}),
+]
 # An error text an agent reports: cut to what is kept, never a reason to refuse the report.
 ErrorText = Annotated[
     str, AfterValidator(clip_error), Field(description=f"cut to {ERROR_TEXT_MAX} characters")
