@@ -69,6 +69,7 @@ async def test_every_path_parameter_is_listed(document) -> None:  # type: ignore
         ("TRACE", "/healthz", "GET"),
         ("PATCH", "/api/v1/storages/s3", "DELETE, GET, PUT"),
         ("TRACE", "/api/v1/transfers/abc/data/a/b.txt", "GET, PUT"),
+        ("OPTIONS", "/api/v1/transfers/pull", "POST"),
     ],
 )
 async def test_an_unsupported_method_is_405_with_allow(api, method, path, allowed) -> None:  # type: ignore[no-untyped-def]
@@ -77,3 +78,30 @@ async def test_an_unsupported_method_is_405_with_allow(api, method, path, allowe
     assert response.headers["allow"] == allowed
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["detail"] == f"{method} is not one of {allowed}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/api/v1/channels/a/b", {"max_active": 2**70}),
+        ("PUT", "/api/v1/channels/a/b", {"max_active": False}),
+        ("PUT", "/api/v1/scopes/s", {"weight": True}),
+        (
+            "POST",
+            "/api/v1/transfers/push",
+            {"destination": "local:", "objects": [{"name": "a", "size": 2**64}]},
+        ),
+        (
+            "POST",
+            "/api/v1/transfers/push",
+            {"destination": "local:", "objects": [{"name": "a", "mtime": False}]},
+        ),
+        ("GET", "/api/v1/transfers/x/outcomes?run=16663437821379082240", None),
+    ],
+)
+async def test_what_the_schema_refuses_is_refused(api, method, path, body) -> None:  # type: ignore[no-untyped-def]
+    """Found by generated requests: a number too large for the database was a 500 there, and
+    a boolean passed for a number."""
+    response = await api.client.request(method, path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -103,20 +105,40 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+_PARAMETER = re.compile(r"\\\{[^}]*\\\}")
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method some route takes at the request's path, each asked of the router: its own
-    405 names the methods of the first route that matched the path only."""
-    path = {"type": "http", "path": request.scope["path"], "root_path": ""}
-    return ", ".join(
+    """The methods the resource at the request's path takes. Each is asked of the router (its
+    own 405 names the methods of the first route that matched the path only), then those of a
+    less specific path are left out: ``/transfers/pull`` takes POST, although a GET there is
+    routed to ``/transfers/{transfer_id}``."""
+    path = request.scope["path"]
+    probe = {"type": "http", "path": path, "root_path": ""}
+    routed = {
         method
         for method in METHODS
         if any(
-            route.matches({**path, "method": method})[0] is Match.FULL
+            route.matches({**probe, "method": method})[0] is Match.FULL
             for route in request.app.router.routes
         )
-    )
+    }
+    documented = _documented_methods(request.app.openapi(), path)
+    return ", ".join(sorted(routed & documented or routed))
+
+
+def _documented_methods(document: dict[str, Any], path: str) -> set[str]:
+    """The methods of the most specific path of ``document`` (the fewest parameters) that
+    ``path`` matches, parameters taken as one segment each."""
+    matching = [
+        template
+        for template in document.get("paths", {})
+        if re.fullmatch(_PARAMETER.sub("[^/]+", re.escape(template)), path)
+    ]
+    if not matching:
+        return set()
+    template = min(matching, key=lambda t: t.count("{"))
+    return {method.upper() for method in document["paths"][template]}
 
 
 # How often one cause of database trouble is logged: once a minute, with how many requests it

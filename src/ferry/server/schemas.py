@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     field_validator,
     model_validator,
 )
@@ -40,14 +41,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A whole number as the API takes it: a JSON integer (not true, 1.0 or "1"), and one that a
+# database column holds (a larger one reached SQLite and failed there: a 500).
+INT64_MAX = 2**63 - 1
+Whole = Annotated[int, Strict(), Field(le=INT64_MAX)]
+Real = Annotated[float, Strict()]  # an integer, or a number with a fraction: not true
+Flag = Annotated[bool, Strict()]
+
+
 class TransferOptionsIn(_Strict):
     checksum: Checksum = Checksum.ADLER32
     overwrite: Overwrite = Overwrite.NEVER
-    retries: int = Field(3, ge=0, le=100)
-    priority: int = Field(3, ge=1, le=5)
-    unzip: bool = Field(False, description="unpack a zip or tar source into the destination folder")
-    bandwidth: int | None = Field(None, ge=1, description="bytes per second, per object")
-    unzip_max_bytes: int | None = Field(
+    retries: Whole = Field(3, ge=0, le=100)
+    priority: Whole = Field(3, ge=1, le=5)
+    unzip: Flag = Field(False, description="unpack a zip or tar source into the destination folder")
+    bandwidth: Whole | None = Field(None, ge=1, description="bytes per second, per object")
+    unzip_max_bytes: Whole | None = Field(
         None,
         ge=1,
         description="with unzip: what an archive may expand to, in bytes (an archive past it is"
@@ -101,10 +110,10 @@ class ScheduleIn(_Strict):
     kind: ScheduleKind = ScheduleKind.DIRECT
     at: When | None = None
     unit: Unit | None = None
-    interval: int = Field(1, ge=1)
+    interval: Whole = Field(1, ge=1)
     start: When | None = None
     until: When | None = None
-    count: int | None = Field(None, ge=1)
+    count: Whole | None = Field(None, ge=1)
     expr: str | None = Field(None, max_length=200, description="5-field cron expression")
     timezone: str = Field("UTC", max_length=64, description="IANA time zone")
 
@@ -177,8 +186,8 @@ class TransferCreate(_Strict):
 
 class PushObject(_Strict):
     name: str = Field(min_length=1, max_length=4096, description="path below the destination")
-    size: int | None = Field(None, ge=0)
-    mtime: float | None = Field(None, description="POSIX seconds, for overwrite=if-newer")
+    size: Whole | None = Field(None, ge=0)
+    mtime: Real | None = Field(None, description="POSIX seconds, for overwrite=if-newer")
 
 
 class PushCreate(_Strict):
@@ -186,7 +195,7 @@ class PushCreate(_Strict):
     objects: list[PushObject] = Field(min_length=1, max_length=100_000)
     options: TransferOptionsIn = TransferOptionsIn()
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    ttl_s: float = Field(3600, gt=0, le=7 * 86400, description="how long the capability lives")
+    ttl_s: Real = Field(3600, gt=0, le=7 * 86400, description="how long the capability lives")
 
 
 class PullCreate(_Strict):
@@ -195,7 +204,7 @@ class PullCreate(_Strict):
     )
     options: TransferOptionsIn = TransferOptionsIn()
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    ttl_s: float = Field(3600, gt=0, le=7 * 86400)
+    ttl_s: Real = Field(3600, gt=0, le=7 * 86400)
 
 
 class PassiveObject(BaseModel):
@@ -217,7 +226,7 @@ class PulledObject(_Strict):
     state: Literal["DONE", "SKIPPED", "FAILED"] = Field(
         description="SKIPPED: the local file exists and overwrite is never"
     )
-    bytes: int = Field(0, ge=0)
+    bytes: Whole = Field(0, ge=0)
     checksum: str | None = None
     error: ErrorText | None = None
 
@@ -396,7 +405,7 @@ class AgentRegister(_Strict):
 
 class AgentInvite(_Strict):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
-    ttl_s: float = Field(3600, gt=0, le=30 * 86400, description="how long the secret is valid")
+    ttl_s: Real = Field(3600, gt=0, le=30 * 86400, description="how long the secret is valid")
 
 
 class AgentInvitation(BaseModel):
@@ -414,8 +423,8 @@ class AgentRegistered(BaseModel):
 
 
 class LeaseRequest(_Strict):
-    max_tasks: int = Field(100, ge=1, le=2000)
-    wait_s: float = Field(20.0, ge=0, le=60)
+    max_tasks: Whole = Field(100, ge=1, le=2000)
+    wait_s: Real = Field(20.0, ge=0, le=60)
 
 
 class StorageAccess(BaseModel):
@@ -456,17 +465,17 @@ class LeaseReply(BaseModel):
 
 
 class TaskReport(_Strict):
-    task: int
+    task: Whole
     lease: str
     state: Literal["DONE", "SKIPPED", "FAILED", "CANCELED", "RELEASED"] = Field(
         description="RELEASED gives back a task that was never started (the agent is stopping)"
     )
-    bytes: int = Field(0, ge=0)
+    bytes: Whole = Field(0, ge=0)
     checksum: str | None = None
     error_class: str | None = None
     error: ErrorText | None = None
-    retryable: bool = False
-    started: bool = Field(
+    retryable: Flag = False
+    started: Flag = Field(
         True,
         description="false: the copy never began (canceled or given back while it waited),"
         " so no attempt is recorded",
@@ -479,7 +488,7 @@ class ReportReply(BaseModel):
 
 
 class Heartbeat(_Strict):
-    active: list[tuple[int, int]] = Field(
+    active: list[tuple[Whole, Whole]] = Field(
         default_factory=list,
         max_length=100_000,
         description="[task, bytes done] for every task whose lease the agent holds",
@@ -520,8 +529,8 @@ class AgentPublic(BaseModel):
 
 
 class ChannelIn(_Strict):
-    max_active: int | None = Field(None, ge=0, description="None: no limit")
-    bandwidth: int | None = Field(None, ge=1, description="bytes per second, shared")
+    max_active: Whole | None = Field(None, ge=0, description="None: no limit")
+    bandwidth: Whole | None = Field(None, ge=1, description="bytes per second, shared")
     state: ChannelState = ChannelState.ACTIVE
 
 
@@ -535,7 +544,7 @@ class ChannelPublic(BaseModel):
 
 
 class ScopeIn(_Strict):
-    weight: int = Field(ge=1, le=1000, description="its share in the round-robin across scopes")
+    weight: Whole = Field(ge=1, le=1000, description="its share in the round-robin across scopes")
 
 
 class ScopePublic(BaseModel):
@@ -568,7 +577,7 @@ class Health(BaseModel):
 UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")]
 ScopeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Lifetime = Annotated[
-    int | None, Field(None, ge=1, le=10 * 366 * 86400, description="seconds; none: no expiry")
+    Whole | None, Field(None, ge=1, le=10 * 366 * 86400, description="seconds; none: no expiry")
 ]
 
 

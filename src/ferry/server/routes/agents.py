@@ -96,7 +96,13 @@ async def invite(
     return AgentInvitation(name=body.name, secret=secret, expires_at=state.clock() + ttl)
 
 
-@router.post("/register", response_model=AgentRegistered)
+# A first registration carries a one-time secret and no token; a token re-registers: the
+# document says that either will do (an empty requirement beside the bearer).
+@router.post(
+    "/register",
+    response_model=AgentRegistered,
+    openapi_extra={"security": [{}]},
+)
 async def register(
     body: AgentRegister, state: StateDep, caller: Registrant, request: Request
 ) -> AgentRegistered:

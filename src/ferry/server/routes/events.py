@@ -60,7 +60,11 @@ def _frame(event: Event) -> str:
     return f"event: {event.kind}\ndata: {orjson.dumps(event.to_json()).decode()}\n\n"
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={404: {"description": "No transfer of that id"}},
+)
 async def events(
     state: StateDep,
     caller: Reader,

@@ -39,6 +39,7 @@ from ferry.server.audit_trail import note_target
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
 from ferry.server.schemas import (
+    INT64_MAX,
     ObjectResult,
     PassiveCreated,
     PassiveObject,
@@ -181,7 +182,7 @@ async def receive(
     state: StateDep,
     capability: CapabilityHeader,
     checksum: Annotated[str | None, Header(alias="X-Ferry-Checksum")] = None,
-    size: Annotated[int | None, Header(alias="X-Ferry-Size", ge=0)] = None,
+    size: Annotated[int | None, Header(alias="X-Ferry-Size", ge=0, le=INT64_MAX)] = None,
     mtime: Annotated[float | None, Header(alias="X-Ferry-Mtime")] = None,
 ) -> ObjectResult:
     """One pushed object: written beside its destination, verified against the size and

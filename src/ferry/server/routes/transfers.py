@@ -25,6 +25,7 @@ from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
 from ferry.server.schemas import (
+    INT64_MAX,
     AttemptPublic,
     CancelResult,
     ObjectCounts,
@@ -202,7 +203,9 @@ async def list_runs(
     transfer_id: str,
     state: StateDep,
     caller: Reader,
-    after: Annotated[int, Query(ge=0, description="only runs numbered above this")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="only runs numbered above this")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[RunPublic]:
     visible_to(caller, await state.store.get_transfer(transfer_id))  # 404: unknown, or not its
@@ -235,8 +238,8 @@ async def get_outcomes(
     transfer_id: str,
     state: StateDep,
     caller: Reader,
-    run: Annotated[int | None, Query(ge=1)] = None,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    run: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+    cursor: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Outcomes:
     transfer = visible_to(caller, await state.store.get_transfer(transfer_id))

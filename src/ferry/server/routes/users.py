@@ -79,7 +79,12 @@ async def list_tokens(
     return [_public(info) for info in await state.store.list_tokens(whose)]
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201)
+@router.post(
+    "/tokens",
+    response_model=TokenCreated,
+    status_code=201,
+    responses={404: {"description": "No user of that name"}},
+)
 async def create_token(
     body: TokenIn, state: StateDep, caller: Reader, request: Request
 ) -> TokenCreated:
