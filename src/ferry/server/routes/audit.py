@@ -15,6 +15,8 @@ from ferry.server.schemas import AuditCheckPublic, AuditRecordPublic
 from ferry.store.abc import AuditRecord
 
 router = APIRouter(tags=["audit"])
+# A time as ISO 8601 writes it: a number is not one (pydantic would read 0.5 as a Unix time).
+ISO_8601 = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
 
 @router.get("/audit", response_model=list[AuditRecordPublic])
@@ -22,7 +24,9 @@ async def list_audit(
     state: StateDep,
     caller: Administrator,
     user: Annotated[str | None, Query(max_length=128, description="whose acts")] = None,
-    since: Annotated[datetime | None, Query(description="at or after (ISO 8601)")] = None,
+    since: Annotated[
+        str | None, Query(pattern=ISO_8601, description="at or after (ISO 8601; UTC if no zone)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[AuditRecordPublic]:
     """The last ``limit`` records (of ``user``, since ``since``), oldest first."""
@@ -43,14 +47,15 @@ async def verify_audit(state: StateDep, caller: Administrator) -> AuditCheckPubl
     )
 
 
-def _utc(since: datetime | None) -> datetime | None:
+def _utc(since: str | None) -> datetime | None:
     """A time without a zone is UTC, as every time the API gives."""
     if since is None:
         return None
     try:
-        return since.replace(tzinfo=since.tzinfo or UTC).astimezone(UTC)
-    except OverflowError:
-        raise InvalidRequest(f"since {since.isoformat()}: out of range") from None
+        instant = datetime.fromisoformat(since)
+        return instant.replace(tzinfo=instant.tzinfo or UTC).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"since {since!r}: not a time, or out of range") from None
 
 
 def _public(record: AuditRecord) -> AuditRecordPublic:
