@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ferry.errors import StoreUnavailable
 from ferry.store.abc import AuditEntry, Principal, Store
 
 log = logging.getLogger("ferry.audit")
@@ -48,6 +50,14 @@ async def record(store: Store, entry: AuditEntry) -> None:
     """Append ``entry``; a failure is logged, not raised: the act it records is done."""
     try:
         await store.append_audit(entry)
+    except (StoreUnavailable, OperationalError) as exc:  # the database's state: one line
+        log.error(
+            "audit record not written: %s by %s (status %d): %s",
+            entry.action,
+            entry.actor or "-",
+            entry.status,
+            str(exc).splitlines()[0][:200],
+        )
     except Exception:
         log.exception("audit record not written: %s by %s", entry.action, entry.actor or "-")
 
