@@ -17,7 +17,7 @@ from ferry.domain.locations import parse_location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, TransferKind, TransferOptions, TransferSpec
 from ferry.scheduler.loop import Wakeups
-from ferry.scheduler.notify import MAX_ATTEMPTS, NotifyLoop
+from ferry.scheduler.notify import MAX_ATTEMPTS, NotifyLoop, without_query
 from ferry.store.abc import NewTransfer, TaskResult
 from ferry.store.sql import SqlStore
 
@@ -263,3 +263,8 @@ async def test_a_summary_reaches_a_real_http_server_once(store, clock, finished,
     assert path == "/hooks/ferry"
     assert (payload["transfer"], payload["status"]) == (transfer_id, "COMPLETED")
     assert await store.due_notifications(clock.now + timedelta(days=1), limit=10) == []
+
+
+def test_a_hook_is_logged_without_its_query_whatever_its_names() -> None:
+    assert without_query("https://h.example/x?token=a&key=b#c") == "https://h.example/x?[redacted]"
+    assert without_query("https://h.example/x") == "https://h.example/x"

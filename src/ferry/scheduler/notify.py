@@ -22,6 +22,13 @@ POST_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 10
 
 
+def without_query(url: str) -> str:
+    """The URL as a log line may show it: a webhook's query (its token, often, under any
+    name) and fragment are secrets of whoever submitted it."""
+    base = url.split("#", 1)[0].split("?", 1)[0]
+    return f"{base}?[redacted]" if base != url else base
+
+
 class NotifyLoop(Loop):
     name = "notify"
     singleton = True
@@ -81,7 +88,7 @@ class NotifyLoop(Loop):
             "hook for transfer %s run %d (%s): %s; %s",
             notification.transfer_id,
             notification.run,
-            notification.url,
+            without_query(notification.url),
             error,
             f"retry at {retry_at:%H:%M:%S}" if retry_at else f"given up after {attempt} attempts",
         )
