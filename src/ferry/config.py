@@ -10,7 +10,14 @@ import ipaddress
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.domain.locations import is_storage_name
@@ -112,6 +119,8 @@ class ServerSettings(BaseSettings):
     # What local agents trust the server's certificate by: default, the certificate itself.
     tls_ca: Path | None = None
     insecure_http: bool = False  # listen on a non-loopback address without TLS all the same
+    # The bearer token /metrics asks for; none: anyone may scrape it.
+    metrics_token: SecretStr | None = Field(None, min_length=1)
 
     @field_validator("access")
     @classmethod

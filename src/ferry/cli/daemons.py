@@ -150,6 +150,15 @@ def server(
             show_default=False,
         ),
     ] = None,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask scrapers of /metrics for this bearer token (default: /metrics is open);"
+            " better from FERRY_METRICS_TOKEN, which ps does not show.",
+            envvar="FERRY_METRICS_TOKEN",
+            show_default=False,
+        ),
+    ] = None,
     log_dir: LogDirOption = None,
     log_level: LogLevelOption = None,
 ) -> None:
@@ -180,6 +189,7 @@ def server(
         "tls_key": tls_key,
         "tls_ca": tls_ca,
         "insecure_http": insecure_http,
+        "metrics_token": metrics_token,
     }
     settings = load_settings(ServerSettings, path=config, section="server", given=given)
     configure_logging(settings.log, daemon="server")

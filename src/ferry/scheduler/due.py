@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from ferry.domain.events import TransferChanged
 from ferry.domain.states import TransferStatus
-from ferry.scheduler.loop import Loop
+from ferry.scheduler.loop import Loop, Wakeups, system_clock
+from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
 
@@ -22,6 +25,17 @@ class DueLoop(Loop):
     name = "due"
     interval = MAX_SLEEP_S
 
+    def __init__(
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        clock: Callable[[], datetime] = system_clock,
+        *,
+        observe_lag: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__(store, wakeups, clock)
+        self.observe_lag = observe_lag  # seconds from a run's due time to its start
+
     @property
     def wake(self) -> asyncio.Event:
         return self.wakeups.due
@@ -30,6 +44,9 @@ class DueLoop(Loop):
         while runs := await self.store.claim_due_transfers(self.clock(), CLAIM_BATCH):
             for run in runs:
                 log.info("transfer %s: run %d started", run.transfer_id, run.number)
+                if self.observe_lag is not None:
+                    started = run.started_at or self.clock()
+                    self.observe_lag(max(0.0, (started - run.due_at).total_seconds()))
                 self.wakeups.events.publish(
                     TransferChanged(transfer=run.transfer_id, status=TransferStatus.ONGOING.value)
                 )

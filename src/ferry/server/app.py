@@ -30,12 +30,14 @@ from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server import openapi, problems
 from ferry.server.audit_trail import AuditTrail
 from ferry.server.limits import BodyLimit
+from ferry.server.metrics import RequestTimer
 from ferry.server.routes import (
     agents,
     audit,
     channels,
     events,
     health,
+    metrics,
     passive,
     storages,
     transfers,
@@ -167,9 +169,10 @@ def registry_timings(settings: ServerSettings) -> RegistryTimings:
 
 def build_loops(state: ServerState) -> list[Loop]:
     settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
-    kinds: list[type[Loop]] = [DueLoop, LeaseReaper, RetryLoop, CheckpointLoop]
+    kinds: list[type[Loop]] = [LeaseReaper, RetryLoop, CheckpointLoop]
     timings = registry_timings(settings)
     return [
+        DueLoop(store, wakeups, clock, observe_lag=state.metrics.due_lag.observe),
         *(kind(store, wakeups, clock) for kind in kinds),
         ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
         FinalizeLoop(store, wakeups, clock, state.protected, state.endpoints),
@@ -222,7 +225,8 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     problems.install(app)
     openapi.install(app)
     app.add_middleware(BodyLimit)
-    app.add_middleware(AuditTrail)  # outermost: it sees the answer to an oversized body too
+    app.add_middleware(AuditTrail)  # it sees the answer to an oversized body too
+    app.add_middleware(RequestTimer, metrics=state.metrics)  # outermost: times all of it
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(passive.router)  # before transfers: /transfers/push is not an id
     api.include_router(transfers.router)
@@ -235,4 +239,5 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(metrics.router)
     return app

@@ -13,6 +13,7 @@ from ferry.daemon.children import Supervisor
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.scheduler.registry import StorageCache
+from ferry.server.metrics import Metrics
 from ferry.store.abc import Store
 
 
@@ -27,9 +28,11 @@ class ServerState:
     config: Path | None = None  # the --config file, read again on SIGHUP
     loops: list[Loop] = field(default_factory=list)
     storages: StorageCache = field(init=False)
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.storages = StorageCache(self.store)
+        self.metrics = Metrics(self.store)
 
     @property
     def endpoints(self) -> EndpointPolicy:

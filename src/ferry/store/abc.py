@@ -170,13 +170,18 @@ class TaskResult(NamedTuple):
 
 
 class TaskChange(NamedTuple):
-    """A result the store applied: the task's new state."""
+    """A result the store applied: the task's new state, and what the monitoring counts it
+    under: its scope, its link (source site, destination site) and the bytes it moved."""
 
     task_id: int
     transfer_id: str
     run: int
     state: TaskState
     error: str | None = None
+    scope: str = ""
+    source_site: str = ""
+    destination_site: str = ""
+    bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +221,17 @@ class AgentStatistics:
     @property
     def total(self) -> int:
         return self.ongoing + self.succeeded + self.failed + self.canceled
+
+
+@dataclass(frozen=True, slots=True)
+class StoreGauges:
+    """What the store holds now, counted for monitoring: transfers by status, QUEUED tasks by
+    scope, ACTIVE tasks by link (source site, destination site), agents by state."""
+
+    transfers: dict[str, int]
+    queued: dict[str, int]
+    active: dict[tuple[str, str], int]
+    agents: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +297,15 @@ class Store(Protocol):
     async def bootstrap(self) -> str | None:
         """Create the default scope and the administrator client; return a new administrator
         token the first time (``None`` once one exists)."""
+
+    @property
+    def write_queue_depth(self) -> int:
+        """Writes of this server waiting for the store's single writer (not counting the one
+        under way)."""
+
+    async def gauges(self) -> StoreGauges:
+        """The counts of ``StoreGauges``, read in one transaction through indexes: a scrape
+        of the monitoring reads them every few seconds."""
 
     async def check_writable(self) -> None:
         """Write to the database and roll nothing forward (a row set to what it holds): raises

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ferry.store.sql_audit import AuditMixin
 from ferry.store.sql_dispatch import DispatchMixin
+from ferry.store.sql_gauges import GaugesMixin
 from ferry.store.sql_grants import GrantsMixin
 from ferry.store.sql_passive import PassiveMixin
 from ferry.store.sql_registry import RegistryMixin
@@ -21,5 +22,6 @@ class SqlStore(
     TransfersMixin,
     RunsMixin,
     DispatchMixin,
+    GaugesMixin,
 ):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

@@ -191,6 +191,25 @@ class PrincipalCache:
         self.generation += 1
 
 
+class QueuedLock:
+    """The store's write lock, which knows how many callers wait for it: the depth of the
+    write queue that the monitoring shows."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.waiting = 0
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 class SqlBase:
     """Owns the engine. SQLite allows one writer: writes in this process take a lock so that
     they queue here instead of failing with "database is locked"."""
@@ -211,7 +230,7 @@ class SqlBase:
         self._writer: ThreadPoolExecutor | None = None
         self._read_engine: Engine | None = None
         self._readers: ThreadPoolExecutor | None = None
-        self._write_lock = asyncio.Lock()
+        self._write_lock = QueuedLock()
         # After a write failed on the database's state (locked by another process, disk full,
         # gone), writes fail at once for a moment instead of each waiting out the busy timeout
         # in turn: a request then answers 503 in seconds, not after every write queued ahead.
@@ -219,6 +238,10 @@ class SqlBase:
         self._principals = PrincipalCache(token_cache_seconds)
         self._credential_watch: CredentialWatch | None = None
         self._specs = SpecCache()
+
+    @property
+    def write_queue_depth(self) -> int:
+        return self._write_lock.waiting
 
     @property
     def engine(self) -> AsyncEngine:

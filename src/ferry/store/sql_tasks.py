@@ -127,8 +127,8 @@ class TasksMixin(SqlBase):
         for row in canceled:
             counter.add(row.transfer_id, row.run, TaskState.CANCELED)
         counter.apply(conn, now)
-        return [TaskChange(r.id, r.transfer_id, r.run, TaskState.QUEUED) for r in released] + [
-            TaskChange(r.id, r.transfer_id, r.run, TaskState.CANCELED) for r in canceled
+        return [_change(r, TaskState.QUEUED) for r in released] + [
+            _change(r, TaskState.CANCELED) for r in canceled
         ]
 
     def _apply_results(
@@ -170,7 +170,7 @@ class TasksMixin(SqlBase):
             else:  # a retry's backoff: the one time that is not the batch's
                 values = _task_update(row.id, result, state, ended_at, agent_id)
                 retries.append((*values, db_time(conn.dialect, not_before)))
-            changes.append(TaskChange(row.id, row.transfer_id, row.run, state, result.error))
+            changes.append(_change(row, state, result.error, result.bytes))
             if ended is not None or state not in IN_ITS_ROW:
                 attempts.append(_attempt(row, agent_id, result, ended_at, ended))
         execute_many(conn, _RESULT_UPDATE, updates)
@@ -281,6 +281,7 @@ class HeldRow(NamedTuple):
     id: int
     transfer_id: str
     run: int
+    scope: str
     source_site: str
     destination_site: str
     attempts: int
@@ -289,6 +290,21 @@ class HeldRow(NamedTuple):
     lease_agent: str  # an ACTIVE task's lease is always set
     lease_token: str
     leased_at: Any  # last, as the database stores it
+
+
+def _change(row: HeldRow, state: TaskState, error: str | None = None, moved: int = 0) -> TaskChange:
+    """What ``record_results`` returns for a row: ``moved`` is the bytes its attempt moved."""
+    return TaskChange(
+        row.id,
+        row.transfer_id,
+        row.run,
+        state,
+        error,
+        scope=row.scope,
+        source_site=row.source_site,
+        destination_site=row.destination_site,
+        bytes=moved,
+    )
 
 
 def leased_rows(where: ColumnElement[bool]) -> Select[Any]:

@@ -138,7 +138,8 @@ async def lease(
         raise ServerStopping()
     ttl = timedelta(seconds=state.settings.lease_ttl_s)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + body.wait_s
+    arrived = loop.time()
+    deadline = arrived + body.wait_s
     while True:
         if await request.is_disconnected():  # the agent went away: lease it nothing
             log.debug("agent %s: lease request abandoned", agent_id)
@@ -151,6 +152,8 @@ async def lease(
             break
         await state.wakeups.tasks_available.wait(fired, min(remaining, POLL_SLICE_S))
     log.debug("agent %s: leased %d tasks", agent_id, len(tasks))
+    if tasks:
+        state.metrics.lease_latency.observe(loop.time() - arrived)
     storages = await _storages_for(
         state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
     )
@@ -236,6 +239,7 @@ async def report(agent_id: str, request: Request, state: StateDep, caller: Daemo
     ]
     changes = await state.store.record_results(agent_id, results)
     log.debug("agent %s: %d results, %d applied", agent_id, len(results), len(changes))
+    state.metrics.count_results(changes)
     state.wakeups.finalize.set()
     state.wakeups.tasks_available.fire()
     publish_task_changes(state, changes)
