@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_agents import bearer, leased, register
+from test_passive_api import create_push, put
 
 from ferry.config import ServerSettings
 from ferry.server.app import create_app
@@ -103,6 +104,15 @@ async def test_reports_move_the_counters_of_their_link_and_scope(api, eventually
     again = await scrape(api.anonymous)
     assert value(again, "ferry_objects_moved_total", **LINK) == 1
     assert value(again, "ferry_bytes_moved_total", **LINK) == 5
+
+
+async def test_a_pushed_object_counts_on_the_link_from_the_client(api) -> None:  # type: ignore[no-untyped-def]
+    created = await create_push(api, [{"name": "x.bin", "size": 3}])
+    assert (await put(api, created, "x.bin", b"abc")).json()["state"] == "DONE"
+    samples = await scrape(api.anonymous)
+    link = {"scope": "default", "source_site": "CLIENT", "destination_site": "local"}
+    assert value(samples, "ferry_objects_moved_total", **link) == 1
+    assert value(samples, "ferry_bytes_moved_total", **link) == 3
 
 
 async def _queued(api):  # type: ignore[no-untyped-def]

@@ -376,7 +376,7 @@ async def _record(
         outcome.checksum,
         error=outcome.reason,
     )
-    await state.store.record_results(PASSIVE_AGENT, [result])
+    state.metrics.count_results(await state.store.record_results(PASSIVE_AGENT, [result]))
     state.wakeups.finalize.set()
     return ObjectResult(
         name=name, state=outcome.state.value, bytes=outcome.bytes, checksum=outcome.checksum
@@ -394,7 +394,7 @@ async def _failed(
         error=error.message,
         retryable=error.retryable,
     )
-    await state.store.record_results(PASSIVE_AGENT, [result])
+    state.metrics.count_results(await state.store.record_results(PASSIVE_AGENT, [result]))
     state.wakeups.finalize.set()
     return ObjectResult(
         name=name,
