@@ -42,21 +42,23 @@ lint: install
 
 # The real servers the tests talk to (each started by a test fixture on 127.0.0.1): OpenSSH's
 # sshd, nginx and PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) from Debian;
-# moto's S3 server and wsgidav come with the Python extras. Debian's PostgreSQL would create a
-# "main" cluster and start it as a service: the createcluster.d setting stops that, so nothing
-# runs or listens once installed (the tests initdb a cluster of their own). Prometheus's
-# promtool checks the /metrics exposition; its package's service is enabled for systemd only,
-# which does not run here, and its recommends (exporters) are not wanted.
+# moto's S3 server and wsgidav come with the Python extras; chromium drives the dashboard's
+# browser tests (through Playwright, whose own browser download is not used). Debian's PostgreSQL
+# would create a "main" cluster and start it as a service: the createcluster.d setting stops
+# that, so nothing runs or listens once installed (the tests initdb a cluster of their own).
+# Prometheus's promtool checks the /metrics exposition; its package's service is enabled for
+# systemd only, which does not run here, and its recommends (exporters) are not wanted.
 PG_NO_CLUSTER := /etc/postgresql-common/createcluster.d/ferry-tests.conf
 
 test-servers:
 	@test -x /usr/sbin/sshd && test -x /usr/sbin/nginx && test -x /usr/bin/promtool && \
+	test -x /usr/bin/chromium && \
 	test -n "$(wildcard /usr/lib/postgresql/*/bin/initdb)" || { \
 		mkdir -p $(dir $(PG_NO_CLUSTER)) && \
 		echo 'create_main_cluster = false' > $(PG_NO_CLUSTER) && \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			openssh-server nginx-light postgresql >/dev/null && \
+			openssh-server nginx-light postgresql chromium >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			prometheus >/dev/null; }
 

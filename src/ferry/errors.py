@@ -16,9 +16,11 @@
     │   └── AlreadyFinished         cancel of a finished one-shot transfer
     ├── AuthError
     │   ├── Unauthenticated         no or unknown token (API 401)
+    │   │   └── SignInNeeded        a dashboard page without a live session (to /login)
     │   ├── Forbidden               token lacks the role (API 403)
     │   ├── OutOfScope              a scope or storage the caller's scope may not use (API 403)
     │   ├── AddressRefused          the caller's address is not allowed for its role (API 403)
+    │   ├── FormRejected            a dashboard form without its session's CSRF token (403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
@@ -131,6 +133,16 @@ class AuthError(FerryError):
 class Unauthenticated(AuthError):
     def __init__(self, why: str = "a valid bearer token is required") -> None:
         super().__init__(why)
+
+
+class SignInNeeded(Unauthenticated):
+    def __init__(self) -> None:
+        super().__init__("sign in to the dashboard first")
+
+
+class FormRejected(AuthError):
+    def __init__(self) -> None:
+        super().__init__("the form does not carry this session's CSRF token")
 
 
 class Forbidden(AuthError):

@@ -44,6 +44,7 @@ from ferry.server.routes import (
     users,
 )
 from ferry.server.state import ServerState
+from ferry.server.ui import install as install_dashboard
 from ferry.store.abc import Store
 from ferry.store.crypto import Cipher, load_key
 from ferry.store.sql import SqlStore
@@ -240,4 +241,5 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
+    install_dashboard(app)
     return app

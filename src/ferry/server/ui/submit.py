@@ -1,0 +1,110 @@
+"""The dashboard's new-transfer form, submitted through the API's own path (``submit_transfer``
+with the API's ``TransferCreate`` checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from ferry.domain.events import TransferChanged
+from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit
+from ferry.domain.transfers import Role, TransferKind
+from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
+from ferry.scheduler.submission import DEFAULT_SCOPE, submit_transfer
+from ferry.server.deps import StateDep
+from ferry.server.routes.transfers import spec_from
+from ferry.server.schemas import TransferCreate
+from ferry.server.ui.audit import record_act
+from ferry.server.ui.render import page
+from ferry.server.ui.sessions import PostedForm, Viewer, ViewerDep
+
+router = APIRouter()
+
+
+@router.get("/transfers/new")
+async def new_transfer_form(request: Request, viewer: ViewerDep) -> Response:
+    return _form_page(request, viewer, {}, error=None, status_code=200)
+
+
+@router.post("/transfers/new")
+async def new_transfer(
+    request: Request, state: StateDep, viewer: ViewerDep, form: PostedForm
+) -> Response:
+    if not viewer.may_write:
+        raise Forbidden(Role.WRITE.value)
+    try:
+        body = TransferCreate.model_validate(body_of(form))
+        transfer, created = await submit_transfer(
+            state.store,
+            state.wakeups,
+            viewer.principal,
+            spec_from(body),
+            schedule=body.schedule.to_domain(state.clock()),
+            requested_schedule=body.schedule.model_dump(mode="json", exclude_unset=True),
+            submission_id=body.submission_id,
+            scope=body.scope,
+            clock=state.clock,
+            protected=state.protected,
+            endpoints=state.endpoints,
+        )
+    except ValidationError as exc:
+        return _form_page(request, viewer, form, _explain(exc), status_code=422)
+    except (InvalidRequest, InvalidSchedule, NotFound, AuthError) as exc:
+        return _form_page(request, viewer, form, str(exc), status_code=422)
+    if created:
+        state.wakeups.events.publish(
+            TransferChanged(transfer=transfer.id, status=transfer.status.value)
+        )
+    await record_act(request, state, viewer, "submit", 303, transfer.id)
+    return RedirectResponse(f"/transfers/{transfer.id}", status_code=303)
+
+
+def body_of(form: dict[str, str]) -> dict[str, Any]:
+    """The API's request body from the form's fields: one source a line, and the schedule's
+    fields that its kind takes."""
+    kind = form.get("schedule", "direct")
+    schedule: dict[str, Any] = {"kind": kind}
+    if kind == "at":
+        schedule["at"] = form.get("at", "").strip()
+    elif kind == "every":
+        interval = form.get("interval", "1").strip()
+        schedule["unit"] = form.get("unit", "")
+        schedule["interval"] = int(interval) if interval.isdigit() else interval
+    elif kind == "cron":
+        schedule["expr"] = form.get("expr", "").strip()
+    if kind != "direct" and form.get("timezone", "").strip():
+        schedule["timezone"] = form["timezone"].strip()
+    return {
+        "kind": form.get("kind", "file"),
+        "sources": [line.strip() for line in form.get("sources", "").splitlines() if line.strip()],
+        "destination": form.get("destination", "").strip(),
+        "scope": form.get("scope", "").strip() or DEFAULT_SCOPE,
+        "schedule": schedule,
+    }
+
+
+def _explain(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+
+
+def _form_page(
+    request: Request, viewer: Viewer, form: dict[str, str], error: str | None, status_code: int
+) -> Response:
+    return page(
+        request,
+        "new.html",
+        viewer,
+        status_code,
+        form=form,
+        error=error,
+        kinds=[k.value for k in TransferKind],
+        schedules=[k.value for k in ScheduleKind],
+        units=[u.value for u in Unit],
+        scopes=viewer.principal.scopes or (DEFAULT_SCOPE,),
+    )

@@ -1,0 +1,155 @@
+"""The dashboard in a browser (issue 20, acceptance 1): Debian's chromium, driven by Playwright,
+against a real server with its two local agents. Each page's screenshot is written to
+``$FERRY_SCREENSHOTS`` (by default a folder of the test's own)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_support import ServerProcess
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("FERRY_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def sign_in(browser: Browser, server: ServerProcess, token: str) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/login")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(server.url + "/transfers")
+    return page
+
+
+def submit_form(page: Page, server: ServerProcess, source: str, at: str, tree: bool) -> str:
+    """Submit from the new-transfer form; the id of the transfer whose page it lands on."""
+    page.goto(server.url + "/transfers/new")
+    page.check(f"input[name=kind][value={'tree' if tree else 'file'}]")
+    page.fill("textarea[name=sources]", source)
+    page.fill("input[name=destination]", "local:copied")
+    page.check("input[name=schedule][value=at]")
+    page.fill("input[name=at]", at)
+    page.click("#submit")
+    page.wait_for_url(re.compile(r"/transfers/[0-9a-f-]{36}$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_sign_in_submit_watch_and_cancel(
+    start_server,  # type: ignore[no-untyped-def]
+    browser: Browser,
+    shots: Path,
+) -> None:
+    server = start_server()
+    tree = server.cwd / "tree"
+    for folder in range(4):
+        (tree / f"d{folder}").mkdir(parents=True)
+        for number in range(5):
+            (tree / f"d{folder}" / f"f{number}.bin").write_bytes(os.urandom(256 * 1024))
+    (server.cwd / "later.txt").write_text("later")
+
+    refused = browser.new_page()
+    refused.goto(server.url + "/login")
+    refused.fill("input[name=token]", "not-a-token")
+    refused.click("button[type=submit]")
+    expect(refused.locator(".error")).to_contain_text("not known")
+    refused.screenshot(path=shots / "login.png")
+
+    page = sign_in(browser, server, server.token)
+    expect(page.locator("header .who")).to_contain_text("ADMINISTRATOR")
+
+    # Due a few seconds after its page opens: the page shows it waiting, then follows it to
+    # the end through the event stream, with no navigation in between.
+    moved = submit_form(page, server, "local:tree", "+6s", tree=True)
+    expect(page.locator("#status")).to_have_text("STANDBY")
+    page.evaluate("window.sameDocument = true")
+    page.screenshot(path=shots / "transfer-waiting.png")
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=60_000)
+    expect(page.locator("#bar")).to_have_attribute("value", "100")
+    assert page.evaluate("window.sameDocument") is True  # not reloaded
+    expect(page.locator("table.objects tbody tr")).to_have_count(20)
+    expect(page.locator("table.objects tbody")).not_to_contain_text("FAILED")
+    expect(page.locator("#cancel")).to_have_count(0)
+    page.screenshot(path=shots / "transfer.png", full_page=True)
+    assert len(list((server.cwd / "copied").rglob("*.bin"))) == 20
+
+    later = submit_form(page, server, "local:later.txt", "+1h", tree=False)
+    page.click("#cancel")
+    expect(page.locator("#status")).to_have_text("CANCELED")
+    assert server.api("GET", f"/api/v1/transfers/{later}").json()["status"] == "CANCELED"
+
+    page.goto(server.url + "/transfers")
+    expect(page.locator(f"a[href='/transfers/{moved}']")).to_be_visible()
+    expect(page.locator(f"a[href='/transfers/{later}']")).to_be_visible()
+    page.screenshot(path=shots / "transfers.png", full_page=True)
+    page.select_option("select[name=status]", "CANCELED")
+    page.click(".filters button")
+    expect(page.locator("table.list tbody tr")).to_have_count(1)
+    expect(page.locator(f"a[href='/transfers/{later}']")).to_be_visible()
+
+    page.goto(server.url + "/transfers/new")
+    page.screenshot(path=shots / "new-transfer.png", full_page=True)
+    page.goto(server.url + "/agents")
+    expect(page.locator("#agents .status")).to_have_text(["ALIVE", "ALIVE"])
+    page.screenshot(path=shots / "agents.png", full_page=True)
+
+
+def test_a_reader_cannot_cancel_and_forged_posts_are_refused(
+    start_server,  # type: ignore[no-untyped-def]
+    browser: Browser,
+    shots: Path,
+) -> None:
+    server = start_server()
+    (server.cwd / "later.txt").write_text("later")
+    reader_token = server.cli_json("user", "add", "rita", "--role", "READ", "--scope", "default")
+    waiting = server.cli_json("submit", "--at", "+1h", "local:later.txt", "local:copied")["id"]
+    cancel_url = f"{server.url}/transfers/{waiting}/cancel"
+
+    # A WRITE-capable session: its cookie alone does not make a POST count.
+    admin = sign_in(browser, server, server.token)
+    assert admin.request.post(cancel_url, form={}).status == 403
+    assert admin.request.post(cancel_url, form={"csrf": "forged"}).status == 403
+    submitted = admin.request.post(
+        f"{server.url}/transfers/new",
+        form={"sources": "local:later.txt", "destination": "local:x", "csrf": "forged"},
+    )
+    assert submitted.status == 403
+
+    reader = sign_in(browser, server, reader_token["token"]["token"])
+    expect(reader.locator("header .who")).to_contain_text("READ")
+    expect(reader.locator("a[href='/transfers/new']")).to_have_count(0)
+    reader.goto(f"{server.url}/transfers/{waiting}")
+    expect(reader.locator("#status")).to_have_text("STANDBY")
+    expect(reader.locator("#cancel")).to_have_count(0)
+    reader.screenshot(path=shots / "transfer-as-reader.png", full_page=True)
+    # Even with the session's own CSRF token, a reader's cancel is refused.
+    csrf = reader.locator("header input[name=csrf]").get_attribute("value")
+    assert csrf
+    assert reader.request.post(cancel_url, form={"csrf": csrf}).status == 403
+    assert reader.request.post(cancel_url, form={}).status == 403
+
+    assert server.api("GET", f"/api/v1/transfers/{waiting}").json()["status"] == "STANDBY"
+    # Signing out ends the session: its cookie no longer opens a page.
+    reader.click("header .who button")
+    expect(reader).to_have_url(server.url + "/login")
+    reader.goto(f"{server.url}/transfers/{waiting}")
+    expect(reader).to_have_url(server.url + "/login")
