@@ -37,7 +37,7 @@ def sign_in(browser: Browser, server: ServerProcess, token: str) -> Page:
     expect(page).to_have_url(server.url + "/login")
     page.fill("input[name=token]", token)
     page.click("button[type=submit]")
-    expect(page).to_have_url(server.url + "/transfers")
+    expect(page).to_have_url(server.url + "/")
     return page
 
 

@@ -37,7 +37,7 @@ async def test_the_cookie_holds_a_session_id_never_the_token(api) -> None:  # ty
     token = alice["token"]["token"]
     async with await browser(api) as client:
         signed = await sign_in(client, token)
-        assert (signed.status_code, signed.headers["location"]) == (303, "/transfers")
+        assert (signed.status_code, signed.headers["location"]) == (303, "/")
         cookie = session_cookie(signed)
         assert "HttpOnly" in cookie
         assert "SameSite=strict" in cookie

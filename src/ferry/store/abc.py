@@ -235,6 +235,35 @@ class StoreGauges:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkActivity:
+    """One link's (source site, destination site) tasks: QUEUED and ACTIVE now; DONE and FAILED
+    since a given instant, the bytes the DONE ones moved, the first of them ending, and the
+    commonest error class of the FAILED ones with one of its messages."""
+
+    source_site: str
+    destination_site: str
+    queued: int = 0
+    active: int = 0
+    done: int = 0
+    failed: int = 0
+    bytes: int = 0
+    first_done_at: datetime | None = None
+    top_error: str | None = None
+    top_error_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRun:
+    """A transfer's next run: when it is due, and what it is."""
+
+    transfer_id: str
+    scope: str
+    schedule_kind: str
+    status: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TransferFilter:
     """What ``list_transfers`` keeps; ``None`` keeps everything."""
 
@@ -306,6 +335,16 @@ class Store(Protocol):
     async def gauges(self) -> StoreGauges:
         """The counts of ``StoreGauges``, read in one transaction through indexes: a scrape
         of the monitoring reads them every few seconds."""
+
+    async def link_activity(
+        self, since: datetime, scopes: Sequence[str] | None
+    ) -> list[LinkActivity]:
+        """Each link's ``LinkActivity`` (links with nothing to count are left out), counting the
+        tasks of ``scopes`` only (``None``: every scope). Through the partial indexes of one
+        state each, DONE and FAILED by when they ended: cheap with millions of tasks."""
+
+    async def next_runs(self, scopes: Sequence[str] | None, limit: int) -> list[ScheduledRun]:
+        """The ``limit`` STANDBY or ONGOING transfers of ``scopes`` due next, soonest first."""
 
     async def check_writable(self) -> None:
         """Write to the database and roll nothing forward (a row set to what it holds): raises

@@ -1,15 +1,22 @@
-"""Counts of what the store holds now, for the monitoring's scrape."""
+"""Counts of what the store holds now, for the monitoring's scrape and the dashboard's
+overview."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select, true
 
-from ferry.domain.states import TaskState
+from ferry.domain.states import TaskState, TransferStatus
 from ferry.store import tables as t
-from ferry.store.abc import StoreGauges
+from ferry.store.abc import LinkActivity, ScheduledRun, StoreGauges
 from ferry.store.sql_base import SqlBase
+from ferry.store.sql_passive import PASSIVE_AGENT
+
+Link = tuple[str, str]
 
 
 def _grouped(conn: Connection, statement: Select[Any]) -> dict[Any, int]:
@@ -40,3 +47,115 @@ class GaugesMixin(SqlBase):
             active=_grouped(conn, active.group_by(tasks.source_site, tasks.destination_site)),
             agents=_grouped(conn, select(agents.state, func.count()).group_by(agents.state)),
         )
+
+    async def link_activity(
+        self, since: datetime, scopes: Sequence[str] | None
+    ) -> list[LinkActivity]:
+        return await self._reading(_link_activity, since, scopes)
+
+    async def next_runs(self, scopes: Sequence[str] | None, limit: int) -> list[ScheduledRun]:
+        return await self._reading(_next_runs, scopes, limit)
+
+
+def _of_scopes(scopes: Sequence[str] | None) -> ColumnElement[bool]:
+    return true() if scopes is None else t.tasks.c.scope.in_(list(scopes))
+
+
+def _link_activity(
+    conn: Connection, since: datetime, scopes: Sequence[str] | None
+) -> list[LinkActivity]:
+    tasks = t.tasks.c
+    link = (tasks.source_site, tasks.destination_site)
+    links: dict[Link, LinkActivity] = {}
+
+    def found(key: Link) -> LinkActivity:
+        return links.setdefault(key, LinkActivity(*key))
+
+    def counted(state: TaskState) -> dict[Link, int]:
+        statement = select(*link, func.count()).where(t.task_state_is(state.value))
+        return _grouped(conn, statement.where(_of_scopes(scopes)).group_by(*link))
+
+    for key, count in counted(TaskState.QUEUED).items():
+        links[key] = replace(found(key), queued=count)
+    for key, count in counted(TaskState.ACTIVE).items():
+        links[key] = replace(found(key), active=count)
+    for key, done, moved, first in _done_since(conn, since, scopes):
+        links[key] = replace(found(key), done=done, bytes=moved, first_done_at=first)
+    for key, failed, error, count, message in _failed_since(conn, since, scopes):
+        links[key] = replace(
+            found(key), failed=failed, top_error=f"{error}: {message}", top_error_count=count
+        )
+    return sorted(links.values(), key=lambda a: (a.source_site, a.destination_site))
+
+
+def _done_since(
+    conn: Connection, since: datetime, scopes: Sequence[str] | None
+) -> list[tuple[Link, int, int, datetime]]:
+    """DONE tasks per link since ``since``, through the index of DONE tasks by agent and end:
+    one range of it per agent that ever leased (a handful), the client's passive ones too."""
+    tasks = t.tasks.c
+    leasers = [*conn.execute(select(t.agents.c.id)).scalars(), PASSIVE_AGENT]
+    statement = (
+        select(
+            tasks.source_site,
+            tasks.destination_site,
+            func.count(),
+            func.coalesce(func.sum(tasks.bytes_done), 0),
+            func.min(tasks.finished_at),
+        )
+        .where(
+            t.task_state_is(TaskState.DONE.value),
+            tasks.lease_agent.in_(leasers),
+            tasks.finished_at >= since,
+            _of_scopes(scopes),
+        )
+        .group_by(tasks.source_site, tasks.destination_site)
+    )
+    return [((s, d), int(n), int(b), first) for s, d, n, b, first in conn.execute(statement)]
+
+
+def _failed_since(
+    conn: Connection, since: datetime, scopes: Sequence[str] | None
+) -> list[tuple[Link, int, str, int, str]]:
+    """FAILED tasks per link since ``since``, with their commonest error class and one of its
+    messages (through the index of FAILED tasks by end)."""
+    tasks = t.tasks.c
+    statement = (
+        select(
+            tasks.source_site,
+            tasks.destination_site,
+            func.coalesce(tasks.error_class, "error"),
+            func.count(),
+            func.min(func.coalesce(tasks.error, "")),
+        )
+        .where(t.task_state_is(TaskState.FAILED.value), tasks.finished_at >= since)
+        .where(_of_scopes(scopes))
+        .group_by(tasks.source_site, tasks.destination_site, tasks.error_class)
+    )
+    per_link: dict[Link, tuple[int, str, int, str]] = {}
+    for source, destination, error, count, message in conn.execute(statement):
+        total, top, top_count, top_message = per_link.get((source, destination), (0, "", 0, ""))
+        if count > top_count:
+            top, top_count, top_message = error, count, message
+        per_link[(source, destination)] = (total + count, top, top_count, top_message)
+    return [(key, *figures) for key, figures in per_link.items()]
+
+
+def _next_runs(conn: Connection, scopes: Sequence[str] | None, limit: int) -> list[ScheduledRun]:
+    """Each status through the index by (status, next_run_at), in order, then merged."""
+    c = t.transfers.c
+    found: list[ScheduledRun] = []
+    for status in (TransferStatus.STANDBY, TransferStatus.ONGOING):
+        statement = (
+            select(c.id, c.scope, c.schedule_kind, c.status, c.next_run_at.label("due"))
+            .where(c.status == status.value, c.next_run_at.is_not(None))
+            .order_by(c.next_run_at)
+            .limit(limit)
+        )
+        if scopes is not None:
+            statement = statement.where(c.scope.in_(list(scopes)))
+        found += [
+            ScheduledRun(row.id, row.scope, row.schedule_kind or "direct", row.status, row.due)
+            for row in conn.execute(statement)
+        ]
+    return sorted(found, key=lambda run: run.due_at)[:limit]

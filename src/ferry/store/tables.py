@@ -345,6 +345,9 @@ Index("ix_tasks_not_before", tasks.c.not_before, **_of_state("WAITING"))
 # DONE tasks by the agent that moved them and when: its throughput over the last minute. A
 # DONE task is its own last attempt (``sql_tasks.IN_ITS_ROW``), with no row of attempts.
 Index("ix_tasks_done_by_agent", tasks.c.lease_agent, tasks.c.finished_at, **_of_state("DONE"))
+# FAILED tasks by when they ended: the dashboard's failures of the last hour. An entry only at a
+# final failure, which moving objects never pays.
+Index("ix_tasks_failed_at", tasks.c.finished_at, **_of_state("FAILED"))
 
 
 # The attempts that did not move their object: failed (retried or not), lost with their lease,

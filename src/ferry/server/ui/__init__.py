@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from ferry.errors import SignInNeeded
-from ferry.server.ui import agents, auth, submit, transfers
+from ferry.server.ui import agents, auth, overview, submit, transfers
 from ferry.server.ui.render import add_filters
 from ferry.server.ui.sessions import Sessions
 
@@ -27,7 +27,8 @@ def install(app: FastAPI) -> None:
     app.state.ui_sessions = Sessions()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(SignInNeeded, _to_sign_in)
-    for module in (auth, submit, transfers, agents):  # submit first: /transfers/new is no id
+    # submit before transfers: /transfers/new is no transfer's id
+    for module in (auth, overview, submit, transfers, agents):
         app.include_router(module.router, include_in_schema=False)
 
 

@@ -31,11 +31,6 @@ security = logging.getLogger("ferry.security")
 LOGIN_FORM_TTL_S = 3600
 
 
-@router.get("/")
-async def home() -> Response:
-    return RedirectResponse("/transfers", status_code=303)
-
-
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     return _login_page(request, error=None, status_code=200)
@@ -62,7 +57,7 @@ async def login(request: Request, state: StateDep) -> Response:
         return _login_page(request, error="That token is not a user's.", status_code=403)
     check_caller_address(state, request, principal.role)
     session = sessions_of(request).start(token)
-    response = RedirectResponse("/transfers", status_code=303)
+    response = RedirectResponse("/", status_code=303)
     set_cookie(request, response, SESSION_COOKIE, session.id, SESSION_TTL_S)
     response.delete_cookie(LOGIN_COOKIE, path="/")
     return response

@@ -1,0 +1,59 @@
+"""The dashboard overview's aggregates: each link's queued, active, done and failed objects of
+the last hour, and the next scheduled runs, as a viewer's scopes allow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ferry.domain.states import TaskState
+from ferry.store.abc import TaskResult
+
+TTL = timedelta(seconds=30)
+HOUR = timedelta(hours=1)
+
+
+async def test_a_link_counts_what_waits_moves_and_ended_in_the_window(
+    store, start, agent_id, clock
+):
+    await start(tasks=5)
+    done1, done2, failed, moving = await store.lease_tasks(agent_id, limit=4, ttl=TTL)
+    await store.record_results(
+        agent_id,
+        [
+            TaskResult(done1.id, done1.lease, TaskState.DONE, bytes=100),
+            TaskResult(done2.id, done2.lease, TaskState.DONE, bytes=50),
+            TaskResult(
+                failed.id, failed.lease, TaskState.FAILED, error_class="NotFound", error="gone"
+            ),
+        ],
+    )
+    [link] = await store.link_activity(clock.now - HOUR, None)
+    assert (link.queued, link.active, link.done, link.failed) == (1, 1, 2, 1)
+    assert link.bytes == 150
+    assert (link.top_error, link.top_error_count) == ("NotFound: gone", 1)
+    assert link.first_done_at is not None
+    assert moving
+
+
+async def test_what_ended_before_the_window_is_not_counted(store, start, agent_id, clock):
+    await start(tasks=1)
+    [task] = await store.lease_tasks(agent_id, limit=1, ttl=TTL)
+    await store.record_results(agent_id, [TaskResult(task.id, task.lease, TaskState.DONE)])
+    clock.advance(hours=2)
+    assert await store.link_activity(clock.now - HOUR, None) == []
+
+
+async def test_a_viewer_sees_the_links_of_its_scopes_only(store, start, clock):
+    await start(tasks=2)
+    assert [a.queued for a in await store.link_activity(clock.now - HOUR, ["default"])] == [2]
+    assert await store.link_activity(clock.now - HOUR, ["elsewhere"]) == []
+
+
+async def test_the_next_runs_come_soonest_first_and_within_scopes(store, submit, clock):
+    later = await submit(next_run_at=clock.now + 2 * HOUR)
+    sooner = await submit(next_run_at=clock.now + HOUR)
+    runs = await store.next_runs(None, 10)
+    assert [r.transfer_id for r in runs] == [sooner.id, later.id]
+    assert runs[0].due_at == clock.now + HOUR
+    assert [r.transfer_id for r in await store.next_runs(None, 1)] == [sooner.id]
+    assert await store.next_runs(["elsewhere"], 10) == []
