@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import ServerProcess
+from e2e_support import FERRY, ServerProcess
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+LOST_WITHIN_S = 35  # the acceptance's bound, with the server's default of 30 s of silence
 
 
 @pytest.fixture
@@ -93,6 +97,14 @@ def test_sign_in_submit_watch_and_cancel(
     assert len(list((server.cwd / "copied").rglob("*.bin"))) == 20
 
     later = submit_form(page, server, "local:later.txt", "+1h", tree=False)
+    page.goto(server.url + "/")
+    expect(page.locator("#totals .done")).to_have_text("20")
+    expect(page.locator("#totals .failed")).to_have_text("0")
+    expect(page.locator("#totals .success")).to_have_text("100.0 %")
+    expect(page.locator("#links tbody .badge")).to_have_text(["OK"])
+    expect(page.locator(f"#next-runs a[href='/transfers/{later}']")).to_be_visible()
+    page.screenshot(path=shots / "overview.png", full_page=True)
+    page.goto(f"{server.url}/transfers/{later}")
     page.click("#cancel")
     expect(page.locator("#status")).to_have_text("CANCELED")
     assert server.api("GET", f"/api/v1/transfers/{later}").json()["status"] == "CANCELED"
@@ -153,3 +165,53 @@ def test_a_reader_cannot_cancel_and_forged_posts_are_refused(
     expect(reader).to_have_url(server.url + "/login")
     reader.goto(f"{server.url}/transfers/{waiting}")
     expect(reader).to_have_url(server.url + "/login")
+
+
+@pytest.fixture
+def remote_agent(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Agents a test starts as processes of their own; any still running is killed after it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def test_an_agent_killed_with_sigkill_turns_lost_on_the_agents_page(
+    start_server,  # type: ignore[no-untyped-def]
+    remote_agent: list[subprocess.Popen[bytes]],
+    browser: Browser,
+    shots: Path,
+    tmp_path: Path,
+) -> None:
+    server = start_server("--agents", "0")  # the default agent_lost_after_s: 30 s
+    invitation = server.api("POST", "/api/v1/agents/invite", json={"name": "edge-1", "ttl_s": 600})
+    assert invitation.status_code == 201, invitation.text
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    env["FERRY_AGENT_SECRET"] = invitation.json()["secret"]
+    (tmp_path / "edge").mkdir()
+    with (tmp_path / "edge.log").open("wb") as out:
+        agent = subprocess.Popen(
+            [*FERRY, "agent", "--server", server.url, "--name", "edge-1"],
+            cwd=tmp_path / "edge",
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    remote_agent.append(agent)
+
+    page = sign_in(browser, server, server.token)
+    page.goto(server.url + "/agents")
+    state = page.locator("#agents tr[data-agent=edge-1] .status")
+    expect(state).to_have_text("ALIVE", timeout=30_000)  # its first heartbeat, polled in
+    page.evaluate("window.sameDocument = true")
+    page.screenshot(path=shots / "agents.png", full_page=True)
+
+    agent.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    agent.wait()
+    expect(state).to_have_text("LOST", timeout=LOST_WITHIN_S * 1000)
+    assert time.monotonic() - killed_at <= LOST_WITHIN_S
+    assert page.evaluate("window.sameDocument") is True  # the table refreshed itself
+    page.screenshot(path=shots / "agents-lost.png", full_page=True)
