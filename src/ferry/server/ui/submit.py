@@ -3,6 +3,7 @@ with the API's ``TransferCreate`` checks)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,23 +12,42 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from ferry.domain.events import TransferChanged
-from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit
+from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit, upcoming
 from ferry.domain.transfers import Role, TransferKind
 from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
 from ferry.scheduler.submission import DEFAULT_SCOPE, submit_transfer
 from ferry.server.deps import StateDep
 from ferry.server.routes.transfers import spec_from
-from ferry.server.schemas import TransferCreate
+from ferry.server.schemas import ScheduleIn, TransferCreate
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import PostedForm, Viewer, ViewerDep
 
 router = APIRouter()
 
+PREVIEWED = 10
+
 
 @router.get("/transfers/new")
 async def new_transfer_form(request: Request, viewer: ViewerDep) -> Response:
     return _form_page(request, viewer, {}, error=None, status_code=200)
+
+
+@router.get("/transfers/new/preview")
+async def schedule_preview(request: Request, state: StateDep, viewer: ViewerDep) -> Response:
+    """The next occurrences of the form's schedule, computed as the scheduler will (the
+    function behind ``ferry schedule preview``), for the form to show before it is sent."""
+    form = dict(request.query_params.items())
+    now = state.clock()
+    try:
+        schedule = ScheduleIn.model_validate(body_of(form)["schedule"]).to_domain(now)
+        times = list(itertools.islice(upcoming(schedule.anchored(now), now), PREVIEWED))
+        error = None if times else "no occurrence left (until has passed or count is spent)"
+    except ValidationError as exc:
+        times, error = [], _explain(exc)
+    except (InvalidRequest, InvalidSchedule) as exc:
+        times, error = [], str(exc)
+    return page(request, "preview.html", viewer, times=times, error=error)
 
 
 @router.post("/transfers/new")

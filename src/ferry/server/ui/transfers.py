@@ -3,13 +3,16 @@ a run's objects, a live progress bar); cancel."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import itertools
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.responses import Response
 
 from ferry.domain.events import TransferChanged
+from ferry.domain.schedules import Schedule, occurrences
 from ferry.domain.states import RunStatus, TransferStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import Forbidden
@@ -25,6 +28,7 @@ router = APIRouter()
 
 PAGE_SIZE = 25
 OBJECTS_PAGE = 100
+NEXT_OCCURRENCES = 10
 FINAL = frozenset(s.value for s in TransferStatus) - {"STANDBY", "ONGOING"}
 
 
@@ -91,7 +95,20 @@ async def transfer_page(
         objects=[task for task, _ in objects],
         next_after=objects[-1][0].id if len(objects) == OBJECTS_PAGE else None,
         final=transfer.status.value in FINAL,
+        coming=next_occurrences(transfer.schedule, transfer.next_run_at),
     )
+
+
+def next_occurrences(schedule: dict[str, Any], next_run_at: datetime | None) -> list[datetime]:
+    """The scheduler's own next occurrences of a transfer: its next run, then those of its
+    schedule after it (``domain.schedules.occurrences``, which the due loop follows)."""
+    if next_run_at is None:
+        return []
+    parsed = Schedule.from_json(schedule)
+    if not parsed.periodic:
+        return [next_run_at]
+    later = itertools.islice(occurrences(parsed, after=next_run_at), NEXT_OCCURRENCES - 1)
+    return [next_run_at, *later]
 
 
 @router.get("/transfers/{transfer_id}/events")
