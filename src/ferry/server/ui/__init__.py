@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from ferry.errors import SignInNeeded
-from ferry.server.ui import agents, auth, overview, submit, transfers
+from ferry.server.ui import agents, auth, overview, registry, submit, transfers
 from ferry.server.ui.render import add_filters
 from ferry.server.ui.sessions import Sessions
 
@@ -28,7 +28,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(SignInNeeded, _to_sign_in)
     # submit before transfers: /transfers/new is no transfer's id
-    for module in (auth, overview, submit, transfers, agents):
+    for module in (auth, overview, submit, transfers, agents, registry):
         app.include_router(module.router, include_in_schema=False)
 
 

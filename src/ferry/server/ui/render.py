@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from ferry.server.ui.sessions import Viewer
@@ -32,6 +33,13 @@ def page(
         "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
     )
     return response
+
+
+def explain(exc: ValidationError) -> str:
+    """A form's invalid fields in one line, for the page that shows the form again."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
 
 
 def size(value: int | None) -> str:
