@@ -120,6 +120,8 @@ async def test_submission_id_makes_submission_idempotent(api) -> None:  # type: 
         ({"sources": ["local:a"]}, "destination"),
         ({**file_body("local:a"), "colour": "blue"}, "colour"),
         ({**file_body("local:a", "local:b"), "kind": "tree"}, "exactly one source"),
+        ({**file_body("local:a"), "options": {"priority": 6}}, "less than or equal to 5"),
+        ({**file_body("local:a"), "options": {"retries": 101}}, "less than or equal to 100"),
     ],
 )
 async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle) -> None:  # type: ignore[no-untyped-def]
@@ -335,3 +337,10 @@ async def test_one_transfer_takes_100_000_sources_and_no_more(api) -> None:  # t
     refused = await api.client.post("/api/v1/transfers", json=too_many)
     assert refused.status_code == 422
     assert "100000" in refused.json()["detail"]
+
+
+async def test_a_scopes_weight_keeps_its_own_bound(api) -> None:  # type: ignore[no-untyped-def]
+    heavy = await api.client.put("/api/v1/scopes/lab", json={"weight": 1001})
+    assert heavy.status_code == 422
+    assert "less than or equal to 1000" in heavy.text
+    assert (await api.client.put("/api/v1/scopes/lab", json={"weight": 1000})).status_code == 200

@@ -44,6 +44,8 @@ class _Strict(BaseModel):
 # A whole number as the API takes it: a JSON integer (not true, 1.0 or "1"), and one that a
 # database column holds (a larger one reached SQLite and failed there: a 500).
 INT64_MAX = 2**63 - 1
+# A field's own bound goes inside Annotated[Whole, Field(le=...)]: as `Whole = Field(le=...)`
+# this INT64_MAX bound, applied after it, replaced it (priority 9 was accepted).
 Whole = Annotated[int, Strict(), Field(le=INT64_MAX)]
 Real = Annotated[float, Strict()]  # an integer, or a number with a fraction: not true
 Flag = Annotated[bool, Strict()]
@@ -52,8 +54,8 @@ Flag = Annotated[bool, Strict()]
 class TransferOptionsIn(_Strict):
     checksum: Checksum = Checksum.ADLER32
     overwrite: Overwrite = Overwrite.NEVER
-    retries: Whole = Field(3, ge=0, le=100)
-    priority: Whole = Field(3, ge=1, le=5)
+    retries: Annotated[Whole, Field(ge=0, le=100)] = 3
+    priority: Annotated[Whole, Field(ge=1, le=5)] = 3
     unzip: Flag = Field(False, description="unpack a zip or tar source into the destination folder")
     bandwidth: Whole | None = Field(None, ge=1, description="bytes per second, per object")
     unzip_max_bytes: Whole | None = Field(
@@ -423,7 +425,7 @@ class AgentRegistered(BaseModel):
 
 
 class LeaseRequest(_Strict):
-    max_tasks: Whole = Field(100, ge=1, le=2000)
+    max_tasks: Annotated[Whole, Field(ge=1, le=2000)] = 100
     wait_s: Real = Field(20.0, ge=0, le=60)
 
 
@@ -544,7 +546,9 @@ class ChannelPublic(BaseModel):
 
 
 class ScopeIn(_Strict):
-    weight: Whole = Field(ge=1, le=1000, description="its share in the round-robin across scopes")
+    weight: Annotated[
+        Whole, Field(ge=1, le=1000, description="its share in the round-robin across scopes")
+    ]
 
 
 class ScopePublic(BaseModel):
