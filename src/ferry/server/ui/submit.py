@@ -13,14 +13,14 @@ from starlette.responses import Response
 
 from ferry.domain.events import TransferChanged
 from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit, upcoming
-from ferry.domain.transfers import Role, TransferKind
+from ferry.domain.transfers import Checksum, Overwrite, Role, TransferKind
 from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
 from ferry.scheduler.submission import DEFAULT_SCOPE, submit_transfer
 from ferry.server.deps import StateDep
 from ferry.server.routes.transfers import spec_from
 from ferry.server.schemas import ScheduleIn, TransferCreate
 from ferry.server.ui.audit import record_act
-from ferry.server.ui.render import page
+from ferry.server.ui.render import explain, page
 from ferry.server.ui.sessions import PostedForm, Viewer, ViewerDep
 
 router = APIRouter()
@@ -44,7 +44,7 @@ async def schedule_preview(request: Request, state: StateDep, viewer: ViewerDep)
         times = list(itertools.islice(upcoming(schedule.anchored(now), now), PREVIEWED))
         error = None if times else "no occurrence left (until has passed or count is spent)"
     except ValidationError as exc:
-        times, error = [], _explain(exc)
+        times, error = [], explain(exc)
     except (InvalidRequest, InvalidSchedule) as exc:
         times, error = [], str(exc)
     return page(request, "preview.html", viewer, times=times, error=error)
@@ -72,7 +72,7 @@ async def new_transfer(
             endpoints=state.endpoints,
         )
     except ValidationError as exc:
-        return _form_page(request, viewer, form, _explain(exc), status_code=422)
+        return _form_page(request, viewer, form, explain(exc), status_code=422)
     except (InvalidRequest, InvalidSchedule, NotFound, AuthError) as exc:
         return _form_page(request, viewer, form, str(exc), status_code=422)
     if created:
@@ -104,13 +104,23 @@ def body_of(form: dict[str, str]) -> dict[str, Any]:
         "destination": form.get("destination", "").strip(),
         "scope": form.get("scope", "").strip() or DEFAULT_SCOPE,
         "schedule": schedule,
+        "options": options_of(form),
     }
 
 
-def _explain(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-    )
+def options_of(form: dict[str, str]) -> dict[str, Any]:
+    """The API's ``options`` from the form's fields; an empty field keeps the API's default,
+    and labels are separated by commas or spaces."""
+    options: dict[str, Any] = {}
+    for name in ("checksum", "overwrite"):
+        if value := form.get(name, "").strip():
+            options[name] = value
+    for name in ("retries", "priority"):
+        if value := form.get(name, "").strip():
+            options[name] = int(value) if value.isdigit() else value
+    if labels := form.get("labels", "").replace(",", " ").split():
+        options["labels"] = labels
+    return options
 
 
 def _form_page(
@@ -126,5 +136,7 @@ def _form_page(
         kinds=[k.value for k in TransferKind],
         schedules=[k.value for k in ScheduleKind],
         units=[u.value for u in Unit],
+        checksums=[c.value for c in Checksum],
+        overwrites=[o.value for o in Overwrite],
         scopes=viewer.principal.scopes or (DEFAULT_SCOPE,),
     )

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.responses import Response
 
 from ferry.domain.events import TransferChanged
-from ferry.domain.schedules import Schedule, occurrences
+from ferry.domain.schedules import Schedule, ScheduleKind, occurrences
 from ferry.domain.states import RunStatus, TransferStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import Forbidden
@@ -29,6 +29,7 @@ router = APIRouter()
 PAGE_SIZE = 25
 OBJECTS_PAGE = 100
 NEXT_OCCURRENCES = 10
+SCHEDULE_KINDS = [k.value for k in ScheduleKind]
 FINAL = frozenset(s.value for s in TransferStatus) - {"STANDBY", "ONGOING"}
 
 
@@ -39,10 +40,19 @@ async def transfer_list(
     viewer: ViewerDep,
     status: Annotated[str, Query(max_length=32)] = "",
     scope: Annotated[str, Query(max_length=64)] = "",
+    label: Annotated[str, Query(max_length=64)] = "",
+    schedule: Annotated[str, Query(max_length=32)] = "",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     chosen = TransferStatus(status) if status in TransferStatus.__members__ else None
-    where = TransferFilter(status=chosen, scope=scope or None, scopes=viewer.scopes)
+    kind = schedule if schedule in SCHEDULE_KINDS else ""
+    where = TransferFilter(
+        status=chosen,
+        scope=scope or None,
+        schedule_kind=kind or None,
+        label=label.strip() or None,
+        scopes=viewer.scopes,
+    )
     found = await state.store.list_transfers(where=where, limit=PAGE_SIZE, cursor=cursor or None)
     return page(
         request,
@@ -53,7 +63,10 @@ async def transfer_list(
         next_cursor=found.next_cursor,
         status=chosen.value if chosen else "",
         scope=scope,
+        label=label.strip(),
+        schedule=kind,
         statuses=[s.value for s in TransferStatus],
+        schedules=SCHEDULE_KINDS,
     )
 
 
