@@ -167,6 +167,41 @@ def test_a_reader_cannot_cancel_and_forged_posts_are_refused(
     expect(reader).to_have_url(server.url + "/login")
 
 
+def test_an_administrator_sets_a_channels_max_active_from_its_page(
+    start_server,  # type: ignore[no-untyped-def]
+    browser: Browser,
+    shots: Path,
+) -> None:
+    server = start_server("--agents", "0")
+    channel = {"max_active": 4, "bandwidth": None, "state": "active"}
+    assert server.api("PUT", "/api/v1/channels/siteA/siteB", json=channel).status_code == 200
+    assert server.api("PUT", "/api/v1/scopes/lab", json={"weight": 3}).status_code == 200
+
+    page = sign_in(browser, server, server.token)
+    page.click("header nav a[href='/storages']")
+    expect(page.locator("#storages tr[data-storage=local] .status")).to_have_text("reachable")
+    page.screenshot(path=shots / "storages.png", full_page=True)
+    page.click("header nav a[href='/scopes']")
+    expect(page.locator("#scopes tr[data-scope=lab] input[name=weight]")).to_have_value("3")
+    page.screenshot(path=shots / "scopes.png", full_page=True)
+
+    page.click("header nav a[href='/channels']")
+    row = page.locator("#channels tr[data-channel='siteA→siteB']")
+    expect(row.locator("input[name=max_active]")).to_have_value("4")
+    row.locator("input[name=max_active]").fill("2")
+    row.locator("select[name=state]").select_option("drain")
+    row.locator("button.save").click()
+    expect(page).to_have_url(server.url + "/channels")
+    expect(row.locator("input[name=max_active]")).to_have_value("2")
+    expect(row.locator("select[name=state]")).to_have_value("drain")
+    expect(row.locator(".active")).to_have_text("0")
+    page.screenshot(path=shots / "channels.png", full_page=True)
+    (stored,) = server.api("GET", "/api/v1/channels").json()
+    assert (stored["max_active"], stored["state"]) == (2, "drain")
+    audit = server.api("GET", "/api/v1/audit").json()
+    assert ("dashboard channel set", "siteA→siteB") in [(r["action"], r["target"]) for r in audit]
+
+
 @pytest.fixture
 def remote_agent(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Agents a test starts as processes of their own; any still running is killed after it."""

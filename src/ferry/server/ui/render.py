@@ -53,7 +53,10 @@ def size(value: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def when(value: datetime | None) -> str:
+def when(value: datetime | str | None) -> str:
+    """A time to the second; ISO 8601 text (a storage's recorded health) is read first."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return "–" if value is None else value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
