@@ -196,6 +196,11 @@ def test_an_administrator_sets_a_channels_max_active_from_its_page(
     expect(row.locator("select[name=state]")).to_have_value("drain")
     expect(row.locator(".active")).to_have_text("0")
     page.screenshot(path=shots / "channels.png", full_page=True)
+    # The active counts refresh alone: a stale cell is replaced, a half-typed edit stays.
+    row.locator("input[name=max_active]").fill("9")
+    row.locator(".active").evaluate("cell => { cell.textContent = 'stale' }")
+    expect(row.locator(".active")).to_have_text("0", timeout=10_000)
+    expect(row.locator("input[name=max_active]")).to_have_value("9")
     (stored,) = server.api("GET", "/api/v1/channels").json()
     assert (stored["max_active"], stored["state"]) == (2, "drain")
     audit = server.api("GET", "/api/v1/audit").json()

@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_agents import leased, register
 from test_dashboard_sessions import browser, csrf_in, sign_in
 from users_support import add_user, grant
+
+from ferry.domain.channels import Channel
+from ferry.server.ui.registry import active_cell
 
 ADMIN_EDITS = [
     ("/channels", {"source_site": "siteA", "destination_site": "siteB", "max_active": "2"}),
@@ -111,10 +115,13 @@ async def test_an_administrator_sets_and_removes_a_channel_and_sets_a_weight(api
         ]
         page = (await client.get("/channels")).text
         assert 'data-channel="siteA→*"' in page
-        assert '<td class="active">0</td>' in page
+        assert re.search(r'<td class="active" id="active-[0-9a-f]+">0</td>', page)
         bad = await client.post("/channels", data={**form, "max_active": "-1"})
         assert bad.status_code == 422
         assert 'class="error"' in bad.text
+        nowhere = await client.post("/channels", data={**form, "source_site": "a b"})
+        assert nowhere.status_code == 422
+        assert "is not a site name" in nowhere.text
         removed = await client.post("/channels/remove", data=form)
         assert removed.status_code == 303
         assert (await client.post("/channels/remove", data=form)).status_code == 404
@@ -143,3 +150,21 @@ async def test_the_nav_links_to_the_registry_pages(api) -> None:  # type: ignore
         nav = (await client.get("/agents")).text
     for path in ("/storages", "/channels", "/scopes"):
         assert f'<a href="{path}">' in nav
+
+
+async def test_the_channels_active_counts_come_as_cells_of_their_own(api, eventually) -> None:  # type: ignore[no-untyped-def]
+    channel = {"max_active": 5, "bandwidth": None, "state": "active"}
+    assert (await api.client.put("/api/v1/channels/local/local", json=channel)).status_code == 200
+    (api.root / "a.txt").write_text("a")
+    body = {"sources": ["local:a.txt"], "destination": "local:out"}
+    assert (await api.client.post("/api/v1/transfers", json=body)).status_code == 201
+    agent = await register(api, "a1")
+    await eventually(lambda: leased(api, agent))
+    cell = f'id="{active_cell(Channel("local", "local"))}" hx-swap-oob="true">1</td>'
+    async with await browser(api) as client:
+        await sign_in(client, admin_token(api))
+        polled = await client.get("/channels/active")
+        shown = await client.get("/channels")
+    assert cell in polled.text
+    assert "<input" not in polled.text  # the edit forms are left alone
+    assert 'hx-get="/channels/active"' in shown.text

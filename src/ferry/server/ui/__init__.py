@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
     """Add the dashboard's pages, its static files and its sessions to ``app``."""
     templates = Jinja2Templates(directory=HERE / "templates")
     add_filters(templates.env)
+    templates.env.globals["active_cell"] = registry.active_cell
     app.state.ui_templates = templates
     app.state.ui_sessions = Sessions()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -25,6 +25,7 @@ from ferry.server.ui.sessions import PostedForm, Viewer, ViewerDep
 
 router = APIRouter()
 
+REFRESH_S = 3
 SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -34,7 +35,7 @@ async def storages_page(request: Request, state: StateDep, viewer: ViewerDep) ->
     ``GET /api/v1/storages`` lists them, with their last recorded health."""
     grants = await grants_seen_by(state, viewer.principal)
     granted = {g.storage for g in grants}
-    everything = viewer.principal.role is Role.ADMINISTRATOR
+    everything = viewer.may_administer
     storages = [s for s in await state.store.list_storages() if everything or s.name in granted]
     return page(
         request,
@@ -48,6 +49,20 @@ async def storages_page(request: Request, state: StateDep, viewer: ViewerDep) ->
 @router.get("/channels")
 async def channels_page(request: Request, state: StateDep, viewer: ViewerDep) -> Response:
     return await _channels_page(request, state, viewer, error=None, status_code=200)
+
+
+@router.get("/channels/active")
+async def channels_active(request: Request, state: StateDep, viewer: ViewerDep) -> Response:
+    """Each channel's tasks active now, as out-of-band cells: the page polls this and htmx
+    swaps those cells alone, leaving an administrator's half-typed edits in place."""
+    channels = await state.store.list_channels()
+    active = await state.store.active_by_channel()
+    return page(request, "channels_active.html", viewer, channels=channels, active=active)
+
+
+def active_cell(channel: Channel) -> str:
+    """The id of a channel's active-count cell (hex: site names may hold '*', '.' or ':')."""
+    return "active-" + f"{channel.source_site}\n{channel.destination_site}".encode().hex()
 
 
 @router.post("/channels")
@@ -123,7 +138,7 @@ async def set_scope(
 async def _only_administrators(
     request: Request, state: ServerState, viewer: Viewer, act: str, target: str
 ) -> None:
-    if viewer.principal.role is not Role.ADMINISTRATOR:
+    if not viewer.may_administer:
         await record_act(request, state, viewer, act, 403, target)
         raise Forbidden(Role.ADMINISTRATOR.value)
 
@@ -159,6 +174,7 @@ async def _channels_page(
         active=await state.store.active_by_channel(),
         states=[s.value for s in ChannelState],
         error=error,
+        refresh_s=REFRESH_S,
     )
 
 

@@ -72,6 +72,10 @@ class Viewer:
         return self.principal.role.allows(Role.WRITE)
 
     @property
+    def may_administer(self) -> bool:
+        return self.principal.role is Role.ADMINISTRATOR
+
+    @property
     def scopes(self) -> tuple[str, ...] | None:
         """The scopes it sees; ``None``: every one (an administrator)."""
         return None if self.principal.role is Role.ADMINISTRATOR else self.principal.scopes
