@@ -20,7 +20,10 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +46,26 @@ CLIENTS = 8
 STATUSES = ["ONGOING"] * 6 + ["COMPLETED"] * 3 + ["COMPLETED_WITH_ERRORS"]
 
 
-def transfer_rows(n: int, now: datetime) -> tuple[dict[str, Any], TransferSpec]:
+@dataclass(frozen=True)
+class Layout:
+    """What the filled store looks like: the n-th transfer's status is ``statuses[n % len]``,
+    it was created ``spacing × n`` ago (the newest first) and ended a minute later; its tasks
+    go over ``links[n % len]`` (source site, destination site), and those that ended were
+    leased by ``agent`` (none: no lease recorded)."""
+
+    statuses: list[str] = field(default_factory=lambda: STATUSES)
+    spacing: timedelta = timedelta(seconds=10)
+    links: list[tuple[str, str]] = field(default_factory=lambda: [("default", "default")])
+    agent: str | None = None
+
+
+def transfer_rows(
+    n: int, now: datetime, layout: Layout = Layout()
+) -> tuple[dict[str, Any], TransferSpec]:
     source, destination = Location("local", f"in/t{n:05d}"), Location("local", f"out/t{n:05d}")
     labels = (LABELS[n % len(LABELS)],)
     spec = TransferSpec(TransferKind.TREE, (source,), destination, TransferOptions(labels=labels))
-    created = now - timedelta(seconds=10 * n)
+    created = now - layout.spacing * n
     row = {
         "id": str(uuid.UUID(int=random.getrandbits(128), version=4)),
         "scope": SCOPES[n % len(SCOPES)],
@@ -55,7 +73,7 @@ def transfer_rows(n: int, now: datetime) -> tuple[dict[str, Any], TransferSpec]:
         "kind": spec.kind.value,
         "spec": spec.to_json(),
         "schedule": Schedule().to_json(),
-        "status": STATUSES[n % len(STATUSES)],
+        "status": layout.statuses[n % len(layout.statuses)],
         "next_run_at": None,
         "runs": 1,
         "submission_id": None,
@@ -68,11 +86,17 @@ def transfer_rows(n: int, now: datetime) -> tuple[dict[str, Any], TransferSpec]:
     return row, spec
 
 
-def task_rows(transfer: dict[str, Any], spec: TransferSpec, count: int) -> list[dict[str, Any]]:
+def task_rows(
+    transfer: dict[str, Any],
+    spec: TransferSpec,
+    count: int,
+    link: tuple[str, str] = ("default", "default"),
+    agent: str | None = None,
+) -> list[dict[str, Any]]:
     """The tasks of one transfer's run: DONE, FAILED and QUEUED as its status says."""
     status, finished = transfer["status"], transfer["created_at"] + timedelta(minutes=1)
     done = count // 3 if status == "ONGOING" else count
-    failed = count // 20 if status == "COMPLETED_WITH_ERRORS" else 0
+    failed = -(-count // 20) if status == "COMPLETED_WITH_ERRORS" else 0  # one at least
     planned = [
         PlannedTask(
             spec.sources[0].child(f"f{i}"),
@@ -89,6 +113,8 @@ def task_rows(transfer: dict[str, Any], spec: TransferSpec, count: int) -> list[
         ended = state is not TaskState.QUEUED
         row |= {"attempts": int(ended), "finished_at": finished if ended else None}
         row |= {"bytes_done": 0, "checksum": None}  # executemany: every row the same keys
+        row |= {"source_site": link[0], "destination_site": link[1]}
+        row |= {"lease_agent": agent if ended else None}
         if state is TaskState.DONE:
             row |= {"bytes_done": 4096, "checksum": f"{i:08x}"}
         if state is TaskState.FAILED:
@@ -125,7 +151,7 @@ def run_row(transfer: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def fill(database: Path, transfers: int, tasks_each: int) -> list[str]:
+def fill(database: Path, transfers: int, tasks_each: int, layout: Layout = Layout()) -> list[str]:
     """Insert the queue into the stopped server's database; return the transfers' ids."""
     engine = create_engine(f"sqlite:///{database}")
     now = datetime.now(UTC)
@@ -135,12 +161,15 @@ def fill(database: Path, transfers: int, tasks_each: int) -> list[str]:
             insert(t.scopes), [{"name": s, "weight": 1, "created_at": now} for s in SCOPES]
         )
         queues = [
-            {"scope": s, "source_site": "default", "destination_site": "default"} for s in SCOPES
+            {"scope": s, "source_site": source, "destination_site": destination}
+            for s in SCOPES
+            for source, destination in layout.links
         ]
         conn.execute(insert(t.queues), queues)
         for n in range(transfers):
-            transfer, spec = transfer_rows(n, now)
-            tasks = task_rows(transfer, spec, tasks_each)
+            transfer, spec = transfer_rows(n, now, layout)
+            link = layout.links[n % len(layout.links)]
+            tasks = task_rows(transfer, spec, tasks_each, link, layout.agent)
             conn.execute(insert(t.transfers), [transfer])
             labels = [
                 {"transfer_id": transfer["id"], "label": name} for name in spec.options.labels
@@ -153,18 +182,24 @@ def fill(database: Path, transfers: int, tasks_each: int) -> list[str]:
     return ids
 
 
-def hammer(server: FerryServer, kind: str, ids: list[str], seconds: float) -> list[float]:
-    """``CLIENTS`` client processes (threads of one process would queue on its own lock and
+def hammer(
+    url: str,
+    headers: dict[str, str],
+    path_of: Callable[[random.Random], str],
+    seconds: float,
+    clients: int = CLIENTS,
+) -> list[float]:
+    """``clients`` client processes (threads of one process would queue on its own lock and
     add that to every figure), each with its own connection, asking back to back for
-    ``seconds``; every request's latency in seconds. The clocks start together, once every
-    client has started and connected: a client that began while the others were still
-    starting (an interpreter's imports, a few hundred ms of CPU each) was measured against
-    them, on the same two cores, and its slowest requests were theirs."""
-    headers = dict(server.http.headers)
+    ``seconds`` for the paths ``path_of`` picks; every request's latency in seconds. The
+    clocks start together, once every client has started and connected: a client that began
+    while the others were still starting (an interpreter's imports, a few hundred ms of CPU
+    each) was measured against them, on the same two cores, and its slowest requests were
+    theirs."""
     context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(CLIENTS)
-    jobs = [(server.url, headers, kind, ids, seconds, seed) for seed in range(CLIENTS)]
-    with context.Pool(CLIENTS, initializer=_share_barrier, initargs=(ready,)) as pool:
+    ready = context.Barrier(clients)
+    jobs = [(url, headers, path_of, seconds, seed) for seed in range(clients)]
+    with context.Pool(clients, initializer=_share_barrier, initargs=(ready,)) as pool:
         per_client = pool.starmap(client, jobs)
     return [latency for latencies in per_client for latency in latencies]
 
@@ -178,7 +213,11 @@ def _share_barrier(barrier: Any) -> None:
 
 
 def client(
-    url: str, headers: dict[str, str], kind: str, ids: list[str], seconds: float, seed: int
+    url: str,
+    headers: dict[str, str],
+    path_of: Callable[[random.Random], str],
+    seconds: float,
+    seed: int,
 ) -> list[float]:
     rng = random.Random(seed)
     latencies = []
@@ -187,11 +226,15 @@ def client(
         _ready.wait(timeout=120)  # each job holds its process until all are here: one each
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            path = f"/api/v1/transfers/{rng.choice(ids)}" if kind == "one" else page_path(rng)
+            path = path_of(rng)
             started = time.perf_counter()
             http.get(path).raise_for_status()
             latencies.append(time.perf_counter() - started)
     return latencies
+
+
+def one_path(prefix: str, ids: list[str], rng: random.Random) -> str:
+    return f"{prefix}{rng.choice(ids)}"
 
 
 def main() -> None:
@@ -207,9 +250,11 @@ def main() -> None:
         ids = fill(work / ".ferry" / "ferry.db", args.transfers, args.tasks_each)
         filled = time.perf_counter() - started
         server = FerryServer(work, agents=0)
+        headers = dict(server.http.headers)
         try:
-            one = hammer(server, "one", ids, args.seconds)
-            page = hammer(server, "page", ids, args.seconds)
+            one_of = partial(one_path, "/api/v1/transfers/", ids)
+            one = hammer(server.url, headers, one_of, args.seconds)
+            page = hammer(server.url, headers, page_path, args.seconds)
         finally:
             server.stop()
     result({"GET /transfers/{id}": one, "GET /transfers?…&limit=50": page}, filled, args).show()

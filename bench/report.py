@@ -35,6 +35,7 @@ ORDER = [
     "submission",
     "due_precision",
     "big_queue",
+    "dashboard",
     "cli_startup",
 ]
 
