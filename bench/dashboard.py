@@ -13,6 +13,7 @@ trip on loopback, and the server's own time from its ``/metrics`` histogram. Goa
 100 ms for each page.
 
     python bench/dashboard.py [--transfers 100000] [--tasks-each 10] [--seconds 10]
+        [--clients 4]
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, default=100_000)
     parser.add_argument("--tasks-each", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
         work = Path(tmp)
@@ -138,9 +140,9 @@ def main() -> None:
         try:
             token = (work / ".ferry" / "admin.token").read_text().strip()
             session = sign_in(server.url, token)
-            overview = hammer(server.url, session, overview_path, args.seconds, CLIENTS)
+            overview = hammer(server.url, session, overview_path, args.seconds, args.clients)
             one_of = partial(one_path, "/transfers/", ids)
-            one = hammer(server.url, session, one_of, args.seconds, CLIENTS)
+            one = hammer(server.url, session, one_of, args.seconds, args.clients)
             exposition = server.http.get("/metrics").text
         finally:
             server.stop()
@@ -152,7 +154,7 @@ def result(latencies: dict[str, list[float]], exposition: str, filled: float, ar
     columns = ["page", "p50 ms", "p95 ms", "p99 ms", "max ms", "requests/s"]
     columns += ["server mean ms", "server p95 ms"]
     tasks = args.transfers * args.tasks_each
-    setup = f"{tasks:,} objects in {args.transfers:,} transfers, {CLIENTS} clients, SQLite"
+    setup = f"{tasks:,} objects in {args.transfers:,} transfers, {args.clients} clients, SQLite"
     outcome = Result("dashboard", "Dashboard under a big store", setup, columns, [])
     for name, values in latencies.items():
         ms = [1000 * v for v in values]

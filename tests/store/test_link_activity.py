@@ -3,10 +3,16 @@ the last hour, and the next scheduled runs, as a viewer's scopes allow."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
+
+import pytest
+from sqlalchemy.dialects import sqlite
 
 from ferry.domain.states import TaskState
 from ferry.store.abc import TaskResult
+from ferry.store.sql import SqlStore
+from ferry.store.sql_gauges import count_by_queue
 
 TTL = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
@@ -57,3 +63,18 @@ async def test_the_next_runs_come_soonest_first_and_within_scopes(store, submit,
     assert runs[0].due_at == clock.now + HOUR
     assert [r.transfer_id for r in await store.next_runs(None, 1)] == [sooner.id]
     assert await store.next_runs(["elsewhere"], 10) == []
+
+
+@pytest.mark.parametrize("scopes", [None, ["a", "b"]])
+async def test_queued_tasks_are_counted_in_the_queue_index_order(tmp_path, scopes):
+    """The overview's count of QUEUED tasks reads the queue's index without sorting its
+    entries again (SQLite's plan): grouped by link alone, it sorted every queued task."""
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
+    await store.open()
+    await store.close()
+    statement = count_by_queue(TaskState.QUEUED, scopes)
+    compiled = statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    with sqlite3.connect(tmp_path / "plan.db") as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {compiled}").fetchall()
+    assert "ix_tasks_queue" in str(plan)
+    assert "TEMP B-TREE" not in str(plan), plan
