@@ -154,7 +154,8 @@ def result(latencies: dict[str, list[float]], exposition: str, filled: float, ar
     columns = ["page", "p50 ms", "p95 ms", "p99 ms", "max ms", "requests/s"]
     columns += ["server mean ms", "server p95 ms"]
     tasks = args.transfers * args.tasks_each
-    setup = f"{tasks:,} objects in {args.transfers:,} transfers, {args.clients} clients, SQLite"
+    clients = f"{args.clients} client{'s' if args.clients > 1 else ''}"
+    setup = f"{tasks:,} objects in {args.transfers:,} transfers, {clients}, SQLite"
     outcome = Result("dashboard", "Dashboard under a big store", setup, columns, [])
     for name, values in latencies.items():
         ms = [1000 * v for v in values]
