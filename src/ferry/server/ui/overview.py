@@ -5,8 +5,12 @@ a fragment), read through the store's cheap aggregates, never a scan of the task
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -14,7 +18,7 @@ from starlette.responses import Response
 from ferry.server.deps import StateDep
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import ViewerDep
-from ferry.store.abc import LinkActivity
+from ferry.store.abc import LinkActivity, ScheduledRun
 
 router = APIRouter()
 
@@ -23,6 +27,8 @@ WINDOW = timedelta(hours=1)
 NEXT_RUNS = 10
 MIN_SPAN_S = 60.0  # a rate over a few seconds of a burst says little
 MIB = 1 << 20
+T = TypeVar("T")
+FRESH_S = 2.0  # figures this young are shown again: the page itself refreshes every 3 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,31 @@ def totals_of(links: list[LinkFigures], now: datetime) -> LinkFigures:
     return figures_of(total, now)
 
 
+Reading = tuple[datetime, list[LinkActivity], list[ScheduledRun]]
+
+
+class SharedReading(Generic[T]):
+    """The overview's store reading, shared by every viewer of the same scopes: one reads it
+    while the others wait for that reading, and it serves them for ``FRESH_S`` seconds. A
+    dozen people watching the overview cost the database one reading every two seconds, not
+    a dozen."""
+
+    def __init__(self, fresh_s: float = FRESH_S) -> None:
+        self.fresh_s = fresh_s
+        self._kept: dict[tuple[str, ...] | None, tuple[float, T]] = {}
+        self._locks: dict[tuple[str, ...] | None, asyncio.Lock] = {}
+
+    async def get(self, key: tuple[str, ...] | None, read: Callable[[], Awaitable[T]]) -> T:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            kept = self._kept.get(key)
+            if kept is not None and time.monotonic() - kept[0] < self.fresh_s:
+                return kept[1]
+            value = await read()
+            self._kept[key] = (time.monotonic(), value)
+            return value
+
+
 @router.get("/")
 async def overview_page(request: Request, state: StateDep, viewer: ViewerDep) -> Response:
     return await _overview(request, state, viewer, "overview.html")
@@ -84,8 +115,16 @@ async def overview_figures(request: Request, state: StateDep, viewer: ViewerDep)
 
 
 async def _overview(request: Request, state: StateDep, viewer: ViewerDep, name: str) -> Response:
-    now = state.clock()
-    activity = await state.store.link_activity(now - WINDOW, viewer.scopes)
+    async def read() -> Reading:
+        now = state.clock()
+        activity = await state.store.link_activity(now - WINDOW, viewer.scopes)
+        return now, activity, await state.store.next_runs(viewer.scopes, NEXT_RUNS)
+
+    shared: SharedReading[Reading] = request.app.state.__dict__.setdefault(
+        "overview_reading", SharedReading()
+    )
+    scopes = None if viewer.scopes is None else tuple(sorted(viewer.scopes))
+    now, activity, next_runs = await shared.get(scopes, read)
     links = [figures_of(a, now) for a in activity]
     return page(
         request,
@@ -93,7 +132,7 @@ async def _overview(request: Request, state: StateDep, viewer: ViewerDep, name: 
         viewer,
         links=links,
         totals=totals_of(links, now),
-        next_runs=await state.store.next_runs(viewer.scopes, NEXT_RUNS),
+        next_runs=next_runs,
         now=now,
         refresh_s=REFRESH_S,
     )
