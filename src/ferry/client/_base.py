@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,19 @@ DEFAULT_URL = "http://127.0.0.1:8470"
 RUNS_PAGE = 1000  # the server's page of runs
 PASSIVE_ATTEMPTS = 3  # sends of a pushed object the server could not take (transient)
 FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
+WAIT_KINDS = ("transfer", "progress")  # what ``wait`` follows when its caller shows progress
+
+
+def left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (``time.monotonic()``), none when it passed; None: no end."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def ends_wait(event: dict[str, Any], deadline: float | None) -> bool:
+    """Whether a waiter stops following the stream: the transfer ended, events were lost
+    (``lagged``: the status is read instead), or the deadline passed."""
+    final = event["event"] == "transfer" and event["status"] in FINAL_STATUSES
+    return final or event["event"] == "lagged" or left(deadline) == 0.0
 
 
 def find_token(token: str | None, data_dir: Path | None) -> str:

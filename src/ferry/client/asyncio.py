@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,10 @@ from ferry.client._base import (
     FINAL_STATUSES,
     PASSIVE_ATTEMPTS,
     RUNS_PAGE,
+    WAIT_KINDS,
     Request,
+    ends_wait,
+    left,
 )
 from ferry.client._typed import TypedClient, merge_outcome_pages
 from ferry.client.local import (
@@ -187,13 +190,19 @@ class AsyncClient(TypedClient):
         )
 
     async def events(
-        self, transfer_id: str | None = None, kinds: Sequence[str] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+        self,
+        transfer_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        *,
+        read_timeout: float | None = None,
+    ) -> AsyncGenerator[dict[str, Any]]:
         """Server-sent events as they come (``transfer_id``: that transfer's only; ``kinds``:
-        those kinds only, e.g. ``["transfer"]`` for its status alone)."""
+        those kinds only, e.g. ``["transfer"]`` for its status alone; ``read_timeout``:
+        ``httpx.ReadTimeout`` after that long without a byte)."""
         params = self.event_filter(transfer_id, kinds)
+        timeout = httpx.Timeout(None, read=read_timeout)
         async with self._http.stream(
-            "GET", "/api/v1/events", params=params, headers=self._headers(), timeout=None
+            "GET", "/api/v1/events", params=params, headers=self._headers(), timeout=timeout
         ) as response:
             if response.is_error:
                 await response.aread()
@@ -225,9 +234,29 @@ class AsyncClient(TypedClient):
             cursor = int(page.next_cursor)
 
     async def wait(
-        self, transfer_id: str, *, timeout: float | None = None, poll_s: float = 0.2
+        self,
+        transfer_id: str,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 0.2,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        kinds: Sequence[str] | None = WAIT_KINDS,
     ) -> TransferPublic:
+        """Until the transfer reaches a final status: following its events, so that it returns
+        as that status is published; polling (backing off to one poll a second) when the
+        stream cannot be had or ends early. ``on_event``: called with each event of
+        ``kinds`` (None: all), by default its status and progress (every second while it
+        runs)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        with contextlib.suppress(httpx.TransportError, ApiError):  # ReadTimeout: the deadline
+            wanted = kinds if on_event else ("transfer",)
+            stream = self.events(transfer_id, wanted, read_timeout=left(deadline))
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if on_event:
+                        on_event(event)
+                    if ends_wait(event, deadline):
+                        break
         while True:
             transfer = await self.get(transfer_id)
             if transfer.status in FINAL_STATUSES:

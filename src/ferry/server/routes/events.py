@@ -107,8 +107,18 @@ async def _stream(
         yield _frame(event)
     subscription = state.wakeups.events.subscribe(transfer, kinds)
     tick = PROGRESS_EVERY_S if transfer is not None else KEEPALIVE_S
-    pending: asyncio.Task[Event] | None = None
+    pending: asyncio.Task[Event] | None = asyncio.ensure_future(anext(subscription))
     try:
+        if transfer is not None:
+            # A change made since the first frame was read was never published to this
+            # subscription: once it is in place (the task ran up to its first wait), the
+            # status is read again, and then at every tick.
+            await asyncio.sleep(0)
+            if changed := _status_change(
+                await state.store.get_transfer_with_run(transfer), last_status, kinds
+            ):
+                last_status = changed.status
+                yield _frame(changed)
         while not state.stopping.is_set():
             if pending is None:
                 pending = asyncio.ensure_future(anext(subscription))
@@ -125,17 +135,10 @@ async def _stream(
                     last_status = event.status
                 yield _frame(event)
             elif transfer is not None:
-                # A change made between the first frame and the subscription was never
-                # published to it: the status is read again at every tick.
                 seen = await state.store.get_transfer_with_run(transfer)
-                current = seen.transfer
-                if current.status.value != last_status and _wanted("transfer", kinds):
-                    last_status = current.status.value
-                    yield _frame(
-                        TransferChanged(
-                            transfer=current.id, status=last_status, error=current.error
-                        )
-                    )
+                if changed := _status_change(seen, last_status, kinds):
+                    last_status = changed.status
+                    yield _frame(changed)
                 elif _wanted("progress", kinds) and (progress := _progress(seen, state.clock())):
                     yield _frame(progress)
             else:
@@ -146,6 +149,16 @@ async def _stream(
             with contextlib.suppress(BaseException):
                 await pending
         await subscription.aclose()
+
+
+def _status_change(
+    seen: TransferWithRun, last_status: str | None, kinds: frozenset[str] | None
+) -> TransferChanged | None:
+    """The transfer's status as an event, when it is not ``last_status`` and is wanted."""
+    current = seen.transfer
+    if current.status.value == last_status or not _wanted("transfer", kinds):
+        return None
+    return TransferChanged(transfer=current.id, status=current.status.value, error=current.error)
 
 
 def _wanted(kind: str, kinds: frozenset[str] | None) -> bool:
