@@ -21,6 +21,7 @@ from ferry.cli.common import (
     seconds,
     typed_client,
 )
+from ferry.cli.progress import TransferBar
 from ferry.cli.schedules import (
     AtOption,
     CountOption,
@@ -32,7 +33,6 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
-from ferry.client._base import FINAL_STATUSES
 from ferry.domain.transfers import Checksum, Overwrite, parse_rate, parse_size
 from ferry.errors import InvalidRequest
 
@@ -157,7 +157,8 @@ def submit(
             scope=scope,
         )
         if wait:
-            transfer = client.wait(transfer.id)
+            with TransferBar(client, transfer.id, quiet=as_json) as bar:
+                transfer = client.wait(transfer.id, on_event=bar.show)
     found = transfer.model_dump(mode="json")
     print_json(found) if as_json else _print_transfer(found)
     if wait and found["status"] != "COMPLETED":
@@ -298,23 +299,20 @@ def watch(
 ) -> None:
     """Follow a transfer live (server-sent events) until it ends; exit 1 unless COMPLETED.
     A periodic transfer is followed until interrupted or finished."""
-    last = "STANDBY"
-    out = console()
-    with typed_client(url, token, data_dir) as client:
-        for event in client.events(transfer_id):
+    with (
+        typed_client(url, token, data_dir) as client,
+        TransferBar(client, transfer_id, quiet=as_json) as bar,
+    ):
+
+        def show(event: dict[str, Any]) -> None:
             if as_json:
                 typer.echo(json.dumps(event, ensure_ascii=False))
-            else:
-                _print_event(out, event)
-            if event["event"] == "transfer":
-                last = event["status"]
-                if last in FINAL_STATUSES:
-                    break
-            if event["event"] == "lagged":
-                last = client.get(transfer_id).status
-                if last in FINAL_STATUSES:
-                    break
-    if last != "COMPLETED":
+                return
+            _print_event(bar.console, event)
+            bar.show(event)
+
+        transfer = client.wait(transfer_id, on_event=show, kinds=None)
+    if transfer.status != "COMPLETED":
         raise SystemExit(1)
 
 
@@ -335,7 +333,7 @@ def _print_event(out: Console, event: dict[str, Any]) -> None:
         out.print("objects: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
         for change in failed[:5]:
             out.print(f"  task {change['task']}: {change['error']}", markup=False)
-    elif kind == "progress":
+    elif kind == "progress" and not out.is_terminal:  # on a terminal: the bar
         total = f" of {event['bytes_total']}" if event.get("bytes_total") else ""
         rate = f", {event['rate_bps'] / 1e6:.1f} MB/s" if event.get("rate_bps") else ""
         out.print(f"moving: {event['bytes_moved']}{total} bytes{rate}")

@@ -1,0 +1,80 @@
+"""The progress bar of the commands that wait for a transfer (``submit --wait``, ``watch``):
+objects and bytes done of the total, the rate and the time left (the server's figures),
+redrawn at each ``progress`` event (every second while a run moves). Only on a terminal:
+piped or with ``--json``, the output is what it was without it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ferry.cli.common import console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ferry.client import Client
+
+
+class TransferBar:
+    """Feed it the transfer's events (``wait(on_event=bar.show)``); the object counts are
+    read from the server at each progress event, the bytes come with the event."""
+
+    def __init__(self, client: Client, transfer_id: str, *, quiet: bool) -> None:
+        self._client = client
+        self._transfer_id = transfer_id
+        self._progress = _progress(disable=quiet)
+        self._task = self._progress.add_task(
+            transfer_id[:8], total=None, objects="", rate="", eta=""
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return not self._progress.disable
+
+    @property
+    def console(self) -> Console:
+        """Where to print while the bar shows: above it."""
+        return self._progress.console
+
+    def __enter__(self) -> TransferBar:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def show(self, event: dict[str, Any]) -> None:
+        if event["event"] != "progress" or not self.enabled:
+            return
+        o = self._client.get(self._transfer_id).objects
+        ended = o.done + o.skipped + o.failed + o.canceled
+        rate, eta = event.get("rate_bps"), event.get("eta_s")
+        self._progress.update(
+            self._task,
+            completed=event["bytes_moved"],
+            total=event.get("bytes_total"),
+            objects=f"{ended}/{o.total} objects",
+            rate=f"{rate / 1e6:.1f} MB/s" if rate else "",
+            eta=f"about {eta:.0f} s left" if eta else "",
+        )
+
+
+def _progress(*, disable: bool) -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress
+
+    out = console()
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.fields[objects]}",
+        DownloadColumn(),
+        "{task.fields[rate]}",
+        "{task.fields[eta]}",
+        console=out,
+        transient=True,
+        disable=disable or not out.is_terminal,
+    )
