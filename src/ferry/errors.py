@@ -13,7 +13,8 @@
     │   └── AgentNotFound
     ├── Conflict                    (API 409)
     │   ├── IllegalTransition       a state change the state machine forbids
-    │   └── AlreadyFinished         cancel of a finished one-shot transfer
+    │   ├── AlreadyFinished         cancel of a finished one-shot transfer
+    │   └── AmbiguousId             a short id that starts more than one transfer's id
     ├── AuthError
     │   ├── Unauthenticated         no or unknown token (API 401)
     │   │   └── SignInNeeded        a dashboard page without a live session (to /login)
@@ -124,6 +125,13 @@ class AlreadyFinished(Conflict):
         super().__init__(f"transfer {transfer_id} already finished ({status})")
         self.transfer_id = transfer_id
         self.status = status
+
+
+class AmbiguousId(Conflict):
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        super().__init__(f"{prefix} starts more than one transfer id: {', '.join(candidates)}")
+        self.prefix = prefix
+        self.candidates = candidates
 
 
 class AuthError(FerryError):

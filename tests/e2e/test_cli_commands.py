@@ -37,7 +37,21 @@ def test_status_human_and_json(module_server, finished) -> None:  # type: ignore
 def test_ls_lists_the_transfer(module_server, finished) -> None:  # type: ignore[no-untyped-def]
     listed = module_server.cli_json("ls")
     assert finished["id"] in [t["id"] for t in listed]
-    assert "COMPLETED" in module_server.cli("ls", check=True).stdout
+    table = module_server.cli("ls", check=True).stdout
+    assert "COMPLETED" in table
+    assert finished["id"][:8] in table
+    assert finished["id"] not in table  # tables show 8 characters: enough to name it
+
+
+def test_a_short_id_stands_for_the_transfer(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    short = finished["id"][:8]
+    assert module_server.cli_json("status", short) == finished
+    assert module_server.cli_json("outcomes", short)["transfer"] == finished["id"]
+    assert module_server.cli_json("runs", short)[0]["number"] == 1
+    assert "COMPLETED" in module_server.cli("watch", finished["id"][:6], check=True).stdout
+    unknown = module_server.cli("status", "0000000")
+    assert unknown.returncode == 1
+    assert "transfer 0000000 not found" in unknown.stderr
 
 
 def test_outcomes_human_and_json(module_server, finished) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ def answers(document, method: str, path: str) -> dict:  # type: ignore[no-untype
     [
         ("get", "/transfers", {401, 403, 422, 503}),
         ("post", "/transfers", {400, 401, 403, 409, 413, 422, 503}),
-        ("get", "/transfers/{transfer_id}", {401, 403, 404, 422, 503}),
+        ("get", "/transfers/{transfer_id}", {401, 403, 404, 409, 422, 503}),  # 409: short id
         ("post", "/transfers/{transfer_id}/cancel", {401, 403, 404, 409, 422, 503}),
         ("put", "/storages/{name}", {400, 401, 403, 404, 409, 413, 422, 503}),
         ("delete", "/users/{name}", {401, 403, 404, 409, 422, 503}),

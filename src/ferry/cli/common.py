@@ -30,6 +30,9 @@ TokenOption = Annotated[
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where to find admin.token.", show_default=False)
 ]
+TransferIdArgument = Annotated[
+    str, typer.Argument(help="Transfer id, or a unique start of it (6 characters or more).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 

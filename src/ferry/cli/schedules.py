@@ -18,6 +18,7 @@ from ferry.cli.common import (
     DataDirOption,
     JsonOption,
     TokenOption,
+    TransferIdArgument,
     UrlOption,
     console,
     plain_client,
@@ -141,7 +142,7 @@ def preview(
 
 
 def runs(
-    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    transfer_id: TransferIdArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,

@@ -14,6 +14,7 @@ from ferry.cli.common import (
     DataDirOption,
     JsonOption,
     TokenOption,
+    TransferIdArgument,
     UrlOption,
     console,
     plain_client,
@@ -166,7 +167,7 @@ def submit(
 
 
 def status(
-    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    transfer_id: TransferIdArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -217,12 +218,12 @@ def ls(
     from rich.table import Table
 
     table = Table()
-    table.add_column("id", no_wrap=True, min_width=36)  # users copy it: never cut
+    table.add_column("id", no_wrap=True)  # a short id: any 6 characters or more stand for it
     for name in ("status", "kind", "objects", "bytes", "created"):
         table.add_column(name, overflow="fold")
     for t in items:
         table.add_row(
-            t["id"],
+            t["id"][:8],
             t["status"],
             t["kind"],
             f"{t['objects']['done']}/{t['objects']['total']}",
@@ -233,7 +234,7 @@ def ls(
 
 
 def outcomes(
-    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    transfer_id: TransferIdArgument,
     run: Annotated[
         int | None, typer.Option(min=1, help="Run number (default: the latest).")
     ] = None,
@@ -275,7 +276,7 @@ def _print_outcomes(result: Json) -> None:
 
 
 def cancel(
-    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    transfer_id: TransferIdArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -291,7 +292,7 @@ def cancel(
 
 
 def watch(
-    transfer_id: Annotated[str, typer.Argument(help="Transfer id.")],
+    transfer_id: TransferIdArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,

@@ -556,6 +556,13 @@ class Store(Protocol):
 
     async def get_transfer(self, transfer_id: str) -> Transfer: ...
 
+    async def transfer_ids_starting(
+        self, prefix: str, *, scopes: Sequence[str] | None, limit: int
+    ) -> list[str]:
+        """Ids of the transfers whose id starts with ``prefix``, of ``scopes`` only when given
+        (a short id never names a transfer the caller may not see), in id order, at most
+        ``limit``."""
+
     async def get_transfer_with_run(self, transfer_id: str) -> TransferWithRun:
         """The transfer, its latest run and the bytes that run's active objects have moved,
         read together (one query): what monitoring one transfer shows."""

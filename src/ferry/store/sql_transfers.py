@@ -183,6 +183,16 @@ class TransfersMixin(SqlBase):
             raise TransferNotFound(transfer_id)
         return transfer_from_row(row, self._specs)
 
+    async def transfer_ids_starting(
+        self, prefix: str, *, scopes: Sequence[str] | None, limit: int
+    ) -> list[str]:
+        c = t.transfers.c
+        query = select(c.id).where(c.id.startswith(prefix, autoescape=True))
+        if scopes is not None:
+            query = query.where(c.scope.in_(scopes))
+        rows = await self._reading(all_rows, query.order_by(c.id).limit(limit))
+        return [row.id for row in rows]
+
     async def get_transfer_with_run(self, transfer_id: str) -> TransferWithRun:
         row = await self._reading(first_row, _ONE_WITH_LATEST_RUN, {"transfer_id": transfer_id})
         if row is None:

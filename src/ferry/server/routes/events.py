@@ -20,7 +20,7 @@ from ferry.domain.states import RunStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import NotFound
 from ferry.server.deps import Reader, StateDep
-from ferry.server.routes.transfers import visible_to
+from ferry.server.routes.transfers import resolve_id, visible_to
 from ferry.server.state import ServerState
 from ferry.store.abc import Principal, Store, TransferWithRun
 
@@ -63,7 +63,10 @@ def _frame(event: Event) -> str:
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={404: {"description": "No transfer of that id"}},
+    responses={
+        404: {"description": "No transfer of that id"},
+        409: {"description": "A short id that starts more than one transfer's id"},
+    },
 )
 async def events(
     state: StateDep,
@@ -79,6 +82,7 @@ async def events(
     kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
     first: list[Event] = []
     if transfer is not None:
+        transfer = await resolve_id(state, caller, transfer)
         # 404 for an unknown transfer, and for one of another scope
         current = visible_to(caller, await state.store.get_transfer(transfer))
         if _wanted("transfer", kinds):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -20,7 +20,7 @@ from ferry.domain.transfers import (
     TransferSpec,
     run_progress,
 )
-from ferry.errors import InvalidRequest, TransferNotFound
+from ferry.errors import AmbiguousId, InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
@@ -37,11 +37,18 @@ from ferry.server.schemas import (
     TransferList,
     TransferPublic,
 )
+from ferry.server.state import ServerState
 from ferry.store.abc import Principal, TransferFilter
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 
 NOT_STARTED = "The transfer has not started yet"
+SHORT_ID_MIN = 6  # characters of an id that may stand for it, when only one id starts so
+FULL_ID = 36
+CANDIDATES_SHOWN = 10
+AMBIGUOUS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A short id that starts more than one transfer's id"}
+}
 
 
 def visible_to(caller: Principal, transfer: Transfer) -> Transfer:
@@ -50,6 +57,23 @@ def visible_to(caller: Principal, transfer: Transfer) -> Transfer:
     if caller.role is not Role.ADMINISTRATOR and transfer.scope not in caller.scopes:
         raise TransferNotFound(transfer.id)
     return transfer
+
+
+async def resolve_id(state: ServerState, caller: Principal, transfer_id: str) -> str:
+    """The full id that ``transfer_id`` stands for: itself, or, for a short id of at least
+    ``SHORT_ID_MIN`` characters, the one id the caller may see that starts with it (none:
+    404; several: ``AmbiguousId``, 409, naming them)."""
+    if not SHORT_ID_MIN <= len(transfer_id) < FULL_ID:
+        return transfer_id
+    scopes = None if caller.role is Role.ADMINISTRATOR else caller.scopes
+    found = await state.store.transfer_ids_starting(
+        transfer_id, scopes=scopes, limit=CANDIDATES_SHOWN
+    )
+    if not found:
+        raise TransferNotFound(transfer_id)
+    if len(found) > 1:
+        raise AmbiguousId(transfer_id, found)
+    return found[0]
 
 
 def present(transfer: Transfer, run: Run | None, caller: Principal | None = None) -> TransferPublic:
@@ -161,8 +185,9 @@ async def list_transfers(
     )
 
 
-@router.get("/{transfer_id}", response_model=TransferPublic)
+@router.get("/{transfer_id}", response_model=TransferPublic, responses=AMBIGUOUS)
 async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> TransferPublic:
+    transfer_id = await resolve_id(state, caller, transfer_id)
     seen = await state.store.get_transfer_with_run(transfer_id)
     visible_to(caller, seen.transfer)
     run = seen.run
@@ -176,9 +201,10 @@ async def get_transfer(transfer_id: str, state: StateDep, caller: Reader) -> Tra
 @router.post(
     "/{transfer_id}/cancel",
     response_model=CancelResult,
-    responses={409: {"description": "The transfer has finished"}},
+    responses={409: {"description": "The transfer has finished, or a short id is ambiguous"}},
 )
 async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> CancelResult:
+    transfer_id = await resolve_id(state, caller, transfer_id)
     visible_to(caller, await state.store.get_transfer(transfer_id))
     outcome = await state.store.cancel_transfer(transfer_id)
     state.wakeups.finalize.set()
@@ -198,7 +224,7 @@ async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> 
     )
 
 
-@router.get("/{transfer_id}/runs", response_model=list[RunPublic])
+@router.get("/{transfer_id}/runs", response_model=list[RunPublic], responses=AMBIGUOUS)
 async def list_runs(
     transfer_id: str,
     state: StateDep,
@@ -208,6 +234,7 @@ async def list_runs(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[RunPublic]:
+    transfer_id = await resolve_id(state, caller, transfer_id)
     visible_to(caller, await state.store.get_transfer(transfer_id))  # 404: unknown, or not its
     return [
         present_run(run)
@@ -233,7 +260,7 @@ def present_run(run: Run) -> RunPublic:
     )
 
 
-@router.get("/{transfer_id}/outcomes", response_model=Outcomes)
+@router.get("/{transfer_id}/outcomes", response_model=Outcomes, responses=AMBIGUOUS)
 async def get_outcomes(
     transfer_id: str,
     state: StateDep,
@@ -242,6 +269,7 @@ async def get_outcomes(
     cursor: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Outcomes:
+    transfer_id = await resolve_id(state, caller, transfer_id)
     transfer = visible_to(caller, await state.store.get_transfer(transfer_id))
     if transfer.runs == 0:
         return Outcomes(
