@@ -92,3 +92,16 @@ async def test_filtered_pages_are_read_in_index_order(tmp_path):
                 f"EXPLAIN QUERY PLAN SELECT * FROM transfers WHERE {where} {order}"
             ).fetchall()
             assert "TEMP B-TREE" not in str(plan), (where, plan)
+
+
+async def test_ids_are_found_by_their_start_among_the_scopes_given(store, submit):
+    first, second = await submit(), await submit()
+
+    both = await store.transfer_ids_starting("", scopes=None, limit=10)
+    assert both == sorted([first.id, second.id])
+    assert await store.transfer_ids_starting(first.id[:8], scopes=None, limit=10) == [first.id]
+    assert await store.transfer_ids_starting(first.id[:8], scopes=["default"], limit=1) == [
+        first.id
+    ]
+    assert await store.transfer_ids_starting(first.id[:8], scopes=["physics"], limit=10) == []
+    assert await store.transfer_ids_starting("%", scopes=None, limit=10) == []  # not a wildcard
