@@ -126,3 +126,23 @@ def test_every_command_the_readme_lists_with_json_takes_it(module_server) -> Non
         "name": "json-store",
         "removed": True,
     }
+
+
+def test_outcomes_filter_by_status_and_limit(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    mixed = module_server.cli(
+        "submit", "--wait", "local:in/a.txt", "local:in/b.txt", "local:in/gone.txt", "local:o2"
+    )
+    transfer_id = mixed.stdout.split()[0]
+    assert "COMPLETED_WITH_ERRORS" in mixed.stdout
+
+    failed = module_server.cli_json("outcomes", transfer_id, "--status", "FAILED")
+    assert [o["source"] for o in failed["objects"]] == ["local:in/gone.txt"]
+    assert failed["next_cursor"] is None
+    first = module_server.cli_json("outcomes", transfer_id, "--status", "DONE", "--limit", "1")
+    assert [o["source"] for o in first["objects"]] == ["local:in/a.txt"]
+    assert first["next_cursor"] is not None  # where the rest starts
+    human = module_server.cli("outcomes", transfer_id, "--status", "FAILED", check=True).stdout
+    assert "gone.txt" in human
+    assert "b.txt" not in human
+    refused = module_server.cli("outcomes", transfer_id, "--status", "LOST")
+    assert refused.returncode == 2  # not a state: refused before asking the server

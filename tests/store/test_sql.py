@@ -551,6 +551,21 @@ async def test_outcomes_page_by_task_id(store, start):
     assert len(set(ids)) == 5
 
 
+async def test_outcomes_of_one_state_page_among_themselves(store, start, agent_id):
+    started = await start(tasks=5)
+    leased = await lease(store, agent_id)
+    failed = [TaskResult(t.id, t.lease, TaskState.FAILED, error="denied") for t in leased[1:4]]
+    await store.record_results(agent_id, failed)
+    transfer_id = started.transfer.id
+
+    first = await store.outcomes(transfer_id, 1, after=0, limit=2, state=TaskState.FAILED)
+    rest = await store.outcomes(
+        transfer_id, 1, after=first[-1][0].id, limit=10, state=TaskState.FAILED
+    )
+    assert [t.id for t, _ in first + rest] == sorted(t.id for t in leased[1:4])
+    assert {t.state for t, _ in first + rest} == {TaskState.FAILED}
+
+
 # --- lease expiry -------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
+from ferry.domain.states import TaskState
 from ferry.domain.transfers import Checksum, Overwrite, parse_rate, parse_size
 from ferry.errors import InvalidRequest
 
@@ -238,6 +239,12 @@ def outcomes(
     run: Annotated[
         int | None, typer.Option(min=1, help="Run number (default: the latest).")
     ] = None,
+    status: Annotated[
+        TaskState | None, typer.Option(help="Only objects in this state.", show_default=False)
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N objects.", show_default=False)
+    ] = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -245,7 +252,8 @@ def outcomes(
 ) -> None:
     """Per-object outcome of a run: what moved, what was skipped, what failed and why."""
     with plain_client(url, token, data_dir) as client:
-        result = client.outcomes(transfer_id, run=run)
+        state = status.value if status else None
+        result = client.outcomes(transfer_id, run=run, status=state, limit=limit)
     if as_json:
         print_json(result)
     else:

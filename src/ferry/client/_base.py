@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 RUNS_PAGE = 1000  # the server's page of runs
+OUTCOMES_PAGE = 1000  # objects asked for per page of outcomes
 PASSIVE_ATTEMPTS = 3  # sends of a pushed object the server could not take (transient)
 FINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
 WAIT_KINDS = ("transfer", "progress")  # what ``wait`` follows when its caller shows progress

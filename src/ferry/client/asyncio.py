@@ -222,10 +222,13 @@ class AsyncClient(TypedClient):
             await self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
         )
 
-    async def outcomes(self, transfer_id: str, *, run: int | None = None) -> Outcomes:
+    async def outcomes(
+        self, transfer_id: str, *, run: int | None = None, status: str | None = None
+    ) -> Outcomes:
         pages, cursor = [], 0
         while True:
-            params: dict[str, Any] = {"cursor": cursor, **({"run": run} if run else {})}
+            params: dict[str, Any] = {"cursor": cursor, "run": run, "status": status}
+            params = {name: value for name, value in params.items() if value is not None}
             request = Request("GET", f"/api/v1/transfers/{transfer_id}/outcomes", params=params)
             page = self.parse_outcomes(await self._send(request))
             pages.append(page)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ferry.client._base import (
+    OUTCOMES_PAGE,
     RUNS_PAGE,
     BaseClient,
     Request,
@@ -107,21 +108,34 @@ class PlainClient(BaseClient):
     def cancel(self, transfer_id: str) -> Json:
         return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel")))
 
-    def outcomes(self, transfer_id: str, *, run: int | None = None) -> Json:
-        """Every object of the run (all pages, in one answer)."""
+    def outcomes(
+        self,
+        transfer_id: str,
+        *,
+        run: int | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> Json:
+        """The run's objects, in one answer: every page, or the first ``limit`` objects (then
+        ``next_cursor`` says where the rest starts); ``status``: those in that state only."""
         path = f"/api/v1/transfers/{transfer_id}/outcomes"
         merged: Json | None = None
         cursor: Any = 0
         while cursor is not None:
-            params: Json = {"cursor": cursor, **({"run": run} if run else {})}
-            page = dict(self.send(Request("GET", path, params=params)))
+            got = len(merged["objects"]) if merged else 0
+            if limit is not None and got >= limit:
+                break
+            page_size = OUTCOMES_PAGE if limit is None else min(OUTCOMES_PAGE, limit - got)
+            params: Json = {"cursor": cursor, "limit": page_size, "run": run, "status": status}
+            kept = {name: value for name, value in params.items() if value is not None}
+            page = dict(self.send(Request("GET", path, params=kept)))
             if merged is None:
                 merged = page
             else:
                 merged["objects"] += page["objects"]
             cursor = page["next_cursor"]
         assert merged is not None
-        return merged | {"next_cursor": None}
+        return merged | {"next_cursor": cursor}
 
     def runs(self, transfer_id: str) -> builtins.list[Json]:
         """Every run of the transfer, oldest first (all pages)."""

@@ -216,11 +216,14 @@ class Client(TypedClient):
             self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
         )
 
-    def outcomes(self, transfer_id: str, *, run: int | None = None) -> Outcomes:
-        """Every object of the run (all pages)."""
+    def outcomes(
+        self, transfer_id: str, *, run: int | None = None, status: str | None = None
+    ) -> Outcomes:
+        """Every object of the run (all pages); ``status``: those in that state only."""
         pages, cursor = [], 0
         while True:
-            params: dict[str, Any] = {"cursor": cursor, **({"run": run} if run else {})}
+            params: dict[str, Any] = {"cursor": cursor, "run": run, "status": status}
+            params = {name: value for name, value in params.items() if value is not None}
             page = self.parse_outcomes(
                 self._send(
                     Request("GET", f"/api/v1/transfers/{transfer_id}/outcomes", params=params)

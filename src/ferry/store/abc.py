@@ -656,6 +656,13 @@ class Store(Protocol):
         """The attempts of a run's tasks that were lost with their lease."""
 
     async def outcomes(
-        self, transfer_id: str, run: int, *, after: int, limit: int
+        self,
+        transfer_id: str,
+        run: int,
+        *,
+        after: int,
+        limit: int,
+        state: TaskState | None = None,
     ) -> list[tuple[Task, list[Attempt]]]:
-        """The run's tasks with id > ``after``, in id order, each with its attempts."""
+        """The run's tasks with id > ``after`` (in ``state`` only, when given), in id order,
+        each with its attempts."""

@@ -331,15 +331,21 @@ class TransfersMixin(SqlBase):
         return int(canceled), int(stopping)
 
     async def outcomes(
-        self, transfer_id: str, run: int, *, after: int, limit: int
+        self,
+        transfer_id: str,
+        run: int,
+        *,
+        after: int,
+        limit: int,
+        state: TaskState | None = None,
     ) -> list[tuple[Task, list[Attempt]]]:
         c = t.tasks.c
-        tasks_page = (
-            select(t.tasks)
-            .where((c.transfer_id == transfer_id) & (c.run == run) & (c.id > after))
-            .order_by(c.id)
-            .limit(limit)
+        tasks_page = select(t.tasks).where(
+            (c.transfer_id == transfer_id) & (c.run == run) & (c.id > after)
         )
+        if state is not None:
+            tasks_page = tasks_page.where(c.state == state.value)
+        tasks_page = tasks_page.order_by(c.id).limit(limit)
 
         def read(conn: Connection) -> tuple[list[Row[Any]], list[Row[Any]]]:
             rows = all_rows(conn, tasks_page)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ferry.domain.events import TransferChanged
 from ferry.domain.locations import parse_location
 from ferry.domain.schedules import ScheduleKind
-from ferry.domain.states import RunStatus, TransferStatus
+from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import (
     Role,
     Run,
@@ -268,6 +268,7 @@ async def get_outcomes(
     run: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     cursor: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    status: Annotated[TaskState | None, Query(description="only objects in this state")] = None,
 ) -> Outcomes:
     transfer_id = await resolve_id(state, caller, transfer_id)
     transfer = visible_to(caller, await state.store.get_transfer(transfer_id))
@@ -282,7 +283,7 @@ async def get_outcomes(
         )
     number = run or transfer.runs
     run_row = await state.store.get_run(transfer.id, number)
-    rows = await state.store.outcomes(transfer.id, number, after=cursor, limit=limit)
+    rows = await state.store.outcomes(transfer.id, number, after=cursor, limit=limit, state=status)
     objects = [
         ObjectOutcome(
             id=task.id,
