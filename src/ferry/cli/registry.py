@@ -29,14 +29,20 @@ scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")
 
 
 def agents(
+    every_agent: Annotated[
+        bool, typer.Option("--all", help="Retired agents too (those that said they left).")
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Agents: state, host, version, tasks held now and statistics."""
+    """Agents (not retired ones, unless --all): state, host, version, tasks held now and
+    statistics."""
     with plain_client(url, token, data_dir) as client:
         found = client.listing("agents")
+    if not every_agent:
+        found = [a for a in found if a["state"] != "RETIRED"]
     if as_json:
         print_json(found)
         return
