@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from ferry.domain.events import Event, EventKind, ProgressReported, TransferChanged
-from ferry.domain.states import RunStatus
+from ferry.domain.states import RunStatus, TransferStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import NotFound
 from ferry.server.deps import Reader, StateDep
@@ -29,6 +29,17 @@ router = APIRouter(tags=["events"])
 PROGRESS_EVERY_S = 1.0
 KEEPALIVE_S = 15.0
 SCOPES_KEPT = 10_000  # transfers whose visibility one stream remembers
+# A transfer in one of these never changes again (a periodic one is STANDBY between its runs):
+# the stream of that transfer ends after saying so.
+ENDED = frozenset(
+    s.value
+    for s in (
+        TransferStatus.COMPLETED,
+        TransferStatus.COMPLETED_WITH_ERRORS,
+        TransferStatus.FAILED,
+        TransferStatus.CANCELED,
+    )
+)
 
 
 class Audience:
@@ -78,7 +89,8 @@ async def events(
     ] = None,
 ) -> StreamingResponse:
     """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, tasks,
-    progress, agent, lagged). With ``transfer``, it starts with that transfer's current status."""
+    progress, agent, lagged). With ``transfer``, it starts with that transfer's current status
+    and ends after its final one (COMPLETED, COMPLETED_WITH_ERRORS, FAILED or CANCELED)."""
     kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
     first: list[Event] = []
     if transfer is not None:
@@ -123,7 +135,7 @@ async def _stream(
             ):
                 last_status = changed.status
                 yield _frame(changed)
-        while not state.stopping.is_set():
+        while not state.stopping.is_set() and last_status not in ENDED:
             if pending is None:
                 pending = asyncio.ensure_future(anext(subscription))
             done, _ = await asyncio.wait({pending}, timeout=tick)
