@@ -79,3 +79,25 @@ def test_submit_wait_draws_a_progress_bar_on_a_terminal_only(start_server) -> No
     piped = server.cli("submit", "--tree", "--wait", "slow:data", "sink:c", check=True)
     assert not OBJECTS_DRAWN.search(piped.stdout.encode())
     assert piped.stdout.splitlines()[-1].startswith("  objects: 4 total, 4 done")
+
+
+def test_push_and_pull_count_objects_on_a_terminal(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = start_server()
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / name).write_bytes(name.encode() * 1000)
+
+    status, written = on_terminal(server, "push", "--tree", str(folder), "local:up")
+    assert status == 0, written.decode(errors="replace")
+    assert b"3/3 objects" in written[: written.index(b"COMPLETED")]
+
+    status, written = on_terminal(server, "pull", "local:up", str(tmp_path / "back"))
+    assert status == 0, written.decode(errors="replace")
+    assert b"3/3 objects" in written[: written.index(b"COMPLETED")]
+    assert (tmp_path / "back" / "b").read_bytes() == b"b" * 1000
+
+    status, written = on_terminal(server, "push", "--json", str(folder / "a"), "local:again")
+    assert status == 0
+    assert b"\x1b" not in written
+    assert json.loads(written)["status"] == "COMPLETED"

@@ -20,7 +20,7 @@ from ferry.cli.common import (
 from ferry.domain.transfers import Checksum, Overwrite
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from ferry.server.schemas import PassiveCreated, TransferPublic
 
@@ -51,7 +51,8 @@ def push(
         raise typer.BadParameter("give at least one LOCAL_PATH and a STORAGE:DEST")
     options = {"overwrite": overwrite.value, "checksum": checksum.value}
     with typed_client(url, token, data_dir) as client, _bar(as_json) as bar:
-        task = bar.add_task("push", total=None)
+        task = bar.add_task("push", total=None, objects="")
+        count = ObjectCount(bar, task)
         transfer = client.push(
             [Path(p) for p in locations[:-1]],
             locations[-1],
@@ -59,7 +60,8 @@ def push(
             options=options,
             scope=scope,
             progress=lambda n: bar.advance(task, n),
-            started=lambda created: bar.update(task, total=_total(created)),
+            started=count.started,
+            ended=count.ended,
         )
     _verdict(transfer, as_json)
 
@@ -84,16 +86,37 @@ def pull(
     folder = Path(locations[-1])
     folder.mkdir(parents=True, exist_ok=True)
     with typed_client(url, token, data_dir) as client, _bar(as_json) as bar:
-        task = bar.add_task("pull", total=None)
+        task = bar.add_task("pull", total=None, objects="")
+        count = ObjectCount(bar, task)
         transfer = client.pull(
             locations[:-1],
             folder,
             options=options,
             scope=scope,
             progress=lambda n: bar.advance(task, n),
-            started=lambda created: bar.update(task, total=_total(created)),
+            started=count.started,
+            ended=count.ended,
         )
     _verdict(transfer, as_json)
+
+
+class ObjectCount:
+    """The bar's objects ended of the total, and its bytes' total."""
+
+    def __init__(self, bar: Progress, task: TaskID) -> None:
+        self._bar, self._task = bar, task
+        self._ended, self._total = 0, 0
+
+    def started(self, created: PassiveCreated) -> None:
+        self._total = len(created.objects)
+        self._bar.update(self._task, total=_total(created), objects=self._shown())
+
+    def ended(self, _name: str) -> None:
+        self._ended += 1
+        self._bar.update(self._task, objects=self._shown())
+
+    def _shown(self) -> str:
+        return f"{self._ended}/{self._total} objects"
 
 
 def _bar(quiet: bool) -> Progress:
@@ -108,6 +131,7 @@ def _bar(quiet: bool) -> Progress:
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
+        "{task.fields[objects]}",
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),

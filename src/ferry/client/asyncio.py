@@ -282,6 +282,7 @@ class AsyncClient(TypedClient):
         scope: str | None = None,
         progress: Callable[[int], None] = lambda _n: None,
         started: Callable[[PassiveCreated], None] = lambda _c: None,
+        ended: Callable[[str], None] = lambda _name: None,
     ) -> TransferPublic:
         """``Client.push``'s twin."""
         objects = await asyncio.to_thread(objects_to_push, paths, tree=tree)
@@ -293,6 +294,7 @@ class AsyncClient(TypedClient):
         async with self._closing(transfer_id, capability):
             for obj in objects:
                 await self._push_one(transfer_id, capability, obj, algorithm, progress)
+                ended(obj.name)
         return await self.wait(transfer_id)
 
     async def _push_one(
@@ -330,6 +332,7 @@ class AsyncClient(TypedClient):
         scope: str | None = None,
         progress: Callable[[int], None] = lambda _n: None,
         started: Callable[[PassiveCreated], None] = lambda _c: None,
+        ended: Callable[[str], None] = lambda _name: None,
     ) -> TransferPublic:
         """``Client.pull``'s twin."""
         request = self.pull_request(sources, options=options, scope=scope)
@@ -345,6 +348,8 @@ class AsyncClient(TypedClient):
             for body in self.skipped_bodies(present):
                 await self._skipped(transfer_id, capability, body)
             skipped = set(present)
+            for name in present:
+                ended(name)
             for obj in created.objects:
                 if obj.name in skipped:
                     continue
@@ -356,6 +361,7 @@ class AsyncClient(TypedClient):
                     if exc.status >= 500 or exc.status in (401, 403):
                         raise
                     # The server could not read it: recorded FAILED there; go on with the rest.
+                ended(obj.name)
         return await self.wait(transfer_id)
 
     async def _pull_one(

@@ -280,9 +280,11 @@ class Client(TypedClient):
         scope: str | None = None,
         progress: Callable[[int], None] = lambda _n: None,
         started: Callable[[PassiveCreated], None] = lambda _c: None,
+        ended: Callable[[str], None] = lambda _name: None,
     ) -> TransferPublic:
         """Send local files (``tree``: folders' contents) into ``destination``, each verified
-        by checksum on the server before it is moved into place; wait for the verdict."""
+        by checksum on the server before it is moved into place; wait for the verdict.
+        ``progress``: bytes sent; ``ended``: each object's name once sent."""
         objects = objects_to_push(paths, tree=tree)
         created = self.parse_passive(
             self._send(self.push_request(objects, destination, options=options, scope=scope))
@@ -293,6 +295,7 @@ class Client(TypedClient):
         with self._closing(transfer_id, capability):
             for obj in objects:
                 self._push_one(transfer_id, capability, obj, algorithm, progress)
+                ended(obj.name)
         return self.wait(transfer_id)
 
     def _push_one(
@@ -330,9 +333,11 @@ class Client(TypedClient):
         scope: str | None = None,
         progress: Callable[[int], None] = lambda _n: None,
         started: Callable[[PassiveCreated], None] = lambda _c: None,
+        ended: Callable[[str], None] = lambda _name: None,
     ) -> TransferPublic:
         """Fetch files (and folders' contents) into the local ``folder``, each kept only once
-        its checksum matches the server's; wait for the verdict."""
+        its checksum matches the server's; wait for the verdict. ``progress``: bytes
+        fetched; ``ended``: each object's name once fetched, failed or found here."""
         created = self.parse_passive(
             self._send(self.pull_request(sources, options=options, scope=scope))
         )
@@ -347,6 +352,8 @@ class Client(TypedClient):
             for body in self.skipped_bodies(present):
                 self._skipped(transfer_id, capability, body)
             skipped = set(present)
+            for name in present:
+                ended(name)
             for obj in created.objects:
                 if obj.name in skipped:
                     continue
@@ -356,6 +363,7 @@ class Client(TypedClient):
                     if exc.status >= 500 or exc.status in (401, 403):
                         raise
                     # The server could not read it: recorded FAILED there; go on with the rest.
+                ended(obj.name)
         return self.wait(transfer_id)
 
     def _pull_one(
