@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from test_passive_api import close, put
 from users_support import add_user
 
 from ferry.server.ui.sessions import LOGIN_COOKIE, SESSION_COOKIE
@@ -114,3 +115,28 @@ async def test_a_dashboard_cancel_is_in_the_audit_trail(api) -> None:  # type: i
     assert [(r["action"], r["target"], r["status"]) for r in records] == [
         ("dashboard cancel", waiting, 303)
     ]
+
+
+KEPT, NEVER = "<td><code>client:kept.txt</code></td>", "<td><code>client:never.txt</code></td>"
+
+
+async def test_a_runs_objects_are_filtered_by_status(api) -> None:  # type: ignore[no-untyped-def]
+    body = {"destination": "local:in", "objects": [{"name": "kept.txt"}, {"name": "never.txt"}]}
+    created = (await api.client.post("/api/v1/transfers/push", json=body)).json()
+    assert (await put(api, created, "kept.txt", b"kept")).status_code == 200
+    assert (await close(api, created)).status_code == 200
+    page = f"/transfers/{created['transfer']['id']}"
+    async with await browser(api) as client:
+        await sign_in(client, api.client.headers["Authorization"].removeprefix("Bearer "))
+        everything = (await client.get(page)).text
+        done = (await client.get(page, params={"objects": "DONE"})).text
+        failed = (await client.get(page, params={"objects": "FAILED"})).text  # never sent
+        canceled = (await client.get(page, params={"objects": "CANCELED"})).text
+
+    assert KEPT in everything
+    assert NEVER in everything
+    assert KEPT in done
+    assert NEVER not in done
+    assert NEVER in failed
+    assert KEPT not in failed
+    assert "No CANCELED object." in canceled

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ferry.domain.events import TransferChanged
 from ferry.domain.schedules import Schedule, ScheduleKind, occurrences
-from ferry.domain.states import RunStatus, TransferStatus
+from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import Forbidden
 from ferry.server.deps import StateDep
@@ -78,13 +78,17 @@ async def transfer_page(
     transfer_id: str,
     run: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    objects_status: Annotated[str, Query(alias="objects", max_length=16)] = "",
 ) -> Response:
+    wanted = TaskState(objects_status) if objects_status in TaskState.__members__ else None
     seen = await state.store.get_transfer_with_run(transfer_id)
     transfer = visible_to(viewer.principal, seen.transfer)
     runs = await state.store.list_runs(transfer.id, after=0, limit=1000)
     shown = run or transfer.runs
     objects = (
-        await state.store.outcomes(transfer.id, shown, after=after, limit=OBJECTS_PAGE)
+        await state.store.outcomes(
+            transfer.id, shown, after=after, limit=OBJECTS_PAGE, state=wanted
+        )
         if shown
         else []
     )
@@ -106,6 +110,8 @@ async def transfer_page(
         progress=progress,
         shown=shown,
         objects=[task for task, _ in objects],
+        objects_status=wanted.value if wanted else "",
+        task_states=[s.value for s in TaskState],
         next_after=objects[-1][0].id if len(objects) == OBJECTS_PAGE else None,
         final=transfer.status.value in FINAL,
         coming=next_occurrences(transfer.schedule, transfer.next_run_at),
