@@ -35,11 +35,24 @@ def test_an_at_transfer_starts_within_a_second_of_its_due_time(start_server) -> 
     assert server.cli_json("status", transfer["id"])["status"] == "COMPLETED"
 
 
+def test_status_says_the_schedule_and_the_next_run_in_the_readers_zone(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    later = server.cli_json("submit", "--at", "2030-01-01T00:00:00Z", "local:a.txt", "local:out")
+
+    shown = server.cli("status", later["id"][:8], "--tz", "Asia/Tokyo", check=True).stdout
+
+    assert "  schedule: once, at 2030-01-01 09:00:00 JST\n" in shown
+    assert "  next run: 2030-01-01 09:00:00 JST\n" in shown
+
+
 def test_every_minute_twice_then_done(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server()
     (server.cwd / "a.txt").write_text("a")
     args = ["--every", "minute", "--count", "2", "local:a.txt", "local:out"]
     transfer = server.cli_json("submit", *args)
+    shown = server.cli("status", transfer["id"][:8], "--tz", "Asia/Tokyo", check=True).stdout
+    assert "  schedule: every minute in UTC, from " in shown
+    assert " JST, 2 times\n" in shown
 
     done = wait_for(
         lambda: (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -34,6 +35,7 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
+from ferry.cli.words import reader_zone, schedule_in_words, when
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Checksum, Overwrite, parse_rate, parse_size
 from ferry.errors import InvalidRequest
@@ -44,13 +46,19 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 
 
-def _print_transfer(t: Json) -> None:
-    """A transfer as the API gives it (``TransferPublic``), in a few lines; plain text, so
-    that printing it needs no console library."""
+def _print_transfer(t: Json, zone: tzinfo | None = None) -> None:
+    """A transfer as the API gives it (``TransferPublic``), in a few lines, its times in
+    ``zone`` (default: the machine's); plain text, so that printing it needs no console
+    library."""
     o = t["objects"]
     lines = [
         f"{t['id']}  {t['status']}  ({t['kind']})",
         f"  from {', '.join(t['sources'])}  to {t['destination']}",
+        f"  schedule: {schedule_in_words(t['schedule'], zone)}",
+    ]
+    if t.get("next_run_at"):
+        lines.append(f"  next run: {when(t['next_run_at'], zone)}")
+    lines += [
         f"  objects: {o['total']} total, {o['done']} done, {o['skipped']} skipped,"
         f" {o['failed']} failed, {o['canceled']} canceled; {t['bytes']} bytes; runs: {t['runs']}",
     ]
@@ -169,15 +177,22 @@ def submit(
 
 def status(
     transfer_id: TransferIdArgument,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="Times in this zone (default: this machine's).", show_default=False
+        ),
+    ] = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Show one transfer."""
+    """Show one transfer: its schedule in words, its next run, its objects."""
+    zone = reader_zone(tz)
     with plain_client(url, token, data_dir) as client:
         transfer = client.get(transfer_id)
-    print_json(transfer) if as_json else _print_transfer(transfer)
+    print_json(transfer) if as_json else _print_transfer(transfer, zone)
 
 
 def ls(
