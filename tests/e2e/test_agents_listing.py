@@ -34,3 +34,16 @@ def test_a_retired_agent_shows_only_with_all(start_server) -> None:  # type: ign
     assert states(server) == {}
     assert "leaving" not in server.cli("agents", check=True).stdout
     assert "RETIRED" in server.cli("agents", "--all", check=True).stdout
+
+
+def test_the_table_says_what_its_numbers_count(start_server) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = start_server()
+    wait_for(lambda: len(states(server)) == 2, timeout=20)
+
+    table = server.cli("agents", check=True).stdout
+
+    header = next(line for line in table.splitlines() if "name" in line)
+    assert header.split("┃")[5:7] == [" held ", " copying "]
+    words = " ".join(table.split())
+    assert "held: objects leased to the agent now" in words
+    assert "copying: those it was copying at its last heartbeat" in words

@@ -28,6 +28,13 @@ channel_app = typer.Typer(help="Channels: how much may move between two sites at
 scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")
 
 
+AGENT_COLUMNS = (
+    "held: objects leased to the agent now, copying or waiting their turn in it; copying: those"
+    " it was copying at its last heartbeat; done, bytes: objects it moved, in all; failed:"
+    " its attempts that failed, retried or not; B/s: over the last minute"
+)
+
+
 def agents(
     every_agent: Annotated[
         bool, typer.Option("--all", help="Retired agents too (those that said they left).")
@@ -48,8 +55,9 @@ def agents(
         return
     from rich.table import Table
 
-    table = Table()
-    for name in ("name", "state", "host", "version", "active", "done", "failed", "bytes", "B/s"):
+    table = Table(caption=AGENT_COLUMNS)
+    columns = ("name", "state", "host", "version", "held", "copying", "done", "failed", "bytes")
+    for name in (*columns, "B/s"):
         table.add_column(name, overflow="fold")
     for a in found:
         s = a["stats"]
@@ -59,6 +67,7 @@ def agents(
             a["host"],
             a["version"] or "",
             str(a["active"]),
+            str(len(a["status"].get("active", []))),
             str(s["succeeded"]),
             str(s["failed"]),
             str(s["bytes"]),
