@@ -209,6 +209,10 @@ class QueuedLock:
     async def __aexit__(self, *exc_info: object) -> None:
         self._lock.release()
 
+    def locked(self) -> bool:
+        """Whether a write holds it now."""
+        return self._lock.locked()
+
 
 class SqlBase:
     """Owns the engine. SQLite allows one writer: writes in this process take a lock so that
