@@ -396,12 +396,20 @@ def test_agents_json_counts_what_moved(module_server, population) -> None:  # ty
     moved_bytes = sum(t["bytes"] for t in everything)
     assert moved >= 5  # the pair and the tree
 
-    agents = module_server.cli_json("agents")
+    # An agent is REGISTERED until its first heartbeat, 5 s after it registered: the
+    # population, quicker now that --wait follows the events, can end before that.
+    agents = wait_for(
+        lambda: (
+            (found := module_server.cli_json("agents"))
+            and all(a["state"] == "ALIVE" for a in found)
+            and found
+        ),
+        timeout=20,
+    )
 
     assert len(agents) == 2
     for agent in agents:
         assert set(agent) >= {"id", "name", "state", "host", "version", "active", "stats"}
-        assert agent["state"] == "ALIVE"
         assert agent["host"]
         assert agent["version"]
         assert agent["active"] == 0
