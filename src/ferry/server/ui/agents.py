@@ -13,7 +13,7 @@ from ferry.server.ui.sessions import ViewerDep
 
 router = APIRouter()
 
-REFRESH_S = 3
+REFRESH_S = 1  # a LOST agent shows within a second of the server knowing it
 
 
 @router.get("/agents")
