@@ -132,6 +132,19 @@ def spec_from(body: TransferCreate) -> TransferSpec:
 async def create_transfer(
     body: TransferCreate, state: StateDep, caller: Writer, request: Request, response: Response
 ) -> TransferPublic:
+    transfer, created = await submit_body(state, caller, body)
+    note_target(request, transfer.id)
+    if not created:
+        response.status_code = 200
+    runs = await state.store.latest_runs([transfer])
+    return present(transfer, runs.get(transfer.id))
+
+
+async def submit_body(
+    state: ServerState, caller: Principal, body: TransferCreate
+) -> tuple[Transfer, bool]:
+    """Submit what ``body`` asks for (the API's and the dashboard form's one way in) and
+    announce a new transfer to the event streams; whether it is new."""
     transfer, created = await submit_transfer(
         state.store,
         state.wakeups,
@@ -145,15 +158,11 @@ async def create_transfer(
         protected=state.protected,
         endpoints=state.endpoints,
     )
-    note_target(request, transfer.id)
-    if not created:
-        response.status_code = 200
-    else:
+    if created:
         state.wakeups.events.publish(
             TransferChanged(transfer=transfer.id, status=transfer.status.value)
         )
-    runs = await state.store.latest_runs([transfer])
-    return present(transfer, runs.get(transfer.id))
+    return transfer, created
 
 
 @router.get("", response_model=TransferList)

@@ -11,13 +11,12 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from ferry.domain.events import TransferChanged
 from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit, upcoming
 from ferry.domain.transfers import Checksum, Overwrite, Role, TransferKind
 from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
-from ferry.scheduler.submission import DEFAULT_SCOPE, submit_transfer
+from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server.deps import StateDep
-from ferry.server.routes.transfers import spec_from
+from ferry.server.routes.transfers import submit_body
 from ferry.server.schemas import ScheduleIn, TransferCreate
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import explain, page
@@ -58,27 +57,11 @@ async def new_transfer(
         raise Forbidden(Role.WRITE.value)
     try:
         body = TransferCreate.model_validate(body_of(form))
-        transfer, created = await submit_transfer(
-            state.store,
-            state.wakeups,
-            viewer.principal,
-            spec_from(body),
-            schedule=body.schedule.to_domain(state.clock()),
-            requested_schedule=body.schedule.model_dump(mode="json", exclude_unset=True),
-            submission_id=body.submission_id,
-            scope=body.scope,
-            clock=state.clock,
-            protected=state.protected,
-            endpoints=state.endpoints,
-        )
+        transfer, _ = await submit_body(state, viewer.principal, body)
     except ValidationError as exc:
         return _form_page(request, viewer, form, explain(exc), status_code=422)
     except (InvalidRequest, InvalidSchedule, NotFound, AuthError) as exc:
         return _form_page(request, viewer, form, str(exc), status_code=422)
-    if created:
-        state.wakeups.events.publish(
-            TransferChanged(transfer=transfer.id, status=transfer.status.value)
-        )
     await record_act(request, state, viewer, "submit", 303, transfer.id)
     return RedirectResponse(f"/transfers/{transfer.id}", status_code=303)
 
