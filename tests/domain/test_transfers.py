@@ -7,10 +7,9 @@ import json
 import pytest
 
 from ferry.domain.locations import Location, parse_location
+from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import (
-    Checksum,
-    Overwrite,
     Role,
     RunCounts,
     TransferKind,

@@ -8,7 +8,7 @@ import zlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 from ferry.engine.checksums import new_checksum
 
 # Lengths around adler32's own block (5,552 bytes) and the vector code's strides.

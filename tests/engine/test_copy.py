@@ -12,7 +12,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.copy import (
     BLOCK_SIZE,
     CopyRequest,

@@ -15,7 +15,7 @@ import pytest
 
 import ferry.engine.copy as engine
 import ferry.engine.local_copy as local_copy
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.local_copy import kernel_copy, read_all
 from ferry.engine.requests import SourceChanged

@@ -10,7 +10,7 @@ import zlib
 import fsspec
 import pytest
 
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 from ferry.engine.copy import BLOCK_SIZE, CopyRequest, CopyState, copy_object
 from ferry.engine.mock import MockFileSystem
 from ferry.engine.storages import StorageFS, open_storage

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ferry.domain.transfers import parse_rate
+from ferry.domain.options import parse_rate
 from ferry.engine.copy import CopyRequest, copy_object
 from ferry.engine.throttle import Throttle
 from ferry.errors import InvalidRequest

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.errors import PermanentError
 

@@ -22,7 +22,8 @@ from ferry.agent.local_queue import FairQueue
 from ferry.agent.reports import send_reports
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location, split_location
-from ferry.domain.transfers import Checksum, Overwrite, clip_error
+from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.transfers import clip_error
 from ferry.engine.copy import CopyRequest, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
 from ferry.errors import ApiError, TransferCanceled, TransferError

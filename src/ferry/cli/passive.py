@@ -17,7 +17,7 @@ from ferry.cli.common import (
     print_json,
     typed_client,
 )
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.options import Checksum, Overwrite
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

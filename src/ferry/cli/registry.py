@@ -21,7 +21,7 @@ from ferry.cli.common import (
     typed_client,
 )
 from ferry.domain.channels import ChannelState
-from ferry.domain.transfers import parse_rate
+from ferry.domain.options import parse_rate
 from ferry.errors import InvalidRequest
 
 channel_app = typer.Typer(help="Channels: how much may move between two sites at once.")

@@ -36,8 +36,8 @@ from ferry.cli.schedules import (
     UntilOption,
 )
 from ferry.cli.words import reader_zone, schedule_in_words, when
+from ferry.domain.options import Checksum, Overwrite, parse_rate, parse_size
 from ferry.domain.states import TaskState
-from ferry.domain.transfers import Checksum, Overwrite, parse_rate, parse_size
 from ferry.errors import InvalidRequest
 
 if TYPE_CHECKING:

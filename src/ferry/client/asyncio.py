@@ -31,7 +31,7 @@ from ferry.client.local import (
     read_blocks,
 )
 from ferry.client.tls import tls_context
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 from ferry.errors import ApiError, ChecksumMismatch
 from ferry.server.schemas import (
     AgentInvitation,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.errors import ChecksumMismatch, InvalidRequest
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from zlib_ng import zlib_ng
 
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 
 
 class RunningChecksum(Protocol):

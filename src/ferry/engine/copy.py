@@ -14,7 +14,7 @@ from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
 from ferry.engine.errors import classify
 from ferry.engine.local_copy import (

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from fsspec.implementations.local import LocalFileSystem
 
-from ferry.domain.transfers import Checksum
+from ferry.domain.options import Checksum
 from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
 from ferry.engine.requests import (
     BLOCK_SIZE,

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.copy import (
     BLOCK_SIZE,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ferry.domain.transfers import Checksum, Overwrite
+from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum
 from ferry.engine.stall import DEFAULT_STALL_S
 from ferry.engine.storages import StorageFS

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ferry.domain.locations import confine_path
-from ferry.domain.transfers import Overwrite
+from ferry.domain.options import Overwrite
 from ferry.engine.checksums import Adler32, format_checksum, new_checksum
 from ferry.engine.storages import StorageFS
 from ferry.errors import ChecksumMismatch, PathOutsideStorage, PermanentError, TransferCanceled

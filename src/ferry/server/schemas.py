@@ -19,6 +19,7 @@ from pydantic import (
 
 from ferry.domain.channels import ChannelState
 from ferry.domain.locations import LOCATION_PATTERN
+from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.schedules import (
     InvalidSchedule,
     Schedule,
@@ -27,14 +28,7 @@ from ferry.domain.schedules import (
     relative_time,
     to_instant,
 )
-from ferry.domain.transfers import (
-    ERROR_TEXT_MAX,
-    LOCATION_MAX,
-    Checksum,
-    Overwrite,
-    TransferKind,
-    clip_error,
-)
+from ferry.domain.transfers import ERROR_TEXT_MAX, LOCATION_MAX, TransferKind, clip_error
 
 
 class _Strict(BaseModel):

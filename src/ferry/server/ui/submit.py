@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit, upcoming
-from ferry.domain.transfers import Checksum, Overwrite, Role, TransferKind
+from ferry.domain.transfers import Role, TransferKind
 from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
 from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server.deps import StateDep
