@@ -17,12 +17,17 @@ from e2e_support import FERRY, ServerProcess
 
 from ferry.client import Client
 
+# Prints the stream's lines from its first event on; ``: listening`` (the stream hears every
+# change from then) as ``listening``: what a test waits for before it acts.
 FOLLOW_ALL = """
 import sys, httpx
 with httpx.stream("GET", sys.argv[1] + "/api/v1/events", timeout=None,
                   headers={"Authorization": "Bearer " + sys.argv[2]}) as response:
     for line in response.iter_lines():
-        print(line, flush=True)
+        if line == ": listening":
+            print("listening", flush=True)
+        elif line:
+            print(line, flush=True)
 """
 
 
@@ -73,8 +78,10 @@ def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:  
         child([sys.executable, "-c", FOLLOW_ALL, server.url, server.token]) as everything,
     ):
         assert b"STANDBY" in Lines(watch.stdout).next()  # the stream's opening snapshot
+        heard = Lines(everything.stdout)
+        assert heard.next() == b"listening\n"
         server.cli("submit", "--at", "+2h", "local:c", "local:d", check=True)
-        assert Lines(everything.stdout).next() == b"event: transfer\n"
+        assert heard.next() == b"event: transfer\n"
         started = time.monotonic()
 
         status = server.stop(signal.SIGTERM)

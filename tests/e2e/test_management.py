@@ -86,7 +86,7 @@ def test_cancel_of_a_waiting_transfer_ends_it_at_once(start_server) -> None:  # 
         assert (result["canceled_objects"], result["stopping_objects"]) == (0, 0)
         after = status_of(server, transfer["id"])
         assert (after["status"], after["runs"], after["next_run_at"]) == ("CANCELED", 0, None)
-        (agent,) = server.agents()
+        (agent,) = wait_for(server.agents)  # registered (it may start after the cancel)
         assert agent["stats"]["total"] == 0  # no agent was given anything
         out, err = watcher.communicate(timeout=30)
     finally:

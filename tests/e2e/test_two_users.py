@@ -34,6 +34,8 @@ def test_two_users_in_two_scopes_keep_to_their_own(start_server) -> None:  # typ
         return server.cli(*args, "--token", token[user])
 
     with child([sys.executable, "-c", FOLLOW_ALL, server.url, token["phil"]]) as follow:
+        heard = Lines(follow.stdout)
+        assert heard.next() == b"listening\n"  # hears every change from here on
         later = ("--at", "+1h", "local:a.txt")
         bills = json.loads(
             as_user("bill", "submit", *later, "local:b1", "--scope", "biology", "--json").stdout
@@ -41,7 +43,6 @@ def test_two_users_in_two_scopes_keep_to_their_own(start_server) -> None:  # typ
         phils = json.loads(
             as_user("phil", "submit", *later, "local:p1", "--scope", "physics", "--json").stdout
         )
-        heard = Lines(follow.stdout)
         assert heard.next() == b"event: transfer\n"
         first = json.loads(heard.next().removeprefix(b"data: "))
         assert first["transfer"] == phils["id"]  # bill's came first, and phil never hears of it

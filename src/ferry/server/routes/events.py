@@ -28,6 +28,9 @@ router = APIRouter(tags=["events"])
 
 PROGRESS_EVERY_S = 1.0
 KEEPALIVE_S = 15.0
+# A comment (clients skip it) once the stream hears every change: what a follower waits for
+# before it acts, so that it cannot miss the change its act causes.
+LISTENING = ": listening\n\n"
 SCOPES_KEPT = 10_000  # transfers whose visibility one stream remembers
 # A transfer in one of these never changes again (a periodic one is STANDBY between its runs):
 # the stream of that transfer ends after saying so.
@@ -90,7 +93,8 @@ async def events(
 ) -> StreamingResponse:
     """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, tasks,
     progress, agent, lagged). With ``transfer``, it starts with that transfer's current status
-    and ends after its final one (COMPLETED, COMPLETED_WITH_ERRORS, FAILED or CANCELED)."""
+    and ends after its final one (COMPLETED, COMPLETED_WITH_ERRORS, FAILED or CANCELED). The
+    comment ``: listening`` says that from there on no change is missed."""
     kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
     first: list[Event] = []
     if transfer is not None:
@@ -125,11 +129,11 @@ async def _stream(
     tick = PROGRESS_EVERY_S if transfer is not None else KEEPALIVE_S
     pending: asyncio.Task[Event] | None = asyncio.ensure_future(anext(subscription))
     try:
+        await asyncio.sleep(0)  # the subscription is in place: the task ran up to its first wait
+        yield LISTENING
         if transfer is not None:
             # A change made since the first frame was read was never published to this
-            # subscription: once it is in place (the task ran up to its first wait), the
-            # status is read again, and then at every tick.
-            await asyncio.sleep(0)
+            # subscription: the status is read again, and then at every tick.
             if changed := _status_change(
                 await state.store.get_transfer_with_run(transfer), last_status, kinds
             ):
