@@ -89,3 +89,21 @@ def test_a_table_loads_rich_and_nothing_heavier(module_server, done) -> None:  #
     assert "COMPLETED" in output
     assert "rich" in packages
     assert packages.isdisjoint(HEAVY), packages & HEAVY
+
+
+def test_submit_and_wait_into_a_pipe_loads_neither_the_client_stack_nor_rich(module_server) -> None:  # type: ignore[no-untyped-def]
+    (module_server.cwd / "w.txt").write_text("waited")
+    output, packages = probe(
+        module_server, "submit", "--wait", "local:w.txt", "local:startup-wait", "--json"
+    )
+    ended = json.loads(output)
+    assert ended["status"] == "COMPLETED"
+    assert ended == module_server.api("GET", f"/api/v1/transfers/{ended['id']}").json()
+    assert packages.isdisjoint(HEAVY | {"rich"}), packages & (HEAVY | {"rich"})
+
+
+def test_watch_follows_the_stream_without_the_client_stack(module_server, done) -> None:  # type: ignore[no-untyped-def]
+    output, packages = probe(module_server, "watch", done["id"][:8], "--json")
+    events = [json.loads(line) for line in output.splitlines()]
+    assert events[-1] == events[-1] | {"event": "transfer", "status": "COMPLETED"}
+    assert packages.isdisjoint(HEAVY), packages & HEAVY

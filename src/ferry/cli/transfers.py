@@ -21,7 +21,6 @@ from ferry.cli.common import (
     plain_client,
     print_json,
     seconds,
-    typed_client,
 )
 from ferry.cli.progress import TransferBar
 from ferry.cli.schedules import (
@@ -35,6 +34,7 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
+from ferry.domain.options import Checksum, Overwrite, parse_rate, parse_size
 from ferry.cli.words import reader_zone, schedule_in_words, when
 from ferry.domain.options import Checksum, Overwrite, parse_rate, parse_size
 from ferry.domain.states import TaskState
@@ -144,7 +144,7 @@ def submit(
         raise InvalidRequest(
             "--wait on a periodic transfer needs --count or --until: it never ends"
         )
-    with typed_client(url, token, data_dir) as client:
+    with plain_client(url, token, data_dir) as client:
         schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
         options: dict[str, Any] = {
             "overwrite": overwrite.value,
@@ -167,11 +167,10 @@ def submit(
             scope=scope,
         )
         if wait:
-            with TransferBar(client, transfer.id, quiet=as_json) as bar:
-                transfer = client.wait(transfer.id, on_event=bar.show)
-    found = transfer.model_dump(mode="json")
-    print_json(found) if as_json else _print_transfer(found)
-    if wait and found["status"] != "COMPLETED":
+            with TransferBar(client, transfer["id"], quiet=as_json) as bar:
+                transfer = client.wait(transfer["id"], on_event=bar.show)
+    print_json(transfer) if as_json else _print_transfer(transfer)
+    if wait and transfer["status"] != "COMPLETED":
         raise SystemExit(1)
 
 
@@ -324,7 +323,7 @@ def watch(
     """Follow a transfer live (server-sent events) until it ends; exit 1 unless COMPLETED.
     A periodic transfer is followed until interrupted or finished."""
     with (
-        typed_client(url, token, data_dir) as client,
+        plain_client(url, token, data_dir) as client,
         TransferBar(client, transfer_id, quiet=as_json) as bar,
     ):
 
@@ -336,7 +335,7 @@ def watch(
             bar.show(event)
 
         transfer = client.wait(transfer_id, on_event=show, kinds=None)
-    if transfer.status != "COMPLETED":
+    if transfer["status"] != "COMPLETED":
         raise SystemExit(1)
 
 

@@ -4,13 +4,14 @@ client (``plain.py``) builds on it alone, so that a command that asks once start
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from ferry.client.tls import find_ca
@@ -39,6 +40,43 @@ def ends_wait(event: dict[str, Any], deadline: float | None) -> bool:
     (``lagged``: the status is read instead), or the deadline passed."""
     final = event["event"] == "transfer" and event["status"] in FINAL_STATUSES
     return final or event["event"] == "lagged" or left(deadline) == 0.0
+
+
+T = TypeVar("T")
+
+
+def wait_until_final(
+    follow: Callable[[float | None], Generator[dict[str, Any]]],
+    read: Callable[[], T],
+    status_of: Callable[[T], str],
+    *,
+    transfer_id: str,
+    timeout: float | None,
+    poll_s: float,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    stream_errors: tuple[type[BaseException], ...],
+) -> T:
+    """What the synchronous clients' ``wait`` does: ``follow`` the transfer's events (given the
+    seconds left) until one ends the wait, then ``read`` the transfer until its status is final,
+    polling with a back-off to one poll a second when the stream could not be had or ended early
+    (``stream_errors``: what its loss looks like); ``TimeoutError`` past ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with contextlib.suppress(*stream_errors), contextlib.closing(follow(left(deadline))) as stream:
+        for event in stream:
+            if on_event:
+                on_event(event)
+            if ends_wait(event, deadline):
+                break
+    while True:
+        transfer = read()
+        if status_of(transfer) in FINAL_STATUSES:
+            return transfer
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(
+                f"transfer {transfer_id} still {status_of(transfer)} after {timeout} s"
+            )
+        time.sleep(poll_s)
+        poll_s = min(poll_s * 1.5, 1.0)
 
 
 def find_token(token: str | None, data_dir: Path | None) -> str:

@@ -1,6 +1,6 @@
 """A client on the standard library that answers in plain JSON: what the CLI's commands that ask
 and print use (``status``, ``ls``, ``outcomes``, ``runs``, ``cancel``, ``agents``, ``storage
-ls|add|rm``).
+ls|add|rm``), and those that submit and wait or follow (``submit --wait``, ``watch``).
 
 A ``ferry`` command is over in a fraction of a second, so what it imports is most of what it
 costs: httpx and the API's pydantic schemas take several times as long to import as the rest of
@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import http.client
 import json
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -20,14 +21,18 @@ from urllib.parse import urlencode, urlsplit
 from ferry.client._base import (
     OUTCOMES_PAGE,
     RUNS_PAGE,
+    WAIT_KINDS,
     BaseClient,
     Request,
     answer,
+    wait_until_final,
 )
 from ferry.client.tls import tls_context, why_unreachable
-from ferry.errors import ServerUnreachable
+from ferry.errors import ApiError, ServerUnreachable
 
 Json = dict[str, Any]
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+STALE_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class PlainClient(BaseClient):
@@ -45,16 +50,19 @@ class PlainClient(BaseClient):
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ServerUnreachable(self.url, "not an http:// or https:// URL")
-        self._connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            self._connection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, timeout=timeout, context=tls_context(self.ca)
-            )
-        else:
-            self._connection = http.client.HTTPConnection(
-                parts.hostname, parts.port, timeout=timeout
-            )
+        self._parts = parts
+        self._connection = self._connect(timeout)
         self._prefix = parts.path
+
+    def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
+        """A connection to the server (not opened yet); ``timeout``: per read, None for none."""
+        host, port = self._parts.hostname, self._parts.port
+        assert host is not None
+        if self._parts.scheme == "https":
+            return http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=tls_context(self.ca)
+            )
+        return http.client.HTTPConnection(host, port, timeout=timeout)
 
     def __enter__(self) -> PlainClient:
         return self
@@ -76,16 +84,115 @@ class PlainClient(BaseClient):
         if request.json is not None:
             body = json.dumps(request.json).encode()
             headers["Content-Type"] = "application/json"
+        reused = self._connection.sock is not None
         try:
-            self._connection.request(request.method, target, body=body, headers=headers)
-            response = self._connection.getresponse()
-            content = response.read()
+            status, reason, content = self._exchange(request.method, target, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self._connection.close()
-            hung_up = isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError)
-            why = why_unreachable(self.url, exc, hung_up=hung_up)
-            raise ServerUnreachable(self.url, why) from exc
-        return answer(response.status, response.reason, content)
+            # The server closes a connection left idle (a long wait on the event stream): an
+            # idempotent request is sent again, once, on a new one.
+            stale = reused and isinstance(exc, STALE_ERRORS) and request.method in IDEMPOTENT
+            if not stale:
+                raise self._unreachable(exc) from exc
+            try:
+                status, reason, content = self._exchange(request.method, target, body, headers)
+            except (OSError, http.client.HTTPException) as again:
+                self._connection.close()
+                raise self._unreachable(again) from again
+        return answer(status, reason, content)
+
+    def _exchange(
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
+        self._connection.request(method, target, body=body, headers=headers)
+        response = self._connection.getresponse()
+        return response.status, response.reason, response.read()
+
+    def _unreachable(self, exc: BaseException) -> ServerUnreachable:
+        hung_up = isinstance(exc, STALE_ERRORS)
+        return ServerUnreachable(self.url, why_unreachable(self.url, exc, hung_up=hung_up))
+
+    def submit(
+        self,
+        sources: builtins.list[str],
+        destination: str,
+        *,
+        tree: bool = False,
+        submission_id: str | None = None,
+        schedule: Json | None = None,
+        options: Json | None = None,
+        scope: str | None = None,
+    ) -> Json:
+        request = self.submit_request(
+            sources,
+            destination,
+            tree=tree,
+            submission_id=submission_id,
+            schedule=schedule,
+            options=options,
+            scope=scope,
+        )
+        return dict(self.send(request))
+
+    def events(
+        self,
+        transfer_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        *,
+        read_timeout: float | None = None,
+    ) -> Generator[Json]:
+        """Server-sent events as they come, on a connection of their own (the stream holds it
+        while other requests go on); ``read_timeout``: ``TimeoutError`` after that long
+        without a byte. Lost or refused: ``ServerUnreachable`` or ``ApiError``."""
+        query = urlencode(self.event_filter(transfer_id, kinds))
+        headers = {**self._headers(), "Accept": "text/event-stream"}
+        stream = self._connect(read_timeout)
+        try:
+            try:
+                stream.request("GET", f"{self._prefix}/api/v1/events?{query}", headers=headers)
+                response = stream.getresponse()
+                if response.status >= 400:
+                    answer(response.status, response.reason, response.read())
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc) from exc
+            lines: builtins.list[str] = []
+            for raw in response:
+                line = raw.decode().rstrip("\r\n")
+                if line:
+                    lines.append(line)
+                    continue
+                event = self.parse_event(lines)
+                lines = []
+                if event is not None:
+                    yield event
+        finally:
+            stream.close()
+
+    def wait(
+        self,
+        transfer_id: str,
+        *,
+        timeout: float | None = None,
+        on_event: Callable[[Json], None] | None = None,
+        kinds: Sequence[str] | None = WAIT_KINDS,
+    ) -> Json:
+        """The transfer once its status is final, told by its events the moment it is (as the
+        typed client's ``wait``); ``on_event``: called with each event of ``kinds``."""
+        wanted = kinds if on_event else ("transfer",)
+
+        def follow(read_timeout: float | None) -> Generator[Json]:
+            return self.events(transfer_id, wanted, read_timeout=read_timeout)
+
+        return wait_until_final(
+            follow,
+            lambda: self.get(transfer_id),
+            lambda transfer: str(transfer["status"]),
+            transfer_id=transfer_id,
+            timeout=timeout,
+            poll_s=0.2,
+            on_event=on_event,
+            stream_errors=(OSError, http.client.HTTPException, ApiError, ServerUnreachable),
+        )
 
     def get(self, transfer_id: str) -> Json:
         return dict(self.send(Request("GET", f"/api/v1/transfers/{transfer_id}")))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,11 @@ from typing import Any
 import httpx
 
 from ferry.client._base import (
-    FINAL_STATUSES,
     PASSIVE_ATTEMPTS,
     RUNS_PAGE,
     WAIT_KINDS,
     Request,
-    ends_wait,
-    left,
+    wait_until_final,
 )
 from ferry.client._typed import TypedClient, merge_outcome_pages
 from ferry.client.local import (
@@ -248,26 +245,21 @@ class Client(TypedClient):
         stream cannot be had or ends early. ``on_event``: called with each event of
         ``kinds`` (None: all), by default its status and progress (every second while it
         runs)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with contextlib.suppress(httpx.TransportError, ApiError):  # ReadTimeout: the deadline
-            wanted = kinds if on_event else ("transfer",)
-            stream = self.events(transfer_id, wanted, read_timeout=left(deadline))
-            with contextlib.closing(stream):
-                for event in stream:
-                    if on_event:
-                        on_event(event)
-                    if ends_wait(event, deadline):
-                        break
-        while True:
-            transfer = self.get(transfer_id)
-            if transfer.status in FINAL_STATUSES:
-                return transfer
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"transfer {transfer_id} still {transfer.status} after {timeout} s"
-                )
-            time.sleep(poll_s)
-            poll_s = min(poll_s * 1.5, 1.0)
+        wanted = kinds if on_event else ("transfer",)
+
+        def follow(read_timeout: float | None) -> Generator[dict[str, Any]]:
+            return self.events(transfer_id, wanted, read_timeout=read_timeout)
+
+        return wait_until_final(
+            follow,
+            lambda: self.get(transfer_id),
+            lambda transfer: transfer.status,
+            transfer_id=transfer_id,
+            timeout=timeout,
+            poll_s=poll_s,
+            on_event=on_event,
+            stream_errors=(httpx.TransportError, ApiError),  # ReadTimeout: the deadline
+        )
 
     # --- passive transfers: this machine is one end ----------------------------------------
     def push(
