@@ -5,35 +5,88 @@ operation, 2 for a usage error."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ferry import __version__
-from ferry.cli import (
-    audit,
-    daemons,
-    passive,
-    registry,
-    schedules,
-    storages,
-    transfers,
-    users,
-)
 from ferry.errors import FerryError
+
+if TYPE_CHECKING:
+    from typer._click import Command, Context
+
+# Each command, in the order `ferry --help` lists them, and the module that defines it (its
+# `register(app)` adds it). A command loads its own module alone when it runs: a command line is
+# over in a fraction of a second, and importing every command's module (and building every
+# command's parameters) was most of what `ferry submit --wait` cost before it sent a byte.
+COMMANDS = {
+    "server": "daemons",
+    "agent": "daemons",
+    "submit": "transfers",
+    "status": "transfers",
+    "ls": "transfers",
+    "outcomes": "transfers",
+    "cancel": "transfers",
+    "watch": "transfers",
+    "runs": "schedules",
+    "agents": "registry",
+    "agent-invite": "registry",
+    "push": "passive",
+    "pull": "passive",
+    "whoami": "users",
+    "schedule": "schedules",
+    "storage": "storages",
+    "channel": "registry",
+    "scope": "registry",
+    "user": "users",
+    "token": "users",
+    "audit": "audit",
+}
+
+
+def _settings() -> dict[str, Any]:
+    return {
+        "pretty_exceptions_enable": False,
+        "add_completion": False,
+        # Help and usage errors as plain text: rendering them with rich costs its import on
+        # every `ferry --help` and every mistyped option.
+        "rich_markup_mode": None,
+    }
+
+
+@functools.cache
+def module_commands(module: str) -> TyperGroup:
+    """The commands one module of ``ferry.cli`` registers, as a group (built once)."""
+    commands = typer.Typer(**_settings())
+    importlib.import_module(f"ferry.cli.{module}").register(commands)
+    group = typer.main.get_group(commands)
+    assert isinstance(group, TyperGroup)
+    return group
+
+
+class LazyCommands(TyperGroup):
+    """The ``ferry`` group: knows its commands by name, loads one when it is asked for."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        module = COMMANDS.get(cmd_name)
+        return None if module is None else module_commands(module).commands.get(cmd_name)
+
 
 app = typer.Typer(
     name="ferry",
     help="Ferry: schedule data transfers between storages and see what moved.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    # Help and usage errors as plain text: rendering them with rich costs its import on every
-    # `ferry --help` and every mistyped option.
-    rich_markup_mode=None,
+    cls=LazyCommands,
+    **_settings(),
 )
 
 
@@ -68,16 +121,6 @@ def _options(
     if ca is not None:
         # What the clients (and ``ferry agent``) read the CA from, for this command.
         os.environ["FERRY_CA"] = str(ca)
-
-
-daemons.register(app)
-transfers.register(app)
-schedules.register(app)
-storages.register(app)
-registry.register(app)
-passive.register(app)
-users.register(app)
-audit.register(app)
 
 
 def fail(message: str) -> None:
