@@ -34,7 +34,6 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
-from ferry.domain.options import Checksum, Overwrite, parse_rate, parse_size
 from ferry.cli.words import reader_zone, schedule_in_words, when
 from ferry.domain.options import Checksum, Overwrite, parse_rate, parse_size
 from ferry.domain.states import TaskState

@@ -131,14 +131,15 @@ async def _stream(
     try:
         await asyncio.sleep(0)  # the subscription is in place: the task ran up to its first wait
         yield LISTENING
-        if transfer is not None:
-            # A change made since the first frame was read was never published to this
-            # subscription: the status is read again, and then at every tick.
-            if changed := _status_change(
+        # A change made since the first frame was read was never published to this
+        # subscription: the status is read again, and then at every tick.
+        if transfer is not None and (
+            changed := _status_change(
                 await state.store.get_transfer_with_run(transfer), last_status, kinds
-            ):
-                last_status = changed.status
-                yield _frame(changed)
+            )
+        ):
+            last_status = changed.status
+            yield _frame(changed)
         while not state.stopping.is_set() and last_status not in ENDED:
             if pending is None:
                 pending = asyncio.ensure_future(anext(subscription))
