@@ -98,6 +98,9 @@ def test_an_outage_coalesces_into_one_run_then_the_schedule_goes_on(tmp_path) ->
     try:
         second = wait_for(lambda: len(r := runs(server, transfer["id"])) >= 2 and r[1], timeout=30)
         assert second["occurrences"] == 2  # the ones due at +60 s and +120 s, in one run
+        table = server.cli("runs", transfer["id"], check=True).stdout
+        assert "2 (from due on)" in table  # and says so to a person
+        assert "occurrences: the due times a run stands for" in table
         assert (at(second["due_at"]) - first_due).total_seconds() == 60
         assert at(second["started_at"]).timestamp() - restarted <= 2
         third = wait_for(lambda: len(r := runs(server, transfer["id"])) >= 3 and r[2], timeout=60)

@@ -28,6 +28,12 @@ from ferry.cli.common import (
 from ferry.domain.schedules import Unit, relative_time, upcoming
 from ferry.errors import InvalidRequest
 
+RUN_COLUMNS = (
+    "occurrences: the due times a run stands for (those missed while the server was down"
+    " coalesce into one run, the first of them its due time); skipped: those that came due"
+    " while it ran (runs never overlap)"
+)
+
 AtOption = Annotated[str | None, typer.Option("--at", help="Run once at WHEN.", show_default=False)]
 EveryOption = Annotated[
     Unit | None,
@@ -148,7 +154,8 @@ def runs(
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """List a transfer's runs: when each was due, ran and ended, and what it moved."""
+    """List a transfer's runs: when each was due, the occurrences it stands for, when it ran
+    and ended, and what it moved."""
     with plain_client(url, token, data_dir) as client:
         found = client.runs(transfer_id)
     if as_json:
@@ -156,12 +163,25 @@ def runs(
         return
     from rich.table import Table
 
-    table = Table("run", "status", "due", "started", "finished", "objects", "bytes", "skipped")
+    table = Table(
+        "run",
+        "status",
+        "due",
+        "occurrences",
+        "started",
+        "finished",
+        "objects",
+        "bytes",
+        "skipped",
+        caption=RUN_COLUMNS,
+    )
     for r in found:
+        n = r["occurrences"]
         table.add_row(
             str(r["number"]),
             r["status"],
             seconds(r["due_at"]),
+            f"{n} (from due on)" if n > 1 else str(n),
             seconds(r["started_at"]),
             seconds(r["finished_at"]),
             f"{r['objects']['done']}/{r['objects']['total']}",
