@@ -41,6 +41,32 @@ async def test_a_link_counts_what_waits_moves_and_ended_in_the_window(
     assert moving
 
 
+async def test_a_links_bytes_are_counted_per_minute_after_the_windows_start(
+    store, start, agent_id, clock
+):
+    """The overview's chart: each minute of the window holds the bytes of the objects that
+    ended in it, the minutes counted from the window's start."""
+    await start(tasks=3)
+    first, second, third = await store.lease_tasks(agent_id, limit=3, ttl=timedelta(hours=1))
+    ended = clock.now
+    await store.record_results(
+        agent_id, [TaskResult(first.id, first.lease, TaskState.DONE, bytes=100)]
+    )
+    clock.advance(seconds=30)
+    await store.record_results(
+        agent_id, [TaskResult(second.id, second.lease, TaskState.DONE, bytes=50)]
+    )
+    clock.advance(seconds=60)
+    await store.record_results(
+        agent_id, [TaskResult(third.id, third.lease, TaskState.DONE, bytes=7)]
+    )
+    since = ended - timedelta(minutes=58)  # first and second end in minute 58, third in 59
+    [link] = await store.link_activity(since, None)
+    assert link.per_minute == ((58, 150), (59, 7))
+    assert (link.done, link.bytes, link.first_done_at) == (3, 157, ended)
+    assert await store.link_activity(since, ["elsewhere"]) == []
+
+
 async def test_what_ended_before_the_window_is_not_counted(store, start, agent_id, clock):
     await start(tasks=1)
     [task] = await store.lease_tasks(agent_id, limit=1, ttl=TTL)

@@ -237,8 +237,8 @@ class StoreGauges:
 @dataclass(frozen=True, slots=True)
 class LinkActivity:
     """One link's (source site, destination site) tasks: QUEUED and ACTIVE now; DONE and FAILED
-    since a given instant, the bytes the DONE ones moved, the first of them ending, and the
-    commonest error class of the FAILED ones with one of its messages."""
+    since a given instant, the bytes the DONE ones moved (in all and per minute), the first of
+    them ending, and the commonest error class of the FAILED ones with one of its messages."""
 
     source_site: str
     destination_site: str
@@ -250,6 +250,9 @@ class LinkActivity:
     first_done_at: datetime | None = None
     top_error: str | None = None
     top_error_count: int = 0
+    # (k, bytes) for each minute k after the instant counted from with DONE tasks in it: the
+    # bytes of those that ended in [since + k minutes, since + k + 1 minutes)
+    per_minute: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The dashboard's overview at ``/``: per link (source site → destination site) what is queued
 and active now, what ended in the last hour, its success rate, throughput, commonest error and
-a health badge; totals; the next scheduled runs. Its figures refresh themselves (htmx polling
-a fragment), read through the store's cheap aggregates, never a scan of the tasks."""
+a health badge; totals; a chart of the bytes moved in each minute of the last hour; the next
+scheduled runs. Its figures refresh themselves (htmx polling a fragment), read through the
+store's cheap aggregates, never a scan of the tasks."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ferry.server.deps import StateDep
+from ferry.server.ui.chart import throughput_chart
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import ViewerDep
 from ferry.store.abc import LinkActivity, ScheduledRun
@@ -133,6 +135,7 @@ async def _overview(request: Request, state: StateDep, viewer: ViewerDep, name: 
         links=links,
         totals=totals_of(links, now),
         next_runs=next_runs,
+        chart=throughput_chart(activity, now - WINDOW),
         now=now,
         refresh_s=REFRESH_S,
     )
