@@ -38,8 +38,7 @@ def test_the_peak_minutes_bar_fills_its_share_of_the_axis_and_the_words_say_it()
     assert chart.peak is tallest
     assert chart.current_mib_per_s == 0.5
     assert chart.summary == (
-        "Throughput of the last hour: peak 1.50 MiB/s in the minute from 11:10 UTC,"
-        " now 0.50 MiB/s"
+        "Throughput of the last hour: peak 1.50 MiB/s in the minute from 11:10 UTC, now 0.50 MiB/s"
     )
 
 

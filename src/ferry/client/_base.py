@@ -173,7 +173,7 @@ class BaseClient:
     def list_request(
         *, limit: int = 100, cursor: str | None = None, **filters: str | None
     ) -> Request:
-        """``filters``: status, kind, submitter, scope, schedule (its kind), label."""
+        """``filters``: status, kind, submitter, scope, schedule (its kind), label, q (text)."""
         params = {"limit": limit, "cursor": cursor, **filters}
         kept = {name: value for name, value in params.items() if value is not None}
         return Request("GET", "/api/v1/transfers", params=kept)

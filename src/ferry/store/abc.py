@@ -277,6 +277,7 @@ class TransferFilter:
     schedule_kind: str | None = None
     label: str | None = None
     scopes: tuple[str, ...] | None = None  # only these (a user's own), when given
+    text: str | None = None  # in its id's start, a label, or its sources or destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +581,7 @@ class Store(Protocol):
         where: TransferFilter | None = None,
     ) -> TransferPage:
         """Newest first, in pages, each with its latest run; ``cursor`` is opaque. ``where``
-        adds filters (submitter, scope, schedule kind, label). A transfer created while pages
+        adds filters (submitter, scope, schedule kind, label, text). A transfer created while pages
         are read appears before the cursor, so every transfer that existed is returned exactly
         once."""
 

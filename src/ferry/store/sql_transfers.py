@@ -39,6 +39,7 @@ from ferry.store.abc import (
 from ferry.store.sql_base import SqlBase, all_rows, first_row
 from ferry.store.sql_rows import run_from_mapping, run_from_row, task_from_row, transfer_from_row
 from ferry.store.sql_tasks import IN_ITS_ROW
+from ferry.store.sql_transfer_filter import conditions
 
 # A transfer with its latest run's columns after its own (NULL before its first run), and
 # the bytes that run's ACTIVE tasks have moved (through the index of a run's ACTIVE tasks).
@@ -213,23 +214,11 @@ class TransfersMixin(SqlBase):
         c = t.transfers.c
         where = where or TransferFilter()
         where = replace(where, status=status or where.status, kind=kind or where.kind)
-        query = _WITH_LATEST_RUN.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
-        for column, value in (
-            (c.status, where.status.value if where.status else None),
-            (c.kind, where.kind),
-            (c.submitter, where.submitter),
-            (c.scope, where.scope),
-            (c.schedule_kind, where.schedule_kind),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if where.scopes is not None:
-            query = query.where(c.scope.in_(where.scopes))
-        if where.label is not None:
-            labeled = select(t.transfer_labels.c.transfer_id).where(
-                t.transfer_labels.c.label == where.label
-            )
-            query = query.where(c.id.in_(labeled))
+        query = (
+            _WITH_LATEST_RUN.where(*conditions(where))
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(limit + 1)
+        )
         if cursor:
             created, last_id = _decode_cursor(cursor)
             query = query.where(

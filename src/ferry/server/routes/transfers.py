@@ -46,6 +46,13 @@ NOT_STARTED = "The transfer has not started yet"
 SHORT_ID_MIN = 6  # characters of an id that may stand for it, when only one id starts so
 FULL_ID = 36
 CANDIDATES_SHOWN = 10
+SEARCH_MAX = 200
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL's text takes no NUL character
+SEARCH = (
+    "text search: transfers whose id starts with it, that have it as a label, or whose sources"
+    " or destination contain it (literally: % and _ are no wildcards; ASCII letters in either"
+    " case)"
+)
 AMBIGUOUS: dict[int | str, dict[str, Any]] = {
     409: {"description": "A short id that starts more than one transfer's id"}
 }
@@ -175,6 +182,9 @@ async def list_transfers(
     scope: Annotated[str | None, Query(max_length=64)] = None,
     schedule: Annotated[ScheduleKind | None, Query(description="schedule kind")] = None,
     label: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[
+        str | None, Query(max_length=SEARCH_MAX, pattern=NO_NUL, description=SEARCH)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> TransferList:
@@ -186,6 +196,7 @@ async def list_transfers(
         schedule_kind=schedule.value if schedule else None,
         label=label,
         scopes=None if caller.role is Role.ADMINISTRATOR else caller.scopes,
+        text=(q or "").strip() or None,
     )
     page = await state.store.list_transfers(where=where, limit=limit, cursor=cursor)
     return TransferList(

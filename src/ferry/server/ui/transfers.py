@@ -18,7 +18,7 @@ from ferry.domain.transfers import Role, run_progress
 from ferry.errors import Forbidden
 from ferry.server.deps import StateDep
 from ferry.server.routes import events
-from ferry.server.routes.transfers import visible_to
+from ferry.server.routes.transfers import NO_NUL, SEARCH_MAX, visible_to
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import PostedForm, ViewerDep
@@ -42,6 +42,7 @@ async def transfer_list(
     scope: Annotated[str, Query(max_length=64)] = "",
     label: Annotated[str, Query(max_length=64)] = "",
     schedule: Annotated[str, Query(max_length=32)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX, pattern=NO_NUL)] = "",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     chosen = TransferStatus(status) if status in TransferStatus.__members__ else None
@@ -52,6 +53,7 @@ async def transfer_list(
         schedule_kind=kind or None,
         label=label.strip() or None,
         scopes=viewer.scopes,
+        text=q.strip() or None,
     )
     found = await state.store.list_transfers(where=where, limit=PAGE_SIZE, cursor=cursor or None)
     return page(
@@ -65,6 +67,7 @@ async def transfer_list(
         scope=scope,
         label=label.strip(),
         schedule=kind,
+        q=q.strip(),
         statuses=[s.value for s in TransferStatus],
         schedules=SCHEDULE_KINDS,
     )
