@@ -21,7 +21,7 @@ runner = CliRunner()
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("server", "agent", "submit", "status", "ls", "outcomes", "cancel"):
+    for command in ("server", "agent", "submit", "status", "ls", "outcomes", "cancel", "rerun"):
         assert command in result.output
 
 

@@ -185,6 +185,9 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/transfers/{transfer_id}/cancel": Row(
         "WRITE", 200, lambda w, c: Call("POST", f"/transfers/{w.transfer()}/cancel"), 404
     ),
+    "POST /api/v1/transfers/{transfer_id}/rerun": Row(
+        "WRITE", 201, lambda w, c: Call("POST", f"/transfers/{w.transfer()}/rerun"), 404
+    ),
     "GET /api/v1/transfers/{transfer_id}/runs": Row(
         "READ", 200, lambda w, c: Call("GET", f"/transfers/{w.transfer()}/runs"), 404
     ),

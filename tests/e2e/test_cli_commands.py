@@ -78,6 +78,17 @@ def test_cancel_of_a_finished_transfer_is_refused(module_server, finished) -> No
     assert result.stderr.strip() == f"error: transfer {finished['id']} already finished (COMPLETED)"
 
 
+def test_rerun_submits_the_spec_again_to_run_now(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    again = module_server.cli_json("rerun", finished["id"][:8])
+    assert again["id"] != finished["id"]
+    assert (again["sources"], again["destination"]) == (finished["sources"], "local:out")
+    assert again["schedule"]["kind"] == "direct"
+    human = module_server.cli("rerun", finished["id"], check=True).stdout
+    assert "from local:in/a.txt, local:in/b.txt  to local:out" in human
+    watched = module_server.cli_json("status", again["id"])
+    assert watched["id"] == again["id"]
+
+
 def test_submission_id_from_the_cli(module_server, finished) -> None:  # type: ignore[no-untyped-def]
     args = ["submit", "--submission-id", "cli-1", "local:in/b.txt", "local:out2", "--json"]
     first = json.loads(module_server.cli(*args, check=True).stdout)

@@ -1,6 +1,6 @@
-"""``ferry submit | status | ls | outcomes | cancel | watch``: thin over the clients, the plain
-one (JSON as the server sent it) where a command asks and prints, the typed one where it waits
-or follows."""
+"""``ferry submit | status | ls | outcomes | cancel | rerun | watch``: thin over the clients,
+the plain one (JSON as the server sent it) where a command asks and prints, the typed one where
+it waits or follows."""
 
 from __future__ import annotations
 
@@ -312,6 +312,23 @@ def cancel(
         typer.echo(f"{result['id']}: {result['outcome']}")
 
 
+def rerun(
+    transfer_id: TransferIdArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Submit a transfer's spec again (sources, destination, options, labels, scope), to run
+    now; prints the new transfer."""
+    with plain_client(url, token, data_dir) as client:
+        transfer = client.rerun(transfer_id)
+    if as_json:
+        print_json(transfer)
+    else:
+        _print_transfer(transfer)
+
+
 def watch(
     transfer_id: TransferIdArgument,
     as_json: JsonOption = False,
@@ -362,5 +379,5 @@ def _print_event(out: Console, event: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, ls, outcomes, cancel, watch):
+    for command in (submit, status, ls, outcomes, cancel, rerun, watch):
         app.command()(command)

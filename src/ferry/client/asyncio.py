@@ -222,6 +222,12 @@ class AsyncClient(TypedClient):
             await self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
         )
 
+    async def rerun(self, transfer_id: str) -> TransferPublic:
+        """A new transfer with this one's spec, scope and labels, to run now."""
+        return self.parse_transfer(
+            await self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/rerun"))
+        )
+
     async def outcomes(
         self, transfer_id: str, *, run: int | None = None, status: str | None = None
     ) -> Outcomes:

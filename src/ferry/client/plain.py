@@ -1,6 +1,6 @@
 """A client on the standard library that answers in plain JSON: what the CLI's commands that ask
-and print use (``status``, ``ls``, ``outcomes``, ``runs``, ``cancel``, ``agents``, ``storage
-ls|add|rm``), and those that submit and wait or follow (``submit --wait``, ``watch``).
+and print use (``status``, ``ls``, ``outcomes``, ``runs``, ``cancel``, ``rerun``, ``agents``,
+``storage ls|add|rm``), and those that submit and wait or follow (``submit --wait``, ``watch``).
 
 A ``ferry`` command is over in a fraction of a second, so what it imports is most of what it
 costs: httpx and the API's pydantic schemas take several times as long to import as the rest of
@@ -214,6 +214,9 @@ class PlainClient(BaseClient):
 
     def cancel(self, transfer_id: str) -> Json:
         return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel")))
+
+    def rerun(self, transfer_id: str) -> Json:
+        return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/rerun")))
 
     def outcomes(
         self,

@@ -213,6 +213,12 @@ class Client(TypedClient):
             self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
         )
 
+    def rerun(self, transfer_id: str) -> TransferPublic:
+        """A new transfer with this one's spec, scope and labels, to run now."""
+        return self.parse_transfer(
+            self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/rerun"))
+        )
+
     def outcomes(
         self, transfer_id: str, *, run: int | None = None, status: str | None = None
     ) -> Outcomes:

@@ -20,7 +20,7 @@ from ferry.domain.transfers import (
     TransferSpec,
     run_progress,
 )
-from ferry.errors import AmbiguousId, InvalidRequest, TransferNotFound
+from ferry.errors import AmbiguousId, Conflict, InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
@@ -39,6 +39,7 @@ from ferry.server.schemas import (
 )
 from ferry.server.state import ServerState
 from ferry.store.abc import Principal, TransferFilter
+from ferry.store.sql_passive import CLIENT_STORAGE
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 
@@ -170,6 +171,51 @@ async def submit_body(
             TransferChanged(transfer=transfer.id, status=transfer.status.value)
         )
     return transfer, created
+
+
+async def rerun(state: ServerState, caller: Principal, transfer_id: str) -> Transfer:
+    """Submit ``transfer_id``'s spec again, to run now, through the one way in (the caller
+    must be allowed its scope and storages as for any submission); the new transfer."""
+    transfer = visible_to(caller, await state.store.get_transfer(transfer_id))
+    created, _ = await submit_body(state, caller, resubmission(transfer))
+    return created
+
+
+def resubmission(transfer: Transfer) -> TransferCreate:
+    """What submits ``transfer`` again: its kind, sources, destination, options (labels and
+    all) and scope, with no schedule (now) and no submission id (each re-run is new). A push
+    or pull has the client's machine at one end: it is pushed or pulled again, not re-run."""
+    if CLIENT_STORAGE in transfer.spec.storages():
+        raise Conflict(
+            f"transfer {transfer.id} is a push or pull: the client's machine is one end of it,"
+            " so push or pull again instead of re-running it"
+        )
+    spec = transfer.spec.to_json()
+    return TransferCreate.model_validate(
+        {
+            "kind": spec["kind"],
+            "sources": spec["sources"],
+            "destination": spec["destination"],
+            "options": spec["options"],
+            "scope": transfer.scope,
+        }
+    )
+
+
+@router.post(
+    "/{transfer_id}/rerun",
+    status_code=201,
+    response_model=TransferPublic,
+    responses={409: {"description": "A push or pull (not re-run), or a short id is ambiguous"}},
+)
+async def rerun_transfer(
+    transfer_id: str, state: StateDep, caller: Writer, request: Request
+) -> TransferPublic:
+    """A new transfer with this one's spec, scope and labels, to run now."""
+    transfer_id = await resolve_id(state, caller, transfer_id)
+    transfer = await rerun(state, caller, transfer_id)
+    note_target(request, transfer.id)
+    return present(transfer, None, caller)
 
 
 @router.get("", response_model=TransferList)

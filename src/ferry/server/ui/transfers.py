@@ -1,5 +1,5 @@
 """The dashboard's transfers: a filtered, paged list; a transfer's page (spec, schedule, runs,
-a run's objects, a live progress bar); cancel."""
+a run's objects, a live progress bar); cancel and re-run."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ from ferry.domain.events import TransferChanged
 from ferry.domain.schedules import Schedule, ScheduleKind, occurrences
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import Role, run_progress
-from ferry.errors import Forbidden
+from ferry.errors import FerryError, Forbidden
 from ferry.server.deps import StateDep
+from ferry.server.problems import status_of
 from ferry.server.routes import events
-from ferry.server.routes.transfers import NO_NUL, SEARCH_MAX, visible_to
+from ferry.server.routes.transfers import NO_NUL, SEARCH_MAX, rerun, visible_to
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import PostedForm, ViewerDep
 from ferry.store.abc import TransferFilter
+from ferry.store.sql_passive import CLIENT_STORAGE
 
 router = APIRouter()
 
@@ -117,6 +119,7 @@ async def transfer_page(
         task_states=[s.value for s in TaskState],
         next_after=objects[-1][0].id if len(objects) == OBJECTS_PAGE else None,
         final=transfer.status.value in FINAL,
+        rerunnable=CLIENT_STORAGE not in transfer.spec.storages(),
         coming=next_occurrences(transfer.schedule, transfer.next_run_at),
     )
 
@@ -158,3 +161,21 @@ async def cancel(
     )
     await record_act(request, state, viewer, "cancel", 303, transfer_id)
     return RedirectResponse(f"/transfers/{transfer_id}", status_code=303)
+
+
+@router.post("/transfers/{transfer_id}/rerun")
+async def rerun_now(
+    request: Request, state: StateDep, viewer: ViewerDep, form: PostedForm, transfer_id: str
+) -> Response:
+    """The re-run button: the API's re-run (``routes.transfers.rerun``), then the new
+    transfer's page."""
+    if not viewer.may_write:
+        await record_act(request, state, viewer, "rerun", 403, transfer_id)
+        raise Forbidden(Role.WRITE.value)
+    try:
+        transfer = await rerun(state, viewer.principal, transfer_id)
+    except FerryError as exc:
+        await record_act(request, state, viewer, "rerun", status_of(exc), transfer_id)
+        raise
+    await record_act(request, state, viewer, "rerun", 303, transfer.id)
+    return RedirectResponse(f"/transfers/{transfer.id}", status_code=303)
