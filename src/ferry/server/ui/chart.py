@@ -13,7 +13,7 @@ from ferry.store.abc import LinkActivity
 MINUTES = 60
 MIB = 1 << 20
 WIDTH, HEIGHT = 720, 180  # the drawing's own units (its viewBox); CSS scales it
-LEFT, RIGHT, TOP, BOTTOM = 64, 8, 10, 22  # room for the axes' labels
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 10, 22  # room for the axes' labels
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 GAP = 1.0  # between bars
 TIME_TICKS = (60, 45, 30, 15, 0)  # minutes ago
@@ -109,7 +109,7 @@ def throughput_chart(links: Iterable[LinkActivity], since: datetime) -> Throughp
             )
         )
     rate_ticks = [
-        Tick(rate(top * f), LEFT - 6, round(TOP + PLOT_H * (1 - f), 2)) for f in (0, 0.5, 1)
+        Tick(f"{top * f:g} MiB/s", LEFT - 6, round(TOP + PLOT_H * (1 - f), 2)) for f in (0, 0.5, 1)
     ]
     time_ticks = [
         Tick("now" if ago == 0 else f"−{ago} min", LEFT + PLOT_W * (1 - ago / MINUTES), HEIGHT - 6)
