@@ -31,6 +31,7 @@ def test_the_peak_minutes_bar_fills_its_share_of_the_axis_and_the_words_say_it()
     assert len(chart.bars) == 60
     tallest = chart.bars[10]
     assert tallest.start == SINCE + timedelta(minutes=10)
+    assert tallest.label == "11:10 UTC: 90.0 MiB, 1.50 MiB/s"
     assert tallest.height == PLOT_H * 1.5 / 2  # the axis goes to 2 MiB/s
     assert tallest.y + tallest.height == TOP + PLOT_H
     assert chart.bars[0].height == 0

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ferry.server.ui.render import size
 from ferry.store.abc import LinkActivity
 
 MINUTES = 60
@@ -21,11 +22,12 @@ TIME_TICKS = (60, 45, 30, 15, 0)  # minutes ago
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One minute: its start, the bytes moved in it, and its rectangle."""
+    """One minute: its start, the bytes moved in it, its words, and its rectangle."""
 
     start: datetime
     bytes: int
     mib_per_s: float
+    label: str
     x: float
     y: float
     width: float
@@ -97,11 +99,13 @@ def throughput_chart(links: Iterable[LinkActivity], since: datetime) -> Throughp
     bars = []
     for k, (amount, mib_per_s) in enumerate(zip(moved, rates, strict=True)):
         height = PLOT_H * mib_per_s / top
+        start = since + timedelta(minutes=k)
         bars.append(
             Bar(
-                start=since + timedelta(minutes=k),
+                start=start,
                 bytes=amount,
                 mib_per_s=mib_per_s,
+                label=f"{start:%H:%M} UTC: {size(amount)}, {rate(mib_per_s)}",
                 x=round(LEFT + k * slot + GAP / 2, 2),
                 y=round(TOP + PLOT_H - height, 2),
                 width=round(slot - GAP, 2),

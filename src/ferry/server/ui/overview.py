@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.responses import Response
 
 from ferry.server.deps import StateDep
-from ferry.server.ui.chart import throughput_chart
+from ferry.server.ui.chart import ThroughputChart, throughput_chart
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import ViewerDep
 from ferry.store.abc import LinkActivity, ScheduledRun
@@ -81,7 +83,7 @@ def totals_of(links: list[LinkFigures], now: datetime) -> LinkFigures:
     return figures_of(total, now)
 
 
-Reading = tuple[datetime, list[LinkActivity], list[ScheduledRun]]
+Reading = tuple[datetime, list[LinkActivity], list[ScheduledRun], Markup]
 
 
 class SharedReading(Generic[T]):
@@ -106,6 +108,13 @@ class SharedReading(Generic[T]):
             return value
 
 
+def drawn(request: Request, chart: ThroughputChart) -> Markup:
+    """The chart's SVG, drawn once per reading: the same for every viewer who shares it."""
+    templates: Jinja2Templates = request.app.state.ui_templates
+    svg = templates.env.get_template("chart.html").render(chart=chart)  # autoescaped
+    return Markup(svg)  # noqa: S704
+
+
 @router.get("/")
 async def overview_page(request: Request, state: StateDep, viewer: ViewerDep) -> Response:
     return await _overview(request, state, viewer, "overview.html")
@@ -120,13 +129,14 @@ async def _overview(request: Request, state: StateDep, viewer: ViewerDep, name: 
     async def read() -> Reading:
         now = state.clock()
         activity = await state.store.link_activity(now - WINDOW, viewer.scopes)
-        return now, activity, await state.store.next_runs(viewer.scopes, NEXT_RUNS)
+        next_runs = await state.store.next_runs(viewer.scopes, NEXT_RUNS)
+        return now, activity, next_runs, drawn(request, throughput_chart(activity, now - WINDOW))
 
     shared: SharedReading[Reading] = request.app.state.__dict__.setdefault(
         "overview_reading", SharedReading()
     )
     scopes = None if viewer.scopes is None else tuple(sorted(viewer.scopes))
-    now, activity, next_runs = await shared.get(scopes, read)
+    now, activity, next_runs, chart = await shared.get(scopes, read)
     links = [figures_of(a, now) for a in activity]
     return page(
         request,
@@ -135,7 +145,7 @@ async def _overview(request: Request, state: StateDep, viewer: ViewerDep, name: 
         links=links,
         totals=totals_of(links, now),
         next_runs=next_runs,
-        chart=throughput_chart(activity, now - WINDOW),
+        chart=chart,
         now=now,
         refresh_s=REFRESH_S,
     )
