@@ -43,6 +43,13 @@ def test_ls_lists_the_transfer(module_server, finished) -> None:  # type: ignore
     assert finished["id"] not in table  # tables show 8 characters: enough to name it
 
 
+def test_ls_search_finds_by_part_of_a_path(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+    found = module_server.cli_json("ls", "--search", "in/b.t")
+    assert finished["id"] in [t["id"] for t in found]
+    assert module_server.cli_json("ls", "--search", "no-such-path") == []
+    assert module_server.cli_json("ls", "--search", finished["id"][:8])[0]["id"] == finished["id"]
+
+
 def test_a_short_id_stands_for_the_transfer(module_server, finished) -> None:  # type: ignore[no-untyped-def]
     short = finished["id"][:8]
     assert module_server.cli_json("status", short) == finished

@@ -33,6 +33,7 @@ COMMANDS = {
     "ls": "transfers",
     "outcomes": "transfers",
     "cancel": "transfers",
+    "rerun": "transfers",
     "watch": "transfers",
     "runs": "schedules",
     "agents": "registry",

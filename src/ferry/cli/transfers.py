@@ -202,6 +202,14 @@ def ls(
         str | None, typer.Option(help="Schedule kind: direct, at, every, cron.")
     ] = None,
     label: Annotated[str | None, typer.Option(help="Only those with this label.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Only those whose id starts with, a label is, or a path contains this text.",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
     every_page: Annotated[
         bool, typer.Option("--all", help="Every match, following the pages (ignores --limit).")
@@ -219,6 +227,7 @@ def ls(
         "kind": kind,
         "schedule": schedule,
         "label": label,
+        "q": search,
     }
     with plain_client(url, token, data_dir) as client:
         items = (
