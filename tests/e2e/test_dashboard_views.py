@@ -76,6 +76,7 @@ def test_the_chart_the_search_and_a_rerun_that_completes_live(
     expect(page.locator("#live")).to_have_attribute("data-final", "no")  # opened unfinished
     expect(page.locator("#status")).to_have_text("COMPLETED", timeout=60_000)
     expect(page.locator("#bar")).to_have_attribute("value", "100")
+    expect(page.locator("#moved")).to_have_text("3.0 MiB")  # the run's bytes, not the last tick's
     expect(page.locator("table.objects tbody .status.DONE")).to_have_count(FILES)
     assert page.evaluate("window.sameDocument") is True  # followed live, not reloaded
     page.screenshot(path=shots / "transfer-rerun.png", full_page=True)

@@ -11,12 +11,16 @@
     return unit === 0 ? amount + " B" : amount.toFixed(1) + " " + units[unit];
   }
 
-  function refreshDetails() {
+  // Each section is its request's source: htmx drops a request from an element that has one
+  // in flight, and the page (the default source) would have lost one refresh of two.
+  function refresh(section) {
     if (window.htmx) {
       htmx.ajax("GET", window.location.pathname + window.location.search,
-        {target: "#details", select: "#details", swap: "outerHTML"});
+        {source: section, target: section, select: section, swap: "outerHTML"});
     }
   }
+
+  function refreshDetails() { refresh("#details"); }
 
   function follow(live) {
     const bar = document.getElementById("bar");
@@ -40,6 +44,9 @@
         source.close();
         const cancel = document.getElementById("cancel");
         if (cancel) { cancel.closest("form").remove(); }
+        // The last progress event may predate the last object's end: the server's own
+        // figures of the ended run replace the live ones.
+        refresh("#live");
         refreshDetails();
       }
     });
