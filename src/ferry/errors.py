@@ -26,7 +26,7 @@
     ├── ServerStopping              the server is shutting down (API 503)
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
     ├── ConfigError                 a daemon's configuration has a bad or unknown key
-    ├── ApiError                    an error answer from the server, seen by the client
+    ├── ApiError                    an error answer from the server, to the client or an agent
     ├── ServerUnreachable           no answer from the server, seen by the plain client
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
@@ -42,6 +42,8 @@ is a property of its class (``retryable``).
 """
 
 from __future__ import annotations
+
+import json
 
 
 class FerryError(Exception):
@@ -196,6 +198,17 @@ class ApiError(FerryError):
         self.status = status
         self.title = title
         self.detail = detail
+
+    @classmethod
+    def from_answer(cls, status: int, reason: str, content: bytes) -> ApiError:
+        """The error an answer of ``status`` stands for: its problem document's title and
+        detail, or, from a body that is not one (a proxy's page, a cut-off answer), its
+        reason phrase and first words. The client and the agent both read errors here."""
+        try:
+            body = json.loads(content)
+            return cls(status, str(body.get("title", "")), str(body.get("detail", "")))
+        except (ValueError, AttributeError):  # not JSON; JSON, but not an object
+            return cls(status, reason, content[:200].decode(errors="replace"))
 
 
 class ServerUnreachable(FerryError):

@@ -133,15 +133,7 @@ class ServerSession:
             kwargs["timeout"] = timeout
         response = await self._http.request(method, path, **kwargs)
         if response.is_error:
-            raise _api_error(response)
+            raise ApiError.from_answer(
+                response.status_code, response.reason_phrase, response.content
+            )
         return orjson.loads(response.content)
-
-
-def _api_error(response: httpx.Response) -> ApiError:
-    try:
-        body = response.json()
-        return ApiError(
-            response.status_code, str(body.get("title", "")), str(body.get("detail", ""))
-        )
-    except ValueError:
-        return ApiError(response.status_code, response.reason_phrase, response.text[:200])

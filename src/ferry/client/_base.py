@@ -259,15 +259,7 @@ class BaseClient:
 def answer(status: int, reason: str, content: bytes) -> Any:
     """An answer's JSON body; an error answer (problem+json or not) raises ``ApiError``."""
     if status >= 400:
-        raise problem_error(status, reason, content)
+        raise ApiError.from_answer(status, reason, content)
     if status == 204:
         return None
     return json.loads(content)
-
-
-def problem_error(status: int, reason: str, content: bytes) -> ApiError:
-    try:
-        body = json.loads(content)
-        return ApiError(status, str(body.get("title", "")), str(body.get("detail", "")))
-    except (ValueError, AttributeError):
-        return ApiError(status, reason, content[:200].decode(errors="replace"))
