@@ -8,17 +8,26 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
 import fsspec
+import orjson
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.domain.transfers import Storage
-from ferry.server.schemas import LeasedTaskPublic, LeaseReply, TaskReport
+from ferry.protocol import (
+    LeasedTaskPublic,
+    LeaseReply,
+    ReportedState,
+    TaskReport,
+    decode,
+    encode,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -131,9 +140,9 @@ async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, e
     (task,) = reply["tasks"]
     assert (task["scope"], task["priority"]) == ("ops", 5)
     assert reply["scopes"] == {"ops": 4}
-    # Written by hand for speed: exactly the documented schema, every field present.
-    assert LeaseReply.model_validate(reply).model_dump(mode="json") == reply
-    assert set(task) == set(LeasedTaskPublic.model_fields)
+    # Exactly the documented records, every field present.
+    assert orjson.loads(encode(decode(LeaseReply, orjson.dumps(reply)))) == reply
+    assert set(task) == {f.name for f in fields(LeasedTaskPublic)}
 
 
 async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignore[no-untyped-def]
@@ -173,12 +182,34 @@ async def test_a_malformed_report_is_a_problem_naming_the_field(api, body, locat
     assert reply.json()["errors"][0]["location"].startswith(location)
 
 
+async def test_a_state_no_agent_reports_is_refused_naming_those_it_may(api) -> None:  # type: ignore[no-untyped-def]
+    agent = await register(api)
+    reply = await api.anonymous.post(
+        f"/api/v1/agents/{agent['id']}/report",
+        json=[
+            {"task": 1, "lease": "x", "state": "DONE"},
+            {"task": 2, "lease": "y", "state": "LOST"},
+        ],
+        headers=bearer(agent),
+    )
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == PROBLEM
+    problem = reply.json()
+    ((error),) = problem["errors"]
+    assert error["location"] == "body.1.state"
+    for state in ReportedState:
+        assert f"'{state.value}'" in error["message"]
+    assert "body.1.state" in problem["detail"]
+
+
 async def test_the_report_body_is_documented(api) -> None:  # type: ignore[no-untyped-def]
     document = (await api.anonymous.get("/api/v1/openapi.json")).json()
     body = document["paths"]["/api/v1/agents/{agent_id}/report"]["post"]["requestBody"]
     schema = body["content"]["application/json"]["schema"]
     assert schema["type"] == "array"
-    assert set(schema["items"]["properties"]) == set(TaskReport.model_fields)
+    assert schema["items"] == {"$ref": "#/components/schemas/TaskReport"}
+    report = document["components"]["schemas"]["TaskReport"]
+    assert set(report["properties"]) == {f.name for f in fields(TaskReport)}
     assert body["required"] is True
 
 

@@ -39,10 +39,25 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)  # built and kept by FastAPI
+            lift_definitions(document)
             describe_errors(document)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def lift_definitions(document: dict[str, Any]) -> None:
+    """A body schema that a route writes itself (for a body it reads itself, such as an
+    agent's report) brings the records it refers to as ``$defs``: they join the document's
+    components, where its references point."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                schema = media.get("schema", {})
+                if "$defs" in schema:  # the route's own dictionary, shared by every app: kept
+                    schemas.update(schema["$defs"])
+                    media["schema"] = {k: v for k, v in schema.items() if k != "$defs"}
 
 
 def describe_errors(document: dict[str, Any]) -> None:

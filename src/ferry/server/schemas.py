@@ -8,11 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    Strict,
     field_validator,
     model_validator,
 )
@@ -28,21 +26,13 @@ from ferry.domain.schedules import (
     relative_time,
     to_instant,
 )
-from ferry.domain.transfers import ERROR_TEXT_MAX, LOCATION_MAX, TransferKind, clip_error
+from ferry.domain.transfers import LOCATION_MAX, TransferKind
+from ferry.protocol import AGENT_NAME
+from ferry.wire import ErrorText, Flag, Real, Whole
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-# A whole number as the API takes it: a JSON integer (not true, 1.0 or "1"), and one that a
-# database column holds (a larger one reached SQLite and failed there: a 500).
-INT64_MAX = 2**63 - 1
-# A field's own bound goes inside Annotated[Whole, Field(le=...)]: as `Whole = Field(le=...)`
-# this INT64_MAX bound, applied after it, replaced it (priority 9 was accepted).
-Whole = Annotated[int, Strict(), Field(le=INT64_MAX)]
-Real = Annotated[float, Strict()]  # an integer, or a number with a fraction: not true
-Flag = Annotated[bool, Strict()]
 
 
 class TransferOptionsIn(_Strict):
@@ -161,10 +151,6 @@ class ScheduleIn(_Strict):
 LocationIn = Annotated[
     str,
     Field(min_length=1, max_length=LOCATION_MAX, json_schema_extra={"pattern": LOCATION_PATTERN}),
-]
-# An error text an agent reports: cut to what is kept, never a reason to refuse the report.
-ErrorText = Annotated[
-    str, AfterValidator(clip_error), Field(description=f"cut to {ERROR_TEXT_MAX} characters")
 ]
 
 
@@ -389,18 +375,11 @@ class Outcomes(BaseModel):
     next_cursor: str | None = None
 
 
-# --- the agent protocol (DESIGN §5) -------------------------------------------------------------
-
-
-class AgentRegister(_Strict):
-    secret: str | None = Field(None, min_length=16, max_length=256)
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
-    host: str = Field("", max_length=255)
-    capabilities: dict[str, Any] = Field(default_factory=dict)
+# --- agents (the records of their protocol are ferry.protocol's) ------------------------------
 
 
 class AgentInvite(_Strict):
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=AGENT_NAME)
     ttl_s: Real = Field(3600, gt=0, le=30 * 86400, description="how long the secret is valid")
 
 
@@ -408,97 +387,6 @@ class AgentInvitation(BaseModel):
     name: str
     secret: str = Field(description="one-time: valid once, for this agent name only")
     expires_at: datetime
-
-
-class AgentRegistered(BaseModel):
-    id: str
-    name: str
-    token: str
-    heartbeat_s: float
-    lease_ttl_s: float
-
-
-class LeaseRequest(_Strict):
-    max_tasks: Annotated[Whole, Field(ge=1, le=2000)] = 100
-    wait_s: Real = Field(20.0, ge=0, le=60)
-
-
-class StorageAccess(BaseModel):
-    url: str
-    options: dict[str, Any]
-    protected: list[str] = Field(
-        default=[],
-        description="paths inside the storage (relative to its root) no object may be in:"
-        " the server's own data directory, when a local storage holds it",
-    )
-
-
-class LeasedTaskPublic(BaseModel):
-    id: int
-    lease: str
-    transfer: str
-    run: int
-    source: str
-    destination: str
-    size: int | None
-    attempt: int
-    checksum: Checksum
-    overwrite: Overwrite
-    unzip: bool = False
-    unzip_max_bytes: int | None = None
-    bandwidth: int | None = None
-    scope: str = "default"
-    priority: int = 3
-    folder: bool = Field(False, description="an empty folder of a tree: made, nothing copied")
-
-
-class LeaseReply(BaseModel):
-    tasks: list[LeasedTaskPublic]
-    storages: dict[str, StorageAccess]
-    scopes: dict[str, int] = Field(
-        default_factory=dict, description="the weight of each leased task's scope"
-    )
-
-
-class TaskReport(_Strict):
-    task: Whole
-    lease: str
-    state: Literal["DONE", "SKIPPED", "FAILED", "CANCELED", "RELEASED"] = Field(
-        description="RELEASED gives back a task that was never started (the agent is stopping)"
-    )
-    bytes: Whole = Field(0, ge=0)
-    checksum: str | None = None
-    error_class: str | None = None
-    error: ErrorText | None = None
-    retryable: Flag = False
-    started: Flag = Field(
-        True,
-        description="false: the copy never began (canceled or given back while it waited),"
-        " so no attempt is recorded",
-    )
-
-
-class ReportReply(BaseModel):
-    accepted: int
-    ignored: int
-
-
-class Heartbeat(_Strict):
-    active: list[tuple[Whole, Whole]] = Field(
-        default_factory=list,
-        max_length=100_000,
-        description="[task, bytes done] for every task whose lease the agent holds",
-    )
-    state: dict[str, Any] = Field(default_factory=dict, description="the agent's state dump")
-
-
-class HeartbeatReply(BaseModel):
-    cancel: list[int]
-    bandwidth: dict[int, int] = Field(
-        default_factory=dict,
-        description="bytes per second each task may use now, where its channel's bandwidth"
-        " is shared (shared out again as the channel's tasks start and end)",
-    )
 
 
 class AgentStatsPublic(BaseModel):

@@ -8,32 +8,34 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ferry.domain.events import TasksChanged
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
 from ferry.errors import AuthError, Forbidden, ServerStopping
-from ferry.server.audit_trail import note_target
-from ferry.server.deps import Administrator, Daemon, Reader, Registrant, StateDep
-from ferry.server.schemas import (
-    AgentInvitation,
-    AgentInvite,
-    AgentPublic,
+from ferry.protocol import (
+    AgentLeft,
     AgentRegister,
     AgentRegistered,
-    AgentStatsPublic,
     Heartbeat,
     HeartbeatReply,
+    LeasedTaskPublic,
     LeaseReply,
     LeaseRequest,
+    ReportedState,
     ReportReply,
     StorageAccess,
     TaskReport,
+    decode,
+    encode,
+    json_schema,
 )
+from ferry.server.audit_trail import note_target
+from ferry.server.deps import Administrator, Daemon, Reader, Registrant, StateDep
+from ferry.server.schemas import AgentInvitation, AgentInvite, AgentPublic, AgentStatsPublic
 from ferry.server.state import ServerState
 from ferry.store.abc import AgentStatistics, LeasedTask, Principal, TaskChange, TaskResult
 
@@ -105,7 +107,7 @@ async def invite(
 )
 async def register(
     body: AgentRegister, state: StateDep, caller: Registrant, request: Request
-) -> AgentRegistered:
+) -> Response:
     note_target(request, body.name)
     try:
         agent, token = await state.store.register_agent(
@@ -120,13 +122,14 @@ async def register(
         raise
     security.info("agent %s registered from %s", body.name, body.host or "?")
     state.wakeups.tasks_available.fire()  # leases the previous incarnation held may be free again
-    return AgentRegistered(
+    registered = AgentRegistered(
         id=agent.id,
         name=agent.name,
         token=token,
         heartbeat_s=state.settings.heartbeat_s,
         lease_ttl_s=state.settings.lease_ttl_s,
     )
+    return _answer(registered)
 
 
 @router.post("/{agent_id}/lease", response_model=LeaseReply)
@@ -143,7 +146,7 @@ async def lease(
     while True:
         if await request.is_disconnected():  # the agent went away: lease it nothing
             log.debug("agent %s: lease request abandoned", agent_id)
-            return Response(LeaseReply(tasks=[], storages={}).model_dump_json())
+            return _answer(LeaseReply(tasks=[], storages={}))
         # Work that a report or an expansion brings while this lease is under way wakes it.
         fired = state.wakeups.tasks_available.watch()
         tasks = await state.store.lease_tasks(agent_id, limit=body.max_tasks, ttl=ttl)
@@ -157,36 +160,41 @@ async def lease(
     storages = await _storages_for(
         state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
     )
-    # Written from the store's own values, neither modelled nor validated again: a reply of a
-    # thousand tasks spent more time there than in the lease's transaction. Its shape is
-    # LeaseReply's (the schema this route documents), checked by the agent protocol's tests.
-    reply = {
-        "tasks": [_leased_public(task) for task in tasks],
-        "storages": {name: access.model_dump() for name, access in storages.items()},
-        "scopes": {task.scope: task.weight for task in tasks},
-    }
-    return Response(orjson.dumps(reply), media_type="application/json")
+    reply = LeaseReply(
+        tasks=[leased_public(task) for task in tasks],
+        storages=storages,
+        scopes={task.scope: task.weight for task in tasks},
+    )
+    return _answer(reply)
 
 
-def _leased_public(task: LeasedTask) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "lease": task.lease,
-        "transfer": task.transfer_id,
-        "run": task.run,
-        "source": str(task.source),
-        "destination": str(task.destination),
-        "size": task.size,
-        "attempt": task.attempt,
-        "checksum": task.options.checksum.value,
-        "overwrite": task.options.overwrite.value,
-        "unzip": task.options.unzip,
-        "unzip_max_bytes": task.options.unzip_max_bytes,
-        "folder": task.folder,
-        "bandwidth": task.options.bandwidth,
-        "scope": task.scope,
-        "priority": task.priority,
-    }
+def _answer(record: object) -> Response:
+    """A protocol record as the agent reads it, written by the protocol's own encoding (the
+    route's ``response_model`` documents it; FastAPI's validation of a reply of a thousand
+    tasks cost more than the lease's transaction)."""
+    return Response(encode(record), media_type="application/json")
+
+
+def leased_public(task: LeasedTask) -> LeasedTaskPublic:
+    """A leased task as its agent receives it."""
+    return LeasedTaskPublic(
+        id=task.id,
+        lease=task.lease,
+        transfer=task.transfer_id,
+        run=task.run,
+        source=str(task.source),
+        destination=str(task.destination),
+        size=task.size,
+        attempt=task.attempt,
+        checksum=task.options.checksum,
+        overwrite=task.options.overwrite,
+        unzip=task.options.unzip,
+        unzip_max_bytes=task.options.unzip_max_bytes,
+        folder=task.folder,
+        bandwidth=task.options.bandwidth,
+        scope=task.scope,
+        priority=task.priority,
+    )
 
 
 async def _storages_for(state: ServerState, names: set[str]) -> dict[str, StorageAccess]:
@@ -201,33 +209,42 @@ async def _storages_for(state: ServerState, names: set[str]) -> dict[str, Storag
     return access
 
 
-# A report's body is parsed and validated in one pass by pydantic's own JSON parser: parsed
-# into dictionaries first, then validated, it was a twentieth of the server's time on a tree of
-# small files. The schema is the one this route documents.
-_REPORTS = TypeAdapter(list[TaskReport])
+# A report's body is read by the protocol's decoder, parsed and validated in one pass: through
+# FastAPI's body parameter (parsed into dictionaries first, then validated) it was a twentieth
+# of the server's time on a tree of small files. Its schema, written here, is the decoder's.
 _REPORT_BODY = {
     "required": True,
-    "content": {
-        "application/json": {"schema": {"type": "array", "items": TaskReport.model_json_schema()}}
-    },
+    "content": {"application/json": {"schema": json_schema(list[TaskReport])}},
 }
 
 
 @router.post(
     "/{agent_id}/report", response_model=ReportReply, openapi_extra={"requestBody": _REPORT_BODY}
 )
-async def report(agent_id: str, request: Request, state: StateDep, caller: Daemon) -> ReportReply:
+async def report(agent_id: str, request: Request, state: StateDep, caller: Daemon) -> Response:
     _own(caller, agent_id)
     try:
-        body = _REPORTS.validate_json(await request.body())
+        body = decode(list[TaskReport], await request.body())
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from exc
-    results = [
+    results = results_of(body)
+    changes = await state.store.record_results(agent_id, results)
+    log.debug("agent %s: %d results, %d applied", agent_id, len(results), len(changes))
+    state.metrics.count_results(changes)
+    state.wakeups.finalize.set()
+    state.wakeups.tasks_available.fire()
+    publish_task_changes(state, changes)
+    return _answer(ReportReply(accepted=len(changes), ignored=len(results) - len(changes)))
+
+
+def results_of(reports: list[TaskReport]) -> list[TaskResult]:
+    """An agent's reports as the store records them."""
+    return [
         TaskResult(
             task_id=r.task,
             lease=r.lease,
-            state=_REPORTED[r.state],
+            state=_STORED[r.state],
             bytes=r.bytes,
             checksum=r.checksum,
             error_class=r.error_class,
@@ -235,20 +252,18 @@ async def report(agent_id: str, request: Request, state: StateDep, caller: Daemo
             retryable=r.retryable,
             started=r.started,
         )
-        for r in body
+        for r in reports
     ]
-    changes = await state.store.record_results(agent_id, results)
-    log.debug("agent %s: %d results, %d applied", agent_id, len(results), len(changes))
-    state.metrics.count_results(changes)
-    state.wakeups.finalize.set()
-    state.wakeups.tasks_available.fire()
-    publish_task_changes(state, changes)
-    return ReportReply(accepted=len(changes), ignored=len(results) - len(changes))
 
 
-# A reported state as the store takes it (a dictionary: an enum lookup per result was a
-# twentieth of a report's time); RELEASED is a task given back unstarted.
-_REPORTED = {**{s.value: s for s in TaskState}, "RELEASED": TaskState.QUEUED}
+# A reported state as the store takes it: a task given back (RELEASED) is QUEUED again.
+_STORED = {
+    ReportedState.DONE: TaskState.DONE,
+    ReportedState.SKIPPED: TaskState.SKIPPED,
+    ReportedState.FAILED: TaskState.FAILED,
+    ReportedState.CANCELED: TaskState.CANCELED,
+    ReportedState.RELEASED: TaskState.QUEUED,
+}
 
 
 def publish_task_changes(state: ServerState, changes: list[TaskChange]) -> None:
@@ -264,9 +279,7 @@ def publish_task_changes(state: ServerState, changes: list[TaskChange]) -> None:
 
 
 @router.post("/{agent_id}/heartbeat", response_model=HeartbeatReply)
-async def heartbeat(
-    agent_id: str, body: Heartbeat, state: StateDep, caller: Daemon
-) -> HeartbeatReply:
+async def heartbeat(agent_id: str, body: Heartbeat, state: StateDep, caller: Daemon) -> Response:
     _own(caller, agent_id)
     moving = [list(pair) for pair in body.active if pair[1] > 0][:MAX_ACTIVE_IN_DUMP]
     status = {**body.state, "held": len(body.active), "active": moving}
@@ -275,18 +288,18 @@ async def heartbeat(
     progress = {task: done for task, done in body.active if done > 0}
     cancel = await state.store.record_heartbeat(agent_id, status, ttl, held, progress)
     shares = await state.store.bandwidth_shares(agent_id, held)
-    return HeartbeatReply(cancel=cancel, bandwidth=shares)
+    return _answer(HeartbeatReply(cancel=cancel, bandwidth=shares))
 
 
-@router.post("/{agent_id}/leave", response_model=dict[str, int])
-async def leave(agent_id: str, state: StateDep, caller: Daemon) -> dict[str, int]:
+@router.post("/{agent_id}/leave", response_model=AgentLeft)
+async def leave(agent_id: str, state: StateDep, caller: Daemon) -> Response:
     """The agent is going: it is RETIRED and the leases it still holds go back to the queue."""
     _own(caller, agent_id)
     released = await state.store.retire_agent(agent_id)
     log.info("agent %s left; %d leases it never received given back", agent_id, released)
     if released:
         state.wakeups.tasks_available.fire()
-    return {"released": released}
+    return _answer(AgentLeft(released=released))
 
 
 @router.get("", response_model=list[AgentPublic])

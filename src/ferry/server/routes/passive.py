@@ -39,7 +39,6 @@ from ferry.server.audit_trail import note_target
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
 from ferry.server.schemas import (
-    INT64_MAX,
     ObjectResult,
     PassiveCreated,
     PassiveObject,
@@ -52,6 +51,7 @@ from ferry.server.schemas import (
 from ferry.server.state import ServerState
 from ferry.store.abc import NewTransfer, Principal, TaskResult
 from ferry.store.sql_passive import CLIENT_STORAGE, PASSIVE_AGENT
+from ferry.wire import INT64_MAX
 
 router = APIRouter(prefix="/transfers", tags=["passive transfers"])
 

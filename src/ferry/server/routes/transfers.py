@@ -25,7 +25,6 @@ from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
 from ferry.server.schemas import (
-    INT64_MAX,
     AttemptPublic,
     CancelResult,
     ObjectCounts,
@@ -40,6 +39,7 @@ from ferry.server.schemas import (
 from ferry.server.state import ServerState
 from ferry.store.abc import Principal, TransferFilter
 from ferry.store.sql_passive import CLIENT_STORAGE
+from ferry.wire import INT64_MAX
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 

@@ -1,0 +1,224 @@
+"""The agent protocol (DESIGN §5), defined once: the records an agent and the server send each
+other, and their JSON encoding.
+
+    agent sends                 to                              server answers
+    AgentRegister               POST /agents/register           AgentRegistered
+    LeaseRequest                POST /agents/{id}/lease         LeaseReply
+    [TaskReport, …]             POST /agents/{id}/report        ReportReply
+    Heartbeat                   POST /agents/{id}/heartbeat     HeartbeatReply
+    (nothing)                   POST /agents/{id}/leave         AgentLeft
+
+Each record is a plain dataclass, without ``__slots__`` (orjson writes a slotted one several
+times slower), and ``encode`` writes it with orjson, which knows dataclasses and enums (the
+figures are in bench/findings.md, "Agent protocol encoding"). ``decode`` reads a body
+into its records and validates it in the same pass (pydantic's JSON parser, with the bounds
+written beside each field), which is also where the routes' OpenAPI schemas come from.
+What an agent sends is strict: a field the server does not know is refused, so that a
+misspelt one is not silently dropped. What the server answers is read leniently: an agent
+ignores the fields a newer server adds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from pydantic import ConfigDict, Field, TypeAdapter
+
+from ferry.domain.options import Checksum, Overwrite
+from ferry.wire import ErrorText, Flag, Real, Whole
+
+Record = TypeVar("Record")
+
+_SENT_BY_AGENTS = ConfigDict(extra="forbid")
+AGENT_NAME = r"^[A-Za-z0-9_.@-]+$"
+MAX_HELD_IN_HEARTBEAT = 100_000
+
+
+def encode(record: object) -> bytes:
+    """A record, or a list of them, as the JSON body that carries it."""
+    return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+
+
+def decode(kind: type[Record], body: bytes) -> Record:
+    """``body`` read as a ``kind`` (a record, or ``list[TaskReport]``); raises pydantic's
+    ``ValidationError``, each error located in the body, for one that is not."""
+    adapter: TypeAdapter[Record] = _adapter(kind)
+    return adapter.validate_json(body)
+
+
+def json_schema(kind: Any) -> dict[str, Any]:
+    """The JSON schema of ``kind``, for a route whose body is read by ``decode``."""
+    return _adapter(kind).json_schema(ref_template="#/components/schemas/{model}")
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    # Made on first use, not at import: a command that never speaks the protocol pays nothing.
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+class ReportedState(StrEnum):
+    """How an attempt that an agent held ended: the task's end states, and RELEASED for a task
+    it gives back (never started, or cut short by the agent's own shutdown)."""
+
+    DONE = "DONE"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    RELEASED = "RELEASED"
+
+
+# --- register ---------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class AgentRegister:
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=AGENT_NAME)]
+    host: Annotated[str, Field(max_length=255)] = ""
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    secret: Annotated[
+        str | None,
+        Field(min_length=16, max_length=256, description="one-time; none: the bearer token"),
+    ] = None
+
+
+@dataclass(kw_only=True)
+class AgentRegistered:
+    id: str
+    name: str
+    token: str
+    heartbeat_s: float
+    lease_ttl_s: float
+
+
+# --- lease ------------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class LeaseRequest:
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    max_tasks: Annotated[Whole, Field(ge=1, le=2000)] = 100
+    wait_s: Annotated[Real, Field(ge=0, le=60)] = 20.0
+
+
+@dataclass(kw_only=True)
+class StorageAccess:
+    url: str
+    options: dict[str, Any]
+    protected: Annotated[
+        list[str],
+        Field(
+            description="paths inside the storage (relative to its root) no object may be in:"
+            " the server's own data directory, when a local storage holds it"
+        ),
+    ] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class LeasedTaskPublic:
+    id: int
+    lease: str
+    transfer: str
+    run: int
+    source: str
+    destination: str
+    size: int | None
+    attempt: int
+    checksum: Checksum
+    overwrite: Overwrite
+    unzip: bool = False
+    unzip_max_bytes: int | None = None
+    bandwidth: int | None = None
+    scope: str = "default"
+    priority: int = 3
+    folder: Annotated[
+        bool, Field(description="an empty folder of a tree: made, nothing copied")
+    ] = False
+
+
+@dataclass(kw_only=True)
+class LeaseReply:
+    tasks: list[LeasedTaskPublic]
+    storages: dict[str, StorageAccess]
+    scopes: Annotated[
+        dict[str, int], Field(description="the weight of each leased task's scope")
+    ] = field(default_factory=dict)
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class TaskReport:
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    task: Whole
+    lease: str
+    state: ReportedState
+    bytes: Annotated[Whole, Field(ge=0)] = 0
+    checksum: str | None = None
+    error_class: str | None = None
+    error: ErrorText | None = None
+    retryable: Flag = False
+    started: Annotated[
+        Flag,
+        Field(
+            description="false: the copy never began (canceled or given back while it waited),"
+            " so no attempt is recorded"
+        ),
+    ] = True
+
+
+@dataclass(kw_only=True)
+class ReportReply:
+    accepted: int
+    ignored: int
+
+
+# --- heartbeat and leave ----------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Heartbeat:
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    active: Annotated[
+        list[tuple[Whole, Whole]],
+        Field(
+            max_length=MAX_HELD_IN_HEARTBEAT,
+            description="[task, bytes done] for every task whose lease the agent holds",
+        ),
+    ] = field(default_factory=list)
+    state: Annotated[dict[str, Any], Field(description="the agent's state dump")] = field(
+        default_factory=dict
+    )
+
+
+@dataclass(kw_only=True)
+class HeartbeatReply:
+    cancel: list[int]
+    bandwidth: Annotated[
+        dict[int, int],
+        Field(
+            description="bytes per second each task may use now, where its channel's bandwidth"
+            " is shared (shared out again as the channel's tasks start and end)"
+        ),
+    ] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class AgentLeft:
+    released: Annotated[
+        int, Field(description="leases it held that never reached it, given back now")
+    ]
