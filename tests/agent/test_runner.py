@@ -16,7 +16,16 @@ import pytest
 import ferry.agent.runner as runner_module
 import ferry.engine.storages as storages_module
 from ferry.agent.runner import AgentRunner
+from ferry.domain.options import Checksum, Overwrite
 from ferry.errors import ApiError
+from ferry.protocol import (
+    HeartbeatReply,
+    LeasedTaskPublic,
+    LeaseReply,
+    ReportReply,
+    StorageAccess,
+    TaskReport,
+)
 
 
 class ScriptedSession:
@@ -24,29 +33,30 @@ class ScriptedSession:
 
     heartbeat_s = 60.0
 
-    def __init__(self, tasks: list[dict[str, Any]], storages: dict[str, Any]) -> None:
-        self._reply: dict[str, Any] | None = {"tasks": tasks, "storages": storages}
+    def __init__(self, tasks: list[LeasedTaskPublic], storages: dict[str, str]) -> None:
+        access = {name: StorageAccess(url=url, options={}) for name, url in storages.items()}
+        self._reply: LeaseReply | None = LeaseReply(tasks=tasks, storages=access)
         self.expected = len(tasks)
-        self.reported: list[dict[str, Any]] = []
+        self.reported: list[TaskReport] = []
         self.all_reported = asyncio.Event()
 
-    async def lease(self, max_tasks: int, wait_s: float) -> dict[str, Any]:
+    async def lease(self, max_tasks: int, wait_s: float) -> LeaseReply:
         reply, self._reply = self._reply, None
         if reply is None:
             await asyncio.sleep(wait_s)
-            return {"tasks": [], "storages": {}}
+            return LeaseReply(tasks=[], storages={})
         return reply
 
-    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+    async def report(self, results: list[TaskReport]) -> ReportReply:
         self.reported += results
         if len(self.reported) >= self.expected:
             self.all_reported.set()
-        return {"accepted": len(results), "ignored": 0}
+        return ReportReply(accepted=len(results), ignored=0)
 
     async def heartbeat(
         self, active: list[tuple[int, int]], state: dict[str, Any]
-    ) -> tuple[list[int], dict[int, int]]:
-        return [], {}
+    ) -> HeartbeatReply:
+        return HeartbeatReply(cancel=[])
 
     async def leave(self) -> int:
         return 0
@@ -54,23 +64,20 @@ class ScriptedSession:
 
 def task(
     n: int, source: str, destination: str, size: int, bandwidth: int | None = None
-) -> dict[str, Any]:
-    return {
-        "id": n,
-        "lease": f"lease-{n}",
-        "transfer": "t1",
-        "run": 1,
-        "source": source,
-        "destination": destination,
-        "size": size,
-        "attempt": 1,
-        "checksum": "adler32",
-        "overwrite": "never",
-        "unzip": False,
-        "bandwidth": bandwidth,
-        "scope": "default",
-        "priority": 3,
-    }
+) -> LeasedTaskPublic:
+    return LeasedTaskPublic(
+        id=n,
+        lease=f"lease-{n}",
+        transfer="t1",
+        run=1,
+        source=source,
+        destination=destination,
+        size=size,
+        attempt=1,
+        checksum=Checksum.ADLER32,
+        overwrite=Overwrite.NEVER,
+        bandwidth=bandwidth,
+    )
 
 
 async def run_until_reported(session: ScriptedSession) -> None:
@@ -111,10 +118,7 @@ async def copy_local_and_remote(tmp_path: Path, *, remote: int) -> ScriptedSessi
         memory.pipe(f"{bucket}/m{n}", b"y" * 100)
     tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100) for n in range(40)]
     tasks += [task(100 + n, f"mem:m{n}", f"disk:dst/m{n}", 100) for n in range(remote)]
-    storages = {
-        "disk": {"url": f"file://{tmp_path}", "options": {}},
-        "mem": {"url": f"memory://{bucket}", "options": {}},
-    }
+    storages = {"disk": f"file://{tmp_path}", "mem": f"memory://{bucket}"}
     session = ScriptedSession(tasks, storages)
     try:
         await run_until_reported(session)
@@ -128,7 +132,7 @@ async def test_small_local_objects_share_one_thread_and_remote_ones_get_slots(
 ) -> None:
     session = await copy_local_and_remote(tmp_path, remote=4)
 
-    assert sorted(r["state"] for r in session.reported) == ["DONE"] * 44
+    assert sorted(r.state for r in session.reported) == ["DONE"] * 44
     assert all((tmp_path / "dst" / f"f{n}").read_bytes() == b"x" * 100 for n in range(40))
     assert all((tmp_path / "dst" / f"m{n}").read_bytes() == b"y" * 100 for n in range(4))
     local = {copied_on[f"src/f{n}"] for n in range(40)}
@@ -148,10 +152,10 @@ async def test_small_local_objects_held_to_a_bandwidth_are_copied_side_by_side(
         (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 32 * 1024)
     rate = 64 * 1024  # half a second for each object
     tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 32 * 1024, rate) for n in range(8)]
-    session = ScriptedSession(tasks, {"disk": {"url": f"file://{tmp_path}", "options": {}}})
+    session = ScriptedSession(tasks, {"disk": f"file://{tmp_path}"})
     await run_until_reported(session)
 
-    assert sorted(r["state"] for r in session.reported) == ["DONE"] * 8
+    assert sorted(r.state for r in session.reported) == ["DONE"] * 8
     threads = {copied_on[f"src/f{n}"] for n in range(8)}
     assert not any(name.startswith("copy-local") for name in threads)
     assert len(threads) == 8, f"eight throttled copies ran on {len(threads)} threads"
@@ -173,7 +177,7 @@ async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
     monkeypatch.setattr(runner_module, "copy_object", recording)
     session = await copy_local_and_remote(tmp_path, remote=8)
 
-    assert sorted(r["state"] for r in session.reported) == ["DONE"] * 48
+    assert sorted(r.state for r in session.reported) == ["DONE"] * 48
     assert all(not remembered for _, remembered in (remembering[f"m{n}"] for n in range(8)))
     for thread, remembered in remembering.values():
         assert remembered == thread.startswith("copy-local")
@@ -182,23 +186,22 @@ async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
 
 async def test_an_error_as_long_as_its_path_is_reported_cut(tmp_path: Path) -> None:
     missing = "disk:" + "d/" * 2100 + "x"  # a missing source: its error names the path
-    session = ScriptedSession(
-        [task(1, missing, "disk:dst/x", 1)], {"disk": {"url": f"file://{tmp_path}", "options": {}}}
-    )
+    session = ScriptedSession([task(1, missing, "disk:dst/x", 1)], {"disk": f"file://{tmp_path}"})
     await run_until_reported(session)
 
     (report,) = session.reported
-    assert report["state"] == "FAILED"
-    assert len(report["error"]) <= 4000
-    assert report["error"].endswith("characters cut]")
+    assert report.state == "FAILED"
+    assert report.error is not None
+    assert len(report.error) <= 4000
+    assert report.error.endswith("characters cut]")
 
 
 class RefusingSession(ScriptedSession):
     """Refuses a report holding task 2's result, as a server refuses a body it cannot read
     (422), but takes the agent's failure for it."""
 
-    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
-        if any(r["task"] == 2 and r.get("error_class") != "internal" for r in results):
+    async def report(self, results: list[TaskReport]) -> ReportReply:
+        if any(r.task == 2 and r.error_class != "internal" for r in results):
             raise ApiError(422, "invalid request", "body.0: unreadable")
         return await super().report(results)
 
@@ -208,10 +211,10 @@ async def test_a_result_the_server_refuses_holds_back_no_other(tmp_path: Path) -
     for n in range(3):
         (tmp_path / "src" / f"f{n}").write_bytes(b"x")
     tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 1) for n in range(3)]
-    session = RefusingSession(tasks, {"disk": {"url": f"file://{tmp_path}", "options": {}}})
+    session = RefusingSession(tasks, {"disk": f"file://{tmp_path}"})
     await run_until_reported(session)  # without the split, task 2's batch is sent forever
 
-    states = {r["task"]: r["state"] for r in session.reported}
+    states = {r.task: r.state for r in session.reported}
     assert states == {0: "DONE", 1: "DONE", 2: "FAILED"}
 
 
@@ -226,8 +229,8 @@ class ResharingSession(ScriptedSession):
 
     async def heartbeat(
         self, active: list[tuple[int, int]], state: dict[str, Any]
-    ) -> tuple[list[int], dict[int, int]]:
-        return [], {task: self.rate for task, _bytes in active}
+    ) -> HeartbeatReply:
+        return HeartbeatReply(cancel=[], bandwidth={task: self.rate for task, _bytes in active})
 
 
 async def test_a_copy_runs_at_the_bandwidth_its_heartbeat_gives_it(tmp_path: Path) -> None:
@@ -237,9 +240,9 @@ async def test_a_copy_runs_at_the_bandwidth_its_heartbeat_gives_it(tmp_path: Pat
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "big").write_bytes(os.urandom(8 * 1024 * 1024))
     tasks = [task(1, "disk:src/big", "disk:dst/big", 8 * 1024 * 1024, 100 * 1024)]
-    storages = {"disk": {"url": f"file://{tmp_path}", "options": {}}}
+    storages = {"disk": f"file://{tmp_path}"}
     session = ResharingSession(tasks, storages, rate=1 << 30)
     await run_until_reported(session)
 
-    assert [r["state"] for r in session.reported] == ["DONE"]
+    assert [r.state for r in session.reported] == ["DONE"]
     assert (tmp_path / "dst" / "big").read_bytes() == (tmp_path / "src" / "big").read_bytes()

@@ -1,5 +1,5 @@
-"""The agent's HTTP session against a scripted server: the errors it raises for answers that
-are not what it asked for."""
+"""The agent's HTTP session against a scripted server: the records it sends, the records it
+reads back, and the errors it raises for answers that are not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,23 @@ import orjson
 import pytest
 
 from ferry.agent.session import ServerSession
+from ferry.domain.options import Checksum
 from ferry.errors import ApiError
+from ferry.protocol import ReportedState, TaskReport
+
+REGISTERED = {"id": "ag1", "name": "a1", "token": "tok", "heartbeat_s": 0.5, "lease_ttl_s": 9}
+LEASED = {
+    "id": 7,
+    "lease": "l7",
+    "transfer": "t1",
+    "run": 1,
+    "source": "src:a",
+    "destination": "dst:a",
+    "size": 1,
+    "attempt": 1,
+    "checksum": "sha256",
+    "overwrite": "never",
+}
 
 
 class ScriptedServer:
@@ -33,6 +49,41 @@ def session_with(server: ScriptedServer) -> ServerSession:
     return ServerSession(
         "http://ferry", name="a1", secret="s" * 16, token=None, transport=transport
     )
+
+
+async def test_each_call_sends_its_record_and_reads_the_reply_into_one() -> None:
+    server = ScriptedServer(
+        {
+            "/agents/register": [(200, orjson.dumps(REGISTERED))],
+            "/agents/ag1/lease": [
+                (200, orjson.dumps({"tasks": [LEASED], "storages": {}, "scopes": {"default": 2}}))
+            ],
+            "/agents/ag1/report": [(200, b'{"accepted": 1, "ignored": 0}')],
+            "/agents/ag1/heartbeat": [(200, b'{"cancel": [7], "bandwidth": {"7": 512}}')],
+            "/agents/ag1/leave": [(200, b'{"released": 2}')],
+        }
+    )
+    session = session_with(server)
+    try:
+        await session.register({"max_active": 2})
+        lease = await session.lease(10, 0.0)
+        report = await session.report([TaskReport(task=7, lease="l7", state=ReportedState.DONE)])
+        beat = await session.heartbeat([(7, 100)], {"pid": 1})
+        released = await session.leave()
+    finally:
+        await session.close()
+
+    assert (session.agent_id, session.heartbeat_s, session.lease_ttl_s) == ("ag1", 0.5, 9.0)
+    assert server.sent["/agents/register"]["secret"] == "s" * 16
+    assert server.sent["/agents/ag1/lease"] == {"max_tasks": 10, "wait_s": 0.0}
+    (task,) = lease.tasks
+    assert (task.id, task.checksum, lease.scopes) == (7, Checksum.SHA256, {"default": 2})
+    (sent,) = server.sent["/agents/ag1/report"]
+    assert (sent["task"], sent["state"], sent["started"]) == (7, "DONE", True)
+    assert (report.accepted, report.ignored) == (1, 0)
+    assert server.sent["/agents/ag1/heartbeat"] == {"active": [[7, 100]], "state": {"pid": 1}}
+    assert (beat.cancel, beat.bandwidth) == ([7], {7: 512})
+    assert released == 2
 
 
 @pytest.mark.parametrize(

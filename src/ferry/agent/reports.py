@@ -10,10 +10,11 @@ dropped, its lease left to expire so that the object is leased again."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from ferry.domain.transfers import clip_error
 from ferry.errors import ApiError
+from ferry.protocol import ReportedState, ReportReply, TaskReport
 
 log = logging.getLogger("ferry.agent")
 
@@ -21,10 +22,10 @@ UNREADABLE = 422
 
 
 class Reports(Protocol):
-    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]: ...
+    async def report(self, results: list[TaskReport]) -> ReportReply: ...
 
 
-async def send_reports(session: Reports, batch: list[dict[str, Any]]) -> None:
+async def send_reports(session: Reports, batch: list[TaskReport]) -> None:
     """Report ``batch``; network and server errors other than a refusal propagate (the caller
     sends it again later: reports are idempotent)."""
     try:
@@ -36,7 +37,7 @@ async def send_reports(session: Reports, batch: list[dict[str, Any]]) -> None:
             await _send_alone(session, result)
 
 
-async def _send_alone(session: Reports, result: dict[str, Any]) -> None:
+async def _send_alone(session: Reports, result: TaskReport) -> None:
     try:
         await session.report([result])
         return
@@ -44,22 +45,20 @@ async def _send_alone(session: Reports, result: dict[str, Any]) -> None:
         if exc.status != UNREADABLE:
             raise
         why = str(exc)
-    log.error(
-        "task %s: the server refused its result (%s); reported as failed", result["task"], why
+    log.error("task %s: the server refused its result (%s); reported as failed", result.task, why)
+    failure = TaskReport(
+        task=result.task,
+        lease=result.lease,
+        state=ReportedState.FAILED,
+        error_class="internal",
+        retryable=True,
+        error=clip_error(f"the server refused this object's result from the agent: {why}"),
     )
-    failure = {
-        "task": result["task"],
-        "lease": result["lease"],
-        "state": "FAILED",
-        "error_class": "internal",
-        "retryable": True,
-        "error": clip_error(f"the server refused this object's result from the agent: {why}"),
-    }
     try:
         await session.report([failure])
     except ApiError as exc:
         if exc.status != UNREADABLE:
             raise
         log.error(
-            "task %s: its failure was refused too (%s); its lease will expire", result["task"], exc
+            "task %s: its failure was refused too (%s); its lease will expire", result.task, exc
         )

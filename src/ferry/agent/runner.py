@@ -11,22 +11,21 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from ferry import __version__
+from ferry.agent.held import HeldTask
 from ferry.agent.local_queue import FairQueue
 from ferry.agent.reports import send_reports
 from ferry.daemon.logs import REDACTOR
-from ferry.domain.locations import Location, split_location
-from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.transfers import clip_error
-from ferry.engine.copy import CopyRequest, copy_object
+from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
 from ferry.errors import ApiError, TransferCanceled, TransferError
+from ferry.protocol import HeartbeatReply, LeaseReply, ReportedState, TaskReport
 
 log = logging.getLogger("ferry.agent")
 
@@ -56,48 +55,8 @@ SMALL_BATCH = 16
 LOCAL_LANE_THREADS = 1
 
 
-@dataclass(slots=True)
-class HeldTask:
-    """A task this agent holds a lease on, from lease to acknowledged report. Its flags are
-    plain attributes (set by the event loop, read by a copy thread): a lease of a thousand
-    small objects made two thousand events and their locks."""
-
-    id: int
-    lease: str
-    transfer: str
-    source: Location
-    destination: Location
-    checksum: Checksum
-    overwrite: Overwrite
-    attempt: int = 1
-    unzip: bool = False
-    unzip_max_bytes: int | None = None
-    bandwidth: int | None = None
-    folder: bool = False
-    scope: str = "default"
-    priority: int = 3
-    size: int | None = None
-    bytes_done: int = 0
-    started: bool = False
-    done: bool = False
-    shutting_down: bool = False
-    canceled: bool = False
-
-    def add_bytes(self, n: int) -> None:
-        self.bytes_done += n
-
-    def current_bandwidth(self) -> int | None:
-        """Its bandwidth now: a channel's share changes as the channel's tasks come and go."""
-        return self.bandwidth
-
-    def should_stop(self) -> bool:
-        return self.canceled
-
-
-# A leased task's checksum and overwrite, looked up (an enum made from its value was a
-# fiftieth of an agent's time on zero-byte objects); a value not here is refused by the enum.
-_CHECKSUMS = {member.value: member for member in Checksum}
-_OVERWRITES = {member.value: member for member in Overwrite}
+# How a copy that ended, ended, as reported.
+_REPORTED = {CopyState.DONE: ReportedState.DONE, CopyState.SKIPPED: ReportedState.SKIPPED}
 
 
 def _small(task: HeldTask) -> bool:
@@ -136,7 +95,7 @@ class AgentRunner:
         self._held: dict[int, HeldTask] = {}
         self._held_of: Counter[str] = Counter()  # unreported tasks per transfer
         self._queue: FairQueue[HeldTask] = FairQueue()
-        self._results: list[dict[str, Any]] = []
+        self._results: list[TaskReport] = []
         self._flush_now = asyncio.Event()
         self._capacity = asyncio.Event()
         self._copies_ended = asyncio.Event()  # set whenever a batch of copies ends
@@ -224,7 +183,7 @@ class AgentRunner:
             task = self._queue.get_nowait()
             task.done = True
             self._unfinished -= 1
-            self._record(task, {"state": "RELEASED"})
+            self._record(task, task.ended(ReportedState.RELEASED))
         active = [t for t in self._held.values() if t.started and not t.done]
         try:
             await asyncio.wait_for(self._all_done(active), grace)
@@ -266,34 +225,15 @@ class AgentRunner:
                 self._capacity.clear()
                 await self._capacity.wait()
                 continue
-            reply = await self._resilient(self.session.lease(room, LEASE_WAIT_S))
+            reply: LeaseReply | None = await self._resilient(self.session.lease(room, LEASE_WAIT_S))
             if reply is None:
                 continue
-            for name, access in reply["storages"].items():
-                protected = tuple(access.get("protected", ()))
-                self._storage_urls[name] = (access["url"], access["options"], protected)
-            weights = reply.get("scopes", {})
-            for item in reply["tasks"]:
-                self._hold(item, int(weights.get(item.get("scope"), 1)))
+            for name, access in reply.storages.items():
+                self._storage_urls[name] = (access.url, access.options, tuple(access.protected))
+            for leased in reply.tasks:
+                self._hold(HeldTask.leased(leased), reply.scopes.get(leased.scope, 1))
 
-    def _hold(self, item: dict[str, Any], weight: int) -> None:
-        task = HeldTask(
-            id=item["id"],
-            lease=item["lease"],
-            transfer=item["transfer"],
-            source=split_location(item["source"]),  # confined when the copy resolves them
-            destination=split_location(item["destination"]),
-            checksum=_CHECKSUMS.get(item["checksum"]) or Checksum(item["checksum"]),
-            overwrite=_OVERWRITES.get(item["overwrite"]) or Overwrite(item["overwrite"]),
-            attempt=int(item["attempt"]),
-            unzip=bool(item.get("unzip", False)),
-            unzip_max_bytes=item.get("unzip_max_bytes"),
-            bandwidth=item.get("bandwidth"),
-            folder=bool(item.get("folder", False)),
-            scope=item.get("scope", "default"),
-            priority=int(item.get("priority", 3)),
-            size=item.get("size"),
-        )
+    def _hold(self, task: HeldTask, weight: int) -> None:
         self._held[task.id] = task
         self._held_of[task.transfer] += 1
         self._unfinished += 1
@@ -361,10 +301,10 @@ class AgentRunner:
         connect to a remote host from the event loop)."""
         return is_local_url(self._storage_urls[storage][0])
 
-    def _execute_all(self, batch: list[HeldTask]) -> list[dict[str, Any]]:
+    def _execute_all(self, batch: list[HeldTask]) -> list[TaskReport]:
         return [self._execute(task) for task in batch]
 
-    def _execute_small_local(self, batch: list[HeldTask]) -> list[dict[str, Any]]:
+    def _execute_small_local(self, batch: list[HeldTask]) -> list[TaskReport]:
         """A batch of small local copies, which take a fraction of a millisecond each: the
         folders on their paths are walked down once for the batch, and held open until it
         ends. (A batch with a remote copy in it may take seconds: its copies walk down each
@@ -372,11 +312,12 @@ class AgentRunner:
         with remembered_folders():
             return [self._execute(task) for task in batch]
 
-    def _execute(self, task: HeldTask) -> dict[str, Any]:
+    def _execute(self, task: HeldTask) -> TaskReport:
         if task.canceled:  # no attempt was made: the server counts none
             if task.shutting_down:  # waited behind others of its batch: never started
-                return {"state": "RELEASED", "started": False}
-            return {"state": "CANCELED", "error": "canceled before it started", "started": False}
+                return task.ended(ReportedState.RELEASED, started=False)
+            error = "canceled before it started"
+            return task.ended(ReportedState.CANCELED, error=error, started=False)
         try:
             request = CopyRequest(
                 source=self._storage(task.source.storage),
@@ -397,43 +338,33 @@ class AgentRunner:
         except TransferCanceled as exc:
             moved = task.bytes_done  # what the attempt moved before it stopped
             if task.shutting_down:  # not a user's cancel: the object still has to move
-                return {
-                    "state": "RELEASED",
-                    "error": "the agent stopped before it finished",
-                    "bytes": moved,
-                }
-            return {
-                "state": "CANCELED",
-                "error": str(exc),
-                "error_class": exc.error_class,
-                "bytes": moved,
-            }
+                why = "the agent stopped before it finished"
+                return task.ended(ReportedState.RELEASED, error=why, bytes=moved)
+            return task.ended(
+                ReportedState.CANCELED, error=str(exc), error_class=exc.error_class, bytes=moved
+            )
         except TransferError as exc:
             if exc.retryable:
                 self._reopen_later(task)
-            return {
-                "state": "FAILED",
-                "error": exc.message,
-                "error_class": exc.error_class,
-                "retryable": exc.retryable,
-            }
+            return task.ended(
+                ReportedState.FAILED,
+                error=exc.message,
+                error_class=exc.error_class,
+                retryable=exc.retryable,
+            )
         except Exception as exc:  # a bug or an unmapped backend error: keep the agent alive
             log.exception("task %d: unexpected error", task.id)
             self._reopen_later(task)
-            return {
-                "state": "FAILED",
-                "error": f"{type(exc).__name__}: {exc}",
-                "error_class": "internal",
-                "retryable": True,
-            }
-        report = {
-            "state": outcome.state.value,
-            "bytes": outcome.bytes,
-            "checksum": outcome.checksum,
-        }
-        if outcome.reason is not None:
-            report["error"] = outcome.reason  # why it was SKIPPED
-        return report
+            error = f"{type(exc).__name__}: {exc}"
+            return task.ended(
+                ReportedState.FAILED, error=error, error_class="internal", retryable=True
+            )
+        return task.ended(
+            _REPORTED[outcome.state],
+            bytes=outcome.bytes,
+            checksum=outcome.checksum,
+            error=outcome.reason,  # why it was SKIPPED
+        )
 
     def _reopen_later(self, task: HeldTask) -> None:
         """After a transient failure, the task's remote storages are opened anew by the next
@@ -455,21 +386,21 @@ class AgentRunner:
             return self._storages[name]
 
     # --- reporting --------------------------------------------------------------------------
-    def _record(self, task: HeldTask, report: dict[str, Any]) -> None:
-        if report.get("error"):  # a path of thousands of characters makes a message as long
-            report["error"] = clip_error(REDACTOR.redact(report["error"]))
-        self._stats[report["state"]] += 1
-        if report["state"] == "FAILED":
+    def _record(self, task: HeldTask, report: TaskReport) -> None:
+        if report.error:  # a path of thousands of characters makes a message as long
+            report.error = clip_error(REDACTOR.redact(report.error))
+        self._stats[report.state] += 1
+        if report.state is ReportedState.FAILED:
             self._recent_errors.append(
                 {
                     "task": task.id,
                     "source": str(task.source),
-                    "error": report.get("error"),
+                    "error": report.error,
                     "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
             )
-        self._stats["bytes"] += int(report.get("bytes", 0))
-        self._results.append({"task": task.id, "lease": task.lease, **report})
+        self._stats["bytes"] += report.bytes
+        self._results.append(report)
         self._held_of[task.transfer] -= 1
         last_of_its_transfer = self._held_of[task.transfer] <= 0
         if last_of_its_transfer:
@@ -494,9 +425,9 @@ class AgentRunner:
                 return
             del self._results[: len(batch)]
             for item in batch:
-                self._held.pop(item["task"], None)
+                self._held.pop(item.task, None)
 
-    async def _sent(self, batch: list[dict[str, Any]]) -> bool:
+    async def _sent(self, batch: list[TaskReport]) -> bool:
         await send_reports(self.session, batch)
         return True
 
@@ -505,8 +436,10 @@ class AgentRunner:
         while True:
             await asyncio.sleep(self.session.heartbeat_s)
             held = [(t.id, t.bytes_done) for t in list(self._held.values())]
-            reply = await self._resilient(self.session.heartbeat(held, self.state_dump()))
-            cancel, shares = reply or ([], {})
+            reply: HeartbeatReply | None = await self._resilient(
+                self.session.heartbeat(held, self.state_dump())
+            )
+            cancel, shares = (reply.cancel, reply.bandwidth) if reply else ([], {})
             for task_id in cancel:
                 if task_id in self._held:
                     self._held[task_id].canceled = True

@@ -6,19 +6,33 @@ import asyncio
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-import orjson
 
 from ferry import __version__
 from ferry.agent.credentials import save_token
 from ferry.client.tls import tls_context, untrusted, why_unreachable
 from ferry.errors import ApiError, ServerUnreachable
+from ferry.protocol import (
+    AgentLeft,
+    AgentRegister,
+    AgentRegistered,
+    Heartbeat,
+    HeartbeatReply,
+    LeaseReply,
+    LeaseRequest,
+    ReportReply,
+    TaskReport,
+    decode,
+    encode,
+)
 
 log = logging.getLogger("ferry.agent")
 
 CONNECT_RETRY_MAX_S = 5.0
+
+Reply = TypeVar("Reply")
 
 
 class ServerSession:
@@ -55,14 +69,17 @@ class ServerSession:
         """Register, retrying while the server is not reachable yet (it may be starting); a
         certificate not trusted will not change by waiting: ``ServerUnreachable`` at once. The
         new token replaces the old one on the server, and in ``keep_token``, at once."""
-        body = {"name": self.name, "host": socket.gethostname(), "capabilities": capabilities}
-        if self._secret:
-            body["secret"] = self._secret
+        body = AgentRegister(
+            name=self.name,
+            host=socket.gethostname(),
+            capabilities=capabilities,
+            secret=self._secret or None,
+        )
         loop = asyncio.get_running_loop()
         deadline, delay = loop.time() + patience_s, 0.1
         while True:
             try:
-                reply = await self._call("POST", "/agents/register", json=body)
+                reply = await self._call("/agents/register", body, AgentRegistered)
                 break
             except ApiError as exc:
                 if exc.status == 401 and not self._secret:
@@ -82,58 +99,50 @@ class ServerSession:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, CONNECT_RETRY_MAX_S)
         self._secret = None  # spent
-        self._token = reply["token"]
+        self._token = reply.token
         if self._keep_token is not None:
             save_token(self._keep_token, self._token)
-        self.agent_id = reply["id"]
-        self.heartbeat_s = float(reply["heartbeat_s"])
-        self.lease_ttl_s = float(reply["lease_ttl_s"])
+        self.agent_id = reply.id
+        self.heartbeat_s = reply.heartbeat_s
+        self.lease_ttl_s = reply.lease_ttl_s
         log.info("registered as %s (%s)", self.name, self.agent_id)
 
-    async def lease(self, max_tasks: int, wait_s: float) -> dict[str, Any]:
-        body = {"max_tasks": max_tasks, "wait_s": wait_s}
-        reply: dict[str, Any] = await self._call(
-            "POST", f"/agents/{self.agent_id}/lease", json=body, timeout=wait_s + 30.0
-        )
-        return reply
+    async def lease(self, max_tasks: int, wait_s: float) -> LeaseReply:
+        body = LeaseRequest(max_tasks=max_tasks, wait_s=wait_s)
+        path = f"/agents/{self.agent_id}/lease"
+        return await self._call(path, body, LeaseReply, timeout=wait_s + 30.0)
 
-    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._call(
-            "POST", f"/agents/{self.agent_id}/report", json=results
-        )
-        return reply
+    async def report(self, results: list[TaskReport]) -> ReportReply:
+        return await self._call(f"/agents/{self.agent_id}/report", results, ReportReply)
 
     async def heartbeat(
         self, active: list[tuple[int, int]], state: dict[str, Any]
-    ) -> tuple[list[int], dict[int, int]]:
+    ) -> HeartbeatReply:
         """The tasks to stop, and the bandwidth tasks may use now (where it changes)."""
-        body = {"active": active, "state": state}
-        reply = await self._call("POST", f"/agents/{self.agent_id}/heartbeat", json=body)
-        shares = {int(task): int(rate) for task, rate in reply.get("bandwidth", {}).items()}
-        return [int(task) for task in reply["cancel"]], shares
+        body = Heartbeat(active=active, state=state)
+        return await self._call(f"/agents/{self.agent_id}/heartbeat", body, HeartbeatReply)
 
     async def leave(self) -> int:
         """Tell the server this agent is going: leases it still holds (one whose reply never
         arrived) go back to the queue now; return how many."""
-        reply = await self._call("POST", f"/agents/{self.agent_id}/leave", json={}, timeout=10.0)
-        return int(reply["released"])
+        path = f"/agents/{self.agent_id}/leave"
+        return (await self._call(path, None, AgentLeft, timeout=10.0)).released
 
     async def _call(
-        self, method: str, path: str, *, json: Any, timeout: float | None = None
-    ) -> Any:
-        headers = {
-            "Authorization": f"Bearer {self._token}",
-            "User-Agent": f"ferry-agent/{__version__}",
-        }
-        if not self._token:
-            del headers["Authorization"]
-        headers["Content-Type"] = "application/json"
-        kwargs: dict[str, Any] = {"content": orjson.dumps(json), "headers": headers}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        response = await self._http.request(method, path, **kwargs)
+        self, path: str, body: object, reply: type[Reply], *, timeout: float | None = None
+    ) -> Reply:
+        """POST ``body`` (a protocol record, a list of them, or nothing) to ``path`` and read
+        its answer as a ``reply``; an error answer raises ``ApiError``."""
+        headers = {"User-Agent": f"ferry-agent/{__version__}"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        content = b"" if body is None else encode(body)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        response = await self._http.post(path, content=content, headers=headers, **extra)
         if response.is_error:
             raise ApiError.from_answer(
                 response.status_code, response.reason_phrase, response.content
             )
-        return orjson.loads(response.content)
+        return decode(reply, response.content)
