@@ -64,9 +64,9 @@ def _small(task: HeldTask) -> bool:
     to a bandwidth (a throttled copy sleeps on its rate, and would hold up the objects batched
     or laned with it)."""
     return (
-        task.size is not None
-        and task.size <= SMALL_OBJECT
-        and not task.unzip
+        task.leased.size is not None
+        and task.leased.size <= SMALL_OBJECT
+        and not task.leased.unzip
         and task.bandwidth is None
     )
 
@@ -231,13 +231,14 @@ class AgentRunner:
             for name, access in reply.storages.items():
                 self._storage_urls[name] = (access.url, access.options, tuple(access.protected))
             for leased in reply.tasks:
-                self._hold(HeldTask.leased(leased), reply.scopes.get(leased.scope, 1))
+                self._hold(HeldTask.from_lease(leased), reply.scopes.get(leased.scope, 1))
 
     def _hold(self, task: HeldTask, weight: int) -> None:
+        leased = task.leased
         self._held[task.id] = task
-        self._held_of[task.transfer] += 1
+        self._held_of[leased.transfer] += 1
         self._unfinished += 1
-        self._queue.put_nowait(task, scope=task.scope, priority=task.priority, weight=weight)
+        self._queue.put_nowait(task, scope=leased.scope, priority=leased.priority, weight=weight)
 
     async def _resilient(self, call: Any) -> Any:
         """Await ``call``; on a network error or a server error, wait and give ``None``."""
@@ -324,15 +325,15 @@ class AgentRunner:
                 source_path=task.source.path,
                 destination=self._storage(task.destination.storage),
                 destination_path=task.destination.path,
-                checksum=task.checksum,
-                overwrite=task.overwrite,
+                checksum=task.leased.checksum,
+                overwrite=task.leased.overwrite,
                 tag=str(task.id),
-                attempt=task.attempt,
-                unzip=task.unzip,
-                unzip_max_bytes=task.unzip_max_bytes,
+                attempt=task.leased.attempt,
+                unzip=task.leased.unzip,
+                unzip_max_bytes=task.leased.unzip_max_bytes,
                 bandwidth=task.bandwidth,
                 bandwidth_now=task.current_bandwidth,
-                folder=task.folder,
+                folder=task.leased.folder,
             )
             outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)
         except TransferCanceled as exc:
@@ -401,10 +402,11 @@ class AgentRunner:
             )
         self._stats["bytes"] += report.bytes
         self._results.append(report)
-        self._held_of[task.transfer] -= 1
-        last_of_its_transfer = self._held_of[task.transfer] <= 0
+        transfer = task.leased.transfer
+        self._held_of[transfer] -= 1
+        last_of_its_transfer = self._held_of[transfer] <= 0
         if last_of_its_transfer:
-            del self._held_of[task.transfer]
+            del self._held_of[transfer]
         # Report at once when nothing is waiting here (the server may be holding work back for
         # a slot, a channel at its max_active, that this result frees) or when this agent's
         # share of a transfer is done (a small transfer's end must not wait on a big one's batch).
