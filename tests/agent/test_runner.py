@@ -246,3 +246,42 @@ async def test_a_copy_runs_at_the_bandwidth_its_heartbeat_gives_it(tmp_path: Pat
 
     assert [r.state for r in session.reported] == ["DONE"]
     assert (tmp_path / "dst" / "big").read_bytes() == (tmp_path / "src" / "big").read_bytes()
+
+
+async def test_a_stopping_agent_gives_back_what_never_started_without_an_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slot: the first copy holds it until the agent has given back the rest of its queue,
+    which never started, so the server must count no attempt for them. (Listed as large: small
+    ones would share the first one's hand-off and never wait in the queue.)"""
+    (tmp_path / "src").mkdir()
+    for n in range(6):
+        (tmp_path / "src" / f"f{n}").write_bytes(b"x" * 100)
+    tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100 * 2**20) for n in range(6)]
+    session = ScriptedSession(tasks, {"disk": f"file://{tmp_path}"})
+    copying, may_finish = threading.Event(), threading.Event()
+    real = runner_module.copy_object
+
+    def held_open(request: Any, **kwargs: Any) -> Any:
+        copying.set()
+        may_finish.wait(30)
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(runner_module, "copy_object", held_open)
+    agent = AgentRunner(session, max_active=1, grace=30.0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        assert await asyncio.to_thread(copying.wait, 30)
+        stop.set()
+        while not session.reported:  # the queue is given back before the copy is awaited
+            await asyncio.sleep(0.01)
+    finally:
+        may_finish.set()
+        await asyncio.wait_for(running, 30)
+    given_back = [r for r in session.reported if r.state == "RELEASED"]
+    done = [r for r in session.reported if r.state == "DONE"]
+    assert len(done) == 1
+    assert given_back, session.reported
+    assert len(given_back) + len(done) == len(session.reported)
+    assert not any(r.started for r in given_back), given_back

@@ -183,7 +183,7 @@ class AgentRunner:
             task = self._queue.get_nowait()
             task.done = True
             self._unfinished -= 1
-            self._record(task, task.ended(ReportedState.RELEASED))
+            self._record(task, task.ended(ReportedState.RELEASED, started=False))
         active = [t for t in self._held.values() if t.started and not t.done]
         try:
             await asyncio.wait_for(self._all_done(active), grace)
