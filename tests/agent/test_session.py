@@ -110,3 +110,30 @@ async def test_an_error_answer_is_an_api_error_whatever_its_body(
     finally:
         await session.close()
     assert (raised.value.status, raised.value.title, raised.value.detail) == (503, title, detail)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"<html>signed out</html>", "body: Invalid JSON"),
+        (orjson.dumps({"tasks": [{"id": 7}], "storages": {}}), "tasks.0.lease: Field required"),
+    ],
+)
+async def test_a_success_answer_that_is_no_reply_is_an_api_error(body: bytes, where: str) -> None:
+    """A proxy's page sent with 200, or a reply of another protocol: the agent's loops wait and
+    ask again on an ``ApiError``; anything else would have ended the loop."""
+    server = ScriptedServer(
+        {"/agents/register": [(200, orjson.dumps(REGISTERED))], "/agents/ag1/lease": [(200, body)]}
+    )
+    session = session_with(server)
+    try:
+        await session.register({})
+        with pytest.raises(ApiError) as raised:
+            await session.lease(10, 0.1)
+    finally:
+        await session.close()
+    assert raised.value.status == 502
+    assert raised.value.detail.startswith(
+        "the server's answer to /agents/ag1/lease is not LeaseReply"
+    )
+    assert where in raised.value.detail

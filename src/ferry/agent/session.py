@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
 from ferry import __version__
 from ferry.agent.credentials import save_token
@@ -31,6 +32,7 @@ from ferry.protocol import (
 log = logging.getLogger("ferry.agent")
 
 CONNECT_RETRY_MAX_S = 5.0
+BAD_REPLY = 502  # what an answer the agent cannot read stands for: a bad gateway's
 
 Reply = TypeVar("Reply")
 
@@ -145,4 +147,15 @@ class ServerSession:
             raise ApiError.from_answer(
                 response.status_code, response.reason_phrase, response.content
             )
-        return decode(reply, response.content)
+        try:
+            return decode(reply, response.content)
+        except ValidationError as exc:
+            # A proxy's page answered with 200, or a server that speaks another protocol: the
+            # agent's loops take it as any bad answer (wait, then ask again), not as a crash.
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "body"
+            raise ApiError(
+                BAD_REPLY,
+                "Bad reply",
+                f"the server's answer to {path} is not {reply.__name__}: {where}: {error['msg']}",
+            ) from exc
