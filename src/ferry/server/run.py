@@ -17,6 +17,7 @@ from ferry.server.app import build_store, create_app, stop_wait
 from ferry.server.reload import reload_settings
 from ferry.server.state import ServerState
 from ferry.server.tls import check_listening
+from ferry.store.sql_base import refuse_newer_schema
 
 log = logging.getLogger("ferry.api")
 
@@ -106,9 +107,11 @@ def serve(
 ) -> None:
     """Run the server until a signal stops it; ``config`` and ``given`` (the command line's
     values) are what SIGHUP reads the settings from again. A configuration it may not listen
-    with (see ``check_listening``) raises ``ConfigError`` before anything starts."""
+    with (see ``check_listening``), or a database a newer Ferry has migrated, raises
+    ``ConfigError`` before anything starts."""
     check_listening(settings)
     state = ServerState(settings=settings, store=build_store(settings), config=config)
+    refuse_newer_schema(settings.db_url)
     app = create_app(settings, state=state)
     uvicorn_config = uvicorn.Config(
         app,

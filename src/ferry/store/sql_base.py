@@ -16,6 +16,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
@@ -36,6 +38,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from ferry import __version__
 from ferry.errors import ConfigError, StoreUnavailable
 from ferry.store.abc import Principal
 from ferry.store.crypto import Cipher
@@ -148,10 +151,45 @@ class _SqliteConnection(sqlite3.Connection):
 
 
 def _upgrade(connection: Connection) -> None:
+    """Bring the schema to this code's latest revision, unless a newer Ferry has migrated it
+    past that (``_refuse_unknown_revision``)."""
+    config = _alembic_config(connection)
+    _refuse_unknown_revision(connection, config)
+    command.upgrade(config, "head")
+
+
+def refuse_newer_schema(url: str) -> None:
+    """``ConfigError`` when a newer Ferry has migrated the database at ``url`` past this code's
+    schema; checked before the server starts, so that its operator reads one line. A database
+    that cannot be reached is left to the store's own opening to report."""
+    engine = create_engine(_sync_url(url), connect_args=_connect_args(url, synchronous=True))
+    try:
+        with engine.connect() as connection:
+            _refuse_unknown_revision(connection, _alembic_config(connection))
+    except OperationalError:
+        return
+    finally:
+        engine.dispose()
+
+
+def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
+
+
+def _refuse_unknown_revision(connection: Connection, config: Config) -> None:
+    """This code would misread a schema it does not know, and taking a database back to an
+    older schema is not for it to do."""
+    scripts = ScriptDirectory.from_config(config)
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
+        raise ConfigError(
+            f"the database is at schema revision {current}, which this Ferry"
+            f" ({__version__}, schema {scripts.get_current_head()}) does not know: a newer"
+            " Ferry has migrated it; run that version, or give this one another database"
+        )
 
 
 class PrincipalCache:
