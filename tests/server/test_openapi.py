@@ -19,15 +19,16 @@ def answers(document, method: str, path: str) -> dict:  # type: ignore[no-untype
 @pytest.mark.parametrize(
     ("method", "path", "statuses"),
     [
-        ("get", "/transfers", {401, 403, 422, 503}),
+        # 400 for a route with path or query parameters: a NUL character in one
+        ("get", "/transfers", {400, 401, 403, 422, 503}),
         ("post", "/transfers", {400, 401, 403, 409, 413, 422, 503}),
-        ("get", "/transfers/{transfer_id}", {401, 403, 404, 409, 422, 503}),  # 409: short id
-        ("post", "/transfers/{transfer_id}/cancel", {401, 403, 404, 409, 422, 503}),
+        ("get", "/transfers/{transfer_id}", {400, 401, 403, 404, 409, 422, 503}),  # 409: short id
+        ("post", "/transfers/{transfer_id}/cancel", {400, 401, 403, 404, 409, 422, 503}),
         ("put", "/storages/{name}", {400, 401, 403, 404, 409, 413, 422, 503}),
-        ("delete", "/users/{name}", {401, 403, 404, 409, 422, 503}),
+        ("delete", "/users/{name}", {400, 401, 403, 404, 409, 422, 503}),
         ("get", "/whoami", {401, 403, 503}),
         ("post", "/agents/{agent_id}/report", {400, 401, 403, 404, 413, 422, 503}),
-        ("post", "/transfers/{transfer_id}/close", {403, 404, 422, 503}),
+        ("post", "/transfers/{transfer_id}/close", {400, 403, 404, 422, 503}),
     ],
 )
 async def test_each_route_lists_the_problems_it_answers(document, method, path, statuses) -> None:  # type: ignore[no-untyped-def]

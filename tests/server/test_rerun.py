@@ -77,7 +77,7 @@ async def test_a_push_is_not_rerun(api) -> None:  # type: ignore[no-untyped-def]
 async def test_the_rerun_is_in_the_openapi_document_with_its_answers(api) -> None:  # type: ignore[no-untyped-def]
     document = (await api.client.get("/api/v1/openapi.json")).json()
     operation = document["paths"]["/api/v1/transfers/{transfer_id}/rerun"]["post"]
-    assert set(operation["responses"]) == {"201", "401", "403", "404", "409", "422", "503"}
+    assert set(operation["responses"]) == {"201", "400", "401", "403", "404", "409", "422", "503"}
     schema = operation["responses"]["201"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/TransferPublic"}
 

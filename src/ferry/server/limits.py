@@ -1,7 +1,9 @@
-"""A cap on request bodies, checked before anything reads them (authentication included):
-an oversized body is answered 413 without being held in memory. Objects pushed to
-``PUT /api/v1/transfers/{id}/data/…`` are streamed to their storage, never held: they are
-exempt."""
+"""What a request may hold, checked before anything reads it (authentication included).
+
+A body has a cap: an oversized one is answered 413 without being held in memory. Objects pushed
+to ``PUT /api/v1/transfers/{id}/data/…`` are streamed to their storage, never held: they are
+exempt. A path or query holds no NUL character (400): PostgreSQL's text cannot store one, and
+no name, id or filter of Ferry's has one."""
 
 from __future__ import annotations
 
@@ -15,12 +17,20 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 STREAMED = re.compile(r"^/api/v1/transfers/[^/]+/data/")
 
 
+def _holds_nul(scope: Scope) -> bool:
+    return "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+
+
 class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _holds_nul(scope):
+            response = problem(400, "a NUL character (%00) is not allowed in a path or query")
+            await response(scope, receive, send)
+            return
         if scope["type"] != "http" or (
             scope["method"] == "PUT" and STREAMED.match(scope.get("path", ""))
         ):

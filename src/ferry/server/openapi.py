@@ -4,7 +4,8 @@ FastAPI documents a route's success and, for a route with parameters, a 422 in i
 Ferry's errors are problem+json (``problems.py``), and which of them a route can return follows
 from what the document already says about it: a route that takes a token answers 401 and 403,
 one with a path parameter 404 (an id that names nothing), one with parameters or a body 422,
-one with a body 400 (not JSON) and 413 (too large), one that needs a capability 403, and every
+one with a body 400 (not JSON) and 413 (too large), one with a path or query parameter 400 (a
+NUL character in it, ``limits.py``), one that needs a capability 403, and every
 route 503 (the database cannot serve it, or the server is stopping). What does not follow from
 the route's shape, a 409 for instance, the route declares itself (``responses={409: …}``), and
 its error body is filled in here like the others.
@@ -20,7 +21,7 @@ from ferry.server.problems import PROBLEM_JSON
 from ferry.server.schemas import Problem, ProblemField
 
 WHY = {
-    400: "The body is not JSON",
+    400: "The body is not JSON, or the path or query holds a NUL character",
     401: "No token, or one that is unknown, expired or revoked",
     403: "The token's role, scopes or address do not allow this",
     404: "Nothing of that name or id (or nothing the caller may see)",
@@ -90,6 +91,8 @@ def errors_of(operation: dict[str, Any]) -> set[int]:
         errors.add(404)
     if where:
         errors.add(422)
+    if where & {"path", "query"}:
+        errors.add(400)
     if "requestBody" in operation:
         errors |= {400, 413, 422}
     return errors
