@@ -21,6 +21,7 @@ from ferry.agent.held import HeldTask
 from ferry.agent.local_queue import FairQueue
 from ferry.agent.reports import send_reports
 from ferry.daemon.logs import REDACTOR
+from ferry.domain.chunks import is_small
 from ferry.domain.transfers import clip_error
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
@@ -46,7 +47,6 @@ RETRY_DELAY_S = 1.0
 STUCK_AFTER_S = 5.0
 IDLE_CHECK_S = 2.0
 RECENT_ERRORS = 10
-SMALL_OBJECT = 256 * 1024
 SMALL_BATCH = 16
 # Small objects between local disks are copied by this many threads, not by every slot: their
 # copies are short system calls between stretches of Python, and eight threads taking turns at
@@ -60,15 +60,8 @@ _REPORTED = {CopyState.DONE: ReportedState.DONE, CopyState.SKIPPED: ReportedStat
 
 
 def _small(task: HeldTask) -> bool:
-    """Whether the copy is short work for the CPU: a small object, neither unpacked nor held
-    to a bandwidth (a throttled copy sleeps on its rate, and would hold up the objects batched
-    or laned with it)."""
-    return (
-        task.leased.size is not None
-        and task.leased.size <= SMALL_OBJECT
-        and not task.leased.unzip
-        and task.bandwidth is None
-    )
+    """Whether the copy is short work for the CPU, to batch or lane with others."""
+    return is_small(task.leased.size, unzip=task.leased.unzip, bandwidth=task.bandwidth)
 
 
 class FatalSessionError(Exception):
