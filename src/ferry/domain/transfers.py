@@ -300,7 +300,7 @@ def file_task(source: Location, destination_folder: Location) -> PlannedTask:
 
 
 def tree_task(
-    source_root: Location, relative: str, destination_folder: Location, size: int
+    source_root: Location, relative: str, destination_folder: Location, size: int | None
 ) -> PlannedTask:
     """A tree transfer keeps the structure below the source root inside the destination folder."""
     return PlannedTask(source_root.child(relative), destination_folder.child(relative), size)

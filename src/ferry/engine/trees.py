@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,21 +18,49 @@ PAGE_SIZE = 1000
 
 @dataclass(frozen=True, slots=True)
 class TreeEntry:
-    """A file below the listed root ("/"-separated ``relative`` path); a folder that could
+    """A file below the listed root ("/"-separated ``relative`` path) with its listed ``size``
+    (``None`` when the storage does not say, as an HTTP index does not); a folder that could
     not be listed (``error`` set): that part of the tree is an object that failed, not a
     silent hole; an empty folder (``folder``), made at the destination; or an entry that is
     not copied, with the reason (``skipped``): nothing of a tree is left out without a word."""
 
     relative: str
-    size: int
+    size: int | None
     error: str | None = None
     folder: bool = False
     skipped: str | None = None
+
+    @property
+    def cursor(self) -> str:
+        """What a walk resumes ``after`` to go on past this entry: its relative path, with a
+        "/" after it when it stands for a whole folder (an empty one, or one not listed)."""
+        whole = self.folder or self.error is not None
+        return f"{self.relative}/" if whole else self.relative
 
 
 # Why a tree's link is not copied (it shows SKIPPED with this reason).
 LINK_TO_FOLDER = "a link to a folder: not followed"
 LINK_OUTSIDE = "a link that leads out of the storage or into a refused path: not followed"
+
+# A position in a walk: one (rank, name) step per folder, then the entry's own step.
+ListingKey = tuple[tuple[int, str], ...]
+_FILE, _FOLDER, _WHOLE = 0, 1, 2  # in a folder: its files, then its folders, then its end
+_END: ListingKey = ((_WHOLE, ""),)
+
+
+def listing_key(cursor: str) -> ListingKey:
+    """Where an entry's ``cursor`` stands in the order ``walk_tree`` yields entries: keys
+    compare as the walk goes. In each folder its files come first, by name, then its folders,
+    by name without a trailing "/", each folder with everything below it; names compare by
+    code point. A cursor ending in "/" stands for a folder and everything below it."""
+    if cursor.endswith("/"):
+        return _folder_key(cursor[:-1]) + _END
+    folder, _, name = cursor.rpartition("/")
+    return (*_folder_key(folder), (_FILE, name))
+
+
+def _folder_key(relative: str) -> ListingKey:
+    return tuple((_FOLDER, name) for name in relative.split("/")) if relative else ()
 
 
 def walk_tree(
@@ -39,8 +68,14 @@ def walk_tree(
     path: str,
     page_size: int = PAGE_SIZE,
     exclude: Collection[str] = (),
+    after: str | None = None,
 ) -> Iterator[list[TreeEntry]]:
-    """Yield the files below ``path`` in pages of at most ``page_size``, folder by folder.
+    """Yield the entries below ``path`` in pages of at most ``page_size``, folder by folder,
+    in the order of ``listing_key``.
+
+    ``after``, an entry's ``cursor``, resumes a walk past that entry: only entries that come
+    after it are yielded, and folders wholly before it are not listed again. What was added or
+    removed meanwhile before the cursor is not seen; what was after it is, as in a full walk.
 
     Raises ``FileNotFoundError`` if ``path`` does not exist and ``NotADirectoryError`` if it is
     a file. Like ``rclone copy`` without ``-L``, symlinked folders are not followed; on local
@@ -53,9 +88,9 @@ def walk_tree(
     if not storage.fs.isdir(root):
         storage.fs.info(root)  # FileNotFoundError when it is not there at all
         raise NotADirectoryError(root)
-    prefix = root.rstrip("/") + "/" if root else ""
+    walk = _Walk(storage, root, exclude, None if after is None else listing_key(after))
     page: list[TreeEntry] = []
-    for entry in _entries(storage, root, prefix, exclude):
+    for entry in walk.entries():
         page.append(entry)
         if len(page) >= page_size:
             yield page
@@ -64,40 +99,75 @@ def walk_tree(
         yield page
 
 
-def _entries(
-    storage: StorageFS, root: str, prefix: str, exclude: Collection[str]
-) -> Iterator[TreeEntry]:
+class _Walk:
     """Depth first, one folder listed at a time; only folders still to visit are held.
 
     (fsspec's own ``walk`` forgets its ``on_error`` below the first level, so an unreadable
     subfolder would silently vanish from the copy.)"""
-    pending = [root]
-    while pending:
-        folder = pending.pop()
-        try:
-            listing = _list_folder(storage, folder)
-        except OSError as exc:
-            relative = folder.rstrip("/")[len(prefix) :] if folder != root else ""
-            yield TreeEntry(relative, 0, _describe(exc))
-            continue
-        folders, empty = [], True
-        for info in sorted(listing, key=lambda i: str(i["name"])):
+
+    def __init__(
+        self, storage: StorageFS, root: str, exclude: Collection[str], after: ListingKey | None
+    ) -> None:
+        self.storage = storage
+        self.root = root
+        self.prefix = root.rstrip("/") + "/" if root else ""
+        self.exclude = exclude
+        self.after = after
+
+    def entries(self) -> Iterator[TreeEntry]:
+        pending: list[tuple[str, str]] = [(self.root, "")]
+        while pending:
+            folder, relative = pending.pop()
+            position, after = _folder_key(relative), self.after
+            if after is not None and position + _END <= after:
+                continue  # the folder and everything below it came before the cursor
+            try:
+                listing = _list_folder(self.storage, folder)
+            except OSError as exc:
+                yield TreeEntry(relative, 0, _describe(exc))
+                continue
+            files, folders, empty = self._children(folder, listing)
+            if after is not None and position < after:  # the cursor is in this folder
+                files = [entry for entry in files if listing_key(entry.cursor) > after]
+            yield from files
+            if empty:
+                yield TreeEntry(relative, 0, folder=True)
+            pending.extend(reversed(folders))
+
+    def _children(
+        self, folder: str, listing: list[dict[str, Any]]
+    ) -> tuple[list[TreeEntry], list[tuple[str, str]], bool]:
+        """The folder's files (entries, by name), its folders to visit (full name as listed,
+        relative path; by name), and whether it holds nothing at all."""
+        files: list[TreeEntry] = []
+        folders: list[tuple[str, str]] = []
+        empty, itself = True, folder.rstrip("/")
+        for info in listing:
             name = str(info["name"])  # folders keep a trailing "/" where the backend gives one
             full = name.rstrip("/")
-            if full == folder.rstrip("/"):
+            if full == itself:
                 continue
             empty = False
-            relative = _name(storage, full[len(prefix) :])
+            relative = _name(self.storage, full[len(self.prefix) :])
             if info.get("type") == "directory":
-                if not _excluded(storage, full, exclude):
-                    folders.append(name)
-            elif info.get("islink") and storage.is_local and (why := _unfollowed(storage, full)):
-                yield TreeEntry(relative, 0, skipped=why)
+                if not _excluded(self.storage, full, self.exclude):
+                    folders.append((name, relative))
+            elif (
+                info.get("islink")
+                and self.storage.is_local
+                and (why := _unfollowed(self.storage, full))
+            ):
+                files.append(TreeEntry(relative, 0, skipped=why))
             else:
-                yield TreeEntry(relative, int(info.get("size") or 0))
-        if empty:
-            yield TreeEntry(_name(storage, folder.rstrip("/")[len(prefix) :]), 0, folder=True)
-        pending.extend(reversed(folders))
+                files.append(TreeEntry(relative, _size(info)))
+        files.sort(key=attrgetter("relative"))
+        folders.sort(key=itemgetter(1))
+        return files, folders, empty
+
+
+def _size(info: dict[str, Any]) -> int | None:
+    size = info.get("size")
+    return None if size is None else int(size)
 
 
 def _list_folder(storage: StorageFS, folder: str) -> list[dict[str, Any]]:
