@@ -10,7 +10,8 @@ import pytest
 
 from ferry.domain.locations import parse_location
 from ferry.domain.states import TaskState, TransferStatus
-from ferry.domain.transfers import Storage, TransferKind, TransferSpec
+from ferry.domain.transfers import Storage, TransferKind, TransferSpec, run_progress
+from ferry.engine import trees
 from ferry.scheduler.expand import ExpandLoop
 from ferry.scheduler.guard import ProtectedPaths
 from ferry.scheduler.loop import Wakeups
@@ -106,3 +107,26 @@ async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp
     await expander(store).run_once()
 
     assert pages == [big, small[0], big, big]
+
+
+async def test_sizes_a_storage_does_not_give_stay_unknown_in_the_run(
+    store, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """An HTTP index gives no sizes: its objects were counted as 0 bytes, which looks small."""
+    listing = trees._list_folder
+
+    def unsized(storage, folder):  # type: ignore[no-untyped-def]
+        return [{**info, "size": None} for info in listing(storage, folder)]
+
+    monkeypatch.setattr(trees, "_list_folder", unsized)
+    (tmp_path / "root" / "tree").mkdir()
+    (tmp_path / "root" / "tree" / "f").write_text("12345")
+    listed = await started(store, "local:tree")
+
+    await expander(store).run_once()
+
+    ((task, _attempts),) = await store.outcomes(listed, 1, after=0, limit=10)
+    assert task.size is None
+    run = await store.get_run(listed, 1)
+    assert run.counts.total == 1
+    assert run_progress(run, 0, datetime.now(UTC)).bytes_total is None
