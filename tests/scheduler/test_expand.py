@@ -97,11 +97,11 @@ async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp
     add_tasks = store.add_tasks
     small: list[str] = []
 
-    async def observed(transfer, run, planned):  # type: ignore[no-untyped-def]
+    async def observed(transfer, run, planned, **kwargs):  # type: ignore[no-untyped-def]
         pages.append(transfer.id)
         if not small:  # the small tree is submitted while the big one's first page lands
             small.append(await started(store, "local:small", "local:s"))
-        return await add_tasks(transfer, run, planned)
+        return await add_tasks(transfer, run, planned, **kwargs)
 
     store.add_tasks = observed
     await expander(store).run_once()

@@ -226,6 +226,17 @@ class RunCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedThrough:
+    """How far a tree run's listing has come, committed with the tasks it made: ``source`` is
+    the index of the source being listed (those before it are done) and ``cursor`` the
+    ``TreeEntry.cursor`` of its last entry that has its task. An expansion begun again after a
+    restart lists on from there instead of from the start."""
+
+    source: int
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     transfer_id: str
     number: int
@@ -240,6 +251,7 @@ class Run:
     skipped_occurrences: int = 0  # occurrences that came due while it was ONGOING
     size_total: int = 0  # bytes of its objects whose size was known when listed
     last_result_at: datetime | None = None  # when its latest object ended
+    listed: ListedThrough | None = None  # None: not listed yet, or a run from before 0014
 
 
 @dataclass(frozen=True, slots=True)

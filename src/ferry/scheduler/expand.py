@@ -10,7 +10,15 @@ from dataclasses import replace
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
-from ferry.domain.transfers import PlannedTask, Run, Transfer, TransferKind, file_task, tree_task
+from ferry.domain.transfers import (
+    ListedThrough,
+    PlannedTask,
+    Run,
+    Transfer,
+    TransferKind,
+    file_task,
+    tree_task,
+)
 from ferry.engine.errors import classify
 from ferry.engine.storages import within
 from ferry.engine.trees import TreeEntry, walk_tree
@@ -67,7 +75,11 @@ class _Listing:
         self.loop = loop
         self.transfer = transfer
         self.run = run
-        self.sources = list(transfer.spec.sources)
+        # A run whose listing began before a restart goes on from where its last page ended.
+        listed = run.listed
+        self.source_index = listed.source if listed else 0  # the sources before it are listed
+        self.after = listed.cursor if listed else None
+        self.sources = list(transfer.spec.sources)[self.source_index :]
         self.pages: Iterator[list[TreeEntry]] | None = None
         self.refused: list[str] = []
         self.marked = False  # expanded with its last tasks, in the same transaction
@@ -105,7 +117,8 @@ class _Listing:
         if self.pages is None:
             storage = await self.loop._open(source.storage)
             self.refused = await self.loop._protected_in(spec.destination.storage)
-            self.pages = walk_tree(storage, source.path, exclude=self.loop.protected.absolute)
+            protected = self.loop.protected.absolute
+            self.pages = walk_tree(storage, source.path, exclude=protected, after=self.after)
         try:
             page = await asyncio.to_thread(_next_page, self.pages)
         except (FileNotFoundError, NotADirectoryError) as exc:
@@ -114,10 +127,12 @@ class _Listing:
             page = None
         if page is None:
             self.sources.pop(0)
-            self.pages = None
+            self.pages, self.after = None, None
+            self.source_index += 1
             return not self.sources
         planned = [_plan(source, entry, spec.destination, self.refused) for entry in page]
-        if not await store.add_tasks(self.transfer, self.run.number, planned):
+        listed = ListedThrough(self.source_index, page[-1].cursor)
+        if not await store.add_tasks(self.transfer, self.run.number, planned, listed=listed):
             return True  # canceled meanwhile: stop listing
         self.loop.wakeups.tasks_available.fire()
         return False

@@ -18,6 +18,7 @@ from ferry.domain.locations import Location
 from ferry.domain.states import TaskState, TransferStatus
 from ferry.domain.transfers import (
     Agent,
+    ListedThrough,
     PlannedTask,
     Role,
     Run,
@@ -606,7 +607,8 @@ class Store(Protocol):
         """Move STANDBY transfers due at ``now`` to ONGOING and open a run for each."""
 
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
-        """ONGOING runs whose tasks have not all been created yet."""
+        """ONGOING runs whose tasks have not all been created yet, each with how far its
+        listing has come (``Run.listed``, the last ``listed`` committed by ``add_tasks``)."""
 
     async def add_tasks(
         self,
@@ -615,12 +617,15 @@ class Store(Protocol):
         planned: Sequence[PlannedTask],
         *,
         expanded: bool = False,
+        listed: ListedThrough | None = None,
     ) -> bool:
         """Insert tasks in bulk (one statement) and count them into the run. An object already
         in the run is not added twice. Return False, adding nothing, once the transfer is
         being canceled: the caller stops listing. ``expanded``: these are the run's last
         tasks (a file transfer's whole list), and the run is marked expanded with them, in
-        the same transaction (``mark_expanded``)."""
+        the same transaction (``mark_expanded``). ``listed``: how far a tree's listing has
+        come with these tasks, recorded in the same transaction; ``runs_to_expand`` returns it
+        as the run's ``listed``, so that an expansion begun again resumes after it."""
 
     async def active_bytes(self, transfer_id: str, run: int) -> int:
         """Bytes the run's active objects have moved so far (from heartbeats)."""

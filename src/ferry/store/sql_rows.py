@@ -12,6 +12,7 @@ from ferry.domain.locations import parse_location
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import (
     Credentials,
+    ListedThrough,
     Run,
     RunCounts,
     Storage,
@@ -115,7 +116,12 @@ def run_from_mapping(row: Mapping[Any, Any]) -> Run:
         skipped_occurrences=row["skipped_occurrences"],
         size_total=row["size_total"],
         last_result_at=row["last_result_at"],
+        listed=_listed(row["listed_source"], row["listed_through"]),
     )
+
+
+def _listed(source: int | None, cursor: str | None) -> ListedThrough | None:
+    return None if source is None or cursor is None else ListedThrough(source, cursor)
 
 
 # A stored status, looked up: making an enum member from its value is a call through the enum's

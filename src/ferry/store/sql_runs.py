@@ -23,6 +23,7 @@ from ferry.domain.states import (
     check_transfer_transition,
 )
 from ferry.domain.transfers import (
+    ListedThrough,
     PlannedTask,
     Run,
     RunCounts,
@@ -238,8 +239,11 @@ class RunsMixin(HooksMixin, SqlBase):
         planned: Sequence[PlannedTask],
         *,
         expanded: bool = False,
+        listed: ListedThrough | None = None,
     ) -> bool:
-        return await self._write(self._add_tasks, transfer, run, planned, expanded, self.clock())
+        return await self._write(
+            self._add_tasks, transfer, run, planned, expanded, listed, self.clock()
+        )
 
     def _add_tasks(
         self,
@@ -248,6 +252,7 @@ class RunsMixin(HooksMixin, SqlBase):
         run: int,
         planned: Sequence[PlannedTask],
         expanded: bool,
+        listed: ListedThrough | None,
         now: datetime,
     ) -> bool:
         if expanded:
@@ -259,6 +264,8 @@ class RunsMixin(HooksMixin, SqlBase):
         ).one()
         if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
             return False  # canceled while it was being listed: nothing more to queue
+        if listed is not None:  # committed with the page's tasks: a restart lists on after it
+            conn.execute(_listed(transfer.id, run, listed))
         if not planned:
             return True
         sites = self._sites_of(conn, transfer.spec.storages())
@@ -458,6 +465,15 @@ class RunsMixin(HooksMixin, SqlBase):
             return summary
         error = (first.error or "no error recorded").strip().splitlines()[0]
         return f"{summary}: {error if first.source in error else f'{first.source}: {error}'}"
+
+
+def _listed(transfer_id: str, run: int, listed: ListedThrough) -> Update:
+    """The statement that records how far the run's listing has come."""
+    return (
+        update(t.runs)
+        .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
+        .values(listed_source=listed.source, listed_through=listed.cursor)
+    )
 
 
 def _expanded(transfer_id: str, run: int, error: str | None) -> Update:

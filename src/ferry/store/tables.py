@@ -251,6 +251,9 @@ runs = Table(
     Column("size_total", BigInteger, nullable=False, default=0),  # known sizes of its objects
     Column("last_result_at", UtcDateTime, nullable=True),  # when its latest object ended
     Column("error", Text, nullable=True),
+    # How far a tree's listing has come (``ListedThrough``), written with each page's tasks.
+    Column("listed_source", Integer, nullable=True),
+    Column("listed_through", Text, nullable=True),
     Index(None, "status", "expanded"),
 )
 
