@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ferry.server.problems import problem
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+NO_NUL = r"^[^\x00]*$"  # what a path or query parameter matches: PostgreSQL's text takes no NUL
 STREAMED = re.compile(r"^/api/v1/transfers/[^/]+/data/")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ferry.server.limits import NO_NUL
 from ferry.server.problems import PROBLEM_JSON
 from ferry.server.schemas import Problem, ProblemField
 
@@ -42,9 +43,29 @@ def install(app: FastAPI) -> None:
             document = FastAPI.openapi(app)  # built and kept by FastAPI
             lift_definitions(document)
             describe_errors(document)
+            forbid_nul(document)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def forbid_nul(document: dict[str, Any]) -> None:
+    """Every string in a path or query says it holds no NUL character (a request with one is
+    answered 400 before any route, ``limits.py``), unless it has a pattern of its own."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] in ("path", "query"):
+                    _no_nul(parameter.get("schema", {}))
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    for choice in schema.get("anyOf", []):
+        _no_nul(choice)
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_NUL
+    if schema.get("type") == "array":
+        _no_nul(schema.get("items", {}))
 
 
 def lift_definitions(document: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from ferry.errors import AmbiguousId, Conflict, InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
+from ferry.server.limits import NO_NUL
 from ferry.server.schemas import (
     AttemptPublic,
     CancelResult,
@@ -48,7 +49,6 @@ SHORT_ID_MIN = 6  # characters of an id that may stand for it, when only one id 
 FULL_ID = 36
 CANDIDATES_SHOWN = 10
 SEARCH_MAX = 200
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL's text takes no NUL character
 SEARCH = (
     "text search: transfers whose id starts with it, that have it as a label, or whose sources"
     " or destination contain it (literally: % and _ are no wildcards; ASCII letters in either"

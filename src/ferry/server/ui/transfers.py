@@ -17,9 +17,10 @@ from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import FerryError, Forbidden
 from ferry.server.deps import StateDep
+from ferry.server.limits import NO_NUL
 from ferry.server.problems import status_of
 from ferry.server.routes import events
-from ferry.server.routes.transfers import NO_NUL, SEARCH_MAX, rerun, visible_to
+from ferry.server.routes.transfers import SEARCH_MAX, rerun, visible_to
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import page
 from ferry.server.ui.sessions import PostedForm, ViewerDep
