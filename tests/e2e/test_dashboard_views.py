@@ -4,6 +4,7 @@ local agents. Screenshots go where ``test_dashboard.py`` writes its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -110,3 +111,49 @@ def test_the_forms_preview_shows_the_next_occurrences_of_an_every_schedule(
     page.wait_for_function(HOURS_APART, arg=3)
     assert page.evaluate("window.sameDocument") is True  # no reload
     page.screenshot(path=shots / "new-transfer-every.png", full_page=True)
+
+
+def test_a_refused_button_answers_with_a_page_that_says_why(
+    start_server,  # type: ignore[no-untyped-def]
+    browser: Browser,  # noqa: F811
+    shots: Path,  # noqa: F811
+) -> None:
+    """The storage's grant to her scope is taken back while her transfer's page is open: her
+    re-run is refused (403), and she reads why on a page, not a problem document."""
+    server = start_server()
+    (server.cwd / "mine.txt").write_text("mine")
+    server.cli("scope", "set", "lab", "--weight", "1", check=True)
+    server.cli("storage", "grant", "local", "--scope", "lab", "--read", "--write", check=True)
+    ann = server.cli_json("user", "add", "ann", "--role", "WRITE", "--scope", "lab")
+    token = ann["token"]["token"]
+    done = json.loads(
+        server.cli(
+            "submit",
+            "--wait",
+            "--scope",
+            "lab",
+            "local:mine.txt",
+            "local:kept",
+            "--json",
+            "--token",
+            token,
+            check=True,
+        ).stdout
+    )
+    assert done["status"] == "COMPLETED"
+
+    page = sign_in(browser, server, token)
+    page.goto(f"{server.url}/transfers/{done['id']}")
+    expect(page.locator("#rerun")).to_be_visible()
+    server.cli("storage", "ungrant", "local", "--scope", "lab", check=True)
+    with page.expect_response(re.compile(r"/rerun$")) as refused:
+        page.click("#rerun")
+    assert refused.value.status == 403
+    expect(page.locator("h1")).to_have_text("Forbidden")
+    expect(page.locator("#problem")).to_contain_text("local")
+    page.screenshot(path=shots / "refused.png", full_page=True)
+    page.click("#back")
+    expect(page).to_have_url(f"{server.url}/transfers/{done['id']}")
+
+    api = server.api("POST", f"/api/v1/transfers/{done['id']}/rerun")  # as administrator
+    assert api.status_code == 201  # administrators need no grant

@@ -73,7 +73,7 @@ def status_of(exc: FerryError) -> int:
     return 500
 
 
-async def _ferry_error(request: Request, exc: Exception) -> JSONResponse:
+async def ferry_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FerryError)
     status = status_of(exc)
     if isinstance(exc, StoreUnavailable):
@@ -197,7 +197,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(FerryError, _ferry_error)
+    app.add_exception_handler(FerryError, ferry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
