@@ -36,10 +36,6 @@ class TransferBar:
             )
 
     @property
-    def enabled(self) -> bool:
-        return self._progress is not None and not self._progress.disable
-
-    @property
     def console(self) -> Console:
         """Where to print while the bar shows: above it."""
         if self._progress is not None:

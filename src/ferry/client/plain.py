@@ -11,8 +11,10 @@ the command takes to run. The answers are the server's JSON as it sent them, whi
 from __future__ import annotations
 
 import builtins
+import functools
 import http.client
 import json
+import ssl
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,10 +61,14 @@ class PlainClient(BaseClient):
         host, port = self._parts.hostname, self._parts.port
         assert host is not None
         if self._parts.scheme == "https":
-            return http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=tls_context(self.ca)
-            )
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    @functools.cached_property
+    def _tls(self) -> ssl.SSLContext:
+        """Made once for the client's connections (the event stream has one of its own):
+        loading the certificate authorities is the slow part of a context."""
+        return tls_context(self.ca)
 
     def __enter__(self) -> PlainClient:
         return self

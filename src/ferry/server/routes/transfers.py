@@ -24,7 +24,6 @@ from ferry.errors import AmbiguousId, Conflict, InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
-from ferry.server.limits import NO_NUL
 from ferry.server.schemas import (
     AttemptPublic,
     CancelResult,
@@ -228,9 +227,7 @@ async def list_transfers(
     scope: Annotated[str | None, Query(max_length=64)] = None,
     schedule: Annotated[ScheduleKind | None, Query(description="schedule kind")] = None,
     label: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[
-        str | None, Query(max_length=SEARCH_MAX, pattern=NO_NUL, description=SEARCH)
-    ] = None,
+    q: Annotated[str | None, Query(max_length=SEARCH_MAX, description=SEARCH)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> TransferList:

@@ -17,7 +17,6 @@ from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import Role, run_progress
 from ferry.errors import FerryError, Forbidden
 from ferry.server.deps import StateDep
-from ferry.server.limits import NO_NUL
 from ferry.server.problems import status_of
 from ferry.server.routes import events
 from ferry.server.routes.transfers import SEARCH_MAX, rerun, visible_to
@@ -45,7 +44,7 @@ async def transfer_list(
     scope: Annotated[str, Query(max_length=64)] = "",
     label: Annotated[str, Query(max_length=64)] = "",
     schedule: Annotated[str, Query(max_length=32)] = "",
-    q: Annotated[str, Query(max_length=SEARCH_MAX, pattern=NO_NUL)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX)] = "",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     chosen = TransferStatus(status) if status in TransferStatus.__members__ else None
