@@ -5,6 +5,7 @@ other, and their JSON encoding.
     AgentRegister               POST /agents/register           AgentRegistered
     LeaseRequest                POST /agents/{id}/lease         LeaseReply
     [TaskReport, …]             POST /agents/{id}/report        ReportReply
+    Results                     POST /agents/{id}/results       ReportReply
     Heartbeat                   POST /agents/{id}/heartbeat     HeartbeatReply
     (nothing)                   POST /agents/{id}/leave         AgentLeft
 
@@ -126,6 +127,22 @@ class StorageAccess:
 
 
 @dataclass(kw_only=True)
+class LeasedChunk:
+    """The small objects a carrier task holds (docs/small-files.md): its chunk list, written
+    once when the tree was listed and sent as stored, and which of them this lease carries."""
+
+    first: Annotated[int, Field(description="the run-wide number of the list's first object")]
+    objects: Annotated[
+        list[tuple[str, int]],
+        Field(description="[path relative to both roots, size] of each object of the list"),
+    ]
+    only: Annotated[
+        list[int] | None,
+        Field(description="offsets into objects of those this lease carries; null: all"),
+    ] = None
+
+
+@dataclass(kw_only=True)
 class LeasedTaskPublic:
     id: int
     lease: str
@@ -145,6 +162,13 @@ class LeasedTaskPublic:
     folder: Annotated[
         bool, Field(description="an empty folder of a tree: made, nothing copied")
     ] = False
+    chunk: Annotated[
+        LeasedChunk | None,
+        Field(
+            description="a carrier of small objects: source and destination are their roots,"
+            " size their total"
+        ),
+    ] = None
 
 
 @dataclass(kw_only=True)
@@ -178,6 +202,49 @@ class TaskReport:
             " so no attempt is recorded"
         ),
     ] = True
+
+
+# How one object of a chunk ended: [offset into its list, state, bytes, checksum, error class,
+# error, retryable]. A row, not a record: a report of 500 objects is 500 of them.
+ChunkResult = tuple[
+    Annotated[Whole, Field(ge=0)],
+    ReportedState,
+    Annotated[Whole, Field(ge=0)],
+    str | None,
+    str | None,
+    ErrorText | None,
+    Flag,
+]
+
+
+@dataclass(kw_only=True)
+class ChunkReport:
+    """The objects of a carrier that ended since its last report. The last report of a
+    carrier says ``ended``; the objects it never started then end as ``rest`` (CANCELED, or
+    RELEASED: given back to the queue)."""
+
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    task: Whole
+    lease: str
+    results: list[ChunkResult] = field(default_factory=list)
+    ended: Flag = False
+    rest: ReportedState | None = None
+
+
+@dataclass(kw_only=True)
+class Results:
+    """What an agent of protocol 2 reports: single tasks, and chunks (partially or ended)."""
+
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    tasks: list[TaskReport] = field(default_factory=list)
+    chunks: list[ChunkReport] = field(default_factory=list)
+
+
+# The protocol an agent speaks, in ``AgentRegister.capabilities["protocol"]``: 2 takes chunks
+# and reports to /results; an agent that does not say it (1) is leased single tasks only.
+PROTOCOL = 2
 
 
 @dataclass(kw_only=True)

@@ -20,7 +20,7 @@ def _condition(text: Any, dialect: str) -> str:
         return ""
     if not isinstance(text, str):
         text = str(text.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-    text = re.sub(r"::[a-z ]+", "", text.replace("tasks.", ""))
+    text = re.sub(r"::[a-z ]+", "", re.sub(r"\b(tasks|outcomes)\.", "", text))
     return re.sub(r"[()\s]", "", text)
 
 

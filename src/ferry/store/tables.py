@@ -254,6 +254,9 @@ runs = Table(
     # How far a tree's listing has come (``ListedThrough``), written with each page's tasks.
     Column("listed_source", Integer, nullable=True),
     Column("listed_through", Text, nullable=True),
+    # The number the run's next listed object gets (docs/small-files.md); NULL in a run made
+    # before objects were numbered, whose tasks' ids are their objects' numbers.
+    Column("next_object", BigInteger, nullable=True),
     Index(None, "status", "expanded"),
 )
 
@@ -297,9 +300,16 @@ tasks = Table(
     Column("finished_at", UtcDateTime, nullable=True),
     # An empty folder of a tree, made at the destination (nothing is copied).
     Column("folder", Boolean, nullable=False, default=False, server_default=false()),
+    # Small objects travel in chunks (docs/small-files.md): a carrier is a task that carries
+    # several objects of one chunk list (``chunks``), its source and destination their roots.
+    # ``object``: the run-wide number of its (first) object; NULL in a run made before numbering.
+    Column("object", BigInteger, nullable=True),
+    Column("objects", Integer, nullable=False, server_default="1"),  # it carries now
+    Column("origin", BigInteger, nullable=True),  # a carrier's chunk list (its ``first``)
+    Column("members", JSON, nullable=True),  # offsets into that list it carries; NULL: all
     Index(None, "transfer_id", "run", "id"),
-    # One task per object of a run: listing a tree again after a crash adds no duplicates.
-    Index("uq_tasks_object", "transfer_id", "run", "destination", unique=True),
+    Index(None, "transfer_id", "run", "object"),
+    Index(None, "transfer_id", "run", "origin"),
 )
 
 
@@ -351,6 +361,82 @@ Index("ix_tasks_done_by_agent", tasks.c.lease_agent, tasks.c.finished_at, **_of_
 # FAILED tasks by when they ended: the dashboard's failures of the last hour. An entry only at a
 # final failure, which moving objects never pays.
 Index("ix_tasks_failed_at", tasks.c.finished_at, **_of_state("FAILED"))
+# One single task per object of a run: listing a tree again after a crash adds no duplicates.
+# Carriers share their root as destination; a chunk list's key keeps them unique instead.
+Index(
+    "uq_tasks_object",
+    tasks.c.transfer_id,
+    tasks.c.run,
+    tasks.c.destination,
+    unique=True,
+    sqlite_where=tasks.c.origin.is_(None),
+    postgresql_where=tasks.c.origin.is_(None),
+)
+
+# A chunk's object list, written once with its carrier and never updated: the carrier row is
+# rewritten at each lease and result, and SQLite rewrites a row whole, overflow pages included.
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("transfer_id", String(36), ForeignKey("transfers.id"), primary_key=True),
+    Column("run", Integer, primary_key=True),
+    Column("first", BigInteger, primary_key=True),  # the number of its first object
+    Column("count", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),  # total listed size
+    Column("objects", Text, nullable=False),  # JSON [[relative path, size], …], sent as it is
+    sqlite_with_rowid=False,
+)
+
+
+def outcome_state_is(*states: str) -> ColumnElement[bool]:
+    """An outcome's state is one of ``states``, as literal text (see ``task_state_is``)."""
+    values: list[ColumnElement[Any]] = [literal_column(f"'{state}'") for state in states]
+    return outcomes.c.state == values[0] if len(values) == 1 else outcomes.c.state.in_(values)
+
+
+# One row per ended attempt of a chunk's object, appended when reported and never updated. Its
+# state is the object's after that attempt: DONE, SKIPPED, FAILED (final), WAITING (to be
+# retried), LOST (its lease expired first) or CANCELED.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("transfer_id", String(36), primary_key=True),
+    Column("run", Integer, primary_key=True),
+    Column("object", BigInteger, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("checksum", String(80), nullable=True),
+    Column("error_class", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("agent", String(36), nullable=True),
+    Column("started_at", UtcDateTime, nullable=True),  # its carrier's leased_at
+    Column("finished_at", UtcDateTime, nullable=False),
+    sqlite_with_rowid=False,
+)
+# An object fails finally once, so these hold few entries: ``--status FAILED`` and a run's first
+# error, the dashboard's failures of the last hour, and the objects a lease lost (leftovers).
+Index(
+    "ix_outcomes_failed",
+    outcomes.c.transfer_id,
+    outcomes.c.run,
+    outcomes.c.object,
+    sqlite_where=outcome_state_is("FAILED"),
+    postgresql_where=outcome_state_is("FAILED"),
+)
+Index(
+    "ix_outcomes_failed_at",
+    outcomes.c.finished_at,
+    sqlite_where=outcome_state_is("FAILED"),
+    postgresql_where=outcome_state_is("FAILED"),
+)
+Index(
+    "ix_outcomes_lost",
+    outcomes.c.transfer_id,
+    outcomes.c.run,
+    sqlite_where=outcome_state_is("LOST"),
+    postgresql_where=outcome_state_is("LOST"),
+)
 
 
 # The attempts that did not move their object: failed (retried or not), lost with their lease,
