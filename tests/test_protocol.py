@@ -53,7 +53,7 @@ LEASED = LeasedTaskPublic(
 # One of each record, its fields away from their defaults where they have one.
 EXAMPLES: list[object] = [
     AgentRegister(name="a1", host="h", capabilities={"protocols": ["file"]}, secret="s" * 16),
-    AgentRegistered(id="ag", name="a1", token="t", heartbeat_s=5.0, lease_ttl_s=30.0),
+    AgentRegistered(id="ag", name="a1", token="t", heartbeat_s=5.0, lease_ttl_s=30.0, protocol=2),
     LeaseRequest(max_tasks=500, wait_s=2.5),
     StorageAccess(url="file:///d", options={"key": "v"}, protected=[".ferry"]),
     LEASED,

@@ -100,6 +100,10 @@ class AgentRegistered:
     token: str
     heartbeat_s: float
     lease_ttl_s: float
+    protocol: Annotated[
+        int,
+        Field(description="the protocol the server speaks: 2 takes reports at /results"),
+    ] = 1
 
 
 # --- lease ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from ferry.agent.session import ServerSession
 from ferry.domain.options import Checksum
 from ferry.errors import ApiError
-from ferry.protocol import ReportedState, TaskReport
+from ferry.protocol import PROTOCOL, ChunkReport, ReportedState, Results, TaskReport
 
 REGISTERED = {"id": "ag1", "name": "a1", "token": "tok", "heartbeat_s": 0.5, "lease_ttl_s": 9}
 LEASED = {
@@ -84,6 +84,46 @@ async def test_each_call_sends_its_record_and_reads_the_reply_into_one() -> None
     assert server.sent["/agents/ag1/heartbeat"] == {"active": [[7, 100]], "state": {"pid": 1}}
     assert (beat.cancel, beat.bandwidth) == ([7], {7: 512})
     assert released == 2
+
+
+async def test_an_older_server_takes_reports_at_report_a_newer_one_at_results() -> None:
+    """The agent says its protocol at registration; it posts to /results only when the
+    server's reply says it speaks protocol 2 (an older server's reply says nothing)."""
+    newer = {**REGISTERED, "protocol": PROTOCOL}
+    server = ScriptedServer(
+        {
+            "/agents/register": [(200, orjson.dumps(REGISTERED)), (200, orjson.dumps(newer))],
+            "/agents/ag1/results": [(200, b'{"accepted": 2, "ignored": 0}')],
+        }
+    )
+    session = session_with(server)
+    try:
+        await session.register({"max_active": 2})
+        older_protocol = session.protocol
+        await session.register({"max_active": 2})
+        rows = [(0, ReportedState.DONE, 4, "adler32:01", None, None, False)]
+        await session.results(
+            Results(
+                tasks=[TaskReport(task=7, lease="l7", state=ReportedState.DONE)],
+                chunks=[ChunkReport(task=8, lease="l8", results=rows, ended=True)],
+            )
+        )
+    finally:
+        await session.close()
+
+    assert server.sent["/agents/register"]["capabilities"] == {"max_active": 2, "protocol": 2}
+    assert (older_protocol, session.protocol) == (1, 2)
+    sent = server.sent["/agents/ag1/results"]
+    assert sent["tasks"][0]["task"] == 7
+    assert sent["chunks"] == [
+        {
+            "task": 8,
+            "lease": "l8",
+            "results": [[0, "DONE", 4, "adler32:01", None, None, False]],
+            "ended": True,
+            "rest": None,
+        }
+    ]
 
 
 @pytest.mark.parametrize(

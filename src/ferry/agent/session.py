@@ -16,6 +16,7 @@ from ferry.agent.credentials import save_token
 from ferry.client.tls import tls_context, untrusted, why_unreachable
 from ferry.errors import ApiError, ServerUnreachable
 from ferry.protocol import (
+    PROTOCOL,
     AgentLeft,
     AgentRegister,
     AgentRegistered,
@@ -24,6 +25,7 @@ from ferry.protocol import (
     LeaseReply,
     LeaseRequest,
     ReportReply,
+    Results,
     TaskReport,
     decode,
     encode,
@@ -63,6 +65,7 @@ class ServerSession:
         self.agent_id = ""
         self.heartbeat_s = 5.0
         self.lease_ttl_s = 30.0
+        self.protocol = 1  # the server's, as its registration reply says
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -70,11 +73,12 @@ class ServerSession:
     async def register(self, capabilities: dict[str, Any], *, patience_s: float = 60.0) -> None:
         """Register, retrying while the server is not reachable yet (it may be starting); a
         certificate not trusted will not change by waiting: ``ServerUnreachable`` at once. The
-        new token replaces the old one on the server, and in ``keep_token``, at once."""
+        new token replaces the old one on the server, and in ``keep_token``, at once.
+        ``capabilities`` are sent with the protocol this agent speaks (``PROTOCOL``)."""
         body = AgentRegister(
             name=self.name,
             host=socket.gethostname(),
-            capabilities=capabilities,
+            capabilities={**capabilities, "protocol": PROTOCOL},
             secret=self._secret or None,
         )
         loop = asyncio.get_running_loop()
@@ -107,6 +111,7 @@ class ServerSession:
         self.agent_id = reply.id
         self.heartbeat_s = reply.heartbeat_s
         self.lease_ttl_s = reply.lease_ttl_s
+        self.protocol = reply.protocol
         log.info("registered as %s (%s)", self.name, self.agent_id)
 
     async def lease(self, max_tasks: int, wait_s: float) -> LeaseReply:
@@ -116,6 +121,10 @@ class ServerSession:
 
     async def report(self, results: list[TaskReport]) -> ReportReply:
         return await self._call(f"/agents/{self.agent_id}/report", results, ReportReply)
+
+    async def results(self, body: Results) -> ReportReply:
+        """Report single tasks and chunks to a server of protocol 2 or later."""
+        return await self._call(f"/agents/{self.agent_id}/results", body, ReportReply)
 
     async def heartbeat(
         self, active: list[tuple[int, int]], state: dict[str, Any]
