@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.agent.reports import send_reports
+from ferry.agent.reports import send_reports, send_results
 from ferry.errors import ApiError
-from ferry.protocol import ReportedState, ReportReply, TaskReport
+from ferry.protocol import ChunkReport, ReportedState, ReportReply, Results, TaskReport
 
 
 class RefusingServer:
@@ -60,3 +60,40 @@ async def test_a_server_error_is_left_to_the_caller_to_send_again() -> None:
     with pytest.raises(ApiError) as raised:
         await send_reports(Unavailable(), results(1))
     assert raised.value.status == 503
+
+
+class RefusingResults:
+    """Takes a ``Results`` body unless it holds an object it cannot read (offset 2 of chunk 8,
+    task 2), as the API does: 422 for the whole body."""
+
+    def __init__(self) -> None:
+        self.taken: list[Results] = []
+
+    async def results(self, body: Results) -> ReportReply:
+        rows = [row for chunk in body.chunks for row in chunk.results]
+        if any(row[0] == 2 and row[5] != FAILURE for row in rows) or any(
+            task.task == 2 and task.error_class != "internal" for task in body.tasks
+        ):
+            raise ApiError(422, "invalid request", "body.chunks.0.results.2: unreadable")
+        self.taken.append(body)
+        return ReportReply(accepted=1, ignored=0)
+
+
+FAILURE = (
+    "the server refused this object's result from the agent: body.chunks.0.results.2: unreadable"
+)
+
+
+async def test_a_refused_chunk_report_is_sent_again_one_object_at_a_time() -> None:
+    server = RefusingResults()
+    rows = [(n, ReportedState.DONE, 1, None, None, None, False) for n in range(4)]
+    chunk = ChunkReport(task=8, lease="l8", results=rows, ended=True, rest=ReportedState.CANCELED)
+    await send_results(server, Results(tasks=results(1, 2), chunks=[chunk]))
+
+    tasks = {t.task: t.state for body in server.taken for t in body.tasks}
+    assert tasks == {1: ReportedState.DONE, 2: ReportedState.FAILED}
+    reports = [c for body in server.taken for c in body.chunks]
+    taken = {row[0]: row[1] for report in reports for row in report.results}
+    assert taken == {0: "DONE", 1: "DONE", 2: "FAILED", 3: "DONE"}
+    assert [(r.ended, r.rest) for r in reports][-1] == (True, ReportedState.CANCELED)
+    assert not any(r.ended for r in reports[:-1])

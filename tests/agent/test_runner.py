@@ -13,6 +13,7 @@ from typing import Any
 import fsspec
 import pytest
 
+import ferry.agent.copies as copies_module
 import ferry.agent.runner as runner_module
 import ferry.engine.storages as storages_module
 from ferry.agent.runner import AgentRunner
@@ -32,6 +33,7 @@ class ScriptedSession:
     """Leases the given tasks once, then nothing; stops the agent when all are reported."""
 
     heartbeat_s = 60.0
+    protocol = 1
 
     def __init__(self, tasks: list[LeasedTaskPublic], storages: dict[str, str]) -> None:
         access = {name: StorageAccess(url=url, options={}) for name, url in storages.items()}
@@ -96,13 +98,13 @@ async def run_until_reported(session: ScriptedSession) -> None:
 def copied_on(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The thread that copied each source path."""
     threads: dict[str, str] = {}
-    real = runner_module.copy_object
+    real = copies_module.copy_object
 
     def recording(request: Any, **kwargs: Any) -> Any:
         threads[request.source_path] = threading.current_thread().name
         return real(request, **kwargs)
 
-    monkeypatch.setattr(runner_module, "copy_object", recording)
+    monkeypatch.setattr(copies_module, "copy_object", recording)
     return threads
 
 
@@ -167,14 +169,14 @@ async def test_only_a_batch_of_small_local_copies_remembers_its_folders(
     """Remembered folders widen a check's window to the batch: a batch with a remote copy in
     it may take seconds, so its copies check every folder each time."""
     remembering: dict[str, tuple[str, bool]] = {}
-    real = runner_module.copy_object
+    real = copies_module.copy_object
 
     def recording(request: Any, **kwargs: Any) -> Any:
         remembered = storages_module.batch_folders() is not None
         remembering[request.source_path] = (threading.current_thread().name, remembered)
         return real(request, **kwargs)
 
-    monkeypatch.setattr(runner_module, "copy_object", recording)
+    monkeypatch.setattr(copies_module, "copy_object", recording)
     session = await copy_local_and_remote(tmp_path, remote=8)
 
     assert sorted(r.state for r in session.reported) == ["DONE"] * 48
@@ -260,14 +262,14 @@ async def test_a_stopping_agent_gives_back_what_never_started_without_an_attempt
     tasks = [task(n, f"disk:src/f{n}", f"disk:dst/f{n}", 100 * 2**20) for n in range(6)]
     session = ScriptedSession(tasks, {"disk": f"file://{tmp_path}"})
     copying, may_finish = threading.Event(), threading.Event()
-    real = runner_module.copy_object
+    real = copies_module.copy_object
 
     def held_open(request: Any, **kwargs: Any) -> Any:
         copying.set()
         may_finish.wait(30)
         return real(request, **kwargs)
 
-    monkeypatch.setattr(runner_module, "copy_object", held_open)
+    monkeypatch.setattr(copies_module, "copy_object", held_open)
     agent = AgentRunner(session, max_active=1, grace=30.0)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))

@@ -1,12 +1,13 @@
-"""A task an agent holds a lease on: what its lease said, how far its copy got, and the
-report that ends it."""
+"""What an agent holds a lease on, a single task or a chunk of small objects: what its lease
+said, how far its copy got, and the reports that end it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from ferry.domain.locations import Location, split_location
-from ferry.protocol import LeasedTaskPublic, ReportedState, TaskReport
+from ferry.protocol import ChunkReport, ChunkResult, LeasedTaskPublic, ReportedState, TaskReport
 
 
 @dataclass(slots=True)
@@ -66,3 +67,90 @@ class HeldTask:
             retryable=retryable,
             started=started,
         )
+
+
+@dataclass(slots=True)
+class HeldChunk:
+    """A carrier this agent holds a lease on (docs/small-files.md): the objects it carries,
+    copied in order by one thread, and their results until the server has them.
+
+    ``offsets`` are the places in ``objects`` (the whole chunk list) it carries, in order;
+    ``reached`` how many of them its copy has started. Its copy thread appends to ``rows``
+    under ``lock``; the event loop takes them from the front, under the same lock, once a
+    report holding them is accepted. ``rest`` is set by the copy thread before it returns,
+    and read by the event loop only once ``done`` (set by the event loop when the thread has
+    returned): what its unstarted objects become, None when every one has a row."""
+
+    leased: LeasedTaskPublic
+    id: int
+    source: Location  # the roots its objects' paths are relative to
+    destination: Location
+    objects: list[tuple[str, int]]
+    first: int  # the run-wide number of objects[0]
+    offsets: list[int]
+    bandwidth: int | None
+    reached: int = 0
+    rows: list[ChunkResult] = field(default_factory=list)
+    rest: ReportedState | None = None
+    bytes_done: int = 0
+    started: bool = False
+    done: bool = False
+    shutting_down: bool = False  # the agent stops: stop at the next object, give back the rest
+    canceled: bool = False  # stop the object in flight too
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_lease(cls, task: LeasedTaskPublic) -> HeldChunk:
+        """The chunk a carrier's lease holds; raises ``ValueError`` for a task that is not one."""
+        if task.chunk is None:
+            raise ValueError(f"task {task.id} carries no chunk")
+        listed = task.chunk.objects
+        offsets = list(range(len(listed))) if task.chunk.only is None else task.chunk.only
+        source, destination = split_location(task.source), split_location(task.destination)
+        first = task.chunk.first
+        return cls(task, task.id, source, destination, listed, first, offsets, task.bandwidth)
+
+    @property
+    def count(self) -> int:
+        """How many objects it carries."""
+        return len(self.offsets)
+
+    def tag(self, offset: int) -> str:
+        """The temporary-name tag of the object at ``offset``: its run and run-wide number."""
+        return f"r{self.leased.run}o{self.first + offset}"
+
+    def add_bytes(self, n: int) -> None:
+        self.bytes_done += n
+
+    def current_bandwidth(self) -> int | None:
+        return self.bandwidth
+
+    def should_stop(self) -> bool:
+        return self.canceled
+
+    def stopping(self) -> bool:
+        """Whether its copy stops before the next object (a cancel, or the agent stopping)."""
+        return self.canceled or self.shutting_down
+
+    def add_row(self, row: ChunkResult) -> None:
+        """Called by its copy thread as each object ends."""
+        with self.lock:
+            self.rows.append(row)
+
+    def report(self, most: int) -> ChunkReport | None:
+        """Its report of at most ``most`` rows not yet accepted, ``ended`` when its copy is
+        done and the report holds every row left; None when there is nothing to say."""
+        with self.lock:
+            rows = self.rows[:most]
+            ended = self.done and len(rows) == len(self.rows)
+        if not rows and not ended:
+            return None
+        rest = self.rest if ended else None
+        return ChunkReport(
+            task=self.id, lease=self.leased.lease, results=rows, ended=ended, rest=rest
+        )
+
+    def accepted(self, report: ChunkReport) -> None:
+        """Forget the rows of ``report``, which the server has."""
+        with self.lock:
+            del self.rows[: len(report.results)]

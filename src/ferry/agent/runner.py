@@ -1,37 +1,38 @@
-"""The agent's work loop: keep a queue of leased tasks full, copy with a pool of threads,
-report results in batches (every ~200 ms or every few hundred), heartbeat, obey cancels."""
+"""The agent's work loop: keep a queue of leased tasks and chunks full, copy with a pool of
+threads (a chunk of small objects in one hand-off), report results in batches (every ~200 ms
+or every few hundred, a long chunk's in parts), heartbeat, obey cancels."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from ferry import __version__
-from ferry.agent.held import HeldTask
+from ferry.agent.copies import Copier
+from ferry.agent.held import HeldChunk, HeldTask
 from ferry.agent.local_queue import FairQueue
-from ferry.agent.reports import send_reports
-from ferry.daemon.logs import REDACTOR
+from ferry.agent.outbox import Outbox
 from ferry.domain.chunks import is_small
-from ferry.domain.transfers import clip_error
-from ferry.engine.copy import CopyRequest, CopyState, copy_object
-from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
-from ferry.errors import ApiError, TransferCanceled, TransferError
-from ferry.protocol import HeartbeatReply, LeaseReply, ReportedState, TaskReport
+from ferry.errors import ApiError
+from ferry.protocol import (
+    HeartbeatReply,
+    LeaseReply,
+    ReportedState,
+    TaskReport,
+)
 
 log = logging.getLogger("ferry.agent")
 
 REPORT_EVERY_S = 0.2
-REPORT_BATCH = 500
 LEASE_WAIT_S = 20.0
 # How much work to hold ahead: about QUEUE_AHEAD_S of copying per slot, at least two tasks per
 # slot (so a slot never waits on a poll) and at most LEASE_AHEAD_MAX (so an agent busy with small
@@ -46,17 +47,14 @@ DURATION_SMOOTHING = 0.1
 RETRY_DELAY_S = 1.0
 STUCK_AFTER_S = 5.0
 IDLE_CHECK_S = 2.0
-RECENT_ERRORS = 10
+# Single small tasks (a file list's, and a tree's from a server that does not chunk) are still
+# handed to a thread several at a time; a chunk is one hand-off of its own.
 SMALL_BATCH = 16
 # Small objects between local disks are copied by this many threads, not by every slot: their
 # copies are short system calls between stretches of Python, and eight threads taking turns at
 # the interpreter lock spent more time handing it over (a hundred futex calls per object) than
 # copying. A remote or large object waits on the network or the disk, and gets a slot's thread.
 LOCAL_LANE_THREADS = 1
-
-
-# How a copy that ended, ended, as reported.
-_REPORTED = {CopyState.DONE: ReportedState.DONE, CopyState.SKIPPED: ReportedState.SKIPPED}
 
 
 def _small(task: HeldTask) -> bool:
@@ -84,25 +82,20 @@ class AgentRunner:
         self.idle_timeout = idle_timeout
         self.idle_exit = False
         self._last_busy = time.monotonic()
-        self._recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
-        self._held: dict[int, HeldTask] = {}
-        self._held_of: Counter[str] = Counter()  # unreported tasks per transfer
-        self._queue: FairQueue[HeldTask] = FairQueue()
-        self._results: list[TaskReport] = []
+        self._held: dict[int, HeldTask | HeldChunk] = {}
+        self._held_of: Counter[str] = Counter()  # unfinished tasks and chunks per transfer
+        self._queue: FairQueue[HeldTask | HeldChunk] = FairQueue()
+        self._outbox = Outbox()
         self._flush_now = asyncio.Event()
         self._capacity = asyncio.Event()
         self._copies_ended = asyncio.Event()  # set whenever a batch of copies ends
-        self._unfinished = 0  # leased and not yet copied: queued or running
-        self._mean_task_s = 1.0  # moving average of one copy's wall time
-        # Each storage's URL, options and protected paths, as the last lease sent them.
-        self._storage_urls: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {}
-        self._storages: dict[str, StorageFS] = {}
-        self._storages_lock = threading.Lock()
+        self._unfinished = 0  # objects leased and not yet copied: queued or running
+        self._mean_task_s = 1.0  # moving average of one object's copy wall time
+        self._copier = Copier()
         self._threads = ThreadPoolExecutor(max_workers=max_active, thread_name_prefix="copy")
         self._local_lane = ThreadPoolExecutor(
             max_workers=LOCAL_LANE_THREADS, thread_name_prefix="copy-local"
         )
-        self._stats: Counter[str] = Counter()
         self._started_at = time.monotonic()
         self.fatal: BaseException | None = None
         self.stuck = False  # copies that would not stop: the process must exit without them
@@ -149,7 +142,7 @@ class AgentRunner:
         every = min(IDLE_CHECK_S, self.idle_timeout / 2)
         while True:
             await asyncio.sleep(every)
-            if self._held or self._results:
+            if self._held or self._outbox:
                 self._last_busy = time.monotonic()
             elif time.monotonic() - self._last_busy > self.idle_timeout:
                 log.info("nothing to do for %.0f s: stopping", self.idle_timeout)
@@ -170,14 +163,22 @@ class AgentRunner:
             stop.set()
 
     async def _drain(self, workers: list[asyncio.Task[None]], grace: float) -> None:
-        """Give back what has not started; let active copies finish within ``grace``,
-        then stop them."""
+        """Give back what has not started, and the objects of running chunks not started
+        yet; let active copies finish within ``grace``, then stop them."""
         while not self._queue.empty():
-            task = self._queue.get_nowait()
-            task.done = True
-            self._unfinished -= 1
-            self._record(task, task.ended(ReportedState.RELEASED, started=False))
+            held = self._queue.get_nowait()
+            held.done = True
+            if isinstance(held, HeldChunk):
+                held.rest = ReportedState.RELEASED
+                self._unfinished -= held.count
+                self._ended(held.leased.transfer)
+            else:
+                self._unfinished -= 1
+                self._record(held, held.ended(ReportedState.RELEASED, started=False))
         active = [t for t in self._held.values() if t.started and not t.done]
+        for held in active:
+            if isinstance(held, HeldChunk):
+                held.shutting_down = True  # its object in flight ends, the rest goes back
         try:
             await asyncio.wait_for(self._all_done(active), grace)
         except TimeoutError:
@@ -199,7 +200,7 @@ class AgentRunner:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _all_done(self, tasks: list[HeldTask]) -> None:
+    async def _all_done(self, tasks: list[HeldTask | HeldChunk]) -> None:
         while not all(t.done for t in tasks):
             self._copies_ended.clear()
             await self._copies_ended.wait()
@@ -221,17 +222,22 @@ class AgentRunner:
             reply: LeaseReply | None = await self._resilient(self.session.lease(room, LEASE_WAIT_S))
             if reply is None:
                 continue
-            for name, access in reply.storages.items():
-                self._storage_urls[name] = (access.url, access.options, tuple(access.protected))
+            self._copier.learn(reply.storages)
             for leased in reply.tasks:
-                self._hold(HeldTask.from_lease(leased), reply.scopes.get(leased.scope, 1))
+                held = HeldChunk.from_lease(leased) if leased.chunk else HeldTask.from_lease(leased)
+                self._hold(held, reply.scopes.get(leased.scope, 1))
 
-    def _hold(self, task: HeldTask, weight: int) -> None:
-        leased = task.leased
-        self._held[task.id] = task
+    def _hold(self, held: HeldTask | HeldChunk, weight: int) -> None:
+        """Queue what a lease gave; a chunk counts its objects against ``lease_ahead``."""
+        leased = held.leased
+        self._held[held.id] = held
         self._held_of[leased.transfer] += 1
-        self._unfinished += 1
-        self._queue.put_nowait(task, scope=leased.scope, priority=leased.priority, weight=weight)
+        if isinstance(held, HeldChunk):
+            self._outbox.hold(held)
+            self._unfinished += held.count
+        else:
+            self._unfinished += 1
+        self._queue.put_nowait(held, scope=leased.scope, priority=leased.priority, weight=weight)
 
     async def _resilient(self, call: Any) -> Any:
         """Await ``call``; on a network error or a server error, wait and give ``None``."""
@@ -248,162 +254,98 @@ class AgentRunner:
 
     # --- copying ----------------------------------------------------------------------------
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            batch = self._small_ones_after(await self._queue.get())
-            for task in batch:
-                task.started = True
-            started = loop.time()
-            try:
-                if self._all_small_local(batch):
-                    reports = await loop.run_in_executor(
-                        self._local_lane, self._execute_small_local, batch
-                    )
-                else:
-                    reports = await loop.run_in_executor(self._threads, self._execute_all, batch)
-            finally:
-                each = (loop.time() - started) / len(batch)
-                self._mean_task_s += DURATION_SMOOTHING * (each - self._mean_task_s)
-                for task in batch:
-                    task.done = True
-                self._unfinished -= len(batch)
-                self._capacity.set()
-                self._copies_ended.set()
-            for task, report in zip(batch, reports, strict=True):
-                self._record(task, report)
+            first = await self._queue.get()
+            if isinstance(first, HeldChunk):
+                await self._copy_chunk(first)
+                continue
+            batch, chunk = self._small_ones_after(first)
+            await self._copy_batch(batch)
+            if chunk is not None:
+                await self._copy_chunk(chunk)
 
-    def _small_ones_after(self, first: HeldTask) -> list[HeldTask]:
+    async def _copy_batch(self, batch: list[HeldTask]) -> None:
+        loop = asyncio.get_running_loop()
+        for task in batch:
+            task.started = True
+        started = loop.time()
+        try:
+            if self._all_small_local(batch):
+                lane, execute = self._local_lane, self._copier.execute_small_local
+            else:
+                lane, execute = self._threads, self._copier.execute_all
+            reports = await loop.run_in_executor(lane, execute, batch)
+        finally:
+            self._copied(batch, len(batch), loop.time() - started)
+        for task, report in zip(batch, reports, strict=True):
+            self._record(task, report)
+
+    async def _copy_chunk(self, chunk: HeldChunk) -> None:
+        """A chunk is one hand-off to one thread: the local lane when both its roots are
+        local disks (its objects are small), a slot's thread otherwise."""
+        loop = asyncio.get_running_loop()
+        chunk.started = True
+        local = chunk.bandwidth is None and all(
+            self._copier.is_local(root.storage) for root in (chunk.source, chunk.destination)
+        )
+        lane = self._local_lane if local else self._threads
+        started = loop.time()
+        try:
+            await loop.run_in_executor(
+                lane, functools.partial(self._copier.execute_chunk, chunk, local=local)
+            )
+        finally:
+            self._copied([chunk], chunk.count, loop.time() - started, per=max(chunk.reached, 1))
+        self._ended(chunk.leased.transfer)
+
+    def _copied(self, held: list[Any], objects: int, took: float, *, per: int = 0) -> None:
+        """Copies ended: ``objects`` are no longer unfinished, ``took`` seconds for ``per``
+        objects (all of them when 0) moves the mean that sizes the leases."""
+        each = took / (per or objects)
+        self._mean_task_s += DURATION_SMOOTHING * (each - self._mean_task_s)
+        for item in held:
+            item.done = True
+        self._unfinished -= objects
+        self._capacity.set()
+        self._copies_ended.set()
+
+    def _small_ones_after(self, first: HeldTask) -> tuple[list[HeldTask], HeldChunk | None]:
         """``first``, and when it is small and plenty is queued, the next few: small objects
         are copied several per hand-off to a thread (the hand-off, not the copy, was most of
-        the time of a 4 KiB object), without taking work a free slot would have started."""
+        the time of a 4 KiB object), without taking work a free slot would have started. A
+        chunk taken from the queue meanwhile ends the batch, and is returned beside it."""
         batch = [first]
         share = min(SMALL_BATCH, self._queue.qsize() // self.max_active)
         while _small(batch[-1]) and len(batch) <= share:
-            batch.append(self._queue.get_nowait())
-        return batch
+            taken = self._queue.get_nowait()
+            if isinstance(taken, HeldChunk):
+                return batch, taken
+            batch.append(taken)
+        return batch, None
 
     def _all_small_local(self, batch: list[HeldTask]) -> bool:
         return all(
             _small(task)
-            and self._local(task.source.storage)
-            and self._local(task.destination.storage)
+            and self._copier.is_local(task.source.storage)
+            and self._copier.is_local(task.destination.storage)
             for task in batch
         )
 
-    def _local(self, storage: str) -> bool:
-        """Whether the storage is a local disk, told from its URL (opening it to ask could
-        connect to a remote host from the event loop)."""
-        return is_local_url(self._storage_urls[storage][0])
-
-    def _execute_all(self, batch: list[HeldTask]) -> list[TaskReport]:
-        return [self._execute(task) for task in batch]
-
-    def _execute_small_local(self, batch: list[HeldTask]) -> list[TaskReport]:
-        """A batch of small local copies, which take a fraction of a millisecond each: the
-        folders on their paths are walked down once for the batch, and held open until it
-        ends. (A batch with a remote copy in it may take seconds: its copies walk down each
-        time.)"""
-        with remembered_folders():
-            return [self._execute(task) for task in batch]
-
-    def _execute(self, task: HeldTask) -> TaskReport:
-        if task.canceled:  # no attempt was made: the server counts none
-            if task.shutting_down:  # waited behind others of its batch: never started
-                return task.ended(ReportedState.RELEASED, started=False)
-            error = "canceled before it started"
-            return task.ended(ReportedState.CANCELED, error=error, started=False)
-        try:
-            request = CopyRequest(
-                source=self._storage(task.source.storage),
-                source_path=task.source.path,
-                destination=self._storage(task.destination.storage),
-                destination_path=task.destination.path,
-                checksum=task.leased.checksum,
-                overwrite=task.leased.overwrite,
-                tag=str(task.id),
-                attempt=task.leased.attempt,
-                unzip=task.leased.unzip,
-                unzip_max_bytes=task.leased.unzip_max_bytes,
-                bandwidth=task.bandwidth,
-                bandwidth_now=task.current_bandwidth,
-                folder=task.leased.folder,
-            )
-            outcome = copy_object(request, progress=task.add_bytes, should_stop=task.should_stop)
-        except TransferCanceled as exc:
-            moved = task.bytes_done  # what the attempt moved before it stopped
-            if task.shutting_down:  # not a user's cancel: the object still has to move
-                why = "the agent stopped before it finished"
-                return task.ended(ReportedState.RELEASED, error=why, bytes=moved)
-            return task.ended(
-                ReportedState.CANCELED, error=str(exc), error_class=exc.error_class, bytes=moved
-            )
-        except TransferError as exc:
-            if exc.retryable:
-                self._reopen_later(task)
-            return task.ended(
-                ReportedState.FAILED,
-                error=exc.message,
-                error_class=exc.error_class,
-                retryable=exc.retryable,
-            )
-        except Exception as exc:  # a bug or an unmapped backend error: keep the agent alive
-            log.exception("task %d: unexpected error", task.id)
-            self._reopen_later(task)
-            error = f"{type(exc).__name__}: {exc}"
-            return task.ended(
-                ReportedState.FAILED, error=error, error_class="internal", retryable=True
-            )
-        return task.ended(
-            _REPORTED[outcome.state],
-            bytes=outcome.bytes,
-            checksum=outcome.checksum,
-            error=outcome.reason,  # why it was SKIPPED
-        )
-
-    def _reopen_later(self, task: HeldTask) -> None:
-        """After a transient failure, the task's remote storages are opened anew by the next
-        attempt: a filesystem whose connection died (an SFTP server restarted) kept failing
-        every attempt, on every agent, for as long as the agents lived."""
-        with self._storages_lock:
-            for name in (task.source.storage, task.destination.storage):
-                if name in self._storage_urls and not self._local(name):
-                    self._storages.pop(name, None)
-
-    def _storage(self, name: str) -> StorageFS:
-        with self._storages_lock:
-            if name not in self._storages:
-                url, options, protected = self._storage_urls[name]
-                opened = open_storage(name, url, options, protected)
-                for secret in opened.secrets:  # and out of this agent's log lines
-                    REDACTOR.add(secret)
-                self._storages[name] = opened
-            return self._storages[name]
-
     # --- reporting --------------------------------------------------------------------------
     def _record(self, task: HeldTask, report: TaskReport) -> None:
-        if report.error:  # a path of thousands of characters makes a message as long
-            report.error = clip_error(REDACTOR.redact(report.error))
-        self._stats[report.state] += 1
-        if report.state is ReportedState.FAILED:
-            self._recent_errors.append(
-                {
-                    "task": task.id,
-                    "source": str(task.source),
-                    "error": report.error,
-                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                }
-            )
-        self._stats["bytes"] += report.bytes
-        self._results.append(report)
-        transfer = task.leased.transfer
+        self._outbox.add(task, report)
+        self._ended(task.leased.transfer)
+
+    def _ended(self, transfer: str) -> None:
+        """A task or a chunk of ``transfer`` ended here: report at once when nothing is
+        waiting here (the server may be holding work back for a slot, a channel at its
+        max_active, that this result frees) or when this agent's share of a transfer is done
+        (a small transfer's end must not wait on a big one's batch)."""
         self._held_of[transfer] -= 1
         last_of_its_transfer = self._held_of[transfer] <= 0
         if last_of_its_transfer:
             del self._held_of[transfer]
-        # Report at once when nothing is waiting here (the server may be holding work back for
-        # a slot, a channel at its max_active, that this result frees) or when this agent's
-        # share of a transfer is done (a small transfer's end must not wait on a big one's batch).
-        if len(self._results) >= REPORT_BATCH or self._queue.empty() or last_of_its_transfer:
+        if self._outbox.full() or self._queue.empty() or last_of_its_transfer:
             self._flush_now.set()
 
     async def _report_loop(self) -> None:
@@ -414,17 +356,13 @@ class AgentRunner:
             await self._flush_all()
 
     async def _flush_all(self) -> None:
-        while self._results:
-            batch = self._results[:REPORT_BATCH]
-            if await self._resilient(self._sent(batch)) is None:
+        """Send every result held, chunks' rows so far with them (protocol 2), in bodies of
+        at most ``REPORT_BATCH`` objects, each kept until the server accepts it."""
+        while (body := self._outbox.next_body(self.session.protocol)) is not None:
+            if await self._resilient(self._outbox.send(self.session, body)) is None:
                 return
-            del self._results[: len(batch)]
-            for item in batch:
-                self._held.pop(item.task, None)
-
-    async def _sent(self, batch: list[TaskReport]) -> bool:
-        await send_reports(self.session, batch)
-        return True
+            for ended in self._outbox.accepted(body):
+                self._held.pop(ended, None)
 
     # --- heartbeats -------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -451,6 +389,6 @@ class AgentRunner:
             "uptime_s": round(time.monotonic() - self._started_at, 1),
             "outstanding": len(self._held),
             "max_active": self.max_active,
-            "stats": dict(self._stats),
-            "recent_errors": list(self._recent_errors),
+            "stats": dict(self._outbox.stats),
+            "recent_errors": list(self._outbox.recent_errors),
         }
