@@ -79,8 +79,8 @@ async def test_the_protected_folder_is_neither_listed_nor_written(store, tmp_pat
     await expander(store, [root / "tree" / ".ferry", root / ".ferry"]).run_once()
 
     tasks = await store.outcomes(listed, 1, after=0, limit=100)
-    assert [str(task.source) for task, _ in tasks] == ["local:tree/f"]
-    ((refused, _attempts),) = await store.outcomes(restored, 1, after=0, limit=100)
+    assert [str(obj.source) for obj in tasks] == ["local:tree/f"]
+    (refused,) = await store.outcomes(restored, 1, after=0, limit=100)
     assert refused.state is TaskState.FAILED
     assert (
         refused.error == "local:.ferry/admin.token is inside the server's data directory: refused"
@@ -125,7 +125,7 @@ async def test_sizes_a_storage_does_not_give_stay_unknown_in_the_run(
 
     await expander(store).run_once()
 
-    ((task, _attempts),) = await store.outcomes(listed, 1, after=0, limit=10)
+    (task,) = await store.outcomes(listed, 1, after=0, limit=10)
     assert task.size is None
     run = await store.get_run(listed, 1)
     assert run.counts.total == 1

@@ -76,7 +76,7 @@ async def queued(store: SqlStore, clock: Clock, count: int, retries: int = 3) ->
 
 
 async def states(store: SqlStore, transfer_id: str) -> list[TaskState]:
-    return [task.state for task, _ in await store.outcomes(transfer_id, 1, after=0, limit=100)]
+    return [obj.state for obj in await store.outcomes(transfer_id, 1, after=0, limit=100)]
 
 
 # --- silent agents --------------------------------------------------------------------------------
@@ -99,8 +99,8 @@ async def test_a_silent_agent_is_lost_and_its_tasks_are_queued_again(
 
     assert (await store.get_agent(agent_id)).state is AgentState.LOST
     outcomes = await store.outcomes(transfer_id, 1, after=0, limit=100)
-    assert [task.state for task, _ in outcomes] == [TaskState.QUEUED] * 2
-    assert [[a.state for a in attempts] for _, attempts in outcomes] == [["LOST"], ["LOST"]]
+    assert [obj.state for obj in outcomes] == [TaskState.QUEUED] * 2
+    assert [[a.state for a in obj.history] for obj in outcomes] == [["LOST"], ["LOST"]]
     assert wakeups.finalize.is_set()
     other = await register(store, "agent-2")
     assert len(await store.lease_tasks(other, limit=10, ttl=TTL)) == 2

@@ -45,7 +45,7 @@ async def test_a_mixed_report_applies_each_result_by_its_kind(store, start, agen
         unstarted.id: TaskState.QUEUED,
         stopped.id: TaskState.WAITING,  # its agent stopped it: the object still has to move
     }
-    outcomes = {task.id: (task, attempts) for task, attempts in await _outcomes(store, started)}
+    outcomes = {obj.task_id: (obj, obj.history) for obj, _ in await _outcomes(store, started)}
     assert outcomes[stale.id][0].state is TaskState.ACTIVE
     assert outcomes[unstarted.id] == (outcomes[unstarted.id][0], [])
     assert outcomes[done.id][0].bytes_done == 100
@@ -88,7 +88,7 @@ async def test_an_expired_lease_beside_a_reported_one_is_lost(store, start, agen
     await store.record_results(agent_id, [TaskResult(first.id, first.lease, TaskState.DONE)])
     clock.advance(seconds=TTL.total_seconds() + 1)
     assert await store.reap_expired_leases(clock.now) == 1
-    outcomes = {task.id: (task, attempts) for task, attempts in await _outcomes(store, started)}
+    outcomes = {obj.task_id: (obj, obj.history) for obj, _ in await _outcomes(store, started)}
     task, [attempt] = outcomes[second.id]
     assert (task.state, attempt.state, attempt.error) == (TaskState.QUEUED, "LOST", "lease expired")
 
@@ -115,7 +115,9 @@ async def test_objects_repeated_in_and_across_pages_are_added_once(store, start)
 
 
 async def _outcomes(store, started):
-    return await store.outcomes(started.transfer.id, 1, after=0, limit=100)
+    """Each object of the run with its attempts."""
+    found = await store.outcomes(started.transfer.id, 1, after=0, limit=100)
+    return [(obj, obj.history) for obj in found]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])  # SQLite has one writer at a time

@@ -95,7 +95,9 @@ def stopped(task):
 
 
 async def tasks_of(store, transfer_id):
-    return await store.outcomes(transfer_id, 1, after=0, limit=10_000)
+    """Each object of the run (up to 10,000) with its attempts."""
+    found = await store.outcomes(transfer_id, 1, after=0, limit=10_000)
+    return [(obj, obj.history) for obj in found]
 
 
 # --- channels and scopes --------------------------------------------------------------------------
@@ -283,7 +285,7 @@ async def test_a_stopped_channel_stops_its_tasks_and_queues_them_again(store, qu
     assert {c.state for c in changes} == {TaskState.QUEUED}
     outcomes = await tasks_of(store, transfer.id)
     assert {task.state for task, _attempts in outcomes} == {TaskState.QUEUED}
-    ended = {task.id: [a.state for a in attempts] for task, attempts in outcomes}
+    ended = {task.task_id: [a.state for a in attempts] for task, attempts in outcomes}
     assert ended == {ids[0]: ["STOPPED"], ids[1]: ["STOPPED"], max(ended): []}
     assert await store.active_by_channel() == {}
     # Defect 18.16: the stop was recorded as "canceled while copying".
@@ -307,7 +309,7 @@ async def test_a_task_canceled_before_its_copy_began_shows_no_attempt(store, que
     changes = await store.record_results(agent_id, [never, copying])
 
     assert {c.state for c in changes} == {TaskState.CANCELED}
-    ended = {task.id: (task, attempts) for task, attempts in await tasks_of(store, transfer.id)}
+    ended = {obj.task_id: (obj, history) for obj, history in await tasks_of(store, transfer.id)}
     task, attempts = ended[first.id]
     assert (task.state, task.attempts, attempts) == (TaskState.CANCELED, 0, [])
     assert task.error == "canceled before it started"

@@ -107,7 +107,7 @@ async def resume(store: SqlStore) -> int:
 
 async def destinations(store: SqlStore, transfer_id: str) -> list[str]:
     tasks = await store.outcomes(transfer_id, 1, after=0, limit=10_000)
-    return [str(task.destination) for task, _attempts in tasks]
+    return [str(obj.destination) for obj in tasks]
 
 
 def expected(*sources: str) -> list[str]:

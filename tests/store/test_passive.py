@@ -32,8 +32,8 @@ async def test_objects_the_client_has_are_skipped_each_with_its_attempt(store, c
     run = await store.get_run(transfer_id, 1)
     assert (run.counts.total, run.counts.skipped, run.counts.done) == (3, 2, 0)
     found = {
-        task.destination.path: (task.state, attempts)
-        for task, attempts in await store.outcomes(transfer_id, 1, after=0, limit=10)
+        obj.destination.path: (obj.state, obj.history)
+        for obj in await store.outcomes(transfer_id, 1, after=0, limit=10)
     }
     assert found["b"] == (TaskState.QUEUED, [])
     for name in ("a", "sub/c"):
@@ -47,5 +47,5 @@ async def test_an_object_being_fetched_is_not_skipped(store, clock) -> None:  # 
     await store.start_passive_task(transfer_id, "a", timedelta(minutes=1))
 
     assert await store.skip_passive_objects(transfer_id, ["a"]) == 0
-    [(task, attempts)] = await store.outcomes(transfer_id, 1, after=0, limit=10)
-    assert (task.state, attempts) == (TaskState.ACTIVE, [])
+    [obj] = await store.outcomes(transfer_id, 1, after=0, limit=10)
+    assert (obj.state, obj.history) == (TaskState.ACTIVE, [])

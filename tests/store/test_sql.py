@@ -41,7 +41,9 @@ async def lease(store, agent_id, limit=100):
 
 
 async def tasks_of(store, transfer_id, run=1):
-    return await store.outcomes(transfer_id, run, after=0, limit=10_000)
+    """Each object of the run (up to 10,000) with its attempts."""
+    found = await store.outcomes(transfer_id, run, after=0, limit=10_000)
+    return [(obj, obj.history) for obj in found]
 
 
 async def states_of(store, transfer_id):
@@ -403,8 +405,8 @@ async def test_concurrent_leases_never_share_a_task(store, start, register_agent
 async def test_higher_priority_is_leased_first_then_age(store, start, agent_id):
     low = await start(tasks=2, options=TransferOptions(priority=1))
     high = await start(tasks=2, options=TransferOptions(priority=5))
-    low_ids = [task.id for task, _ in await tasks_of(store, low.transfer.id)]
-    high_ids = [task.id for task, _ in await tasks_of(store, high.transfer.id)]
+    low_ids = [task.task_id for task, _ in await tasks_of(store, low.transfer.id)]
+    high_ids = [task.task_id for task, _ in await tasks_of(store, high.transfer.id)]
     leased = await lease(store, agent_id, limit=3)
     assert {t.id for t in leased} == {*high_ids, low_ids[0]}
 
@@ -439,7 +441,7 @@ async def test_an_object_moved_is_its_tasks_last_attempt_and_the_others_have_row
     [again] = await lease(store, agent_id)
     await store.record_results(agent_id, [done(again, 50)])
 
-    history = {task.id: attempts for task, attempts in await tasks_of(store, started.transfer.id)}
+    history = {obj.task_id: tried for obj, tried in await tasks_of(store, started.transfer.id)}
     [moved] = history[first.id]
     assert (moved.number, moved.state, moved.agent, moved.bytes) == (1, "DONE", agent_id, 100)
     assert (moved.started_at, moved.finished_at) == (leased_at, leased_at + timedelta(seconds=2))
@@ -545,8 +547,8 @@ async def test_a_released_task_is_requeued_without_an_attempt(store, start, agen
 async def test_outcomes_page_by_task_id(store, start):
     started = await start(tasks=5)
     first = await store.outcomes(started.transfer.id, 1, after=0, limit=2)
-    rest = await store.outcomes(started.transfer.id, 1, after=first[-1][0].id, limit=10)
-    ids = [task.id for task, _ in first + rest]
+    rest = await store.outcomes(started.transfer.id, 1, after=first[-1].number, limit=10)
+    ids = [obj.number for obj in first + rest]
     assert ids == sorted(ids)
     assert len(set(ids)) == 5
 
@@ -560,10 +562,10 @@ async def test_outcomes_of_one_state_page_among_themselves(store, start, agent_i
 
     first = await store.outcomes(transfer_id, 1, after=0, limit=2, state=TaskState.FAILED)
     rest = await store.outcomes(
-        transfer_id, 1, after=first[-1][0].id, limit=10, state=TaskState.FAILED
+        transfer_id, 1, after=first[-1].number, limit=10, state=TaskState.FAILED
     )
-    assert [t.id for t, _ in first + rest] == sorted(t.id for t in leased[1:4])
-    assert {t.state for t, _ in first + rest} == {TaskState.FAILED}
+    assert [o.task_id for o in first + rest] == sorted(t.id for t in leased[1:4])
+    assert {o.state for o in first + rest} == {TaskState.FAILED}
 
 
 # --- lease expiry -------------------------------------------------------------------------------

@@ -272,7 +272,12 @@ def outcomes(
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Per-object outcome of a run: what moved, what was skipped, what failed and why."""
+    """Per-object outcome of a run: what moved, what was skipped, what failed and why.
+
+    Objects come in number order; with --json each object's "id" is its number within the
+    run, given in listing order (in a run made before schema revision 0015, its task's id).
+    An object not started yet shows QUEUED with 0 attempts.
+    """
     with plain_client(url, token, data_dir) as client:
         state = status.value if status else None
         result = client.outcomes(transfer_id, run=run, status=state, limit=limit)

@@ -352,7 +352,10 @@ class AttemptPublic(BaseModel):
 
 
 class ObjectOutcome(BaseModel):
-    id: int
+    id: int = Field(
+        description="the object's number within its run, in listing order: what `cursor` "
+        "takes (in a run made before objects were numbered, schema revision 0015, its task's id)"
+    )
     source: str
     destination: str
     size: int | None
@@ -362,6 +365,7 @@ class ObjectOutcome(BaseModel):
     attempts: int
     error_class: str | None
     error: str | None
+    agent: str | None = Field(None, description="the agent copying it, while it is ACTIVE")
     history: list[AttemptPublic]
 
 

@@ -198,6 +198,29 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class RunObject:
+    """One object of a run as its outcomes show it. ``number`` is its number within the run
+    (in a run made before objects were numbered, its task's id); ``task_id`` the id of the task
+    row that holds it: its own, or for an object of a chunk its latest carrier's. ``agent`` is
+    the agent copying it, while it is ACTIVE. ``history`` holds its ended attempts, oldest
+    first."""
+
+    number: int
+    task_id: int
+    state: TaskState
+    source: Location
+    destination: Location
+    size: int | None
+    bytes_done: int
+    checksum: str | None
+    attempts: int
+    error_class: str | None
+    error: str | None
+    agent: str | None
+    history: list[Attempt]
+
+
+@dataclass(frozen=True, slots=True)
 class LostAttempt:
     """An attempt that ended with its lease lost (its agent killed, its lease expired): it may
     have left its temporary file beside ``destination`` (``STORAGE:PATH``)."""
@@ -672,6 +695,10 @@ class Store(Protocol):
         after: int,
         limit: int,
         state: TaskState | None = None,
-    ) -> list[tuple[Task, list[Attempt]]]:
-        """The run's tasks with id > ``after`` (in ``state`` only, when given), in id order,
-        each with its attempts."""
+    ) -> list[RunObject]:
+        """Up to ``limit`` objects of the run numbered above ``after`` (in ``state`` only, when
+        given), in number order, each with its attempts. In a numbered run an object of a
+        chunk shows its latest outcome when that is final (DONE, SKIPPED, FAILED, CANCELED),
+        otherwise its latest carrier's state: QUEUED with the carrier's attempts (0: not
+        started yet), WAITING with the last error, ACTIVE with the carrier's agent, CANCELED.
+        In a run made before numbering the numbers are task ids, as they were."""

@@ -6,6 +6,7 @@ from ferry.store.sql_audit import AuditMixin
 from ferry.store.sql_dispatch import DispatchMixin
 from ferry.store.sql_gauges import GaugesMixin
 from ferry.store.sql_grants import GrantsMixin
+from ferry.store.sql_outcomes import OutcomesMixin
 from ferry.store.sql_passive import PassiveMixin
 from ferry.store.sql_registry import RegistryMixin
 from ferry.store.sql_runs import RunsMixin
@@ -20,6 +21,7 @@ class SqlStore(
     GrantsMixin,
     AuditMixin,
     TransfersMixin,
+    OutcomesMixin,
     RunsMixin,
     DispatchMixin,
     GaugesMixin,

@@ -37,6 +37,7 @@ from ferry.store.abc import LostAttempt
 from ferry.store.sql_base import SqlBase, all_rows, first_row, scalar_of
 from ferry.store.sql_bulk import BulkStatement, execute_many
 from ferry.store.sql_hooks import HooksMixin
+from ferry.store.sql_outcomes import Failure, first_failed_outcome
 from ferry.store.sql_rows import run_from_row, transfer_from_row
 from ferry.store.sql_tasks import RunCounter
 
@@ -447,11 +448,13 @@ class RunsMixin(HooksMixin, SqlBase):
         )
 
     def _first_error(self, conn: Connection, run: Run, outcome: RunStatus) -> str | None:
+        """The run's error: how many objects failed, and the lowest-numbered one's error (of
+        the first FAILED single task and the first FAILED object of a chunk)."""
         if run.counts.failed == 0:
             return None
         c = t.tasks.c
-        first = conn.execute(
-            select(c.source, c.error)
+        task = conn.execute(
+            select(c.object, c.id, c.source, c.error)
             .where(
                 (c.transfer_id == run.transfer_id)
                 & (c.run == run.number)
@@ -460,9 +463,15 @@ class RunsMixin(HooksMixin, SqlBase):
             .order_by(c.id)
             .limit(1)
         ).first()
+        # A run's single tasks are inserted in their objects' order: the first by id is the
+        # lowest-numbered (in a run made before numbering, the only kind there is).
+        found = [] if task is None else [Failure(task.object or task.id, task.source, task.error)]
+        if (chunked := first_failed_outcome(conn, run.transfer_id, run.number)) is not None:
+            found.append(chunked)
         summary = f"{run.counts.failed} of {run.counts.total} objects failed"
-        if first is None:
+        if not found:
             return summary
+        first = min(found, key=lambda failure: failure.number)
         error = (first.error or "no error recorded").strip().splitlines()[0]
         return f"{summary}: {error if first.source in error else f'{first.source}: {error}'}"
 

@@ -1,4 +1,4 @@
-"""Transfers and runs in SQL: submission, due claims, expansion, finishing, cancel, outcomes."""
+"""Transfers and runs in SQL: submission, due claims, expansion, finishing, cancel."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,14 +22,12 @@ from ferry.domain.states import (
 )
 from ferry.domain.transfers import (
     Run,
-    Task,
     Transfer,
     TransferOptions,
 )
 from ferry.errors import AlreadyFinished, Conflict, InvalidRequest, NotFound, TransferNotFound
 from ferry.store import tables as t
 from ferry.store.abc import (
-    Attempt,
     CancelOutcome,
     NewTransfer,
     TransferFilter,
@@ -37,8 +35,7 @@ from ferry.store.abc import (
     TransferWithRun,
 )
 from ferry.store.sql_base import SqlBase, all_rows, first_row
-from ferry.store.sql_rows import run_from_mapping, run_from_row, task_from_row, transfer_from_row
-from ferry.store.sql_tasks import IN_ITS_ROW
+from ferry.store.sql_rows import run_from_mapping, run_from_row, transfer_from_row
 from ferry.store.sql_transfer_filter import conditions
 
 # A transfer with its latest run's columns after its own (NULL before its first run), and
@@ -263,7 +260,7 @@ class TransfersMixin(SqlBase):
             raise NotFound(f"transfer {transfer_id} has no run {number}")
         return run_from_row(row)
 
-    # --- cancel and outcomes --------------------------------------------------------------------
+    # --- cancel --------------------------------------------------------------------
     async def cancel_transfer(self, transfer_id: str) -> CancelOutcome:
         now = self.clock()
         c = t.transfers.c
@@ -318,68 +315,3 @@ class TransfersMixin(SqlBase):
                 .values(canceled=t.runs.c.canceled + canceled)
             )
         return int(canceled), int(stopping)
-
-    async def outcomes(
-        self,
-        transfer_id: str,
-        run: int,
-        *,
-        after: int,
-        limit: int,
-        state: TaskState | None = None,
-    ) -> list[tuple[Task, list[Attempt]]]:
-        c = t.tasks.c
-        tasks_page = select(t.tasks).where(
-            (c.transfer_id == transfer_id) & (c.run == run) & (c.id > after)
-        )
-        if state is not None:
-            tasks_page = tasks_page.where(c.state == state.value)
-        tasks_page = tasks_page.order_by(c.id).limit(limit)
-
-        def read(conn: Connection) -> tuple[list[Row[Any]], list[Row[Any]]]:
-            rows = all_rows(conn, tasks_page)
-            ids = [r.id for r in rows]
-            tried = select(t.attempts).where(t.attempts.c.task_id.in_(ids))
-            return rows, all_rows(conn, tried.order_by(t.attempts.c.id)) if ids else []
-
-        rows, attempt_rows = await self._reading(read)
-        ids = [r.id for r in rows]
-        history: dict[int, list[Attempt]] = {i: [] for i in ids}
-        for a in attempt_rows:
-            history[a.task_id].append(
-                Attempt(
-                    a.number,
-                    a.agent,
-                    a.started_at,
-                    a.finished_at,
-                    a.bytes,
-                    a.error_class,
-                    a.error,
-                    a.state,
-                )
-            )
-        for r in rows:
-            tried = history[r.id]
-            # A task SKIPPED when its tree was listed (a link not followed) made no attempt.
-            made = r.attempts > 0
-            if made and r.state in _IN_ITS_ROW and not any(a.number == r.attempts for a in tried):
-                tried.append(_last_attempt(r))
-        return [(task_from_row(r), history[r.id]) for r in rows]
-
-
-_IN_ITS_ROW = frozenset(state.value for state in IN_ITS_ROW)
-
-
-def _last_attempt(row: Row[Any]) -> Attempt:
-    """The attempt that moved a task's object, kept in the task's own row (``IN_ITS_ROW``).
-    A task finished before that was so has a row of ``attempts`` for it instead."""
-    return Attempt(
-        row.attempts,
-        row.lease_agent,
-        row.leased_at,
-        row.finished_at,
-        row.bytes_done,
-        row.error_class,
-        row.error,
-        row.state,
-    )

@@ -329,10 +329,18 @@ async def get_outcomes(
     state: StateDep,
     caller: Reader,
     run: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
-    cursor: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    cursor: Annotated[
+        int,
+        Query(ge=0, le=INT64_MAX, description="objects numbered above this: a page's last `id`"),
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     status: Annotated[TaskState | None, Query(description="only objects in this state")] = None,
 ) -> Outcomes:
+    """The objects of a run (the latest by default) in number order, each with its state and
+    attempts. An object's `id` is its number within the run, given in listing order; in a run
+    made before objects were numbered (schema revision 0015) it is its task's id. An object
+    that travels in a chunk and was not reported yet shows its chunk's state: QUEUED with 0
+    attempts has not started, ACTIVE names the agent copying it."""
     transfer_id = await resolve_id(state, caller, transfer_id)
     transfer = visible_to(caller, await state.store.get_transfer(transfer_id))
     if transfer.runs == 0:
@@ -349,19 +357,20 @@ async def get_outcomes(
     rows = await state.store.outcomes(transfer.id, number, after=cursor, limit=limit, state=status)
     objects = [
         ObjectOutcome(
-            id=task.id,
-            source=str(task.source),
-            destination=str(task.destination),
-            size=task.size,
-            bytes=task.bytes_done,
-            checksum=task.checksum,
-            status=task.state.value,
-            attempts=task.attempts,
-            error_class=task.error_class,
-            error=task.error,
-            history=[AttemptPublic(**vars_of(a)) for a in attempts],
+            id=obj.number,
+            source=str(obj.source),
+            destination=str(obj.destination),
+            size=obj.size,
+            bytes=obj.bytes_done,
+            checksum=obj.checksum,
+            status=obj.state.value,
+            attempts=obj.attempts,
+            error_class=obj.error_class,
+            error=obj.error,
+            agent=obj.agent,
+            history=[AttemptPublic(**vars_of(a)) for a in obj.history],
         )
-        for task, attempts in rows
+        for obj in rows
     ]
     next_cursor = str(objects[-1].id) if len(objects) == limit else None
     return Outcomes(

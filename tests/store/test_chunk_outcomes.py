@@ -1,0 +1,192 @@
+"""The outcomes of a numbered run whose small objects travel in chunks (issue 21, A1 at the
+store's level): every object by its number, from its chunk list, carriers and outcome rows,
+merged with the run's single tasks (docs/small-files.md §3, "GET /outcomes")."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.domain.states import TaskState
+from ferry.store import tables as t
+
+from .chunk_rows import (
+    add_carrier,
+    add_chunk,
+    add_single,
+    insert_rows,
+    listed,
+    number_run,
+    outcome,
+    set_counts,
+)
+from .factories import planned
+
+
+@pytest.fixture
+def opened(store, clock, submit):
+    """A run opened by the due loop, numbered, with no task yet: (transfer id, run)."""
+
+    async def opened() -> tuple[str, int]:
+        transfer = await submit()
+        [run] = await store.claim_due_transfers(clock.now, 100)
+        await number_run(store, transfer.id, run.number)
+        return transfer.id, run.number
+
+    return opened
+
+
+async def walk(store, transfer_id, run, limit, state=None):
+    """Every object of the run, a page of ``limit`` at a time from cursor 0."""
+    found, after = [], 0
+    while page := await store.outcomes(transfer_id, run, after=after, limit=limit, state=state):
+        assert len(page) <= limit
+        found += page
+        after = page[-1].number
+    return found
+
+
+async def test_every_object_of_10000_in_chunks_shows_queued_before_any_report(store, opened):
+    transfer_id, run = await opened()
+    for first in range(1, 10_001, 500):
+        await add_chunk(store, transfer_id, run, first, listed(first, 500, size=4096))
+        await add_carrier(store, transfer_id, run, first, 500)
+
+    objects = await walk(store, transfer_id, run, limit=777)
+
+    assert [o.number for o in objects] == list(range(1, 10_001))
+    assert {(o.state, o.attempts, o.size, o.bytes_done) for o in objects} == {
+        (TaskState.QUEUED, 0, 4096, 0)
+    }
+    assert str(objects[0].source) == "src:in/d/f0000001"
+    assert str(objects[-1].destination) == "dst:out/d/f0010000"
+    assert all(o.history == [] and o.checksum is None for o in objects)
+
+
+@pytest.fixture
+async def mixed(store, opened, clock):
+    """Chunk A (objects 1–5), single 6 FAILED, no object 7, chunk B (8–10), single 11 DONE,
+    chunk C (12–14) not started.
+
+    A's first carrier reported 1 DONE, 2 retryable (a WAITING retry carrier of it), 3 FAILED;
+    its lease expired with 4 and 5 (LOST), it was requeued with them and leased again by
+    agent-2. B's carrier reported 8 DONE and 9 stopped by a cancel; 10 never started."""
+    transfer_id, run = await opened()
+    now = clock.now
+    await add_chunk(store, transfer_id, run, 1, listed(1, 5))
+    await add_chunk(store, transfer_id, run, 8, listed(8, 3))
+    await add_chunk(store, transfer_id, run, 12, listed(12, 3))
+    active = {"lease_agent": "agent-2", "leased_at": now}
+    carrier = await add_carrier(
+        store, transfer_id, run, 1, 5, [3, 4], state="ACTIVE", attempts=2, **active
+    )
+    retry = await add_carrier(store, transfer_id, run, 1, 5, [1], state="WAITING", attempts=1)
+    await add_single(store, transfer_id, run, 6, state="FAILED", attempts=3, error="gone")
+    await add_carrier(store, transfer_id, run, 8, 3, state="CANCELED", attempts=1, error="canceled")
+    await add_single(store, transfer_id, run, 11, state="DONE", attempts=1, bytes_done=10)
+    await add_carrier(store, transfer_id, run, 12, 3)
+    lost = {"error_class": "lost", "error": "lease expired"}
+    await insert_rows(
+        store,
+        t.outcomes,
+        [
+            outcome(transfer_id, run, 1, 1, "DONE", now),
+            outcome(transfer_id, run, 2, 1, "WAITING", now, error_class="io", error="reset"),
+            outcome(transfer_id, run, 3, 1, "FAILED", now, error_class="io", error="denied"),
+            outcome(transfer_id, run, 4, 1, "LOST", now, **lost),
+            outcome(transfer_id, run, 5, 1, "LOST", now, **lost),
+            outcome(transfer_id, run, 8, 1, "DONE", now),
+            outcome(transfer_id, run, 9, 1, "CANCELED", now, error="canceled"),
+        ],
+    )
+    return transfer_id, run, carrier, retry
+
+
+async def test_each_object_shows_its_outcome_or_its_latest_carriers_state(store, mixed):
+    transfer_id, run, carrier, retry = mixed
+
+    objects = {o.number: o for o in await walk(store, transfer_id, run, limit=2)}
+
+    assert {n: o.state.value for n, o in objects.items()} == {
+        1: "DONE",
+        2: "WAITING",
+        3: "FAILED",
+        4: "ACTIVE",
+        5: "ACTIVE",
+        6: "FAILED",
+        8: "DONE",
+        9: "CANCELED",
+        10: "CANCELED",
+        11: "DONE",
+        12: "QUEUED",
+        13: "QUEUED",
+        14: "QUEUED",
+    }
+    done = objects[1]
+    assert (done.bytes_done, done.checksum, done.attempts) == (4096, "adler32:00000001", 1)
+    assert [(a.number, a.state, a.agent) for a in done.history] == [(1, "DONE", "agent-1")]
+    waiting = objects[2]
+    assert (waiting.task_id, waiting.attempts, waiting.error) == (retry, 1, "reset")
+    assert (objects[3].error_class, objects[3].error) == ("io", "denied")
+    for number in (4, 5):
+        assert (objects[number].agent, objects[number].task_id) == ("agent-2", carrier)
+        assert [a.state for a in objects[number].history] == ["LOST"]
+        assert objects[number].attempts == 2
+    assert (objects[10].error, objects[10].history) == ("canceled", [])
+    assert {(objects[n].attempts, objects[n].agent) for n in (12, 13, 14)} == {(0, None)}
+    assert str(objects[6].source) == "src:in/f6"
+    assert str(objects[5].source) == "src:in/d/f0000005"
+
+
+async def test_a_failed_filter_pages_failed_objects_of_chunks_and_single_tasks_in_order(
+    store, mixed
+):
+    transfer_id, run, _carrier, _retry = mixed
+
+    failed = await walk(store, transfer_id, run, limit=1, state=TaskState.FAILED)
+
+    assert [(o.number, o.error) for o in failed] == [(3, "denied"), (6, "gone")]
+
+
+@pytest.mark.parametrize(
+    ("state", "numbers"),
+    [
+        (TaskState.DONE, [1, 8, 11]),
+        (TaskState.WAITING, [2]),
+        (TaskState.ACTIVE, [4, 5]),
+        (TaskState.CANCELED, [9, 10]),
+        (TaskState.QUEUED, [12, 13, 14]),
+    ],
+)
+async def test_other_filters_keep_the_objects_in_their_state(store, mixed, state, numbers):
+    transfer_id, run, _carrier, _retry = mixed
+
+    found = await walk(store, transfer_id, run, limit=2, state=state)
+
+    assert [o.number for o in found] == numbers
+
+
+async def test_a_page_after_a_cursor_inside_a_chunk_starts_at_the_next_object(store, mixed):
+    transfer_id, run, _carrier, _retry = mixed
+
+    page = await store.outcomes(transfer_id, run, after=9, limit=3)
+
+    assert [o.number for o in page] == [10, 11, 12]
+
+
+async def test_the_run_error_names_the_lowest_numbered_failed_object(store, mixed, clock):
+    transfer_id, run, _carrier, _retry = mixed
+    await set_counts(store, transfer_id, run, total=2, done=1, failed=1)
+
+    [finished] = await store.finish_runs(clock.now)
+
+    assert finished.error == "1 of 2 objects failed: src:in/d/f0000003: denied"
+
+
+async def test_an_unnumbered_run_reads_its_tasks_by_id(store, start):
+    started = await start(3)
+    tasks = await store.outcomes(started.transfer.id, 1, after=0, limit=10)
+
+    assert [o.number for o in tasks] == [o.task_id for o in tasks]
+    assert [str(o.source) for o in tasks] == [str(p.source) for p in planned(3)]
+    later = await store.outcomes(started.transfer.id, 1, after=tasks[0].number, limit=10)
+    assert [o.number for o in later] == [o.number for o in tasks[1:]]
