@@ -4,6 +4,8 @@ merged with the run's single tasks (docs/small-files.md §3, "GET /outcomes").""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from ferry.domain.states import TaskState
@@ -190,3 +192,29 @@ async def test_an_unnumbered_run_reads_its_tasks_by_id(store, start):
     assert [str(o.source) for o in tasks] == [str(p.source) for p in planned(3)]
     later = await store.outcomes(started.transfer.id, 1, after=tasks[0].number, limit=10)
     assert [o.number for o in later] == [o.number for o in tasks[1:]]
+
+
+async def test_failures_of_the_last_hour_count_failed_objects_of_chunks(store, opened, clock):
+    transfer_id, run = await opened()
+    now, link = clock.now, {"source_site": "A", "destination_site": "B"}
+    await add_chunk(store, transfer_id, run, 1, listed(1, 4))
+    await add_carrier(store, transfer_id, run, 1, 4, state="DONE", attempts=1, **link)
+    failed = {"state": "FAILED", "attempts": 1, "finished_at": now, "error_class": "io"}
+    await add_single(store, transfer_id, run, 5, error="gone", **failed, **link)
+    io = {"error_class": "io", "error": "denied"}
+    await insert_rows(
+        store,
+        t.outcomes,
+        [
+            outcome(transfer_id, run, 1, 1, "FAILED", now - timedelta(hours=2), **io),
+            outcome(transfer_id, run, 2, 1, "FAILED", now, **io),
+            outcome(transfer_id, run, 3, 1, "FAILED", now, **io),
+            outcome(transfer_id, run, 4, 1, "FAILED", now, error_class="checksum", error="x"),
+        ],
+    )
+
+    [activity] = await store.link_activity(now - timedelta(hours=1), None)
+
+    assert (activity.source_site, activity.destination_site) == ("A", "B")
+    assert activity.failed == 4
+    assert (activity.top_error, activity.top_error_count) == ("io: denied", 3)

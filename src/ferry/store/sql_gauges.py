@@ -191,8 +191,9 @@ def _done_since(
 def _failed_since(
     conn: Connection, since: datetime, scopes: Sequence[str] | None
 ) -> list[tuple[Link, int, str, int, str]]:
-    """FAILED tasks per link since ``since``, with their commonest error class and one of its
-    messages (through the index of FAILED tasks by end)."""
+    """FAILED objects per link since ``since``, single tasks and objects of chunks, with their
+    commonest error class and one of its messages (through the indexes of FAILED tasks and
+    FAILED outcomes by end)."""
     tasks = t.tasks.c
     statement = (
         select(
@@ -206,13 +207,53 @@ def _failed_since(
         .where(_of_scopes(scopes))
         .group_by(tasks.source_site, tasks.destination_site, tasks.error_class)
     )
+    counted: dict[tuple[str, str, str], tuple[int, str]] = {}
+    for rows in (conn.execute(statement), conn.execute(_failed_outcomes(since, scopes))):
+        for source, destination, error, count, message in rows:
+            before, first = counted.get((source, destination, error), (0, message))
+            counted[(source, destination, error)] = (before + count, min(first, message))
     per_link: dict[Link, tuple[int, str, int, str]] = {}
-    for source, destination, error, count, message in conn.execute(statement):
+    for (source, destination, error), (count, message) in counted.items():
         total, top, top_count, top_message = per_link.get((source, destination), (0, "", 0, ""))
         if count > top_count:
             top, top_count, top_message = error, count, message
         per_link[(source, destination)] = (total + count, top, top_count, top_message)
     return [(key, *figures) for key, figures in per_link.items()]
+
+
+def _failed_outcomes(since: datetime, scopes: Sequence[str] | None) -> Select[Any]:
+    """FAILED objects of chunks since ``since`` per link and error class: the outcomes of
+    ``ix_outcomes_failed_at``, each with the link of a carrier of its chunk list (every
+    carrier of a list has its roots, so its link)."""
+    o, tasks, ch = t.outcomes.c, t.tasks.c, t.chunks.c
+    of_run = (ch.transfer_id == o.transfer_id) & (ch.run == o.run)
+    origin = (
+        select(func.max(ch.first))
+        .where(of_run, ch.first <= o.object)
+        .correlate(t.outcomes)
+        .scalar_subquery()
+    )
+    other = t.tasks.alias("carrier").c
+    carrier = (
+        select(other.id)
+        .where((other.transfer_id == o.transfer_id) & (other.run == o.run))
+        .where(other.origin == origin)
+        .correlate(t.outcomes)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            tasks.source_site,
+            tasks.destination_site,
+            func.coalesce(o.error_class, "error"),
+            func.count(),
+            func.min(func.coalesce(o.error, "")),
+        )
+        .select_from(t.outcomes.join(t.tasks, tasks.id == carrier))
+        .where(t.outcome_state_is("FAILED"), o.finished_at >= since, _of_scopes(scopes))
+        .group_by(tasks.source_site, tasks.destination_site, o.error_class)
+    )
 
 
 def _next_runs(conn: Connection, scopes: Sequence[str] | None, limit: int) -> list[ScheduledRun]:
