@@ -37,8 +37,8 @@ from ferry.domain.schedules import Schedule
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask, TransferKind, TransferOptions, TransferSpec
 from ferry.store import tables as t
-from ferry.store.sql_runs import TASK_COLUMNS
-from ferry.store.sql_runs import task_rows as new_task_rows
+from ferry.store.sql_insert import TASK_COLUMNS
+from ferry.store.sql_insert import task_rows as new_task_rows
 
 SCOPES = [f"scope-{n}" for n in range(10)]
 LABELS = ["nightly", "raw", "physics", "calibration"]

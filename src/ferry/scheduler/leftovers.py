@@ -47,6 +47,7 @@ def _remove(storage: StorageFS, attempts: list[LostAttempt]) -> int:
     for lost in attempts:
         destination = storage.resolve(parse_location(lost.destination).path)
         with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm_file(temporary_name(destination, str(lost.task), lost.number))
+            tag = lost.tag or str(lost.task)
+            storage.fs.rm_file(temporary_name(destination, tag, lost.number))
             removed += 1
     return removed

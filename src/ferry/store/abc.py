@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from ferry.domain.channels import Channel
+from ferry.domain.chunks import PlannedChunk
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState, TransferStatus
 from ferry.domain.transfers import (
@@ -29,6 +30,7 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
+from ferry.protocol import ChunkReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,16 @@ class NewTransfer:
 # reads them by the thousand, and a frozen dataclass took three times as long to make.
 
 
+class CarriedChunk(NamedTuple):
+    """The small objects a leased carrier holds (docs/small-files.md): the number of its chunk
+    list's first object, the list as stored (JSON text ``[[relative path, size], …]``, sent to
+    the agent as it is) and the offsets into it that this lease carries (None: all)."""
+
+    first: int
+    objects: str
+    only: list[int] | None
+
+
 class LeasedTask(NamedTuple):
     id: int
     lease: str
@@ -154,6 +166,7 @@ class LeasedTask(NamedTuple):
     priority: int = 3
     weight: int = 1  # the scope's, for the agent's own fair order of what it holds
     folder: bool = False  # an empty folder of a tree, made at the destination
+    chunk: CarriedChunk | None = None  # a carrier: source and destination are the roots
 
 
 class TaskResult(NamedTuple):
@@ -183,6 +196,29 @@ class TaskChange(NamedTuple):
     source_site: str = ""
     destination_site: str = ""
     bytes: int = 0
+
+
+class ChunkTally(NamedTuple):
+    """What one carrier's report did: the carrier's state after it (``change``: ACTIVE while
+    it goes on, DONE or CANCELED once it ended), and how its objects recorded now ended."""
+
+    change: TaskChange
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0  # for good
+    retried: int = 0  # failed, to be retried (WAITING)
+    canceled: int = 0
+    bytes: int = 0  # moved by the DONE ones
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResults:
+    """What ``record_chunk_results`` applied: result rows recorded (``accepted``), rows of
+    reports not held any more or already recorded (``ignored``), and per carrier reported."""
+
+    accepted: int
+    ignored: int
+    carriers: list[ChunkTally]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +264,8 @@ class LostAttempt:
     task: int
     destination: str
     number: int
+    # The tag of its temporary name: None for the task's id; a chunk's object's r{run}o{object}.
+    tag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,7 +675,7 @@ class Store(Protocol):
         self,
         transfer: Transfer,
         run: int,
-        planned: Sequence[PlannedTask],
+        planned: Sequence[PlannedTask | PlannedChunk],
         *,
         expanded: bool = False,
         listed: ListedThrough | None = None,
@@ -648,7 +686,14 @@ class Store(Protocol):
         tasks (a file transfer's whole list), and the run is marked expanded with them, in
         the same transaction (``mark_expanded``). ``listed``: how far a tree's listing has
         come with these tasks, recorded in the same transaction; ``runs_to_expand`` returns it
-        as the run's ``listed``, so that an expansion begun again resumes after it."""
+        as the run's ``listed``, so that an expansion begun again resumes after it.
+
+        In a numbered run (made since objects are numbered) every object of ``planned`` takes
+        the run's next number in order, a chunk's objects consecutive ones: a single task's
+        row holds its number, a chunk becomes one carrier row and one stored list
+        (docs/small-files.md), and the run's counters count objects. Raises ValueError for
+        chunks in a run that is not numbered. The run's row is locked while its numbers are
+        taken: a page inserted by another server waits."""
 
     async def active_bytes(self, transfer_id: str, run: int) -> int:
         """Bytes the run's active objects have moved so far (from heartbeats)."""
@@ -674,8 +719,33 @@ class Store(Protocol):
         with a backoff; a task stopped because its channel was stopped goes back to QUEUED.
         Every applied result is kept as an attempt. Return the changes applied."""
 
+    async def record_chunk_results(
+        self, agent_id: str, reports: Sequence[ChunkReport]
+    ) -> ChunkResults:
+        """Apply the reports of carriers whose lease ``agent_id`` still holds; ignore the rest.
+
+        Each object reported ends its attempt with an outcome: DONE, SKIPPED, FAILED (for good:
+        permanent, or out of attempts), WAITING (retryable with attempts left) or CANCELED (a
+        cancel was asked). An object that already has an outcome at the carrier's attempt is
+        ignored, so a report sent twice changes nothing; only outcomes recorded now are counted
+        in the run (objects, never carriers) and the agent's statistics. The WAITING objects of
+        one report of one carrier become one new WAITING carrier, due after a backoff. A report
+        that ``ended`` the carrier ends it DONE; its members never reported become canceled
+        (counted; the carrier ends CANCELED) when a cancel was asked or ``rest`` is CANCELED,
+        and otherwise go to one new QUEUED carrier, uncounted, their attempt not spent.
+
+        Concurrency: each carrier's row is locked (``FOR UPDATE``) and checked ACTIVE under the
+        reported lease before its outcomes are read, so two servers applying one report, or a
+        report and a lease expiry, are serialized: the second finds the objects recorded, or
+        the row no longer under that lease. The outcomes' key refuses a second row regardless.
+        """
+
     async def reap_expired_leases(self, now: datetime) -> int:
-        """ACTIVE tasks whose lease expired go back to QUEUED (or FAILED without attempts left)."""
+        """ACTIVE tasks whose lease expired go back to QUEUED (or FAILED without attempts left).
+        A carrier's members not reported get a LOST outcome each (uncounted) and the same row
+        is QUEUED again carrying only them; out of attempts they are FAILED (counted) and the
+        row DONE; with a cancel asked, counted canceled and the row CANCELED. Its row is locked
+        as ``record_chunk_results`` locks it."""
 
     async def requeue_waiting(self, now: datetime) -> int:
         """WAITING tasks whose backoff elapsed go back to QUEUED."""

@@ -6,7 +6,6 @@ import math
 import secrets
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -14,13 +13,19 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal_colu
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
-from ferry.domain.locations import split_location
 from ferry.domain.states import AgentState, TaskState
 from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
 from ferry.store import tables as t
 from ferry.store.abc import LeasedTask
 from ferry.store.sql_base import SqlBase, Unindexed, all_rows, scalar_of
+from ferry.store.sql_leased import (
+    LeasedRow,
+    OptionsOf,
+    chunk_lists,
+    leased_tasks,
+    up_to_objects,
+)
 
 
 def channel_from_row(row: Any) -> Channel:
@@ -31,6 +36,10 @@ def channel_from_row(row: Any) -> Channel:
         bandwidth=row.bandwidth,
         state=ChannelState(row.state),
     )
+
+
+# The protocol from which an agent takes chunks (``ferry.protocol.PROTOCOL``'s first value).
+CHUNKS_PROTOCOL = 2
 
 
 class _Room:
@@ -145,38 +154,48 @@ class DispatchMixin(SqlBase):
         if leased is None:
             return []
         # Made outside the transaction: the writer's lock is not held while they are built.
-        rows, picked, options, room, weights = leased
+        rows, picked, options, room, weights, lists = leased
         order = {task_id: n for n, task_id in enumerate(picked)}
         rows.sort(key=lambda r: order[r.id])
-        return _leased_tasks(rows, lease, _OptionsOf(options, room, rows), weights)
+        return leased_tasks(rows, lease, OptionsOf(options, room, rows), weights, lists)
 
     def _lease(
         self, conn: Connection, agent_id: str, limit: int, ttl: timedelta, lease: str
     ) -> _Leased | None:
         self._serialize(conn, "ferry.lease")
-        if not self._may_lease(conn, agent_id):
+        may, takes_chunks = self._may_lease(conn, agent_id)
+        if not may:
             return None
         channels = self._channels(conn)
         active = self._active_by_pair(conn) if _counts_active(channels) else {}
         room = _Room(channels, active)
-        heads, channel_of = self._queue_heads(conn, room, limit)
-        limit = self._fair_share(conn, agent_id, heads, limit)
+        heads, channel_of, carried = self._queue_heads(conn, room, limit, takes_chunks)
+        limit = self._fair_share(conn, agent_id, heads, carried, limit)
         weights = {r.name: r.weight for r in conn.execute(select(t.scopes)).all()}
         picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
+        picked = up_to_objects(picked, carried, limit)
         if not picked:
             return None
         rows = self._activate(conn, picked, agent_id, lease, ttl)
         options = self._options_of(conn, {r.transfer_id for r in rows})
-        return _Leased(rows, picked, options, room, weights)
+        lists = chunk_lists(conn, rows) if carried else {}
+        return _Leased(rows, picked, options, room, weights, lists)
 
     def _fair_share(
-        self, conn: Connection, agent_id: str, heads: dict[QueueKey, list[Queued]], limit: int
+        self,
+        conn: Connection,
+        agent_id: str,
+        heads: dict[QueueKey, list[Queued]],
+        carried: dict[int, int],
+        limit: int,
     ) -> int:
-        """How many tasks this lease may take. While more may start than the agent asked for,
-        all it asked; the tail of the queues (less than that) is shared with the live agents
-        that hold nothing, so that work starts on every free agent (the first agent to ask took
-        a whole tree of 40 objects while the other idled)."""
+        """How many objects this lease may take. While more may start than the agent asked
+        for, all it asked; the tail of the queues (less than that) is shared with the live
+        agents that hold nothing, so that work starts on every free agent (the first agent to
+        ask took a whole tree of 40 objects while the other idled). A carrier's objects
+        (``carried``) count each."""
         available = sum(len(queued) for queued in heads.values())
+        available += sum(carried.values()) - len(carried)
         if available >= limit:
             return limit
         a, c = t.agents.c, t.tasks.c
@@ -228,10 +247,16 @@ class DispatchMixin(SqlBase):
             shares[row.id] = share if own is None else min(own, share)
         return shares
 
-    def _may_lease(self, conn: Connection, agent_id: str) -> bool:
-        """A RETIRED agent (it said it leaves) gets nothing until it registers again."""
-        state = conn.execute(select(t.agents.c.state).where(t.agents.c.id == agent_id)).scalar()
-        return state != AgentState.RETIRED.value
+    def _may_lease(self, conn: Connection, agent_id: str) -> tuple[bool, bool]:
+        """Whether the agent may lease (a RETIRED agent, which said it leaves, gets nothing
+        until it registers again), and whether it takes chunks (it speaks protocol 2)."""
+        a = t.agents.c
+        row = conn.execute(select(a.state, a.capabilities).where(a.id == agent_id)).first()
+        if row is None:
+            return True, False
+        protocol = (row.capabilities or {}).get("protocol", 1)
+        takes_chunks = isinstance(protocol, int) and protocol >= CHUNKS_PROTOCOL
+        return row.state != AgentState.RETIRED.value, takes_chunks
 
     def _active_by_pair(self, conn: Connection) -> dict[Pair, int]:
         c = t.tasks.c
@@ -243,13 +268,16 @@ class DispatchMixin(SqlBase):
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def _queue_heads(
-        self, conn: Connection, room: _Room, limit: int
-    ) -> tuple[dict[QueueKey, list[Queued]], dict[QueueKey, Pair | None]]:
+        self, conn: Connection, room: _Room, limit: int, takes_chunks: bool
+    ) -> tuple[dict[QueueKey, list[Queued]], dict[QueueKey, Pair | None], dict[int, int]]:
         """The first tasks of every queue that may start now, in dispatch order: each through
-        the queue index, never more than its channel's room or the limit."""
+        the queue index, never more than its channel's room or the limit; and the objects of
+        each carrier among them (none unless the agent ``takes_chunks``)."""
         c = t.tasks.c
         heads: dict[QueueKey, list[Queued]] = {}
         channel_of: dict[QueueKey, Pair | None] = {}
+        carried: dict[int, int] = {}
+        singles_only = [] if takes_chunks else [Unindexed(c.origin).is_(None)]
         for q in conn.execute(select(t.queues)).all():
             if CLIENT_SITE in (q.source_site, q.destination_site):
                 continue  # a passive transfer's objects: the client sends or fetches them
@@ -259,24 +287,26 @@ class DispatchMixin(SqlBase):
             if wanted <= 0:
                 continue
             rows = conn.execute(
-                select(c.id, c.priority)
+                select(c.id, c.priority, c.objects)
                 .where(
                     t.task_state_is(TaskState.QUEUED.value),  # the queue index's condition
                     c.scope == q.scope,
                     c.source_site == q.source_site,
                     c.destination_site == q.destination_site,
                     ~c.cancel_requested,
+                    *singles_only,
                 )
                 .order_by(c.priority.desc(), c.id)
                 .limit(wanted)
             ).all()
             if rows:
-                heads[key] = list(map(Queued._make, rows))  # each row is (id, priority)
-        return heads, channel_of
+                heads[key] = [Queued(task_id, priority) for task_id, priority, _ in rows]
+                carried.update((row[0], row[2]) for row in rows if row[2] != 1)
+        return heads, channel_of, carried
 
     def _activate(
         self, conn: Connection, ids: list[int], agent_id: str, lease: str, ttl: timedelta
-    ) -> list[_LeasedRow]:
+    ) -> list[LeasedRow]:
         now = self.clock()
         parameters = {
             "ids": ids,
@@ -285,7 +315,7 @@ class DispatchMixin(SqlBase):
             "now": now,
             "expires": now + ttl,
         }
-        return list(map(_LeasedRow._make, conn.execute(_ACTIVATE, parameters).fetchall()))
+        return list(map(LeasedRow._make, conn.execute(_ACTIVATE, parameters).fetchall()))
 
     def _options_of(self, conn: Connection, ids: set[str]) -> dict[str, TransferOptions]:
         if not ids:
@@ -304,32 +334,15 @@ _OPTIONS_OF = select(t.transfers.c.id, t.transfers.c.spec["options"]).where(
 )
 
 
-class _LeasedRow(NamedTuple):
-    """A task just leased, as a plain tuple: a field of a ``Row`` read by name costs fifty
-    times one of a tuple, and a batch of a thousand spent more time there than in its update."""
-
-    id: int
-    transfer_id: str
-    run: int
-    scope: str
-    priority: int
-    source_site: str
-    destination_site: str
-    source: str
-    destination: str
-    size: int | None
-    attempts: int
-    folder: bool
-
-
 class _Leased(NamedTuple):
     """What a lease's transaction read and changed, made into leased tasks after it."""
 
-    rows: list[_LeasedRow]
+    rows: list[LeasedRow]
     picked: list[int]  # the dispatch order
     options: dict[str, TransferOptions]
     room: _Room
     weights: dict[str, int]
+    lists: dict[tuple[str, int, int], str]  # each carrier's chunk list, as stored
 
 
 # The lease itself, made once: the batch's ids and the lease's values are given when it runs.
@@ -348,84 +361,5 @@ _ACTIVATE = (
         lease_expires_at=bindparam("expires"),
         attempts=t.tasks.c.attempts + 1,
     )
-    .returning(*(t.tasks.c[name] for name in _LeasedRow._fields))
+    .returning(*(t.tasks.c[name] for name in LeasedRow._fields))
 )
-
-
-def _leased_tasks(
-    rows: list[_LeasedRow], lease: str, options_of: _OptionsOf, weights: dict[str, int]
-) -> list[LeasedTask]:
-    """The tasks of ``rows``, unpacked by position."""
-    return [
-        LeasedTask(
-            id=task_id,
-            lease=lease,
-            transfer_id=transfer_id,
-            run=run,
-            source=split_location(source),
-            destination=split_location(destination),
-            size=size,
-            attempt=attempts,
-            options=options_of[transfer_id, source_site, destination_site],
-            scope=scope,
-            priority=priority,
-            weight=weights.get(scope, 1),
-            folder=folder,
-        )
-        for (
-            task_id,
-            transfer_id,
-            run,
-            scope,
-            priority,
-            source_site,
-            destination_site,
-            source,
-            destination,
-            size,
-            attempts,
-            folder,
-        ) in rows
-    ]
-
-
-class _OptionsOf(dict[tuple[str, str, str], TransferOptions]):
-    """The options of each (transfer, source site, destination site) of a lease batch: their
-    transfer's, the bandwidth no more than their part of their channel's."""
-
-    def __init__(
-        self, options: dict[str, TransferOptions], room: _Room, rows: list[_LeasedRow]
-    ) -> None:
-        super().__init__()
-        self.options = options
-        self.room = room
-        pairs = Counter((r.source_site, r.destination_site) for r in rows)
-        self.leased: Counter[Pair | None] = Counter()
-        for (source_site, destination_site), n in pairs.items():
-            self.leased[room.channel_key(source_site, destination_site)] += n
-
-    def __missing__(self, key: tuple[str, str, str]) -> TransferOptions:
-        transfer_id, source_site, destination_site = key
-        options = _within_channel(
-            self.options[transfer_id], self.room, source_site, destination_site, self.leased
-        )
-        self[key] = options
-        return options
-
-
-def _within_channel(
-    options: TransferOptions,
-    room: _Room,
-    source_site: str,
-    destination_site: str,
-    leased: Counter[Pair | None],
-) -> TransferOptions:
-    """The task's bandwidth, no more than its part of its channel's."""
-    channel = room.channels.resolve(source_site, destination_site)
-    if channel is None or channel.bandwidth is None:
-        return options
-    active = room.active[channel.key] + leased[channel.key]
-    share = channel.share_of_bandwidth(active)
-    if share is None or (options.bandwidth is not None and options.bandwidth <= share):
-        return options
-    return replace(options, bandwidth=share)

@@ -20,8 +20,9 @@ from ferry.store import tables as t
 from ferry.store.abc import NewTransfer, TaskResult
 from ferry.store.sql_base import all_rows, first_row, hash_secret
 from ferry.store.sql_bulk import execute_many
+from ferry.store.sql_insert import TASK_INSERT, task_rows
 from ferry.store.sql_rows import task_from_row
-from ferry.store.sql_runs import TASK_INSERT, RunsMixin, task_rows
+from ferry.store.sql_runs import RunsMixin
 from ferry.store.sql_tasks import RunCounter, TasksMixin, held_rows, leased_rows
 from ferry.store.sql_transfers import TransfersMixin
 

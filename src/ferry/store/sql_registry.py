@@ -26,10 +26,11 @@ from ferry.errors import (
 from ferry.store import tables as t
 from ferry.store.abc import AgentStatistics, Principal
 from ferry.store.crypto import SecretKeyError
-from ferry.store.sql_base import SqlBase, all_rows, first_row, hash_secret
+from ferry.store.sql_base import SqlBase, Unindexed, all_rows, first_row, hash_secret
 from ferry.store.sql_bulk import execute_many
+from ferry.store.sql_expiry import ExpiryMixin
 from ferry.store.sql_rows import storage_from_row
-from ferry.store.sql_tasks import _RELEASE, TasksMixin
+from ferry.store.sql_tasks import _RELEASE
 
 ADMIN_CLIENT = "admin"
 THROUGHPUT_WINDOW = timedelta(minutes=1)
@@ -76,7 +77,7 @@ def _agent_from_row(row: Any) -> Agent:
     )
 
 
-class RegistryMixin(TasksMixin, SqlBase):
+class RegistryMixin(ExpiryMixin, SqlBase):
     async def bootstrap(self) -> str | None:
         now = self.clock()
         async with self._tx() as conn:
@@ -451,16 +452,19 @@ class RegistryMixin(TasksMixin, SqlBase):
                 .where(t.agents.c.id == agent_id)
                 .values(state=AgentState.RETIRED.value)
             )
+            carriers = await conn.run_sync(self._release_carriers, agent_id)
             held = (
                 await conn.execute(
                     select(c.id, c.lease_token).where(
-                        (c.lease_agent == agent_id) & t.task_state_is(TaskState.ACTIVE.value)
+                        (c.lease_agent == agent_id)
+                        & t.task_state_is(TaskState.ACTIVE.value)
+                        & Unindexed(c.origin).is_(None)
                     )
                 )
             ).all()
             if held:
                 await conn.run_sync(execute_many, _RELEASE, [(r.id, r.lease_token) for r in held])
-        return len(held)
+        return carriers + len(held)
 
     async def silent_agents(self, since: datetime) -> list[Agent]:
         a = t.agents.c
@@ -480,8 +484,8 @@ class RegistryMixin(TasksMixin, SqlBase):
             return {}
         c = t.tasks.c
         window = self.clock() - THROUGHPUT_WINDOW
-        held_by_agent = (
-            select(c.lease_agent, func.count())
+        held_by_agent = (  # objects: a carrier's count each
+            select(c.lease_agent, func.sum(c.objects))
             .where(c.lease_agent.in_(ids) & t.task_state_is(TaskState.ACTIVE.value))
             .group_by(c.lease_agent)
         )

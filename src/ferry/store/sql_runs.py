@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Update, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Row, Select, func, insert, select, update
 
-from ferry.domain.channels import UNKNOWN_SITE
-from ferry.domain.locations import Location
 from ferry.domain.schedules import Schedule, after_run, occurrences_due
 from ferry.domain.states import (
     RunStatus,
@@ -23,111 +17,20 @@ from ferry.domain.states import (
     check_transfer_transition,
 )
 from ferry.domain.transfers import (
-    ListedThrough,
-    PlannedTask,
     Run,
     RunCounts,
     Transfer,
-    TransferOptions,
     run_outcome,
     transfer_status_after,
 )
 from ferry.store import tables as t
 from ferry.store.abc import LostAttempt
-from ferry.store.sql_base import SqlBase, all_rows, first_row, scalar_of
-from ferry.store.sql_bulk import BulkStatement, execute_many
+from ferry.store.sql_base import all_rows, first_row, scalar_of
+from ferry.store.sql_expiry import lost_objects
 from ferry.store.sql_hooks import HooksMixin
+from ferry.store.sql_insert import InsertMixin, expanded_run
 from ferry.store.sql_outcomes import Failure, first_failed_outcome
 from ferry.store.sql_rows import run_from_row, transfer_from_row
-from ferry.store.sql_tasks import RunCounter
-
-# The columns of a new task, in the order of the tuples ``task_rows`` makes.
-TASK_COLUMNS = (
-    "transfer_id",
-    "run",
-    "scope",
-    "source_site",
-    "destination_site",
-    "priority",
-    "state",
-    "source",
-    "destination",
-    "size",
-    "attempts",
-    "max_attempts",
-    "cancel_requested",
-    "bytes_done",
-    "error_class",
-    "error",
-    "folder",
-)
-_STATE, _DESTINATION, _SIZE = (TASK_COLUMNS.index(n) for n in ("state", "destination", "size"))
-
-_TASK_VALUES: dict[str, Any] = {name: bindparam(name) for name in TASK_COLUMNS}
-TASK_INSERT = BulkStatement(insert(t.tasks).values(_TASK_VALUES), TASK_COLUMNS)
-# An object already in its run is left alone (the unique index on run and destination).
-_NEW_TASK_INSERTS = {
-    "sqlite": BulkStatement(
-        sqlite_insert(t.tasks).values(_TASK_VALUES).on_conflict_do_nothing(), TASK_COLUMNS
-    ),
-    "postgresql": BulkStatement(
-        postgresql_insert(t.tasks).values(_TASK_VALUES).on_conflict_do_nothing(), TASK_COLUMNS
-    ),
-}
-
-
-def task_rows(
-    transfer_id: str,
-    scope: str,
-    options: TransferOptions,
-    run: int,
-    planned: Sequence[PlannedTask],
-    sites: dict[str, str],
-) -> list[tuple[Any, ...]]:
-    """The rows of new tasks; their sites are those of their storages (UNKNOWN if none)."""
-    site_of = _Memo(lambda storage: sites.get(storage, UNKNOWN_SITE))
-    text_of = _Memo(lambda storage: str(Location(storage, "")))  # what precedes the path
-    head = (transfer_id, run, scope)
-    tail = (0, options.retries + 1, False, 0)
-    return [
-        (
-            *head,
-            site_of[p.source.storage],
-            site_of[p.destination.storage],
-            options.priority,
-            p.state.value,
-            text_of[p.source.storage] + p.source.path,
-            text_of[p.destination.storage] + p.destination.path,
-            p.size,
-            *tail,
-            p.error_class,
-            p.error,
-            p.folder,
-        )
-        for p in planned
-    ]
-
-
-def _first_of_each(rows: list[tuple[Any, ...]], destinations: set[str]) -> list[tuple[Any, ...]]:
-    """The first row of each of ``destinations``: the one an insert that skips repeats kept."""
-    first = []
-    for row in rows:
-        if row[_DESTINATION] in destinations:
-            destinations.discard(row[_DESTINATION])
-            first.append(row)
-    return first
-
-
-class _Memo(dict[str, str]):
-    """A value per storage name, computed once per batch."""
-
-    def __init__(self, compute: Callable[[str], str]) -> None:
-        super().__init__()
-        self.compute = compute
-
-    def __missing__(self, key: str) -> str:
-        self[key] = value = self.compute(key)
-        return value
 
 
 def _opened_run(row: Any, now: datetime) -> Run:
@@ -164,6 +67,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "bytes": 0,
         "size_total": 0,
         "last_result_at": None,
+        "next_object": 1,  # a run made now numbers its objects
     }
 
 
@@ -174,7 +78,7 @@ class _TransferState:
     schedule: Schedule
 
 
-class RunsMixin(HooksMixin, SqlBase):
+class RunsMixin(HooksMixin, InsertMixin):
     # --- the due and expand loops ---------------------------------------------------------------
     async def next_due_at(self) -> datetime | None:
         c = t.transfers.c
@@ -233,90 +137,6 @@ class RunsMixin(HooksMixin, SqlBase):
         transfers = {row.id: transfer_from_row(row, self._specs) for row in rows}
         return [(transfers[run.transfer_id], run) for run in runs]
 
-    async def add_tasks(
-        self,
-        transfer: Transfer,
-        run: int,
-        planned: Sequence[PlannedTask],
-        *,
-        expanded: bool = False,
-        listed: ListedThrough | None = None,
-    ) -> bool:
-        return await self._write(
-            self._add_tasks, transfer, run, planned, expanded, listed, self.clock()
-        )
-
-    def _add_tasks(
-        self,
-        conn: Connection,
-        transfer: Transfer,
-        run: int,
-        planned: Sequence[PlannedTask],
-        expanded: bool,
-        listed: ListedThrough | None,
-        now: datetime,
-    ) -> bool:
-        if expanded:
-            conn.execute(_expanded(transfer.id, run, None))
-        wanted = conn.execute(
-            select(t.transfers.c.status, t.transfers.c.cancel_requested).where(
-                t.transfers.c.id == transfer.id
-            )
-        ).one()
-        if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
-            return False  # canceled while it was being listed: nothing more to queue
-        if listed is not None:  # committed with the page's tasks: a restart lists on after it
-            conn.execute(_listed(transfer.id, run, listed))
-        if not planned:
-            return True
-        sites = self._sites_of(conn, transfer.spec.storages())
-        options = transfer.spec.options
-        rows = task_rows(transfer.id, transfer.scope, options, run, planned, sites)
-        inserted = self._insert_new_tasks(conn, rows)
-        counter = RunCounter()
-        for state, count in Counter(row[_STATE] for row in inserted).items():
-            counter.add(transfer.id, run, TaskState(state), count=count)
-        counter.grow(transfer.id, run, "total", len(inserted))
-        counter.grow(transfer.id, run, "size_total", sum(row[_SIZE] or 0 for row in inserted))
-        counter.apply(conn, now)
-        return True
-
-    def _insert_new_tasks(
-        self, conn: Connection, rows: list[tuple[Any, ...]]
-    ) -> list[tuple[Any, ...]]:
-        """Insert the rows whose object is not in the run yet (a listing resumed after a crash
-        repeats some) and return them; all of one run. The insert skips those itself: only when
-        it skipped some are the new ones read back."""
-        c = t.tasks.c
-        last_id = conn.execute(select(func.max(c.id))).scalar() or 0
-        inserted = execute_many(conn, _NEW_TASK_INSERTS[conn.dialect.name], rows)
-        fresh = rows
-        if inserted is not None and inserted.rowcount != len(rows):
-            transfer_id, run = rows[0][0], rows[0][1]
-            added = conn.execute(
-                select(c.destination).where(
-                    (c.transfer_id == transfer_id) & (c.run == run) & (c.id > last_id)
-                )
-            )
-            fresh = _first_of_each(rows, set(added.scalars()))
-        self._add_queues(conn, fresh)
-        return fresh
-
-    def _add_queues(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Make known the queues of these new tasks (scope, source site, destination site)."""
-        queues = {row[2:5] for row in rows}
-        self._insert_missing(
-            conn,
-            t.queues,
-            [{"scope": q[0], "source_site": q[1], "destination_site": q[2]} for q in queues],
-        )
-
-    def _sites_of(self, conn: Connection, storages: set[str]) -> dict[str, str]:
-        rows = conn.execute(
-            select(t.storages.c.name, t.storages.c.site).where(t.storages.c.name.in_(storages))
-        )
-        return {r.name: r.site for r in rows.all()}
-
     async def active_bytes(self, transfer_id: str, run: int) -> int:
         """Bytes the run's active objects have moved so far, as their agents last reported."""
         c = t.tasks.c
@@ -328,7 +148,7 @@ class RunsMixin(HooksMixin, SqlBase):
         return int(await self._reading(scalar_of, query))
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
-        await self._write(Connection.execute, _expanded(transfer_id, run, error))
+        await self._write(Connection.execute, expanded_run(transfer_id, run, error))
 
     # --- the finalize loop ----------------------------------------------------------------------
     async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
@@ -339,7 +159,8 @@ class RunsMixin(HooksMixin, SqlBase):
             .select_from(t.attempts.join(t.tasks, a.task_id == c.id))
             .where((c.transfer_id == transfer_id) & (c.run == run) & (a.state == "LOST")),
         )
-        return [LostAttempt(row.id, row.destination, row.number) for row in rows]
+        chunked = await self._reading(lost_objects, transfer_id, run)
+        return [LostAttempt(row.id, row.destination, row.number) for row in rows] + chunked
 
     async def finish_runs(self, now: datetime) -> list[Run]:
         r = t.runs.c
@@ -474,21 +295,3 @@ class RunsMixin(HooksMixin, SqlBase):
         first = min(found, key=lambda failure: failure.number)
         error = (first.error or "no error recorded").strip().splitlines()[0]
         return f"{summary}: {error if first.source in error else f'{first.source}: {error}'}"
-
-
-def _listed(transfer_id: str, run: int, listed: ListedThrough) -> Update:
-    """The statement that records how far the run's listing has come."""
-    return (
-        update(t.runs)
-        .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
-        .values(listed_source=listed.source, listed_through=listed.cursor)
-    )
-
-
-def _expanded(transfer_id: str, run: int, error: str | None) -> Update:
-    """The statement that marks a run expanded: every task of it exists."""
-    return (
-        update(t.runs)
-        .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
-        .values(expanded=True, error=error)
-    )

@@ -294,13 +294,15 @@ class TransfersMixin(SqlBase):
         c = t.tasks.c
         of_run = (c.transfer_id == transfer_id) & (c.run == run)
         waiting = of_run & t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
-        canceled = (
-            await conn.execute(
-                update(t.tasks)
-                .where(waiting)
-                .values(state=TaskState.CANCELED.value, finished_at=now, error="canceled")
-            )
-        ).rowcount
+        # A carrier's objects are canceled with it, each counted: no outcome row is written
+        # for them (their state is their carrier's).
+        objects = await conn.execute(
+            update(t.tasks)
+            .where(waiting)
+            .values(state=TaskState.CANCELED.value, finished_at=now, error="canceled")
+            .returning(c.objects)
+        )
+        canceled = sum(objects.scalars())
         stopping = (
             await conn.execute(
                 update(t.tasks)
