@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.domain.states import TaskState
-from ferry.store.abc import Store, StoreGauges, TaskChange
+from ferry.store.abc import ChunkTally, Store, StoreGauges, TaskChange
 
 log = logging.getLogger("ferry.api")
 
@@ -140,6 +140,19 @@ class Metrics:
                 self.bytes_failed.labels(*link).inc(change.bytes)
                 if change.state is TaskState.FAILED:
                     self.objects_failed.labels(*link).inc()
+
+    def count_chunk_results(self, tallies: Iterable[ChunkTally]) -> None:
+        """The objects of carriers' reports, counted as ``count_results`` counts tasks."""
+        for tally in tallies:
+            change = tally.change
+            link = (change.scope, change.source_site, change.destination_site)
+            if tally.done:
+                self.objects_moved.labels(*link).inc(tally.done)
+                self.bytes_moved.labels(*link).inc(tally.bytes)
+            if tally.failed or tally.retried:
+                self.attempts_failed.labels(*link).inc(tally.failed + tally.retried)
+            if tally.failed:
+                self.objects_failed.labels(*link).inc(tally.failed)
 
     async def exposition(self) -> bytes:
         """The text format of every metric, the store's counts read anew."""

@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -17,16 +18,19 @@ from ferry.domain.states import TaskState
 from ferry.domain.transfers import Agent
 from ferry.errors import AuthError, Forbidden, ServerStopping
 from ferry.protocol import (
+    PROTOCOL,
     AgentLeft,
     AgentRegister,
     AgentRegistered,
     Heartbeat,
     HeartbeatReply,
+    LeasedChunk,
     LeasedTaskPublic,
     LeaseReply,
     LeaseRequest,
     ReportedState,
     ReportReply,
+    Results,
     StorageAccess,
     TaskReport,
     decode,
@@ -37,7 +41,14 @@ from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Daemon, Reader, Registrant, StateDep
 from ferry.server.schemas import AgentInvitation, AgentInvite, AgentPublic, AgentStatsPublic
 from ferry.server.state import ServerState
-from ferry.store.abc import AgentStatistics, LeasedTask, Principal, TaskChange, TaskResult
+from ferry.store.abc import (
+    AgentStatistics,
+    CarriedChunk,
+    LeasedTask,
+    Principal,
+    TaskChange,
+    TaskResult,
+)
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 log = logging.getLogger("ferry.api")
@@ -128,6 +139,7 @@ async def register(
         token=token,
         heartbeat_s=state.settings.heartbeat_s,
         lease_ttl_s=state.settings.lease_ttl_s,
+        protocol=PROTOCOL,
     )
     return _answer(registered)
 
@@ -194,7 +206,17 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         bandwidth=task.options.bandwidth,
         scope=task.scope,
         priority=task.priority,
+        chunk=_carried(task.chunk),
     )
+
+
+def _carried(chunk: CarriedChunk | None) -> LeasedChunk | None:
+    """A carrier's objects as its agent receives them: the stored list sent as it is, never
+    made into Python objects on the server."""
+    if chunk is None:
+        return None
+    objects: Any = orjson.Fragment(chunk.objects)
+    return LeasedChunk(first=chunk.first, objects=objects, only=chunk.only)
 
 
 async def _storages_for(state: ServerState, names: set[str]) -> dict[str, StorageAccess]:
@@ -236,6 +258,47 @@ async def report(agent_id: str, request: Request, state: StateDep, caller: Daemo
     state.wakeups.tasks_available.fire()
     publish_task_changes(state, changes)
     return _answer(ReportReply(accepted=len(changes), ignored=len(results) - len(changes)))
+
+
+_RESULTS_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": json_schema(Results)}},
+}
+
+
+@router.post(
+    "/{agent_id}/results", response_model=ReportReply, openapi_extra={"requestBody": _RESULTS_BODY}
+)
+async def results(agent_id: str, request: Request, state: StateDep, caller: Daemon) -> Response:
+    """What an agent of protocol 2 reports: single tasks as ``/report`` takes them, and the
+    objects of its carriers that ended since their last report (a carrier's last report
+    ends it). A report sent twice changes nothing."""
+    _own(caller, agent_id)
+    try:
+        body = decode(Results, await request.body())
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
+    tasks = results_of(body.tasks)
+    changes = await state.store.record_results(agent_id, tasks) if tasks else []
+    chunks = await state.store.record_chunk_results(agent_id, body.chunks)
+    log.debug(
+        "agent %s: %d results, %d applied; %d objects of chunks, %d applied",
+        agent_id,
+        len(tasks),
+        len(changes),
+        chunks.accepted + chunks.ignored,
+        chunks.accepted,
+    )
+    state.metrics.count_results(changes)
+    state.metrics.count_chunk_results(chunks.carriers)
+    state.wakeups.finalize.set()
+    state.wakeups.tasks_available.fire()
+    publish_task_changes(state, changes + [tally.change for tally in chunks.carriers])
+    accepted = len(changes) + chunks.accepted
+    return _answer(
+        ReportReply(accepted=accepted, ignored=len(tasks) - len(changes) + chunks.ignored)
+    )
 
 
 def results_of(reports: list[TaskReport]) -> list[TaskResult]:
