@@ -210,48 +210,39 @@ class _Report:
 
     def __init__(self, row: CarrierRow, ended_at: Any) -> None:
         self.row = row
-        self.ended_at = ended_at
         self.outcomes: list[tuple[Any, ...]] = []
         self.counts: Counter[str] = Counter()
         self.retried: list[int] = []
         self.moved = 0
-        self.ignored = 0
+        self._head = (row.transfer_id, row.run)
+        self._tail = (row.lease_agent, row.leased_at, ended_at)
 
     def add(self, result: ChunkResult) -> None:
+        """Keep ``result`` as an outcome. Per object of every chunk: kept to a dictionary
+        look-up and one tuple for a moved object."""
         offset, reported, nbytes, checksum, error_class, error, retryable = result
-        state = self._outcome(reported, retryable)
+        state = _MOVED.get(reported) or self._outcome(reported, retryable)
         row = self.row
-        self.outcomes.append(
-            (
-                row.transfer_id,
-                row.run,
-                row.origin + offset,
-                row.attempts,
-                state,
-                nbytes,
-                checksum,
-                error_class,
-                error,
-                row.lease_agent,
-                row.leased_at,
-                self.ended_at,
-            )
-        )
-        self.counts[state] += 1
+        outcome = (row.origin + offset, row.attempts, state, nbytes, checksum, error_class, error)
+        self.outcomes.append(self._head + outcome + self._tail)
         if state == "WAITING":
             self.retried.append(offset)
-        if state in ("DONE", "SKIPPED"):
-            self.moved += nbytes
+
+    def counted(self) -> None:
+        """Count the kept outcomes by state, and the bytes of those that moved."""
+        self.counts.update(outcome[4] for outcome in self.outcomes)
+        self.moved = sum(o[5] for o in self.outcomes if o[4] in ("DONE", "SKIPPED"))
 
     def _outcome(self, reported: ReportedState, retryable: bool) -> str:
         row = self.row
-        if reported in (ReportedState.DONE, ReportedState.SKIPPED):
-            return reported.value
         if row.cancel_requested:
             return "CANCELED"
         # Failed, or stopped by its agent (not by a user): the object still has to move.
         retry = retryable or reported is ReportedState.CANCELED
         return "WAITING" if retry and row.attempts < row.max_attempts else "FAILED"
+
+
+_MOVED = {ReportedState.DONE: "DONE", ReportedState.SKIPPED: "SKIPPED"}
 
 
 class ChunksMixin(SqlBase):
@@ -313,6 +304,7 @@ class ChunksMixin(SqlBase):
                 continue  # not its own, recorded already, or given back (the rest, below)
             known[offset] = ("", 0)
             report.add(result)
+        report.counted()
         if report.retried:
             not_before = now + retry_delay(row.attempts)
             new_carrier(
