@@ -90,6 +90,7 @@ class AgentRunner:
         self._capacity = asyncio.Event()
         self._copies_ended = asyncio.Event()  # set whenever a batch of copies ends
         self._unfinished = 0  # objects leased and not yet copied: queued or running
+        self._units = 0  # tasks and chunks leased and not yet ended: each takes one slot
         self._mean_task_s = 1.0  # moving average of one object's copy wall time
         self._copier = Copier()
         self._threads = ThreadPoolExecutor(max_workers=max_active, thread_name_prefix="copy")
@@ -168,6 +169,7 @@ class AgentRunner:
         while not self._queue.empty():
             held = self._queue.get_nowait()
             held.done = True
+            self._units -= 1
             if isinstance(held, HeldChunk):
                 held.rest = ReportedState.RELEASED
                 self._unfinished -= held.count
@@ -215,11 +217,15 @@ class AgentRunner:
         while True:
             ahead = self.lease_ahead
             room = ahead - self._unfinished
-            if room < max(1, ahead // 2) and self._unfinished > 0:
+            # A chunk takes one slot whatever its objects: a slot with nothing to start leases
+            # even when the objects held already fill what the agent holds ahead.
+            slot_free = self._units < self.max_active
+            if room < max(1, ahead // 2) and self._unfinished > 0 and not slot_free:
                 self._capacity.clear()
                 await self._capacity.wait()
                 continue
-            reply: LeaseReply | None = await self._resilient(self.session.lease(room, LEASE_WAIT_S))
+            lease = self.session.lease(max(room, 1), LEASE_WAIT_S)
+            reply: LeaseReply | None = await self._resilient(lease)
             if reply is None:
                 continue
             self._copier.learn(reply.storages)
@@ -232,6 +238,7 @@ class AgentRunner:
         leased = held.leased
         self._held[held.id] = held
         self._held_of[leased.transfer] += 1
+        self._units += 1
         if isinstance(held, HeldChunk):
             self._outbox.hold(held)
             self._unfinished += held.count
@@ -301,11 +308,15 @@ class AgentRunner:
     def _copied(self, held: list[Any], objects: int, took: float, *, per: int = 0) -> None:
         """Copies ended: ``objects`` are no longer unfinished, ``took`` seconds for ``per``
         objects (all of them when 0) moves the mean that sizes the leases."""
-        each = took / (per or objects)
-        self._mean_task_s += DURATION_SMOOTHING * (each - self._mean_task_s)
+        samples = per or objects
+        each = took / samples
+        # As if each object had been timed alone: a chunk of 64 moves the mean as 64 tasks do.
+        weight = 1 - (1 - DURATION_SMOOTHING) ** samples
+        self._mean_task_s += weight * (each - self._mean_task_s)
         for item in held:
             item.done = True
         self._unfinished -= objects
+        self._units -= len(held)
         self._capacity.set()
         self._copies_ended.set()
 
