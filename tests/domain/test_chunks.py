@@ -12,6 +12,7 @@ from ferry.domain.chunks import (
     CHUNK_BYTES,
     CHUNK_OBJECTS,
     REMOTE_CHUNK_OBJECTS,
+    REMOTE_SPREAD,
     SMALL_OBJECT,
     PlannedChunk,
     is_small,
@@ -109,12 +110,18 @@ def test_an_object_that_would_pass_32_mib_opens_the_next_chunk():
 
 
 def test_a_chunk_holds_at_most_64_objects_when_a_storage_is_remote():
-    page = _page(*[0] * (2 * REMOTE_CHUNK_OBJECTS + 5))
-    assert _shape(pack(page, TREE, SOURCE, remote=True)) == [
-        (0, REMOTE_CHUNK_OBJECTS),
-        (REMOTE_CHUNK_OBJECTS, REMOTE_CHUNK_OBJECTS),
-        (2 * REMOTE_CHUNK_OBJECTS, 5),
-    ]
+    page = _page(*[0] * (17 * REMOTE_CHUNK_OBJECTS + 5))
+    shape = _shape(pack(page, TREE, SOURCE, remote=True))
+    assert shape[:2] == [(0, REMOTE_CHUNK_OBJECTS), (REMOTE_CHUNK_OBJECTS, REMOTE_CHUNK_OBJECTS)]
+    assert shape[-1] == (17 * REMOTE_CHUNK_OBJECTS, 5)
+
+
+@pytest.mark.parametrize(("small", "each"), [(48, 3), (10, 2), (160, 10), (17, 2)])
+def test_a_remote_page_of_few_small_objects_spreads_over_several_chunks(small: int, each: int):
+    page = _page(*[0] * small)
+    shape = _shape(pack(page, TREE, SOURCE, remote=True))
+    assert {count for _first, count in shape[:-1]} == {each}  # type: ignore[misc]
+    assert len(shape) >= min(REMOTE_SPREAD, small // 2)
 
 
 def test_a_small_object_alone_stays_a_single_task():
@@ -187,8 +194,8 @@ def test_a_tree_at_the_storage_root_packs_paths_from_the_root():
 
 def test_numbers_are_consecutive_in_listing_order():
     page = _page(1, 1, None, 1, 1, 1, 8 * MiB, 1, *[0] * 70, 1)
-    packed = pack(page, TREE, SOURCE, remote=True)
-    assert _shape(packed) == [(0, 2), None, (3, 3), 8 * MiB, (7, 64), (71, 8)]
+    packed = pack(page, TREE, SOURCE, remote=False)
+    assert _shape(packed) == [(0, 2), None, (3, 3), 8 * MiB, (7, 72)]
     assert _flatten(packed) == page
 
 
@@ -236,7 +243,10 @@ def test_packing_keeps_every_entry_once_in_order_within_the_limits(
     page = [_entry(place, kind) for place, kind in enumerate(kinds)]
     packed = pack(page, TREE, SOURCE, remote=remote)
     assert _flatten(packed) == page
-    limit = REMOTE_CHUNK_OBJECTS if remote else CHUNK_OBJECTS
+    limit = CHUNK_OBJECTS
+    if remote:  # few enough a chunk that the page's small objects spread over REMOTE_SPREAD
+        spread = -(-sum(1 for task in page if _small(task)) // REMOTE_SPREAD)
+        limit = min(REMOTE_CHUNK_OBJECTS, max(2, spread))
     for item in packed:
         if not isinstance(item, PlannedChunk):
             continue

@@ -14,8 +14,11 @@ SMALL_OBJECT = 256 * 1024
 CHUNK_OBJECTS = 500
 CHUNK_BYTES = 32 * 1024 * 1024
 # Between remote storages a chunk is smaller, so that a tree's latency spreads over the
-# agents' slots instead of waiting in one slot's queue.
+# agents' slots instead of waiting in one slot's queue: at most 64 objects, and few enough
+# that a page's small objects make at least REMOTE_SPREAD chunks (a chunk's objects are copied
+# one after the other, so 48 objects of a slow link in one chunk would take one slot 48 turns).
 REMOTE_CHUNK_OBJECTS = 64
+REMOTE_SPREAD = 16
 
 
 def is_small(size: int | None, *, unzip: bool, bandwidth: int | None) -> bool:
@@ -54,15 +57,19 @@ def pack(
     """The tasks of one page of ``source``'s listing, in listing order: consecutive small
     objects packed into chunks, every other entry a single task.
 
-    A chunk closes at ``CHUNK_OBJECTS`` objects (``REMOTE_CHUNK_OBJECTS`` when either
-    storage is ``remote``) or before it would exceed ``CHUNK_BYTES``, at any entry that is
+    A chunk closes at ``CHUNK_OBJECTS`` objects (when either storage is ``remote``,
+    ``REMOTE_CHUNK_OBJECTS``, or fewer so that the page makes ``REMOTE_SPREAD`` chunks) or
+    before it would exceed ``CHUNK_BYTES``, at any entry that is
     not small, and at the end of the page. A chunk that would hold one object is that
     object's single task instead: one row, where a chunk would cost a carrier and a list.
     Entries keep their places, so numbering the result in order numbers the page in order.
     """
     if spec.kind is not TransferKind.TREE:
         return list(page)
-    limit = REMOTE_CHUNK_OBJECTS if remote else CHUNK_OBJECTS
+    limit = CHUNK_OBJECTS
+    if remote:
+        small = sum(1 for task in page if _small_entry(task, spec, source) is not None)
+        limit = min(REMOTE_CHUNK_OBJECTS, max(2, -(-small // REMOTE_SPREAD)))
     packed: list[PlannedTask | PlannedChunk] = []
     objects: list[tuple[str, int]] = []  # the open chunk's, from the page's entry ``first``
     first = size = 0
