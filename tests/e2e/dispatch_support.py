@@ -3,6 +3,7 @@ from the outside (a read-only SQLite connection, as an operator's query would)."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from datetime import datetime
@@ -73,6 +74,37 @@ class TaskDb:
 
     def scalar(self, sql: str, *params: object) -> Any:
         return self.rows(sql, *params)[0][0]
+
+    def held_objects(self, agent_id: str) -> dict[int, int]:
+        """The objects whose lease ``agent_id`` holds now, by number, with the attempt: a single
+        task's own, each object a carrier carries (its members, or its whole chunk list)."""
+        rows = self.rows(
+            "SELECT t.object, t.attempts, t.origin, t.members, c.count FROM tasks t"
+            " LEFT JOIN chunks c ON c.transfer_id = t.transfer_id AND c.run = t.run"
+            " AND c.first = t.origin WHERE t.state = 'ACTIVE' AND t.lease_agent = ?",
+            agent_id,
+        )
+        held = {}
+        for number, attempt, origin, members, count in rows:
+            if origin is None:
+                held[number] = attempt
+                continue
+            offsets = json.loads(members) if members else range(count)
+            held.update((origin + offset, attempt) for offset in offsets)
+        return held
+
+    def done_at(self, transfer_id: str) -> list[str]:
+        """When each object of a transfer was recorded DONE, in order: a single task's row, or
+        the outcome of an object a chunk carried."""
+        rows = self.rows(
+            "SELECT finished_at FROM tasks WHERE transfer_id = ? AND state = 'DONE'"
+            " AND origin IS NULL UNION ALL"
+            " SELECT finished_at FROM outcomes WHERE transfer_id = ? AND state = 'DONE'"
+            " ORDER BY 1",
+            transfer_id,
+            transfer_id,
+        )
+        return [row[0] for row in rows]
 
 
 class ActiveSampler(threading.Thread):

@@ -108,9 +108,8 @@ def test_sighup_applies_the_new_level_and_storage_without_dropping_a_running_tra
     final = wait_final(server, running, timeout=60)
     assert final["status"] == "COMPLETED"
     assert final["objects"]["done"] == 12
-    with TaskDb(server) as db:
-        leased = db.rows("SELECT attempts FROM tasks WHERE transfer_id = ?", running)
-    assert sorted(n for (n,) in leased) == [1] * 12, "a task was given back and leased again"
+    objects = server.cli_json("outcomes", running)["objects"]
+    assert [o["attempts"] for o in objects] == [1] * 12, "an object was given back and leased again"
     assert server.process.poll() is None
     assert agent_named(server, "local-1")["status"]["pid"] == agent_pid  # type: ignore[index]
 
@@ -271,7 +270,8 @@ def test_a_local_agent_frozen_with_sigstop_is_killed_and_replaced(daemons: Daemo
         "--agents", "1", "--heartbeat", "1", "--hung-timeout", str(HUNG_TIMEOUT_S),
         "--agent-lost-after", "60",
     )  # fmt: skip
-    add_mock(server, "mk", "siteA", time=3, files=8)
+    # Objects over the small size, each its own task: eight held at once when it freezes.
+    add_mock(server, "mk", "siteA", time=3, files=8, size=300_000)
     add_mock(server, "sink", "siteB")
     frozen = wait_agent(server, "local-1")
     pid, agent_id = int(frozen["status"]["pid"]), frozen["id"]

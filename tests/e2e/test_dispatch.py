@@ -58,13 +58,15 @@ def test_a_channel_never_has_more_tasks_active_than_its_max_active(start_server:
 # --- fairness between scopes, priority within one --------------------------------------------
 
 
-# Without a channel each agent holds up to 256 leased, unstarted tasks of alpha when beta's
-# arrive: its local queue must run beta's next, not after what it already holds.
+# The objects are small: they travel in chunks (of 64 for alpha's pages of 1,000; of 2 for
+# beta's ten, spread over slots, the storages being remote), and each chunk is one fair-share
+# turn (docs/small-files.md). Once beta's chunks are queued, the leases alternate 1:1 between
+# the scopes, whatever alpha's agents already hold.
 @pytest.mark.parametrize(
     "max_active",
     [pytest.param(None, id="default-agents"), pytest.param(16, id="channel-max-active-16")],
 )
-def test_a_small_scope_finishes_before_a_big_scopes_1000th_task(
+def test_a_small_scope_is_leased_turn_for_turn_with_a_big_one(
     start_server: Start, max_active: int | None
 ) -> None:
     server = start_server()
@@ -76,29 +78,29 @@ def test_a_small_scope_finishes_before_a_big_scopes_1000th_task(
     if max_active is not None:
         server.cli("channel", "set", "*", "*", "--max-active", str(max_active), check=True)
     wait_agents(server, 2)
-    done = "SELECT count(*) FROM tasks WHERE scope = ? AND state = 'DONE'"
 
     with TaskDb(server) as db:
-        submit(server, "big:data", "sink:big", scope="alpha")
-        wait_for(lambda: db.scalar(done, "alpha") > 0, interval=0.005)
+        big = submit(server, "big:data", "sink:big", scope="alpha")
+        wait_for(lambda: db.done_at(big), interval=0.005)
         small = submit(server, "small:data", "sink:small", scope="beta")
         assert wait_finished(server, small, timeout=60)["status"] == "COMPLETED"
-        wait_for(lambda: db.scalar(done, "alpha") >= 1000, timeout=60, interval=0.2)
-        thousandth = db.scalar(
-            "SELECT finished_at FROM tasks WHERE scope = 'alpha' AND state = 'DONE'"
-            " ORDER BY finished_at LIMIT 1 OFFSET 999"
-        )
-        last_small = db.scalar("SELECT max(finished_at) FROM tasks WHERE scope = 'beta'")
-        ahead = db.scalar(
-            "SELECT count(*) FROM tasks WHERE scope = 'alpha' AND state = 'DONE'"
-            " AND finished_at <= ?",
-            last_small,
+        alpha_done = len(db.done_at(big))
+        leases = db.rows(
+            "SELECT transfer_id, leased_at FROM tasks WHERE leased_at IS NOT NULL"
+            " AND transfer_id IN (?, ?) ORDER BY leased_at",
+            big,
+            small,
         )
 
-    assert stamp(last_small) < stamp(thousandth), (
-        f"scope beta's last task finished after {ahead} of alpha's (at {last_small}; "
-        f"alpha's 1000th at {thousandth})"
-    )
+    beta = [stamp(at) for transfer, at in leases if transfer == small]
+    assert len(beta) == 5, "beta's ten objects were not spread over five chunks"
+    between = [
+        at for transfer, at in leases if transfer == big and beta[0] <= stamp(at) <= beta[-1]
+    ]
+    # 1:1 turns: one of alpha's per chunk of beta's, and one more for each of the two agents
+    # whose lease began with alpha's turn.
+    assert len(between) <= len(beta) + 2, f"{len(between)} of alpha's chunks among beta's {beta}"
+    assert alpha_done < 10_000, "beta finished only after alpha had no more work"
 
 
 def test_a_priority_5_transfer_is_leased_before_any_further_priority_3_task(
@@ -125,16 +127,17 @@ def test_a_priority_5_transfer_is_leased_before_any_further_priority_3_task(
         urgent = server.cli_json(*in_ops, "5", "urgent:data", "sink:urgent")["id"]
 
         def urgent_queued() -> set[int] | None:
-            """One snapshot: all five urgent tasks QUEUED, and the backlog's tasks QUEUED with
-            them (the ones that must not be leased before them)."""
+            """One snapshot: all five urgent objects QUEUED (in one chunk: they are small), and
+            the backlog's tasks QUEUED with them (the ones that must not be leased before)."""
             rows = db.rows(
-                "SELECT transfer_id, id FROM tasks WHERE state = 'QUEUED'"
+                "SELECT transfer_id, id, objects FROM tasks WHERE state = 'QUEUED'"
                 " AND transfer_id IN (?, ?)",
                 urgent,
                 backlog,
             )
-            waiting = {task for transfer, task in rows if transfer == backlog}
-            return waiting if len(rows) - len(waiting) == 5 else None
+            waiting = {task for transfer, task, _ in rows if transfer == backlog}
+            urgent_objects = sum(objects for transfer, _, objects in rows if transfer == urgent)
+            return waiting if urgent_objects == 5 else None
 
         waiting = wait_for(urgent_queued, timeout=30)
         assert waiting, "no priority-3 work was queued: the urgent transfer was behind nothing"
@@ -144,7 +147,7 @@ def test_a_priority_5_transfer_is_leased_before_any_further_priority_3_task(
         def backlog_leases() -> list[str] | None:
             rows = db.rows("SELECT id, leased_at FROM tasks WHERE transfer_id = ?", backlog)
             later = [leased for task, leased in rows if task in waiting and leased is not None]
-            return later if len(later) >= 100 else None
+            return later if len(later) >= 10 else None  # chunks of 64 objects: 640 objects
 
         later = wait_for(backlog_leases, timeout=60)
         urgent_leases = [
@@ -181,16 +184,15 @@ def test_a_killed_agents_tasks_are_requeued_and_done_once_elsewhere(start_server
     transfer = server.cli_json("submit", "slow:data", "sink:out", "--tree")["id"]
 
     with TaskDb(server) as db:
-        held_now = (
-            "SELECT id, lease_token, attempts FROM tasks WHERE state = 'ACTIVE' AND lease_agent = ?"
-        )
-        held = wait_for(lambda: {r[0]: (r[1], r[2]) for r in db.rows(held_now, victim_id)})
+        held_now = "SELECT id, lease_token FROM tasks WHERE state = 'ACTIVE' AND lease_agent = ?"
+        leases = wait_for(lambda: dict(db.rows(held_now, victim_id)))
+        held = db.held_objects(victim_id)  # object number → the attempt the victim held
         os.kill(victim_pid, signal.SIGKILL)
         killed_at = time.monotonic()
 
         def released() -> bool:
             active = db.rows("SELECT id, lease_token FROM tasks WHERE state = 'ACTIVE'")
-            return not any(task in held and held[task][0] == lease for task, lease in active)
+            return not any(leases.get(task) == lease for task, lease in active)
 
         wait_for(released, timeout=LEASE_TTL_S + 10, interval=0.02)
         released_after = time.monotonic() - killed_at
@@ -213,9 +215,9 @@ def test_a_killed_agents_tasks_are_requeued_and_done_once_elsewhere(start_server
         for h in o["history"]
         if h["agent"] == victim_id
     }
-    endings = {task: ended.get((task, attempt)) for task, (_, attempt) in held.items()}
+    endings = {task: ended.get((task, attempt)) for task, attempt in held.items()}
     assert set(endings.values()) <= {"LOST", "FAILED", "DONE"}, endings
-    lost = {task: held[task][1] for task, state in endings.items() if state in ("LOST", "FAILED")}
+    lost = {task: held[task] for task, state in endings.items() if state in ("LOST", "FAILED")}
     assert lost, f"the killed agent's leases all ended DONE: the kill interrupted nothing {endings}"
 
     for task, number in lost.items():

@@ -252,6 +252,7 @@ class Run:
     size_total: int = 0  # bytes of its objects whose size was known when listed
     last_result_at: datetime | None = None  # when its latest object ended
     listed: ListedThrough | None = None  # None: not listed yet, or a run from before 0014
+    numbered: bool = False  # its objects are numbered, so small ones may travel in chunks
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from ferry.daemon.logs import REDACTOR
+from ferry.domain.chunks import PlannedChunk, pack
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import (
@@ -83,6 +84,7 @@ class _Listing:
         self.pages: Iterator[list[TreeEntry]] | None = None
         self.refused: list[str] = []
         self.marked = False  # expanded with its last tasks, in the same transaction
+        self.remote: bool | None = None  # known after its first page
 
     async def step(self) -> bool:
         """Add the next page of tasks; True once the run is fully expanded."""
@@ -130,12 +132,26 @@ class _Listing:
             self.pages, self.after = None, None
             self.source_index += 1
             return not self.sources
-        planned = [_plan(source, entry, spec.destination, self.refused) for entry in page]
+        listed_tasks = [_plan(source, entry, spec.destination, self.refused) for entry in page]
+        page_tasks: list[PlannedTask | PlannedChunk] = list(listed_tasks)
+        if self.run.numbered:  # small objects travel in chunks (docs/small-files.md)
+            remote = await self._remote(source.storage, spec.destination.storage)
+            page_tasks = pack(listed_tasks, spec, source, remote=remote)
         listed = ListedThrough(self.source_index, page[-1].cursor)
-        if not await store.add_tasks(self.transfer, self.run.number, planned, listed=listed):
+        if not await store.add_tasks(self.transfer, self.run.number, page_tasks, listed=listed):
             return True  # canceled meanwhile: stop listing
         self.loop.wakeups.tasks_available.fire()
         return False
+
+    async def _remote(self, *storages: str) -> bool:
+        """Whether either storage is reached over a network (its chunks are smaller)."""
+        if self.remote is None:
+            urls = [
+                (await lookup_storage(self.loop.store, name, self.loop.endpoints)).url
+                for name in storages
+            ]
+            self.remote = not all(url.startswith("file:") for url in urls)
+        return self.remote
 
 
 def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:

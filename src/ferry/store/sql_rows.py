@@ -117,6 +117,7 @@ def run_from_mapping(row: Mapping[Any, Any]) -> Run:
         size_total=row["size_total"],
         last_result_at=row["last_result_at"],
         listed=_listed(row["listed_source"], row["listed_through"]),
+        numbered=row["next_object"] is not None,
     )
 
 

@@ -46,6 +46,7 @@ def _opened_run(row: Any, now: datetime) -> Run:
         RunCounts(),
         None,
         occurrences=stands_for,
+        numbered=True,
     )
 
 
