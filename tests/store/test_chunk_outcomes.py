@@ -10,6 +10,7 @@ import pytest
 
 from ferry.domain.states import TaskState
 from ferry.store import tables as t
+from ferry.wire import INT64_MAX
 
 from .chunk_rows import (
     add_carrier,
@@ -173,6 +174,24 @@ async def test_a_page_after_a_cursor_inside_a_chunk_starts_at_the_next_object(st
     page = await store.outcomes(transfer_id, run, after=9, limit=3)
 
     assert [o.number for o in page] == [10, 11, 12]
+
+
+@pytest.mark.parametrize("state", [None, *TaskState])
+async def test_a_page_after_the_largest_number_is_empty(store, mixed, state):
+    transfer_id, run, _carrier, _retry = mixed
+
+    assert await store.outcomes(transfer_id, run, after=INT64_MAX, limit=10, state=state) == []
+
+
+@pytest.mark.parametrize("state", [None, *TaskState])
+async def test_a_page_after_the_largest_number_of_single_tasks_or_none_is_empty(
+    store, start, opened, state
+):
+    started = await start(3)
+    empty = await opened()
+    for transfer_id, run in ((started.transfer.id, started.run.number), empty):
+        page = await store.outcomes(transfer_id, run, after=INT64_MAX, limit=10, state=state)
+        assert page == []
 
 
 async def test_the_run_error_names_the_lowest_numbered_failed_object(store, mixed, clock):

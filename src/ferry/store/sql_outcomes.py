@@ -25,6 +25,7 @@ from ferry.store import tables as t
 from ferry.store.abc import Attempt, RunObject
 from ferry.store.sql_base import SqlBase, all_rows
 from ferry.store.sql_tasks import IN_ITS_ROW
+from ferry.wire import INT64_MAX
 
 # An outcome in one of these states is the object's last word; otherwise its carrier's is.
 FINAL = frozenset({"DONE", "SKIPPED", "FAILED", "CANCELED"})
@@ -59,6 +60,8 @@ def read_outcomes(
     conn: Connection, key: RunKey, after: int, limit: int, state: TaskState | None
 ) -> list[RunObject]:
     """``Store.outcomes`` on one connection (a reader's)."""
+    if after >= INT64_MAX:  # nothing is numbered above it, and after + 1 fits no column
+        return []
     numbered = conn.execute(
         select(t.runs.c.next_object).where(
             (t.runs.c.transfer_id == key.transfer_id) & (t.runs.c.number == key.run)
