@@ -262,6 +262,9 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/agents/{agent_id}/report": Row(
         AGENT, 200, lambda w, c: Call("POST", f"/agents/{w.agent_id}/report", [])
     ),
+    "POST /api/v1/agents/{agent_id}/results": Row(
+        AGENT, 200, lambda w, c: Call("POST", f"/agents/{w.agent_id}/results", {})
+    ),
     "POST /api/v1/agents/{agent_id}/heartbeat": Row(
         AGENT, 200, lambda w, c: Call("POST", f"/agents/{w.agent_id}/heartbeat", {"active": []})
     ),

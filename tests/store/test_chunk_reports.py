@@ -93,9 +93,7 @@ async def test_a_permanent_failure_ends_the_run_with_its_message(store, clock, s
     [finished] = await store.finish_runs(clock.now)
     assert finished.status is RunStatus.COMPLETED_WITH_ERRORS
     assert (finished.counts.done, finished.counts.failed) == (2, 1)
-    # The storage's message is the outcome's; the run's error reads the first FAILED single
-    # task only until reading outcomes lands (docs/small-files.md step 8).
-    assert (finished.error or "").startswith("1 of 3 objects failed")
+    assert finished.error == "1 of 3 objects failed: src:in/c1: permission denied: out/c1"
     [failure] = [o for o in await outcome_rows(store, transfer.id) if o.state == "FAILED"]
     assert (failure.object, failure.error) == (2, "permission denied: out/c1")
 
