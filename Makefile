@@ -111,7 +111,7 @@ bench-peers:
 
 # One script per scenario (bench/<name>.py, each also runs alone), in the issue's order; then
 # bench/report.py writes docs/benchmarks.md and docs/benchmarks.png from their results.
-SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue dashboard cli_startup protocol
+SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue dashboard cli_startup protocol chunk_store chunk_outcomes
 
 bench: $(STAMP) bench-peers
 	@export FERRY_BENCH_RESULTS=$$(mktemp -d -t ferry-bench-results-XXXX) && \

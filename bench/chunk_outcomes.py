@@ -19,7 +19,9 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from scores import Goal, Result
 from sqlalchemy import create_engine, insert, update
 
 from ferry.domain.locations import parse_location
@@ -101,7 +103,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=200)
     args = parser.parse_args()
@@ -127,6 +129,7 @@ async def main() -> None:
         cursors = [rng.randrange(0, args.objects - PAGE) for _ in range(args.pages)]
         failed_cursors = [rng.randrange(0, args.objects // 2) for _ in cursors]
         await timed(store, transfer.id, cursors[:10], None)  # warm the caches
+        rows: list[list[Any]] = []
         for name, spent in (
             ("page of 1,000", await timed(store, transfer.id, cursors, None)),
             (
@@ -134,9 +137,22 @@ async def main() -> None:
                 await timed(store, transfer.id, failed_cursors, TaskState.FAILED),
             ),
         ):
-            p50, p99 = percentile(spent, 0.5), percentile(spent, 0.99)
-            print(f"{name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(spent):.1f} ms")
+            rows.append([name, percentile(spent, 0.5), percentile(spent, 0.99), max(spent)])
         await store.close()
+    setup = f"{args.objects:,} objects in chunks of 500, SQLite, {args.pages} pages each"
+    outcome = Result(
+        "chunk_outcomes",
+        "Outcomes of a run of small objects in chunks",
+        setup,
+        ["page", "p50 ms", "p99 ms", "max ms"],
+        rows,
+    )
+    outcome.goals = [
+        Goal(f"{name} at {args.objects:,} objects: p99 ≤ 50 ms", f"{p99:.0f} ms", p99 <= 50)
+        for name, _p50, p99, _max in rows
+    ]
+    outcome.save()
+    outcome.show()
 
 
 if __name__ == "__main__":

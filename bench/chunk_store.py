@@ -11,13 +11,15 @@ transaction and the hand-off to it).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from scores import Goal, Result
 
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.locations import parse_location
@@ -105,14 +107,37 @@ async def main(objects: int, rounds: int) -> None:
         best = figures if best is None else [min(a, b) for a, b in zip(best, figures, strict=True)]
     assert best is not None
     insert, lease, report = best
-    print(
-        f"{objects} objects in chunks of {CHUNK}, best of {rounds}, µs per object: "
-        f"insert {insert:.2f}, lease {lease:.2f}, report {report:.2f}, "
-        f"in all {insert + lease + report:.2f}"
+    total = insert + lease + report
+    setup = f"{objects:,} objects in chunks of {CHUNK}, SQLite, best of {rounds} rounds"
+    rows: list[list[Any]] = [
+        ["insert", insert],
+        ["lease", lease],
+        ["report", report],
+        ["in all", total],
+    ]
+    outcome = Result(
+        "chunk_store",
+        "Store cost of a small object in a chunk",
+        setup,
+        ["step", "µs per object"],
+        rows,
     )
+    outcome.goals = [
+        Goal(
+            "store-level insert + lease + report per small object ≤ 12 µs",
+            f"{total:.1f} µs",
+            total <= GOAL_US,
+        )
+    ]
+    outcome.save()
+    outcome.show()
 
+
+GOAL_US = 12.0
 
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    asyncio.run(main(count, repeat))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--objects", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.objects, args.rounds))
