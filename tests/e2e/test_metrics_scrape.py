@@ -7,12 +7,13 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from e2e_support import ServerProcess, launch, shutdown
+from e2e_support import ServerProcess, launch, shutdown, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "metrics-e2e-token"
 SIZES = {"a.bin": 1_000, "b.bin": 23_456, "nested/c.bin": 700_001}
 LINK = {"scope": "default", "source_site": "local", "destination_site": "local"}
+LIVE = ("REGISTERED", "ALIVE")  # ALIVE from an agent's first heartbeat
 
 
 def scrape(server: ServerProcess, token: str | None = TOKEN) -> str:
@@ -54,6 +55,9 @@ def test_a_known_transfer_moves_the_counters_by_its_objects_and_bytes(tmp_path: 
             path = server.cwd / "src" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+        # Both agents registered first: the server answers before they do, and three objects
+        # may be done by one of them before the other is up.
+        wait_for(lambda: len([a for a in server.agents() if a["state"] in LIVE]) == 2)
         before = scrape(server)
         transfer = server.cli_json("submit", "--tree", "--wait", "local:src", "local:dst")
         assert transfer["status"] == "COMPLETED"
@@ -68,8 +72,7 @@ def test_a_known_transfer_moves_the_counters_by_its_objects_and_bytes(tmp_path: 
     assert moved("ferry_bytes_moved_total") == sum(SIZES.values()) == 724_457
     assert moved("ferry_objects_failed_total") == moved("ferry_attempts_failed_total") == 0
     assert sample(after, "ferry_transfers", status="COMPLETED") == 1
-    live = ("REGISTERED", "ALIVE")  # ALIVE from an agent's first heartbeat
-    assert sum(sample(after, "ferry_agents", state=state) for state in live) == 2
+    assert sum(sample(after, "ferry_agents", state=state) for state in LIVE) == 2
     assert sample(after, "ferry_due_lag_seconds_count") == 1
     assert sample(after, "ferry_lease_latency_seconds_count") >= 1
     assert sample(after, "ferry_store_counts_up") == 1
