@@ -5,6 +5,7 @@ sent twice changes nothing; two servers on one database count no object twice.""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -52,7 +53,7 @@ async def test_a_retryable_failure_becomes_one_retry_carrier_and_the_run_complet
     [tally] = applied.carriers
     assert (tally.done, tally.retried, tally.bytes) == (3, 2, 30)
     first, retry = await task_rows(store, transfer.id)
-    assert (first.state, first.bytes_done) == ("DONE", 30)
+    assert (first.state, first.objects, first.bytes_done) == ("DONE", 3, 30)  # those it moved
     assert (retry.state, retry.origin, retry.members, retry.objects, retry.object) == (
         "WAITING",
         1,
@@ -80,6 +81,9 @@ async def test_a_retryable_failure_becomes_one_retry_carrier_and_the_run_complet
     [finished] = await store.finish_runs(clock.now)
     assert finished.status is RunStatus.COMPLETED
     assert (finished.counts.done, finished.counts.total, finished.counts.bytes) == (5, 5, 50)
+    # The link's done count: each object once, though two carriers held the retried ones.
+    [link] = await store.link_activity(clock.now - timedelta(hours=1), None)
+    assert (link.done, link.bytes) == (5, 50)
 
 
 async def test_a_permanent_failure_ends_the_run_with_its_message(store, clock, sites):

@@ -122,7 +122,8 @@ OUTCOME_INSERTS = {
 }
 
 # A carrier ended: every object it carried is accounted for. It keeps its agent, as a DONE
-# task does, and the bytes its objects moved (the agents' throughput reads them).
+# task does, and the objects it moved and their bytes (the agents' throughput and the links'
+# done counts read them).
 _END_CARRIER = BulkStatement(
     update(t.tasks)
     .where(
@@ -132,12 +133,13 @@ _END_CARRIER = BulkStatement(
     )
     .values(
         state=bindparam("b_state"),
+        objects=bindparam("b_objects"),
         bytes_done=bindparam("b_bytes"),
         finished_at=bindparam("b_finished_at"),
         lease_token=None,
         lease_expires_at=None,
     ),
-    ("b_id", "b_lease", "b_state", "b_bytes", "b_finished_at"),
+    ("b_id", "b_lease", "b_state", "b_objects", "b_bytes", "b_finished_at"),
 )
 
 _COUNTED_OUTCOME = {
@@ -319,8 +321,10 @@ class ChunksMixin(SqlBase):
         if last is None:
             return report, None
         state = self._rest(conn, row, [i for i in carried if i not in known], last, report)
-        moved = report.moved + sum(n for s, n in known.values() if s in ("DONE", "SKIPPED"))
-        return report, (row.id, row.lease_token, state.value, moved, ended_at)
+        earlier = [n for s, n in known.values() if s in ("DONE", "SKIPPED")]
+        objects = report.counts["DONE"] + report.counts["SKIPPED"] + len(earlier)
+        moved = report.moved + sum(earlier)
+        return report, (row.id, row.lease_token, state.value, objects, moved, ended_at)
 
     def _rest(
         self,

@@ -139,14 +139,15 @@ def _requeue(conn: Connection, row: CarrierRow, offsets: list[int], attempts: in
 def _end(
     conn: Connection, row: CarrierRow, state: TaskState, known: dict[int, Any], now: datetime
 ) -> None:
-    """The carrier ended ``state``, its reported objects' bytes kept as it moved them."""
-    moved = sum(n for s, n in known.values() if s in ("DONE", "SKIPPED"))
+    """The carrier ended ``state``, with the objects it moved and their bytes."""
+    moved = [n for s, n in known.values() if s in ("DONE", "SKIPPED")]
     conn.execute(
         update(t.tasks)
         .where(_lease_of(row))
         .values(
             state=state.value,
-            bytes_done=moved,
+            objects=len(moved),
+            bytes_done=sum(moved),
             finished_at=now,
             lease_token=None,
             lease_expires_at=None,

@@ -158,8 +158,7 @@ def _done_since(
     """DONE tasks per link and minute since ``since``, through the index of DONE tasks by
     agent and end: one range of it per agent that ever leased (a handful), the client's
     passive ones too. The minutes cost no more rows: those of the last hour, read once. A
-    chunk counts the objects it carried when it ended (those of them that failed included:
-    they are counted as failures too, from their outcomes)."""
+    chunk counts the objects it moved, each."""
     tasks = t.tasks.c
     leasers = [*conn.execute(select(t.agents.c.id)).scalars(), PASSIVE_AGENT]
     minute = MinutesSince(tasks.finished_at, literal(since, t.UtcDateTime())).label("minute")
@@ -168,7 +167,7 @@ def _done_since(
             tasks.source_site,
             tasks.destination_site,
             minute,
-            func.sum(tasks.objects),  # a chunk's objects, each
+            func.sum(tasks.objects),  # an ended chunk's: the objects it moved
             func.coalesce(func.sum(tasks.bytes_done), 0),
             func.min(tasks.finished_at),
         )

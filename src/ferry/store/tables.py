@@ -304,7 +304,8 @@ tasks = Table(
     # several objects of one chunk list (``chunks``), its source and destination their roots.
     # ``object``: the run-wide number of its (first) object; NULL in a run made before numbering.
     Column("object", BigInteger, nullable=True),
-    Column("objects", Integer, nullable=False, server_default="1"),  # it carries now
+    # The objects it carries now; once it ended, those it moved (DONE or SKIPPED).
+    Column("objects", Integer, nullable=False, server_default="1"),
     Column("origin", BigInteger, nullable=True),  # a carrier's chunk list (its ``first``)
     Column("members", JSON, nullable=True),  # offsets into that list it carries; NULL: all
     Index(None, "transfer_id", "run", "id"),
