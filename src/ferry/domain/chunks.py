@@ -66,15 +66,15 @@ def pack(
     """
     if spec.kind is not TransferKind.TREE:
         return list(page)
+    entries = [_small_entry(task, spec, source) for task in page]  # once: the hot path's cost
     limit = CHUNK_OBJECTS
     if remote:
-        small = sum(1 for task in page if _small_entry(task, spec, source) is not None)
+        small = sum(1 for entry in entries if entry is not None)
         limit = min(REMOTE_CHUNK_OBJECTS, max(2, -(-small // REMOTE_SPREAD)))
     packed: list[PlannedTask | PlannedChunk] = []
     objects: list[tuple[str, int]] = []  # the open chunk's, from the page's entry ``first``
     first = size = 0
-    for place, task in enumerate(page):
-        entry = _small_entry(task, spec, source)
+    for place, (task, entry) in enumerate(zip(page, entries, strict=True)):
         if objects and (entry is None or len(objects) == limit or size + entry[1] > CHUNK_BYTES):
             packed.append(_closed(page, first, objects, source, spec.destination))
             objects, size = [], 0

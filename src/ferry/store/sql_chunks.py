@@ -16,12 +16,10 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.types import NullType
 
 from ferry.domain.states import TaskState
 from ferry.protocol import ChunkReport, ChunkResult, ReportedState
@@ -29,7 +27,7 @@ from ferry.store import tables as t
 from ferry.store.abc import ChunkResults, ChunkTally, TaskChange
 from ferry.store.sql_base import SqlBase, Unindexed
 from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
-from ferry.store.sql_tasks import RunCounter, retry_delay
+from ferry.store.sql_tasks import RunCounter, leased_rows, retry_delay
 
 
 class CarrierRow(NamedTuple):
@@ -64,14 +62,7 @@ def carrier_rows(where: ColumnElement[bool]) -> Select[Any]:
     """ACTIVE carriers matching ``where``, locked (PostgreSQL) in one order, as
     ``sql_tasks.leased_rows`` locks single tasks: a report and an expiry of one lease, on two
     servers, are serialized, and the second finds the row changed or the objects recorded."""
-    c = t.tasks.c
-    columns = [c[name] for name in CarrierRow._fields if name != "leased_at"]
-    return (
-        select(*columns, type_coerce(c.leased_at, NullType()).label("leased_at"))
-        .where(where & t.task_state_is(TaskState.ACTIVE.value) & Unindexed(c.origin).is_not(None))
-        .order_by(Unindexed(c.id))
-        .with_for_update()
-    )
+    return leased_rows(where & Unindexed(t.tasks.c.origin).is_not(None), CarrierRow._fields)
 
 
 def locked_carriers(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -307,14 +307,15 @@ def _change(row: HeldRow, state: TaskState, error: str | None = None, moved: int
     )
 
 
-def leased_rows(where: ColumnElement[bool]) -> Select[Any]:
-    """The columns of ACTIVE tasks that applying a result needs. ``leased_at`` is read as the
+def leased_rows(where: ColumnElement[bool], fields: Sequence[str] = HeldRow._fields) -> Select[Any]:
+    """The ``fields`` of ACTIVE tasks that applying a result needs (``leased_at`` last, as
+    ``HeldRow`` and ``sql_chunks.CarrierRow`` have it). ``leased_at`` is read as the
     database stores it: it is only copied into the attempt. The rows are locked (PostgreSQL):
     a report and an expiry of the same lease, on two servers, must not both record an attempt
     and count the object; the second waits, then finds the task no longer ACTIVE. (SQLite has
     one writer at a time.)"""
     c = t.tasks.c
-    columns = [c[name] for name in HeldRow._fields if name != "leased_at"]
+    columns = [c[name] for name in fields if name != "leased_at"]
     return (
         select(*columns, type_coerce(c.leased_at, NullType()).label("leased_at"))
         .where(where & t.task_state_is(TaskState.ACTIVE.value))
