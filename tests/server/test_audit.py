@@ -90,9 +90,11 @@ async def test_agents_are_recorded_as_invited_and_registered_not_at_work(api) ->
         "/api/v1/agents/register", json={"secret": secret, "name": "far"}
     )
     agent = registered.json()
-    await api.anonymous.post(
-        f"/api/v1/agents/{agent['id']}/heartbeat", json={}, headers=bearer(agent["token"])
-    )
+    for call, body in (("heartbeat", {}), ("results", {"chunks": []}), ("report", [])):
+        answer = await api.anonymous.post(
+            f"/api/v1/agents/{agent['id']}/{call}", json=body, headers=bearer(agent["token"])
+        )
+        assert answer.status_code == 200, (call, answer.text)
 
     records = await audit(api)
     assert acts(records) == [

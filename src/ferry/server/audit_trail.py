@@ -27,6 +27,7 @@ PROTOCOL = frozenset(
     {
         "/api/v1/agents/{agent_id}/lease",
         "/api/v1/agents/{agent_id}/report",
+        "/api/v1/agents/{agent_id}/results",
         "/api/v1/agents/{agent_id}/heartbeat",
         "/api/v1/transfers/{transfer_id}/data/{name:path}",
         "/api/v1/transfers/{transfer_id}/received/{name:path}",
