@@ -95,6 +95,7 @@ class HeldChunk:
     bytes_done: int = 0
     started: bool = False
     done: bool = False
+    partial_at: float = 0.0  # time.monotonic() before which its rows wait for its end
     shutting_down: bool = False  # the agent stops: stop at the next object, give back the rest
     canceled: bool = False  # stop the object in flight too
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,13 +138,14 @@ class HeldChunk:
         with self.lock:
             self.rows.append(row)
 
-    def report(self, most: int) -> ChunkReport | None:
+    def report(self, most: int, now: float) -> ChunkReport | None:
         """Its report of at most ``most`` rows not yet accepted, ``ended`` when its copy is
-        done and the report holds every row left; None when there is nothing to say."""
+        done and the report holds every row left; None when there is nothing to say, or
+        when it would be a partial report before ``partial_at`` (``now`` on the same clock)."""
         with self.lock:
             rows = self.rows[:most]
             ended = self.done and len(rows) == len(self.rows)
-        if not rows and not ended:
+        if not ended and (not rows or now < self.partial_at):
             return None
         rest = self.rest if ended else None
         return ChunkReport(

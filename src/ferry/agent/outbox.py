@@ -20,6 +20,7 @@ from ferry.domain.transfers import clip_error
 from ferry.protocol import PROTOCOL, ChunkReport, ReportedState, Results, TaskReport
 
 REPORT_BATCH = 500  # objects a body reports at most
+REPORT_EVERY_S = 0.2  # the report interval: also the least time between a chunk's partial reports
 RECENT_ERRORS = 10
 
 
@@ -56,13 +57,15 @@ class Outbox:
         """Report ``chunk``'s rows as they come, until its last report is accepted."""
         self.chunks[chunk.id] = chunk
 
-    def next_body(self, protocol: int) -> Body | None:
+    def next_body(self, protocol: int, now: float) -> Body | None:
         """The next report to send, at most ``REPORT_BATCH`` objects; None: nothing to say.
-        Chunks are reported only to a server of ``PROTOCOL`` (an older one leases none)."""
+        Chunks are reported only to a server of ``PROTOCOL`` (an older one leases none); a
+        chunk still copying, at most once a report interval (``now``: ``time.monotonic()``),
+        so that a report loop kept busy by one chunk's rows does not post them one by one."""
         body = Body(self.tasks[:REPORT_BATCH])
         most = REPORT_BATCH - len(body.tasks)
         for chunk in self.chunks.values() if protocol >= PROTOCOL else ():
-            report = chunk.report(most)
+            report = chunk.report(most, now)
             if report is not None:
                 body.chunks.append((chunk, report))
                 most -= len(report.results)
@@ -79,13 +82,14 @@ class Outbox:
             await send_reports(reports, body.tasks)
         return True
 
-    def accepted(self, body: Body) -> list[int]:
-        """Forget what ``body`` reported, now accepted; return the ids of the tasks and
-        chunks whose last report it was."""
+    def accepted(self, body: Body, now: float) -> list[int]:
+        """Forget what ``body`` reported, now accepted (``now``: ``time.monotonic()``); return
+        the ids of the tasks and chunks whose last report it was."""
         del self.tasks[: len(body.tasks)]
         ended = [report.task for report in body.tasks]
         for chunk, report in body.chunks:
             chunk.accepted(report)
+            chunk.partial_at = now + REPORT_EVERY_S
             for offset, state, moved, _checksum, _class, error, _retryable in report.results:
                 failed = state is ReportedState.FAILED
                 source = str(chunk.source.child(chunk.objects[offset][0])) if failed else ""

@@ -20,7 +20,7 @@ from ferry import __version__
 from ferry.agent.copies import Copier
 from ferry.agent.held import HeldChunk, HeldTask
 from ferry.agent.local_queue import FairQueue
-from ferry.agent.outbox import Outbox
+from ferry.agent.outbox import REPORT_EVERY_S, Outbox
 from ferry.domain.chunks import is_small
 from ferry.errors import ApiError
 from ferry.protocol import (
@@ -32,7 +32,6 @@ from ferry.protocol import (
 
 log = logging.getLogger("ferry.agent")
 
-REPORT_EVERY_S = 0.2
 LEASE_WAIT_S = 20.0
 # How much work to hold ahead: about QUEUE_AHEAD_S of copying per slot, at least two tasks per
 # slot (so a slot never waits on a poll) and at most LEASE_AHEAD_MAX (so an agent busy with small
@@ -292,6 +291,7 @@ class AgentRunner:
         local disks (its objects are small), a slot's thread otherwise."""
         loop = asyncio.get_running_loop()
         chunk.started = True
+        chunk.partial_at = time.monotonic() + REPORT_EVERY_S
         local = chunk.bandwidth is None and all(
             self._copier.is_local(root.storage) for root in (chunk.source, chunk.destination)
         )
@@ -369,10 +369,10 @@ class AgentRunner:
     async def _flush_all(self) -> None:
         """Send every result held, chunks' rows so far with them (protocol 2), in bodies of
         at most ``REPORT_BATCH`` objects, each kept until the server accepts it."""
-        while (body := self._outbox.next_body(self.session.protocol)) is not None:
+        while (body := self._outbox.next_body(self.session.protocol, time.monotonic())) is not None:
             if await self._resilient(self._outbox.send(self.session, body)) is None:
                 return
-            for ended in self._outbox.accepted(body):
+            for ended in self._outbox.accepted(body, time.monotonic()):
                 self._held.pop(ended, None)
 
     # --- heartbeats -------------------------------------------------------------------------
