@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from ferry.domain.channels import Channel, ChannelState
 from ferry.domain.states import RunStatus
-from ferry.domain.transfers import Storage
+from ferry.domain.transfers import Storage, TransferOptions
 from ferry.protocol import ReportedState
 from ferry.store.sql import SqlStore
 
@@ -151,6 +152,35 @@ async def test_a_canceled_rest_is_counted_and_the_carrier_canceled(store, clock,
     assert row.state == "CANCELED"
     run = await run_row(store, transfer.id)
     assert (run.done, run.canceled, run.total) == (1, 3, 4)
+
+
+async def test_a_chunk_stopped_by_its_channel_gives_back_the_rest_uncounted(store, clock, sites):
+    """A channel's stop reaches a chunk as a cancel: the object in flight is reported
+    CANCELED and the rest given up as CANCELED, though nobody canceled the transfer. Both go
+    back to the queue with their attempt unspent, as a single task stopped by its channel does;
+    an object with no retry left then still gets its one attempt."""
+    options = TransferOptions(retries=0)
+    transfer = await started(store, clock, [chunk(0, 4)], options=options)
+    agent = await chunk_agent(store, "agent-1")
+    [carrier] = await store.lease_tasks(agent, limit=100, ttl=TTL)
+    await store.put_channel(Channel("A", "B", state=ChannelState.STOPPED))
+
+    rows = [*done([0]), (1, ReportedState.CANCELED, 3, None, "canceled", "canceled", False)]
+    ending = report(carrier, rows, ended=True, rest=ReportedState.CANCELED)
+    await store.record_chunk_results(agent, [ending])
+
+    first, rest = await task_rows(store, transfer.id)
+    assert first.state == "DONE"
+    assert (rest.state, rest.members, rest.attempts) == ("QUEUED", [1, 2, 3], 0)
+    assert [o.object for o in await outcome_rows(store, transfer.id)] == [carrier.chunk.first]
+    run = await run_row(store, transfer.id)
+    assert (run.done, run.failed, run.canceled) == (1, 0, 0)
+
+    await store.put_channel(Channel("A", "B"))
+    [again] = await store.lease_tasks(agent, limit=100, ttl=TTL)
+    assert again.attempt == 1
+    await store.record_chunk_results(agent, [report(again, done([1, 2, 3]), ended=True)])
+    assert (await run_row(store, transfer.id)).done == 4
 
 
 async def test_a_report_under_another_lease_is_ignored(store, clock, sites):

@@ -230,12 +230,16 @@ class _Report:
         row = self.row
         if row.cancel_requested:
             return "CANCELED"
-        # Failed, or stopped by its agent (not by a user): the object still has to move.
-        retry = retryable or reported is ReportedState.CANCELED
-        return "WAITING" if retry and row.attempts < row.max_attempts else "FAILED"
+        # Failed (an object stopped but not canceled by a user was given back before this).
+        return "WAITING" if retryable and row.attempts < row.max_attempts else "FAILED"
 
 
 _MOVED = {ReportedState.DONE: "DONE", ReportedState.SKIPPED: "SKIPPED"}
+# Objects a report gives back, their attempt unspent: the agent stopped them unstarted
+# (RELEASED) or, when nobody canceled the carrier, because its channel was stopped (CANCELED:
+# the agent is told to stop either way; it does not know which).
+_GIVEN_BACK = frozenset({ReportedState.RELEASED})
+_STOPPED_OR_GIVEN_BACK = frozenset({ReportedState.RELEASED, ReportedState.CANCELED})
 
 
 class ChunksMixin(SqlBase):
@@ -290,10 +294,11 @@ class ChunksMixin(SqlBase):
         known = recorded(conn, row, carried)
         members = set(carried)
         report = _Report(row, ended_at)
+        given_back = _GIVEN_BACK if row.cancel_requested else _STOPPED_OR_GIVEN_BACK
         for result in (result for r in reports for result in r.results):
             offset = result[0]
             fresh = offset in members and offset not in known
-            if not fresh or result[1] is ReportedState.RELEASED:
+            if not fresh or result[1] in given_back:
                 continue  # not its own, recorded already, or given back (the rest, below)
             known[offset] = ("", 0)
             report.add(result)
@@ -311,7 +316,7 @@ class ChunksMixin(SqlBase):
         last = next((r for r in reports if r.ended), None)
         if last is None:
             return report, None
-        state = self._rest(conn, row, [i for i in carried if i not in known], last, report)
+        state = self._rest(conn, row, [i for i in carried if i not in known], report)
         earlier = [n for s, n in known.values() if s in ("DONE", "SKIPPED")]
         objects = report.counts["DONE"] + report.counts["SKIPPED"] + len(earlier)
         moved = report.moved + sum(earlier)
@@ -322,14 +327,14 @@ class ChunksMixin(SqlBase):
         conn: Connection,
         row: CarrierRow,
         unreported: list[int],
-        last: ChunkReport,
         report: _Report,
     ) -> TaskState:
         """What the members never reported become when the carrier ends, and the carrier's
-        end state: canceled with it (CANCELED), or given back to a new QUEUED carrier."""
+        end state: canceled with it when a user canceled it (CANCELED), or given back to a new
+        QUEUED carrier: the agent stopped them for its own stop or its channel's."""
         if not unreported:
             return TaskState.DONE
-        if row.cancel_requested or last.rest is ReportedState.CANCELED:
+        if row.cancel_requested:
             report.counts["REST_CANCELED"] += len(unreported)
             return TaskState.CANCELED
         # Given back unstarted: as if never leased, their attempt not spent.
