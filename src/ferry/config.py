@@ -207,7 +207,7 @@ class AgentSettings(BaseSettings):
         env_prefix="FERRY_AGENT_", extra="forbid", env_nested_delimiter="__"
     )
 
-    server: str = "http://127.0.0.1:8470"
+    server: str = "http://127.0.0.1:8470"  # or several: URL1,URL2,… (servers of one database)
     ca: Path | None = None  # the CA that signed the server's certificate; default: the system's
     name: str | None = None
     max_active: int = Field(8, ge=1, le=1024)
@@ -215,3 +215,26 @@ class AgentSettings(BaseSettings):
     grace_s: float = Field(10.0, ge=0)
     data_dir: Path = Path(".ferry")
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("server")
+    @classmethod
+    def _servers_are_urls(cls, value: str) -> str:
+        return ",".join(server_list(value))
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers to work for, in the order to try them (``server`` split)."""
+        return self.server.split(",")
+
+
+def server_list(text: str) -> list[str]:
+    """The servers of ``URL1,URL2,…``, in order, without a trailing slash; raises ``ValueError``
+    for an empty list, a duplicate, or one that is not an http(s) URL with a host."""
+    servers = [part.strip().rstrip("/") for part in text.split(",")]
+    for server in servers:
+        scheme, sep, rest = server.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+            raise ValueError(f"{server!r} is not a server's URL (http://host:port or https://…)")
+    if len(set(servers)) != len(servers):
+        raise ValueError(f"a server is given twice in {text!r}")
+    return servers

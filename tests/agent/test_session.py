@@ -177,3 +177,51 @@ async def test_a_success_answer_that_is_no_reply_is_an_api_error(body: bytes, wh
         "the server's answer to /agents/ag1/lease is not LeaseReply"
     )
     assert where in raised.value.detail
+
+
+def refusing(hosts: set[str], asked: list[str], then: ScriptedServer) -> httpx.MockTransport:
+    """A network where ``hosts`` refuse connections and any other host is ``then``."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.host)
+        if request.url.host in hosts:
+            raise httpx.ConnectError("connection refused", request=request)
+        return then(request)
+
+    return httpx.MockTransport(answer)
+
+
+async def test_a_server_that_does_not_answer_is_left_for_the_next_which_is_kept() -> None:
+    """Servers a and b share a database; a refuses connections: the registration goes to b at
+    once, and b is kept: the heartbeat after it does not try a first."""
+    asked: list[str] = []
+    b = ScriptedServer(
+        {
+            "/agents/register": [(200, orjson.dumps(REGISTERED))],
+            "/agents/ag1/heartbeat": [(200, b'{"cancel": []}')],
+        }
+    )
+    transport = refusing({"a"}, asked, b)
+    servers = "http://a:1, http://b:2/"
+    session = ServerSession(servers, name="a1", secret="s", token=None, transport=transport)
+    try:
+        await session.register({})
+        await session.heartbeat([], {})
+    finally:
+        await session.close()
+
+    assert (session.servers, session.server) == (["http://a:1", "http://b:2"], "http://b:2")
+    assert asked == ["a", "b", "b"]
+
+
+async def test_when_no_server_answers_the_last_ones_error_is_raised_after_each_was_tried() -> None:
+    asked: list[str] = []
+    transport = refusing({"a", "b"}, asked, ScriptedServer({}))
+    servers = ["http://a:1", "http://b:2"]
+    session = ServerSession(servers, name="a1", secret=None, token="t", transport=transport)
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await session.heartbeat([], {})
+    finally:
+        await session.close()
+    assert asked == ["a", "b"]

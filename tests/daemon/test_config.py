@@ -504,3 +504,12 @@ def test_local_agents_have_names_of_their_own_on_a_shared_database() -> None:
     assert ServerSettings(db=shared.db, agent_prefix="node-a").local_agent_prefix == "node-a"
     with pytest.raises(ValidationError):
         ServerSettings(agent_prefix="two words")
+
+
+def test_an_agent_takes_several_servers_in_order_and_refuses_what_is_no_server() -> None:
+    settings = agent(None, server=" https://a.example.org:8470/, http://10.0.0.2:8470")
+    assert settings.servers == ["https://a.example.org:8470", "http://10.0.0.2:8470"]
+    assert agent(None).servers == ["http://127.0.0.1:8470"]
+    for bad in ("a.example.org:8470", "http://a:1,", "ftp://a", "http://a:1,http://a:1"):
+        with pytest.raises(ConfigError):
+            agent(None, server=bad)

@@ -53,13 +53,16 @@ class Daemons:
         self.servers.append(server)
         return server
 
-    def agent(self, server: ServerProcess, name: str, *extra: str) -> AgentProcess:
-        """``ferry agent --server URL --name NAME ...``, run from a folder of its own."""
+    def agent(
+        self, server: ServerProcess, name: str, *extra: str, url: str | None = None
+    ) -> AgentProcess:
+        """``ferry agent --server URL --name NAME ...``, run from a folder of its own; ``url``
+        instead of ``server``'s (several servers: ``URL1,URL2``)."""
         folder = self.root / f"agent-{name}"
         folder.mkdir(exist_ok=True)
         log = self.root / f"agent-{name}-{len(self.agents)}.log"
         out = log.open("wb")
-        command = [*FERRY, "agent", "--server", server.url, "--name", name, *extra]
+        command = [*FERRY, "agent", "--server", url or server.url, "--name", name, *extra]
         process = subprocess.Popen(
             command, cwd=folder, env=server.env(), stdout=out, stderr=subprocess.STDOUT
         )

@@ -29,7 +29,7 @@ async def run_agent(settings: AgentSettings, *, secret: str | None, token: str |
     stop = asyncio.Event()
     kept = token_file(settings.data_dir, name)
     session = ServerSession(
-        settings.server, name=name, secret=secret, token=token, ca=settings.ca, keep_token=kept
+        settings.servers, name=name, secret=secret, token=token, ca=settings.ca, keep_token=kept
     )
     runner = AgentRunner(
         session,

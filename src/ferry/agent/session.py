@@ -1,4 +1,11 @@
-"""The agent's side of the agent protocol (DESIGN §5): one HTTP session with the server."""
+"""The agent's side of the agent protocol (DESIGN §5): one HTTP session with the server, or
+with one server at a time of several sharing a database.
+
+With several servers the agent works for the first; a call that gets no answer from it (the
+connection refused, reset or timed out) is sent at once to the next, which the agent then
+keeps. Their database is one, so the agent's token, its leases and its reports are the same on
+each: a report sent again changes nothing, and a lease granted by a server that died before
+answering goes back to the queue at its TTL."""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from pydantic import ValidationError
 from ferry import __version__
 from ferry.agent.credentials import save_token
 from ferry.client.tls import tls_context, untrusted, why_unreachable
+from ferry.config import server_list
 from ferry.errors import ApiError, ServerUnreachable
 from ferry.protocol import (
     PROTOCOL,
@@ -42,7 +50,7 @@ Reply = TypeVar("Reply")
 class ServerSession:
     def __init__(
         self,
-        server: str,
+        server: str | list[str],
         *,
         name: str,
         secret: str | None,
@@ -52,12 +60,12 @@ class ServerSession:
         keep_token: Path | None = None,
     ) -> None:
         self.name = name
-        self.server = server
+        self.servers = server_list(server) if isinstance(server, str) else list(server)
+        self._at = 0  # the server the agent works for now
         self._secret = secret
         self._token = token
         self._keep_token = keep_token
         self._http = httpx.AsyncClient(
-            base_url=server.rstrip("/") + "/api/v1",
             timeout=httpx.Timeout(30.0),
             transport=transport,
             verify=tls_context(ca) if ca else True,
@@ -66,6 +74,11 @@ class ServerSession:
         self.heartbeat_s = 5.0
         self.lease_ttl_s = 30.0
         self.protocol = 1  # the server's, as its registration reply says
+
+    @property
+    def server(self) -> str:
+        """The URL of the server the agent works for now."""
+        return self.servers[self._at]
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -151,7 +164,7 @@ class ServerSession:
         if body is not None:
             headers["Content-Type"] = "application/json"
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        response = await self._http.post(path, content=content, headers=headers, **extra)
+        response = await self._post(path, content, headers, extra)
         if response.is_error:
             raise ApiError.from_answer(
                 response.status_code, response.reason_phrase, response.content
@@ -168,3 +181,27 @@ class ServerSession:
                 "Bad reply",
                 f"the server's answer to {path} is not {reply.__name__}: {where}: {error['msg']}",
             ) from exc
+
+    async def _post(
+        self, path: str, content: bytes, headers: dict[str, str], extra: dict[str, Any]
+    ) -> httpx.Response:
+        """POST to the server worked for; when it does not answer, to each next one in turn,
+        keeping the first that answers. Raises the last ``httpx.TransportError`` when none
+        does."""
+        for _ in range(len(self.servers) - 1):
+            try:
+                return await self._http.post(
+                    self._url(path), content=content, headers=headers, **extra
+                )
+            except httpx.TransportError as exc:
+                gone, self._at = self.server, (self._at + 1) % len(self.servers)
+                log.warning(
+                    "server %s did not answer (%s): going on with %s",
+                    gone,
+                    type(exc).__name__,
+                    self.server,
+                )
+        return await self._http.post(self._url(path), content=content, headers=headers, **extra)
+
+    def _url(self, path: str) -> str:
+        return f"{self.server}/api/v1{path}"

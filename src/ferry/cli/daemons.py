@@ -198,7 +198,13 @@ def server(
 
 def agent(
     server: Annotated[
-        str | None, typer.Option(help="The server's URL.", envvar="FERRY_URL", show_default=False)
+        str | None,
+        typer.Option(
+            help="The server's URL; or several servers of one database, URL1,URL2,…: the"
+            " agent goes on with the next when the one it works for does not answer.",
+            envvar="FERRY_URL",
+            show_default=False,
+        ),
     ] = None,
     secret: Annotated[
         str | None,
