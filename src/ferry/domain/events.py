@@ -79,5 +79,19 @@ class AgentLost(Event):
     requeued: int
 
 
+def event_from_json(data: dict[str, Any]) -> Event:
+    """The event ``Event.to_json`` wrote; raises ``KeyError`` or ``TypeError`` for one of a
+    kind or shape this server does not know (a newer server's)."""
+    fields_of = dict(data)
+    kind = _KINDS[fields_of.pop("event")]
+    at = datetime.fromisoformat(fields_of.pop("at"))
+    return kind(at=at, **fields_of)
+
+
+_KINDS: dict[str, type[Event]] = {
+    kind.kind: kind
+    for kind in (TransferChanged, RunFinished, TasksChanged, ProgressReported, AgentLost)
+}
+
 # The kinds a subscriber may ask for (``lagged`` always comes: it says what was missed).
 EventKind = Literal["transfer", "run", "tasks", "progress", "agent"]

@@ -2,14 +2,15 @@
 queue; one that falls too far behind is told so and dropped rather than slowing the server.
 
 Events are published by the server that saw the change; with several servers on one
-PostgreSQL, a subscriber sees the changes its own server made (agents' reports, its loops).
+PostgreSQL, each event is also relayed to the others (``scheduler/cluster.py``), so a
+subscriber of any server sees what every server and its agents did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -33,6 +34,7 @@ class EventBus:
         # Each subscriber's queue, with the kinds it wants (None: every kind).
         self._subscribers: dict[asyncio.Queue[object], frozenset[str] | None] = {}
         self._queue_size = queue_size
+        self.relay: Callable[[Event], None] | None = None  # to the other servers, if any
 
     @property
     def subscribers(self) -> int:
@@ -42,9 +44,17 @@ class EventBus:
         """Whether any subscriber takes events of ``kind``: a publisher need not build those
         nobody reads (a batch of task changes per report, for a stream that follows only a
         transfer's status)."""
+        if self.relay is not None:  # a subscriber of another server may
+            return True
         return any(kinds is None or kind in kinds for kinds in self._subscribers.values())
 
     def publish(self, event: Event) -> None:
+        self.publish_here(event)
+        if self.relay is not None:
+            self.relay(event)
+
+    def publish_here(self, event: Event) -> None:
+        """Publish to this server's subscribers only (what another server told it)."""
         for queue, kinds in list(self._subscribers.items()):
             if kinds is not None and event.kind not in kinds:
                 continue
@@ -72,6 +82,12 @@ class EventBus:
                     yield event
         finally:
             self._subscribers.pop(queue, None)
+
+    def lag_all(self) -> None:
+        """Tell every subscriber it may have missed events (then end its stream): this server
+        was cut off from the others' for a while."""
+        for queue in list(self._subscribers):
+            self._end(queue, _LAGGED)
 
     def close(self) -> None:
         """Wake every subscriber so that its stream ends (the server is stopping)."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
+from ferry.domain.events import Event
 from ferry.errors import StoreUnavailable
 from ferry.scheduler.events import EventBus
 from ferry.store.abc import Store
@@ -17,13 +18,25 @@ from ferry.store.abc import Store
 log = logging.getLogger("ferry.scheduler")
 
 
+# Told the name of a wake-up fired here, to tell the other servers of the database too.
+Relay = Callable[[str], None]
+
+
 class Pulse:
     """Wakes every waiter at once; a waiter that arrives later waits for the next pulse."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "pulse") -> None:
         self._event = asyncio.Event()
+        self.name = name
+        self.relay: Relay | None = None
 
     def fire(self) -> None:
+        self.fire_here()
+        if self.relay is not None:
+            self.relay(self.name)
+
+    def fire_here(self) -> None:
+        """Fire for this server's waiters only (what another server told it)."""
         self._event.set()
         self._event = asyncio.Event()
 
@@ -44,16 +57,60 @@ class Pulse:
         return True
 
 
+class Signal(asyncio.Event):
+    """An ``asyncio.Event`` whose ``set()`` also goes to the other servers of the database
+    once a relay is given (``Wakeups.relay_to``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.relay: Relay | None = None
+
+    def set(self) -> None:
+        super().set()
+        if self.relay is not None:
+            self.relay(self.name)
+
+    def set_here(self) -> None:
+        """Set for this server only (what another server told it)."""
+        super().set()
+
+
 class Wakeups:
-    """What one part of the server tells the others: new work, new results."""
+    """What one part of the server tells the others: new work, new results. With several
+    servers on one database, what it tells is also told to them (``relay_to``)."""
 
     def __init__(self) -> None:
-        self.tasks_available = Pulse()
-        self.due = asyncio.Event()
-        self.expand = asyncio.Event()
-        self.finalize = asyncio.Event()
-        self.notify = asyncio.Event()
+        self.tasks_available = Pulse("tasks_available")
+        self.due = Signal("due")
+        self.expand = Signal("expand")
+        self.finalize = Signal("finalize")
+        self.notify = Signal("notify")
         self.events = EventBus()
+
+    @property
+    def signals(self) -> dict[str, Pulse | Signal]:
+        """Each wake-up by its name."""
+        return {
+            s.name: s
+            for s in (self.tasks_available, self.due, self.expand, self.finalize, self.notify)
+        }
+
+    def relay_to(self, wake: Relay | None, event: Callable[[Event], None] | None) -> None:
+        """From now on, tell ``wake`` the name of each wake-up fired here and ``event`` each
+        event published here (None: stop telling)."""
+        for signal in self.signals.values():
+            signal.relay = wake
+        self.events.relay = event
+
+    def woken_elsewhere(self, name: str) -> None:
+        """Another server fired wake-up ``name``: fire it here, without telling again. An
+        unknown name (a newer server's) is ignored."""
+        signal = self.signals.get(name)
+        if isinstance(signal, Pulse):
+            signal.fire_here()
+        elif signal is not None:
+            signal.set_here()
 
 
 def system_clock() -> datetime:

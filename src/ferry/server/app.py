@@ -199,6 +199,12 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
         loops = [
             asyncio.create_task(loop.run_forever(stop), name=loop.name) for loop in state.loops
         ]
+        if not settings.db_url.startswith("sqlite"):  # servers of one database tell each other
+            from ferry.scheduler.cluster import ClusterNotices
+
+            notices = ClusterNotices(settings.db_url, state.wakeups)
+            notices.start()
+            loops.append(asyncio.create_task(notices.run(stop), name="cluster-notices"))
         supervisor = state.supervisor = supervisor_for(state)
         local_agents(state, supervisor)
         timers = Timers()
