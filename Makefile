@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-dev-$(call hash,pyproject.toml requirements/dev.txt)
 PIP_LOCKED := $(BIN)/pip install --quiet --require-hashes --no-deps
 PIP_SELF := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 
-.PHONY: run test test-latest test-servers lint lock bench bench-peers install clean
+.PHONY: run test test-latest test-servers lint lock bench bench-million bench-peers install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -118,6 +118,15 @@ bench: $(STAMP) bench-peers
 	for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
 		$(BIN)/python bench/$$name.py || exit 1; done && \
 	$(BIN)/python bench/report.py && rm -r $$FERRY_BENCH_RESULTS
+
+# A million objects end to end, mock and local (bench/million.py): some minutes each, and the
+# local mode makes and removes 2,000,000 files, so it is not part of `make bench`. Its results go
+# to bench/results/ (or $FERRY_BENCH_RESULTS), which bench/report.py reads with the others.
+LONG_SCENARIOS := million
+
+bench-million: $(STAMP)
+	$(BIN)/python bench/million.py
+	$(BIN)/python bench/million.py --local
 
 clean:
 	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache

@@ -49,7 +49,8 @@ def test_two_opened_mock_storages_share_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"fail": 2}, {"fail": -0.1}, {"size": -1}, {"size": "big"}, {"files": -3}]
+    "options",
+    [{"fail": 2}, {"fail": -0.1}, {"size": -1}, {"size": "big"}, {"files": -3}, {"folders": -1}],
 )
 def test_bad_options_are_refused(options) -> None:
     with pytest.raises(InvalidRequest):
@@ -104,6 +105,23 @@ def test_a_mock_folder_walks_as_a_tree_of_its_objects() -> None:
     assert [len(page) for page in pages] == [2, 2, 1]
     assert [entry for page in pages for entry in page] == [
         TreeEntry(f"obj-{n:07d}", 3) for n in range(5)
+    ]
+
+
+def test_with_folders_a_folder_lists_folders_of_objects() -> None:
+    storage = mock(size=1, files=2, folders=3)
+    listed = storage.fs.ls(storage.resolve("data"), detail=True)
+    assert [(e["name"], e["type"]) for e in listed] == [
+        (f"mk/data/dir-{n:05d}", "directory") for n in range(3)
+    ]
+    inner = storage.fs.ls(listed[1]["name"], detail=False)
+    assert inner == ["mk/data/dir-00001/obj-0000000", "mk/data/dir-00001/obj-0000001"]
+
+
+def test_a_mock_tree_of_folders_walks_every_object_once() -> None:
+    entries = [e for page in walk_tree(mock(files=2, folders=3), "data") for e in page]
+    assert [e.relative for e in entries] == [
+        f"dir-{d:05d}/obj-{n:07d}" for d in range(3) for n in range(2)
     ]
 
 

@@ -2,8 +2,10 @@
 
 ``mock://NAME`` with options ``size`` (bytes per object), ``time`` (seconds each object takes
 to open), ``fail`` (probability, 0 to 1, that opening it fails), ``errno`` (the error it then
-fails with, default EIO: transient) and ``files`` (how many objects each folder lists). A path
-may override them for one object: ``mk:data.bin?size=1048576&time=0.5``.
+fails with, default EIO: transient), ``files`` (how many objects each folder lists) and
+``folders`` (how many folders a folder lists instead of objects: a tree two levels deep of
+``folders`` × ``files`` objects below any folder not named ``dir-…``). A path may override
+them for one object: ``mk:data.bin?size=1048576&time=0.5``.
 
 As a source it produces ``size`` zero bytes; as a destination it swallows what it is given,
 keeping only the sizes of the objects being written, which it forgets once they are moved into
@@ -26,12 +28,13 @@ from fsspec.utils import stringify_path
 from ferry.errors import InvalidRequest
 
 OBJECT_PREFIX = "obj-"
+FOLDER_PREFIX = "dir-"
 _READ_CHUNK = 4 * 1024 * 1024
 _ZEROS = bytes(_READ_CHUNK)
 
 
 class MockParameters:
-    __slots__ = ("errno", "fail", "files", "size", "time")
+    __slots__ = ("errno", "fail", "files", "folders", "size", "time")
 
     def __init__(self, values: dict[str, Any]) -> None:
         try:
@@ -40,10 +43,12 @@ class MockParameters:
             self.fail = float(values.get("fail", 0.0))
             self.errno = int(values.get("errno", errnos.EIO))
             self.files = int(values.get("files", 0))
+            self.folders = int(values.get("folders", 0))
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"mock storage option: {exc}") from exc
-        if self.size < 0 or self.time < 0 or self.files < 0 or not 0 <= self.fail <= 1:
-            raise InvalidRequest("mock storage: size, time, files ≥ 0 and 0 ≤ fail ≤ 1")
+        counts = (self.size, self.time, self.files, self.folders)
+        if min(counts) < 0 or not 0 <= self.fail <= 1:
+            raise InvalidRequest("mock storage: size, time, files, folders ≥ 0 and 0 ≤ fail ≤ 1")
 
     def with_query(self, query: str) -> MockParameters:
         if not query:
@@ -96,14 +101,15 @@ class MockFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return self._writing.get(self._strip_protocol(path))
 
     def _is_folder(self, path: str) -> bool:
-        """The storage root, and with ``files`` set any path but the objects it lists and
-        those given parameters of their own."""
+        """The storage root, and with ``files`` or ``folders`` set any path but the objects it
+        lists and those given parameters of their own."""
         bare, parameters = self._source(path)
         if "/" not in bare.strip("/"):
             return True
         name = bare.rstrip("/").rpartition("/")[2]
         own = "?" in path
-        return parameters.files > 0 and not own and not name.startswith(OBJECT_PREFIX)
+        listing = parameters.files > 0 or parameters.folders > 0
+        return listing and not own and not name.startswith(OBJECT_PREFIX)
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         written = self._written(path)
@@ -119,10 +125,20 @@ class MockFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return [self.info(path)] if detail else [self._strip_protocol(path)]
         bare, parameters = self._source(path)
         folder = bare.rstrip("/")
-        entries = [
-            {"name": f"{folder}/{OBJECT_PREFIX}{n:07d}", "size": parameters.size, "type": "file"}
-            for n in range(parameters.files)
-        ]
+        if parameters.folders and not folder.rpartition("/")[2].startswith(FOLDER_PREFIX):
+            entries = [
+                {"name": f"{folder}/{FOLDER_PREFIX}{n:05d}", "size": 0, "type": "directory"}
+                for n in range(parameters.folders)
+            ]
+        else:
+            entries = [
+                {
+                    "name": f"{folder}/{OBJECT_PREFIX}{n:07d}",
+                    "size": parameters.size,
+                    "type": "file",
+                }
+                for n in range(parameters.files)
+            ]
         return entries if detail else [e["name"] for e in entries]
 
     def exists(self, path: str, **kwargs: Any) -> bool:
