@@ -34,7 +34,20 @@ HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 class PostgresCluster:
     port: int
     admin: psycopg.Connection  # autocommit, on the "postgres" database
+    base: Path  # the cluster's folder: its data, its log, its socket
     _numbers: Iterator[int] = field(default_factory=itertools.count)
+
+    def stop(self) -> None:
+        """Stop the server as an operator does (``pg_ctl stop -m fast``: clients are cut off),
+        keeping its data; ``start`` brings it back."""
+        self.admin.close()
+        _as_owner(server_bindir() / "pg_ctl", "stop", "-D", self.base / "data", "-m", "fast",
+                  "-w", cwd=self.base)  # fmt: skip
+
+    def start(self) -> None:
+        _as_owner(server_bindir() / "pg_ctl", "start", "-D", self.base / "data", "-l",
+                  self.base / "server.log", "-w", "-t", "60", cwd=self.base)  # fmt: skip
+        self.admin = psycopg.connect(_conninfo(self.port), autocommit=True, connect_timeout=10)
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{OWNER}@127.0.0.1:{self.port}/{database}"
@@ -98,6 +111,10 @@ def _configure(data: Path, sockets: Path, port: int) -> None:
     (data / "pg_hba.conf").write_text(HBA)
 
 
+def _conninfo(port: int) -> str:
+    return f"host=127.0.0.1 port={port} user={OWNER} dbname=postgres"
+
+
 @contextmanager
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """initdb, start and wait until ready (``pg_ctl -w`` polls, with a deadline), yield; then
@@ -117,9 +134,13 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{log.read_text() if log.exists() else ''}") from None
         try:
-            conninfo = f"host=127.0.0.1 port={port} user={OWNER} dbname=postgres"
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as admin:
-                yield PostgresCluster(port, admin)
+            cluster = PostgresCluster(
+                port, psycopg.connect(_conninfo(port), autocommit=True, connect_timeout=10), base
+            )
+            try:
+                yield cluster
+            finally:
+                cluster.admin.close()
         finally:
             _as_owner(bindir / "pg_ctl", "stop", "-D", data, "-m", "immediate", "-w", cwd=base)
     finally:

@@ -170,10 +170,12 @@ def registry_timings(settings: ServerSettings) -> RegistryTimings:
 
 def build_loops(state: ServerState) -> list[Loop]:
     settings, store, wakeups, clock = state.settings, state.store, state.wakeups, state.clock
-    kinds: list[type[Loop]] = [LeaseReaper, RetryLoop, CheckpointLoop]
+    kinds: list[type[Loop]] = [RetryLoop, CheckpointLoop]
     timings = registry_timings(settings)
+    grace = timedelta(seconds=settings.lease_ttl_s)
     return [
         DueLoop(store, wakeups, clock, observe_lag=state.metrics.due_lag.observe),
+        LeaseReaper(store, wakeups, clock, grace=grace),
         *(kind(store, wakeups, clock) for kind in kinds),
         ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
         FinalizeLoop(store, wakeups, clock, state.protected, state.endpoints),
