@@ -27,6 +27,7 @@ from ferry.store import tables as t
 from ferry.store.abc import ChunkResults, ChunkTally, TaskChange
 from ferry.store.sql_base import SqlBase, Unindexed
 from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
+from ferry.store.sql_failed_objects import name_failed_objects
 from ferry.store.sql_tasks import RunCounter, leased_rows, retry_delay
 
 
@@ -273,6 +274,7 @@ class ChunksMixin(SqlBase):
                 ends.append(end)
             tallies.append(_tally(done, end, counter))
         execute_many(conn, OUTCOME_INSERTS[conn.dialect.name], outcomes)
+        name_failed_objects(conn, [o for r in applied if r.counts["FAILED"] for o in r.outcomes])
         execute_many(conn, _END_CARRIER, ends)
         counter.apply(conn, now)
         add_agent_counts(conn, agent_id, applied)

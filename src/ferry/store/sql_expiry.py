@@ -26,6 +26,7 @@ from ferry.store.sql_chunks import (
     locked_carriers,
     recorded,
 )
+from ferry.store.sql_failed_objects import name_failed_objects
 from ferry.store.sql_tasks import RunCounter, TasksMixin
 
 # The error class of an object's attempt that ended with its carrier's lease.
@@ -83,6 +84,7 @@ class ExpiryMixin(ChunksMixin, TasksMixin):
             else:
                 _requeue(conn, row, unreported, row.attempts)
         execute_many(conn, OUTCOME_INSERTS[conn.dialect.name], outcomes)
+        name_failed_objects(conn, outcomes)
         counter.apply(conn, now)
 
 

@@ -413,6 +413,11 @@ outcomes = Table(
     Column("agent", String(36), nullable=True),
     Column("started_at", UtcDateTime, nullable=True),  # its carrier's leased_at
     Column("finished_at", UtcDateTime, nullable=False),
+    # A FAILED outcome's object, from its chunk list: relative path and listed size. NULL in
+    # every other state (the moving objects' rows stay as narrow as they were) and in rows
+    # written before 0016.
+    Column("path", Text, nullable=True),
+    Column("size", BigInteger, nullable=True),
     sqlite_with_rowid=False,
 )
 # An object fails finally once, so these hold few entries: ``--status FAILED`` and a run's first
