@@ -237,3 +237,49 @@ async def test_failures_of_the_last_hour_count_failed_objects_of_chunks(store, o
     assert (activity.source_site, activity.destination_site) == ("A", "B")
     assert activity.failed == 4
     assert (activity.top_error, activity.top_error_count) == ("io: denied", 3)
+
+
+@pytest.fixture
+async def busier(store, mixed, clock):
+    """``mixed``, and: single tasks 15 QUEUED, 16 ACTIVE, 17 WAITING, 18 SKIPPED; chunk D
+    (19–22) whose one carrier, ACTIVE, reported 19 DONE and 20 SKIPPED so far."""
+    transfer_id, run, _carrier, _retry = mixed
+    now, active = clock.now, {"lease_agent": "agent-3", "leased_at": clock.now}
+    await add_single(store, transfer_id, run, 15)
+    await add_single(store, transfer_id, run, 16, state="ACTIVE", attempts=1, **active)
+    await add_single(store, transfer_id, run, 17, state="WAITING", attempts=1, error="reset")
+    await add_single(store, transfer_id, run, 18, state="SKIPPED", attempts=1)
+    await add_chunk(store, transfer_id, run, 19, listed(19, 4))
+    await add_carrier(store, transfer_id, run, 19, 4, state="ACTIVE", attempts=1, **active)
+    await insert_rows(
+        store,
+        t.outcomes,
+        [
+            outcome(transfer_id, run, 19, 1, "DONE", now),
+            outcome(transfer_id, run, 20, 1, "SKIPPED", now),
+        ],
+    )
+    return transfer_id, run
+
+
+@pytest.mark.parametrize("state", list(TaskState))
+async def test_a_filter_finds_what_the_unfiltered_pages_show_in_its_state(store, busier, state):
+    transfer_id, run = busier
+    every = await walk(store, transfer_id, run, limit=1000)
+    assert len({o.state for o in every}) == len(TaskState)
+
+    for after in range(0, 23):
+        expected = [o for o in every if o.number > after and o.state is state]
+        for limit in (1, 2, 1000):
+            page = await store.outcomes(transfer_id, run, after=after, limit=limit, state=state)
+            assert page == expected[:limit], (after, limit)
+
+
+async def test_history_times_are_aware_and_as_stored(store, mixed, clock):
+    transfer_id, run, _carrier, _retry = mixed
+
+    [done] = await store.outcomes(transfer_id, run, after=0, limit=1)
+
+    [attempt] = done.history
+    assert attempt.started_at == attempt.finished_at == clock.now
+    assert attempt.finished_at.utcoffset() == timedelta(0)

@@ -1,12 +1,16 @@
 """A chunk's object that fails for good is named in its FAILED outcome (migration 0016), on
-SQLite and PostgreSQL: written by a report and by an expiry out of attempts; moved objects'
-rows stay unnamed."""
+SQLite and PostgreSQL: written by a report and by an expiry out of attempts, and read by
+``--status FAILED`` and the run's error without its chunk list; moved objects' rows stay
+unnamed."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Connection, update
 
+from ferry.domain.states import TaskState
 from ferry.domain.transfers import Storage, TransferOptions
+from ferry.store import tables as t
 
 from .chunked import TTL, chunk, chunk_agent, done, failed, outcome_rows, report, started
 
@@ -50,3 +54,24 @@ async def test_objects_failed_by_an_expiry_are_named(store, clock, sites):
         (2, "DONE", None, None),
         (3, "FAILED", "c2", 10),
     ]
+
+
+async def test_failed_objects_are_shown_from_their_outcome_without_their_list(store, clock, sites):
+    transfer = await started(store, clock, [chunk(0, 3)])
+    agent = await chunk_agent(store, "agent-1")
+    [carrier] = await store.lease_tasks(agent, limit=100, ttl=TTL)
+    rows = [*done([0]), failed(1, "denied", retryable=False), failed(2, "gone", retryable=False)]
+    await store.record_chunk_results(agent, [report(carrier, rows, ended=True)])
+
+    def forget_the_list(conn: Connection) -> None:  # no reader of a failure may need it
+        conn.execute(update(t.chunks).values(objects="[]"))
+
+    await store._write(forget_the_list)
+
+    failures = await store.outcomes(transfer.id, 1, after=0, limit=10, state=TaskState.FAILED)
+    assert [(o.number, str(o.source), str(o.destination), o.size, o.error) for o in failures] == [
+        (2, "src:in/c1", "dst:out/c1", 10, "denied"),
+        (3, "src:in/c2", "dst:out/c2", 10, "gone"),
+    ]
+    [finished] = await store.finish_runs(clock.now)
+    assert finished.error == "2 of 3 objects failed: src:in/c1: denied"
