@@ -24,6 +24,7 @@ from ferry.store.sql_outcome_rows import PATH, RunKey, Shown, outcome_rows
 
 # An outcome in one of these states is the object's last word; otherwise its carrier's is.
 FINAL = frozenset({"DONE", "SKIPPED", "FAILED", "CANCELED"})
+_STATES = {state.value: state for state in TaskState}
 _FIRST_HEADS = 8  # chunk heads read first for a page; doubled while the page is not full
 
 
@@ -148,7 +149,7 @@ def fill_carriers(conn: Connection, key: RunKey, chunks: Sequence[Chunk]) -> Non
     roots: dict[str, Location] = {}
     for row in conn.execute(carriers.order_by(c.id)):
         ident, origin, state, attempts, agent, error_class, error, members, source, target = row
-        state = TaskState(state)
+        state = _STATES[state]
         by_first[origin].carriers.append(
             Carrier(
                 ident, state, attempts, agent if state is TaskState.ACTIVE else None,
@@ -223,7 +224,7 @@ def _chunked(chunk: Chunk, number: int, rows: tuple[Shown, ...] | None) -> RunOb
     last = rows[-1]
     if last[2] in FINAL:
         return RunObject(
-            number, carrier.id, TaskState(last[2]), source, destination, size, last[3],
+            number, carrier.id, _STATES[last[2]], source, destination, size, last[3],
             last[4], last[1], last[5], last[6], None, history,
         )  # fmt: skip
     return RunObject(

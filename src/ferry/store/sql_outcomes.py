@@ -24,7 +24,6 @@ from ferry.store import tables as t
 from ferry.store.abc import Attempt, RunObject
 from ferry.store.sql_base import SqlBase, all_rows
 from ferry.store.sql_chunk_objects import (
-    Chunk,
     chunk_objects,
     chunks_holding,
     heads,
@@ -186,13 +185,11 @@ def _page(conn: Connection, key: RunKey, after: int, limit: int) -> list[RunObje
     by number."""
     singles = _single_tasks(conn, key, after, limit)
     bound = singles[-1].object if len(singles) == limit else None
-    places: list[tuple[int, Row[Any] | Chunk]] = [(r.object, r) for r in singles]
-    for chunk, held in heads(conn, key, after, bound, limit):
-        places += [(n, chunk) for n in held]
-    places.sort(key=lambda place: place[0])
-    del places[limit:]
-    rows = [place for _, place in places if isinstance(place, Row)]
-    carried = [(n, place) for n, place in places if isinstance(place, Chunk)]
+    carried = [(n, chunk) for chunk, held in heads(conn, key, after, bound, limit) for n in held]
+    numbers = sorted([r.object for r in singles] + [n for n, _ in carried])
+    last = numbers[limit - 1] if len(numbers) >= limit else INT64_MAX
+    rows = [r for r in singles if r.object <= last]
+    carried = [(n, chunk) for n, chunk in carried if n <= last]
     return _merged(_singles(conn, rows, numbered=True), chunk_objects(conn, key, carried), limit)
 
 
