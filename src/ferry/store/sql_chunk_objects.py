@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from ferry.domain.locations import Location, split_location
 from ferry.domain.states import TaskState
@@ -102,10 +102,12 @@ def heads(
         lowest, batch = rows[-1][0] + 1, batch * 2
 
 
-def chunks_holding(conn: Connection, key: RunKey, numbers: Sequence[int]) -> list[Chunk]:
-    """The chunk lists from the one holding ``numbers[0]`` to the one holding ``numbers[-1]``
-    (``numbers`` ascending), in order: the origins of their carriers, from the index of
-    carriers by ``(transfer_id, run, origin)`` alone (a list's head is in a row as long as
+def chunks_holding(
+    conn: Connection, key: RunKey, numbers: Sequence[int]
+) -> list[tuple[int, Chunk]]:
+    """Each of ``numbers`` (ascending, each the number of an object of a chunk) with the
+    chunk list that holds it: the greatest origin of a carrier not above it, from the index
+    of carriers by ``(transfer_id, run, origin)`` alone (a list's head is in a row as long as
     the list, which a range of hundreds would read)."""
     if not numbers:
         return []
@@ -120,18 +122,15 @@ def chunks_holding(conn: Connection, key: RunKey, numbers: Sequence[int]) -> lis
         .distinct()
         .order_by(c.origin)
     )
-    return [Chunk(first) for first in conn.execute(query).scalars()]
-
-
-def places_of(chunks: Sequence[Chunk], numbers: Sequence[int]) -> list[tuple[int, Chunk]]:
-    """Each of ``numbers`` (ascending, each held by one of ``chunks``) with the chunk of
-    ``chunks`` (in order) that holds it."""
+    origins = list(conn.execute(query).scalars())
     places: list[tuple[int, Chunk]] = []
-    at = 0
-    for number in numbers if chunks else ():
-        while at + 1 < len(chunks) and chunks[at + 1].first <= number:
+    at, chunk = 0, Chunk(origins[0])
+    for number in numbers:
+        while at + 1 < len(origins) and origins[at + 1] <= number:
             at += 1
-        places.append((number, chunks[at]))
+        if chunk.first != origins[at]:
+            chunk = Chunk(origins[at])
+        places.append((number, chunk))
     return places
 
 
@@ -145,9 +144,9 @@ def fill_carriers(conn: Connection, key: RunKey, chunks: Sequence[Chunk]) -> Non
     carriers = select(
         c.id, c.origin, c.state, c.attempts, c.lease_agent, c.error_class, c.error,
         c.members, c.source, c.destination,
-    ).where(key.of(t.tasks), c.origin.in_(list(by_first)))  # fmt: skip
+    ).where(key.of(t.tasks), c.origin.in_(bindparam("firsts", expanding=True)))  # fmt: skip
     roots: dict[str, Location] = {}
-    for row in conn.execute(carriers.order_by(c.id)):
+    for row in conn.execute(carriers.order_by(c.id), {"firsts": list(by_first)}):
         ident, origin, state, attempts, agent, error_class, error, members, source, target = row
         state = _STATES[state]
         by_first[origin].carriers.append(

@@ -23,7 +23,6 @@ from ferry.store.sql_chunk_objects import (
     chunks_holding,
     covering_first,
     fill_carriers,
-    places_of,
 )
 from ferry.store.sql_outcome_rows import RunKey, outcomes_in
 
@@ -54,7 +53,7 @@ def _by_outcome(
     while len(found) < limit:
         rows = {row[0]: row for row in outcomes_in(conn, key, state.value, after, limit)}
         numbers = list(rows)
-        places = places_of(chunks_holding(conn, key, numbers), numbers)
+        places = chunks_holding(conn, key, numbers)
         found += [obj for obj in chunk_objects(conn, key, places, rows) if obj.state is state]
         if len(numbers) < limit:
             break

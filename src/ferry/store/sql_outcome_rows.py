@@ -8,7 +8,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, Dialect, String, Table, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    bindparam,
+    select,
+    type_coerce,
+)
 
 from ferry.store import tables as t
 
@@ -53,10 +62,16 @@ def outcome_rows(
         return {}
     low, high = numbers[0], numbers[-1]
     close = high - low < 2 * len(numbers)
-    wanted = _o.object.between(low, high) if close else _o.object.in_(list(numbers))
+    if close:
+        wanted, parameters = _o.object.between(low, high), {}
+    else:  # bound as one list: no expression built per number
+        wanted, parameters = (
+            _o.object.in_(bindparam("numbers", expanding=True)),
+            {"numbers": numbers},
+        )
     query = select(*SHOWN).where(key.of(t.outcomes), wanted).order_by(*_ORDER)
     found: dict[int, tuple[Shown, ...]] = {}
-    for row in _aware(conn, conn.execute(query)):
+    for row in _aware(conn, conn.execute(query, parameters)):
         found[row[0]] = (*found.get(row[0], ()), row)
     return found
 

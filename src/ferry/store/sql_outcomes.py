@@ -27,7 +27,6 @@ from ferry.store.sql_chunk_objects import (
     chunk_objects,
     chunks_holding,
     heads,
-    places_of,
 )
 from ferry.store.sql_object_states import chunk_objects_in_state
 from ferry.store.sql_outcome_rows import RunKey, outcomes_in
@@ -164,7 +163,7 @@ def first_failed_outcome(conn: Connection, transfer_id: str, run: int) -> Failur
     rows = {row[0]: row for row in outcomes_in(conn, key, TaskState.FAILED.value, 0, 1)}
     if not rows:
         return None
-    places = places_of(chunks_holding(conn, key, list(rows)), list(rows))
+    places = chunks_holding(conn, key, list(rows))
     [found] = chunk_objects(conn, key, places, rows)
     return Failure(found.number, str(found.source), found.error)
 
