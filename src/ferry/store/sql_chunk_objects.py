@@ -207,7 +207,7 @@ def _chunked(chunk: Chunk, number: int, rows: tuple[Shown, ...] | None) -> RunOb
     offset = number - chunk.first
     carrier = chunk.carrier_of(offset)
     if rows is not None and rows[-1][PATH] is not None:
-        relative, size = rows[-1][PATH], rows[-1][11]
+        relative, size = rows[-1][PATH], rows[-1][PATH + 1]
     else:
         assert chunk.entries is not None
         relative, size = chunk.entries[offset]
@@ -219,6 +219,8 @@ def _chunked(chunk: Chunk, number: int, rows: tuple[Shown, ...] | None) -> RunOb
             number, carrier.id, carrier.state, source, destination, size, 0, None,
             carrier.attempts, error_class, error, carrier.agent, [],
         )  # fmt: skip
+    # A row of SHOWN: object, attempt, state, bytes, checksum, error_class, error, agent,
+    # started_at, finished_at, path, size.
     history = [Attempt(r[1], r[7], r[8], r[9], r[3], r[5], r[6], r[2]) for r in rows]
     last = rows[-1]
     if last[2] in FINAL:

@@ -7,7 +7,9 @@ numbered by their ids. In a numbered run a page of ``limit`` objects after a cur
 single tasks by ``(transfer_id, run, object)``, the heads of the chunk lists that cover the
 page (their key; a head's columns come before the list itself, so the list is not read), then
 only those lists, their carriers by ``(transfer_id, run, origin)`` and the page's outcomes by
-their key: its cost follows the page, not the run.
+their key: its cost follows the page, not the run (``sql_chunk_objects`` builds the objects of
+chunks). A page in one state merges the single tasks in it with the objects of chunks that
+``sql_object_states`` finds in it.
 """
 
 from __future__ import annotations
