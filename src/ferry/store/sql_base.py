@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -55,6 +55,8 @@ BUSY_TIMEOUT_MS = 4000
 UNWRITABLE_HOLD_S = 2.0  # how long writes fail at once after one failed on the database
 # Reads run on this many threads at once (SQLite's WAL lets readers run beside its writer).
 READER_THREADS = 4
+SINGLETON_IDLE_S = 15  # a frozen server's singleton lock is released after this
+SINGLETON_KEEP_S = 5.0
 
 
 T = TypeVar("T")
@@ -67,6 +69,26 @@ def utcnow() -> datetime:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def _keep_busy(conn: AsyncConnection, turn_over: asyncio.Event) -> bool:
+    """Bound how long a singleton's lock outlives a holder that stopped answering, and keep it
+    while the holder lives, until ``turn_over`` (see ``SqlBase.singleton``); whether the
+    bound was set (PostgreSQL before 14 has no such setting: the lock is kept as before)."""
+    try:
+        await conn.execute(text(f"SET idle_session_timeout = '{SINGLETON_IDLE_S}s'"))
+        await conn.commit()
+    except DBAPIError:
+        await conn.rollback()
+        return False
+    while True:
+        try:
+            await asyncio.wait_for(turn_over.wait(), SINGLETON_KEEP_S)
+        except TimeoutError:
+            await conn.execute(text("SELECT 1"))
+            await conn.commit()
+        else:
+            return True
 
 
 def _lock_key(name: str) -> int:
@@ -460,7 +482,13 @@ class SqlBase:
     async def singleton(self, name: str) -> AsyncIterator[bool]:
         """Whether this server may run the loop ``name`` now: with several servers on one
         PostgreSQL, one holds its advisory lock and the others skip the turn. SQLite has one
-        server."""
+        server.
+
+        A server killed mid-turn loses the lock when PostgreSQL sees its connection close. One
+        that stops answering with its connection open (frozen, its host hung) loses it too:
+        the lock's session is ended by PostgreSQL once idle for ``SINGLETON_IDLE_S``
+        (``idle_session_timeout``, PostgreSQL 14 and later), and a live holder keeps it busy
+        every ``SINGLETON_KEEP_S`` however long its turn."""
         if self.is_sqlite:
             yield True
             return
@@ -468,12 +496,19 @@ class SqlBase:
         async with self.engine.connect() as conn:
             got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar()
             await conn.commit()
+            if not got:
+                yield False
+                return
+            turn_over = asyncio.Event()
+            keeper = asyncio.create_task(_keep_busy(conn, turn_over))
             try:
-                yield bool(got)
+                yield True
             finally:
-                if got:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    await conn.commit()
+                turn_over.set()
+                if await keeper:
+                    await conn.execute(text("RESET idle_session_timeout"))
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                await conn.commit()
 
     def _serialize(self, conn: Connection, name: str) -> None:
         """Hold, until the transaction ends, the lock called ``name`` across every server of
