@@ -229,3 +229,16 @@ def test_a_bad_config_file_prevents_start_naming_the_key(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {config}: {message}")
     assert not (tmp_path / ".ferry").exists()  # nothing was created
+
+
+def test_local_agents_keep_their_tokens_in_the_servers_data_directory(tmp_path: Path) -> None:
+    """Not in ``.ferry`` of whatever folder the server was started from: a unit whose working
+    directory is read-only, or shared by two servers, broke them."""
+    data = tmp_path / "data"
+    server = launch(tmp_path / "work", "--data-dir", str(data))
+    try:
+        wait_for(lambda: all((data / f"agent-local-{n}.token").exists() for n in (1, 2)))
+        assert stat.S_IMODE((data / "agent-local-1.token").stat().st_mode) == 0o600
+        assert not (tmp_path / "work" / ".ferry").exists()
+    finally:
+        shutdown(server)

@@ -110,10 +110,12 @@ def local_agents(state: ServerState, supervisor: Supervisor) -> None:
 
 def agent_command(state: ServerState, name: str) -> list[str]:
     """A local agent's command line: this server (over https with TLS, trusting its CA or,
-    without one, its certificate), its name, and the server's grace, log folder and level, and
-    configuration file (whose ``[agent]`` table it then reads)."""
+    without one, its certificate), its name, and the server's grace, data directory (where it
+    keeps its token), log folder and level, and configuration file (whose ``[agent]`` table it
+    then reads)."""
     settings = state.settings
     command = [sys.executable, "-m", "ferry", "agent", "--server", settings.agent_server_url]
+    command += ["--data-dir", str(settings.data_dir.resolve())]
     if trusted := settings.tls_ca or settings.tls_cert:
         command += ["--ca", str(trusted.resolve())]
     command += ["--name", name, "--max-active", str(settings.agent_max_active)]
