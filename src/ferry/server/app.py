@@ -115,11 +115,11 @@ def agent_command(state: ServerState, name: str) -> list[str]:
     then reads)."""
     settings = state.settings
     command = [sys.executable, "-m", "ferry", "agent", "--server", settings.agent_server_url]
-    command += ["--data-dir", str(settings.data_dir.resolve())]
     if trusted := settings.tls_ca or settings.tls_cert:
         command += ["--ca", str(trusted.resolve())]
     command += ["--name", name, "--max-active", str(settings.agent_max_active)]
     command += ["--grace", str(settings.grace_s), "--log-level", settings.log.level]
+    command += ["--data-dir", str(settings.data_dir.resolve())]
     if settings.log.dir is not None:
         command += ["--log-dir", str(settings.log.dir)]
     if state.config is not None:
