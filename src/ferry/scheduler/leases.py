@@ -24,7 +24,8 @@ class LeaseReaper(Loop):
     database is away, every lease lapses though no agent is gone. So once a pass has found it
     away, the reaper waits for it to take a write again and then for ``grace`` (the lease TTL:
     every live agent has sent a heartbeat by then) before it reaps again; without that, each
-    object in flight when the database went away was requeued and copied a second time."""
+    object in flight when the database went away was requeued and copied a second time. A
+    server that starts does the same: while no server ran, no heartbeat could be recorded."""
 
     name = "lease-reaper"
     interval = 2.0
@@ -39,7 +40,8 @@ class LeaseReaper(Loop):
     ) -> None:
         super().__init__(store, wakeups, clock)
         self.grace = grace
-        self._away = False  # a pass found the database away, and it has not been seen back
+        # A pass found the database away and it has not been seen back (or the server starts).
+        self._away = True
         self._quiet_until: datetime | None = None
 
     async def run_once(self) -> None:
