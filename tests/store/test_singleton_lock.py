@@ -66,3 +66,17 @@ async def test_a_holder_that_stops_answering_loses_the_lock_to_another_server(
     assert time.monotonic() - stopped_at >= IDLE_S
     with pytest.raises(OperationalError):  # the frozen holder's session is gone
         await holding.__aexit__(None, None, None)
+
+
+async def test_servers_that_start_together_on_an_empty_database_migrate_it_once(
+    postgres_url: str,
+) -> None:
+    """Their migrations take turns: the second finds the schema at its head."""
+    stores = [SqlStore(postgres_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        for store in stores:
+            await store.check_writable()
+    finally:
+        for store in stores:
+            await store.close()

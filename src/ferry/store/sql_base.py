@@ -55,6 +55,7 @@ BUSY_TIMEOUT_MS = 4000
 UNWRITABLE_HOLD_S = 2.0  # how long writes fail at once after one failed on the database
 # Reads run on this many threads at once (SQLite's WAL lets readers run beside its writer).
 READER_THREADS = 4
+MIGRATE = "ferry.migrate"  # the lock servers take in turn to migrate one database
 SINGLETON_IDLE_S = 15  # a frozen server's singleton lock is released after this
 SINGLETON_KEEP_S = 5.0
 
@@ -174,7 +175,12 @@ class _SqliteConnection(sqlite3.Connection):
 
 def _upgrade(connection: Connection) -> None:
     """Bring the schema to this code's latest revision, unless a newer Ferry has migrated it
-    past that (``_refuse_unknown_revision``)."""
+    past that (``_refuse_unknown_revision``). Servers of one PostgreSQL database that start
+    together migrate it in turn (a lock held until the migration's transaction ends, waited
+    for as long as the other's migration takes); the next finds the schema at its head."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL lock_timeout = 0"))
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(MIGRATE)})
     config = _alembic_config(connection)
     _refuse_unknown_revision(connection, config)
     command.upgrade(config, "head")
