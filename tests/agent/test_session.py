@@ -3,6 +3,7 @@ reads back, and the errors it raises for answers that are not."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -225,3 +226,37 @@ async def test_when_no_server_answers_the_last_ones_error_is_raised_after_each_w
     finally:
         await session.close()
     assert asked == ["a", "b"]
+
+
+async def test_a_spent_secret_left_in_the_environment_gives_way_to_the_kept_token(
+    tmp_path: Path,
+) -> None:
+    """An agent restarted with the one-time secret it registered with still in its
+    environment: refused (already used), it registers with the token that registration kept."""
+    kept = tmp_path / "agent-a1.token"
+    kept.write_text("kept-token\n")
+    asked: list[tuple[str | None, str | None]] = []
+    refused = b'{"title": "Unauthorized", "detail": "secret already used"}'
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent = orjson.loads(request.content)
+        asked.append((sent.get("secret"), request.headers.get("Authorization")))
+        if sent.get("secret"):
+            return httpx.Response(401, content=refused)
+        return httpx.Response(200, content=orjson.dumps({**REGISTERED, "token": "new-token"}))
+
+    session = ServerSession(
+        "http://ferry",
+        name="a1",
+        secret="s" * 16,
+        token=None,
+        transport=httpx.MockTransport(answer),
+        keep_token=kept,
+    )
+    try:
+        await session.register({})
+    finally:
+        await session.close()
+
+    assert asked == [("s" * 16, None), (None, "Bearer kept-token")]
+    assert kept.read_text().strip() == "new-token"

@@ -19,7 +19,7 @@ import httpx
 from pydantic import ValidationError
 
 from ferry import __version__
-from ferry.agent.credentials import save_token
+from ferry.agent.credentials import save_token, saved_token
 from ferry.client.tls import tls_context, untrusted, why_unreachable
 from ferry.config import server_list
 from ferry.errors import ApiError, ServerUnreachable
@@ -75,6 +75,9 @@ class ServerSession:
         self.lease_ttl_s = 30.0
         self.protocol = 1  # the server's, as its registration reply says
 
+    def _kept_token(self) -> str | None:
+        return None if self._keep_token is None else saved_token(self._keep_token)
+
     @property
     def server(self) -> str:
         """The URL of the server the agent works for now."""
@@ -101,6 +104,18 @@ class ServerSession:
                 reply = await self._call("/agents/register", body, AgentRegistered)
                 break
             except ApiError as exc:
+                if exc.status == 401 and self._secret and self._kept_token() is not None:
+                    # A one-time secret left in the agent's environment is refused once spent;
+                    # the token its registration kept is who the agent is since.
+                    log.warning(
+                        "the one-time secret was refused (%s): registering with the token kept"
+                        " in %s",
+                        exc.detail,
+                        self._keep_token,
+                    )
+                    self._secret, self._token = None, self._kept_token()
+                    body.secret = None
+                    continue
                 if exc.status == 401 and not self._secret:
                     raise ApiError(
                         exc.status,
