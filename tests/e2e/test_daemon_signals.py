@@ -8,11 +8,12 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from daemon_support import (
+    ALIVE,
     Daemons,
     agent_named,
     alive,
@@ -343,3 +344,27 @@ def test_an_agent_with_work_stays_until_it_is_done_then_exits_0(daemons: Daemons
     assert final["status"] == "COMPLETED"
     assert final["objects"]["done"] == 2
     assert idle_for < 10, f"exited {idle_for:.1f} s after its work was done"
+
+
+def test_sighup_makes_an_agent_read_its_configuration_again(daemons: Daemons) -> None:
+    """DaemonCore's reconfig on an agent: its log level changes at once, a setting that needs a
+    restart is named, and the agent works on (it used to die: no handler for the signal)."""
+    server = daemons.server("--agents", "0")
+    config = daemons.root / "agent.toml"
+    config.write_text('[agent]\nmax_active = 4\n[agent.log]\nlevel = "INFO"\n')
+    agent = daemons.agent(server, "hup", "--token", server.token, "--config", str(config))
+    wait_agent(server, "hup", agent.pid)
+    config.write_text('[agent]\nmax_active = 6\n[agent.log]\nlevel = "WARNING"\n')
+
+    def said(text: str, times: int) -> Callable[[], bool]:
+        return lambda: agent.log.read_text().count(text) == times
+
+    changed = "changed, applied at the next start: max_active"
+    agent.process.send_signal(signal.SIGHUP)
+    wait_for(said(changed, 1))
+    agent.process.send_signal(signal.SIGHUP)  # at WARNING now: its INFO line is not written
+    wait_for(said(changed, 2))
+
+    assert said("SIGHUP: reading the configuration again", 1)()
+    assert agent.process.poll() is None
+    assert wait_agent(server, "hup", agent.pid)["state"] in ALIVE

@@ -2,8 +2,10 @@
 
 SIGTERM and SIGINT stop gracefully: no new leases, active copies finish within ``grace_s``, the
 rest is given back. SIGQUIT stops at once: active copies are stopped and every lease is given
-back, so another agent takes the work now rather than after a lease TTL. With ``timeout_s``, an
-agent that has had nothing to do for that long exits with status 0."""
+back, so another agent takes the work now rather than after a lease TTL. SIGHUP reads the
+configuration again (DaemonCore's reconfig): the log settings apply at once, and a change to
+any other setting is logged as needing a restart. With ``timeout_s``, an agent that has had
+nothing to do for that long exits with status 0."""
 
 from __future__ import annotations
 
@@ -18,12 +20,23 @@ from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.config import AgentSettings
 from ferry.daemon import collector
+from ferry.daemon.logs import configure_logging
 from ferry.errors import FerryError
 
 log = logging.getLogger("ferry.agent")
 
 
-async def run_agent(settings: AgentSettings, *, secret: str | None, token: str | None) -> int:
+# What SIGHUP reads: the settings as the command line, environment and file now give them.
+Reread = Callable[[], AgentSettings]
+
+
+async def run_agent(
+    settings: AgentSettings,
+    *,
+    secret: str | None,
+    token: str | None,
+    reread: Reread | None = None,
+) -> int:
     """Run until stopped and return the exit status."""
     name = settings.name or "agent"
     stop = asyncio.Event()
@@ -47,6 +60,8 @@ async def run_agent(settings: AgentSettings, *, secret: str | None, token: str |
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGQUIT, stop_now)
+    if reread is not None:
+        loop.add_signal_handler(signal.SIGHUP, reconfigure, settings, reread)
     try:
         capabilities = {"protocols": ["file", "memory"], "max_active": settings.max_active}
         await session.register(capabilities)
@@ -64,9 +79,31 @@ async def run_agent(settings: AgentSettings, *, secret: str | None, token: str |
         await session.close()
 
 
-def main(settings: AgentSettings, *, secret: str | None, token: str | None) -> int:
+def reconfigure(settings: AgentSettings, reread: Reread) -> None:
+    """SIGHUP: apply the log settings read again; name the other changes, which need a restart.
+    A file that no longer reads is logged and changes nothing."""
+    log.info("SIGHUP: reading the configuration again")
+    try:
+        new = reread()
+    except FerryError as exc:
+        log.error("the configuration was not read again, nothing changed: %s", exc)
+        return
+    configure_logging(new.log, daemon=f"agent-{settings.name or 'agent'}")
+    before, after = settings.model_dump(exclude={"log"}), new.model_dump(exclude={"log"})
+    changed = sorted(key for key in after if after[key] != before.get(key))
+    if changed:
+        log.warning("changed, applied at the next start: %s", ", ".join(changed))
+
+
+def main(
+    settings: AgentSettings,
+    *,
+    secret: str | None,
+    token: str | None,
+    reread: Reread | None = None,
+) -> int:
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(run_agent(settings, secret=secret, token=token))
+        return runner.run(run_agent(settings, secret=secret, token=token, reread=reread))
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -274,14 +274,19 @@ def agent(
         "data_dir": data_dir,
         "log": _log(log_dir, log_level),
     }
-    settings = load_settings(AgentSettings, path=config, section="agent", given=given)
-    if settings.name is None:
-        settings = settings.model_copy(update={"name": socket.gethostname()})
+
+    def read() -> AgentSettings:
+        settings = load_settings(AgentSettings, path=config, section="agent", given=given)
+        if settings.name is None:
+            settings = settings.model_copy(update={"name": socket.gethostname()})
+        return settings
+
+    settings = read()
     kept = token_file(settings.data_dir, settings.name or "agent")
     secret, token = choose(secret=secret, secret_file=secret_file, token=token, kept=kept)
     REDACTOR.add(secret or token or "")
     configure_logging(settings.log, daemon=f"agent-{settings.name}")
-    raise SystemExit(run_agent(settings, secret=secret, token=token))
+    raise SystemExit(run_agent(settings, secret=secret, token=token, reread=read))
 
 
 def register(app: typer.Typer) -> None:
