@@ -33,6 +33,7 @@ FAMILIES = {
     "ferry_bytes_failed",
     "ferry_due_lag_seconds",
     "ferry_lease_latency_seconds",
+    "ferry_lease_lock_seconds",
     "ferry_http_request_duration_seconds",
 }
 
@@ -84,6 +85,10 @@ async def test_reports_move_the_counters_of_their_link_and_scope(api, eventually
         == 1
     )
     assert value(during, "ferry_lease_latency_seconds_count") >= 1
+    assert value(during, "ferry_lease_lock_seconds_count") == value(
+        during, "ferry_lease_latency_seconds_count"
+    )  # each lease that got tasks held the lock once
+    assert 0 < value(during, "ferry_lease_lock_seconds_sum") < 5
     assert value(during, "ferry_due_lag_seconds_count") == 2
     done, failed = sorted(tasks, key=lambda task: task["source"])
     report = [

@@ -194,6 +194,8 @@ def build_store(settings: ServerSettings) -> SqlStore:
 
 def create_app(settings: ServerSettings, *, state: ServerState | None = None) -> FastAPI:
     state = state or ServerState(settings=settings, store=build_store(settings))
+    if isinstance(state.store, SqlStore):
+        state.store.observe_lease_lock = state.metrics.lease_lock.observe
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

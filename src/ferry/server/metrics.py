@@ -27,6 +27,7 @@ STORE_READ_S = 2.0  # a scrape waits this long for the store's counts, then goes
 OBJECT_LABELS = ("scope", "source_site", "destination_site")
 # A failed attempt: the task FAILED for good, or WAITING for its next try.
 _FAILED = (TaskState.FAILED, TaskState.WAITING)
+_LOCK_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 3600.0)
 
@@ -119,6 +120,13 @@ class Metrics:
             "ferry_lease_latency_seconds",
             "From a lease request's arrival to its answer, for leases that got tasks",
             buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.lease_lock = Histogram(
+            "ferry_lease_lock_seconds",
+            "How long a lease that got tasks held the lease lock every server of the database"
+            " shares, from taking it to its commit as the store saw it",
+            buckets=_LOCK_BUCKETS,
             registry=registry,
         )
         self.request_duration = Histogram(

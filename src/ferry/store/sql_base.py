@@ -308,6 +308,8 @@ class SqlBase:
         self._principals = PrincipalCache(token_cache_seconds)
         self._credential_watch: CredentialWatch | None = None
         self._specs = SpecCache()
+        # Told how long each lease that got tasks held the lease lock all servers share.
+        self.observe_lease_lock: Callable[[float], None] | None = None
 
     @property
     def write_queue_depth(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
@@ -153,8 +154,10 @@ class DispatchMixin(SqlBase):
         leased = await self._write(self._lease, agent_id, limit, ttl, lease)
         if leased is None:
             return []
+        if self.observe_lease_lock is not None:  # its commit included, as seen from here
+            self.observe_lease_lock(time.perf_counter() - leased.locked_at)
         # Made outside the transaction: the writer's lock is not held while they are built.
-        rows, picked, options, room, weights, lists = leased
+        rows, picked, options, room, weights, lists, _ = leased
         order = {task_id: n for n, task_id in enumerate(picked)}
         rows.sort(key=lambda r: order[r.id])
         return leased_tasks(rows, lease, OptionsOf(options, room, rows), weights, lists)
@@ -163,6 +166,7 @@ class DispatchMixin(SqlBase):
         self, conn: Connection, agent_id: str, limit: int, ttl: timedelta, lease: str
     ) -> _Leased | None:
         self._serialize(conn, "ferry.lease")
+        locked_at = time.perf_counter()
         may, takes_chunks = self._may_lease(conn, agent_id)
         if not may:
             return None
@@ -179,7 +183,7 @@ class DispatchMixin(SqlBase):
         rows = self._activate(conn, picked, agent_id, lease, ttl)
         options = self._options_of(conn, {r.transfer_id for r in rows})
         lists = chunk_lists(conn, rows) if carried else {}
-        return _Leased(rows, picked, options, room, weights, lists)
+        return _Leased(rows, picked, options, room, weights, lists, locked_at)
 
     def _fair_share(
         self,
@@ -343,6 +347,7 @@ class _Leased(NamedTuple):
     room: _Room
     weights: dict[str, int]
     lists: dict[tuple[str, int, int], str]  # each carrier's chunk list, as stored
+    locked_at: float  # time.perf_counter() when the lease lock was taken
 
 
 # The lease itself, made once: the batch's ids and the lease's values are given when it runs.
