@@ -111,9 +111,9 @@ bench-peers:
 
 # One script per scenario (bench/<name>.py, each also runs alone), in the issue's order; then
 # bench/report.py writes docs/benchmarks.md and docs/benchmarks.png from their results.
-SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue dashboard cli_startup protocol chunk_store chunk_outcomes
+SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue dashboard cli_startup protocol chunk_store chunk_outcomes cluster_dispatch
 
-bench: $(STAMP) bench-peers
+bench: $(STAMP) bench-peers test-servers
 	@export FERRY_BENCH_RESULTS=$$(mktemp -d -t ferry-bench-results-XXXX) && \
 	for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
 		$(BIN)/python bench/$$name.py || exit 1; done && \

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 class FerryServer:
-    def __init__(self, cwd: Path, *, agents: int = 2) -> None:
+    def __init__(self, cwd: Path, *, agents: int = 2, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
@@ -38,6 +38,7 @@ class FerryServer:
             str(agents),
             "--log-level",
             "WARNING",
+            *extra,
         ]
         self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log, stderr=self.log)
         self.cwd = cwd
