@@ -79,17 +79,21 @@ class ClusterNotices:
             try:
                 await self._session(stop, caught_up=cut_off)
                 delay = RECONNECT_FIRST_S
-            except (psycopg.Error, OSError) as exc:
-                self.listening.clear()
+            except (psycopg.Error, OSError) as exc:  # the database's state: one line
                 log.warning(
                     "the other servers' notices are cut off (%s): trying again in %.1f s",
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                     delay,
                 )
-                cut_off = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+            except Exception:  # a bug must not end the relay for the server's life
+                log.exception("the other servers' notices failed: trying again in %.1f s", delay)
+            else:
+                continue
+            self.listening.clear()
+            cut_off = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
 
     async def _session(self, stop: asyncio.Event, *, caught_up: bool) -> None:
         listener = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
