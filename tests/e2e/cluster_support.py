@@ -12,7 +12,7 @@ import psycopg
 from daemon_support import ALIVE
 from e2e_support import ServerProcess, wait_for
 
-from ferry.scheduler.cluster import libpq_url
+from ferry.store.sql_watch import libpq_url
 
 
 def cluster(

@@ -12,9 +12,10 @@ import psycopg
 import pytest
 
 from ferry.domain.events import Event, TasksChanged, TransferChanged, event_from_json
-from ferry.scheduler.cluster import MOST_BYTES, ClusterNotices, libpq_url, payloads
+from ferry.scheduler.cluster import MOST_BYTES, ClusterNotices, payloads
 from ferry.scheduler.events import Lagged
 from ferry.scheduler.loop import Wakeups
+from ferry.store.sql_watch import libpq_url
 
 DEADLINE_S = 10.0
 

@@ -104,7 +104,8 @@ class ServerSession:
                 reply = await self._call("/agents/register", body, AgentRegistered)
                 break
             except ApiError as exc:
-                if exc.status == 401 and self._secret and self._kept_token() is not None:
+                kept = self._kept_token() if exc.status == 401 and self._secret else None
+                if kept is not None:
                     # A one-time secret left in the agent's environment is refused once spent;
                     # the token its registration kept is who the agent is since.
                     log.warning(
@@ -113,8 +114,7 @@ class ServerSession:
                         exc.detail,
                         self._keep_token,
                     )
-                    self._secret, self._token = None, self._kept_token()
-                    body.secret = None
+                    self._secret, self._token, body.secret = None, kept, None
                     continue
                 if exc.status == 401 and not self._secret:
                     raise ApiError(

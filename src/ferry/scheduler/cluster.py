@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy.engine import make_url
 
 from ferry.domain.events import Event, event_from_json
 from ferry.scheduler.loop import Wakeups
+from ferry.store.sql_watch import libpq_url
 
 log = logging.getLogger("ferry.scheduler")
 
@@ -36,11 +36,6 @@ CHANNEL = "ferry"
 MOST_BYTES = 7_500  # a NOTIFY payload is less than 8,000 bytes
 RECONNECT_FIRST_S = 0.2
 RECONNECT_MAX_S = 5.0
-
-
-def libpq_url(url: str) -> str:
-    """The libpq connection string of a SQLAlchemy database URL (its driver left out)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class ClusterNotices:
