@@ -65,6 +65,37 @@ async def test_every_object_of_10000_in_chunks_shows_queued_before_any_report(st
     assert all(o.history == [] and o.checksum is None for o in objects)
 
 
+async def test_failures_spread_over_a_run_are_found_each_in_its_chunk(store, opened, clock):
+    # Three failures over 10,000 objects: each is looked up alone, not through every chunk
+    # between them; one of them in a chunk whose retry carrier lists it.
+    transfer_id, run = await opened()
+    for first in range(1, 10_001, 500):
+        await add_chunk(store, transfer_id, run, first, listed(first, 500))
+        await add_carrier(store, transfer_id, run, first, 500, state="DONE", attempts=1)
+    await add_carrier(store, transfer_id, run, 4001, 500, [320], state="DONE", attempts=2)
+    io = {"error_class": "io", "error": "denied"}
+    await insert_rows(
+        store,
+        t.outcomes,
+        [
+            outcome(transfer_id, run, 3, 1, "FAILED", clock.now, **io),
+            outcome(transfer_id, run, 4321, 1, "WAITING", clock.now, **io),
+            outcome(transfer_id, run, 4321, 2, "FAILED", clock.now, **io),
+            outcome(transfer_id, run, 9999, 1, "FAILED", clock.now, **io),
+        ],
+    )
+
+    failed = await walk(store, transfer_id, run, limit=1000, state=TaskState.FAILED)
+
+    assert [(o.number, str(o.source), o.attempts) for o in failed] == [
+        (3, "src:in/d/f0000003", 1),
+        (4321, "src:in/d/f0004321", 2),
+        (9999, "src:in/d/f0009999", 1),
+    ]
+    every = {o.number: o for o in await walk(store, transfer_id, run, limit=1000)}
+    assert failed == [every[3], every[4321], every[9999]]
+
+
 @pytest.fixture
 async def mixed(store, opened, clock):
     """Chunk A (objects 1–5), single 6 FAILED, no object 7, chunk B (8–10), single 11 DONE,

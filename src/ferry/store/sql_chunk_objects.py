@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from ferry.domain.locations import Location, split_location
 from ferry.domain.states import TaskState
@@ -26,6 +26,19 @@ from ferry.store.sql_outcome_rows import PATH, RunKey, Shown, outcome_rows
 FINAL = frozenset({"DONE", "SKIPPED", "FAILED", "CANCELED"})
 _STATES = {state.value: state for state in TaskState}
 _FIRST_HEADS = 8  # chunk heads read first for a page; doubled while the page is not full
+# Objects ``numbers`` apart on average are spread over the run: looked up one by one, since
+# their range holds more origins than numbers (a chunk holds 64 objects or more).
+_SPREAD = 64
+_EACH_ORIGIN = (
+    "SELECT {n}, (SELECT max(origin) FROM tasks WHERE transfer_id = :transfer_id"
+    " AND run = :run AND origin <= {n}) FROM {numbers}"
+)
+_EACH = {
+    "sqlite": text(_EACH_ORIGIN.format(n="value", numbers="json_each(:numbers)")),
+    "postgresql": text(
+        _EACH_ORIGIN.format(n="n", numbers="unnest(CAST(:numbers AS BIGINT[])) AS n")
+    ),
+}
 
 
 class Carrier(NamedTuple):
@@ -108,14 +121,33 @@ def chunks_holding(
     """Each of ``numbers`` (ascending, each the number of an object of a chunk) with the
     chunk list that holds it: the greatest origin of a carrier not above it, from the index
     of carriers by ``(transfer_id, run, origin)`` alone (a list's head is in a row as long as
-    the list, which a range of hundreds would read)."""
+    the list, which a range of hundreds would read). Numbers close together (a page) read the
+    origins of their range; numbers spread over the run (a filter's page) look each one up."""
     if not numbers:
         return []
+    if numbers[-1] - numbers[0] > _SPREAD * len(numbers):
+        origin_of = _origins_each(conn, key, numbers)
+    else:
+        origin_of = _origins_along(conn, key, numbers)
+    places: list[tuple[int, Chunk]] = []
+    chunk: Chunk | None = None
+    for number in numbers:
+        origin = origin_of.get(number)
+        if origin is None:
+            continue
+        if chunk is None or chunk.first != origin:
+            chunk = Chunk(origin)
+        places.append((number, chunk))
+    return places
+
+
+def _origins_along(conn: Connection, key: RunKey, numbers: Sequence[int]) -> dict[int, int]:
+    """The origin holding each of ``numbers``, from every origin of their range."""
     c = t.tasks.c
     low = select(func.max(c.origin)).where(key.of(t.tasks), c.origin <= numbers[0])
     lowest = conn.execute(low).scalar()
     if lowest is None:
-        return []
+        return {}
     query = (
         select(c.origin)
         .where(key.of(t.tasks), c.origin >= lowest, c.origin <= numbers[-1])
@@ -123,15 +155,21 @@ def chunks_holding(
         .order_by(c.origin)
     )
     origins = list(conn.execute(query).scalars())
-    places: list[tuple[int, Chunk]] = []
-    at, chunk = 0, Chunk(origins[0])
+    found, at = {}, 0
     for number in numbers:
         while at + 1 < len(origins) and origins[at + 1] <= number:
             at += 1
-        if chunk.first != origins[at]:
-            chunk = Chunk(origins[at])
-        places.append((number, chunk))
-    return places
+        found[number] = origins[at]
+    return found
+
+
+def _origins_each(conn: Connection, key: RunKey, numbers: Sequence[int]) -> dict[int, int]:
+    """The origin holding each of ``numbers``, one seek of the carriers' index each, in one
+    statement (the numbers bound as one list)."""
+    listed = _EACH[conn.dialect.name]
+    wanted = orjson.dumps(list(numbers)).decode() if conn.dialect.name == "sqlite" else numbers
+    rows = conn.execute(listed, {"transfer_id": key.transfer_id, "run": key.run, "numbers": wanted})
+    return {number: origin for number, origin in rows if origin is not None}
 
 
 def fill_carriers(conn: Connection, key: RunKey, chunks: Sequence[Chunk]) -> None:
@@ -166,8 +204,8 @@ def fill_entries(conn: Connection, key: RunKey, chunks: Sequence[Chunk]) -> None
     by_first = {chunk.first: chunk for chunk in chunks}
     ch = t.chunks.c
     lists = select(ch.first, ch.objects).where(key.of(t.chunks), ch.first.in_(list(by_first)))
-    for first, text in conn.execute(lists):
-        by_first[first].entries = orjson.loads(text)
+    for first, listed in conn.execute(lists):
+        by_first[first].entries = orjson.loads(listed)
 
 
 def chunk_objects(
