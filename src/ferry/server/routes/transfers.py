@@ -24,11 +24,10 @@ from ferry.errors import AmbiguousId, Conflict, InvalidRequest, TransferNotFound
 from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
+from ferry.server.outcome_pages import outcomes_page
 from ferry.server.schemas import (
-    AttemptPublic,
     CancelResult,
     ObjectCounts,
-    ObjectOutcome,
     Outcomes,
     ProgressPublic,
     RunPublic,
@@ -335,7 +334,7 @@ async def get_outcomes(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     status: Annotated[TaskState | None, Query(description="only objects in this state")] = None,
-) -> Outcomes:
+) -> Outcomes | Response:
     """The objects of a run (the latest by default) in number order, each with its state and
     attempts. An object's `id` is its number within the run, given in listing order; in a run
     made before objects were numbered (schema revision 0015) it is its task's id. An object
@@ -355,43 +354,5 @@ async def get_outcomes(
     number = run or transfer.runs
     run_row = await state.store.get_run(transfer.id, number)
     rows = await state.store.outcomes(transfer.id, number, after=cursor, limit=limit, state=status)
-    objects = [
-        ObjectOutcome(
-            id=obj.number,
-            source=str(obj.source),
-            destination=str(obj.destination),
-            size=obj.size,
-            bytes=obj.bytes_done,
-            checksum=obj.checksum,
-            status=obj.state.value,
-            attempts=obj.attempts,
-            error_class=obj.error_class,
-            error=obj.error,
-            agent=obj.agent,
-            history=[AttemptPublic(**vars_of(a)) for a in obj.history],
-        )
-        for obj in rows
-    ]
-    next_cursor = str(objects[-1].id) if len(objects) == limit else None
-    return Outcomes(
-        transfer=transfer.id,
-        run=number,
-        status=run_row.status.value,
-        started=True,
-        objects=objects,
-        next_cursor=next_cursor,
-    )
-
-
-def vars_of(attempt: object) -> dict[str, object]:
-    fields = (
-        "number",
-        "state",
-        "agent",
-        "started_at",
-        "finished_at",
-        "bytes",
-        "error_class",
-        "error",
-    )
-    return {name: getattr(attempt, name) for name in fields}
+    body = outcomes_page(transfer.id, number, run_row.status.value, rows, limit)
+    return Response(body, media_type="application/json")
