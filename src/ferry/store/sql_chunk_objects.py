@@ -183,8 +183,10 @@ def fill_carriers(conn: Connection, key: RunKey, chunks: Sequence[Chunk]) -> Non
         c.id, c.origin, c.state, c.attempts, c.lease_agent, c.error_class, c.error,
         c.members, c.source, c.destination,
     ).where(key.of(t.tasks), c.origin.in_(bindparam("firsts", expanding=True)))  # fmt: skip
+    # Sorted here: ordered by id, SQLite's planner walks every task of the run by that index.
+    rows = sorted(conn.execute(carriers, {"firsts": list(by_first)}))
     roots: dict[str, Location] = {}
-    for row in conn.execute(carriers.order_by(c.id), {"firsts": list(by_first)}):
+    for row in rows:
         ident, origin, state, attempts, agent, error_class, error, members, source, target = row
         state = _STATES[state]
         by_first[origin].carriers.append(

@@ -309,7 +309,6 @@ tasks = Table(
     Column("origin", BigInteger, nullable=True),  # a carrier's chunk list (its ``first``)
     Column("members", JSON, nullable=True),  # offsets into that list it carries; NULL: all
     Index(None, "transfer_id", "run", "id"),
-    Index(None, "transfer_id", "run", "object"),
     Index(None, "transfer_id", "run", "origin"),
 )
 
@@ -370,6 +369,17 @@ Index(
     tasks.c.run,
     tasks.c.destination,
     unique=True,
+    sqlite_where=tasks.c.origin.is_(None),
+    postgresql_where=tasks.c.origin.is_(None),
+)
+# A run's single tasks by object number, which a page of outcomes reads in order. Carriers,
+# numbered too, are found by their origin: with an entry here, a page of a run in chunks
+# walked every carrier after its cursor to find no single task.
+Index(
+    "ix_tasks_single_object",
+    tasks.c.transfer_id,
+    tasks.c.run,
+    tasks.c.object,
     sqlite_where=tasks.c.origin.is_(None),
     postgresql_where=tasks.c.origin.is_(None),
 )
