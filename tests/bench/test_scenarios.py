@@ -4,6 +4,7 @@ schemas): each must still import and parse its arguments, or `make bench` breaks
 from __future__ import annotations
 
 import runpy
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -36,6 +37,22 @@ def test_a_scenario_starts_and_answers_help(name: str, monkeypatch, capsys) -> N
 
 def test_make_runs_every_scenario_script() -> None:
     scripts = {p.stem for p in BENCH.glob("*.py")}
-    helpers = {"ferry_process", "scores", "gfal2_copy", "report"}
+    helpers = {"ferry_process", "scores", "gfal2_copy", "report", "sqlite_replay"}
     assert sorted(scripts - helpers) == sorted(SCENARIOS + LONG_SCENARIOS)
     assert not set(SCENARIOS) & set(LONG_SCENARIOS)
+
+
+async def test_sqlite_own_work_is_the_store_statements_run_again(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # bench/chunk_store.py's SQLite share: what the store ran, run again through sqlite3 on a
+    # copy of the database as it was before, ends with the same rows.
+    monkeypatch.syspath_prepend(str(BENCH))
+    chunk_store = __import__("chunk_store")
+
+    through_store, through_sqlite = await chunk_store.one_round(tmp_path, 1000)
+
+    assert all(0 < own < spent for own, spent in zip(through_sqlite, through_store, strict=True))
+    with sqlite3.connect(tmp_path / "before" / "bench.db") as replayed:
+        assert replayed.execute("SELECT count(*) FROM outcomes").fetchone() == (1000,)
+        assert replayed.execute("SELECT count(*) FROM tasks WHERE state = 'DONE'").fetchone() == (
+            2,
+        )
