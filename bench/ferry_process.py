@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,44 @@ class FerryServer:
                         break
         return dict(self.http.get(f"/api/v1/transfers/{transfer_id}").json())
 
+    def processes(self) -> Iterator[tuple[int, str]]:
+        """The server's process id, then its agents' (the children it started), with their
+        role: ``server`` or ``agent``."""
+        yield self.process.pid, "server"
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            children = proc_file(self.process.pid, f"task/{task.name}/children") or ""
+            for pid in map(int, children.split()):
+                if "agent" in (proc_file(pid, "cmdline") or "").split("\0"):
+                    yield pid, "agent"
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds (user and system) each process of ``processes`` has spent so far."""
+        spent = {}
+        for pid, _role in self.processes():
+            seconds = cpu_seconds(pid)
+            if seconds is not None:
+                spent[pid] = seconds
+        return spent
+
     def stop(self) -> None:
         self.http.close()
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(60)
         self.log.close()
+
+
+def proc_file(pid: int, name: str) -> str | None:
+    """``/proc/<pid>/<name>``; None once the process has ended."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:  # ended meanwhile
+        return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of process ``pid`` so far; None once it has ended."""
+    stat = proc_file(pid, "stat")
+    if stat is None:
+        return None
+    ticks = stat.rsplit(")", 1)[1].split()
+    return (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")

@@ -24,12 +24,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferry_process import FerryServer
+from ferry_process import FerryServer, cpu_seconds, proc_file
 from scores import Goal, Result, percentile
 
 PAGE = 1000
@@ -45,7 +44,7 @@ class Peaks:
     ``/proc`` every ``every`` seconds while the run goes on (an agent started again shows as a
     process of its own)."""
 
-    server: int
+    server: FerryServer
     every: float = 1.0
     memory: dict[int, float] = field(default_factory=dict)
     cpu: dict[int, float] = field(default_factory=dict)
@@ -61,23 +60,15 @@ class Peaks:
             self.read()
 
     def read(self) -> None:
-        for pid, name in [(self.server, "server"), *self._agents()]:
-            status = _proc(pid, "status")
-            stat = _proc(pid, "stat")
-            if status is None or stat is None:
+        for pid, name in self.server.processes():
+            status = proc_file(pid, "status")
+            cpu = cpu_seconds(pid)
+            if status is None or cpu is None:
                 continue
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
             self.memory[pid] = int(fields["VmHWM"].split()[0]) / 1024
-            ticks = stat.rsplit(")", 1)[1].split()
-            self.cpu[pid] = (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+            self.cpu[pid] = cpu
             self.names[pid] = name
-
-    def _agents(self) -> Iterator[tuple[int, str]]:
-        for task in Path(f"/proc/{self.server}/task").glob("*"):
-            children = _proc(self.server, f"task/{task.name}/children") or ""
-            for pid in map(int, children.split()):
-                if "agent" in (_proc(pid, "cmdline") or "").split("\0"):
-                    yield pid, "agent"
 
     def stop(self) -> None:
         self.read()
@@ -87,13 +78,6 @@ class Peaks:
     def of(self, name: str) -> list[tuple[float, float]]:
         """(peak MB, CPU s) of each process of that name."""
         return [(self.memory[p], self.cpu[p]) for p in self.memory if self.names[p] == name]
-
-
-def _proc(pid: int, name: str) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/{name}").read_text()
-    except OSError:  # ended meanwhile
-        return None
 
 
 def make_tree(root: Path, objects: int, folders: int) -> None:
@@ -150,7 +134,7 @@ def page_times(
 
 def one_run(work: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float, Peaks, dict]:
     server = FerryServer(work, agents=2)
-    peaks = Peaks(server.process.pid)
+    peaks = Peaks(server)
     try:
         if args.local:
             body = {"sources": ["local:src"], "destination": "local:dst", "kind": "tree"}
