@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -119,6 +120,30 @@ def test_daemon_allows_daemon():
 def test_options_json_round_trip():
     options = TransferOptions(Checksum.SHA256, Overwrite.ALWAYS, retries=0, priority=5)
     assert TransferOptions.from_json(json.loads(json.dumps(options.to_json()))) == options
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("+90s", {"deadline_s": 90}),
+        ("+6h", {"deadline_s": 6 * 3600}),
+        ("+2d", {"deadline_s": 2 * 86400}),
+        ("2030-01-01T13:00:00+01:00", {"deadline_at": "2030-01-01T12:00:00+00:00"}),
+    ],
+)
+def test_a_deadline_is_stored_relative_to_each_run_or_as_an_instant(given, stored):
+    options = TransferOptions.from_json({"deadline": given})
+    assert {k: v for k, v in options.to_json().items() if k.startswith("deadline")} == stored
+    assert TransferOptions.from_json(options.to_json()) == options
+
+
+def test_a_run_deadline_counts_from_when_it_was_due():
+    due = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    assert TransferOptions(deadline_s=600).run_deadline(due) == due + timedelta(minutes=10)
+    at = datetime(2030, 1, 2, tzinfo=UTC)
+    assert TransferOptions(deadline_at=at).run_deadline(due) == at
+    assert TransferOptions().run_deadline(due) is None
+    assert "deadline_s" not in TransferOptions().to_json()  # the spec hash of older ones holds
 
 
 def test_options_defaults_fill_missing_keys():

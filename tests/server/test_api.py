@@ -122,6 +122,20 @@ async def test_submission_id_makes_submission_idempotent(api) -> None:  # type: 
         ({**file_body("local:a", "local:b"), "kind": "tree"}, "exactly one source"),
         ({**file_body("local:a"), "options": {"priority": 6}}, "less than or equal to 5"),
         ({**file_body("local:a"), "options": {"retries": 101}}, "less than or equal to 100"),
+        ({**file_body("local:a"), "options": {"deadline": "+0s"}}, "a deadline is +DURATION"),
+        ({**file_body("local:a"), "options": {"deadline": "soon"}}, "not 'soon'"),
+        (
+            {**file_body("local:a"), "options": {"deadline": "2030-01-01T12:00:00"}},
+            "give the deadline's offset",
+        ),
+        (
+            {
+                **file_body("local:a"),
+                "schedule": {"kind": "every", "unit": "hour"},
+                "options": {"deadline": "2030-01-01T12:00:00Z"},
+            },
+            "after each run was due",
+        ),
     ],
 )
 async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle) -> None:  # type: ignore[no-untyped-def]
@@ -134,6 +148,16 @@ async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle)
     assert "Traceback" not in response.text
     assert list(api.root.iterdir()) == []
     assert (await api.client.get("/api/v1/transfers")).json()["items"] == []
+
+
+async def test_a_deadline_is_kept_in_the_transfers_options(api) -> None:  # type: ignore[no-untyped-def]
+    body = {**file_body("local:a.txt"), "options": {"deadline": "+6h"}}
+    response = await api.client.post("/api/v1/transfers", json=body)
+    assert response.status_code == 201
+    assert response.json()["options"]["deadline_s"] == 6 * 3600
+    at = {**file_body("local:b.txt"), "options": {"deadline": "2030-01-01T13:00:00+01:00"}}
+    response = await api.client.post("/api/v1/transfers", json=at)
+    assert response.json()["options"]["deadline_at"] == "2030-01-01T12:00:00+00:00"
 
 
 async def test_malformed_json_is_a_problem(api) -> None:  # type: ignore[no-untyped-def]

@@ -122,6 +122,14 @@ def submit(
         str | None,
         typer.Option(help="http(s) URL that receives each run's outcome (POST, JSON)."),
     ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            help="When each run must end: +30s, +10m, +6h, +1d after it was due, or (run once)"
+            " an ISO time with its offset. Objects not done by then are CANCELED.",
+            show_default=False,
+        ),
+    ] = None,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -155,6 +163,7 @@ def submit(
             "retries": retries,
             "labels": label or [],
             "notify": notify,
+            "deadline": deadline,
         }
         transfer = client.submit(
             locations[:-1],

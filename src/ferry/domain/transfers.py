@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.schedules import relative_time
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.errors import InvalidRequest
 
@@ -121,6 +122,18 @@ class TransferOptions:
     unzip_max_bytes: int | None = None  # what an archive may expand to (None: the default)
     notify: str | None = None  # an http(s) URL that receives each run's outcome summary
     labels: tuple[str, ...] = ()  # free tags to find transfers by
+    # When each run must end: this many seconds after it was due, or (a transfer that runs
+    # once) at this instant. Objects not done by then are CANCELED with the reason "deadline".
+    deadline_s: int | None = None
+    deadline_at: datetime | None = None
+
+    def run_deadline(self, due_at: datetime) -> datetime | None:
+        """When a run due at ``due_at`` must end; None without a deadline."""
+        if self.deadline_at is not None:
+            return self.deadline_at
+        if self.deadline_s is not None:
+            return due_at + timedelta(seconds=self.deadline_s)
+        return None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -138,6 +151,10 @@ class TransferOptions:
             data["notify"] = self.notify
         if self.labels:
             data["labels"] = list(self.labels)
+        if self.deadline_s is not None:
+            data["deadline_s"] = self.deadline_s
+        if self.deadline_at is not None:
+            data["deadline_at"] = self.deadline_at.astimezone(UTC).isoformat()
         return data
 
     @classmethod
@@ -153,7 +170,30 @@ class TransferOptions:
             unzip_max_bytes=int(unzip_max) if unzip_max is not None else None,
             notify=data.get("notify"),
             labels=tuple(sorted(set(data.get("labels") or ()))),
+            **_deadline(data),
         )
+
+
+def _deadline(data: dict[str, Any]) -> dict[str, Any]:
+    """The deadline of options as stored (``deadline_s`` or ``deadline_at``) or as the API
+    takes it (``deadline``: ``+6h``, or an instant with its offset)."""
+    given = data.get("deadline")
+    if given is None:
+        seconds, at = data.get("deadline_s"), data.get("deadline_at")
+        return {
+            "deadline_s": int(seconds) if seconds is not None else None,
+            "deadline_at": _instant(at) if at is not None else None,
+        }
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    if (later := relative_time(given, epoch)) is not None:
+        return {"deadline_s": int((later - epoch).total_seconds())}
+    return {"deadline_at": _instant(given)}
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant; one without an offset is read as UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # What a location given by a user may be (as PATH_MAX), and what an error text kept on a task,
@@ -253,6 +293,8 @@ class Run:
     last_result_at: datetime | None = None  # when its latest object ended
     listed: ListedThrough | None = None  # None: not listed yet, or a run from before 0014
     numbered: bool = False  # its objects are numbered, so small ones may travel in chunks
+    deadline_at: datetime | None = None  # when it must end (its transfer's deadline option)
+    past_deadline: bool = False  # it was ended at its deadline
 
 
 @dataclass(frozen=True, slots=True)

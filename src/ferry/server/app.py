@@ -19,6 +19,7 @@ from ferry.daemon.children import ChildSpec, Supervisor
 from ferry.daemon.timers import Timers
 from ferry.domain.transfers import Storage
 from ferry.scheduler.checkpoint import CheckpointLoop
+from ferry.scheduler.deadlines import DeadlineLoop
 from ferry.scheduler.due import DueLoop
 from ferry.scheduler.expand import ExpandLoop
 from ferry.scheduler.finalize import FinalizeLoop
@@ -181,6 +182,7 @@ def build_loops(state: ServerState) -> list[Loop]:
         *(kind(store, wakeups, clock) for kind in kinds),
         ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
         FinalizeLoop(store, wakeups, clock, state.protected, state.endpoints),
+        DeadlineLoop(store, wakeups, clock),
         RegistryLoop(store, wakeups, clock, timings, state.storages),
         NotifyLoop(store, wakeups, clock, retry_base=timedelta(seconds=settings.notify_retry_s)),
     ]

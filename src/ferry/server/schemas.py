@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +36,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s, +10m, +2h, +1d")]
+When = datetime | RelativeTime
+_AFTER_DUE = re.compile(r"^\+[1-9]\d{0,6}[smhd]$")
+_DEADLINE_FORMS = "+DURATION (+30s, +10m, +6h, +1d) or an ISO 8601 instant with its offset"
+
+
 class TransferOptionsIn(_Strict):
     checksum: Checksum = Checksum.ADLER32
     overwrite: Overwrite = Overwrite.NEVER
@@ -57,12 +64,35 @@ class TransferOptionsIn(_Strict):
     labels: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:=-]{1,64}$")]] = Field(
         default_factory=list, max_length=16
     )
+    deadline: str | None = Field(
+        None,
+        max_length=64,
+        description="when each run must end: a time after it was due (+30s, +10m, +6h, +1d),"
+        " or, for a transfer that runs once, an instant with its offset; objects not done by"
+        ' then are CANCELED with the reason "deadline" and the run ends CANCELED',
+    )
 
     @model_validator(mode="after")
     def _unzip_limit_needs_unzip(self) -> TransferOptionsIn:
         if self.unzip_max_bytes is not None and not self.unzip:
             raise ValueError("unzip_max_bytes applies only with unzip")
         return self
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_is_after_due_or_an_instant(cls, value: str | None) -> str | None:
+        if value is None or _AFTER_DUE.match(value):
+            return value
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"a deadline is {_DEADLINE_FORMS}, not {value!r}") from None
+        if instant.tzinfo is None:
+            raise ValueError("give the deadline's offset (2026-12-08T06:00:00Z) or +DURATION")
+        return instant.isoformat()
+
+    def instant_deadline(self) -> bool:
+        return self.deadline is not None and not self.deadline.startswith("+")
 
     @field_validator("notify")
     @classmethod
@@ -76,9 +106,6 @@ class TransferOptionsIn(_Strict):
                 raise ValueError("the URL has no host")
         return value
 
-
-RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s, +10m, +2h, +1d")]
-When = datetime | RelativeTime
 
 # Which fields each kind of schedule takes besides ``kind`` and ``timezone``.
 _SCHEDULE_FIELDS = {
@@ -164,6 +191,16 @@ class TransferCreate(_Strict):
     options: TransferOptionsIn = TransferOptionsIn()
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     submission_id: str | None = Field(None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _an_instant_deadline_is_for_one_run(self) -> TransferCreate:
+        periodic = self.schedule.kind in (ScheduleKind.EVERY, ScheduleKind.CRON)
+        if periodic and self.options.instant_deadline():
+            raise ValueError(
+                "a periodic transfer's deadline is a time after each run was due (+6h),"
+                " not an instant"
+            )
+        return self
 
 
 class PushObject(_Strict):

@@ -667,6 +667,12 @@ class Store(Protocol):
     async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
         """Move STANDBY transfers due at ``now`` to ONGOING and open a run for each."""
 
+    async def end_runs_past_deadline(self, now: datetime) -> list[Run]:
+        """End each ONGOING run whose deadline is at or before ``now``: its QUEUED and WAITING
+        tasks CANCELED (error "deadline"), its ACTIVE ones flagged to stop, its listing
+        stopped, the run marked so that it ends CANCELED with the deadline as its error. Each
+        run once; the runs ended."""
+
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         """ONGOING runs whose tasks have not all been created yet, each with how far its
         listing has come (``Run.listed``, the last ``listed`` committed by ``add_tasks``)."""

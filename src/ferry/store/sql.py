@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ferry.store.sql_audit import AuditMixin
+from ferry.store.sql_deadlines import DeadlinesMixin
 from ferry.store.sql_dispatch import DispatchMixin
 from ferry.store.sql_gauges import GaugesMixin
 from ferry.store.sql_grants import GrantsMixin
@@ -23,6 +24,7 @@ class SqlStore(
     TransfersMixin,
     OutcomesMixin,
     RunsMixin,
+    DeadlinesMixin,
     DispatchMixin,
     GaugesMixin,
 ):

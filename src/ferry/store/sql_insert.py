@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -221,6 +221,8 @@ class InsertMixin(SqlBase):
         ).one()
         if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
             return False  # canceled while it was being listed: nothing more to queue
+        if conn.execute(_past_deadline(transfer.id, run)).scalar():
+            return False  # ended at its deadline while it was being listed
         if listed is not None:  # committed with the page's tasks: a restart lists on after it
             conn.execute(_listed(transfer.id, run, listed))
         if not planned:
@@ -310,9 +312,18 @@ def _listed(transfer_id: str, run: int, listed: ListedThrough) -> Update:
 
 
 def expanded_run(transfer_id: str, run: int, error: str | None) -> Update:
-    """The statement that marks a run expanded: every task of it exists."""
+    """The statement that marks a run expanded: every task of it exists. Without ``error``
+    the run keeps the one it has (its deadline's)."""
+    values: dict[str, Any] = {"expanded": True}
+    if error is not None:
+        values["error"] = error
     return (
         update(t.runs)
         .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
-        .values(expanded=True, error=error)
+        .values(**values)
     )
+
+
+def _past_deadline(transfer_id: str, run: int) -> Select[Any]:
+    r = t.runs.c
+    return select(r.past_deadline).where((r.transfer_id == transfer_id) & (r.number == run))

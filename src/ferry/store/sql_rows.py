@@ -118,6 +118,8 @@ def run_from_mapping(row: Mapping[Any, Any]) -> Run:
         last_result_at=row["last_result_at"],
         listed=_listed(row["listed_source"], row["listed_through"]),
         numbered=row["next_object"] is not None,
+        deadline_at=row["deadline_at"],
+        past_deadline=bool(row["past_deadline"]),
     )
 
 

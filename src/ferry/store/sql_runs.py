@@ -20,6 +20,7 @@ from ferry.domain.transfers import (
     Run,
     RunCounts,
     Transfer,
+    TransferOptions,
     run_outcome,
     transfer_status_after,
 )
@@ -35,6 +36,7 @@ from ferry.store.sql_rows import run_from_row, transfer_from_row
 
 def _opened_run(row: Any, now: datetime) -> Run:
     stands_for = occurrences_due(Schedule.from_json(row.schedule), row.next_run_at, now)
+    options = TransferOptions.from_json(row.spec.get("options", {}))
     return Run(
         row.id,
         row.runs + 1,
@@ -47,6 +49,7 @@ def _opened_run(row: Any, now: datetime) -> Run:
         None,
         occurrences=stands_for,
         numbered=True,
+        deadline_at=options.run_deadline(row.next_run_at),
     )
 
 
@@ -69,6 +72,8 @@ def _run_row(run: Run) -> dict[str, Any]:
         "size_total": 0,
         "last_result_at": None,
         "next_object": 1,  # a run made now numbers its objects
+        "deadline_at": run.deadline_at,
+        "past_deadline": False,
     }
 
 
@@ -95,7 +100,7 @@ class RunsMixin(HooksMixin, InsertMixin):
         c = t.transfers.c
         check_transfer_transition(TransferStatus.STANDBY, TransferStatus.ONGOING)
         due = (
-            select(c.id, c.runs, c.next_run_at, c.schedule)
+            select(c.id, c.runs, c.next_run_at, c.schedule, c.spec)
             .where((c.status == TransferStatus.STANDBY.value) & (c.next_run_at <= now))
             .order_by(c.next_run_at)
             .limit(limit)
@@ -208,7 +213,7 @@ class RunsMixin(HooksMixin, InsertMixin):
     def _finish_run(
         self, conn: Connection, run: Run, transfer: _TransferState, now: datetime
     ) -> Run:
-        if transfer.canceled or transfer.status is TransferStatus.CANCELED:
+        if transfer.canceled or transfer.status is TransferStatus.CANCELED or run.past_deadline:
             outcome = RunStatus.CANCELED
         elif run.error and run.counts.total == 0:
             outcome = RunStatus.FAILED
@@ -217,7 +222,9 @@ class RunsMixin(HooksMixin, InsertMixin):
         check_run_transition(run.status, outcome)
         error = run.error or self._first_error(conn, run, outcome)
         skipped, next_run_at = 0, None
-        if outcome is not RunStatus.CANCELED and run.started_at is not None:
+        # A run ended at its deadline is CANCELED, and its series goes on.
+        goes_on = outcome is not RunStatus.CANCELED or run.past_deadline
+        if goes_on and run.started_at is not None:
             # From when its last object ended, not from this loop's wake-up a moment later: an
             # occurrence due in between is the next run, not a skipped one.
             ended = run.last_result_at or now
@@ -250,6 +257,9 @@ class RunsMixin(HooksMixin, InsertMixin):
         """The transfer takes the run's outcome; a periodic one whose series goes on returns to
         STANDBY, due at its next occurrence."""
         status = transfer_status_after(outcome)
+        if run.past_deadline and next_run_at is not None:
+            # Its run was ended at its deadline, the transfer not canceled: the series goes on.
+            status = TransferStatus.COMPLETED_WITH_ERRORS
         check_transfer_transition(TransferStatus.ONGOING, status)
         if next_run_at is not None:
             check_transfer_transition(status, TransferStatus.STANDBY)

@@ -257,7 +257,11 @@ runs = Table(
     # The number the run's next listed object gets (docs/small-files.md); NULL in a run made
     # before objects were numbered, whose tasks' ids are their objects' numbers.
     Column("next_object", BigInteger, nullable=True),
+    # When it must end (its transfer's deadline option), and whether it was ended then.
+    Column("deadline_at", UtcDateTime, nullable=True),
+    Column("past_deadline", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "status", "expanded"),
+    Index(None, "deadline_at"),
 )
 
 # Indexes of the tasks in one state only. An index of every state rewrote a task's entries at

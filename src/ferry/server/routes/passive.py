@@ -129,6 +129,8 @@ async def _create(
     destination: Location,
     planned: list[PlannedTask],
 ) -> PassiveCreated:
+    if body.options.deadline is not None:  # its client moves the bytes, when it will
+        raise InvalidRequest(f"a {direction} has no deadline: its capability's ttl_s bounds it")
     options = TransferOptions.from_json(body.options.model_dump(mode="json"))
     spec = TransferSpec(TransferKind.FILE, sources or (destination,), destination, options)
     new = NewTransfer(body.scope, caller.name, spec, {"kind": "direct"}, state.clock())

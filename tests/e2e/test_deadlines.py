@@ -1,0 +1,74 @@
+"""A transfer's deadline (issue 23 item 6) against a real server and agent, from the command
+line: at the deadline the objects not done are CANCELED with the reason, the copy under way
+stops and leaves no partial file, the run ends CANCELED, within 2 s of the deadline."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from e2e_support import ServerProcess, readers_of, wait_for
+from storage_servers import sftp_server
+
+MB = 1024 * 1024
+FINAL = ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
+
+
+def ended(server: ServerProcess, transfer_id: str) -> dict[str, Any]:
+    def final() -> dict[str, Any] | None:
+        transfer = server.api("GET", f"/api/v1/transfers/{transfer_id}").json()
+        return transfer if transfer["status"] in FINAL else None
+
+    return dict(wait_for(final, timeout=60))
+
+
+def slow_transfer(server: ServerProcess, destination: str) -> dict[str, Any]:
+    """Two objects through one agent, one at a time: 16 MiB at 1 MiB/s, then a small one;
+    due to end within 5 s."""
+    server.cli("channel", "set", "*", "*", "--max-active", "1", check=True)
+    (server.cwd / "in").mkdir()
+    (server.cwd / "in" / "big.bin").write_bytes(os.urandom(16 * MB))
+    (server.cwd / "in" / "small.bin").write_bytes(b"small")
+    return server.cli_json(
+        "submit", "--bandwidth", "1M", "--deadline", "+5s",
+        "local:in/big.bin", "local:in/small.bin", destination,
+    )  # fmt: skip
+
+
+def check_ended_at_its_deadline(server: ServerProcess, transfer_id: str) -> None:
+    final = ended(server, transfer_id)
+    assert final["status"] == "CANCELED"
+    assert final["error"].startswith("deadline: not done by ")
+    [run] = server.api("GET", f"/api/v1/transfers/{transfer_id}/runs").json()
+    late = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["due_at"])
+    assert 5 <= late.total_seconds() <= 7, late
+    assert run["status"] == "CANCELED"
+    objects = server.api("GET", f"/api/v1/transfers/{transfer_id}/outcomes").json()["objects"]
+    states = {o["source"]: (o["status"], o["error"]) for o in objects}
+    assert states["local:in/small.bin"] == ("CANCELED", "deadline")
+    assert states["local:in/big.bin"][0] == "CANCELED"
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_a_deadline_ends_a_slow_local_transfer(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--agents", "1", "--heartbeat", "0.5")
+    transfer = slow_transfer(server, "local:out")
+    wait_for(lambda: readers_of(server, server.cwd / "in" / "big.bin"), timeout=30)
+
+    check_ended_at_its_deadline(server, transfer["id"])
+    out = server.cwd / "out"
+    assert not out.exists() or list(out.iterdir()) == []  # no partial file, nothing half-made
+
+
+def test_a_deadline_ends_a_slow_transfer_to_sftp(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with sftp_server(tmp_path / "sftp") as sftp:
+        server = start_server("--agents", "1", "--heartbeat", "0.5")
+        response = server.api("POST", "/api/v1/storages", json=sftp.registration("remote"))
+        assert response.status_code == 201, response.text
+        transfer = slow_transfer(server, "remote:out")
+
+        check_ended_at_its_deadline(server, transfer["id"])
+        out = tmp_path / "sftp" / "root" / "out"
+        assert not out.exists() or sorted(p.name for p in out.rglob("*")) == []
