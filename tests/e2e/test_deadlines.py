@@ -1,15 +1,19 @@
-"""A transfer's deadline (issue 23 item 6) against a real server and agent, from the command
-line: at the deadline the objects not done are CANCELED with the reason, the copy under way
-stops and leaves no partial file, the run ends CANCELED, within 2 s of the deadline."""
+"""A transfer's deadline and late runs (issue 23 item 6) against a real server and agent, from
+the command line: at the deadline the objects not done are CANCELED with the reason, the copy
+under way stops and leaves no partial file, the run ends CANCELED, within 2 s of the deadline;
+a run that comes due while no server runs is told late, once."""
 
 from __future__ import annotations
 
+import json
 import os
-from datetime import datetime
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from e2e_support import ServerProcess, readers_of, wait_for
+from e2e_support import ServerProcess, launch, readers_of, shutdown, wait_for
 from storage_servers import sftp_server
 
 MB = 1024 * 1024
@@ -72,3 +76,56 @@ def test_a_deadline_ends_a_slow_transfer_to_sftp(start_server, tmp_path: Path) -
         check_ended_at_its_deadline(server, transfer["id"])
         out = tmp_path / "sftp" / "root" / "out"
         assert not out.exists() or sorted(p.name for p in out.rglob("*")) == []
+
+
+class Hooks:
+    """A webhook receiver on loopback: every body it was posted."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [body for body in list(self.bodies) if body["event"] == event]
+
+
+def test_a_run_due_while_no_server_ran_is_told_late_once(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hooks = Hooks()
+    try:
+        first = start_server("--agents", "1")
+        (first.cwd / "a.txt").write_text("a")
+        transfer = first.cli_json(
+            "submit", "--at", "+2s", "--late-after", "1s", "--notify", hooks.url,
+            "local:a.txt", "local:out",
+        )  # fmt: skip
+        first.stop()  # before it is due: no server runs while it comes due and goes late
+        due = datetime.fromisoformat(transfer["next_run_at"])
+        wait_for(lambda: datetime.now(UTC) > due + timedelta(seconds=1.5), timeout=10)
+
+        again = launch(first.cwd, "--agents", "1")
+        try:
+            wait_for(lambda: hooks.of("run.finished"), timeout=30)
+            wait_for(lambda: hooks.of("run.late"), timeout=10)
+            [late] = hooks.of("run.late")
+            assert (late["transfer"], late["run"], late["late_after_s"]) == (transfer["id"], 1, 1)
+            assert datetime.fromisoformat(late["due_at"]) == due
+            assert ended(again, transfer["id"])["status"] == "COMPLETED"
+        finally:
+            shutdown(again)
+    finally:
+        hooks.httpd.shutdown()
+        hooks.httpd.server_close()

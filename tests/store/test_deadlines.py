@@ -100,3 +100,60 @@ async def test_a_periodic_series_goes_on_after_a_run_ended_at_its_deadline(store
     assert after.next_run_at == first_due + timedelta(hours=1)
     [second] = await store.claim_due_transfers(first_due + timedelta(hours=1), 10)
     assert second.deadline_at == first_due + timedelta(hours=1, minutes=10)
+
+
+# --- late runs ---------------------------------------------------------------------------------
+LATE = TransferOptions(late_after_s=300, notify="https://hooks.example.org/ferry")
+
+
+async def notifications_of(store, clock):  # type: ignore[no-untyped-def]
+    return [n.payload for n in await store.due_notifications(clock.now + timedelta(days=1), 100)]
+
+
+async def test_a_run_not_started_in_time_is_told_late_once(store, submit, clock):
+    transfer = await submit(options=LATE)
+    due = clock.now
+    clock.advance(minutes=4, seconds=59)
+    assert await store.note_late_runs(clock.now) == []
+    clock.advance(seconds=1)  # no server claimed it meanwhile
+
+    [late] = await store.note_late_runs(clock.now)
+
+    assert (late.transfer, late.run, late.started) == (transfer.id, 1, False)
+    assert (late.due_at, late.late_after_s) == (due.isoformat(), 300)
+    [payload] = await notifications_of(store, clock)
+    assert payload["event"] == "run.late"
+    assert (payload["transfer"], payload["run"], payload["scope"]) == (transfer.id, 1, "default")
+    assert await store.note_late_runs(clock.now) == []
+    await store.claim_due_transfers(clock.now, 10)  # it starts, late: told already
+    assert await store.note_late_runs(clock.now) == []
+
+
+async def test_a_run_opened_late_before_it_was_told_is_told_as_started(store, submit, clock):
+    transfer = await submit(options=LATE)
+    clock.advance(minutes=6)
+    [run] = await store.claim_due_transfers(clock.now, 10)
+
+    [late] = await store.note_late_runs(clock.now)
+
+    assert (late.transfer, late.run, late.started) == (transfer.id, run.number, True)
+    assert await store.note_late_runs(clock.now + timedelta(days=1)) == []  # runs once
+
+
+async def test_a_periodic_run_held_up_by_the_previous_one_is_told_late(store, clock):
+    schedule = Schedule(ScheduleKind.EVERY, unit=Unit.HOUR, start=clock.now)
+    new = new_transfer(next_run_at=clock.now, options=LATE)
+    transfer, _ = await store.create_transfer(replace(new, schedule=schedule.to_json()))
+    first_due = clock.now
+    [run] = await store.claim_due_transfers(clock.now, 10)
+    await store.add_tasks(await store.get_transfer(transfer.id), run.number, planned(1))
+    await store.mark_expanded(transfer.id, run.number)
+    clock.advance(hours=1, minutes=4)
+    assert await store.note_late_runs(clock.now) == []
+    clock.advance(minutes=1)  # the first run still goes on: the second is late
+
+    [late] = await store.note_late_runs(clock.now)
+
+    assert (late.run, late.started) == (2, False)
+    assert late.due_at == (first_due + timedelta(hours=1)).isoformat()
+    assert await store.note_late_runs(clock.now + timedelta(minutes=30)) == []

@@ -130,6 +130,15 @@ def submit(
             show_default=False,
         ),
     ] = None,
+    late_after: Annotated[
+        str | None,
+        typer.Option(
+            "--late-after",
+            help="A run not started this long after it was due (5m, 1h) is late: an event"
+            " and the --notify URL say so.",
+            show_default=False,
+        ),
+    ] = None,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -164,6 +173,7 @@ def submit(
             "labels": label or [],
             "notify": notify,
             "deadline": deadline,
+            "late_after": late_after,
         }
         transfer = client.submit(
             locations[:-1],

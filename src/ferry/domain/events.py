@@ -79,6 +79,20 @@ class AgentLost(Event):
     requeued: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunLate(Event):
+    """A run of the transfer was due at ``due_at`` and had not started ``late_after_s`` later:
+    the transfer's previous run still went on, or no server was running (then it has
+    ``started`` since, late)."""
+
+    kind: ClassVar[str] = "run.late"
+    transfer: str
+    run: int  # its number (the number it takes when it starts)
+    due_at: str
+    late_after_s: int
+    started: bool = False
+
+
 def event_from_json(data: dict[str, Any]) -> Event:
     """The event ``Event.to_json`` wrote; raises ``KeyError`` or ``TypeError`` for one of a
     kind or shape this server does not know (a newer server's)."""
@@ -90,8 +104,8 @@ def event_from_json(data: dict[str, Any]) -> Event:
 
 _KINDS: dict[str, type[Event]] = {
     kind.kind: kind
-    for kind in (TransferChanged, RunFinished, TasksChanged, ProgressReported, AgentLost)
+    for kind in (TransferChanged, RunFinished, TasksChanged, ProgressReported, AgentLost, RunLate)
 }
 
 # The kinds a subscriber may ask for (``lagged`` always comes: it says what was missed).
-EventKind = Literal["transfer", "run", "tasks", "progress", "agent"]
+EventKind = Literal["transfer", "run", "run.late", "tasks", "progress", "agent"]

@@ -126,6 +126,15 @@ class TransferOptions:
     # once) at this instant. Objects not done by then are CANCELED with the reason "deadline".
     deadline_s: int | None = None
     deadline_at: datetime | None = None
+    # A run not started this long after it was due is late: a "run.late" event and notification.
+    late_after_s: int | None = None
+
+    def late_at(self, due_at: datetime | None) -> datetime | None:
+        """When a run due at ``due_at`` is late if it has not started; None without the option
+        or an occurrence."""
+        if self.late_after_s is None or due_at is None:
+            return None
+        return due_at + timedelta(seconds=self.late_after_s)
 
     def run_deadline(self, due_at: datetime) -> datetime | None:
         """When a run due at ``due_at`` must end; None without a deadline."""
@@ -155,6 +164,8 @@ class TransferOptions:
             data["deadline_s"] = self.deadline_s
         if self.deadline_at is not None:
             data["deadline_at"] = self.deadline_at.astimezone(UTC).isoformat()
+        if self.late_after_s is not None:
+            data["late_after_s"] = self.late_after_s
         return data
 
     @classmethod
@@ -171,6 +182,7 @@ class TransferOptions:
             notify=data.get("notify"),
             labels=tuple(sorted(set(data.get("labels") or ()))),
             **_deadline(data),
+            late_after_s=_late_after(data),
         )
 
 
@@ -188,6 +200,18 @@ def _deadline(data: dict[str, Any]) -> dict[str, Any]:
     if (later := relative_time(given, epoch)) is not None:
         return {"deadline_s": int((later - epoch).total_seconds())}
     return {"deadline_at": _instant(given)}
+
+
+def _late_after(data: dict[str, Any]) -> int | None:
+    """``late_after_s`` as stored, or ``late_after`` as the API takes it (``+5m``)."""
+    if (given := data.get("late_after")) is not None:
+        epoch = datetime(2000, 1, 1, tzinfo=UTC)
+        later = relative_time(given if given.startswith("+") else f"+{given}", epoch)
+        if later is None:
+            raise InvalidRequest(f"late_after is a duration (5m, 1h), not {given!r}")
+        return int((later - epoch).total_seconds())
+    seconds = data.get("late_after_s")
+    return int(seconds) if seconds is not None else None
 
 
 def _instant(text: str) -> datetime:

@@ -1,5 +1,5 @@
 """The deadline loop (Globus's task deadline, FTS3's max_time_in_queue): a run still going at
-its transfer's deadline is ended there."""
+its transfer's deadline is ended there, and a run not started in time is told late."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ class DeadlineLoop(Loop):
     interval = 1.0
 
     async def run_once(self) -> None:
-        for run in await self.store.end_runs_past_deadline(self.clock()):
+        now = self.clock()
+        for run in await self.store.end_runs_past_deadline(now):
             log.info("transfer %s: run %d ended at its deadline", run.transfer_id, run.number)
             self.wakeups.finalize.set()
+        for late in await self.store.note_late_runs(now):
+            log.warning(
+                "transfer %s: run %d, due at %s, has not started after %d s",
+                late.transfer, late.run, late.due_at, late.late_after_s,
+            )  # fmt: skip
+            self.wakeups.events.publish(late)
+            self.wakeups.notify.set()

@@ -72,6 +72,13 @@ class TransferOptionsIn(_Strict):
         ' then are CANCELED with the reason "deadline" and the run ends CANCELED',
     )
 
+    late_after: str | None = Field(
+        None,
+        pattern=r"^\+?[1-9]\d{0,6}[smhd]$",
+        description="a run not started this long after it was due (5m, 1h) is late: a"
+        ' "run.late" event and notification say so, once per occurrence',
+    )
+
     @model_validator(mode="after")
     def _unzip_limit_needs_unzip(self) -> TransferOptionsIn:
         if self.unzip_max_bytes is not None and not self.unzip:

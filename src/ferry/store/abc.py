@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from ferry.domain.channels import Channel
 from ferry.domain.chunks import PlannedChunk
+from ferry.domain.events import RunLate
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState, TransferStatus
 from ferry.domain.transfers import (
@@ -672,6 +673,11 @@ class Store(Protocol):
         tasks CANCELED (error "deadline"), its ACTIVE ones flagged to stop, its listing
         stopped, the run marked so that it ends CANCELED with the deadline as its error. Each
         run once; the runs ended."""
+
+    async def note_late_runs(self, now: datetime) -> list[RunLate]:
+        """The runs late at ``now``: of each STANDBY or ONGOING transfer with a ``late_after``
+        option whose next run was due that long ago and has not started. Each occurrence is
+        told once (its notification queued here); the events to publish."""
 
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         """ONGOING runs whose tasks have not all been created yet, each with how far its

@@ -3,19 +3,27 @@ the objects of an ONGOING run not done yet are CANCELED with the reason "deadlin
 being copied are told to stop (their agents learn it at the next heartbeat, as for a cancel),
 and its listing stops. The run then ends CANCELED through the finalize loop, with its error;
 the transfer's notification fires as for any run, and a periodic transfer goes on to its next
-occurrence."""
+occurrence.
+
+A run is late when it has not started ``late_after`` after it was due (the server was away,
+or the transfer's previous run still goes on): ``transfers.late_at`` says when, kept as the
+transfer is submitted, claimed and rescheduled; once told (a "run.late" event, and the
+transfer's notification), it is cleared until the next occurrence."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, select, update
+from sqlalchemy import ColumnElement, Connection, Select, insert, select, update
 
-from ferry.domain.states import RunStatus, TaskState
-from ferry.domain.transfers import Run
+from ferry.domain.events import RunLate
+from ferry.domain.schedules import Schedule, next_occurrence
+from ferry.domain.states import RunStatus, TaskState, TransferStatus
+from ferry.domain.transfers import Run, TransferOptions
 from ferry.store import tables as t
 from ferry.store.sql_base import SqlBase, first_row
+from ferry.store.sql_hooks import PENDING
 from ferry.store.sql_rows import run_from_row
 
 DEADLINE = "deadline"  # the error of each object canceled at its run's deadline
@@ -30,6 +38,76 @@ class DeadlinesMixin(SqlBase):
         if await self._reading(first_row, select(r.transfer_id).where(due).limit(1)) is None:
             return []
         return await self._write(_end_past_deadline, select(t.runs).where(due), now)
+
+    async def note_late_runs(self, now: datetime) -> list[RunLate]:
+        c = t.transfers.c
+        waiting = (TransferStatus.STANDBY.value, TransferStatus.ONGOING.value)
+        late = (c.late_at <= now) & c.status.in_(waiting)
+        if await self._reading(first_row, select(c.id).where(late).limit(1)) is None:
+            return []
+        return await self._write(self._note_late, late, now)
+
+    def _note_late(
+        self, conn: Connection, late: ColumnElement[bool], now: datetime
+    ) -> list[RunLate]:
+        c = t.transfers.c
+        told = []
+        columns = (c.id, c.scope, c.runs, c.status, c.late_at, c.next_run_at, c.spec, c.schedule)
+        for row in conn.execute(select(*columns).where(late)).all():
+            options = TransferOptions.from_json(row.spec.get("options", {}))
+            after = timedelta(seconds=options.late_after_s or 0)
+            due = row.late_at - after
+            # Opened since, late (no server ran meanwhile): that run; then the next one's time.
+            started = _latest_due(conn, row) == due
+            following = None
+            if row.status == TransferStatus.STANDBY.value:
+                following = options.late_at(row.next_run_at) if started else None
+            elif started:
+                following = options.late_at(next_occurrence(Schedule.from_json(row.schedule), due))
+            if following is not None and following <= now:
+                following = None  # late already: told once, at its claim or this loop's pass
+            cleared = conn.execute(
+                update(t.transfers)
+                .where((c.id == row.id) & (c.late_at == row.late_at))
+                .values(late_at=following)
+            )
+            if cleared.rowcount != 1:  # another server told it meanwhile
+                continue
+            event = RunLate(
+                transfer=row.id,
+                run=row.runs if started else row.runs + 1,
+                due_at=due.astimezone(UTC).isoformat(),
+                late_after_s=int(after.total_seconds()),
+                started=started,
+            )
+            if options.notify:
+                self._enqueue_payload(conn, options.notify, event, row.scope, now)
+            told.append(event)
+        return told
+
+    def _enqueue_payload(
+        self, conn: Connection, url: str, event: RunLate, scope: str, now: datetime
+    ) -> None:
+        payload = {**event.to_json(), "scope": scope}
+        conn.execute(
+            insert(t.notifications).values(
+                transfer_id=event.transfer,
+                run=event.run,
+                url=url,
+                payload=payload,
+                state=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+
+def _latest_due(conn: Connection, transfer: Any) -> datetime | None:
+    """When the transfer's latest run was due; None before its first."""
+    r = t.runs.c
+    latest = select(r.due_at).where((r.transfer_id == transfer.id) & (r.number == transfer.runs))
+    return conn.execute(latest).scalar()
 
 
 def _end_past_deadline(conn: Connection, due: Select[Any], now: datetime) -> list[Run]:

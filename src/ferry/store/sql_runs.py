@@ -6,9 +6,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, func, insert, select, update
 
-from ferry.domain.schedules import Schedule, after_run, occurrences_due
+from ferry.domain.schedules import Schedule, after_run, next_occurrence, occurrences_due
 from ferry.domain.states import (
     RunStatus,
     TaskState,
@@ -53,6 +53,28 @@ def _opened_run(row: Any, now: datetime) -> Run:
     )
 
 
+def _next_late_at(conn: Connection, rows: dict[str, Any], opened: list[Run]) -> None:
+    """For each transfer of ``opened`` with a late_after option: when its next occurrence,
+    after this run's, is late if this run still goes on."""
+    late = []
+    for run in opened:
+        row = rows[run.transfer_id]
+        options = TransferOptions.from_json(row.spec.get("options", {}))
+        if row.late_at is not None and row.late_at <= run.started_at:
+            continue  # opened late, not told yet: the deadline loop tells it, then goes on
+        if options.late_after_s is not None:
+            after = next_occurrence(Schedule.from_json(row.schedule), run.due_at)
+            late.append({"transfer": run.transfer_id, "late": options.late_at(after)})
+    if late:
+        c = t.transfers.c
+        conn.execute(
+            update(t.transfers)
+            .where(c.id == bindparam("transfer"))
+            .values(late_at=bindparam("late")),
+            late,
+        )
+
+
 def _run_row(run: Run) -> dict[str, Any]:
     return {
         "transfer_id": run.transfer_id,
@@ -82,6 +104,8 @@ class _TransferState:
     status: TransferStatus
     canceled: bool
     schedule: Schedule
+    options: TransferOptions
+    late_at: datetime | None  # not None and past: a late run not told yet
 
 
 class RunsMixin(HooksMixin, InsertMixin):
@@ -100,7 +124,7 @@ class RunsMixin(HooksMixin, InsertMixin):
         c = t.transfers.c
         check_transfer_transition(TransferStatus.STANDBY, TransferStatus.ONGOING)
         due = (
-            select(c.id, c.runs, c.next_run_at, c.schedule, c.spec)
+            select(c.id, c.runs, c.next_run_at, c.schedule, c.spec, c.late_at)
             .where((c.status == TransferStatus.STANDBY.value) & (c.next_run_at <= now))
             .order_by(c.next_run_at)
             .limit(limit)
@@ -123,6 +147,7 @@ class RunsMixin(HooksMixin, InsertMixin):
             )
             claimed = [_opened_run(rows[r.id], now) for r in moved.all()]
             conn.execute(insert(t.runs), [_run_row(run) for run in claimed])
+            _next_late_at(conn, rows, claimed)
             return claimed
 
         return sorted(await self._write(claim), key=lambda run: run.due_at)
@@ -186,6 +211,7 @@ class RunsMixin(HooksMixin, InsertMixin):
                 t.transfers.c.cancel_requested.label("transfer_canceled"),
                 t.transfers.c.schedule.label("transfer_schedule"),
                 t.transfers.c.spec.label("transfer_spec"),
+                t.transfers.c.late_at.label("transfer_late_at"),
                 t.transfers.c.scope.label("transfer_scope"),
             )
             .join(t.transfers, t.transfers.c.id == r.transfer_id)
@@ -203,6 +229,8 @@ class RunsMixin(HooksMixin, InsertMixin):
                 TransferStatus(row.transfer_status),
                 bool(row.transfer_canceled),
                 Schedule.from_json(row.transfer_schedule),
+                TransferOptions.from_json(row.transfer_spec.get("options", {})),
+                row.transfer_late_at,
             )
             closed = self._finish_run(conn, run, transfer, now)
             if url := row.transfer_spec.get("options", {}).get("notify"):
@@ -235,7 +263,13 @@ class RunsMixin(HooksMixin, InsertMixin):
             .values(status=outcome.value, finished_at=now, error=error, skipped_occurrences=skipped)
         )
         if transfer.status is TransferStatus.ONGOING:
-            self._after_run(conn, run, outcome, error, next_run_at, now)
+            # The next run is late from then, unless it is late already (and was told so); a
+            # late run not told yet is told by the deadline loop, which then goes on.
+            late_at = transfer.options.late_at(next_run_at)
+            late_at = late_at if late_at is not None and late_at > now else None
+            if transfer.late_at is not None and transfer.late_at <= now:
+                late_at = transfer.late_at
+            self._after_run(conn, run, outcome, error, (next_run_at, late_at), now)
         return replace(
             run,
             status=outcome,
@@ -251,11 +285,12 @@ class RunsMixin(HooksMixin, InsertMixin):
         run: Run,
         outcome: RunStatus,
         error: str | None,
-        next_run_at: datetime | None,
+        next_run: tuple[datetime | None, datetime | None],
         now: datetime,
     ) -> None:
         """The transfer takes the run's outcome; a periodic one whose series goes on returns to
-        STANDBY, due at its next occurrence."""
+        STANDBY, due at its next occurrence (``next_run``: when, and when it is late)."""
+        next_run_at, late_at = next_run
         status = transfer_status_after(outcome)
         if run.past_deadline and next_run_at is not None:
             # Its run was ended at its deadline, the transfer not canceled: the series goes on.
@@ -274,6 +309,7 @@ class RunsMixin(HooksMixin, InsertMixin):
                 status=status.value,
                 error=error,
                 next_run_at=next_run_at,
+                late_at=late_at,
                 cancel_requested=False,
                 updated_at=now,
             )

@@ -136,6 +136,7 @@ class TransfersMixin(SqlBase):
                         schedule=new.schedule,
                         status=TransferStatus.STANDBY.value,
                         next_run_at=new.next_run_at,
+                        late_at=new.spec.options.late_at(new.next_run_at),
                         runs=0,
                         submission_id=new.submission_id,
                         spec_hash=digest,
@@ -273,7 +274,12 @@ class TransfersMixin(SqlBase):
                 raise AlreadyFinished(transfer_id, current.value)
             check_transfer_transition(current, TransferStatus.CANCELED)
             # STANDBY ends at once; ONGOING ends when its active tasks have stopped.
-            values: dict[str, Any] = {"next_run_at": None, "error": "canceled", "updated_at": now}
+            values: dict[str, Any] = {
+                "next_run_at": None,
+                "late_at": None,
+                "error": "canceled",
+                "updated_at": now,
+            }
             if current is TransferStatus.STANDBY:
                 values["status"] = TransferStatus.CANCELED.value
             else:

@@ -179,10 +179,13 @@ transfers = Table(
     Column("error", Text, nullable=True),
     # Canceled while ONGOING: it becomes CANCELED once its active tasks have stopped.
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # When its next run is late if it has not started (the late_after option); NULL once told.
+    Column("late_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("scope", "submitter", "submission_id"),
     Index(None, "status", "next_run_at"),
+    Index(None, "late_at"),
     Index(None, "created_at", "id"),
     # Listing pages, newest first, filtered by status, scope or both: no sort of the matches.
     Index(None, "status", "created_at", "id"),

@@ -129,8 +129,9 @@ async def _create(
     destination: Location,
     planned: list[PlannedTask],
 ) -> PassiveCreated:
-    if body.options.deadline is not None:  # its client moves the bytes, when it will
-        raise InvalidRequest(f"a {direction} has no deadline: its capability's ttl_s bounds it")
+    if body.options.deadline is not None or body.options.late_after is not None:
+        # Its client moves the bytes, when it will; the capability's ttl_s bounds it.
+        raise InvalidRequest(f"a {direction} has no deadline or late_after: ttl_s bounds it")
     options = TransferOptions.from_json(body.options.model_dump(mode="json"))
     spec = TransferSpec(TransferKind.FILE, sources or (destination,), destination, options)
     new = NewTransfer(body.scope, caller.name, spec, {"kind": "direct"}, state.clock())
