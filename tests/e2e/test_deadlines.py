@@ -59,6 +59,8 @@ def check_ended_at_its_deadline(server: ServerProcess, transfer_id: str) -> None
 def test_a_deadline_ends_a_slow_local_transfer(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server("--agents", "1", "--heartbeat", "0.5")
     transfer = slow_transfer(server, "local:out")
+    shown = server.cli("status", transfer["id"], check=True).stdout
+    assert "  deadline: each run ends 5 s after it was due\n" in shown
     wait_for(lambda: readers_of(server, server.cwd / "in" / "big.bin"), timeout=30)
 
     check_ended_at_its_deadline(server, transfer["id"])
@@ -109,9 +111,11 @@ def test_a_run_due_while_no_server_ran_is_told_late_once(start_server, tmp_path:
         first = start_server("--agents", "1")
         (first.cwd / "a.txt").write_text("a")
         transfer = first.cli_json(
-            "submit", "--at", "+2s", "--late-after", "1s", "--notify", hooks.url,
+            "submit", "--at", "+5s", "--late-after", "1s", "--notify", hooks.url,
             "local:a.txt", "local:out",
         )  # fmt: skip
+        shown = first.cli("status", transfer["id"], check=True).stdout
+        assert "  late: a run not started 1 s after it was due is told late\n" in shown
         first.stop()  # before it is due: no server runs while it comes due and goes late
         due = datetime.fromisoformat(transfer["next_run_at"])
         wait_for(lambda: datetime.now(UTC) > due + timedelta(seconds=1.5), timeout=10)

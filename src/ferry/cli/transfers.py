@@ -57,6 +57,7 @@ def _print_transfer(t: Json, zone: tzinfo | None = None) -> None:
     ]
     if t.get("next_run_at"):
         lines.append(f"  next run: {when(t['next_run_at'], zone)}")
+    lines += _timing(t.get("options", {}), zone)
     lines += [
         f"  objects: {o['total']} total, {o['done']} done, {o['skipped']} skipped,"
         f" {o['failed']} failed, {o['canceled']} canceled; {t['bytes']} bytes; runs: {t['runs']}",
@@ -69,6 +70,18 @@ def _print_transfer(t: Json, zone: tzinfo | None = None) -> None:
     if t.get("error"):
         lines.append(f"  error: {t['error']}")
     typer.echo("\n".join(lines))
+
+
+def _timing(options: Json, zone: tzinfo | None) -> list[str]:
+    """The transfer's deadline and lateness options, in words."""
+    lines = []
+    if (seconds := options.get("deadline_s")) is not None:
+        lines.append(f"  deadline: each run ends {seconds} s after it was due")
+    elif (at := options.get("deadline_at")) is not None:
+        lines.append(f"  deadline: {when(at, zone)}")
+    if (late := options.get("late_after_s")) is not None:
+        lines.append(f"  late: a run not started {late} s after it was due is told late")
+    return lines
 
 
 def submit(
