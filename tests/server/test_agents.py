@@ -9,16 +9,19 @@ import logging
 import os
 import time
 from dataclasses import fields
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import fsspec
+import httpx
 import orjson
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
+from ferry.config import ServerSettings
 from ferry.domain.transfers import Storage
 from ferry.protocol import (
     LeasedTaskPublic,
@@ -28,6 +31,7 @@ from ferry.protocol import (
     decode,
     encode,
 )
+from ferry.server.app import create_app
 
 PROBLEM = "application/problem+json"
 
@@ -552,3 +556,52 @@ async def test_heartbeat_gives_each_held_task_its_share_of_the_channel_now(api, 
         headers=bearer(agent),
     )
     assert beat.json() == {"cancel": [], "bandwidth": {str(task["id"]): 1000}}
+
+
+async def test_a_waiting_lease_of_a_silent_agent_gets_nothing(tmp_path: Path, eventually) -> None:  # type: ignore[no-untyped-def]
+    """An agent frozen (or cut off) while its lease request waits sends no more heartbeats;
+    once it has been silent for a lease TTL, work that comes is not leased to it, where it
+    would be lost a second time, but left for the agents that are heard."""
+    (tmp_path / "root").mkdir()
+    settings = ServerSettings(
+        data_dir=tmp_path / ".ferry",
+        agents=0,
+        local_root=tmp_path / "root",
+        heartbeat_s=0.1,
+        lease_ttl_s=0.5,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        token = (settings.data_dir / "admin.token").read_text().strip()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ferry") as client:
+            api = SimpleNamespace(anonymous=client, state=app.state.ferry, root=tmp_path / "root")
+            frozen = await register(api, "frozen")
+            poll = asyncio.create_task(
+                client.post(
+                    f"/api/v1/agents/{frozen['id']}/lease",
+                    json={"max_tasks": 10, "wait_s": 30},
+                    headers=bearer(frozen),
+                    timeout=60,
+                )
+            )
+            store = api.state.store
+            await eventually(
+                lambda: _silent_for(store, frozen["id"], settings.lease_ttl_s), timeout=10
+            )
+            (api.root / "a.txt").write_text("a")
+            admin = {"Authorization": f"Bearer {token}"}
+            body = {"sources": ["local:a.txt"], "destination": "local:o"}
+            submitted = await client.post("/api/v1/transfers", json=body, headers=admin)
+
+            reply = (await asyncio.wait_for(poll, 10)).json()
+
+            assert reply["tasks"] == []
+            heard = await register(api, "heard")
+            assert [t["source"] for t in await leased(api, heard)] == ["local:a.txt"]
+            assert submitted.status_code == 201
+
+
+async def _silent_for(store, agent_id: str, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+    agent = await store.get_agent(agent_id)
+    return (datetime.now(UTC) - agent.last_heartbeat).total_seconds() > seconds

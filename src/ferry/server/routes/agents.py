@@ -159,6 +159,11 @@ async def lease(
         if await request.is_disconnected():  # the agent went away: lease it nothing
             log.debug("agent %s: lease request abandoned", agent_id)
             return _answer(LeaseReply(tasks=[], storages={}))
+        if loop.time() - arrived > state.settings.heartbeat_s and await _silent(state, agent_id):
+            # Frozen or cut off while its request waited: what was taken back from it for its
+            # silence must not go back to it, to be lost a second time.
+            log.info("agent %s: silent for a lease TTL: its waiting lease gets nothing", agent_id)
+            return _answer(LeaseReply(tasks=[], storages={}))
         # Work that a report or an expansion brings while this lease is under way wakes it.
         fired = state.wakeups.tasks_available.watch()
         tasks = await state.store.lease_tasks(agent_id, limit=body.max_tasks, ttl=ttl)
@@ -178,6 +183,13 @@ async def lease(
         scopes={task.scope: task.weight for task in tasks},
     )
     return _answer(reply)
+
+
+async def _silent(state: ServerState, agent_id: str) -> bool:
+    """Whether the agent has sent no heartbeat for a lease TTL: its leases lapsed."""
+    heard = (await state.store.get_agent(agent_id)).last_heartbeat
+    ttl = timedelta(seconds=state.settings.lease_ttl_s)
+    return heard is not None and state.clock() - heard > ttl
 
 
 def _answer(record: object) -> Response:
