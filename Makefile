@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-dev-$(call hash,pyproject.toml requirements/dev.txt)
 PIP_LOCKED := $(BIN)/pip install --quiet --require-hashes --no-deps
 PIP_SELF := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 
-.PHONY: run test test-latest test-servers lint lock bench bench-million bench-peers install clean
+.PHONY: run test test-latest test-servers lint lock bench bench-million bench-peers chaos install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,18 +47,20 @@ lint: install
 # would create a "main" cluster and start it as a service: the createcluster.d setting stops
 # that, so nothing runs or listens once installed (the tests initdb a cluster of their own).
 # Prometheus's promtool checks the /metrics exposition; its package's service is enabled for
-# systemd only, which does not run here, and its recommends (exporters) are not wanted.
+# systemd only, which does not run here, and its recommends (exporters) are not wanted. rclone
+# checks what the reliability scenarios (tests/chaos) copied; iproute2's ip makes their network
+# namespaces.
 PG_NO_CLUSTER := /etc/postgresql-common/createcluster.d/ferry-tests.conf
 
 test-servers:
 	@test -x /usr/sbin/sshd && test -x /usr/sbin/nginx && test -x /usr/bin/promtool && \
-	test -x /usr/bin/chromium && \
+	test -x /usr/bin/chromium && test -x /usr/bin/rclone && command -v ip >/dev/null && \
 	test -n "$(wildcard /usr/lib/postgresql/*/bin/initdb)" || { \
 		mkdir -p $(dir $(PG_NO_CLUSTER)) && \
 		echo 'create_main_cluster = false' > $(PG_NO_CLUSTER) && \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			openssh-server nginx-light postgresql chromium >/dev/null && \
+			openssh-server nginx-light postgresql chromium rclone iproute2 >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			prometheus >/dev/null; }
 
@@ -66,8 +68,10 @@ test-servers:
 # and real processes, so two of them share the two cores well (13 min → 8 min).
 PYTEST_WORKERS ?= 2
 
+# The reliability suite's long scenarios (marked chaos) are `make chaos`'s, not run here; its
+# fast ones are.
 test: lint test-servers
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not chaos"
 
 # Tomorrow's versions: the newest releases that pyproject.toml's ranges allow, in a virtualenv of
 # their own (the lock and .venv are left alone), then the same gates and suite. Not part of CI:
@@ -81,7 +85,7 @@ test-latest: test-servers
 	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,lint]'
 	@$(LATEST)/bin/python requirements/newer.py requirements/dev.txt
 	$(LATEST)/bin/ruff check src tests bench && $(LATEST)/bin/mypy
-	$(LATEST)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(LATEST)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not chaos"
 
 # Writes requirements/*.txt anew from pyproject.toml: the newest versions its ranges allow, for
 # Python 3.11 and later on any platform, with every file's hash. uv resolves, pip installs.
@@ -127,6 +131,18 @@ LONG_SCENARIOS := million
 bench-million: $(STAMP)
 	$(BIN)/python bench/million.py
 	$(BIN)/python bench/million.py --local
+
+# The reliability suite (issue 22): servers, agents, the database and the network failing under
+# real transfers, each scenario checked by rclone and by the outcomes. Every scenario twice in a
+# row, one test at a time (they measure recovery times on a shared machine); both rounds' figures
+# go into one file, and write_reliability.py puts them in docs/reliability.md.
+chaos: $(STAMP) test-servers
+	@export FERRY_CHAOS_FIGURES=$$(mktemp -t ferry-chaos-figures-XXXX.jsonl) && \
+	for round in 1 2; do echo "== make chaos: round $$round"; \
+		FERRY_CHAOS_ROUND=$$round $(BIN)/pytest -q tests/chaos || exit 1; \
+	done && \
+	$(BIN)/python tests/chaos/write_reliability.py $$FERRY_CHAOS_FIGURES && \
+	rm $$FERRY_CHAOS_FIGURES
 
 clean:
 	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache

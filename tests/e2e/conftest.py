@@ -1,32 +1,8 @@
-"""Fixtures: real ``ferry server`` processes on loopback ports (see e2e_support)."""
+"""Fixtures: real ``ferry server`` processes on loopback ports (see e2e_support), defined in
+server_fixtures so that the reliability suite (tests/chaos) uses the same ones."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from server_fixtures import daemons, module_server, start_server
 
-import pytest
-from e2e_support import ServerProcess, launch, shutdown
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers for one test; each is stopped (and any straggler killed) afterwards."""
-    started: list[ServerProcess] = []
-
-    def start(*extra: str) -> ServerProcess:
-        server = launch(tmp_path / f"work{len(started)}", *extra)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        shutdown(server)
-
-
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server (with its two agents) shared by a module's tests."""
-    server = launch(tmp_path_factory.mktemp("server") / "work")
-    yield server
-    shutdown(server)
+__all__ = ["daemons", "module_server", "start_server"]
