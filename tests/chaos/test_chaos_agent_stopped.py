@@ -1,0 +1,123 @@
+"""An agent frozen (SIGSTOP) for longer than the lease TTL, or killed (SIGKILL), while it copies
+a tree of small files beside another agent: its leases lapse, the other agent copies its
+objects, and nothing it says once thawed changes what was recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from chaos_check import end_checks, outcomes
+from chaos_figures import record
+from daemon_support import AgentProcess, Daemons, agent_named, wait_agent, wait_final
+from e2e_support import ServerProcess, wait_for
+from test_small_file_chunks import make_tree
+
+TTL_S = 3.0
+TIMING = ("--lease-ttl", str(TTL_S), "--heartbeat", "0.5", "--agents", "0")
+
+SIZES = [
+    pytest.param(10_000, None, marks=pytest.mark.chaos, id="10000"),
+    # Fewer objects, each slowed down, so that the agent still holds some when it is hit.
+    pytest.param(1_000, "20K", id="1000"),
+]
+
+
+def start_agent(daemons: Daemons, server: ServerProcess, name: str) -> tuple[AgentProcess, str]:
+    """A remote agent ``name`` registered and heard from; its process and its agent id."""
+    secret = server.cli_json("agent-invite", name)["secret"]
+    agent = daemons.agent(server, name, "--secret", secret)
+    return agent, wait_agent(server, name, agent.pid)["id"]
+
+
+def copying(server: ServerProcess, transfer_id: str, agent_id: str) -> int:
+    """How many of the transfer's objects ``agent_id`` holds now (ACTIVE under its lease)."""
+    path = f"/api/v1/transfers/{transfer_id}/outcomes"
+    active = server.api("GET", path, params={"status": "ACTIVE", "limit": 10_000}).json()
+    return sum(1 for o in active["objects"] if o["agent"] == agent_id)
+
+
+def submit_and_hit(
+    daemons: Daemons, files: int, bandwidth: str | None, hit: signal.Signals
+) -> tuple[ServerProcess, AgentProcess, dict[str, Any]]:
+    """A server, two agents and a tree; ``hit`` sent to one agent while it holds objects."""
+    server = daemons.server(*TIMING)
+    make_tree(server.cwd / "src", files)
+    victim, victim_id = start_agent(daemons, server, "victim")
+    start_agent(daemons, server, "other")
+    slowed = ("--bandwidth", bandwidth) if bandwidth else ()
+    submitted = server.cli_json("submit", "--tree", *slowed, "local:src", "local:dst")["id"]
+    held = wait_for(lambda: copying(server, submitted, victim_id), timeout=60, interval=0.01)
+    os.kill(victim.pid, hit)
+    hit_at = time.monotonic()
+    return server, victim, {"id": submitted, "held": held, "hit_at": hit_at, "victim": victim_id}
+
+
+@pytest.mark.parametrize(("files", "bandwidth"), SIZES)
+def test_an_agent_frozen_past_its_lease_ttl_changes_nothing_once_thawed(
+    daemons: Daemons, files: int, bandwidth: str | None
+) -> None:
+    """An agent stopped (SIGSTOP) past the lease TTL, holding objects: its leases lapse, the
+    other agent copies them, COMPLETED; continued (SIGCONT), its late reports change no
+    outcome: every object DONE once, the tree whole, no ``.part`` left by its copies."""
+    server, victim, run = submit_and_hit(daemons, files, bandwidth, signal.SIGSTOP)
+    try:
+        done = wait_final(server, run["id"], timeout=300)
+        completed_s = time.monotonic() - run["hit_at"]
+        recorded = outcomes(server, run["id"])
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    thawed_at = datetime.now(UTC)
+
+    def settled() -> dict[str, Any] | None:  # heard from since it was thawed, holding nothing
+        agent = agent_named(server, "victim")
+        heard = agent and datetime.fromisoformat(agent["last_heartbeat"]) > thawed_at
+        return agent if heard and agent["status"]["outstanding"] == 0 else None
+
+    thawed = wait_for(settled, timeout=60, interval=0.1)
+    assert done["status"] == "COMPLETED", done
+    ended = end_checks(server, run["id"], server.cwd / "src", server.cwd / "dst", files)
+    assert outcomes(server, run["id"]) == recorded  # its late reports changed nothing
+    assert ended.lost > 0, "the frozen agent's leases never lapsed: the test did not exercise it"
+    assert victim.process.poll() is None
+    # What it reported DONE, answered by the server, beyond what the outcomes credit it with.
+    credited = sum(
+        1
+        for o in recorded
+        for a in o["history"]
+        if (a["agent"], a["state"]) == (run["victim"], "DONE")
+    )
+    late = thawed["status"]["stats"].get("DONE", 0) - credited
+    record(
+        f"an agent frozen (SIGSTOP) past the lease TTL, {files:,} objects",
+        held_when_frozen=run["held"],
+        to_completed_s=completed_s,
+        lost=ended.lost,
+        requeued=ended.requeued,
+        reported_late=late,
+    )
+
+
+@pytest.mark.chaos  # test_small_file_chunks kills a local agent mid-transfer in `make test`
+def test_an_agent_killed_mid_transfer_leaves_its_objects_to_the_other(daemons: Daemons) -> None:
+    """An agent killed (SIGKILL) holding objects: its leases lapse after the TTL and the other
+    agent copies them; COMPLETED, every object DONE once, the tree whole."""
+    files = 10_000
+    server, _, run = submit_and_hit(daemons, files, None, signal.SIGKILL)
+    done = wait_final(server, run["id"], timeout=300)
+    completed_s = time.monotonic() - run["hit_at"]
+
+    assert done["status"] == "COMPLETED", done
+    ended = end_checks(server, run["id"], server.cwd / "src", server.cwd / "dst", files)
+    assert ended.lost > 0, "the killed agent held no lease: the test did not exercise it"
+    record(
+        f"an agent killed (SIGKILL) mid-transfer, {files:,} objects",
+        held_when_killed=run["held"],
+        to_completed_s=completed_s,
+        lost=ended.lost,
+        requeued=ended.requeued,
+    )
