@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from chaos_agents import copying, idle_since, reported_late, start_agent
 from chaos_check import end_checks, outcomes
 from chaos_figures import record
-from daemon_support import AgentProcess, Daemons, agent_named, wait_agent, wait_final
+from daemon_support import AgentProcess, Daemons, wait_final
 from e2e_support import ServerProcess, wait_for
 from test_small_file_chunks import make_tree
 
@@ -25,20 +26,6 @@ SIZES = [
     # Fewer objects, each slowed down, so that the agent still holds some when it is hit.
     pytest.param(1_000, "20K", id="1000"),
 ]
-
-
-def start_agent(daemons: Daemons, server: ServerProcess, name: str) -> tuple[AgentProcess, str]:
-    """A remote agent ``name`` registered and heard from; its process and its agent id."""
-    secret = server.cli_json("agent-invite", name)["secret"]
-    agent = daemons.agent(server, name, "--secret", secret)
-    return agent, wait_agent(server, name, agent.pid)["id"]
-
-
-def copying(server: ServerProcess, transfer_id: str, agent_id: str) -> int:
-    """How many of the transfer's objects ``agent_id`` holds now (ACTIVE under its lease)."""
-    path = f"/api/v1/transfers/{transfer_id}/outcomes"
-    active = server.api("GET", path, params={"status": "ACTIVE", "limit": 10_000}).json()
-    return sum(1 for o in active["objects"] if o["agent"] == agent_id)
 
 
 def submit_and_hit(
@@ -73,25 +60,14 @@ def test_an_agent_frozen_past_its_lease_ttl_changes_nothing_once_thawed(
         os.kill(victim.pid, signal.SIGCONT)
     thawed_at = datetime.now(UTC)
 
-    def settled() -> dict[str, Any] | None:  # heard from since it was thawed, holding nothing
-        agent = agent_named(server, "victim")
-        heard = agent and datetime.fromisoformat(agent["last_heartbeat"]) > thawed_at
-        return agent if heard and agent["status"]["outstanding"] == 0 else None
-
-    thawed = wait_for(settled, timeout=60, interval=0.1)
+    thawed = wait_for(lambda: idle_since(server, "victim", thawed_at), timeout=60, interval=0.1)
     assert done["status"] == "COMPLETED", done
     ended = end_checks(server, run["id"], server.cwd / "src", server.cwd / "dst", files)
     assert outcomes(server, run["id"]) == recorded  # its late reports changed nothing
     assert ended.lost > 0, "the frozen agent's leases never lapsed: the test did not exercise it"
     assert victim.process.poll() is None
-    # What it reported DONE, answered by the server, beyond what the outcomes credit it with.
-    credited = sum(
-        1
-        for o in recorded
-        for a in o["history"]
-        if (a["agent"], a["state"]) == (run["victim"], "DONE")
-    )
-    late = thawed["status"]["stats"].get("DONE", 0) - credited
+    late = reported_late(thawed, run["victim"], recorded)
+    assert late > 0, "the thawed agent reported nothing late: the test did not exercise it"
     record(
         f"an agent frozen (SIGSTOP) past the lease TTL, {files:,} objects",
         held_when_frozen=run["held"],

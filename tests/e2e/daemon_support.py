@@ -46,23 +46,33 @@ class Daemons:
     servers: list[ServerProcess] = field(default_factory=list)
     agents: list[AgentProcess] = field(default_factory=list)
 
-    def server(self, *extra: str, cwd: Path | None = None) -> ServerProcess:
-        """A server in ``cwd`` (a fresh folder unless given: the same one to restart)."""
+    def server(
+        self, *extra: str, cwd: Path | None = None, netns: tuple[str, str] | None = None
+    ) -> ServerProcess:
+        """A server in ``cwd`` (a fresh folder unless given: the same one to restart); with
+        ``netns`` (a namespace, an address of it), inside that network namespace."""
         folder = cwd or self.root / f"work{len(self.servers)}"
-        server = launch(folder, *extra)
+        server = launch(folder, *extra, netns=netns)
         self.servers.append(server)
         return server
 
     def agent(
-        self, server: ServerProcess, name: str, *extra: str, url: str | None = None
+        self,
+        server: ServerProcess,
+        name: str,
+        *extra: str,
+        url: str | None = None,
+        netns: str | None = None,
     ) -> AgentProcess:
         """``ferry agent --server URL --name NAME ...``, run from a folder of its own; ``url``
-        instead of ``server``'s (several servers: ``URL1,URL2``)."""
+        instead of ``server``'s (several servers: ``URL1,URL2``); inside the network namespace
+        ``netns`` if given."""
         folder = self.root / f"agent-{name}"
         folder.mkdir(exist_ok=True)
         log = self.root / f"agent-{name}-{len(self.agents)}.log"
         out = log.open("wb")
-        command = [*FERRY, "agent", "--server", url or server.url, "--name", name, *extra]
+        inside = ["ip", "netns", "exec", netns] if netns else []
+        command = [*inside, *FERRY, "agent", "--server", url or server.url, "--name", name, *extra]
         process = subprocess.Popen(
             command, cwd=folder, env=server.env(), stdout=out, stderr=subprocess.STDOUT
         )

@@ -79,10 +79,11 @@ class ServerProcess:
     log: Path
     extra: list[str] = field(default_factory=list)
     ca: Path | None = None  # a server with TLS: the CA that signed its certificate
+    host: str = "127.0.0.1"  # another only inside a network namespace the test made
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://{self.host}:{self.port}"
 
     @property
     def verify(self) -> ssl.SSLContext | bool:
@@ -139,24 +140,33 @@ class ServerProcess:
 
 
 def launch(
-    cwd: Path, *extra: str, env: dict[str, str] | None = None, ca: Path | None = None
+    cwd: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    ca: Path | None = None,
+    netns: tuple[str, str] | None = None,
 ) -> ServerProcess:
     """Start ``ferry server`` in ``cwd`` on a free loopback port and wait until it is healthy.
     The test's own ``FERRY_*`` variables are not passed on; ``env`` adds variables. With
-    ``ca``, the server has TLS (``extra`` names its certificate) and is reached by https."""
+    ``ca``, the server has TLS (``extra`` names its certificate) and is reached by https. With
+    ``netns`` (a network namespace the test made, an address of it), the server runs inside it
+    and listens on that address (in clear: the namespace is the test's own)."""
     cwd.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = cwd.parent / f"server-{port}.log"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}, **(env or {})}
+    inside = ("ip", "netns", "exec", netns[0]) if netns else ()
+    host = netns[1] if netns else "127.0.0.1"
+    listen = ("--host", host, "--insecure-http") if netns else ()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*FERRY, "server", "--port", str(port), *extra],
+            [*inside, *FERRY, "server", "--port", str(port), *listen, *extra],
             cwd=cwd,
             env=env,
             stdout=out,
             stderr=out,
         )
-    server = ServerProcess(cwd, port, process, log, list(extra), ca)
+    server = ServerProcess(cwd, port, process, log, list(extra), ca, host)
     try:
         wait_for(lambda: _healthy(server), timeout=30)
     except BaseException:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from daemon_support import Daemons, transfer, wait_agent, wait_final
 from e2e_support import wait_for
 from test_tree_transfer import digest_tree
@@ -17,13 +15,6 @@ from test_tree_transfer import digest_tree
 FILES = 40
 SIZE = 50_000
 BANDWIDTH = "100K"  # each object takes about half a second: the kill finds most not done
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    started = Daemons(tmp_path)
-    yield started
-    started.close()
 
 
 def test_an_agent_goes_on_with_the_next_server_when_its_server_is_killed(

@@ -8,10 +8,9 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from daemon_support import (
     ALIVE,
     Daemons,
@@ -26,13 +25,6 @@ from dispatch_support import TaskDb, add_mock
 from e2e_support import ServerProcess, wait_for
 
 KB = 1024
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    started = Daemons(tmp_path)
-    yield started
-    started.close()
 
 
 def config_file(path: Path, *, level: str, logs: Path, storages: dict[str, str]) -> Path:

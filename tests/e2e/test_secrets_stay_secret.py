@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from daemon_support import AgentProcess, Daemons, wait_agent
 from e2e_support import FERRY, ServerProcess, free_port, wait_for
 from storage_servers import webdav_server_with_password
@@ -121,13 +120,6 @@ class Scenario:
             for place, (text, allowed) in self.places.items()
             if name not in allowed and value in text
         ]
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    started = Daemons(tmp_path)
-    yield started
-    started.close()
 
 
 def remote_agent(scene: Scenario, folder: Path, name: str, secret: str) -> AgentProcess:
