@@ -3,7 +3,7 @@ asked), what each holds of a transfer, and whether it was heard from since a mom
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from daemon_support import AgentProcess, Daemons, agent_named, wait_agent
@@ -36,15 +36,17 @@ def heard_since(server: ServerProcess, name: str, since: datetime) -> dict[str, 
 
 
 def idle_since(server: ServerProcess, name: str, since: datetime) -> dict[str, Any] | None:
-    """Agent ``name``'s record once a heartbeat after ``since`` said it holds nothing."""
-    agent = heard_since(server, name, since)
+    """Agent ``name``'s record once a heartbeat said it holds nothing, one received a second
+    after ``since`` at least: sent after ``since`` whatever its heartbeat period (0.5 s here)."""
+    agent = heard_since(server, name, since + timedelta(seconds=1))
     return agent if agent and agent["status"].get("outstanding") == 0 else None
 
 
 def reported_late(agent: dict[str, Any], agent_id: str, objects: list[dict[str, Any]]) -> int:
     """How many objects the agent reported DONE, by its own count (every report the server
-    answered), beyond the DONE attempts the outcomes ``objects`` credit it with: the reports
-    the server ignored, their leases lapsed."""
+    answered), beyond the DONE attempts the outcomes ``objects`` credit it with: copied and
+    reported after their leases lapsed, and ignored. (Objects it had not finished are
+    reported CANCELED, not counted here.)"""
     credited = sum(
         1 for o in objects for a in o["history"] if (a["agent"], a["state"]) == (agent_id, "DONE")
     )

@@ -50,6 +50,7 @@ class Ended:
     objects: int
     lost: int  # attempts ended LOST (their lease expired; the object went back to the queue)
     requeued: int  # objects attempted more than once
+    lost_again: int  # objects whose lease lapsed more than once
     stopped: int  # attempts ended STOPPED (their agent was told to stop)
 
 
@@ -73,13 +74,15 @@ def ended_once(server: ServerProcess, transfer_id: str, files: int) -> Ended:
     assert len(objects) == files, f"{len(objects)} objects in the outcomes, {files} files"
     assert max(numbers.values()) == 1, [n for n, seen in numbers.items() if seen > 1][:5]
     attempts: Counter[str] = Counter()
+    lost_again = 0
     for obj in objects:
         states = [a["state"] for a in obj["history"]]
         attempts.update(states)
+        lost_again += states.count("LOST") > 1
         finals = [s for s in states if s in FINAL]
         assert (obj["status"], finals, states[-1]) == ("DONE", ["DONE"], "DONE"), obj
     requeued = sum(1 for o in objects if len(o["history"]) > 1)
-    return Ended(files, attempts["LOST"], requeued, attempts["STOPPED"])
+    return Ended(files, attempts["LOST"], requeued, lost_again, attempts["STOPPED"])
 
 
 def outcomes(server: ServerProcess, transfer_id: str) -> list[dict[str, Any]]:

@@ -14,44 +14,46 @@ import pytest
 from chaos_agents import copying, idle_since, reported_late, start_agent
 from chaos_check import end_checks, outcomes
 from chaos_figures import record
-from daemon_support import AgentProcess, Daemons, wait_final
+from daemon_support import AgentProcess, Daemons, agent_named, wait_final
 from e2e_support import ServerProcess, wait_for
 from test_small_file_chunks import make_tree
 
 TTL_S = 3.0
 TIMING = ("--lease-ttl", str(TTL_S), "--heartbeat", "0.5", "--agents", "0")
 
-SIZES = [
-    pytest.param(10_000, None, marks=pytest.mark.chaos, id="10000"),
-    # Fewer objects, each slowed down, so that the agent still holds some when it is hit.
-    pytest.param(1_000, "20K", id="1000"),
-]
+SIZES = [pytest.param(10_000, marks=pytest.mark.chaos, id="10000"), pytest.param(2_000, id="2000")]
 
 
 def submit_and_hit(
-    daemons: Daemons, files: int, bandwidth: str | None, hit: signal.Signals
+    daemons: Daemons, files: int, hit: signal.Signals
 ) -> tuple[ServerProcess, AgentProcess, dict[str, Any]]:
-    """A server, two agents and a tree; ``hit`` sent to one agent while it holds objects."""
+    """A server, two agents and a tree; ``hit`` sent to one agent in the middle of its work:
+    objects of its already recorded DONE, others held (some copied, not reported yet)."""
     server = daemons.server(*TIMING)
     make_tree(server.cwd / "src", files)
     victim, victim_id = start_agent(daemons, server, "victim")
     start_agent(daemons, server, "other")
-    slowed = ("--bandwidth", bandwidth) if bandwidth else ()
-    submitted = server.cli_json("submit", "--tree", *slowed, "local:src", "local:dst")["id"]
-    held = wait_for(lambda: copying(server, submitted, victim_id), timeout=60, interval=0.01)
+    submitted = server.cli_json("submit", "--tree", "local:src", "local:dst")["id"]
+
+    def busy() -> int:
+        agent = agent_named(server, "victim")
+        return agent["stats"]["succeeded"] > 0 and copying(server, submitted, victim_id)
+
+    held = wait_for(busy, timeout=60, interval=0.01)
     os.kill(victim.pid, hit)
     hit_at = time.monotonic()
     return server, victim, {"id": submitted, "held": held, "hit_at": hit_at, "victim": victim_id}
 
 
-@pytest.mark.parametrize(("files", "bandwidth"), SIZES)
+@pytest.mark.parametrize("files", SIZES)
 def test_an_agent_frozen_past_its_lease_ttl_changes_nothing_once_thawed(
-    daemons: Daemons, files: int, bandwidth: str | None
+    daemons: Daemons, files: int
 ) -> None:
     """An agent stopped (SIGSTOP) past the lease TTL, holding objects: its leases lapse, the
-    other agent copies them, COMPLETED; continued (SIGCONT), its late reports change no
-    outcome: every object DONE once, the tree whole, no ``.part`` left by its copies."""
-    server, victim, run = submit_and_hit(daemons, files, bandwidth, signal.SIGSTOP)
+    other agent copies them, COMPLETED; continued (SIGCONT), it reports how what it held ended
+    and the server ignores it: the outcomes stay as they were, every object DONE once, the tree
+    whole, no ``.part`` left by its copies."""
+    server, victim, run = submit_and_hit(daemons, files, signal.SIGSTOP)
     try:
         done = wait_final(server, run["id"], timeout=300)
         completed_s = time.monotonic() - run["hit_at"]
@@ -60,6 +62,7 @@ def test_an_agent_frozen_past_its_lease_ttl_changes_nothing_once_thawed(
         os.kill(victim.pid, signal.SIGCONT)
     thawed_at = datetime.now(UTC)
 
+    # Holding nothing once heard from: what it held was reported, and the server answered.
     thawed = wait_for(lambda: idle_since(server, "victim", thawed_at), timeout=60, interval=0.1)
     assert done["status"] == "COMPLETED", done
     ended = end_checks(server, run["id"], server.cwd / "src", server.cwd / "dst", files)
@@ -67,14 +70,14 @@ def test_an_agent_frozen_past_its_lease_ttl_changes_nothing_once_thawed(
     assert ended.lost > 0, "the frozen agent's leases never lapsed: the test did not exercise it"
     assert victim.process.poll() is None
     late = reported_late(thawed, run["victim"], recorded)
-    assert late > 0, "the thawed agent reported nothing late: the test did not exercise it"
     record(
         f"an agent frozen (SIGSTOP) past the lease TTL, {files:,} objects",
         held_when_frozen=run["held"],
         to_completed_s=completed_s,
         lost=ended.lost,
         requeued=ended.requeued,
-        reported_late=late,
+        lost_again=ended.lost_again,
+        done_reported_late=late,
     )
 
 
@@ -83,7 +86,7 @@ def test_an_agent_killed_mid_transfer_leaves_its_objects_to_the_other(daemons: D
     """An agent killed (SIGKILL) holding objects: its leases lapse after the TTL and the other
     agent copies them; COMPLETED, every object DONE once, the tree whole."""
     files = 10_000
-    server, _, run = submit_and_hit(daemons, files, None, signal.SIGKILL)
+    server, _, run = submit_and_hit(daemons, files, signal.SIGKILL)
     done = wait_final(server, run["id"], timeout=300)
     completed_s = time.monotonic() - run["hit_at"]
 
@@ -96,4 +99,5 @@ def test_an_agent_killed_mid_transfer_leaves_its_objects_to_the_other(daemons: D
         to_completed_s=completed_s,
         lost=ended.lost,
         requeued=ended.requeued,
+        lost_again=ended.lost_again,
     )

@@ -65,4 +65,5 @@ def test_a_node_of_three_killed_mid_transfer_leaves_the_others_to_complete_it(
         to_completed_s=completed_s,
         lost=ended.lost,
         requeued=ended.requeued,
+        lost_again=ended.lost_again,
     )

@@ -69,5 +69,6 @@ def test_an_agent_cut_off_past_its_lease_ttl_records_no_second_copy_once_healed(
         to_completed_s=completed_s,
         lost=ended.lost,
         requeued=ended.requeued,
-        reported_late=late,
+        lost_again=ended.lost_again,
+        done_reported_late=late,
     )

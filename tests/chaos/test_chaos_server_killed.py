@@ -58,4 +58,5 @@ def test_a_server_killed_mid_transfer_completes_it_after_its_restart(
         to_completed_s=completed_s,
         lost=ended.lost,
         requeued=ended.requeued,
+        lost_again=ended.lost_again,
     )
