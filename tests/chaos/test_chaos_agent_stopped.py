@@ -14,7 +14,7 @@ import pytest
 from chaos_agents import copying, idle_since, reported_late, start_agent
 from chaos_check import end_checks, outcomes
 from chaos_figures import record
-from daemon_support import AgentProcess, Daemons, agent_named, wait_final
+from daemon_support import AgentProcess, Daemons, wait_final
 from e2e_support import ServerProcess, wait_for
 from test_small_file_chunks import make_tree
 
@@ -27,19 +27,13 @@ SIZES = [pytest.param(10_000, marks=pytest.mark.chaos, id="10000"), pytest.param
 def submit_and_hit(
     daemons: Daemons, files: int, hit: signal.Signals
 ) -> tuple[ServerProcess, AgentProcess, dict[str, Any]]:
-    """A server, two agents and a tree; ``hit`` sent to one agent in the middle of its work:
-    objects of its already recorded DONE, others held (some copied, not reported yet)."""
+    """A server, two agents and a tree; ``hit`` sent to one agent while it holds objects."""
     server = daemons.server(*TIMING)
     make_tree(server.cwd / "src", files)
     victim, victim_id = start_agent(daemons, server, "victim")
     start_agent(daemons, server, "other")
     submitted = server.cli_json("submit", "--tree", "local:src", "local:dst")["id"]
-
-    def busy() -> int:
-        agent = agent_named(server, "victim")
-        return agent["stats"]["succeeded"] > 0 and copying(server, submitted, victim_id)
-
-    held = wait_for(busy, timeout=60, interval=0.01)
+    held = wait_for(lambda: copying(server, submitted, victim_id), timeout=60, interval=0.01)
     os.kill(victim.pid, hit)
     hit_at = time.monotonic()
     return server, victim, {"id": submitted, "held": held, "hit_at": hit_at, "victim": victim_id}
