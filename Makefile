@@ -139,7 +139,7 @@ bench-million: $(STAMP)
 chaos: $(STAMP) test-servers
 	@export FERRY_CHAOS_FIGURES=$$(mktemp -t ferry-chaos-figures-XXXX.jsonl) && \
 	for round in 1 2; do echo "== make chaos: round $$round"; \
-		FERRY_CHAOS_ROUND=$$round $(BIN)/pytest -q tests/chaos || exit 1; \
+		FERRY_CHAOS_ROUND=$$round $(BIN)/pytest -q tests/chaos || { rm $$FERRY_CHAOS_FIGURES; exit 1; }; \
 	done && \
 	$(BIN)/python tests/chaos/write_reliability.py $$FERRY_CHAOS_FIGURES && \
 	rm $$FERRY_CHAOS_FIGURES
