@@ -27,15 +27,22 @@ SIZES = [pytest.param(10_000, marks=pytest.mark.chaos, id="10000"), pytest.param
 def submit_and_hit(
     daemons: Daemons, files: int, hit: signal.Signals
 ) -> tuple[ServerProcess, AgentProcess, dict[str, Any]]:
-    """A server, two agents and a tree; ``hit`` sent to one agent while it holds objects."""
+    """A server, two agents and a tree; ``hit`` sent to one agent while it holds objects (as
+    the server sees once it is hit: a frozen agent that had reported all it held is thawed and
+    frozen again once it holds more)."""
     server = daemons.server(*TIMING)
     make_tree(server.cwd / "src", files)
     victim, victim_id = start_agent(daemons, server, "victim")
     start_agent(daemons, server, "other")
     submitted = server.cli_json("submit", "--tree", "local:src", "local:dst")["id"]
-    held = wait_for(lambda: copying(server, submitted, victim_id), timeout=60, interval=0.01)
-    os.kill(victim.pid, hit)
-    hit_at = time.monotonic()
+    while True:
+        wait_for(lambda: copying(server, submitted, victim_id), timeout=60, interval=0.01)
+        os.kill(victim.pid, hit)
+        hit_at = time.monotonic()
+        held = copying(server, submitted, victim_id)
+        if held or hit is not signal.SIGSTOP:
+            break
+        os.kill(victim.pid, signal.SIGCONT)
     return server, victim, {"id": submitted, "held": held, "hit_at": hit_at, "victim": victim_id}
 
 
