@@ -87,6 +87,25 @@ async def test_a_retryable_failure_becomes_one_retry_carrier_and_the_run_complet
     assert (link.done, link.bytes) == (5, 50)
 
 
+async def test_a_retry_carrier_of_one_object_is_leased_with_its_list(store, clock, sites):
+    """A retry carrier of a single object counts one, like a single task: a lease of only
+    such carriers still reads their chunk lists (it answered 500, KeyError, for as long as
+    they waited: the reliability suite's corrupting storage found it)."""
+    transfer = await started(store, clock, [chunk(0, 3)])
+    agent = await chunk_agent(store, "agent-1")
+    [carrier] = await store.lease_tasks(agent, limit=100, ttl=TTL)
+    rows = [*done([0, 2]), failed(1, "changed while being copied", retryable=True)]
+    await store.record_chunk_results(agent, [report(carrier, rows, ended=True)])
+
+    await store.requeue_waiting(clock.advance(minutes=20))
+    [again] = await store.lease_tasks(agent, limit=100, ttl=TTL)
+    assert (again.attempt, again.chunk.only) == (2, [1])
+    await store.record_chunk_results(agent, [report(again, done([1]), ended=True)])
+    [finished] = await store.finish_runs(clock.now)
+    assert (finished.status, finished.counts.done) == (RunStatus.COMPLETED, 3)
+    assert transfer.id == finished.transfer_id
+
+
 async def test_a_permanent_failure_ends_the_run_with_its_message(store, clock, sites):
     transfer = await started(store, clock, [chunk(0, 3)])
     agent = await chunk_agent(store, "agent-1")

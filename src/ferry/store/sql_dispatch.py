@@ -182,7 +182,8 @@ class DispatchMixin(SqlBase):
             return None
         rows = self._activate(conn, picked, agent_id, lease, ttl)
         options = self._options_of(conn, {r.transfer_id for r in rows})
-        lists = chunk_lists(conn, rows) if carried else {}
+        # Every carrier's list, a retry carrier of one object too (not among ``carried``).
+        lists = chunk_lists(conn, rows)
         return _Leased(rows, picked, options, room, weights, lists, locked_at)
 
     def _fair_share(
