@@ -20,7 +20,7 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
-from ferry.errors import StorageNotFound
+from ferry.errors import StorageNotFound, StoreUnavailable
 from ferry.scheduler.loop import Wakeups
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings, StorageCache
 from ferry.store.abc import NewTransfer
@@ -119,6 +119,43 @@ async def test_an_agent_that_keeps_beating_is_left_alone(store, clock, registry,
     assert (await store.get_agent(agent_id)).state is AgentState.ALIVE
     assert await states(store, transfer_id) == [TaskState.ACTIVE]
     assert not wakeups.finalize.is_set()
+
+
+async def test_after_the_database_was_away_agents_are_heard_before_any_is_lost(
+    store, clock, registry, monkeypatch
+):
+    """While the database is away no heartbeat is recorded: once it is back, an agent that
+    beats again within ``lost_after`` is kept, and one that does not is LOST after it (a
+    PostgreSQL stopped 30 s made every agent LOST and its objects copied twice)."""
+    transfer_id = await queued(store, clock, 2)
+    alive, dead = await register(store, "alive"), await register(store, "dead")
+    [kept] = await store.lease_tasks(alive, limit=1, ttl=TTL)
+    await store.lease_tasks(dead, limit=1, ttl=TTL)
+    silent_agents = store.silent_agents
+
+    async def database_away(since):
+        raise StoreUnavailable("connection refused")
+
+    monkeypatch.setattr(store, "silent_agents", database_away)
+    with pytest.raises(StoreUnavailable):
+        await registry.run_once()
+    monkeypatch.setattr(store, "silent_agents", silent_agents)
+    clock.advance(seconds=45)  # away for longer than lost_after
+    await registry.run_once()  # back: the agents are given lost_after to be heard
+    clock.advance(seconds=5)
+    await store.record_heartbeat(alive, {}, TTL, [kept.id])
+    clock.advance(seconds=20)
+    await registry.run_once()
+    assert {(await store.get_agent(a)).state for a in (alive, dead)} == {
+        AgentState.ALIVE,
+        AgentState.REGISTERED,
+    }
+
+    clock.advance(seconds=6)
+    await registry.run_once()
+    assert (await store.get_agent(alive)).state is AgentState.ALIVE
+    assert (await store.get_agent(dead)).state is AgentState.LOST
+    assert sorted(await states(store, transfer_id)) == sorted([TaskState.ACTIVE, TaskState.QUEUED])
 
 
 async def test_a_heartbeat_between_the_check_and_the_verdict_keeps_the_agent(store, clock):

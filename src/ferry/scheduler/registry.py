@@ -16,6 +16,7 @@ from ferry.domain.events import AgentLost
 from ferry.domain.locations import is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import check_health, secret_values
+from ferry.scheduler.leases import DATABASE_AWAY
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -65,6 +66,16 @@ class StorageCache:
 
 
 class RegistryLoop(Loop):
+    """Agents silent for ``lost_after`` become LOST; storages are health-checked; cached
+    storages expire.
+
+    An agent's heartbeats reach the database through a server: while the database is away,
+    none is recorded though every agent goes on sending them. So once a pass has found it
+    away, no agent is marked LOST until the database has taken a write again and then
+    ``lost_after`` has passed (every live agent has been heard by then), as the lease reaper
+    does with leases; without that, a database away for ``lost_after`` made every agent LOST
+    when it came back, and each object they held was requeued and copied a second time."""
+
     name = "registry"
     singleton = True
     interval = 2.0
@@ -82,16 +93,39 @@ class RegistryLoop(Loop):
         self.cache = cache
         self.started_at = clock()
         self.next_health_check = self.started_at
+        self._away = False  # a pass found the database away, and it has not been seen back
+        self._quiet_until: datetime | None = None
 
     async def run_once(self) -> None:
         now = self.clock()
-        await self.mark_silent_agents_lost(now)
+        try:
+            await self._run_once(now)
+        except DATABASE_AWAY:
+            self._away = True
+            raise
+
+    async def _run_once(self, now: datetime) -> None:
+        if await self._heartbeats_recorded(now):
+            await self.mark_silent_agents_lost(now)
         await self.close_expired_passive_transfers(now)
         if now >= self.next_health_check:
             await self.check_storages()
             self.next_health_check = self.clock() + self._health_interval(now)
         if self.cache is not None:
             self.cache.expire(now)
+
+    async def _heartbeats_recorded(self, now: datetime) -> bool:
+        """Whether the agents' silence can be told from their heartbeats' records now: not
+        until ``lost_after`` after the database was seen back."""
+        if self._away:
+            await self.store.check_writable()
+            self._away, self._quiet_until = False, now + self.timings.lost_after
+            log.info(
+                "the database is back: no agent is marked LOST for %.0f s, while they are heard",
+                self.timings.lost_after.total_seconds(),
+            )
+            return False
+        return self._quiet_until is None or now >= self._quiet_until
 
     def _health_interval(self, now: datetime) -> timedelta:
         young = now - self.started_at < self.timings.fast_for
