@@ -94,7 +94,7 @@ def test_every_truncated_read_is_caught_and_retried(  # type: ignore[no-untyped-
         damaged=sum(damaged.values()),
         caught=caught,
         objects_retried=sum(1 for attempts in retried.values() if attempts),
-        seconds_to_completed=round(took, 1),
+        to_completed_s=round(took, 1),
     )
 
 
@@ -123,7 +123,7 @@ def test_a_byte_flipped_in_a_source_read_is_not_caught(  # type: ignore[no-untyp
         damaged=len(damaged),
         caught=0,
         kept_damaged=len(damaged),
-        seconds_to_completed=round(took, 1),
+        to_completed_s=round(took, 1),
     )
 
 

@@ -64,6 +64,9 @@ def _settled_with_failures(server: ServerProcess, transfer_id: str) -> bool:
 def test_a_full_disk_fails_retryably_and_the_run_completes_once_there_is_room(  # type: ignore[no-untyped-def]
     start_server, small_disk: Path
 ) -> None:
+    """A tree of 14.5 MiB into a tmpfs with 4 MiB free: the copies that find no room fail as
+    retryable ("no space left") and leave no .part and no partial file; once a filler file is
+    deleted, their retries complete the run."""
     server: ServerProcess = start_server("--agents", "2")
     source = server.cwd / "src"
     _source(source)
@@ -99,5 +102,5 @@ def test_a_full_disk_fails_retryably_and_the_run_completes_once_there_is_room(  
         mib_free=ROOM // MIB,
         attempts_failed_no_space=len(failed),
         objects_waiting_when_full=waiting,
-        seconds_from_freed_to_completed=round(took, 1),
+        freed_to_completed_s=round(took, 1),
     )
