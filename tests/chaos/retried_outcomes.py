@@ -12,9 +12,7 @@ from chaos_check import outcomes
 from e2e_support import ServerProcess
 
 MOVED = ("DONE", "SKIPPED")
-# An attempt that ended so went back to the queue. A retried attempt of an object of a chunk
-# shows the state its object took then, WAITING, where a single task's shows FAILED.
-RETRIED = ("FAILED", "WAITING", "LOST", "STOPPED")
+RETRIED = ("FAILED", "LOST", "STOPPED")  # an attempt that ended so went back to the queue
 
 
 def ended_once_after_retries(

@@ -160,6 +160,8 @@ async def test_each_object_shows_its_outcome_or_its_latest_carriers_state(store,
     assert [(a.number, a.state, a.agent) for a in done.history] == [(1, "DONE", "agent-1")]
     waiting = objects[2]
     assert (waiting.task_id, waiting.attempts, waiting.error) == (retry, 1, "reset")
+    # Its attempt FAILED, as a single task's does; the object waits for its retry.
+    assert [(a.number, a.state, a.error) for a in waiting.history] == [(1, "FAILED", "reset")]
     assert (objects[3].error_class, objects[3].error) == ("io", "denied")
     for number in (4, 5):
         assert (objects[number].agent, objects[number].task_id) == ("agent-2", carrier)

@@ -25,6 +25,9 @@ from ferry.store.sql_outcome_rows import PATH, RunKey, Shown, outcome_rows
 # An outcome in one of these states is the object's last word; otherwise its carrier's is.
 FINAL = frozenset({"DONE", "SKIPPED", "FAILED", "CANCELED"})
 _STATES = {state.value: state for state in TaskState}
+# How an attempt ended, from the state its outcome row gave its object: a retryable failure
+# left the object WAITING, and the attempt, as a single task's in ``attempts``, FAILED.
+_ENDED = {"WAITING": "FAILED"}
 _FIRST_HEADS = 8  # chunk heads read first for a page; doubled while the page is not full
 # Objects ``numbers`` apart on average are spread over the run: looked up one by one, since
 # their range holds more origins than numbers (a chunk holds 64 objects or more).
@@ -261,7 +264,9 @@ def _chunked(chunk: Chunk, number: int, rows: tuple[Shown, ...] | None) -> RunOb
         )  # fmt: skip
     # A row of SHOWN: object, attempt, state, bytes, checksum, error_class, error, agent,
     # started_at, finished_at, path, size.
-    history = [Attempt(r[1], r[7], r[8], r[9], r[3], r[5], r[6], r[2]) for r in rows]
+    history = [
+        Attempt(r[1], r[7], r[8], r[9], r[3], r[5], r[6], _ENDED.get(r[2], r[2])) for r in rows
+    ]
     last = rows[-1]
     if last[2] in FINAL:
         return RunObject(
