@@ -1,4 +1,5 @@
-"""What every loop shares: a failed look at the database costs a second, not an interval."""
+"""What every loop shares: a failed look at the database costs a second, not an interval, and
+one line in the log a minute per cause."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import asyncio
 import time
 from datetime import datetime
 
+import pytest
+from sqlalchemy.exc import OperationalError
+
 from ferry.scheduler.due import MAX_SLEEP_S, DueLoop
-from ferry.scheduler.loop import Wakeups
+from ferry.scheduler.loop import Loop, Wakeups
 from ferry.store.sql import SqlStore
 
 
@@ -42,3 +46,41 @@ async def test_a_due_loop_whose_delay_failed_looks_again_within_seconds(store: S
     assert not failures  # the failure happened
     assert len(passes) >= 2, "the loop slept an interval after its delay failed"
     assert passes[1] - passes[0] <= 2 * loop.retry_s
+
+
+class _FailingLoop(Loop):
+    """A loop each pass of which the database fails, with ``causes`` in turn."""
+
+    name = "failing"
+    interval = 0.01
+
+    def __init__(self, store: SqlStore, causes: list[str]) -> None:
+        super().__init__(store, Wakeups())
+        self.causes = causes
+        self.passes = 0
+
+    async def run_once(self) -> None:
+        self.passes += 1
+        cause = self.causes[min(self.passes, len(self.causes)) - 1]
+        raise OperationalError("UPDATE scopes", {}, Exception(cause))
+
+
+async def test_a_loop_logs_each_cause_of_database_trouble_once_a_minute(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PostgreSQL stopped 30 s: every loop logged a line at each pass, the notify loop 32.
+    loop = _FailingLoop(store, ["connection refused"] * 20 + ["the database is starting up"])
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run_forever(stop))
+    deadline = time.monotonic() + 10
+    while loop.passes < 30 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+
+    lines = [r.getMessage() for r in caplog.records if "the database failed it" in r.getMessage()]
+    assert loop.passes >= 30
+    assert lines == [
+        "failing loop: the database failed it: connection refused",
+        "failing loop: the database failed it: the database is starting up",
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,10 @@ from ferry.scheduler.events import EventBus
 from ferry.store.abc import Store
 
 log = logging.getLogger("ferry.scheduler")
+
+# How often a loop logs one cause of database trouble: once a minute, with how many passes it
+# failed meanwhile (a database away for 30 s had every loop log a line at each pass).
+TROUBLE_LOG_EVERY_S = 60.0
 
 
 # Told the name of a wake-up fired here, to tell the other servers of the database too.
@@ -134,6 +139,8 @@ class Loop(ABC):
         self.store = store
         self.wakeups = wakeups
         self.clock = clock
+        # Per cause of database trouble: when it was last logged, and passes failed since.
+        self._trouble: dict[str, tuple[float, int]] = {}
 
     @property
     def wake(self) -> asyncio.Event | None:
@@ -165,11 +172,23 @@ class Loop(ABC):
             except StoreUnavailable as exc:  # the write that found it so has said why
                 log.debug("%s loop: %s", self.name, exc)
             except OperationalError as exc:  # the database's state, not the code's: no traceback
-                log.warning("%s loop: the database failed it: %s", self.name, exc.orig or exc)
+                self._database_failed(exc)
             except Exception:
                 log.exception("%s loop crashed in run_once; it goes on", self.name)
             await self._sleep(stop, await self._safe_delay())
         log.info("%s loop stopped", self.name)
+
+    def _database_failed(self, exc: OperationalError) -> None:
+        """One line for why the database failed a pass, at most once a minute per cause."""
+        cause = str(exc.orig or exc).splitlines()[0][:200]
+        now = time.monotonic()
+        last, missed = self._trouble.get(cause, (now - TROUBLE_LOG_EVERY_S, 0))
+        if now - last < TROUBLE_LOG_EVERY_S:
+            self._trouble[cause] = (last, missed + 1)
+            return
+        more = f" ({missed} more passes failed so since the last line)" if missed else ""
+        log.warning("%s loop: the database failed it: %s%s", self.name, cause, more)
+        self._trouble[cause] = (now, 0)
 
     async def _safe_delay(self) -> float:
         try:
