@@ -4,7 +4,9 @@ one line in the log a minute per cause."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
@@ -84,3 +86,43 @@ async def test_a_loop_logs_each_cause_of_database_trouble_once_a_minute(
         "failing loop: the database failed it: connection refused",
         "failing loop: the database failed it: the database is starting up",
     ]
+
+
+class _Singleton(Loop):
+    """A loop run on one server at a time, telling when it found the database away."""
+
+    name = "lonely"
+    interval = 0.01
+    singleton = True
+
+    def __init__(self, store: SqlStore) -> None:
+        super().__init__(store, Wakeups())
+        self.told = 0
+
+    async def run_once(self) -> None:
+        raise AssertionError("the lock was not taken: no pass may run")
+
+    def found_database_away(self) -> None:
+        self.told += 1
+
+
+async def test_a_loop_whose_lock_the_database_failed_is_told_it_was_away(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry loop missed the database's absence when taking its lock failed (PostgreSQL
+    # stopped), not its pass, and made every agent LOST on the database's return.
+    @contextlib.asynccontextmanager
+    async def lock_failed(name: str) -> AsyncIterator[bool]:
+        raise OperationalError("SELECT pg_try_advisory_lock", {}, Exception("refused"))
+        yield True
+
+    monkeypatch.setattr(store, "singleton", lock_failed)
+    loop = _Singleton(store)
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run_forever(stop))
+    deadline = time.monotonic() + 10
+    while loop.told < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    assert loop.told >= 3

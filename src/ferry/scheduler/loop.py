@@ -153,6 +153,11 @@ class Loop(ABC):
     async def delay(self) -> float:
         return self.interval
 
+    def found_database_away(self) -> None:  # noqa: B027 (a hook, empty unless overridden)
+        """Told when a pass failed for the database's state, in ``run_once`` or before it
+        (a singleton loop's lock): for loops whose judgement the database's silence would
+        mislead. Nothing by default."""
+
     async def _turn(self) -> None:
         log.debug("%s loop: a pass", self.name)
         if not self.singleton:
@@ -171,8 +176,10 @@ class Loop(ABC):
                 await self._turn()
             except StoreUnavailable as exc:  # the write that found it so has said why
                 log.debug("%s loop: %s", self.name, exc)
+                self.found_database_away()
             except OperationalError as exc:  # the database's state, not the code's: no traceback
                 self._database_failed(exc)
+                self.found_database_away()
             except Exception:
                 log.exception("%s loop crashed in run_once; it goes on", self.name)
             await self._sleep(stop, await self._safe_delay())

@@ -16,7 +16,6 @@ from ferry.domain.events import AgentLost
 from ferry.domain.locations import is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import check_health, secret_values
-from ferry.scheduler.leases import DATABASE_AWAY
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -74,7 +73,9 @@ class RegistryLoop(Loop):
     away, no agent is marked LOST until the database has taken a write again and then
     ``lost_after`` has passed (every live agent has been heard by then), as the lease reaper
     does with leases; without that, a database away for ``lost_after`` made every agent LOST
-    when it came back, and each object they held was requeued and copied a second time."""
+    when it came back, and each object they held was requeued and copied a second time. A
+    pass that fails for the database's state, here or in taking the loop's lock, says so
+    through ``found_database_away``."""
 
     name = "registry"
     singleton = True
@@ -96,15 +97,11 @@ class RegistryLoop(Loop):
         self._away = False  # a pass found the database away, and it has not been seen back
         self._quiet_until: datetime | None = None
 
+    def found_database_away(self) -> None:
+        self._away = True
+
     async def run_once(self) -> None:
         now = self.clock()
-        try:
-            await self._run_once(now)
-        except DATABASE_AWAY:
-            self._away = True
-            raise
-
-    async def _run_once(self, now: datetime) -> None:
         if await self._heartbeats_recorded(now):
             await self.mark_silent_agents_lost(now)
         await self.close_expired_passive_transfers(now)
