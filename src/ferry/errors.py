@@ -35,6 +35,7 @@
         └── PermanentError          not retried
             ├── SourceNotFound
             ├── AccessDenied
+            │   └── SourceAccessDenied  on the source's side (skip_source_errors skips it)
             └── TransferCanceled    the transfer was canceled while this object moved
 
 Each error builds its message from what it is given. Whether a transfer error is worth retrying
@@ -250,6 +251,11 @@ class SourceNotFound(PermanentError):
 
 class AccessDenied(PermanentError):
     error_class = "access_denied"
+
+
+class SourceAccessDenied(AccessDenied):
+    """Denied reading the source (a destination's refusal is a plain ``AccessDenied``): what
+    ``skip_source_errors`` turns into SKIPPED, with ``SourceNotFound``."""
 
 
 class ChecksumMismatch(TransientError):

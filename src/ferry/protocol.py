@@ -160,6 +160,9 @@ class LeasedTaskPublic:
     overwrite: Overwrite
     unzip: bool = False
     unzip_max_bytes: int | None = None
+    skip_source_errors: Annotated[
+        bool, Field(description="a source not found or denied: report SKIPPED, with the reason")
+    ] = False
     bandwidth: int | None = None
     scope: str = "default"
     priority: int = 3

@@ -16,6 +16,7 @@ from ferry.errors import (
     ChecksumMismatch,
     PathOutsideStorage,
     PermanentError,
+    SourceAccessDenied,
     SourceNotFound,
     TransferCanceled,
     TransferError,
@@ -50,6 +51,19 @@ def test_permission_error_is_access_denied():
     assert isinstance(error, AccessDenied)
     assert WHERE in error.message
     assert not error.retryable
+
+
+def test_a_denial_says_which_side_refused():
+    """Only the source's (skip_source_errors skips it); HTTP 401/403 alike."""
+    denied = PermissionError(errno.EACCES, "Permission denied")
+    assert type(classify(denied, WHERE)) is SourceAccessDenied
+    assert type(classify(denied, WHERE, destination=True)) is AccessDenied
+
+    class Forbidden(Exception):
+        status = 403
+
+    assert type(classify(Forbidden("no"), WHERE)) is SourceAccessDenied
+    assert type(classify(Forbidden("no"), WHERE, destination=True)) is AccessDenied
 
 
 def test_a_directory_is_permanent():

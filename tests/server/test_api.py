@@ -72,7 +72,14 @@ async def test_create_get_and_list(api, eventually) -> None:  # type: ignore[no-
     body = created.json()
     assert body["kind"] == "file"
     assert body["schedule"] == {"kind": "direct"}
-    assert body["objects"] == {"total": 0, "done": 0, "failed": 0, "skipped": 0, "canceled": 0}
+    assert body["objects"] == {
+        "total": 0,
+        "done": 0,
+        "failed": 0,
+        "skipped": 0,
+        "canceled": 0,
+        "filtered": 0,
+    }
     fetched = await api.client.get(f"/api/v1/transfers/{body['id']}")
     assert fetched.json()["id"] == body["id"]
     listed = (await api.client.get("/api/v1/transfers")).json()

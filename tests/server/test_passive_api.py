@@ -391,6 +391,7 @@ async def test_objects_not_sent_before_close_fail(api, eventually) -> None:  # t
         "failed": 2,
         "skipped": 0,
         "canceled": 0,
+        "filtered": 0,
     }
     found = await outcomes(api, created)
     assert found["local:dst/a.txt"]["status"] == "DONE"
@@ -483,6 +484,7 @@ async def test_objects_the_client_already_has_are_skipped_in_one_call(api, event
         "skipped": 2,
         "failed": 0,
         "canceled": 0,
+        "filtered": 0,
     }
     found = await outcomes(api, created)
     assert {name: o["status"] for name, o in found.items()} == {

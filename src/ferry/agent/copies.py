@@ -17,7 +17,7 @@ from ferry.daemon.logs import REDACTOR
 from ferry.domain.transfers import clip_error
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
-from ferry.errors import TransferCanceled, TransferError
+from ferry.errors import SourceAccessDenied, SourceNotFound, TransferCanceled, TransferError
 from ferry.protocol import ReportedState, StorageAccess, TaskReport
 
 log = logging.getLogger("ferry.agent")
@@ -174,6 +174,10 @@ class Copier:
             if exc.retryable:
                 self._reopen_later(request)
             error = _fit(exc.message)
+            if held.leased.skip_source_errors and isinstance(
+                exc, SourceNotFound | SourceAccessDenied
+            ):  # asked for: the object is passed over, with the reason
+                return Attempt(ReportedState.SKIPPED, 0, None, None, error)
             return Attempt(ReportedState.FAILED, 0, None, exc.error_class, error, exc.retryable)
         except Exception as exc:  # a bug or an unmapped backend error: keep the agent alive
             self._reopen_later(request)

@@ -31,7 +31,7 @@ from ferry.errors import InvalidRequest
 RUN_COLUMNS = (
     "occurrences: the due times a run stands for (those missed while the server was down"
     " coalesce into one run, the first of them its due time); skipped: those that came due"
-    " while it ran (runs never overlap)"
+    " while it ran (runs never overlap); filtered: tree entries the filters left out"
 )
 
 AtOption = Annotated[str | None, typer.Option("--at", help="Run once at WHEN.", show_default=False)]
@@ -173,6 +173,7 @@ def runs(
         "objects",
         "bytes",
         "skipped",
+        "filtered",
         caption=RUN_COLUMNS,
     )
     for r in found:
@@ -187,6 +188,7 @@ def runs(
             f"{r['objects']['done']}/{r['objects']['total']}",
             str(r["bytes"]),
             str(r["skipped_occurrences"]),
+            str(r["objects"].get("filtered", 0)),
         )
     console().print(table)
 

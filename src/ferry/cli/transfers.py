@@ -22,6 +22,17 @@ from ferry.cli.common import (
     print_json,
     seconds,
 )
+from ferry.cli.filters import (
+    ExcludeOption,
+    FilterOption,
+    IncludeOption,
+    MaxAgeOption,
+    MaxSizeOption,
+    MinAgeOption,
+    MinSizeOption,
+    SkipSourceErrorsOption,
+    TreeFilterOptions,
+)
 from ferry.cli.progress import TransferBar
 from ferry.cli.schedules import (
     AtOption,
@@ -62,6 +73,8 @@ def _print_transfer(t: Json, zone: tzinfo | None = None) -> None:
         f"  objects: {o['total']} total, {o['done']} done, {o['skipped']} skipped,"
         f" {o['failed']} failed, {o['canceled']} canceled; {t['bytes']} bytes; runs: {t['runs']}",
     ]
+    if o.get("filtered"):
+        lines.append(f"  filtered out: {o['filtered']} entries of the tree (not objects)")
     if (p := t.get("progress")) is not None:
         total = f" of {p['bytes_total']}" if p["bytes_total"] is not None else ""
         rate = f", {p['rate_bps'] / 1e6:.1f} MB/s" if p["rate_bps"] else ""
@@ -152,6 +165,14 @@ def submit(
             show_default=False,
         ),
     ] = None,
+    include: IncludeOption = None,
+    exclude: ExcludeOption = None,
+    filter_rule: FilterOption = None,
+    min_size: MinSizeOption = None,
+    max_size: MaxSizeOption = None,
+    min_age: MinAgeOption = None,
+    max_age: MaxAgeOption = None,
+    skip_source_errors: SkipSourceErrorsOption = False,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -173,6 +194,9 @@ def submit(
         raise InvalidRequest(
             "--wait on a periodic transfer needs --count or --until: it never ends"
         )
+    chosen = TreeFilterOptions(
+        include, exclude, filter_rule, min_size, max_size, min_age, max_age
+    ).body()
     with plain_client(url, token, data_dir) as client:
         schedule = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
         options: dict[str, Any] = {
@@ -188,6 +212,10 @@ def submit(
             "deadline": deadline,
             "late_after": late_after,
         }
+        if skip_source_errors:  # only when asked: a server of the previous release refuses it
+            options["skip_source_errors"] = True
+        if chosen is not None:
+            options["filters"] = chosen
         transfer = client.submit(
             locations[:-1],
             locations[-1],

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from ferry.domain.channels import UNKNOWN_SITE
+from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.schedules import relative_time
@@ -128,6 +129,8 @@ class TransferOptions:
     deadline_at: datetime | None = None
     # A run not started this long after it was due is late: a "run.late" event and notification.
     late_after_s: int | None = None
+    filters: TreeFilter | None = None  # what of a tree is taken (tree transfers only)
+    skip_source_errors: bool = False  # a source not found or denied: SKIPPED, not FAILED
 
     def late_at(self, due_at: datetime | None) -> datetime | None:
         """When a run due at ``due_at`` is late if it has not started; None without the option
@@ -166,6 +169,10 @@ class TransferOptions:
             data["deadline_at"] = self.deadline_at.astimezone(UTC).isoformat()
         if self.late_after_s is not None:
             data["late_after_s"] = self.late_after_s
+        if self.filters:
+            data["filters"] = self.filters.to_json()
+        if self.skip_source_errors:
+            data["skip_source_errors"] = True
         return data
 
     @classmethod
@@ -183,6 +190,10 @@ class TransferOptions:
             labels=tuple(sorted(set(data.get("labels") or ()))),
             **_deadline(data),
             late_after_s=_late_after(data),
+            filters=TreeFilter.from_json(filters) or None
+            if (filters := data.get("filters"))
+            else None,
+            skip_source_errors=bool(data.get("skip_source_errors", False)),
         )
 
 
@@ -247,6 +258,8 @@ class TransferSpec:
     def __post_init__(self) -> None:
         if not self.sources:
             raise InvalidRequest("a transfer needs at least one source")
+        if self.options.filters and self.kind is not TransferKind.TREE:
+            raise InvalidRequest("filters apply to tree transfers only (use --tree)")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -283,6 +296,7 @@ class RunCounts:
     skipped: int = 0
     canceled: int = 0
     bytes: int = 0
+    filtered: int = 0  # tree entries its filters left out: not objects, not in ``total``
 
     @property
     def finished(self) -> int:

@@ -9,6 +9,7 @@ from ferry.errors import (
     AccessDenied,
     InvalidRequest,
     PermanentError,
+    SourceAccessDenied,
     SourceNotFound,
     TransferError,
     TransientError,
@@ -44,7 +45,8 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
             return TransientError(f"{location} vanished while being written")
         return SourceNotFound(location)
     if isinstance(exc, PermissionError):
-        return AccessDenied(f"permission denied: {location}")
+        denied = AccessDenied if destination else SourceAccessDenied
+        return denied(f"permission denied: {location}")
     if isinstance(exc, IsADirectoryError):
         return PermanentError(f"is a directory: {location} (use a tree transfer)")
     if (status := http_status(exc)) is not None:
@@ -92,5 +94,6 @@ def _by_status(status: int, exc: BaseException, location: str, destination: bool
     if status == 404 and not destination:
         return SourceNotFound(location)
     if status in (401, 403):
-        return AccessDenied(f"access denied (HTTP {status}) on {location}: {message}")
+        denied = AccessDenied if destination else SourceAccessDenied
+        return denied(f"access denied (HTTP {status}) on {location}: {message}")
     return PermanentError(f"HTTP {status} on {location}: {message}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
 from typing import Any
 from urllib.parse import unquote
@@ -22,13 +23,17 @@ class TreeEntry:
     (``None`` when the storage does not say, as an HTTP index does not); a folder that could
     not be listed (``error`` set): that part of the tree is an object that failed, not a
     silent hole; an empty folder (``folder``), made at the destination; or an entry that is
-    not copied, with the reason (``skipped``): nothing of a tree is left out without a word."""
+    not copied, with the reason (``skipped``): nothing of a tree is left out without a word.
+    A file's ``mtime`` (POSIX seconds) is the listing's, ``None`` where it says none; an
+    ``error`` is ``denied`` when the folder was not found or permission was denied."""
 
     relative: str
     size: int | None
     error: str | None = None
     folder: bool = False
     skipped: str | None = None
+    mtime: float | None = field(default=None, compare=False)  # entries compare by what they name
+    denied: bool = False
 
     @property
     def cursor(self) -> str:
@@ -124,7 +129,8 @@ class _Walk:
             try:
                 listing = _list_folder(self.storage, folder)
             except OSError as exc:
-                yield TreeEntry(relative, 0, _describe(exc))
+                denied = isinstance(exc, FileNotFoundError | PermissionError)
+                yield TreeEntry(relative, 0, _describe(exc), denied=denied)
                 continue
             files, folders, empty = self._children(folder, listing)
             if after is not None and position < after:  # the cursor is in this folder
@@ -159,7 +165,7 @@ class _Walk:
             ):
                 files.append(TreeEntry(relative, 0, skipped=why))
             else:
-                files.append(TreeEntry(relative, _size(info)))
+                files.append(TreeEntry(relative, _size(info), mtime=listed_mtime(info)))
         files.sort(key=attrgetter("relative"))
         folders.sort(key=itemgetter(1))
         return files, folders, empty
@@ -168,6 +174,32 @@ class _Walk:
 def _size(info: dict[str, Any]) -> int | None:
     size = info.get("size")
     return None if size is None else int(size)
+
+
+# Where backends put a file's modification time: fsspec's local and SFTP listings (``mtime``),
+# S3 (``LastModified``), WebDAV (``modified``), others (``last_modified``, ``updated``).
+_MTIME_KEYS = ("mtime", "LastModified", "last_modified", "modified", "updated")
+
+
+def listed_mtime(info: dict[str, Any]) -> float | None:
+    """A listed file's modification time as POSIX seconds, or ``None`` when its listing gives
+    none (an HTTP index) or one that cannot be read."""
+    for key in _MTIME_KEYS:
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        return None
+    return None
 
 
 def _list_folder(storage: StorageFS, folder: str) -> list[dict[str, Any]]:
@@ -186,10 +218,16 @@ def _local_info(entry: os.DirEntry[str]) -> dict[str, Any]:
         return {"name": entry.path, "type": "directory", "size": 0, "islink": False}
     kind = "file" if entry.is_file(follow_symlinks=False) else "other"
     try:
-        size = entry.stat(follow_symlinks=link).st_size  # a link: the size of what it names
-    except OSError:
-        size = 0  # a dangling link
-    return {"name": entry.path, "type": kind, "size": size, "islink": link}
+        stat = entry.stat(follow_symlinks=link)  # a link: the size of what it names
+    except OSError:  # a dangling link
+        return {"name": entry.path, "type": kind, "size": 0, "islink": link}
+    return {
+        "name": entry.path,
+        "type": kind,
+        "size": stat.st_size,
+        "islink": link,
+        "mtime": stat.st_mtime,
+    }
 
 
 def _name(storage: StorageFS, relative: str) -> str:

@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.chunks import PlannedChunk, pack
+from ferry.domain.filters import Bounds, TreeFilter
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import (
@@ -17,12 +19,14 @@ from ferry.domain.transfers import (
     Run,
     Transfer,
     TransferKind,
+    TransferOptions,
     file_task,
     tree_task,
 )
 from ferry.engine.errors import classify
 from ferry.engine.storages import within
 from ferry.engine.trees import TreeEntry, walk_tree
+from ferry.errors import AccessDenied, SourceNotFound
 from ferry.scheduler.guard import StorageLoop, lookup_storage
 
 log = logging.getLogger("ferry.scheduler")
@@ -85,6 +89,7 @@ class _Listing:
         self.refused: list[str] = []
         self.marked = False  # expanded with its last tasks, in the same transaction
         self.remote: bool | None = None  # known after its first page
+        self.filters = _Filters.of(transfer.spec.options.filters, run.started_at or loop.clock())
 
     async def step(self) -> bool:
         """Add the next page of tasks; True once the run is fully expanded."""
@@ -124,7 +129,7 @@ class _Listing:
         try:
             page = await asyncio.to_thread(_next_page, self.pages)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            failed = [_unlistable(source, spec.destination, exc)]
+            failed = [_unlistable(source, spec.destination, exc, spec.options)]
             await store.add_tasks(self.transfer, self.run.number, failed)
             page = None
         if page is None:
@@ -132,13 +137,20 @@ class _Listing:
             self.pages, self.after = None, None
             self.source_index += 1
             return not self.sources
-        listed_tasks = [_plan(source, entry, spec.destination, self.refused) for entry in page]
+        kept = self.filters.kept(page) if self.filters else page
+        listed_tasks = [
+            _plan(source, entry, spec.destination, self.refused, spec.options) for entry in kept
+        ]
         page_tasks: list[PlannedTask | PlannedChunk] = list(listed_tasks)
         if self.run.numbered:  # small objects travel in chunks (docs/small-files.md)
             remote = await self._remote(source.storage, spec.destination.storage)
             page_tasks = pack(listed_tasks, spec, source, remote=remote)
         listed = ListedThrough(self.source_index, page[-1].cursor)
-        if not await store.add_tasks(self.transfer, self.run.number, page_tasks, listed=listed):
+        filtered = len(page) - len(kept)
+        run = self.run.number
+        if not await store.add_tasks(
+            self.transfer, run, page_tasks, listed=listed, filtered=filtered
+        ):
             return True  # canceled meanwhile: stop listing
         self.loop.wakeups.tasks_available.fire()
         return False
@@ -158,14 +170,46 @@ def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:
     return next(pages, None)
 
 
+class _Filters:
+    """A transfer's filters as one run applies them: its age bounds measured from when the run
+    started, so that a run listed again after a restart leaves out the same entries."""
+
+    def __init__(self, rules: TreeFilter, bounds: Bounds) -> None:
+        self.rules = rules
+        self.bounds = bounds
+
+    @classmethod
+    def of(cls, rules: TreeFilter | None, started: datetime) -> _Filters | None:
+        return cls(rules, rules.bounds(started)) if rules else None
+
+    def kept(self, page: list[TreeEntry]) -> list[TreeEntry]:
+        """The entries of ``page`` the filters let through, in order. A folder entry (an empty
+        folder, one that could not be listed) is decided by folder rules only; the tree's root
+        is always kept; a link not followed, by the rules only (it has no size of its own)."""
+        return [entry for entry in page if self._keeps(entry)]
+
+    def _keeps(self, entry: TreeEntry) -> bool:
+        if entry.folder or entry.error is not None:
+            return not entry.relative or self.rules.folder_kept(entry.relative)
+        if not self.rules.path_kept(entry.relative):
+            return False
+        return entry.skipped is not None or self.bounds.keep(entry.size, entry.mtime)
+
+
 def _plan(
-    source: Location, entry: TreeEntry, destination: Location, refused: list[str]
+    source: Location,
+    entry: TreeEntry,
+    destination: Location,
+    refused: list[str],
+    options: TransferOptions,
 ) -> PlannedTask:
     task = tree_task(source, entry.relative, destination, entry.size)
     if entry.skipped is not None:  # a link not followed: SKIPPED, with the reason
         return replace(task, size=0, state=TaskState.SKIPPED, error=entry.skipped)
     if entry.folder:
         task = replace(task, folder=True)
+    if entry.error is not None and entry.denied and options.skip_source_errors:
+        return replace(task, size=0, folder=False, state=TaskState.SKIPPED, error=entry.error)
     if entry.error is not None:
         return PlannedTask(
             task.source, task.destination, 0, TaskState.FAILED, "permanent", entry.error
@@ -178,15 +222,20 @@ def _plan(
     return task
 
 
-def _unlistable(source: Location, destination: Location, exc: OSError) -> PlannedTask:
+def _unlistable(
+    source: Location, destination: Location, exc: OSError, options: TransferOptions
+) -> PlannedTask:
     """A tree source that cannot be listed is one failed object, not a failed submission:
-    a scheduled transfer's source may appear later."""
+    a scheduled transfer's source may appear later. With ``skip_source_errors``, a source
+    not found is SKIPPED, with the reason."""
     if isinstance(exc, NotADirectoryError):
         message = f"not a directory: {source} (a tree transfer needs a folder)"
         error_class = "permanent"
     else:
         error = classify(exc, str(source))
         message, error_class = REDACTOR.redact(error.message), error.error_class
+        if options.skip_source_errors and isinstance(error, SourceNotFound | AccessDenied):
+            return PlannedTask(source, destination, state=TaskState.SKIPPED, error=message)
     return PlannedTask(
         source, destination, state=TaskState.FAILED, error_class=error_class, error=message
     )

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from ferry.domain.channels import ChannelState
+from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import LOCATION_PATTERN
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.schedules import (
@@ -28,6 +29,7 @@ from ferry.domain.schedules import (
     to_instant,
 )
 from ferry.domain.transfers import LOCATION_MAX, TransferKind
+from ferry.errors import InvalidRequest
 from ferry.protocol import AGENT_NAME
 from ferry.wire import ErrorText, Flag, Real, Whole
 
@@ -40,6 +42,41 @@ RelativeTime = Annotated[str, Field(pattern=r"^\+\d+[smhd]$", description="+30s,
 When = datetime | RelativeTime
 _AFTER_DUE = re.compile(r"^\+[1-9]\d{0,6}[smhd]$")
 _DEADLINE_FORMS = "+DURATION (+30s, +10m, +6h, +1d) or an ISO 8601 instant with its offset"
+
+
+class FiltersIn(_Strict):
+    """What of a tree is taken, as rclone's filters (README, "Filters on tree transfers")."""
+
+    rules: list[Annotated[str, Field(min_length=3, max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="'+ GLOB' (include) or '- GLOB' (exclude) each, tried in order: the first"
+        " that matches decides, a path none matches is kept. The command line puts its"
+        " --include, --exclude and --filter rules in rclone's order, then '- **' after any"
+        " include",
+    )
+    min_size: Whole | None = Field(None, ge=0, description="bytes; smaller files are left out")
+    max_size: Whole | None = Field(None, ge=0, description="bytes; larger files are left out")
+    min_age: str | None = Field(
+        None,
+        max_length=64,
+        description="files modified after this are left out: a duration back from the run's"
+        " listing (90s, 15m, 6h, 2d) or an ISO 8601 time",
+    )
+    max_age: str | None = Field(
+        None, max_length=64, description="files modified before this are left out (as min_age)"
+    )
+
+    @model_validator(mode="after")
+    def _a_filter_that_holds(self) -> FiltersIn:
+        self.to_domain()  # a bad glob, rule or age, bounds that leave nothing: refused here
+        return self
+
+    def to_domain(self) -> TreeFilter:
+        try:
+            return TreeFilter.from_json(self.model_dump(exclude_none=True))
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from exc
 
 
 class TransferOptionsIn(_Strict):
@@ -77,6 +114,12 @@ class TransferOptionsIn(_Strict):
         pattern=r"^\+?[1-9]\d{0,6}[smhd]$",
         description="a run not started this long after it was due (5m, 1h) is late: a"
         ' "run.late" event and notification say so, once per occurrence',
+    )
+    filters: FiltersIn | None = Field(None, description="tree transfers only")
+    skip_source_errors: Flag = Field(
+        False,
+        description="a source object not found or permission-denied (a file, or a tree's"
+        " folder that cannot be listed) ends SKIPPED with the reason instead of FAILED",
     )
 
     @model_validator(mode="after")
@@ -209,6 +252,12 @@ class TransferCreate(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _filters_need_a_tree(self) -> TransferCreate:
+        if self.options.filters is not None and self.kind is not TransferKind.TREE:
+            raise ValueError("filters apply to tree transfers only (kind: tree)")
+        return self
+
 
 class PushObject(_Strict):
     name: str = Field(min_length=1, max_length=4096, description="path below the destination")
@@ -223,6 +272,11 @@ class PushCreate(_Strict):
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     ttl_s: Real = Field(3600, gt=0, le=7 * 86400, description="how long the capability lives")
 
+    @model_validator(mode="after")
+    def _no_filters(self) -> PushCreate:
+        _refuse_filters(self.options)
+        return self
+
 
 class PullCreate(_Strict):
     sources: list[LocationIn] = Field(
@@ -231,6 +285,16 @@ class PullCreate(_Strict):
     options: TransferOptionsIn = TransferOptionsIn()
     scope: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     ttl_s: Real = Field(3600, gt=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _no_filters(self) -> PullCreate:
+        _refuse_filters(self.options)
+        return self
+
+
+def _refuse_filters(options: TransferOptionsIn) -> None:
+    if options.filters is not None:
+        raise ValueError("filters apply to tree transfers only, not to a push or a pull")
 
 
 class PassiveObject(BaseModel):
@@ -277,6 +341,9 @@ class ObjectCounts(BaseModel):
     failed: int
     skipped: int
     canceled: int
+    filtered: int = Field(
+        0, description="tree entries its filters left out: not objects, not in total"
+    )
 
 
 class ProgressPublic(BaseModel):

@@ -691,6 +691,7 @@ class Store(Protocol):
         *,
         expanded: bool = False,
         listed: ListedThrough | None = None,
+        filtered: int = 0,
     ) -> bool:
         """Insert tasks in bulk (one statement) and count them into the run. An object already
         in the run is not added twice. Return False, adding nothing, once the transfer is
@@ -699,6 +700,9 @@ class Store(Protocol):
         the same transaction (``mark_expanded``). ``listed``: how far a tree's listing has
         come with these tasks, recorded in the same transaction; ``runs_to_expand`` returns it
         as the run's ``listed``, so that an expansion begun again resumes after it.
+        ``filtered``: how many entries of that page the transfer's filters left out, added to
+        the run's ``filtered`` count with ``listed`` (only with it: a page listed again after
+        a restart is not counted twice).
 
         In a numbered run (made since objects are numbered) every object of ``planned`` takes
         the run's next number in order, a chunk's objects consecutive ones: a single task's

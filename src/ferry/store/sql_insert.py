@@ -197,9 +197,10 @@ class InsertMixin(SqlBase):
         *,
         expanded: bool = False,
         listed: ListedThrough | None = None,
+        filtered: int = 0,
     ) -> bool:
         return await self._write(
-            self._add_tasks, transfer, run, planned, expanded, listed, self.clock()
+            self._add_tasks, transfer, run, planned, expanded, listed, filtered, self.clock()
         )
 
     def _add_tasks(
@@ -210,6 +211,7 @@ class InsertMixin(SqlBase):
         planned: Sequence[PlannedTask | PlannedChunk],
         expanded: bool,
         listed: ListedThrough | None,
+        filtered: int,
         now: datetime,
     ) -> bool:
         if expanded:
@@ -224,7 +226,7 @@ class InsertMixin(SqlBase):
         if conn.execute(_past_deadline(transfer.id, run)).scalar():
             return False  # ended at its deadline while it was being listed
         if listed is not None:  # committed with the page's tasks: a restart lists on after it
-            conn.execute(_listed(transfer.id, run, listed))
+            conn.execute(_listed(transfer.id, run, listed, filtered))
         if not planned:
             return True
         base = self._next_object(conn, transfer.id, run)
@@ -302,12 +304,16 @@ class InsertMixin(SqlBase):
         return {r.name: r.site for r in rows.all()}
 
 
-def _listed(transfer_id: str, run: int, listed: ListedThrough) -> Update:
-    """The statement that records how far the run's listing has come."""
+def _listed(transfer_id: str, run: int, listed: ListedThrough, filtered: int) -> Update:
+    """The statement that records how far the run's listing has come, and what of it the
+    filters left out."""
+    values: dict[str, Any] = {"listed_source": listed.source, "listed_through": listed.cursor}
+    if filtered:
+        values["filtered"] = t.runs.c.filtered + filtered
     return (
         update(t.runs)
         .where((t.runs.c.transfer_id == transfer_id) & (t.runs.c.number == run))
-        .values(listed_source=listed.source, listed_through=listed.cursor)
+        .values(**values)
     )
 
 

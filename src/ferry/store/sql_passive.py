@@ -280,4 +280,5 @@ def _run_row(transfer_id: str, planned: list[PlannedTask], now: datetime) -> dic
         "canceled": 0,
         "bytes": 0,
         "size_total": sum(p.size or 0 for p in planned),
+        "filtered": 0,
     }

@@ -110,6 +110,7 @@ def run_from_mapping(row: Mapping[Any, Any]) -> Run:
             skipped=row["skipped"],
             canceled=row["canceled"],
             bytes=row["bytes"],
+            filtered=row["filtered"],
         ),
         error=row["error"],
         occurrences=row["occurrences"],

@@ -92,6 +92,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "canceled": 0,
         "bytes": 0,
         "size_total": 0,
+        "filtered": 0,
         "last_result_at": None,
         "next_object": 1,  # a run made now numbers its objects
         "deadline_at": run.deadline_at,

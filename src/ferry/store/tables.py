@@ -252,6 +252,8 @@ runs = Table(
     Column("canceled", Integer, nullable=False, default=0),
     Column("bytes", BigInteger, nullable=False, default=0),
     Column("size_total", BigInteger, nullable=False, default=0),  # known sizes of its objects
+    # Tree entries the transfer's filters left out: not objects, so in no other counter.
+    Column("filtered", BigInteger, nullable=False, default=0, server_default="0"),
     Column("last_result_at", UtcDateTime, nullable=True),  # when its latest object ended
     Column("error", Text, nullable=True),
     # How far a tree's listing has come (``ListedThrough``), written with each page's tasks.

@@ -214,6 +214,7 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         overwrite=task.options.overwrite,
         unzip=task.options.unzip,
         unzip_max_bytes=task.options.unzip_max_bytes,
+        skip_source_errors=task.options.skip_source_errors,
         folder=task.folder,
         bandwidth=task.options.bandwidth,
         scope=task.scope,

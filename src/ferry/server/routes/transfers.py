@@ -108,6 +108,7 @@ def present(transfer: Transfer, run: Run | None, caller: Principal | None = None
             failed=counts.failed if counts else 0,
             skipped=counts.skipped if counts else 0,
             canceled=counts.canceled if counts else 0,
+            filtered=counts.filtered if counts else 0,
         ),
         bytes=counts.bytes if counts else 0,
         error=transfer.error,
@@ -313,7 +314,12 @@ def present_run(run: Run) -> RunPublic:
         started_at=run.started_at,
         finished_at=run.finished_at,
         objects=ObjectCounts(
-            total=c.total, done=c.done, failed=c.failed, skipped=c.skipped, canceled=c.canceled
+            total=c.total,
+            done=c.done,
+            failed=c.failed,
+            skipped=c.skipped,
+            canceled=c.canceled,
+            filtered=c.filtered,
         ),
         bytes=c.bytes,
         occurrences=run.occurrences,
