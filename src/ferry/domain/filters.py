@@ -8,6 +8,7 @@ implied exclude of everything. Pure: the listing applies it (``scheduler/expand.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,88 +23,181 @@ class Verdict(StrEnum):
     EXCLUDE = "-"
 
 
-def glob_to_regex(glob: str) -> str:
-    """The regular expression a path relative to the tree's root ("/"-separated, no leading
-    "/") must match in full (``re.fullmatch``) for ``glob`` to match it.
+# A glob's alternatives once its braces are expanded: more are refused (each costs a pass).
+MAX_ALTERNATIVES = 256
+
+# Tokens of a glob without braces: a literal character, "?", a class, "*" and "**".
+_LIT, _ONE, _CLASS, _STAR, _ANY = range(5)
+_Token = tuple[int, Any]
+
+
+class Glob:
+    """One glob, compiled to decide whether it matches a path relative to the tree's root
+    ("/"-separated, no leading "/").
 
     ``*`` is any run of characters within a segment, ``**`` any run including "/", ``?`` one
     character but "/", ``[...]`` a class (``[!...]`` or ``[^...]`` its complement), ``{a,b}``
     alternatives, ``\\`` makes the next character literal. A glob starting with "/" is
     anchored at the root; otherwise it matches the end of the path at a segment boundary. A
-    glob ending with "/" matches a folder and so everything below it. Raises
-    ``InvalidRequest`` for a glob that cannot be translated, saying why."""
-    if not glob or glob == "/":
-        raise InvalidRequest(f"bad glob {glob!r}: it is empty")
-    anchored, body = glob.startswith("/"), glob.removeprefix("/")
-    folder = body.endswith("/")
-    regex = _Translation(glob, body).regex()
-    start = "" if anchored else "(?:.*/)?"
-    pattern = f"{start}{regex}{'.*' if folder else ''}"
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise InvalidRequest(f"bad glob {glob!r}: {exc}") from exc
-    return pattern
+    glob ending with "/" matches a folder and so everything below it.
+
+    A glob with at most one ``*`` or ``**`` in each alternative is matched by a regular
+    expression; any other by a scan that steps through the path once, holding every place in
+    the glob it may be at: Python's backtracking engine took seconds for ``*a*a*a*c`` on a
+    name of 400 characters, and paths come from whoever writes the source tree."""
+
+    def __init__(self, text: str, *, scan: bool = False) -> None:
+        if not text or text == "/":
+            raise InvalidRequest(f"bad glob {text!r}: it is empty")
+        self.text = text
+        self.anchored = text.startswith("/")
+        body = text.removeprefix("/")
+        folder = body.endswith("/")
+        self.alternatives = [
+            [*_tokens(text, alternative), *([(_ANY, None)] if folder else [])]
+            for alternative in _expand_braces(text, body)
+        ]
+        stars = max(sum(kind in (_STAR, _ANY) for kind, _ in a) for a in self.alternatives)
+        self.regex = None if scan or stars > 1 else re.compile(self._pattern())
+
+    def matches(self, path: str) -> bool:
+        if self.regex is not None:
+            return self.regex.fullmatch(path) is not None
+        return any(self._scan(tokens, path) for tokens in self.alternatives)
+
+    def _pattern(self) -> str:
+        parts = []
+        for tokens in self.alternatives:
+            prefix = "" if self.anchored or tokens[:1] == [(_ANY, None)] else "(?:.*/)?"
+            parts.append(prefix + "".join(_regex_of(token) for token in tokens))
+        return "|".join(f"(?:{part})" for part in parts)
+
+    def _scan(self, tokens: list[_Token], path: str) -> bool:
+        end = len(tokens)
+        places = _skip_stars(tokens, {0})
+        for char in path:
+            after: set[int] = set()
+            for place in places:
+                if place < end and _takes(tokens[place], char):
+                    after.add(place if tokens[place][0] in (_STAR, _ANY) else place + 1)
+            if char == "/" and not self.anchored:
+                after.add(0)  # the glob may begin again after any "/"
+            places = _skip_stars(tokens, after)
+            if not places and self.anchored:
+                return False  # (unanchored, it may begin again after the next "/")
+        return end in places
 
 
-class _Translation:
-    """One pass over a glob's characters, writing the regular expression."""
+def _takes(token: _Token, char: str) -> bool:
+    kind, value = token
+    if kind == _LIT:
+        return bool(char == value)
+    if kind == _ANY:
+        return True
+    if char == "/":
+        return False
+    return kind != _CLASS or value.fullmatch(char) is not None
 
-    def __init__(self, glob: str, body: str) -> None:
-        self.glob, self.body = glob, body
-        self.out: list[str] = []
-        self.braces = 0
-        self.i = 0
 
-    def regex(self) -> str:
-        while self.i < len(self.body):
-            self._step(self.body[self.i])
-        if self.braces:
-            raise InvalidRequest(f"bad glob {self.glob!r}: a '{{' is not closed")
-        return "".join(self.out)
+def _skip_stars(tokens: list[_Token], places: set[int]) -> set[int]:
+    """``places`` and every place after stars that may match nothing."""
+    reached, pending = set(places), list(places)
+    while pending:
+        place = pending.pop()
+        if place < len(tokens) and tokens[place][0] in (_STAR, _ANY) and place + 1 not in reached:
+            reached.add(place + 1)
+            pending.append(place + 1)
+    return reached
 
-    def _step(self, char: str) -> None:
-        body, i = self.body, self.i
+
+def _regex_of(token: _Token) -> str:
+    kind, value = token
+    if kind == _LIT:
+        return re.escape(str(value))
+    if kind == _CLASS:
+        return str(value.pattern)
+    return {_ONE: "[^/]", _STAR: "[^/]*", _ANY: ".*"}[kind]
+
+
+def _expand_braces(glob: str, body: str) -> list[str]:
+    """``body`` once for each choice of its ``{a,b}`` alternatives (escapes kept)."""
+    i, depth, start = 0, 0, -1
+    commas: list[int] = []
+    while i < len(body):
+        char = body[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "{":
+            depth, start = (depth + 1, i if depth == 0 else start)
+            commas = commas if depth > 1 else []
+        elif char == "," and depth == 1:
+            commas.append(i)
+        elif char == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                return _expand_choices(glob, body, start, commas, i)
+        i += 1
+    if depth:
+        raise InvalidRequest(f"bad glob {glob!r}: a '{{' is not closed")
+    return [body]
+
+
+def _expand_choices(glob: str, body: str, start: int, commas: list[int], close: int) -> list[str]:
+    bounds = [start, *commas, close]
+    choices = [body[a + 1 : b] for a, b in itertools.pairwise(bounds)]
+    rest = _expand_braces(glob, body[close + 1 :])
+    expanded = [
+        head + tail
+        for choice in choices
+        for head in _expand_braces(glob, body[:start] + choice)
+        for tail in rest
+    ]
+    if len(expanded) > MAX_ALTERNATIVES:
+        raise InvalidRequest(
+            f"bad glob {glob!r}: its braces make more than {MAX_ALTERNATIVES} alternatives"
+        )
+    return expanded
+
+
+def _tokens(glob: str, body: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i = 0
+    while i < len(body):
+        char = body[i]
         if char == "\\":
             if i + 1 >= len(body):
-                raise InvalidRequest(f"bad glob {self.glob!r}: it ends with a lone '\\'")
-            self.out.append(re.escape(body[i + 1]))
-            self.i += 2
-            return
-        if char == "*":
-            double = body.startswith("**", i)
-            self.out.append(".*" if double else "[^/]*")
-            self.i += 2 if double else 1
-            return
-        if char == "[":
-            self._class()
-            return
-        self.out.append(self._plain(char))
-        self.i += 1
+                raise InvalidRequest(f"bad glob {glob!r}: it ends with a lone '\\'")
+            tokens.append((_LIT, body[i + 1]))
+            i += 2
+        elif char == "*":
+            stars = len(body[i:]) - len(body[i:].lstrip("*"))
+            kind = _ANY if stars > 1 else _STAR
+            if not (tokens and tokens[-1][0] == kind):  # "* *" twice in a row is once
+                tokens.append((kind, None))
+            i += stars
+        elif char == "[":
+            token, i = _class(glob, body, i)
+            tokens.append(token)
+        else:
+            tokens.append((_ONE, None) if char == "?" else (_LIT, char))
+            i += 1
+    return tokens
 
-    def _plain(self, char: str) -> str:
-        if char == "?":
-            return "[^/]"
-        if char == "{":
-            self.braces += 1
-            return "(?:"
-        if char == "}" and self.braces:
-            self.braces -= 1
-            return ")"
-        if char == "," and self.braces:
-            return "|"
-        return re.escape(char)
 
-    def _class(self) -> None:
-        end = self.body.find("]", self.i + 2)  # a "]" first in a class is one of its members
-        if end < 0:
-            raise InvalidRequest(f"bad glob {self.glob!r}: a '[' is not closed")
-        members = self.body[self.i + 1 : end]
-        negated = members[:1] in ("!", "^")
-        members = members[1:] if negated else members
-        escaped = members.replace("\\", "\\\\").replace("[", "\\[")
-        self.out.append(f"[{'^/' if negated else ''}{escaped}]")
-        self.i = end + 1
+def _class(glob: str, body: str, i: int) -> tuple[_Token, int]:
+    end = body.find("]", i + 2)  # a "]" first in a class is one of its members
+    if end < 0:
+        raise InvalidRequest(f"bad glob {glob!r}: a '[' is not closed")
+    members = body[i + 1 : end]
+    negated = members[:1] in ("!", "^")
+    members = members[1:] if negated else members
+    escaped = members.replace("\\", "\\\\").replace("[", "\\[")
+    try:
+        compiled = re.compile(f"[{'^/' if negated else ''}{escaped}]")
+    except re.error as exc:
+        raise InvalidRequest(f"bad glob {glob!r}: {exc}") from exc
+    return (_CLASS, compiled), end + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +250,12 @@ class TreeFilter:
     max_size: int | None = None
     min_age: str | None = None
     max_age: str | None = None
-    _compiled: tuple[tuple[Verdict, re.Pattern[str], bool], ...] = field(
+    _compiled: tuple[tuple[Verdict, Glob, bool], ...] = field(
         default=(), init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
-        compiled = tuple(
-            (r.verdict, re.compile(glob_to_regex(r.glob)), r.glob.endswith("/")) for r in self.rules
-        )
+        compiled = tuple((r.verdict, Glob(r.glob), r.glob.endswith("/")) for r in self.rules)
         object.__setattr__(self, "_compiled", compiled)
         low, high = self.min_size, self.max_size
         if low is not None and high is not None and low > high:
@@ -203,8 +295,8 @@ class TreeFilter:
 
     def path_kept(self, relative: str) -> bool:
         """Whether a file at ``relative`` passes the rules: the first that matches decides."""
-        for verdict, regex, _folder in self._compiled:
-            if regex.fullmatch(relative):
+        for verdict, glob, _folder in self._compiled:
+            if glob.matches(relative):
                 return verdict is Verdict.INCLUDE
         return True
 
@@ -212,8 +304,8 @@ class TreeFilter:
         """Whether a folder entry (an empty folder, or one that could not be listed) passes:
         only folder rules (globs ending in "/") decide, as what it holds is not known."""
         path = f"{relative}/"
-        for verdict, regex, folder in self._compiled:
-            if folder and regex.fullmatch(path):
+        for verdict, glob, folder in self._compiled:
+            if folder and glob.matches(path):
                 return verdict is Verdict.INCLUDE
         return True
 
