@@ -66,6 +66,21 @@ def test_a_denial_says_which_side_refused():
     assert type(classify(Forbidden("no"), WHERE, destination=True)) is AccessDenied
 
 
+def test_sftp_statuses_are_classified_as_the_os_errors_they_stand_for():
+    """asyncssh's own errors reach us unwrapped from an SFTP open: a missing source was
+    retried as transient ("SFTPNoSuchFile on ...")."""
+    import asyncssh
+
+    missing = classify(asyncssh.SFTPNoSuchFile("No such file"), WHERE)
+    assert type(missing) is SourceNotFound
+    assert type(classify(asyncssh.SFTPPermissionDenied("no"), WHERE)) is SourceAccessDenied
+    assert type(classify(asyncssh.SFTPPermissionDenied("no"), WHERE, destination=True)) is (
+        AccessDenied
+    )
+    assert classify(asyncssh.SFTPNoSuchFile("gone"), WHERE, destination=True).retryable
+    assert classify(asyncssh.SFTPFailure("x"), WHERE).retryable  # as before
+
+
 def test_a_directory_is_permanent():
     error = classify(IsADirectoryError(errno.EISDIR, "Is a directory"), WHERE)
     assert type(error) is PermanentError

@@ -188,3 +188,24 @@ def test_a_local_folder_is_described_as_fsspec_describes_it(src, src_root, tmp_p
     theirs = described(LocalFileSystem().ls(str(src_root), detail=True))
     assert ours == theirs
     assert len(ours) == 6
+
+
+def test_an_sftp_refusal_is_one_denied_entry_not_a_failed_listing(src_root):  # type: ignore[no-untyped-def]
+    """asyncssh's errors come through the SFTP backend's listing unwrapped: a subfolder
+    denied failed the whole listing."""
+    import asyncssh
+
+    class Refusing(LocalFileSystem):
+        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+            if path.rstrip("/").endswith("locked"):
+                raise asyncssh.SFTPPermissionDenied("Permission denied")
+            return super().ls(path, detail=detail, **kwargs)
+
+    (src_root / "locked").mkdir()
+    (src_root / "open.txt").write_text("x")
+    storage = StorageFS("src", Refusing(skip_instance_cache=True), str(src_root))
+    entries = [e for page in walk_tree(storage, "") for e in page]
+    assert [(e.relative, e.error, e.denied) for e in entries] == [
+        ("open.txt", None, False),
+        ("locked", "cannot list folder: Permission denied", True),
+    ]

@@ -36,6 +36,8 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
         return exc
     if isinstance(exc, InvalidRequest):  # e.g. a symlink leading out of the storage
         return AccessDenied(str(exc))
+    if (plain := sftp_as_os_error(exc)) is not None:
+        return classify(plain, location, destination=destination)
     if isinstance(exc, FileNotFoundError) and (cause := _real_cause(exc)) is not None:
         # fsspec's HTTP backend reports any failed look at a file (a 500, a 503, a refused
         # connection) as "not found", from the real error: that one says what happened.
@@ -61,6 +63,27 @@ def classify(exc: BaseException, location: str, *, destination: bool = False) ->
             return TransientError(f"{exc.strerror or exc} on {location}")
         return PermanentError(f"{exc.strerror or exc} on {location}")
     return TransientError(f"{type(exc).__name__} on {location}: {exc}")
+
+
+# SFTP status codes (asyncssh's FX_*) that name an OSError: "no such file" (2) and "no such
+# path" (10), "permission denied" (3).
+_SFTP_CODES: dict[int, type[OSError]] = {
+    2: FileNotFoundError,
+    10: FileNotFoundError,
+    3: PermissionError,
+}
+
+
+def sftp_as_os_error(exc: BaseException) -> OSError | None:
+    """The OSError an SFTP server's status stands for, or ``None``. The SFTP backend lets
+    asyncssh's errors through unwrapped from a file's open and a folder's listing: a missing
+    source was retried as if the network had failed, and a subfolder denied failed the
+    whole listing instead of being one failed entry."""
+    if not type(exc).__module__.startswith("asyncssh"):
+        return None
+    code = getattr(exc, "code", None)
+    kind = _SFTP_CODES.get(code) if isinstance(code, int) else None
+    return None if kind is None else kind(str(getattr(exc, "reason", "") or exc))
 
 
 def _real_cause(exc: FileNotFoundError) -> BaseException | None:

@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from fsspec.implementations.local import LocalFileSystem
 
+from ferry.engine.errors import sftp_as_os_error
 from ferry.engine.storages import StorageFS
 
 PAGE_SIZE = 1000
@@ -207,7 +208,12 @@ def _list_folder(storage: StorageFS, folder: str) -> list[dict[str, Any]]:
     disk, read straight from the directory: fsspec's own listing builds some fifteen fields per
     file (three more system calls for a link), and a tree of small files is mostly listing."""
     if type(storage.fs) is not LocalFileSystem:
-        return list(storage.fs.ls(folder, detail=True))
+        try:
+            return list(storage.fs.ls(folder, detail=True))
+        except Exception as exc:  # an SFTP server's refusal, as the OSError it stands for
+            if (plain := sftp_as_os_error(exc)) is not None:
+                raise plain from exc
+            raise
     with os.scandir(folder) as entries:
         return [_local_info(entry) for entry in entries]
 
