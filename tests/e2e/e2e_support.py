@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 
 FERRY = [sys.executable, "-m", "ferry"]
+# Runs a command as root without the capabilities that let root read and list any file
+# (tests run as root): a file or folder of mode 0 is then denied to it, as to any user.
+NO_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
 
 
 def free_port() -> int:
@@ -145,12 +148,14 @@ def launch(
     env: dict[str, str] | None = None,
     ca: Path | None = None,
     netns: tuple[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> ServerProcess:
     """Start ``ferry server`` in ``cwd`` on a free loopback port and wait until it is healthy.
     The test's own ``FERRY_*`` variables are not passed on; ``env`` adds variables. With
     ``ca``, the server has TLS (``extra`` names its certificate) and is reached by https. With
     ``netns`` (a network namespace the test made, an address of it), the server runs inside it
-    and listens on that address (in clear: the namespace is the test's own)."""
+    and listens on that address (in clear: the namespace is the test's own). ``prefix`` runs
+    it through another command (``NO_DAC_OVERRIDE``)."""
     cwd.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = cwd.parent / f"server-{port}.log"
@@ -160,7 +165,7 @@ def launch(
     listen = ("--host", host, "--insecure-http") if netns else ()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*inside, *FERRY, "server", "--port", str(port), *listen, *extra],
+            [*prefix, *inside, *FERRY, "server", "--port", str(port), *listen, *extra],
             cwd=cwd,
             env=env,
             stdout=out,

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +87,9 @@ def _need(binary: str) -> None:
 
 
 @contextmanager
-def sftp_server(base: Path) -> Iterator[StorageServer]:
+def sftp_server(base: Path, prefix: Sequence[str] = ()) -> Iterator[StorageServer]:
+    """sshd serving ``base/root`` over SFTP; ``prefix`` runs it through another command
+    (e2e_support.NO_DAC_OVERRIDE: what mode 0 denies, it denies)."""
     _need(SSHD)
     base.mkdir(parents=True)
     root = base / "root"
@@ -106,7 +108,7 @@ def sftp_server(base: Path) -> Iterator[StorageServer]:
         f"PermitRootLogin yes\nUsePAM no\nStrictModes no\nPidFile {base / 'sshd.pid'}\n"
         "Subsystem sftp internal-sftp\n"
     )
-    command = [SSHD, "-D", "-e", "-f", str(base / "sshd_config")]
+    command = [*prefix, SSHD, "-D", "-e", "-f", str(base / "sshd_config")]
     with _running(command, port, base / "sshd.log"):
         yield StorageServer(
             "sftp",

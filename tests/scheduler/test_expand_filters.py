@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import parse_location
+from ferry.domain.schedules import Schedule, ScheduleKind, Unit
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import Storage, TransferKind, TransferOptions, TransferSpec
 from ferry.engine import trees
@@ -149,3 +150,36 @@ async def test_a_missing_tree_is_skipped_when_asked(store, tmp_path) -> None:  #
         "nothing": (TaskState.SKIPPED, "not found: local:nothing")
     }
     assert (await objects(store, failing))["nothing"][0] is TaskState.FAILED
+
+
+async def test_each_run_of_a_periodic_transfer_applies_the_filters_from_its_own_start(
+    store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """--min-age 1h: a file written now is left out by the run of now and taken by the run
+    two hours later, measured from that run's start, not the submission's."""
+    tree(tmp_path / "root" / "t", {"new.dat": b"n", "a.tmp": b"a"})
+    rules = TreeFilter.build(exclude=["*.tmp"], min_age="1h")
+    now = datetime.now(UTC)
+    schedule = Schedule(ScheduleKind.EVERY, unit=Unit.HOUR, start=now)
+    spec = TransferSpec(
+        TransferKind.TREE,
+        (parse_location("local:t"),),
+        parse_location("local:out"),
+        TransferOptions(filters=rules),
+    )
+    new = NewTransfer("default", "admin", spec, schedule.to_json(), now)
+    transfer, _ = await store.create_transfer(new)
+
+    await store.claim_due_transfers(now, limit=10)
+    await expander(store).run_once()
+    [first] = await store.finish_runs(now)
+    later = now + timedelta(hours=2)
+    await store.claim_due_transfers(later, limit=10)
+    await expander(store).run_once()
+
+    assert (first.counts.total, first.counts.filtered) == (0, 2)
+    second = await store.get_run(transfer.id, 2)
+    assert (second.counts.total, second.counts.filtered) == (1, 1)
+    assert [
+        task.source.path for task in await store.outcomes(transfer.id, 2, after=0, limit=9)
+    ] == ["t/new.dat"]
