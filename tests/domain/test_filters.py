@@ -94,7 +94,9 @@ def test_a_glob_of_many_stars_is_scanned_in_one_pass() -> None:
     assert Glob("*.csv").regex is not None  # the common ones keep the regular expression
 
 
-@pytest.mark.parametrize("glob", ["", "/", "a[bc", "{a,b", "x\\", "{a,b}{c,d}{e,f}{g,h}" * 3])
+@pytest.mark.parametrize(
+    "glob", ["", "/", "a[bc", "{a,b", "x\\", "{a,b}{c,d}{e,f}{g,h}" * 3, "{" * 2000 + "}" * 2000]
+)
 def test_a_bad_glob_is_refused_saying_so(glob: str) -> None:
     with pytest.raises(InvalidRequest, match="bad glob"):
         Glob(glob)
@@ -173,9 +175,10 @@ def test_an_age_is_a_duration_back_from_now_or_an_absolute_time(
     assert age_cutoff(text, NOW) == expected
 
 
-def test_a_bad_age_is_refused() -> None:
+@pytest.mark.parametrize("text", ["yesterday", "9" * 40 + "w", "2026-13-01"])
+def test_a_bad_age_is_refused(text: str) -> None:
     with pytest.raises(InvalidRequest, match="bad age"):
-        age_cutoff("yesterday", NOW)
+        age_cutoff(text, NOW)
 
 
 def test_size_bounds_are_inclusive_and_an_unknown_size_passes() -> None:

@@ -28,6 +28,8 @@ def tree_body(**options: object) -> dict[str, object]:
         (tree_body(filters={"min_size": 10, "max_size": 9}), "min_size 10 is above max_size 9"),
         (tree_body(filters={"min_size": -1}), "greater than or equal to 0"),
         (tree_body(filters={"max_age": "yesterday"}), "bad age 'yesterday'"),
+        (tree_body(filters={"max_age": "9" * 40 + "d"}), "before the year 1"),
+        (tree_body(filters={"rules": ["+ " + "{" * 2000 + "}" * 2000]}), "more than 32 '{'"),
         (tree_body(filters={"min_age": "2d", "max_age": "1d"}), "older than max_age"),
         (tree_body(skip_source_errors="yes"), "valid boolean"),
         (

@@ -25,6 +25,7 @@ class Verdict(StrEnum):
 
 # A glob's alternatives once its braces are expanded: more are refused (each costs a pass).
 MAX_ALTERNATIVES = 256
+MAX_BRACES = 32
 
 # Tokens of a glob without braces: a literal character, "?", a class, "*" and "**".
 _LIT, _ONE, _CLASS, _STAR, _ANY = range(5)
@@ -121,6 +122,8 @@ def _regex_of(token: _Token) -> str:
 
 def _expand_braces(glob: str, body: str) -> list[str]:
     """``body`` once for each choice of its ``{a,b}`` alternatives (escapes kept)."""
+    if body.count("{") > MAX_BRACES:  # each "{" is a level of recursion below
+        raise InvalidRequest(f"bad glob {glob!r}: more than {MAX_BRACES} '{{'")
     i, depth, start = 0, 0, -1
     commas: list[int] = []
     while i < len(body):
@@ -227,7 +230,10 @@ def age_cutoff(text: str, now: datetime) -> datetime:
     says otherwise)."""
     if match := _DURATION.match(text.strip()):
         seconds = float(match[1]) * _UNIT[match[2] or "s"]
-        return now - timedelta(seconds=seconds)
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError as exc:
+            raise InvalidRequest(f"bad age {text!r}: it reaches before the year 1") from exc
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as exc:
