@@ -21,7 +21,14 @@ def test_submit_wait_json_is_the_final_state(module_server, finished) -> None:  
     for key in ("id", "status", "kind", "schedule", "created_at", "runs", "objects", "bytes"):
         assert key in finished
     assert finished["status"] == "COMPLETED"
-    assert finished["objects"] == {"total": 2, "done": 2, "failed": 0, "skipped": 0, "canceled": 0}
+    assert finished["objects"] == {
+        "total": 2,
+        "done": 2,
+        "failed": 0,
+        "skipped": 0,
+        "canceled": 0,
+        "filtered": 0,
+    }
     assert finished["bytes"] == 9
     assert (module_server.cwd / "out" / "a.txt").read_text() == "alpha"
 

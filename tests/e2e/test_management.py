@@ -256,7 +256,14 @@ def test_each_run_is_posted_to_its_hook_once_after_retries(start_server_with_env
         body = delivered[transfer_id]
         assert body["event"] == "run.finished"
         assert (body["run"], body["status"], body["bytes"]) == (1, "COMPLETED", 5)
-        assert body["objects"] == {"total": 1, "done": 1, "failed": 0, "skipped": 0, "canceled": 0}
+        assert body["objects"] == {
+            "total": 1,
+            "done": 1,
+            "failed": 0,
+            "skipped": 0,
+            "canceled": 0,
+            "filtered": 0,
+        }
     assert delivered[missing["id"]]["status"] == "FAILED"
     assert delivered[missing["id"]]["objects"]["failed"] == 1
     assert sorted(b["transfer"] for b in hooks.refused()) == sorted(delivered)  # each retried

@@ -105,7 +105,14 @@ async def test_a_finished_run_enqueues_its_summary_once(store, clock, finished) 
         "default",
     )
     assert (payload["run"], payload["status"], payload["bytes"]) == (1, "COMPLETED", 42)
-    assert payload["objects"] == {"total": 1, "done": 1, "failed": 0, "skipped": 0, "canceled": 0}
+    assert payload["objects"] == {
+        "total": 1,
+        "done": 1,
+        "failed": 0,
+        "skipped": 0,
+        "canceled": 0,
+        "filtered": 0,
+    }
     assert payload["finished_at"] == clock.now.isoformat()
 
 

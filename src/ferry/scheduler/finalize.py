@@ -67,6 +67,7 @@ class FinalizeLoop(StorageLoop):
                     "failed": c.failed,
                     "skipped": c.skipped,
                     "canceled": c.canceled,
+                    "filtered": c.filtered,
                 },
                 bytes=c.bytes,
                 error=run.error,

@@ -31,6 +31,7 @@ def run_summary(run: Run, scope: str) -> dict[str, Any]:
             "failed": c.failed,
             "skipped": c.skipped,
             "canceled": c.canceled,
+            "filtered": c.filtered,
         },
         "bytes": c.bytes,
         "started_at": run.started_at.isoformat() if run.started_at else None,
