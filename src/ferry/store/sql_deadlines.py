@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Select, select, update
 
 from ferry.domain.events import RunLate
 from ferry.domain.schedules import Schedule, next_occurrence
@@ -23,7 +23,7 @@ from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import Run, TransferOptions
 from ferry.store import tables as t
 from ferry.store.sql_base import SqlBase, first_row
-from ferry.store.sql_hooks import PENDING
+from ferry.store.sql_hooks import enqueue_notification
 from ferry.store.sql_rows import run_from_row
 
 DEADLINE = "deadline"  # the error of each object canceled at its run's deadline
@@ -81,26 +81,10 @@ class DeadlinesMixin(SqlBase):
                 started=started,
             )
             if options.notify:
-                self._enqueue_payload(conn, options.notify, event, row.scope, now)
+                payload = {**event.to_json(), "scope": row.scope}
+                enqueue_notification(conn, options.notify, row.id, event.run, payload, now)
             told.append(event)
         return told
-
-    def _enqueue_payload(
-        self, conn: Connection, url: str, event: RunLate, scope: str, now: datetime
-    ) -> None:
-        payload = {**event.to_json(), "scope": scope}
-        conn.execute(
-            insert(t.notifications).values(
-                transfer_id=event.transfer,
-                run=event.run,
-                url=url,
-                payload=payload,
-                state=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
 
 
 def _latest_due(conn: Connection, transfer: Any) -> datetime | None:

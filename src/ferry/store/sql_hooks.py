@@ -40,22 +40,36 @@ def run_summary(run: Run, scope: str) -> dict[str, Any]:
     }
 
 
+def enqueue_notification(
+    conn: Connection,
+    url: str,
+    transfer_id: str,
+    run: int,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """A post of ``payload`` to ``url`` for run ``run`` of the transfer, due now (the notify
+    loop delivers it, with retries)."""
+    conn.execute(
+        insert(t.notifications).values(
+            transfer_id=transfer_id,
+            run=run,
+            url=url,
+            payload=payload,
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
 class HooksMixin(SqlBase):
     def _enqueue_notification(
         self, conn: Connection, url: str, run: Run, scope: str, now: datetime
     ) -> None:
-        conn.execute(
-            insert(t.notifications).values(
-                transfer_id=run.transfer_id,
-                run=run.number,
-                url=url,
-                payload=run_summary(run, scope),
-                state=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        payload = run_summary(run, scope)
+        enqueue_notification(conn, url, run.transfer_id, run.number, payload, now)
 
     async def due_notifications(self, now: datetime, limit: int) -> list[Notification]:
         n = t.notifications.c

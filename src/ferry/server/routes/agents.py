@@ -155,15 +155,22 @@ async def lease(
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     deadline = arrived + body.wait_s
+    # When to look at the agent's heartbeats next: not on each wake-up, which come many a
+    # second while reports flow, but once a heartbeat interval after the first.
+    listen_at = arrived + state.settings.heartbeat_s
     while True:
         if await request.is_disconnected():  # the agent went away: lease it nothing
             log.debug("agent %s: lease request abandoned", agent_id)
             return _answer(LeaseReply(tasks=[], storages={}))
-        if loop.time() - arrived > state.settings.heartbeat_s and await _silent(state, agent_id):
-            # Frozen or cut off while its request waited: what was taken back from it for its
-            # silence must not go back to it, to be lost a second time.
-            log.info("agent %s: silent for a lease TTL: its waiting lease gets nothing", agent_id)
-            return _answer(LeaseReply(tasks=[], storages={}))
+        if loop.time() > listen_at:
+            listen_at = loop.time() + state.settings.heartbeat_s
+            if await _silent(state, agent_id):
+                # Frozen or cut off while its request waited: what was taken back from it for
+                # its silence must not go back to it, to be lost a second time.
+                log.info(
+                    "agent %s: silent for a lease TTL: its waiting lease gets nothing", agent_id
+                )
+                return _answer(LeaseReply(tasks=[], storages={}))
         # Work that a report or an expansion brings while this lease is under way wakes it.
         fired = state.wakeups.tasks_available.watch()
         tasks = await state.store.lease_tasks(agent_id, limit=body.max_tasks, ttl=ttl)
