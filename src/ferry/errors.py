@@ -31,6 +31,7 @@
     └── TransferError               one attempt of one object failed
         ├── TransientError          retried: network, timeouts, stalls, 5xx, 429, agent lost
         │   ├── ChecksumMismatch
+        │   │   └── SourceReadsDiffer  a second read of the source sums differently
         │   └── TransferStalled     no data for stall_s seconds
         └── PermanentError          not retried
             ├── SourceNotFound
@@ -265,6 +266,16 @@ class ChecksumMismatch(TransientError):
 
     def __init__(self, location: str, expected: str, actual: str) -> None:
         super().__init__(f"checksum mismatch on {location}: expected {expected}, got {actual}")
+
+
+class SourceReadsDiffer(ChecksumMismatch):
+    """The source, read a second time (``verify_source``), does not sum to what the copy read:
+    a byte damaged on its way out of the source, which the copy's own checksum cannot see."""
+
+    def __init__(self, location: str, first: str, second: str) -> None:
+        TransientError.__init__(
+            self, f"{location} read twice gave different bytes: {first}, then {second}"
+        )
 
 
 class TransferStalled(TransientError):

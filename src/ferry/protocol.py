@@ -163,6 +163,9 @@ class LeasedTaskPublic:
     skip_source_errors: Annotated[
         bool, Field(description="a source not found or denied: report SKIPPED, with the reason")
     ] = False
+    verify_source: Annotated[
+        bool, Field(description="read the source a second time; differing reads: retried")
+    ] = False
     bandwidth: int | None = None
     scope: str = "default"
     priority: int = 3

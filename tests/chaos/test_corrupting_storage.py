@@ -1,7 +1,8 @@
 """A corrupting storage (issue 22, item 5): the source is a folder whose reads are damaged now
 and then, by a real fsspec backend the server and its agents load as a plugin
-(corrupting_storage.py). Every damaged read is caught by the copy's checks and retried, the
-outcomes show each retry with its error, and the files arrive whole."""
+(corrupting_storage.py). Every damaged read is caught and retried (a flipped byte with
+``--verify-source``), the outcomes show each retry with its error, and the files arrive
+whole."""
 
 from __future__ import annotations
 
@@ -51,13 +52,15 @@ def _corrupting_server(
 
 
 def _copy_broken(
-    start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str
+    start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str, *options: str
 ) -> tuple[ServerProcess, str, Path, Counter[str], float]:  # type: ignore[no-untyped-def]
-    """Copy the whole of ``broken`` to ``local:out`` until COMPLETED; the server, the
-    transfer, the source folder, the damages by path and the seconds it took."""
+    """Copy the whole of ``broken`` to ``local:out`` (with ``options``) until COMPLETED; the
+    server, the transfer, the source folder, the damages by path and the seconds it took."""
     server, source, journal = _corrupting_server(start_server, monkeypatch, tmp_path, damage)
     started = time.monotonic()
-    submitted = server.cli_json("submit", "--tree", "--retries", RETRIES, "broken:", "local:out")
+    submitted = server.cli_json(
+        "submit", "--tree", "--retries", RETRIES, *options, "broken:", "local:out"
+    )
     done = wait_final(server, submitted["id"], timeout=180)
     took = time.monotonic() - started
     assert done["status"] == "COMPLETED", done
@@ -99,15 +102,52 @@ def test_every_truncated_read_is_caught_and_retried(  # type: ignore[no-untyped-
 
 
 @pytest.mark.chaos
-def test_a_byte_flipped_in_a_source_read_is_not_caught(  # type: ignore[no-untyped-def]
+def test_every_byte_flipped_in_a_source_read_is_caught_with_verify_source(  # type: ignore[no-untyped-def]
     start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """What is not caught: a byte inverted in a read of the source (one opened file in four).
-    The checksum is computed on the bytes as they were read, and the copy is verified against
-    it: the damaged bytes are written, read back and match. Each flipped file ends DONE with
-    the damage, and only a second, independent read of the source (rclone's, here) sees it.
-    When Ferry compares with a checksum the source gives independently of the copy's read,
-    this test fails and becomes the check that every flip is caught."""
+    """A byte inverted in a read of the source (one opened file in four), with
+    ``--verify-source``: each attempt reads the source twice, and an attempt whose two reads
+    differ fails ("read twice gave different bytes") and is retried. Every file a damage
+    touched was retried, no attempt failed for anything else, and every file arrives whole,
+    as rclone's own read of both sides finds."""
+    server, transfer, source, damaged, took = _copy_broken(
+        start_server, monkeypatch, tmp_path, "flip", "--verify-source"
+    )
+    out = server.cwd / "out"
+    assert rclone_check(source, out) == FILES
+    assert _differing(source, out) == set()
+    no_part_files(out)
+    objects = ended_once_after_retries(server, transfer, FILES)
+    retried = {o["source"].split(":", 1)[1]: retried_attempts(o) for o in objects}
+    for path, count in damaged.items():
+        # Two damaged opens may fall in one attempt (its copy and its second read).
+        assert (count + 1) // 2 <= len(retried[path]) <= count, (path, count, retried[path])
+    for attempts in retried.values():
+        for attempt in attempts:
+            assert attempt["error_class"] == "checksum", attempt
+            assert "read twice gave different bytes" in attempt["error"], attempt
+    assert {path for path, attempts in retried.items() if attempts} == set(damaged)
+    caught = sum(len(attempts) for attempts in retried.values())
+    record(
+        "corrupting storage: a byte flipped in a source read, with --verify-source",
+        objects=FILES,
+        damaged=sum(damaged.values()),
+        attempts_failed=caught,
+        files_damaged=len(damaged),
+        files_caught=sum(1 for attempts in retried.values() if attempts),
+        to_completed_s=round(took, 1),
+    )
+
+
+@pytest.mark.chaos
+def test_a_byte_flipped_in_a_source_read_is_kept_without_verify_source(  # type: ignore[no-untyped-def]
+    start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What the default does not catch: without ``--verify-source`` the checksum is computed
+    on the bytes as they were read, and the copy is verified against it: the damaged bytes
+    are written, read back and match. Each flipped file ends DONE with the damage, and only a
+    second, independent read of the source (rclone's, here) sees it. This is why the option
+    exists, and what it costs not to ask for it."""
     server, transfer, source, damaged, took = _copy_broken(
         start_server, monkeypatch, tmp_path, "flip"
     )
@@ -118,7 +158,7 @@ def test_a_byte_flipped_in_a_source_read_is_not_caught(  # type: ignore[no-untyp
     objects = ended_once_after_retries(server, transfer, FILES)
     assert [o for o in objects if retried_attempts(o)] == []
     record(
-        "corrupting storage: a byte flipped in a source read",
+        "corrupting storage: a byte flipped in a source read, by default",
         objects=FILES,
         damaged=len(damaged),
         caught=0,

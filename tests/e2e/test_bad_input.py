@@ -217,6 +217,24 @@ def test_an_expansion_limit_that_cannot_apply_is_refused(module_server, args, ne
     assert needle in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--checksum", "none"], "verify_source compares checksums: give a checksum, not none"),
+        (["--unzip"], "verify_source applies to copies, not to unpacked archives"),
+    ],
+)
+def test_verify_source_without_a_checksum_to_compare_is_refused(
+    module_server, args, needle
+) -> None:  # type: ignore[no-untyped-def]
+    (module_server.cwd / "a.bin").write_bytes(b"x")
+    result = module_server.cli("submit", "--verify-source", *args, "local:a.bin", "local:out")
+    assert result.returncode == 1
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (module_server.cwd / "out").exists()
+
+
 def test_an_archive_past_the_transfers_expansion_limit_fails_with_the_reason(module_server) -> None:  # type: ignore[no-untyped-def]
     """Defect 18.9: ``--unzip-max-bytes`` (a 204 kB zip became 200 MiB)."""
     with zipfile.ZipFile(module_server.cwd / "zeros.zip", "w", zipfile.ZIP_DEFLATED) as bundle:

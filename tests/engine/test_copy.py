@@ -362,6 +362,103 @@ def test_a_byte_flipped_in_transit_is_caught_and_the_retry_is_whole(
     assert (dst_root / "out" / "a.bin").read_bytes() == payload
 
 
+class _FlippedReads:
+    """A reader that inverts the first byte it hands out: a fault on the source's side."""
+
+    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+        self._handle, self._damaged = handle, False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        if not self._damaged and data:
+            data, self._damaged = bytes([data[0] ^ 0xFF]) + data[1:], True
+        return bytes(data)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._handle, name)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+class FlakySource(LocalFileSystem):
+    """Local files whose reads are damaged while ``faults`` lasts (one per file opened)."""
+
+    faults = 0
+
+    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        handle = super().open(path, mode, **kwargs)
+        if "r" in mode and FlakySource.faults > 0:
+            FlakySource.faults -= 1
+            return _FlippedReads(handle)
+        return handle
+
+
+@pytest.fixture
+def flaky_src(src_root):  # type: ignore[no-untyped-def]
+    FlakySource.faults = 0
+    return StorageFS("src", FlakySource(skip_instance_cache=True), str(src_root))
+
+
+def test_a_byte_flipped_in_a_source_read_passes_the_copy_checksum(
+    flaky_src, dst, dst_root, payload
+):  # type: ignore[no-untyped-def]
+    """What the copy's own checksum cannot see: it sums the bytes as they were read."""
+    FlakySource.faults = 1
+    assert copy_object(request(flaky_src, dst)).state is CopyState.DONE
+    assert (dst_root / "out" / "a.bin").read_bytes() != payload
+
+
+@pytest.mark.parametrize("damaged", ["copy", "second read"])
+def test_verify_source_catches_a_byte_flipped_in_either_read(
+    flaky_src, dst, dst_root, payload, damaged
+):  # type: ignore[no-untyped-def]
+    FlakySource.faults = 1 if damaged == "copy" else 0
+    if damaged == "second read":  # the copy's open is clean, the second one damaged
+        original = FlakySource.open
+
+        def second_open_flips(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+            FlakySource.open = original  # type: ignore[method-assign]
+            FlakySource.faults = 1
+            return original(self, path, mode, **kwargs)
+
+        FlakySource.open = second_open_flips  # type: ignore[method-assign]
+    with pytest.raises(ChecksumMismatch) as caught:
+        copy_object(request(flaky_src, dst, tag="7", verify_source=True))
+    assert caught.value.retryable
+    assert caught.value.error_class == "checksum"
+    assert "src:a.bin read twice gave different bytes: adler32:" in str(caught.value)
+    assert not (dst_root / "out" / "a.bin").exists()
+    assert leftovers(dst_root) == []
+    retried = copy_object(request(flaky_src, dst, tag="7", attempt=2, verify_source=True))
+    assert retried.state is CopyState.DONE
+    assert (dst_root / "out" / "a.bin").read_bytes() == payload
+
+
+@pytest.mark.parametrize("size", [100, 3 * BLOCK_SIZE // 2])
+def test_verify_source_reads_a_plain_local_source_twice(
+    src, dst, src_root, dst_root, size, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """Small or large, local to local, the second read happens and the copy is whole."""
+    import ferry.engine.copy as engine
+
+    data = os.urandom(size)
+    (src_root / "a.bin").write_bytes(data)
+    reads = []
+    checksum_of = engine.checksum_of
+    monkeypatch.setattr(
+        engine, "checksum_of", lambda *args: reads.append(args[1]) or checksum_of(*args)
+    )
+    outcome = copy_object(request(src, dst, verify_source=True))
+    assert outcome.state is CopyState.DONE
+    assert outcome.checksum == f"adler32:{zlib.adler32(data):08x}"
+    assert (dst_root / "out" / "a.bin").read_bytes() == data
+    assert reads == [str(src_root / "a.bin")]
+
+
 def test_a_permanent_fault_never_leaves_a_destination(src, faulty_dst, dst_root, payload):  # type: ignore[no-untyped-def]
     FaultyLocal.faults = 10
     for attempt in (1, 2, 3):

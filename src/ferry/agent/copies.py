@@ -92,6 +92,7 @@ class Copier:
                 bandwidth=task.bandwidth,
                 bandwidth_now=task.current_bandwidth,
                 folder=task.leased.folder,
+                verify_source=task.leased.verify_source,
             )
         except Exception as exc:  # a storage that cannot be opened
             ended = self._failed(exc, f"task {task.id}")
@@ -154,6 +155,7 @@ class Copier:
                 attempt=chunk.leased.attempt,
                 bandwidth=chunk.bandwidth,
                 bandwidth_now=chunk.current_bandwidth,
+                verify_source=chunk.leased.verify_source,
             )
         except Exception as exc:  # a path that leaves its root, a storage that cannot open
             return self._failed(exc, what)

@@ -116,6 +116,14 @@ def submit(
     checksum: Annotated[
         Checksum, typer.Option("--checksum", help="Checksum computed and verified.")
     ] = Checksum.ADLER32,
+    verify_source: Annotated[
+        bool,
+        typer.Option(
+            "--verify-source",
+            help="Read each source a second time and retry an object whose two reads differ"
+            " (a byte damaged on its way out of the source). One more read of every source.",
+        ),
+    ] = False,
     unzip: Annotated[
         bool, typer.Option("--unzip", help="Unpack zip/tar sources into DEST.")
     ] = False,
@@ -214,6 +222,8 @@ def submit(
         }
         if skip_source_errors:  # only when asked: a server of the previous release refuses it
             options["skip_source_errors"] = True
+        if verify_source:
+            options["verify_source"] = True
         if chosen is not None:
             options["filters"] = chosen
         transfer = client.submit(

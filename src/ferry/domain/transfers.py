@@ -131,6 +131,7 @@ class TransferOptions:
     late_after_s: int | None = None
     filters: TreeFilter | None = None  # what of a tree is taken (tree transfers only)
     skip_source_errors: bool = False  # a source not found or denied: SKIPPED, not FAILED
+    verify_source: bool = False  # each source read a second time, apart from the copy
 
     def late_at(self, due_at: datetime | None) -> datetime | None:
         """When a run due at ``due_at`` is late if it has not started; None without the option
@@ -173,6 +174,8 @@ class TransferOptions:
             data["filters"] = self.filters.to_json()
         if self.skip_source_errors:
             data["skip_source_errors"] = True
+        if self.verify_source:
+            data["verify_source"] = True
         return data
 
     @classmethod
@@ -194,6 +197,7 @@ class TransferOptions:
             if (filters := data.get("filters"))
             else None,
             skip_source_errors=bool(data.get("skip_source_errors", False)),
+            verify_source=bool(data.get("verify_source", False)),
         )
 
 

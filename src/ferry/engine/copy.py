@@ -137,6 +137,7 @@ def _copy(
                 request, source, temporary, unnamed, progress, should_stop
             )
             _unchanged_since(request, source, info)
+            _same_when_read_again(request, source, digest)
             with on_destination:
                 size = os.fstat(unnamed.fd).st_size if unnamed else dst_fs.size(temporary)
                 _verify(request, info, size, copied)
@@ -415,6 +416,18 @@ def _verify_checksum(
     written = read_back or checksum_of(request.destination, temporary, request.checksum)
     if written != digest:
         raise request.mismatch(digest, written)
+
+
+def _same_when_read_again(request: CopyRequest, source: str, digest: str | None) -> None:
+    """With ``verify_source``, the source is read once more, apart from the copy, and must sum
+    to what the copy read: the copy's checksum is computed on the bytes as they were read, so a
+    byte damaged on its way out of the source (a flaky disk or controller, a backend's bug) is
+    written, read back and matched; only an independent read sees it."""
+    if not request.verify_source or digest is None:
+        return
+    again = checksum_of(request.source, source, request.checksum)
+    if again != digest:
+        raise request.source_reads_differ(digest, again)
 
 
 def _unchanged_since(request: CopyRequest, source: str, before: dict[str, Any]) -> None:

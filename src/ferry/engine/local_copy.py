@@ -275,13 +275,14 @@ def copy_summed(
 
 def plain_local(request: CopyRequest) -> bool:
     """Local to local through fsspec's own local filesystem (a subclass may do more than
-    the system calls), a first attempt, nothing to unpack or to throttle."""
+    the system calls), a first attempt, nothing to unpack or to throttle, no second read."""
     return (
         type(request.source.fs) is LocalFileSystem
         and type(request.destination.fs) is LocalFileSystem
         and request.attempt == 1
         and not request.unzip
         and not request.bandwidth
+        and not request.verify_source
     )
 
 

@@ -12,7 +12,7 @@ from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.checksums import format_checksum
 from ferry.engine.stall import DEFAULT_STALL_S
 from ferry.engine.storages import StorageFS
-from ferry.errors import ChecksumMismatch, TransferError, TransientError
+from ferry.errors import ChecksumMismatch, SourceReadsDiffer, TransferError, TransientError
 
 BLOCK_SIZE = 4 * 1024 * 1024
 
@@ -38,6 +38,7 @@ class CopyRequest:
     bandwidth: int | None = None  # bytes per second
     bandwidth_now: Callable[[], int | None] | None = None  # the rate now, when it may change
     stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
+    verify_source: bool = False  # the source is read a second time and must sum the same
 
     @property
     def source_label(self) -> str:
@@ -62,6 +63,14 @@ class CopyRequest:
     def source_modified(self) -> TransientError:
         return TransientError(
             f"{self.source_label} changed while being copied: modified since the copy began"
+        )
+
+    def source_reads_differ(self, first: str, second: str) -> SourceReadsDiffer:
+        """A second read of the source does not sum to what the copy read."""
+        return SourceReadsDiffer(
+            self.source_label,
+            format_checksum(self.checksum, first),
+            format_checksum(self.checksum, second),
         )
 
     def mismatch(self, read: str, written: str) -> ChecksumMismatch:

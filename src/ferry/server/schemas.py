@@ -122,10 +122,25 @@ class TransferOptionsIn(_Strict):
         " folder that cannot be listed) ends SKIPPED with the reason instead of FAILED",
     )
 
+    verify_source: Flag = Field(
+        False,
+        description="read each source object a second time, apart from the copy, and retry the"
+        " object when the two reads differ (a byte damaged on its way out of the source); costs"
+        " one more read of every source",
+    )
+
     @model_validator(mode="after")
     def _unzip_limit_needs_unzip(self) -> TransferOptionsIn:
         if self.unzip_max_bytes is not None and not self.unzip:
             raise ValueError("unzip_max_bytes applies only with unzip")
+        return self
+
+    @model_validator(mode="after")
+    def _verify_source_of_a_summed_copy(self) -> TransferOptionsIn:
+        if self.verify_source and self.checksum is Checksum.NONE:
+            raise ValueError("verify_source compares checksums: give a checksum, not none")
+        if self.verify_source and self.unzip:
+            raise ValueError("verify_source applies to copies, not to unpacked archives")
         return self
 
     @field_validator("deadline")

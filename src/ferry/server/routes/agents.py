@@ -222,6 +222,7 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         unzip=task.options.unzip,
         unzip_max_bytes=task.options.unzip_max_bytes,
         skip_source_errors=task.options.skip_source_errors,
+        verify_source=task.options.verify_source,
         folder=task.folder,
         bandwidth=task.options.bandwidth,
         scope=task.scope,
