@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from pg_server import PostgresCluster, postgres_cluster
+
+# Property tests check what holds, not how fast: a deadline per example failed them on a loaded
+# machine (a chunk packing example took 283 ms against hypothesis's default of 200).
+settings.register_profile("ferry", deadline=None)
+settings.load_profile("ferry")
 
 
 @pytest.fixture(scope="session")
