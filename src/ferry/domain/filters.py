@@ -4,7 +4,8 @@ bounds, with rclone's semantics (docs: README, "Filters on tree transfers").
 Rules are tried in order and the first that matches decides; a path no rule matches is kept.
 A transfer's rules come in rclone's order: its includes, then its excludes, then its filter
 rules (``+ GLOB`` / ``- GLOB``, in the order given), then, if any include was given, an
-implied exclude of everything. Pure: the listing applies it (``scheduler/expand.py``)."""
+implied exclude of everything. Pure: the listing applies it (``scheduler/expand.py``, and
+``ferry copy`` with no server)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ferry.errors import InvalidRequest
 
@@ -364,3 +365,49 @@ class Bounds:
             if self.modified_before is not None and mtime > self.modified_before:
                 return False
         return True
+
+
+class ListedEntry(Protocol):
+    """What a filter reads of a listed entry (``engine.trees.TreeEntry``)."""
+
+    @property
+    def relative(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def mtime(self) -> float | None: ...
+    @property
+    def folder(self) -> bool: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def skipped(self) -> str | None: ...
+
+
+_Entry = TypeVar("_Entry", bound=ListedEntry)
+
+
+class ListingFilter:
+    """A transfer's filters as one listing applies them: its age bounds measured from when the
+    run started, so that a run listed again after a restart leaves out the same entries."""
+
+    def __init__(self, rules: TreeFilter, bounds: Bounds) -> None:
+        self.rules = rules
+        self.bounds = bounds
+
+    @classmethod
+    def of(cls, rules: TreeFilter | None, started: datetime) -> ListingFilter | None:
+        return cls(rules, rules.bounds(started)) if rules else None
+
+    def kept(self, page: list[_Entry]) -> list[_Entry]:
+        """The entries of ``page`` the filters let through, in order. A folder entry (an empty
+        folder, one that could not be listed) is decided by folder rules only; the tree's root
+        is always kept; a link not followed, by the rules only (it has no size of its own)."""
+        return [entry for entry in page if self._keeps(entry)]
+
+    def _keeps(self, entry: ListedEntry) -> bool:
+        if entry.folder or entry.error is not None:
+            return not entry.relative or self.rules.folder_kept(entry.relative)
+        if not self.rules.path_kept(entry.relative):
+            return False
+        return entry.skipped is not None or self.bounds.keep(entry.size, entry.mtime)

@@ -6,11 +6,10 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.chunks import PlannedChunk, pack
-from ferry.domain.filters import Bounds, TreeFilter
+from ferry.domain.filters import ListingFilter
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import (
@@ -89,7 +88,9 @@ class _Listing:
         self.refused: list[str] = []
         self.marked = False  # expanded with its last tasks, in the same transaction
         self.remote: bool | None = None  # known after its first page
-        self.filters = _Filters.of(transfer.spec.options.filters, run.started_at or loop.clock())
+        self.filters = ListingFilter.of(
+            transfer.spec.options.filters, run.started_at or loop.clock()
+        )
 
     async def step(self) -> bool:
         """Add the next page of tasks; True once the run is fully expanded."""
@@ -168,32 +169,6 @@ class _Listing:
 
 def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:
     return next(pages, None)
-
-
-class _Filters:
-    """A transfer's filters as one run applies them: its age bounds measured from when the run
-    started, so that a run listed again after a restart leaves out the same entries."""
-
-    def __init__(self, rules: TreeFilter, bounds: Bounds) -> None:
-        self.rules = rules
-        self.bounds = bounds
-
-    @classmethod
-    def of(cls, rules: TreeFilter | None, started: datetime) -> _Filters | None:
-        return cls(rules, rules.bounds(started)) if rules else None
-
-    def kept(self, page: list[TreeEntry]) -> list[TreeEntry]:
-        """The entries of ``page`` the filters let through, in order. A folder entry (an empty
-        folder, one that could not be listed) is decided by folder rules only; the tree's root
-        is always kept; a link not followed, by the rules only (it has no size of its own)."""
-        return [entry for entry in page if self._keeps(entry)]
-
-    def _keeps(self, entry: TreeEntry) -> bool:
-        if entry.folder or entry.error is not None:
-            return not entry.relative or self.rules.folder_kept(entry.relative)
-        if not self.rules.path_kept(entry.relative):
-            return False
-        return entry.skipped is not None or self.bounds.keep(entry.size, entry.mtime)
 
 
 def _plan(
