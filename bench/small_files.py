@@ -3,12 +3,12 @@
 Ferry's time runs from the API call that submits the transfer to the moment the run is
 COMPLETED (every object verified by adler32 and recorded), and, as a user sees it, from the
 exec of ``ferry submit --tree --wait`` to its exit (the command line's start-up and its wait
-on top of the same work), against ``cp -r`` (the floor),
-``rclone copy`` (which checks each copy's MD5) and a loop of gfal2 copies with adler32
-checking (FTS3's engine, one ``filecopy`` per file). Figures are medians of several runs taken
-in one invocation, shown as ratios: this machine is shared and noisy, ratios travel better.
-The CPU time the server and its agents spend on each copy from the API (``/proc``, before and
-after) is the whole system's, per 10,000 files.
+on top of the same work), and ``ferry copy --tree`` (the engine alone, no server), against
+``cp -r`` (the floor), ``rclone copy`` (which checks each copy's MD5) and a loop of gfal2
+copies with adler32 checking (FTS3's engine, one ``filecopy`` per file). Figures are medians of
+several runs taken in one invocation, shown as ratios: this machine is shared and noisy, ratios
+travel better. The CPU time the server and its agents spend on each copy from the API
+(``/proc``, before and after) is the whole system's, per 10,000 files.
 
     python bench/small_files.py [--files 10000] [--size 4096] [--runs 3]
 """
@@ -86,6 +86,11 @@ def submit_and_wait(server: FerryServer, source: str, destination: str) -> None:
     run(command, cwd=server.cwd, env={**os.environ, "FERRY_URL": server.url})
 
 
+def ferry_copy(work: Path, destination: str) -> None:
+    """``ferry copy --tree``: the engine alone, no server (every copy verified by adler32)."""
+    run([FERRY, "copy", "--tree", "local:src", f"local:{destination}"], cwd=str(work))
+
+
 def peers(work: Path) -> dict[str, Callable[[int], object]]:
     """The peers found on this machine (``make bench-peers`` installs them all)."""
     source = str(work / "src")
@@ -116,6 +121,7 @@ def main() -> None:
         tools = {
             "ferry": lambda i: spent.copy_tree("src", f"ferry-{i}"),
             "ferry submit --wait": lambda i: submit_and_wait(server, "src", f"ferry-cli-{i}"),
+            "ferry copy": lambda i: ferry_copy(work, f"ferry-copy-{i}"),
             **peers(work),
         }
         # Every copy is kept until the end (≈ 40 MiB each): deleting 10,000 files between runs
@@ -130,7 +136,7 @@ def main() -> None:
 def result(times: dict[str, list[float]], spent: Spent, args: argparse.Namespace) -> Result:
     setup = f"{args.files:,} × {args.size:,} B, local → local, {args.runs} runs"
     outcome = timing_result(
-        "small_files", "Small files", setup, times, ("ferry", "ferry submit --wait")
+        "small_files", "Small files", setup, times, ("ferry", "ferry submit --wait", "ferry copy")
     )
     outcome.notes.append(f"ferry: {args.files / statistics.median(times['ferry']):,.0f} files/s")
     per = 10_000 / args.files
@@ -160,6 +166,15 @@ def result(times: dict[str, list[float]], spent: Spent, args: argparse.Namespace
             outcome.goals.append(
                 Goal(f"small files: {variant} ≤ rclone", f"{ratio:.2f} × rclone", ratio <= 1)
             )
+    if "rclone copy" in times:
+        ratio = median_ratio(times, "ferry copy", "rclone copy")
+        outcome.goals.append(
+            Goal(
+                "small files: ferry copy (no server) ≤ 1.1 × rclone",
+                f"{ratio:.2f} × rclone",
+                ratio <= 1.1,
+            )
+        )
     if "gfal2 loop" in times:
         ratio = median_ratio(times, "ferry", "gfal2 loop")
         outcome.goals.append(

@@ -40,6 +40,7 @@ COMMANDS = {
     "agent-invite": "registry",
     "push": "passive",
     "pull": "passive",
+    "copy": "copy",
     "whoami": "users",
     "schedule": "schedules",
     "storage": "storages",
