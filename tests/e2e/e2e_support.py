@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 
 FERRY = [sys.executable, "-m", "ferry"]
+# How long a server may take to answer /healthz: a few seconds here, but more than 30 when two
+# suites and other engineers' work load two cores (make chaos beside make test).
+STARTUP_S = 90.0
 # Runs a command as root without the capabilities that let root read and list any file
 # (tests run as root): a file or folder of mode 0 is then denied to it, as to any user.
 NO_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
@@ -173,11 +176,18 @@ def launch(
         )
     server = ServerProcess(cwd, port, process, log, list(extra), ca, host)
     try:
-        wait_for(lambda: _healthy(server), timeout=30)
-    except BaseException:
+        wait_for(lambda: _started(server), timeout=STARTUP_S)
+    except BaseException as exc:
         shutdown(server)
-        raise
+        tail = log.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"ferry server did not start: {exc}\n--- its log:\n{tail}") from exc
     return server
+
+
+def _started(server: ServerProcess) -> bool:
+    if server.process.poll() is not None:
+        raise AssertionError(f"it exited with status {server.process.returncode}")
+    return _healthy(server)
 
 
 def shutdown(server: ServerProcess) -> None:
