@@ -167,3 +167,56 @@ def test_ctrl_c_stops_the_copy_and_leaves_no_partial_file(tmp_path: Path) -> Non
     assert outcome["status"] == "CANCELED"
     assert _parts(tmp_path) == []
     assert not (tmp_path / "out" / "big.bin").exists()
+
+
+def agent_stdin(cwd: Path, body: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*FERRY, "agent", "--stdin"],
+        cwd=cwd,
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_agent_does_one_request_from_standard_input(tmp_path: Path) -> None:
+    files = _tree(tmp_path / "src")
+    body = {
+        "sources": ["local:src"],
+        "destination": "local:out",
+        "kind": "tree",
+        "options": {"checksum": "sha256", "filters": {"rules": ["- *.bin"]}},
+    }
+    result = agent_stdin(tmp_path, json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "COMPLETED"
+    assert report["objects"]["filtered"] == 1
+    done = {o["destination"]: o["checksum"] for o in report["outcomes"] if o["status"] == "DONE"}
+    assert done["local:out/a.txt"].startswith("sha256:")
+    assert (tmp_path / "out" / "d" / "e" / "c.txt").read_bytes() == files["d/e/c.txt"]
+    assert not (tmp_path / "out" / "d" / "b.bin").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("not json", "error: the request on standard input: body: Invalid JSON"),
+        ('{"sources": []}', "error: the request on standard input: sources: "),
+        (
+            '{"sources": ["local:a"], "destination": "local:o", "schedule": {"kind": "at",'
+            ' "at": "+10m"}}',
+            "error: a request on standard input is done now: give it no schedule",
+        ),
+    ],
+)
+def test_a_bad_request_on_standard_input_is_one_line(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    result = agent_stdin(tmp_path, body)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message), result.stderr
+    assert result.stdout == ""

@@ -30,7 +30,7 @@ from ferry.cli.filters import (
 from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import parse_location
 from ferry.domain.options import Checksum, Overwrite, parse_rate
-from ferry.domain.transfers import TransferOptions
+from ferry.domain.transfers import TransferKind, TransferOptions
 from ferry.errors import InvalidRequest
 
 
@@ -125,6 +125,35 @@ def copy(
         print_json(report.to_json())
     else:
         _summary(report)
+    if report.failed:
+        raise SystemExit(1)
+
+
+def copy_request(text: str, config: Path | None) -> None:
+    """``ferry agent --stdin``: one transfer request (the API's body, as JSON) done here and
+    now; its report, as ``ferry copy --json`` writes it, on standard output; exit 1 when an
+    object failed. Storages: ``local`` and those of the ``--config`` file."""
+    from pydantic import ValidationError
+
+    from ferry.agent.standalone import StandaloneCopy
+    from ferry.cli.common import print_json
+    from ferry.domain.schedules import ScheduleKind
+    from ferry.server.schemas import TransferCreate
+
+    try:
+        body = TransferCreate.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidRequest(f"the request on standard input: {where}: {first['msg']}") from None
+    if body.schedule.kind is not ScheduleKind.DIRECT:
+        raise InvalidRequest("a request on standard input is done now: give it no schedule")
+    options = TransferOptions.from_json(body.options.model_dump(mode="json"))
+    places = [parse_location(text) for text in (*body.sources, body.destination)]
+    job = StandaloneCopy(_open_storages([], config), options)
+    with _StoppedBySignals(job):
+        report = job.run(places[:-1], places[-1], tree=body.kind is TransferKind.TREE)
+    print_json(report.to_json())
     if report.failed:
         raise SystemExit(1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -252,12 +253,25 @@ def agent(
         float | None,
         typer.Option(help="On SIGTERM, seconds active copies may finish (default 10)."),
     ] = None,
+    stdin: Annotated[
+        bool,
+        typer.Option(
+            "--stdin",
+            help="Do one transfer request (JSON, the API's body) read from standard input, with"
+            " no server, and write its outcomes as JSON; storages: local and --config's.",
+        ),
+    ] = False,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     log_dir: LogDirOption = None,
     log_level: LogLevelOption = None,
 ) -> None:
     """Run a transfer agent: register with the server and move data for it."""
+    if stdin:
+        from ferry.cli.copy import copy_request
+
+        copy_request(sys.stdin.read(), config)
+        return
     from ferry.agent.credentials import choose, token_file
     from ferry.agent.main import main as run_agent
     from ferry.config import AgentSettings
