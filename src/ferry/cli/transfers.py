@@ -264,6 +264,14 @@ def status(
 
 
 def ls(
+    location: Annotated[
+        str | None,
+        typer.Argument(
+            help="STORAGE:PATH: list what the storage holds there (as --scope would read it),"
+            " not transfers.",
+            show_default=False,
+        ),
+    ] = None,
     status: Annotated[str | None, typer.Option(help="Only transfers in this status.")] = None,
     submitter: Annotated[str | None, typer.Option(help="Only those this client submitted.")] = None,
     scope: Annotated[str | None, typer.Option(help="Only those of this scope.")] = None,
@@ -289,7 +297,13 @@ def ls(
     token: TokenOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """List transfers, newest first."""
+    """List transfers, newest first; or, given STORAGE:PATH, what a storage holds there."""
+    if location is not None:
+        from ferry.cli.browse import list_storage
+
+        with plain_client(url, token, data_dir) as client:
+            list_storage(client, location, scope or "default", limit, every_page, as_json)
+        return
     filters = {
         "status": status,
         "submitter": submitter,

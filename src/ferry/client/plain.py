@@ -218,6 +218,16 @@ class PlainClient(BaseClient):
                 return found
             cursor = page["next_cursor"]
 
+    def entries(
+        self, storage: str, path: str, *, scope: str, after: str | None = None, limit: int = 1000
+    ) -> Json:
+        """One page of what a storage holds at ``path`` (``entries``, ``next_after``)."""
+        query = {"path": path, "scope": scope, "limit": str(limit)}
+        if after is not None:
+            query["after"] = after
+        asked = f"/api/v1/storages/{storage}/entries?{urlencode(query)}"
+        return dict(self.send(Request("GET", asked)))
+
     def cancel(self, transfer_id: str) -> Json:
         return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel")))
 

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from ferry.errors import (
+    AccessDenied,
     AuthError,
     Conflict,
     FerryError,
@@ -27,6 +28,7 @@ from ferry.errors import (
     SecretRejected,
     ServerStopping,
     StoreUnavailable,
+    TransferError,
     Unauthenticated,
 )
 
@@ -44,6 +46,10 @@ _STATUS: list[tuple[type[FerryError], int]] = [
     (SecretRejected, 403),
     (Forbidden, 403),
     (AuthError, 403),
+    # A storage the server read for the caller (a folder listed) failed: the caller's request
+    # was fine, what stands behind the server was not.
+    (AccessDenied, 403),
+    (TransferError, 502),
 ]
 
 

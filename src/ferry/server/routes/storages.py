@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from ferry.domain.channels import check_storage_site
+from ferry.domain.locations import parse_location
 from ferry.domain.transfers import Credentials, Role, Storage
 from ferry.engine.storages import check_health, check_url, looks_secret
 from ferry.errors import InvalidRequest, StorageNotFound
+from ferry.scheduler.browse import list_folder
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.schemas import GrantIn, GrantPublic, StorageCreate, StorageHealth, StoragePublic
@@ -85,6 +87,37 @@ async def get_storage(name: str, state: StateDep, caller: Reader) -> StoragePubl
     if not grants and caller.role is not Role.ADMINISTRATOR:
         raise StorageNotFound(name)  # what is not granted to its scopes, a user does not see
     return present(await state.store.get_storage(name), grants)
+
+
+@router.get("/{name}/entries")
+async def list_entries(
+    name: str,
+    state: StateDep,
+    caller: Reader,
+    path: str = "",
+    scope: str = Query("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+    after: str | None = Query(None, max_length=4096),
+    limit: int = Query(1000, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """One folder of the storage (``path`` below its root; a file: itself), sorted by name, as
+    a transfer of ``scope`` would read it: 403 when the scope may not read the storage, 404
+    when nothing is there. ``next_after``: the ``after`` of the next page, null at the end."""
+    location = parse_location(f"{name}:{path}")
+    listing = await list_folder(
+        state.store,
+        caller,
+        location,
+        scope=scope,
+        protected=state.protected,
+        endpoints=state.endpoints,
+        after=after,
+        limit=limit,
+    )
+    return {
+        "location": str(listing.location),
+        "entries": [entry.to_json() for entry in listing.entries],
+        "next_after": listing.next_after,
+    }
 
 
 @router.put("/{name}/grants/{scope}", response_model=GrantPublic)
