@@ -30,8 +30,26 @@ TokenOption = Annotated[
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where to find admin.token.", show_default=False)
 ]
+
+
+def _transfer_ids(incomplete: str) -> list[tuple[str, str]]:
+    from ferry.cli.completion import transfer_ids
+
+    return transfer_ids(incomplete)
+
+
+def complete_location(incomplete: str) -> list[str]:
+    from ferry.cli.completion import locations
+
+    return locations(incomplete)
+
+
 TransferIdArgument = Annotated[
-    str, typer.Argument(help="Transfer id, or a unique start of it (6 characters or more).")
+    str,
+    typer.Argument(
+        help="Transfer id, or a unique start of it (6 characters or more).",
+        autocompletion=_transfer_ids,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ferry.cli.common import complete_location
 from ferry.cli.filters import (
     ExcludeOption,
     FilterOption,
@@ -36,7 +37,12 @@ from ferry.errors import InvalidRequest
 
 def copy(
     locations: Annotated[
-        list[str], typer.Argument(help="SOURCE... DEST, each STORAGE:PATH.", show_default=False)
+        list[str],
+        typer.Argument(
+            help="SOURCE... DEST, each STORAGE:PATH.",
+            show_default=False,
+            autocompletion=complete_location,
+        ),
     ],
     tree: Annotated[
         bool, typer.Option("--tree", help="Copy the contents of a folder recursively.")

@@ -49,7 +49,11 @@ COMMANDS = {
     "user": "users",
     "token": "users",
     "audit": "audit",
+    "completion": "completion",
 }
+
+
+COMPLETE_VAR = "_FERRY_COMPLETE"  # set by the scripts ``ferry completion`` prints
 
 
 def _settings() -> dict[str, Any]:
@@ -131,8 +135,12 @@ def fail(message: str) -> None:
 
 
 def main() -> None:
+    if COMPLETE_VAR in os.environ:  # a shell asks what may come next (``ferry completion``)
+        from ferry.cli.completion import prepare
+
+        prepare()
     try:
-        app()
+        app(complete_var=COMPLETE_VAR)
     except FerryError as exc:
         fail(str(exc))
     except TimeoutError as exc:

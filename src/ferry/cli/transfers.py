@@ -17,6 +17,7 @@ from ferry.cli.common import (
     TokenOption,
     TransferIdArgument,
     UrlOption,
+    complete_location,
     console,
     plain_client,
     print_json,
@@ -99,7 +100,12 @@ def _timing(options: Json, zone: tzinfo | None) -> list[str]:
 
 def submit(
     locations: Annotated[
-        list[str], typer.Argument(help="SOURCE... DEST, each STORAGE:PATH.", show_default=False)
+        list[str],
+        typer.Argument(
+            help="SOURCE... DEST, each STORAGE:PATH.",
+            show_default=False,
+            autocompletion=complete_location,
+        ),
     ],
     tree: Annotated[
         bool, typer.Option("--tree", help="Copy the contents of a folder recursively.")
@@ -270,6 +276,7 @@ def ls(
             help="STORAGE:PATH: list what the storage holds there (as --scope would read it),"
             " not transfers.",
             show_default=False,
+            autocompletion=complete_location,
         ),
     ] = None,
     status: Annotated[str | None, typer.Option(help="Only transfers in this status.")] = None,
