@@ -47,7 +47,7 @@ LEGAL = {
         ("COMPLETED_WITH_ERRORS", "STANDBY"),
         ("FAILED", "STANDBY"),
     },
-    "run": {
+    "run": {  # SKIPPED: made so, never reached
         ("ONGOING", "COMPLETED"),
         ("ONGOING", "COMPLETED_WITH_ERRORS"),
         ("ONGOING", "FAILED"),
@@ -55,6 +55,7 @@ LEGAL = {
     },
     "task": {
         ("QUEUED", "ACTIVE"),
+        ("QUEUED", "PAUSED"),
         ("QUEUED", "CANCELED"),
         ("ACTIVE", "DONE"),
         ("ACTIVE", "SKIPPED"),
@@ -63,7 +64,11 @@ LEGAL = {
         ("ACTIVE", "QUEUED"),
         ("ACTIVE", "CANCELED"),
         ("WAITING", "QUEUED"),
+        ("WAITING", "PAUSED"),
         ("WAITING", "CANCELED"),
+        ("PAUSED", "QUEUED"),
+        ("PAUSED", "WAITING"),
+        ("PAUSED", "CANCELED"),
     },
     "agent": {
         ("INVOKED", "REGISTERED"),

@@ -179,7 +179,11 @@ async def test_an_unknown_event_kind_is_a_problem_naming_the_kinds(api) -> None:
     response = await api.client.get("/api/v1/events", params={"kind": ["transfer", "bytes"]})
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
-    assert "'transfer', 'run', 'run.late', 'tasks', 'progress' or 'agent'" in response.text
+    named = (
+        "'transfer', 'run', 'run.late', 'tasks', 'progress', 'agent', 'transfer.paused',"
+        " 'transfer.resumed', 'run.skipped', 'agent.paused' or 'agent.resumed'"
+    )
+    assert named in response.text
 
 
 async def test_unknown_transfer_is_404(api) -> None:  # type: ignore[no-untyped-def]

@@ -93,6 +93,52 @@ class RunLate(Event):
     started: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferPaused(Event):
+    """The transfer was paused: its objects are not leased, its occurrences are skipped;
+    ``stopping`` active copies were told to stop (``pause --now``) and are given back."""
+
+    kind: ClassVar[str] = "transfer.paused"
+    transfer: str
+    paused: int  # objects taken out of the queue
+    stopping: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferResumed(Event):
+    kind: ClassVar[str] = "transfer.resumed"
+    transfer: str
+    resumed: int  # objects put back in the queue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSkipped(Event):
+    """An occurrence of a periodic transfer came due while it was paused: the run it would
+    have been is recorded SKIPPED (``occurrences`` it stands for, when the server was away)."""
+
+    kind: ClassVar[str] = "run.skipped"
+    transfer: str
+    run: int
+    due_at: str
+    occurrences: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentPaused(Event):
+    """The agent drains: it gets no new leases and finishes what it holds."""
+
+    kind: ClassVar[str] = "agent.paused"
+    agent: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentResumed(Event):
+    kind: ClassVar[str] = "agent.resumed"
+    agent: str
+    name: str
+
+
 def event_from_json(data: dict[str, Any]) -> Event:
     """The event ``Event.to_json`` wrote; raises ``KeyError`` or ``TypeError`` for one of a
     kind or shape this server does not know (a newer server's)."""
@@ -104,8 +150,32 @@ def event_from_json(data: dict[str, Any]) -> Event:
 
 _KINDS: dict[str, type[Event]] = {
     kind.kind: kind
-    for kind in (TransferChanged, RunFinished, TasksChanged, ProgressReported, AgentLost, RunLate)
+    for kind in (
+        TransferChanged,
+        RunFinished,
+        TasksChanged,
+        ProgressReported,
+        AgentLost,
+        RunLate,
+        TransferPaused,
+        TransferResumed,
+        RunSkipped,
+        AgentPaused,
+        AgentResumed,
+    )
 }
 
 # The kinds a subscriber may ask for (``lagged`` always comes: it says what was missed).
-EventKind = Literal["transfer", "run", "run.late", "tasks", "progress", "agent"]
+EventKind = Literal[
+    "transfer",
+    "run",
+    "run.late",
+    "tasks",
+    "progress",
+    "agent",
+    "transfer.paused",
+    "transfer.resumed",
+    "run.skipped",
+    "agent.paused",
+    "agent.resumed",
+]

@@ -2,6 +2,13 @@
 
 Every change of state is checked here before the store applies it as a compare-and-set:
 an illegal transition is a bug and raises ``IllegalTransition``.
+
+A paused transfer keeps its status (it is STANDBY or ONGOING and paused: ``paused_at``), as a
+paused agent keeps its own: a pause is a hold put on either, not a step of its life, and the
+copies that were active when it came may still end its run. What the pause changes is its
+objects': a QUEUED or WAITING task of a paused transfer is PAUSED, out of the queue the lease
+reads, and QUEUED (or WAITING) again when it is resumed. A periodic transfer's occurrence that
+comes due while it is paused is a run of its own, SKIPPED at once.
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ class RunStatus(StrEnum):
     COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    SKIPPED = "SKIPPED"  # an occurrence due while its transfer was paused: never started
 
 
 class TaskState(StrEnum):
     QUEUED = "QUEUED"
     ACTIVE = "ACTIVE"
     WAITING = "WAITING"
+    PAUSED = "PAUSED"  # its transfer is paused: out of the queue until it is resumed
     DONE = "DONE"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
@@ -76,10 +85,11 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.COMPLETED_WITH_ERRORS: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELED: frozenset(),
+    RunStatus.SKIPPED: frozenset(),  # made so, never ONGOING
 }
 
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.QUEUED: frozenset({TaskState.ACTIVE, TaskState.CANCELED}),
+    TaskState.QUEUED: frozenset({TaskState.ACTIVE, TaskState.PAUSED, TaskState.CANCELED}),
     TaskState.ACTIVE: frozenset(
         {
             TaskState.DONE,
@@ -90,7 +100,9 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
             TaskState.CANCELED,
         }
     ),
-    TaskState.WAITING: frozenset({TaskState.QUEUED, TaskState.CANCELED}),
+    TaskState.WAITING: frozenset({TaskState.QUEUED, TaskState.PAUSED, TaskState.CANCELED}),
+    # Resumed: QUEUED, or WAITING again when it was paused during a retry's backoff.
+    TaskState.PAUSED: frozenset({TaskState.QUEUED, TaskState.WAITING, TaskState.CANCELED}),
     TaskState.DONE: frozenset(),
     TaskState.SKIPPED: frozenset(),
     TaskState.FAILED: frozenset(),

@@ -110,6 +110,7 @@ class Agent:
     capabilities: dict[str, Any]
     last_heartbeat: datetime | None
     status: dict[str, Any] = field(default_factory=dict)
+    paused_at: datetime | None = None  # draining since then: no new leases
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +291,8 @@ class Transfer:
     runs: int
     error: str | None
     submission_id: str | None = None
+    paused_at: datetime | None = None  # paused since then: no new copies, no new runs
+    pause_stops: bool = False  # paused with its active copies stopped (``pause --now``)
 
 
 @dataclass(frozen=True, slots=True)

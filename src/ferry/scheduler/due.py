@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from ferry.domain.events import TransferChanged
-from ferry.domain.states import TransferStatus
+from ferry.domain.events import RunSkipped, TransferChanged
+from ferry.domain.states import RunStatus, TransferStatus
+from ferry.domain.transfers import Run
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -43,6 +44,9 @@ class DueLoop(Loop):
     async def run_once(self) -> None:
         while runs := await self.store.claim_due_transfers(self.clock(), CLAIM_BATCH):
             for run in runs:
+                if run.status is RunStatus.SKIPPED:
+                    self._skipped(run)
+                    continue
                 log.info("transfer %s: run %d started", run.transfer_id, run.number)
                 if self.observe_lag is not None:
                     started = run.started_at or self.clock()
@@ -53,6 +57,19 @@ class DueLoop(Loop):
             self.wakeups.expand.set()
             if len(runs) < CLAIM_BATCH:
                 break
+
+    def _skipped(self, run: Run) -> None:
+        """An occurrence of a paused transfer, recorded as a SKIPPED run."""
+        log.info("transfer %s: run %d skipped (paused), due at %s", run.transfer_id, run.number,
+                 run.due_at.isoformat())  # fmt: skip
+        self.wakeups.events.publish(
+            RunSkipped(
+                transfer=run.transfer_id,
+                run=run.number,
+                due_at=run.due_at.isoformat(),
+                occurrences=run.occurrences,
+            )
+        )
 
     async def delay(self) -> float:
         due = await self.store.next_due_at()

@@ -376,6 +376,13 @@ class CancelOutcome:
     stopping_tasks: int
 
 
+@dataclass(frozen=True, slots=True)
+class PauseOutcome:
+    transfer: Transfer
+    objects: int  # taken out of the queue (a pause) or put back in it (a resume)
+    stopping_tasks: int  # active copies told to stop (``pause --now``)
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and apply every pending migration."""
@@ -661,16 +668,43 @@ class Store(Protocol):
         (their agent learns it at the next heartbeat), the transfer CANCELED. Finished one-shot:
         ``AlreadyFinished``."""
 
+    async def pause_transfer(self, transfer_id: str, *, stop: bool = False) -> PauseOutcome:
+        """Pause a STANDBY or ONGOING transfer: its latest run's QUEUED and WAITING tasks
+        become PAUSED (no lease takes them), and so does any of its tasks that comes back to
+        the queue while it is paused (given back, retried, lost with its lease, newly listed);
+        its ACTIVE tasks finish, or with ``stop`` their agents are told to stop them at the
+        next heartbeat and each is given back, its attempt not spent. A periodic transfer's
+        occurrences due while it is paused are SKIPPED runs; a one-shot one due while paused
+        waits for its resume. Its status does not change. ``AlreadyFinished`` for a finished
+        transfer; ``Conflict`` when it is paused already (unless ``stop`` adds the stop), being
+        canceled, or a push or pull (its client moves its objects)."""
+
+    async def resume_transfer(self, transfer_id: str) -> PauseOutcome:
+        """Undo a pause: its PAUSED tasks are QUEUED again (WAITING, when they were waiting
+        for a retry); a periodic transfer goes on with its next occurrence. ``Conflict`` when
+        it is not paused."""
+
+    async def pause_agent(self, name: str) -> Agent:
+        """Drain the agent (``name``: its name or id): it gets no new lease and finishes what
+        it holds. ``NotFound``, or ``Conflict`` when it is paused already. Kept when it
+        registers again."""
+
+    async def resume_agent(self, name: str) -> Agent:
+        """The agent leases again. ``NotFound``, or ``Conflict`` when it is not paused."""
+
     # --- the scheduler's work ---------------------------------------------------------------
     async def next_due_at(self) -> datetime | None:
-        """The earliest ``next_run_at`` of a STANDBY transfer."""
+        """The earliest ``next_run_at`` of a STANDBY transfer that is not paused or is periodic
+        (whose occurrences are skipped while it is)."""
 
     async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
-        """Move STANDBY transfers due at ``now`` to ONGOING and open a run for each."""
+        """Move STANDBY transfers due at ``now`` to ONGOING and open a run for each. A paused
+        periodic one instead gets a SKIPPED run for the occurrence (``occurrences`` it stands
+        for) and moves on to its next one; a paused one-shot one is left waiting."""
 
     async def end_runs_past_deadline(self, now: datetime) -> list[Run]:
-        """End each ONGOING run whose deadline is at or before ``now``: its QUEUED and WAITING
-        tasks CANCELED (error "deadline"), its ACTIVE ones flagged to stop, its listing
+        """End each ONGOING run whose deadline is at or before ``now``: its QUEUED, WAITING and
+        PAUSED tasks CANCELED (error "deadline"), its ACTIVE ones flagged to stop, its listing
         stopped, the run marked so that it ends CANCELED with the deadline as its error. Each
         run once; the runs ended."""
 
@@ -718,7 +752,8 @@ class Store(Protocol):
         """Every task of the run exists; ``error`` records why expansion stopped, if it did."""
 
     async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
-        """Move up to ``limit`` QUEUED tasks to ACTIVE for ``agent_id`` and return them.
+        """Move up to ``limit`` QUEUED tasks to ACTIVE for ``agent_id`` and return them; none
+        to a paused agent (a paused transfer's tasks are PAUSED, not QUEUED).
 
         Eligible: QUEUED, not flagged for cancel, and its channel (resolved from the sites of
         its storages) ACTIVE and below its ``max_active`` counting every agent. Order: strict
@@ -764,7 +799,8 @@ class Store(Protocol):
         as ``record_chunk_results`` locks it."""
 
     async def requeue_waiting(self, now: datetime) -> int:
-        """WAITING tasks whose backoff elapsed go back to QUEUED."""
+        """WAITING tasks whose backoff elapsed go back to QUEUED (PAUSED, when their transfer
+        was paused meanwhile)."""
 
     async def finish_runs(self, now: datetime) -> list[Run]:
         """Close every expanded ONGOING run whose tasks are all final, and set its transfer's

@@ -9,6 +9,7 @@ from ferry.store.sql_gauges import GaugesMixin
 from ferry.store.sql_grants import GrantsMixin
 from ferry.store.sql_outcomes import OutcomesMixin
 from ferry.store.sql_passive import PassiveMixin
+from ferry.store.sql_pauses import PausesMixin
 from ferry.store.sql_registry import RegistryMixin
 from ferry.store.sql_runs import RunsMixin
 from ferry.store.sql_transfers import TransfersMixin
@@ -21,6 +22,7 @@ class SqlStore(
     UsersMixin,
     GrantsMixin,
     AuditMixin,
+    PausesMixin,
     TransfersMixin,
     OutcomesMixin,
     RunsMixin,

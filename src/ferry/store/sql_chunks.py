@@ -28,6 +28,7 @@ from ferry.store.abc import ChunkResults, ChunkTally, TaskChange
 from ferry.store.sql_base import SqlBase, Unindexed
 from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
 from ferry.store.sql_failed_objects import name_failed_objects
+from ferry.store.sql_pauses import queued_or_paused
 from ferry.store.sql_tasks import RunCounter, leased_rows, retry_delay
 
 
@@ -333,14 +334,16 @@ class ChunksMixin(SqlBase):
     ) -> TaskState:
         """What the members never reported become when the carrier ends, and the carrier's
         end state: canceled with it when a user canceled it (CANCELED), or given back to a new
-        QUEUED carrier: the agent stopped them for its own stop or its channel's."""
+        QUEUED carrier (PAUSED, while its transfer is): the agent stopped them for its own
+        stop, its channel's or its transfer's pause."""
         if not unreported:
             return TaskState.DONE
         if row.cancel_requested:
             report.counts["REST_CANCELED"] += len(unreported)
             return TaskState.CANCELED
         # Given back unstarted: as if never leased, their attempt not spent.
-        new_carrier(conn, row, unreported, TaskState.QUEUED, attempts=row.attempts - 1)
+        back = queued_or_paused(conn, row.transfer_id)
+        new_carrier(conn, row, unreported, back, attempts=row.attempts - 1)
         return TaskState.DONE
 
 

@@ -42,7 +42,8 @@ class DeadlinesMixin(SqlBase):
     async def note_late_runs(self, now: datetime) -> list[RunLate]:
         c = t.transfers.c
         waiting = (TransferStatus.STANDBY.value, TransferStatus.ONGOING.value)
-        late = (c.late_at <= now) & c.status.in_(waiting)
+        # Not while paused: its occurrences are skipped on purpose, each as a SKIPPED run.
+        late = (c.late_at <= now) & c.status.in_(waiting) & c.paused_at.is_(None)
         if await self._reading(first_row, select(c.id).where(late).limit(1)) is None:
             return []
         return await self._write(self._note_late, late, now)
@@ -101,7 +102,10 @@ def _end_past_deadline(conn: Connection, due: Select[Any], now: datetime) -> lis
         assert run.deadline_at is not None
         c = t.tasks.c
         of_run = (c.transfer_id == run.transfer_id) & (c.run == run.number)
-        waiting = of_run & t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
+        # A paused run's objects too: a deadline holds while its transfer is paused.
+        waiting = of_run & t.task_state_is(
+            TaskState.QUEUED.value, TaskState.WAITING.value, TaskState.PAUSED.value
+        )
         # A carrier's objects are canceled with it, each counted, as a cancel counts them.
         canceled = sum(
             conn.execute(

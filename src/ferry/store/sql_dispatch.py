@@ -215,6 +215,7 @@ class DispatchMixin(SqlBase):
             .where(
                 a.state.in_([AgentState.REGISTERED.value, AgentState.ALIVE.value])
                 & (a.id != agent_id)
+                & a.paused_at.is_(None)
                 & ~holding
             )
         ).scalar()
@@ -254,14 +255,18 @@ class DispatchMixin(SqlBase):
 
     def _may_lease(self, conn: Connection, agent_id: str) -> tuple[bool, bool]:
         """Whether the agent may lease (a RETIRED agent, which said it leaves, gets nothing
-        until it registers again), and whether it takes chunks (it speaks protocol 2)."""
+        until it registers again; a paused one nothing until it is resumed), and whether it
+        takes chunks (it speaks protocol 2)."""
         a = t.agents.c
-        row = conn.execute(select(a.state, a.capabilities).where(a.id == agent_id)).first()
+        row = conn.execute(
+            select(a.state, a.capabilities, a.paused_at).where(a.id == agent_id)
+        ).first()
         if row is None:
             return True, False
         protocol = (row.capabilities or {}).get("protocol", 1)
         takes_chunks = isinstance(protocol, int) and protocol >= CHUNKS_PROTOCOL
-        return row.state != AgentState.RETIRED.value, takes_chunks
+        may = row.state != AgentState.RETIRED.value and row.paused_at is None
+        return may, takes_chunks
 
     def _active_by_pair(self, conn: Connection) -> dict[Pair, int]:
         c = t.tasks.c

@@ -27,6 +27,7 @@ from ferry.store.sql_chunks import (
     recorded,
 )
 from ferry.store.sql_failed_objects import name_failed_objects
+from ferry.store.sql_pauses import queued_or_paused
 from ferry.store.sql_tasks import RunCounter, TasksMixin
 
 # The error class of an object's attempt that ended with its carrier's lease.
@@ -116,7 +117,8 @@ def _lease_of(row: CarrierRow) -> ColumnElement[bool]:
 
 
 def _requeue(conn: Connection, row: CarrierRow, offsets: list[int], attempts: int) -> None:
-    """The carrier QUEUED again, carrying ``offsets`` only (all of its list: unchanged)."""
+    """The carrier QUEUED again, carrying ``offsets`` only (all of its list: unchanged);
+    PAUSED, while its transfer is paused."""
     whole = row.members is None and len(offsets) == row.objects
     members = None if whole else offsets
     sizes = list_sizes(conn, row)
@@ -124,7 +126,7 @@ def _requeue(conn: Connection, row: CarrierRow, offsets: list[int], attempts: in
         update(t.tasks)
         .where(_lease_of(row))
         .values(
-            state=TaskState.QUEUED.value,
+            state=queued_or_paused(conn, row.transfer_id).value,
             members=members,
             objects=len(offsets),
             object=row.origin + offsets[0],

@@ -108,6 +108,15 @@ def task_rows(
     ]
 
 
+def _paused(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of new tasks of a paused transfer: those to be QUEUED are PAUSED."""
+    queued, paused = TaskState.QUEUED.value, TaskState.PAUSED.value
+    return [
+        (*row[:_STATE], paused, *row[_STATE + 1 :]) if row[_STATE] == queued else row
+        for row in rows
+    ]
+
+
 def _carrier_rows(
     transfer: Transfer,
     run: int,
@@ -216,10 +225,12 @@ class InsertMixin(SqlBase):
     ) -> bool:
         if expanded:
             conn.execute(expanded_run(transfer.id, run, None))
+        c = t.transfers.c
+        # Share-locked: a pause waits for these tasks, or they see it (``sql_pauses``).
         wanted = conn.execute(
-            select(t.transfers.c.status, t.transfers.c.cancel_requested).where(
-                t.transfers.c.id == transfer.id
-            )
+            select(c.status, c.cancel_requested, c.paused_at)
+            .where(c.id == transfer.id)
+            .with_for_update(read=True)
         ).one()
         if wanted.status == TransferStatus.CANCELED.value or wanted.cancel_requested:
             return False  # canceled while it was being listed: nothing more to queue
@@ -235,6 +246,8 @@ class InsertMixin(SqlBase):
         options = transfer.spec.options
         numbers = page.task_numbers if base is not None else None
         rows = task_rows(transfer.id, transfer.scope, options, run, page.tasks, sites, numbers)
+        paused = wanted.paused_at is not None
+        rows = _paused(rows) if paused else rows
         inserted = self._insert_new_tasks(conn, rows) if rows else []
         counter = RunCounter()
         for state, count in Counter(row[_STATE] for row in inserted).items():
@@ -243,6 +256,7 @@ class InsertMixin(SqlBase):
         objects = len(inserted)
         if page.chunks:
             carriers = _carrier_rows(transfer, run, page.chunks, page.chunk_numbers, sites)
+            carriers = _paused(carriers) if paused else carriers
             execute_many(conn, CARRIER_INSERT, carriers)
             chunks = _chunk_rows(transfer.id, run, page.chunks, page.chunk_numbers)
             execute_many(conn, _CHUNK_INSERT, chunks)

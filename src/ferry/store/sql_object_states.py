@@ -2,12 +2,13 @@
 what holds that state rather than by walking every object up to the page.
 
 An object of a chunk is in a final state (DONE, SKIPPED, FAILED, CANCELED) when its latest
-outcome is; otherwise it is in its latest carrier's state (QUEUED, WAITING, ACTIVE, CANCELED).
-So the objects in a final state are among those with an outcome in it, found by the outcomes'
-key after the cursor (FAILED by ``ix_outcomes_failed``); the others are among the members of
-the carriers in it, found by ``(transfer_id, run, origin)`` a few chunk lists at a time; a
-CANCELED object is either. Each candidate is then built as a page shows it and kept when it is
-in the state, so the result is the unfiltered pages' objects in that state, in number order.
+outcome is; otherwise it is in its latest carrier's state (QUEUED, WAITING, PAUSED, ACTIVE,
+CANCELED). So the objects in a final state are among those with an outcome in it, found by
+the outcomes' key after the cursor (FAILED by ``ix_outcomes_failed``); the others are among
+the members of the carriers in it, found by ``(transfer_id, run, origin)`` a few chunk lists
+at a time; a CANCELED object is either. Each candidate is then built as a page shows it and
+kept when it is in the state, so the result is the unfiltered pages' objects in that state, in
+number order.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from ferry.store.sql_outcome_rows import RunKey, outcomes_in
 
 # States an object takes from an outcome, and states it takes from its carrier.
 _BY_OUTCOME = frozenset({TaskState.DONE, TaskState.SKIPPED, TaskState.FAILED, TaskState.CANCELED})
-_BY_CARRIER = frozenset({TaskState.QUEUED, TaskState.WAITING, TaskState.ACTIVE, TaskState.CANCELED})
+_BY_CARRIER = frozenset(
+    {TaskState.QUEUED, TaskState.WAITING, TaskState.PAUSED, TaskState.ACTIVE, TaskState.CANCELED}
+)
 _FIRST_LISTS = 4  # chunk lists with a carrier in the state read first; doubled while too few
 
 

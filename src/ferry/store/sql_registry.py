@@ -29,7 +29,8 @@ from ferry.store.crypto import SecretKeyError
 from ferry.store.sql_base import SqlBase, Unindexed, all_rows, first_row, hash_secret
 from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_expiry import ExpiryMixin
-from ferry.store.sql_rows import storage_from_row
+from ferry.store.sql_pauses import park_paused, stopped_by_pause
+from ferry.store.sql_rows import agent_from_row, storage_from_row
 from ferry.store.sql_tasks import _RELEASE
 
 ADMIN_CLIENT = "admin"
@@ -63,18 +64,6 @@ _TOKEN_OF = select(t.tokens, t.clients.c.scopes).select_from(
 def _refuse_expired(expires_at: datetime | None, now: datetime) -> None:
     if expires_at is not None and expires_at <= now:
         raise Unauthenticated(f"token expired at {expires_at:%Y-%m-%d %H:%M:%S} UTC")
-
-
-def _agent_from_row(row: Any) -> Agent:
-    return Agent(
-        id=row.id,
-        name=row.name,
-        host=row.host,
-        state=AgentState(row.state),
-        capabilities=dict(row.capabilities),
-        last_heartbeat=row.last_heartbeat,
-        status=dict(row.status),
-    )
 
 
 class RegistryMixin(ExpiryMixin, SqlBase):
@@ -307,7 +296,7 @@ class RegistryMixin(ExpiryMixin, SqlBase):
                 )
             )
             row = (await conn.execute(select(t.agents).where(t.agents.c.id == agent_id))).one()
-        return _agent_from_row(row), token
+        return agent_from_row(row), token
 
     async def _spend_secret(self, conn: AsyncConnection, secret: str, name: str) -> None:
         row = (
@@ -369,17 +358,17 @@ class RegistryMixin(ExpiryMixin, SqlBase):
 
     async def list_agents(self) -> list[Agent]:
         rows = await self._reading(all_rows, select(t.agents).order_by(t.agents.c.name))
-        return [_agent_from_row(r) for r in rows]
+        return [agent_from_row(r) for r in rows]
 
     async def agent_named(self, name: str) -> Agent | None:
         row = await self._reading(first_row, select(t.agents).where(t.agents.c.name == name))
-        return _agent_from_row(row) if row is not None else None
+        return agent_from_row(row) if row is not None else None
 
     async def get_agent(self, agent_id: str) -> Agent:
         row = await self._reading(first_row, select(t.agents).where(t.agents.c.id == agent_id))
         if row is None:
             raise AgentNotFound(agent_id)
-        return _agent_from_row(row)
+        return agent_from_row(row)
 
     async def record_heartbeat(
         self,
@@ -390,7 +379,8 @@ class RegistryMixin(ExpiryMixin, SqlBase):
         progress: dict[int, int] | None = None,
     ) -> list[int]:
         """Extend the leases the agent says it holds (a lease it never received is left to
-        expire) and return those of its tasks it must stop: canceled, or no longer its own."""
+        expire) and return those of its tasks it must stop: canceled, of a transfer paused
+        with its copies stopped, or no longer its own."""
         now = self.clock()
         mine = (
             t.tasks.c.id.in_(held)
@@ -415,17 +405,22 @@ class RegistryMixin(ExpiryMixin, SqlBase):
             c = t.tasks.c
             rows = (
                 await conn.execute(
-                    select(c.id, c.cancel_requested, c.source_site, c.destination_site).where(mine)
+                    select(
+                        c.id, c.cancel_requested, c.source_site, c.destination_site, c.transfer_id
+                    ).where(mine)
                 )
             ).all()
             stopped = await conn.run_sync(
                 self._stopped_pairs, {(r.source_site, r.destination_site) for r in rows}
             )
+            paused = await conn.run_sync(stopped_by_pause, {r.transfer_id for r in rows})
         still_mine = {r.id for r in rows}
         stop = {
             r.id
             for r in rows
-            if r.cancel_requested or (r.source_site, r.destination_site) in stopped
+            if r.cancel_requested
+            or (r.source_site, r.destination_site) in stopped
+            or r.transfer_id in paused
         }
         return sorted(stop | (set(held) - still_mine))
 
@@ -455,7 +450,7 @@ class RegistryMixin(ExpiryMixin, SqlBase):
             carriers = await conn.run_sync(self._release_carriers, agent_id)
             held = (
                 await conn.execute(
-                    select(c.id, c.lease_token).where(
+                    select(c.id, c.lease_token, c.transfer_id).where(
                         (c.lease_agent == agent_id)
                         & t.task_state_is(TaskState.ACTIVE.value)
                         & Unindexed(c.origin).is_(None)
@@ -464,6 +459,7 @@ class RegistryMixin(ExpiryMixin, SqlBase):
             ).all()
             if held:
                 await conn.run_sync(execute_many, _RELEASE, [(r.id, r.lease_token) for r in held])
+                await conn.run_sync(park_paused, [(r.transfer_id, r.id) for r in held])
         return carriers + len(held)
 
     async def silent_agents(self, since: datetime) -> list[Agent]:
@@ -473,7 +469,7 @@ class RegistryMixin(ExpiryMixin, SqlBase):
             all_rows,
             select(t.agents).where(a.state.in_(alive) & (a.last_heartbeat < since)),
         )
-        return [_agent_from_row(r) for r in rows]
+        return [agent_from_row(r) for r in rows]
 
     async def agent_statistics(self, agent_ids: Sequence[str]) -> dict[str, AgentStatistics]:
         """Counters from the agents table, objects held from the tasks' lease index, and the

@@ -1,5 +1,5 @@
 """Rows of the SQL store made into domain objects: storages, transfers (their specs parsed once,
-``SpecCache``), runs and tasks."""
+``SpecCache``), runs, tasks and agents."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Row
 
 from ferry.domain.locations import parse_location
-from ferry.domain.states import RunStatus, TaskState, TransferStatus
+from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import (
+    Agent,
     Credentials,
     ListedThrough,
     Run,
@@ -87,6 +88,8 @@ def transfer_from_row(row: Row[Any], specs: SpecCache) -> Transfer:
         runs=values["runs"],
         error=values["error"],
         submission_id=values["submission_id"],
+        paused_at=values["paused_at"],
+        pause_stops=values["pause_stops"],
     )
 
 
@@ -148,4 +151,17 @@ def task_from_row(row: Row[Any]) -> Task:
         attempts=row.attempts,
         error_class=row.error_class,
         error=row.error,
+    )
+
+
+def agent_from_row(row: Any) -> Agent:
+    return Agent(
+        id=row.id,
+        name=row.name,
+        host=row.host,
+        state=AgentState(row.state),
+        capabilities=dict(row.capabilities),
+        last_heartbeat=row.last_heartbeat,
+        status=dict(row.status),
+        paused_at=row.paused_at,
     )

@@ -31,6 +31,7 @@ from ferry.store.sql_expiry import lost_objects
 from ferry.store.sql_hooks import HooksMixin
 from ferry.store.sql_insert import InsertMixin, expanded_run
 from ferry.store.sql_outcomes import Failure, first_failed_outcome
+from ferry.store.sql_pauses import skipped_runs
 from ferry.store.sql_rows import run_from_row, transfer_from_row
 
 
@@ -100,6 +101,11 @@ def _run_row(run: Run) -> dict[str, Any]:
     }
 
 
+# A STANDBY transfer the due loop takes: one not paused, or a periodic one (whose occurrences
+# due while it is paused are skipped). A one-shot transfer due while paused waits.
+_CLAIMABLE = t.transfers.c.paused_at.is_(None) | t.transfers.c.schedule_kind.in_(["every", "cron"])
+
+
 @dataclass(frozen=True, slots=True)
 class _TransferState:
     status: TransferStatus
@@ -115,26 +121,32 @@ class RunsMixin(HooksMixin, InsertMixin):
         c = t.transfers.c
         value = await self._reading(
             scalar_of,
-            select(func.min(c.next_run_at)).where(c.status == TransferStatus.STANDBY.value),
+            select(func.min(c.next_run_at)).where(
+                (c.status == TransferStatus.STANDBY.value) & _CLAIMABLE
+            ),
         )
         return value if isinstance(value, datetime) else None
 
     async def claim_due_transfers(self, now: datetime, limit: int) -> list[Run]:
         """Three statements per batch, whatever its size: find the due rows (index on status,
-        next_run_at), move them to ONGOING in one compare-and-set, open their runs in one insert."""
+        next_run_at), move them to ONGOING in one compare-and-set, open their runs in one insert.
+        A paused periodic transfer's occurrence is a SKIPPED run instead (``skipped_runs``)."""
         c = t.transfers.c
         check_transfer_transition(TransferStatus.STANDBY, TransferStatus.ONGOING)
         due = (
-            select(c.id, c.runs, c.next_run_at, c.schedule, c.spec, c.late_at)
-            .where((c.status == TransferStatus.STANDBY.value) & (c.next_run_at <= now))
+            select(c.id, c.runs, c.next_run_at, c.schedule, c.spec, c.late_at, c.paused_at)
+            .where((c.status == TransferStatus.STANDBY.value) & (c.next_run_at <= now) & _CLAIMABLE)
             .order_by(c.next_run_at)
             .limit(limit)
         )
 
         def claim(conn: Connection) -> list[Run]:
             rows = {row.id: row for row in conn.execute(due).all()}
+            paused = [row for row in rows.values() if row.paused_at is not None]
+            skipped = skipped_runs(conn, paused, now)
+            rows = {key: row for key, row in rows.items() if row.paused_at is None}
             if not rows:
-                return []
+                return skipped
             moved = conn.execute(
                 update(t.transfers)
                 .where(c.id.in_(rows) & (c.status == TransferStatus.STANDBY.value))
@@ -149,7 +161,7 @@ class RunsMixin(HooksMixin, InsertMixin):
             claimed = [_opened_run(rows[r.id], now) for r in moved.all()]
             conn.execute(insert(t.runs), [_run_row(run) for run in claimed])
             _next_late_at(conn, rows, claimed)
-            return claimed
+            return claimed + skipped
 
         return sorted(await self._write(claim), key=lambda run: run.due_at)
 
@@ -293,6 +305,8 @@ class RunsMixin(HooksMixin, InsertMixin):
         STANDBY, due at its next occurrence (``next_run``: when, and when it is late)."""
         next_run_at, late_at = next_run
         status = transfer_status_after(outcome)
+        # Ended: it is no longer paused (a periodic one going on stays paused).
+        paused = {} if next_run_at is not None else {"paused_at": None, "pause_stops": False}
         if run.past_deadline and next_run_at is not None:
             # Its run was ended at its deadline, the transfer not canceled: the series goes on.
             status = TransferStatus.COMPLETED_WITH_ERRORS
@@ -313,6 +327,7 @@ class RunsMixin(HooksMixin, InsertMixin):
                 late_at=late_at,
                 cancel_requested=False,
                 updated_at=now,
+                **paused,
             )
         )
 

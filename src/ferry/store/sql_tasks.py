@@ -27,12 +27,15 @@ from ferry.store.abc import TaskChange, TaskResult
 from ferry.store.sql_base import SqlBase, Unindexed
 from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
 from ferry.store.sql_dispatch import channel_from_row
+from ferry.store.sql_pauses import PAUSE_STOPPED, park_paused, stopped_by_pause
 
 RETRY_BASE = timedelta(seconds=10)
 RETRY_CAP = timedelta(minutes=10)
 
 # A state's text as stored, looked up: reading an enum member's ``value`` is a descriptor call.
 _VALUE = {state: state.value for state in TaskState}
+
+_QUEUED = TaskState.QUEUED
 
 _COUNTED = {
     TaskState.DONE: "done",
@@ -109,6 +112,7 @@ class TasksMixin(SqlBase):
             held = [row for row in held if row.id not in never]
         if held:
             changes += self._apply_results(conn, agent_id, held, by_id, now)
+        park_paused(conn, ((c.transfer_id, c.task_id) for c in changes if c.state is _QUEUED))
         return changes
 
     def _unstarted(
@@ -142,8 +146,8 @@ class TasksMixin(SqlBase):
         """Results of started attempts, each kept as an attempt. One stopped by its channel
         (STOPPED) or by its agent's shutdown (RELEASED) is QUEUED again at once, and that
         attempt does not use up one of the object's retries."""
-        interrupted = self._stopped_by_channel(conn, held, by_id)
-        interrupted |= {
+        stopped = self._stopped(conn, held, by_id)
+        interrupted = set(stopped) | {
             row.id
             for row in held
             if by_id[row.id].state is TaskState.QUEUED and not row.cancel_requested
@@ -158,8 +162,8 @@ class TasksMixin(SqlBase):
             if row.id in interrupted:
                 state, not_before = TaskState.QUEUED, None
                 ended = "RELEASED" if result.state is TaskState.QUEUED else "STOPPED"
-                if ended == "STOPPED":  # the agent saw a cancel; it was the channel's stop
-                    result = result._replace(error=CHANNEL_STOPPED, error_class="stopped")
+                if ended == "STOPPED":  # the agent saw a cancel; it was a channel's or pause's
+                    result = result._replace(error=stopped[row.id], error_class="stopped")
             else:
                 state, not_before = self._next_state(row, result, now)
             counter.add(
@@ -192,21 +196,29 @@ class TasksMixin(SqlBase):
         rows = held_rows(conn, _HELD_BY, {"agent": agent_id, "ids": list(by_id)})
         return [row for row in rows if row.lease_token == by_id[row.id].lease]
 
-    def _stopped_by_channel(
+    def _stopped(
         self, conn: Connection, rows: list[HeldRow], by_id: dict[int, TaskResult]
-    ) -> set[int]:
-        """Tasks that stopped because their channel was stopped: they go back to QUEUED."""
+    ) -> dict[int, str]:
+        """Tasks that stopped because their channel was stopped or their transfer paused with
+        its copies stopped, and why: they go back to QUEUED (PAUSED, while paused)."""
         candidates = [
             row
             for row in rows
             if by_id[row.id].state is TaskState.CANCELED and not row.cancel_requested
         ]
         if not candidates:
-            return set()
+            return {}
         stopped = self._stopped_pairs(
             conn, {(r.source_site, r.destination_site) for r in candidates}
         )
-        return {r.id for r in candidates if (r.source_site, r.destination_site) in stopped}
+        paused = stopped_by_pause(conn, {r.transfer_id for r in candidates})
+        why = {r.id: PAUSE_STOPPED for r in candidates if r.transfer_id in paused}
+        why.update(
+            (r.id, CHANNEL_STOPPED)
+            for r in candidates
+            if (r.source_site, r.destination_site) in stopped
+        )
+        return why
 
     def _stopped_pairs(self, conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
         rows = conn.execute(select(t.channels)).all()
@@ -261,16 +273,22 @@ class TasksMixin(SqlBase):
         execute_many(conn, _RESULT_UPDATE, updates)
         execute_many(conn, _ATTEMPT_INSERT, attempts)
         counter.apply(conn, now)
+        park_paused(conn, ((row.transfer_id, row.id) for row in rows))
         return len(rows)
 
     async def requeue_waiting(self, now: datetime) -> int:
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(t.tasks)
-                .where(t.task_state_is(TaskState.WAITING.value) & (t.tasks.c.not_before <= now))
-                .values(state=TaskState.QUEUED.value, not_before=None)
-            )
-        return int(result.rowcount)
+        return await self._write(self._requeue_waiting, now)
+
+    def _requeue_waiting(self, conn: Connection, now: datetime) -> int:
+        c = t.tasks.c
+        ready = conn.execute(
+            update(t.tasks)
+            .where(t.task_state_is(TaskState.WAITING.value) & (c.not_before <= now))
+            .values(state=TaskState.QUEUED.value, not_before=None)
+            .returning(c.transfer_id, c.id)
+        ).all()
+        parked = park_paused(conn, ((row.transfer_id, row.id) for row in ready))
+        return len(ready) - parked
 
 
 class HeldRow(NamedTuple):

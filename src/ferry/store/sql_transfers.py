@@ -66,6 +66,10 @@ _ONE_WITH_LATEST_RUN = _WITH_LATEST_RUN.add_columns(_ACTIVE_BYTES).where(
 )
 
 
+# The tasks a cancel or a deadline ends at once: none of them is being copied.
+_NOT_STARTED = (TaskState.QUEUED.value, TaskState.WAITING.value, TaskState.PAUSED.value)
+
+
 def _latest_run(row: Row[Any]) -> Run | None:
     """The run whose columns follow the transfer's in a row of ``_WITH_LATEST_RUN``."""
     values = row[_RUN_COLUMNS]
@@ -278,6 +282,8 @@ class TransfersMixin(SqlBase):
                 "next_run_at": None,
                 "late_at": None,
                 "error": "canceled",
+                "paused_at": None,
+                "pause_stops": False,
                 "updated_at": now,
             }
             if current is TransferStatus.STANDBY:
@@ -299,7 +305,7 @@ class TransfersMixin(SqlBase):
     ) -> tuple[int, int]:
         c = t.tasks.c
         of_run = (c.transfer_id == transfer_id) & (c.run == run)
-        waiting = of_run & t.task_state_is(TaskState.QUEUED.value, TaskState.WAITING.value)
+        waiting = of_run & t.task_state_is(*_NOT_STARTED)
         # A carrier's objects are canceled with it, each counted: no outcome row is written
         # for them (their state is their carrier's).
         objects = await conn.execute(

@@ -113,6 +113,8 @@ agents = Table(
     Column("failed", Integer, nullable=False, default=0, server_default="0"),
     Column("canceled", Integer, nullable=False, default=0, server_default="0"),
     Column("bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    # Paused (drained) since then: it gets no new leases and finishes what it holds.
+    Column("paused_at", UtcDateTime, nullable=True),
 )
 
 channels = Table(
@@ -181,6 +183,12 @@ transfers = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     # When its next run is late if it has not started (the late_after option); NULL once told.
     Column("late_at", UtcDateTime, nullable=True),
+    # Paused since then: its QUEUED and WAITING tasks are PAUSED (out of the lease's queue
+    # index), and tasks that come back to the queue meanwhile are PAUSED as they do
+    # (``sql_pauses``); its occurrences due meanwhile are SKIPPED runs. ``pause_stops``: its
+    # active copies were told to stop too, and are given back.
+    Column("paused_at", UtcDateTime, nullable=True),
+    Column("pause_stops", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("scope", "submitter", "submission_id"),

@@ -91,8 +91,9 @@ async def events(
         Query(description="only these kinds, repeated (``lagged`` always comes)"),
     ] = None,
 ) -> StreamingResponse:
-    """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, tasks,
-    progress, agent, lagged). With ``transfer``, it starts with that transfer's current status
+    """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, run.late,
+    run.skipped, tasks, progress, agent, transfer.paused, transfer.resumed, agent.paused,
+    agent.resumed, lagged). With ``transfer``, it starts with that transfer's current status
     and ends after its final one (COMPLETED, COMPLETED_WITH_ERRORS, FAILED or CANCELED). The
     comment ``: listening`` says that from there on no change is missed."""
     kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
