@@ -63,3 +63,18 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "No such command 'sumbit'" in result.stderr
+
+
+def test_agent_pause_manages_an_agent_and_agent_alone_runs_one() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-c", PROBE, "agent", "pause", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Usage: ferry agent pause [OPTIONS] {name}")
+    daemon = subprocess.run(
+        [sys.executable, "-c", PROBE, "agent", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "--secret" in daemon.stdout

@@ -134,6 +134,20 @@ class World:
             self.api("POST", "/transfers", {**body, "schedule": {"kind": "at", "at": "+1d"}})["id"]
         )
 
+    def paused(self) -> str:
+        transfer = self.transfer()
+        self.api("POST", f"/transfers/{transfer}/pause")
+        return transfer
+
+    def drained(self, *, paused: bool) -> str:
+        """A newly registered agent's name, paused if asked."""
+        name = f"drain-{next(fresh)}"
+        secret = self.api("POST", "/agents/invite", {"name": name})["secret"]
+        self.api("POST", "/agents/register", {"name": name, "secret": secret})
+        if paused:
+            self.api("POST", f"/agents/{name}/pause")
+        return name
+
     def push(self) -> str:
         body = {"destination": f"local:in-{next(fresh)}", "objects": [{"name": "x", "size": 1}]}
         return str(self.api("POST", "/transfers/push", body)["transfer"]["id"])
@@ -184,6 +198,12 @@ ROWS: dict[str, Row] = {
     ),
     "POST /api/v1/transfers/{transfer_id}/cancel": Row(
         "WRITE", 200, lambda w, c: Call("POST", f"/transfers/{w.transfer()}/cancel"), 404
+    ),
+    "POST /api/v1/transfers/{transfer_id}/pause": Row(
+        "WRITE", 200, lambda w, c: Call("POST", f"/transfers/{w.transfer()}/pause"), 404
+    ),
+    "POST /api/v1/transfers/{transfer_id}/resume": Row(
+        "WRITE", 200, lambda w, c: Call("POST", f"/transfers/{w.paused()}/resume"), 404
     ),
     "POST /api/v1/transfers/{transfer_id}/rerun": Row(
         "WRITE", 201, lambda w, c: Call("POST", f"/transfers/{w.transfer()}/rerun"), 404
@@ -248,6 +268,16 @@ ROWS: dict[str, Row] = {
         lambda w, c: Call("POST", "/agents/invite", {"name": f"inv-{next(fresh)}"}),
     ),
     "GET /api/v1/agents": Row("READ", 200, lambda w, c: Call("GET", "/agents")),
+    "POST /api/v1/agents/{agent}/pause": Row(
+        "ADMINISTRATOR",
+        200,
+        lambda w, c: Call("POST", f"/agents/{w.drained(paused=False)}/pause"),
+    ),
+    "POST /api/v1/agents/{agent}/resume": Row(
+        "ADMINISTRATOR",
+        200,
+        lambda w, c: Call("POST", f"/agents/{w.drained(paused=True)}/resume"),
+    ),
     "GET /api/v1/agents/{agent_id}": Row(
         "READ", 200, lambda w, c: Call("GET", f"/agents/{w.agent_id}")
     ),

@@ -266,7 +266,8 @@ def agent(
     log_dir: LogDirOption = None,
     log_level: LogLevelOption = None,
 ) -> None:
-    """Run a transfer agent: register with the server and move data for it."""
+    """Run a transfer agent: register with the server and move data for it. (`ferry agent
+    pause|resume NAME` drains an agent or lets it lease again.)"""
     if stdin:
         from ferry.cli.copy import copy_request
 

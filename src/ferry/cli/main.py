@@ -33,6 +33,8 @@ COMMANDS = {
     "ls": "transfers",
     "outcomes": "transfers",
     "cancel": "transfers",
+    "pause": "pauses",
+    "resume": "pauses",
     "rerun": "transfers",
     "watch": "transfers",
     "runs": "schedules",
@@ -55,6 +57,9 @@ COMMANDS = {
 
 COMPLETE_VAR = "_FERRY_COMPLETE"  # set by the scripts ``ferry completion`` prints
 
+# What follows ``ferry agent`` to manage an agent rather than run one.
+AGENT_CONTROLS = ("pause", "resume")
+
 
 def _settings() -> dict[str, Any]:
     return {
@@ -76,11 +81,28 @@ def module_commands(module: str) -> TyperGroup:
     return group
 
 
+@functools.cache
+def agent_controls() -> TyperGroup:
+    """``ferry agent pause|resume``, a group of ``ferry.cli.pauses`` (not a command of its
+    own: ``ferry agent`` is the daemon's)."""
+    group = typer.main.get_group(importlib.import_module("ferry.cli.pauses").agent_app)
+    assert isinstance(group, TyperGroup)
+    return group
+
+
 class LazyCommands(TyperGroup):
     """The ``ferry`` group: knows its commands by name, loads one when it is asked for."""
 
     def list_commands(self, ctx: Context) -> list[str]:
         return list(COMMANDS)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        """``ferry agent pause|resume NAME`` manages an agent; ``ferry agent`` runs one."""
+        if len(args) > 1 and args[0] == "agent" and args[1] in AGENT_CONTROLS:
+            return "agent", agent_controls(), args[1:]
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         module = COMMANDS.get(cmd_name)

@@ -63,7 +63,7 @@ def agents(
         s = a["stats"]
         table.add_row(
             a["name"],
-            a["state"],
+            a["state"] + (" (paused)" if a.get("paused_at") else ""),
             a["host"],
             a["version"] or "",
             str(a["active"]),

@@ -67,6 +67,12 @@ def _print_transfer(t: Json, zone: tzinfo | None = None) -> None:
         f"  from {', '.join(t['sources'])}  to {t['destination']}",
         f"  schedule: {schedule_in_words(t['schedule'], zone)}",
     ]
+    if t.get("paused_at"):
+        stopped = ", its copies stopped" if t.get("pause_stops") else ""
+        lines.append(
+            f"  paused since {when(t['paused_at'], zone)}{stopped}: no object starts and"
+            " occurrences due are skipped until `ferry resume`"
+        )
     if t.get("next_run_at"):
         lines.append(f"  next run: {when(t['next_run_at'], zone)}")
     lines += _timing(t.get("options", {}), zone)

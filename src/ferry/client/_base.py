@@ -106,6 +106,12 @@ class Request:
     params: dict[str, Any] | None = None
 
 
+def pause_request(transfer_id: str, *, now: bool = False) -> Request:
+    """A transfer's pause; ``now``: its active copies stop too."""
+    body = {"now": True} if now else None
+    return Request("POST", f"/api/v1/transfers/{transfer_id}/pause", json=body)
+
+
 class BaseClient:
     def __init__(
         self,

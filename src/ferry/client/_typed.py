@@ -15,6 +15,7 @@ from ferry.server.schemas import (
     ObjectResult,
     Outcomes,
     PassiveCreated,
+    PauseResult,
     RunPublic,
     ScopePublic,
     TransferList,
@@ -27,6 +28,8 @@ class TypedClient(BaseClient):
     parse_list = staticmethod(TransferList.model_validate)
     parse_outcomes = staticmethod(Outcomes.model_validate)
     parse_cancel = staticmethod(CancelResult.model_validate)
+    parse_pause = staticmethod(PauseResult.model_validate)
+    parse_agent = staticmethod(AgentPublic.model_validate)
 
     parse_channel = staticmethod(ChannelPublic.model_validate)
     parse_invitation = staticmethod(AgentInvitation.model_validate)

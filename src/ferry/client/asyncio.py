@@ -20,6 +20,7 @@ from ferry.client._base import (
     Request,
     ends_wait,
     left,
+    pause_request,
 )
 from ferry.client._typed import TypedClient, merge_outcome_pages
 from ferry.client.local import (
@@ -43,6 +44,7 @@ from ferry.server.schemas import (
     ObjectResult,
     Outcomes,
     PassiveCreated,
+    PauseResult,
     RunPublic,
     ScopePublic,
     StoragePublic,
@@ -221,6 +223,22 @@ class AsyncClient(TypedClient):
         return self.parse_cancel(
             await self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
         )
+
+    async def pause(self, transfer_id: str, *, now: bool = False) -> PauseResult:
+        """No new copies of its objects, no new runs; ``now``: its active copies stop too."""
+        return self.parse_pause(await self._send(pause_request(transfer_id, now=now)))
+
+    async def resume(self, transfer_id: str) -> PauseResult:
+        return self.parse_pause(
+            await self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/resume"))
+        )
+
+    async def pause_agent(self, agent: str) -> AgentPublic:
+        """Drain an agent (by name or id): no new leases; it finishes what it holds."""
+        return self.parse_agent(await self._send(Request("POST", f"/api/v1/agents/{agent}/pause")))
+
+    async def resume_agent(self, agent: str) -> AgentPublic:
+        return self.parse_agent(await self._send(Request("POST", f"/api/v1/agents/{agent}/resume")))
 
     async def rerun(self, transfer_id: str) -> TransferPublic:
         """A new transfer with this one's spec, scope and labels, to run now."""

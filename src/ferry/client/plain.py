@@ -27,6 +27,7 @@ from ferry.client._base import (
     BaseClient,
     Request,
     answer,
+    pause_request,
     wait_until_final,
 )
 from ferry.client.tls import tls_context, why_unreachable
@@ -230,6 +231,18 @@ class PlainClient(BaseClient):
 
     def cancel(self, transfer_id: str) -> Json:
         return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel")))
+
+    def pause(self, transfer_id: str, *, now: bool = False) -> Json:
+        return dict(self.send(pause_request(transfer_id, now=now)))
+
+    def resume(self, transfer_id: str) -> Json:
+        return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/resume")))
+
+    def pause_agent(self, agent: str) -> Json:
+        return dict(self.send(Request("POST", f"/api/v1/agents/{agent}/pause")))
+
+    def resume_agent(self, agent: str) -> Json:
+        return dict(self.send(Request("POST", f"/api/v1/agents/{agent}/resume")))
 
     def rerun(self, transfer_id: str) -> Json:
         return dict(self.send(Request("POST", f"/api/v1/transfers/{transfer_id}/rerun")))

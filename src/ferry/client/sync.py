@@ -15,6 +15,7 @@ from ferry.client._base import (
     RUNS_PAGE,
     WAIT_KINDS,
     Request,
+    pause_request,
     wait_until_final,
 )
 from ferry.client._typed import TypedClient, merge_outcome_pages
@@ -39,6 +40,7 @@ from ferry.server.schemas import (
     ObjectResult,
     Outcomes,
     PassiveCreated,
+    PauseResult,
     RunPublic,
     ScopePublic,
     StoragePublic,
@@ -212,6 +214,22 @@ class Client(TypedClient):
         return self.parse_cancel(
             self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/cancel"))
         )
+
+    def pause(self, transfer_id: str, *, now: bool = False) -> PauseResult:
+        """No new copies of its objects, no new runs; ``now``: its active copies stop too."""
+        return self.parse_pause(self._send(pause_request(transfer_id, now=now)))
+
+    def resume(self, transfer_id: str) -> PauseResult:
+        return self.parse_pause(
+            self._send(Request("POST", f"/api/v1/transfers/{transfer_id}/resume"))
+        )
+
+    def pause_agent(self, agent: str) -> AgentPublic:
+        """Drain an agent (by name or id): no new leases; it finishes what it holds."""
+        return self.parse_agent(self._send(Request("POST", f"/api/v1/agents/{agent}/pause")))
+
+    def resume_agent(self, agent: str) -> AgentPublic:
+        return self.parse_agent(self._send(Request("POST", f"/api/v1/agents/{agent}/resume")))
 
     def rerun(self, transfer_id: str) -> TransferPublic:
         """A new transfer with this one's spec, scope and labels, to run now."""

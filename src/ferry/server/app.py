@@ -40,6 +40,7 @@ from ferry.server.routes import (
     health,
     metrics,
     passive,
+    pauses,
     storages,
     transfers,
     users,
@@ -244,6 +245,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     app.add_middleware(RequestTimer, metrics=state.metrics)  # outermost: times all of it
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(passive.router)  # before transfers: /transfers/push is not an id
+    api.include_router(pauses.router)  # before transfers' and agents' routes with an id
     api.include_router(transfers.router)
     api.include_router(agents.router)
     api.include_router(storages.router)

@@ -386,6 +386,12 @@ class TransferPublic(BaseModel):
     error: str | None
     submission_id: str | None
     progress: ProgressPublic | None = Field(None, description="of the run under way")
+    paused_at: datetime | None = Field(
+        None,
+        description="paused since then: its objects are not leased and its occurrences are"
+        " skipped until it is resumed (its status does not change)",
+    )
+    pause_stops: bool = Field(False, description="paused with its active copies stopped")
 
 
 class RunPublic(BaseModel):
@@ -466,6 +472,23 @@ class CancelResult(BaseModel):
     stopping_objects: int
 
 
+class PauseRequest(_Strict):
+    now: bool = Field(
+        False,
+        description="stop the active copies too: each is given back to the queue, its attempt"
+        " not spent, and goes on when the transfer is resumed",
+    )
+
+
+class PauseResult(BaseModel):
+    id: str
+    status: str
+    paused_at: datetime | None
+    outcome: str
+    objects: int = Field(description="objects taken out of the queue, or put back in it")
+    stopping_objects: int = Field(0, description="active copies told to stop")
+
+
 class AttemptPublic(BaseModel):
     number: int
     state: str | None = Field(description="DONE, SKIPPED, FAILED, CANCELED, LOST or STOPPED")
@@ -540,6 +563,9 @@ class AgentPublic(BaseModel):
     capabilities: dict[str, Any]
     last_heartbeat: datetime | None
     status: dict[str, Any] = Field(description="its last state dump (DUMP_STATE)")
+    paused_at: datetime | None = Field(
+        None, description="paused (draining) since then: it gets no new leases"
+    )
 
 
 class ChannelIn(_Strict):

@@ -63,7 +63,7 @@ def _own(caller: Principal, agent_id: str) -> None:
         raise Forbidden("DAEMON of this agent")
 
 
-def _present(agent: Agent, stats: AgentStatistics | None) -> AgentPublic:
+def present_agent(agent: Agent, stats: AgentStatistics | None) -> AgentPublic:
     return AgentPublic(
         id=agent.id,
         name=agent.name,
@@ -75,6 +75,7 @@ def _present(agent: Agent, stats: AgentStatistics | None) -> AgentPublic:
         capabilities=agent.capabilities,
         last_heartbeat=agent.last_heartbeat,
         status=agent.status,
+        paused_at=agent.paused_at,
     )
 
 
@@ -390,14 +391,14 @@ async def leave(agent_id: str, state: StateDep, caller: Daemon) -> Response:
 async def list_agents(state: StateDep, caller: Reader) -> list[AgentPublic]:
     agents = await state.store.list_agents()
     stats = await state.store.agent_statistics([a.id for a in agents])
-    return [_present(a, stats.get(a.id)) for a in agents]
+    return [present_agent(a, stats.get(a.id)) for a in agents]
 
 
 @router.get("/{agent_id}", response_model=AgentPublic)
 async def get_agent(agent_id: str, state: StateDep, caller: Reader) -> AgentPublic:
     agent = await state.store.get_agent(agent_id)
     stats = await state.store.agent_statistics([agent.id])
-    return _present(agent, stats.get(agent.id))
+    return present_agent(agent, stats.get(agent.id))
 
 
 @router.get("/{agent_id}/stats", response_model=AgentStatsPublic)

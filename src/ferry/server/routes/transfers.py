@@ -113,6 +113,8 @@ def present(transfer: Transfer, run: Run | None, caller: Principal | None = None
         bytes=counts.bytes if counts else 0,
         error=transfer.error,
         submission_id=transfer.submission_id,
+        paused_at=transfer.paused_at,
+        pause_stops=transfer.pause_stops,
     )
 
 
