@@ -16,7 +16,7 @@ from ferry.domain.transfers import TransferOptions
 from ferry.errors import AlreadyFinished, Conflict, NotFound, TransferNotFound
 from ferry.protocol import ReportedState
 from ferry.store.abc import TaskResult
-from ferry.store.sql_pauses import PAUSE_STOPPED, SKIPPED_WHILE_PAUSED
+from ferry.store.sql_pauses import PAUSE_STOPPED, SERIES_ENDED, SKIPPED_WHILE_PAUSED
 
 from .chunked import chunk, chunk_agent, done, report, started, task_rows
 from .factories import new_transfer, planned
@@ -182,8 +182,8 @@ async def test_a_paused_one_shot_transfer_waits_for_its_resume(store, submit, cl
     assert run.status is RunStatus.ONGOING
 
 
-async def periodic(store, clock):  # type: ignore[no-untyped-def]
-    schedule = Schedule(ScheduleKind.EVERY, unit=Unit.HOUR, start=clock.now)
+async def periodic(store, clock, **fields):  # type: ignore[no-untyped-def]
+    schedule = Schedule(ScheduleKind.EVERY, unit=Unit.HOUR, start=clock.now, **fields)
     new = replace(new_transfer(next_run_at=clock.now), schedule=schedule.to_json())
     transfer, _ = await store.create_transfer(new)
     return transfer
@@ -216,6 +216,18 @@ async def test_occurrences_due_while_paused_are_skipped_runs(store, clock):
         3,
         first + timedelta(hours=4),
     )
+
+
+async def test_a_series_that_ends_while_paused_is_canceled_saying_so(store, clock):
+    transfer = await periodic(store, clock, count=2)
+    await store.pause_transfer(transfer.id)
+    [first] = await store.claim_due_transfers(clock.now, 10)
+    clock.advance(hours=1)
+    [last] = await store.claim_due_transfers(clock.now, 10)
+    assert (first.status, last.status) == (RunStatus.SKIPPED, RunStatus.SKIPPED)
+    ended = await store.get_transfer(transfer.id)
+    assert (ended.status, ended.error) == (TransferStatus.CANCELED, SERIES_ENDED)
+    assert (ended.next_run_at, ended.paused_at) == (None, None)
 
 
 async def test_a_paused_agent_drains(store, start, agent_id, register_agent):

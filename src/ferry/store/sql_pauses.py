@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, insert, select, update
 
 from ferry.domain.schedules import Schedule, next_occurrence, occurrences_due
-from ferry.domain.states import RunStatus, TaskState, TransferStatus
+from ferry.domain.states import RunStatus, TaskState, TransferStatus, check_transfer_transition
 from ferry.domain.transfers import Agent, Run, RunCounts, TransferOptions
 from ferry.errors import AlreadyFinished, Conflict, NotFound, TransferNotFound
 from ferry.store import tables as t
@@ -94,6 +94,7 @@ def skipped_runs(conn: Connection, rows: list[Any], now: datetime) -> list[Run]:
             "updated_at": now,
         }
         if following is None:
+            check_transfer_transition(TransferStatus.STANDBY, TransferStatus.CANCELED)
             values.update(status=TransferStatus.CANCELED.value, error=SERIES_ENDED, paused_at=None)
         moved = conn.execute(
             update(t.transfers)
