@@ -8,17 +8,17 @@ import contextlib
 import os
 import posixpath
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
 from ferry.domain.options import Checksum, Overwrite
-from ferry.engine.checksums import RunningChecksum, format_checksum, new_checksum
+from ferry.engine import resume
+from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
 from ferry.engine.local_copy import (
-    ReadBack,
     UnnamedFile,
     copy_small_local,
     copy_summed,
@@ -34,12 +34,12 @@ from ferry.engine.requests import (
     CopyRequest,
     CopyState,
     DestinationError,
+    SourceChanged,
     on_destination,
     temporary_name,
 )
-from ferry.engine.stall import watched_reads
 from ferry.engine.storages import StorageFS, redact
-from ferry.engine.throttle import Throttle
+from ferry.engine.streaming import stream as _stream
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
 from ferry.errors import (
     PermanentError,
@@ -122,20 +122,32 @@ def _copy(
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         if request.destination.is_local:  # a folder just made could be a link planted meanwhile
             request.destination.resolve(request.destination_path)
-        remove_earlier_attempts(request.destination, destination, request.tag, request.attempt)
     # Always a temporary name, renamed into place once verified. (Writing an object store's key
     # directly is tempting, but its client commits whatever was written when the file is closed,
     # even on an error: a cut-short upload would replace the user's object.)
     temporary = temporary_name(destination, request.tag, request.attempt)
     with on_destination:
         clear_temporary(request.destination, temporary)
+        resumption = None
+        if resume.resumable(request, info.get("size")):  # an earlier .part may be kept
+            resumption = resume.begin(request, destination, list(_identity(info)))
+        remove_earlier_attempts(request.destination, destination, request.tag, request.attempt)
+    keep = False  # the .part and its record, for the next attempt to continue
     try:
         with contextlib.ExitStack() as stack:
             with on_destination:
-                unnamed = _unnamed(request, temporary, stack)
-            copied, digest, read_back = _fill(
-                request, source, temporary, unnamed, progress, should_stop
-            )
+                unnamed = _unnamed(request, temporary, stack, resumption)
+            try:
+                copied, digest, read_back = _fill(
+                    request, source, temporary, unnamed, progress, should_stop, resumption
+                )
+            except (TransferCanceled, SourceChanged):
+                raise
+            except Exception:
+                keep = resumption is not None and resumption.recorded > 0
+                raise
+            if request.checksum is Checksum.NONE:  # summed only for the checkpoints
+                digest = read_back = None
             _unchanged_since(request, source, info)
             _same_when_read_again(request, source, digest)
             with on_destination:
@@ -144,11 +156,16 @@ def _copy(
                 _verify_checksum(request, temporary, digest, read_back)
                 _move_into_place(request, temporary, unnamed, destination)
     except BaseException:
-        with contextlib.suppress(Exception):
-            dst_fs.rm_file(temporary)
+        if not keep:
+            with contextlib.suppress(Exception):
+                dst_fs.rm_file(temporary)
         raise
+    finally:
+        if resumption is not None and not keep:  # moved into place, or not to be continued
+            resumption.remove()
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
-    return CopyOutcome(CopyState.DONE, copied, checksum)
+    kept = resumption.offset if resumption is not None else 0
+    return CopyOutcome(CopyState.DONE, copied, checksum, resumed=kept)
 
 
 def _make_folder(request: CopyRequest) -> CopyOutcome:
@@ -167,12 +184,20 @@ def _make_folder(request: CopyRequest) -> CopyOutcome:
 
 
 def _unnamed(
-    request: CopyRequest, temporary: str, stack: contextlib.ExitStack
+    request: CopyRequest,
+    temporary: str,
+    stack: contextlib.ExitStack,
+    resumption: resume.Resumption | None,
 ) -> UnnamedFile | None:
     """On a local disk, with a checksum to verify, the copy is written to a file that has no
     name until it is moved into place (``UnnamedFile``): no other process can open it between
-    the read-back of a block and the rename."""
-    if type(request.destination.fs) is not LocalFileSystem or request.checksum is Checksum.NONE:
+    the read-back of a block and the rename. A resumable copy's has a name from the start
+    (``PartFile``): one that outlives its attempt."""
+    if type(request.destination.fs) is not LocalFileSystem:
+        return None
+    if resumption is not None:
+        return stack.enter_context(resume.PartFile(temporary, resumption.offset))
+    if request.checksum is Checksum.NONE:
         return None
     return stack.enter_context(UnnamedFile(temporary))
 
@@ -184,14 +209,15 @@ def _fill(
     unnamed: UnnamedFile | None,
     progress: Callable[[int], None],
     should_stop: Callable[[], bool],
+    resumption: resume.Resumption | None,
 ) -> tuple[int, str | None, str | None]:
     """The copy made, by the kernel or through Python: the bytes copied, the checksum of what
     was read, and that of what was read back while writing (``None`` where it was not)."""
     if not _kernel_copy_applies(request):
-        return _stream(request, source, temporary, unnamed, progress, should_stop)
+        return _stream(request, source, temporary, unnamed, progress, should_stop, resumption)
     if unnamed is None:  # no checksum: the kernel copies, as ``cp`` does
         return _kernel_copy(request, source, temporary, progress), None, None
-    return copy_summed(request, source, unnamed, progress, should_stop)
+    return copy_summed(request, source, unnamed, progress, should_stop, resumption)
 
 
 def _move_into_place(
@@ -259,10 +285,13 @@ def _unpack(
 
 
 def remove_earlier_attempts(storage: StorageFS, destination: str, tag: str, attempt: int) -> None:
-    """An attempt killed mid-copy leaves its temporary file; the next attempt removes it."""
+    """An attempt killed mid-copy leaves its temporary file, and a resumable one its record
+    (what the next attempt did not take over); the next attempt removes them."""
     for earlier in range(1, attempt):
-        with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm_file(temporary_name(destination, tag, earlier))
+        part = temporary_name(destination, tag, earlier)
+        for path in (part, resume.record_name(part)):
+            with contextlib.suppress(FileNotFoundError):
+                storage.fs.rm_file(path)
 
 
 def _already_there(
@@ -322,87 +351,6 @@ def checksum_of(storage: StorageFS, path: str, algorithm: Checksum) -> str:
         while block := handle.read(BLOCK_SIZE):
             running.update(block)
     return running.hexdigest()
-
-
-def _stream(
-    request: CopyRequest,
-    source: str,
-    temporary: str,
-    unnamed: UnnamedFile | None,
-    progress: Callable[[int], None],
-    should_stop: Callable[[], bool],
-) -> tuple[int, str | None, str | None]:
-    """Copy block by block; return the bytes copied, the checksum of what was read and, into
-    an ``unnamed`` local file, the checksum of what was read back while copying (``None``
-    elsewhere: read back once the copy is complete)."""
-    running = new_checksum(request.checksum)
-    dst: Any
-    stall_s = request.stall_s if request.source.reads_may_stall else None
-    with (
-        _open_for_streaming(request.source, source) as src,
-        watched_reads(src, request.source_label, stall_s) as read,
-        contextlib.ExitStack() as stack,
-    ):
-        with on_destination:
-            if unnamed is None:
-                dst = stack.enter_context(request.destination.fs.open(temporary, "wb"))
-                read_back = None
-            else:
-                dst = unnamed
-                read_back = stack.enter_context(_read_back(request, unnamed))
-        copied = _blocks(request, read, dst, running, read_back, progress, should_stop)
-        with on_destination:
-            written = read_back.hexdigest() if read_back is not None else None
-    return copied, running.hexdigest() if running is not None else None, written
-
-
-def _blocks(
-    request: CopyRequest,
-    read: Callable[[int], bytes],
-    dst: Any,
-    running: RunningChecksum | None,
-    read_back: ReadBack | None,
-    progress: Callable[[int], None],
-    should_stop: Callable[[], bool],
-) -> int:
-    copied = 0
-    throttle = Throttle(request.bandwidth) if request.bandwidth else None
-    while block := read(throttle.block_size if throttle else BLOCK_SIZE):
-        if should_stop():
-            raise TransferCanceled(request.source_label)
-        if throttle is not None and request.bandwidth_now is not None:
-            throttle.set_rate(request.bandwidth_now() or throttle.rate)
-        if running is not None:
-            running.update(block)
-        with on_destination:
-            dst.write(block)
-            if read_back is not None:
-                dst.flush()
-                read_back.written(copied, len(block))
-        copied += len(block)
-        progress(len(block))
-        if throttle is not None:
-            throttle.consume(len(block))
-    return copied
-
-
-@contextlib.contextmanager
-def _read_back(request: CopyRequest, unnamed: UnnamedFile) -> Iterator[ReadBack]:
-    checksum = new_checksum(request.checksum)
-    assert checksum is not None  # an unnamed file is made only to be read back
-    read_back = ReadBack(unnamed.fd, checksum)
-    try:
-        yield read_back
-    finally:
-        read_back.close()
-
-
-def _open_for_streaming(storage: StorageFS, path: str) -> Any:
-    """The object opened to be read once, front to back. Over HTTP that is one streamed GET:
-    the default random-access file fetches each block with a request of its own."""
-    if storage.is_web:
-        return storage.fs.open(path, "rb", block_size=0)
-    return storage.fs.open(path, "rb")
 
 
 def _verify_checksum(

@@ -19,6 +19,7 @@ import os
 import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from fsspec.implementations.local import LocalFileSystem
 
@@ -36,6 +37,9 @@ from ferry.engine.requests import (
 )
 from ferry.engine.storages import batch_folders, close_folders
 from ferry.errors import TransferCanceled
+
+if TYPE_CHECKING:
+    from ferry.engine.resume import Resumption
 
 # An object up to this size is read into memory in one call (larger ones are streamed).
 WHOLE_READ_MAX = 4 * 1024 * 1024
@@ -236,6 +240,7 @@ def copy_summed(
     copy: UnnamedFile,
     progress: Callable[[int], None],
     should_stop: Callable[[], bool],
+    resumption: Resumption | None = None,
 ) -> tuple[int, str, str]:
     """A local file copied by the kernel into a new file (``copy``), block by block, none of
     its bytes through Python, while two ``ReadBack`` passes sum each block once it is copied:
@@ -243,8 +248,13 @@ def copy_summed(
     bytes copied, the source's sum and the copy's; the two differ when a byte was damaged on
     the way, or changed in the source meanwhile (either way, not a copy to keep). Copying
     through a buffer in Python, then reading it back, cost a third more than this for 1 GiB;
-    the sums on their threads use the second core while the kernel copies."""
-    source_sum, copy_sum = new_checksum(request.checksum), new_checksum(request.checksum)
+    the sums on their threads use the second core while the kernel copies. A resumable
+    copy (``engine.resume.Resumption``) goes on from its offset, with its sums, and records
+    its checkpoints."""
+    if resumption is None:
+        source_sum, copy_sum = new_checksum(request.checksum), new_checksum(request.checksum)
+    else:
+        source_sum, copy_sum = resumption.source_sum, resumption.written_sum
     assert source_sum is not None
     assert copy_sum is not None
     with contextlib.ExitStack() as stack:
@@ -256,7 +266,7 @@ def copy_summed(
         with on_destination:
             checking = ReadBack(fd, copy_sum)
             stack.callback(checking.close)
-        copied = 0
+        copied = resumption.offset if resumption is not None else 0
         while True:
             if should_stop():
                 raise TransferCanceled(request.source_label)
@@ -268,9 +278,17 @@ def copy_summed(
                 checking.written(copied, sent)
             copied += sent
             progress(sent)
+            if resumption is not None:  # the source's sum is taken once its reads are done
+                with on_destination:
+                    resumption.reached(copied, lambda: _durable(fd, reading))
         read = reading.hexdigest()
         with on_destination:
             return copied, read, checking.hexdigest()
+
+
+def _durable(fd: int, reading: ReadBack) -> None:
+    reading.hexdigest()  # every block handed on is summed
+    os.fsync(fd)
 
 
 def plain_local(request: CopyRequest) -> bool:

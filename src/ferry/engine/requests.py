@@ -39,6 +39,9 @@ class CopyRequest:
     bandwidth_now: Callable[[], int | None] | None = None  # the rate now, when it may change
     stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
     verify_source: bool = False  # the source is read a second time and must sum the same
+    # An object this large keeps its .part when the attempt dies, for the next to continue
+    # (``engine.resume``); None: never.
+    resume_min_bytes: int | None = None
 
     @property
     def source_label(self) -> str:
@@ -88,6 +91,7 @@ class CopyOutcome:
     bytes: int = 0
     checksum: str | None = None
     reason: str | None = None  # why it was SKIPPED
+    resumed: int = 0  # the bytes kept from an earlier attempt's .part: not moved by this one
 
 
 # Why an object was SKIPPED: a SKIPPED object always says.
