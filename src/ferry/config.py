@@ -214,6 +214,9 @@ class AgentSettings(BaseSettings):
     timeout_s: float = Field(0.0, ge=0)  # exit after this long with nothing to do; 0: never
     grace_s: float = Field(10.0, ge=0)
     data_dir: Path = Path(".ferry")
+    # An object this large whose copy dies keeps its .part for the next attempt to continue
+    # (docs/operations.md, "Resume of large copies"). Lowered by tests, to resume small files.
+    resume_min_bytes: int = Field(64 * 1024 * 1024, ge=1)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("server")

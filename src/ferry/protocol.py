@@ -212,6 +212,14 @@ class TaskReport:
             " so no attempt is recorded"
         ),
     ] = True
+    resumed: Annotated[
+        Whole,
+        Field(
+            ge=0,
+            description="of its bytes, those an earlier attempt had written and this one kept"
+            " (a resumed copy): not moved by this attempt",
+        ),
+    ] = 0
 
 
 # How one object of a chunk ended: [offset into its list, state, bytes, checksum, error class,

@@ -37,12 +37,14 @@ class Attempt:
     error_class: str | None = None
     error: str | None = None
     retryable: bool = False
+    resumed: int = 0  # of ``bytes``, those kept from an earlier attempt's .part
 
 
 class Copier:
     """Opens each storage once per agent (again after a transient failure) and copies."""
 
-    def __init__(self) -> None:
+    def __init__(self, resume_min_bytes: int | None = None) -> None:
+        self.resume_min_bytes = resume_min_bytes  # None: no copy keeps its .part to resume
         # Each storage's URL, options and protected paths, as the last lease sent them.
         self._storage_urls: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {}
         self._storages: dict[str, StorageFS] = {}
@@ -93,6 +95,7 @@ class Copier:
                 bandwidth_now=task.current_bandwidth,
                 folder=task.leased.folder,
                 verify_source=task.leased.verify_source,
+                resume_min_bytes=self.resume_min_bytes,
             )
         except Exception as exc:  # a storage that cannot be opened
             ended = self._failed(exc, f"task {task.id}")
@@ -105,6 +108,7 @@ class Copier:
             error=ended.error,
             error_class=ended.error_class,
             retryable=ended.retryable,
+            resumed=ended.resumed,
         )
 
     # --- chunks -----------------------------------------------------------------------------
@@ -189,6 +193,7 @@ class Copier:
             outcome.bytes,
             outcome.checksum,
             error=outcome.reason,  # why it was SKIPPED
+            resumed=outcome.resumed,
         )
 
     def _failed(self, exc: Exception, what: str) -> Attempt:

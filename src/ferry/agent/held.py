@@ -54,6 +54,7 @@ class HeldTask:
         error_class: str | None = None,
         retryable: bool = False,
         started: bool = True,
+        resumed: int = 0,
     ) -> TaskReport:
         """Its report: how the attempt this agent held ended."""
         return TaskReport(
@@ -66,6 +67,7 @@ class HeldTask:
             error_class=error_class,
             retryable=retryable,
             started=started,
+            resumed=resumed,
         )
 
 

@@ -49,6 +49,7 @@ async def run_agent(
         max_active=settings.max_active,
         grace=settings.grace_s,
         idle_timeout=settings.timeout_s,
+        resume_min_bytes=settings.resume_min_bytes,
     )
 
     def stop_now() -> None:

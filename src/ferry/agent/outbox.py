@@ -50,7 +50,8 @@ class Outbox:
         """Keep ``report``, of ``task``, until a report holding it is accepted."""
         if report.error:  # a path of thousands of characters makes a message as long
             report.error = clip_error(REDACTOR.redact(report.error))
-        self._count(task.id, str(task.source), report.state, report.bytes, report.error)
+        moved = report.bytes - report.resumed  # what a resumed copy kept did not move now
+        self._count(task.id, str(task.source), report.state, moved, report.error)
         self.tasks.append(report)
 
     def hold(self, chunk: HeldChunk) -> None:

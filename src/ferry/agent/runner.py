@@ -74,6 +74,7 @@ class AgentRunner:
         max_active: int,
         grace: float = 10.0,
         idle_timeout: float = 0.0,
+        resume_min_bytes: int | None = None,
     ) -> None:
         self.session = session
         self.max_active = max_active
@@ -91,7 +92,7 @@ class AgentRunner:
         self._unfinished = 0  # objects leased and not yet copied: queued or running
         self._units = 0  # tasks and chunks leased and not yet ended: each takes one slot
         self._mean_task_s = 1.0  # moving average of one object's copy wall time
-        self._copier = Copier()
+        self._copier = Copier(resume_min_bytes)
         self._threads = ThreadPoolExecutor(max_workers=max_active, thread_name_prefix="copy")
         self._local_lane = ThreadPoolExecutor(
             max_workers=LOCAL_LANE_THREADS, thread_name_prefix="copy-local"

@@ -1,7 +1,8 @@
 """Temporary files nobody is left to remove. An attempt lost with its lease (its agent killed,
-its lease expired) may leave its temporary file beside the destination; the task's next
-attempt removes it as it begins, but a task canceled meanwhile, out of attempts, or ended
-before its copy began has no next attempt. When a run ends, the server removes them."""
+its lease expired) may leave its temporary file beside the destination, and a resumable copy
+that failed (engine.resume) its ``.part`` and checkpoint record; the task's next attempt
+continues or removes them as it begins, but a task canceled meanwhile, out of attempts, or
+ended before its copy began has no next attempt. When a run ends, the server removes them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from ferry.domain.locations import parse_location
 from ferry.engine.requests import temporary_name
+from ferry.engine.resume import record_name
 from ferry.engine.storages import StorageFS
 from ferry.store.abc import LostAttempt, Store
 
@@ -46,8 +48,10 @@ def _remove(storage: StorageFS, attempts: list[LostAttempt]) -> int:
     removed = 0
     for lost in attempts:
         destination = storage.resolve(parse_location(lost.destination).path)
+        part = temporary_name(destination, lost.tag or str(lost.task), lost.number)
         with contextlib.suppress(FileNotFoundError):
-            tag = lost.tag or str(lost.task)
-            storage.fs.rm_file(temporary_name(destination, tag, lost.number))
+            storage.fs.rm_file(part)
             removed += 1
+        with contextlib.suppress(FileNotFoundError):  # a resumable copy's checkpoint record
+            storage.fs.rm_file(record_name(part))
     return removed

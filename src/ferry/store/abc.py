@@ -182,6 +182,7 @@ class TaskResult(NamedTuple):
     error: str | None = None
     retryable: bool = False
     started: bool = True  # False: the copy never began, and no attempt was made
+    resumed: int = 0  # of ``bytes``, those kept from an earlier attempt: not moved by this one
 
 
 class TaskChange(NamedTuple):
@@ -807,7 +808,8 @@ class Store(Protocol):
         status from the run's outcome."""
 
     async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
-        """The attempts of a run's tasks that were lost with their lease."""
+        """The attempts of a run's tasks that were lost with their lease, or failed (a
+        resumable copy that failed keeps its ``.part`` for the next attempt)."""
 
     async def outcomes(
         self,

@@ -197,11 +197,14 @@ class RunsMixin(HooksMixin, InsertMixin):
     # --- the finalize loop ----------------------------------------------------------------------
     async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
         a, c = t.attempts.c, t.tasks.c
+        # A failed attempt may have kept its .part for the next (a resumable copy).
         rows = await self._reading(
             all_rows,
             select(c.id, c.destination, a.number)
             .select_from(t.attempts.join(t.tasks, a.task_id == c.id))
-            .where((c.transfer_id == transfer_id) & (c.run == run) & (a.state == "LOST")),
+            .where(
+                (c.transfer_id == transfer_id) & (c.run == run) & a.state.in_(("LOST", "FAILED"))
+            ),
         )
         chunked = await self._reading(lost_objects, transfer_id, run)
         return [LostAttempt(row.id, row.destination, row.number) for row in rows] + chunked

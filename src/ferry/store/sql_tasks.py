@@ -493,7 +493,8 @@ def _add_agent_statistics(conn: Connection, agent_id: str, results: list[TaskRes
     """Add a batch of results to the agent's statistics, in one statement."""
     ended = [r for r in results if r.state is not TaskState.QUEUED]  # given back: no verdict
     outcome = Counter(_OUTCOME_OF.get(r.state, "failed") for r in ended)
-    moved = sum(r.bytes for r in results if r.state is TaskState.DONE)
+    # The bytes its copies moved: a resumed copy's kept bytes were moved by an earlier attempt.
+    moved = sum(r.bytes - r.resumed for r in results if r.state is TaskState.DONE)
     a = t.agents.c
     conn.execute(
         update(t.agents)

@@ -336,6 +336,7 @@ def results_of(reports: list[TaskReport]) -> list[TaskResult]:
             error=r.error,
             retryable=r.retryable,
             started=r.started,
+            resumed=min(r.resumed, r.bytes),
         )
         for r in reports
     ]
