@@ -215,7 +215,7 @@ class AgentSettings(BaseSettings):
     grace_s: float = Field(10.0, ge=0)
     data_dir: Path = Path(".ferry")
     # An object this large whose copy dies keeps its .part for the next attempt to continue
-    # (docs/operations.md, "Resume of large copies"). Lowered by tests, to resume small files.
+    # (docs/operations.md, "A large copy interrupted"). Tests lower it to resume small files.
     resume_min_bytes: int = Field(64 * 1024 * 1024, ge=1)
     log: LogSettings = Field(default_factory=LogSettings)
 

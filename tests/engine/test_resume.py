@@ -4,9 +4,12 @@ checkpoint once it has verified it, and anything doubtful starts from byte 0."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from ferry.domain.options import Checksum
 from ferry.engine.copy import BLOCK_SIZE, CopyRequest, CopyState, copy_object
 from ferry.engine.resume import checkpoint_every
+from ferry.engine.storages import open_storage
 from ferry.errors import TransferCanceled, TransferError
 
 SIZE = 8 * 1024 * 1024 + 12_345
@@ -185,6 +189,26 @@ def test_a_canceled_copy_leaves_neither_its_part_nor_its_record(src, dst, dst_ro
     assert leftovers(dst_root) == []
 
 
+def test_a_copy_stopped_by_its_agent_shutting_down_is_resumed_by_the_next(
+    src, dst, dst_root, payload
+):  # type: ignore[no-untyped-def]
+    moved = [0]
+
+    def progress(n: int) -> None:
+        moved[0] += n
+
+    stopped = request(src, dst, 1, bandwidth=1 << 34, stopped_by_agent=lambda: True)
+    with pytest.raises(TransferCanceled):
+        copy_object(stopped, progress=progress, should_stop=lambda: moved[0] >= STOP_AT)
+    assert len(leftovers(dst_root)) == 2  # the .part and its record
+
+    outcome = copy_object(request(src, dst, 2))
+
+    assert outcome.resumed >= STOP_AT - BLOCK_SIZE
+    assert (dst_root / "out" / "big.bin").read_bytes() == payload
+    assert leftovers(dst_root) == []
+
+
 def test_a_small_object_keeps_nothing_when_it_fails(src, src_root, dst, dst_root):  # type: ignore[no-untyped-def]
     (src_root / "big.bin").write_bytes(os.urandom(THRESHOLD - 1))
     with pytest.raises(TransferError, match="stopped after"):
@@ -198,3 +222,33 @@ def test_a_part_left_with_no_record_before_its_first_checkpoint_is_removed(
     with pytest.raises(TransferError, match="stopped after"):
         copy_object(request(src, dst, 1), progress=fail_after(1))
     assert leftovers(dst_root) == []  # nothing worth keeping was recorded yet
+
+
+@pytest.fixture
+def web_without_ranges(src_root: Path):  # type: ignore[no-untyped-def]
+    """A real HTTP server on loopback that serves ``src_root`` and ignores Range headers
+    (the standard library's: it always answers 200 with the whole file)."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(src_root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield open_storage("web", f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_that_ignores_ranges_has_the_copy_start_from_0(
+    web_without_ranges, dst, dst_root, payload, caplog
+):  # type: ignore[no-untyped-def]
+    interrupted(web_without_ranges, dst)
+    assert len(leftovers(dst_root)) == 2
+
+    progress, moved = counting()
+    outcome = copy_object(request(web_without_ranges, dst, 2), progress=progress)
+
+    assert (outcome.state, outcome.resumed, moved[0]) == (CopyState.DONE, 0, SIZE)
+    assert (dst_root / "out" / "big.bin").read_bytes() == payload
+    assert leftovers(dst_root) == []
+    assert "answered a Range request with the whole object" in caplog.text

@@ -96,6 +96,7 @@ class Copier:
                 folder=task.leased.folder,
                 verify_source=task.leased.verify_source,
                 resume_min_bytes=self.resume_min_bytes,
+                stopped_by_agent=task.stopping,
             )
         except Exception as exc:  # a storage that cannot be opened
             ended = self._failed(exc, f"task {task.id}")

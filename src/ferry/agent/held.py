@@ -44,6 +44,10 @@ class HeldTask:
     def should_stop(self) -> bool:
         return self.canceled
 
+    def stopping(self) -> bool:
+        """Whether a stop is its agent's shutting down (not a cancel)."""
+        return self.shutting_down
+
     def ended(
         self,
         state: ReportedState,

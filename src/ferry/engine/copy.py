@@ -141,10 +141,13 @@ def _copy(
                 copied, digest, read_back = _fill(
                     request, source, temporary, unnamed, progress, should_stop, resumption
                 )
-            except (TransferCanceled, SourceChanged):
+            except SourceChanged:
+                raise
+            except TransferCanceled:
+                keep = _resumable_later(request, resumption, stopped=True)
                 raise
             except Exception:
-                keep = resumption is not None and resumption.recorded > 0
+                keep = _resumable_later(request, resumption, stopped=False)
                 raise
             if request.checksum is Checksum.NONE:  # summed only for the checkpoints
                 digest = read_back = None
@@ -166,6 +169,17 @@ def _copy(
     checksum = format_checksum(request.checksum, digest) if digest is not None else None
     kept = resumption.offset if resumption is not None else 0
     return CopyOutcome(CopyState.DONE, copied, checksum, resumed=kept)
+
+
+def _resumable_later(
+    request: CopyRequest, resumption: resume.Resumption | None, *, stopped: bool
+) -> bool:
+    """Whether a copy that ended before it was complete keeps its .part and record for the
+    next attempt: it has recorded a checkpoint, and it failed, or was stopped by its agent
+    shutting down (a cancel removes them)."""
+    if resumption is None or not resumption.recorded:
+        return False
+    return not stopped or (request.stopped_by_agent is not None and request.stopped_by_agent())
 
 
 def _make_folder(request: CopyRequest) -> CopyOutcome:

@@ -42,6 +42,9 @@ class CopyRequest:
     # An object this large keeps its .part when the attempt dies, for the next to continue
     # (``engine.resume``); None: never.
     resume_min_bytes: int | None = None
+    # Whether a stop is the agent's own (it is shutting down), not a cancel: a resumable copy
+    # stopped so keeps its .part for the attempt that takes the object over.
+    stopped_by_agent: Callable[[], bool] | None = None
 
     @property
     def source_label(self) -> str:
