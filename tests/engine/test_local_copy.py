@@ -15,6 +15,7 @@ import pytest
 
 import ferry.engine.copy as engine
 import ferry.engine.local_copy as local_copy
+import ferry.engine.summed_copy as summed_copy
 from ferry.domain.options import Checksum
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.local_copy import kernel_copy, read_all
@@ -343,14 +344,14 @@ except DestinationError as exc:
 
 def _once_read_back(monkeypatch, act):  # type: ignore[no-untyped-def]
     """``act()`` runs once every block of a pass has been read back (a sum was taken)."""
-    real = local_copy.ReadBack.hexdigest
+    real = summed_copy.ReadBack.hexdigest
 
     def then_act(self):  # type: ignore[no-untyped-def]
         digest = real(self)
         act()
         return digest
 
-    monkeypatch.setattr(local_copy.ReadBack, "hexdigest", then_act)
+    monkeypatch.setattr(summed_copy.ReadBack, "hexdigest", then_act)
 
 
 def _tamper_with_parts(root: Path) -> list[str]:

@@ -18,12 +18,7 @@ from ferry.domain.options import Checksum, Overwrite
 from ferry.engine import resume
 from ferry.engine.checksums import format_checksum, new_checksum
 from ferry.engine.errors import classify
-from ferry.engine.local_copy import (
-    UnnamedFile,
-    copy_small_local,
-    copy_summed,
-    plain_local,
-)
+from ferry.engine.local_copy import UnnamedFile, copy_small_local, plain_local
 from ferry.engine.requests import (
     BLOCK_SIZE,
     EXISTS,
@@ -40,6 +35,7 @@ from ferry.engine.requests import (
 )
 from ferry.engine.storages import StorageFS, redact
 from ferry.engine.streaming import stream as _stream
+from ferry.engine.summed_copy import copy_summed
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
 from ferry.errors import (
     PermanentError,

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ferry.engine.checksums import RunningChecksum, new_checksum
-from ferry.engine.local_copy import ReadBack, UnnamedFile
+from ferry.engine.local_copy import UnnamedFile
 from ferry.engine.requests import BLOCK_SIZE, CopyRequest, on_destination
 from ferry.engine.resume import PartFile, Resumption
 from ferry.engine.stall import watched_reads
 from ferry.engine.storages import StorageFS
+from ferry.engine.summed_copy import ReadBack
 from ferry.engine.throttle import Throttle
 from ferry.errors import TransferCanceled
 
