@@ -150,9 +150,11 @@ def test_what_an_agent_of_the_previous_release_sends_is_read(
 def test_a_leased_task_is_written_as_the_previous_server_wrote_it() -> None:
     # ``chunk`` is new; an agent of the previous release reads replies leniently and drops it
     # (and a server leases it no carrier: it does not say protocol 2). So is
-    # ``skip_source_errors``: such an agent reports a missing source FAILED, as it did; and
-    # ``verify_source``: such an agent copies without the second read.
+    # ``skip_source_errors``: such an agent reports a missing source FAILED, as it did;
+    # ``verify_source``: such an agent copies without the second read. And ``sync``: such an
+    # agent applies ``overwrite`` alone.
     assert orjson.loads(encode(LEASED)) == {
+        "sync": None,
         "skip_source_errors": False,
         "verify_source": False,
         "chunk": None,

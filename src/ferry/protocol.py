@@ -29,6 +29,7 @@ import orjson
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.sync import SyncLevel
 from ferry.wire import ErrorText, Flag, Real, Whole
 
 Record = TypeVar("Record")
@@ -158,6 +159,10 @@ class LeasedTaskPublic:
     attempt: int
     checksum: Checksum
     overwrite: Overwrite
+    sync: Annotated[
+        SyncLevel | None,
+        Field(description="instead of overwrite: which existing destinations are replaced"),
+    ] = None
     unzip: bool = False
     unzip_max_bytes: int | None = None
     skip_source_errors: Annotated[

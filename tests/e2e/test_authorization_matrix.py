@@ -214,6 +214,17 @@ ROWS: dict[str, Row] = {
     "GET /api/v1/transfers/{transfer_id}/outcomes": Row(
         "READ", 200, lambda w, c: Call("GET", f"/transfers/{w.transfer()}/outcomes"), 404
     ),
+    "POST /api/v1/transfers/plan": Row(
+        "WRITE",
+        200,
+        lambda w, c: Call(
+            "POST", "/transfers/plan", {"sources": ["local:a.txt"], "destination": "local:s"}
+        ),
+        out_of_scope=403,
+    ),
+    "GET /api/v1/transfers/{transfer_id}/plan": Row(
+        "WRITE", 200, lambda w, c: Call("GET", f"/transfers/{w.transfer()}/plan"), 404
+    ),
     "GET /api/v1/events": Row(
         "READ", 200, lambda w, c: Call("GET", f"/events?transfer={w.transfer()}"), 404
     ),

@@ -16,7 +16,7 @@ import pytest
 import ferry.engine.copy as engine
 import ferry.engine.local_copy as local_copy
 import ferry.engine.summed_copy as summed_copy
-from ferry.domain.options import Checksum
+from ferry.domain.options import Checksum, Overwrite
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.local_copy import kernel_copy, read_all
 from ferry.engine.requests import SourceChanged
@@ -432,7 +432,7 @@ def test_where_no_unnamed_file_can_be_made_the_copy_is_made_at_its_temporary_nam
 def test_an_unnamed_copy_replaces_an_existing_destination(src, dst, dst_root, large):  # type: ignore[no-untyped-def]
     (dst_root / "out" / "deep").mkdir(parents=True)
     (dst_root / "out" / "deep" / "a.bin").write_bytes(b"older")
-    outcome = copy_object(request(src, dst, overwrite=engine.Overwrite.ALWAYS))
+    outcome = copy_object(request(src, dst, overwrite=Overwrite.ALWAYS))
     assert outcome.state is CopyState.DONE
     assert (dst_root / "out" / "deep" / "a.bin").read_bytes() == large
     assert parts(dst_root) == []

@@ -275,7 +275,8 @@ async def test_failures_of_the_last_hour_count_failed_objects_of_chunks(store, o
 @pytest.fixture
 async def busier(store, mixed, clock):
     """``mixed``, and: single tasks 15 QUEUED, 16 ACTIVE, 17 WAITING, 18 SKIPPED; chunk D
-    (19–22) whose one carrier, ACTIVE, reported 19 DONE and 20 SKIPPED so far."""
+    (19–22) whose one carrier, ACTIVE, reported 19 DONE and 20 SKIPPED so far; 23, a file
+    --delete-extra deleted (DELETED)."""
     transfer_id, run, _carrier, _retry = mixed
     now, active = clock.now, {"lease_agent": "agent-3", "leased_at": clock.now}
     await add_single(store, transfer_id, run, 15)
@@ -292,6 +293,7 @@ async def busier(store, mixed, clock):
             outcome(transfer_id, run, 20, 1, "SKIPPED", now),
         ],
     )
+    await add_single(store, transfer_id, run, 23, state="DELETED", error="not in the source")
     return transfer_id, run
 
 

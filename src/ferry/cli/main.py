@@ -29,6 +29,7 @@ COMMANDS = {
     "server": "daemons",
     "agent": "daemons",
     "submit": "transfers",
+    "plan": "sync",
     "status": "transfers",
     "ls": "transfers",
     "outcomes": "transfers",

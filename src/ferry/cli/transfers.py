@@ -46,6 +46,14 @@ from ferry.cli.schedules import (
     TzOption,
     UntilOption,
 )
+from ferry.cli.sync import (
+    DeleteExtraOption,
+    DryRunOption,
+    MaxDeleteOption,
+    SyncOption,
+    print_plan,
+    sync_options,
+)
 from ferry.cli.words import reader_zone, schedule_in_words, when
 from ferry.domain.options import Checksum, Overwrite, parse_rate, parse_size
 from ferry.domain.states import TaskState
@@ -193,6 +201,10 @@ def submit(
     min_age: MinAgeOption = None,
     max_age: MaxAgeOption = None,
     skip_source_errors: SkipSourceErrorsOption = False,
+    sync: SyncOption = None,
+    delete_extra: DeleteExtraOption = False,
+    max_delete: MaxDeleteOption = None,
+    dry_run: DryRunOption = False,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -210,6 +222,8 @@ def submit(
     --at WHEN, --every UNIT or on a --cron expression."""
     if len(locations) < 2:
         raise InvalidRequest("give at least one SOURCE and a DEST")
+    if wait and dry_run:
+        raise InvalidRequest("--dry-run submits nothing to --wait for")
     if wait and (every or cron) and not (count or until):
         raise InvalidRequest(
             "--wait on a periodic transfer needs --count or --until: it never ends"
@@ -238,15 +252,19 @@ def submit(
             options["verify_source"] = True
         if chosen is not None:
             options["filters"] = chosen
-        transfer = client.submit(
-            locations[:-1],
-            locations[-1],
-            tree=tree,
-            submission_id=submission_id,
-            schedule=schedule,
-            options=options,
-            scope=scope,
-        )
+        options |= sync_options(sync, delete_extra, max_delete)
+        submission: dict[str, Any] = {
+            "tree": tree,
+            "submission_id": submission_id,
+            "schedule": schedule,
+            "options": options,
+            "scope": scope,
+        }
+        if dry_run:
+            found = client.plan(locations[:-1], locations[-1], **submission)
+            print_json(found) if as_json else print_plan(found)
+            return
+        transfer = client.submit(locations[:-1], locations[-1], **submission)
         if wait:
             with TransferBar(client, transfer["id"], quiet=as_json) as bar:
                 transfer = client.wait(transfer["id"], on_event=bar.show)

@@ -154,6 +154,18 @@ class BaseClient:
             body["scope"] = scope
         return Request("POST", "/api/v1/transfers", json=body)
 
+    @classmethod
+    def plan_request(cls, sources: list[str], destination: str, **submission: Any) -> Request:
+        """What a run of the submission ``submit_request`` would make would do now (a dry run:
+        nothing is stored); ``submission``: its keyword arguments."""
+        submit = cls.submit_request(sources, destination, **submission)
+        return Request("POST", "/api/v1/transfers/plan", json=submit.json)
+
+    @staticmethod
+    def next_plan_request(transfer_id: str) -> Request:
+        """What the transfer's next run would do if it began now."""
+        return Request("GET", f"/api/v1/transfers/{transfer_id}/plan")
+
     @staticmethod
     def add_storage_request(
         name: str,

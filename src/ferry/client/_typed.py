@@ -16,6 +16,7 @@ from ferry.server.schemas import (
     Outcomes,
     PassiveCreated,
     PauseResult,
+    PlanPublic,
     RunPublic,
     ScopePublic,
     TransferList,
@@ -30,6 +31,7 @@ class TypedClient(BaseClient):
     parse_cancel = staticmethod(CancelResult.model_validate)
     parse_pause = staticmethod(PauseResult.model_validate)
     parse_agent = staticmethod(AgentPublic.model_validate)
+    parse_plan = staticmethod(PlanPublic.model_validate)
 
     parse_channel = staticmethod(ChannelPublic.model_validate)
     parse_invitation = staticmethod(AgentInvitation.model_validate)

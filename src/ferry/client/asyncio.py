@@ -45,6 +45,7 @@ from ferry.server.schemas import (
     Outcomes,
     PassiveCreated,
     PauseResult,
+    PlanPublic,
     RunPublic,
     ScopePublic,
     StoragePublic,
@@ -122,6 +123,15 @@ class AsyncClient(TypedClient):
             found += page
             if len(page) < RUNS_PAGE:
                 return found
+
+    async def plan(self, sources: list[str], destination: str, **submission: Any) -> PlanPublic:
+        """A dry run of a submission (``submit``'s arguments): the plan, nothing stored."""
+        request = self.plan_request(sources, destination, **submission)
+        return self.parse_plan(await self._send(request))
+
+    async def next_plan(self, transfer_id: str) -> PlanPublic:
+        """What the transfer's next run would do if it began now."""
+        return self.parse_plan(await self._send(self.next_plan_request(transfer_id)))
 
     async def get(self, transfer_id: str) -> TransferPublic:
         return self.parse_transfer(

@@ -201,6 +201,14 @@ class PlainClient(BaseClient):
             stream_errors=(OSError, http.client.HTTPException, ApiError, ServerUnreachable),
         )
 
+    def plan(self, sources: builtins.list[str], destination: str, **submission: Any) -> Json:
+        """A dry run of a submission (``submit``'s arguments): the plan, nothing stored."""
+        return dict(self.send(self.plan_request(sources, destination, **submission)))
+
+    def next_plan(self, transfer_id: str) -> Json:
+        """What the transfer's next run would do if it began now."""
+        return dict(self.send(self.next_plan_request(transfer_id)))
+
     def get(self, transfer_id: str) -> Json:
         return dict(self.send(Request("GET", f"/api/v1/transfers/{transfer_id}")))
 

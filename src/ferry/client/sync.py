@@ -41,6 +41,7 @@ from ferry.server.schemas import (
     Outcomes,
     PassiveCreated,
     PauseResult,
+    PlanPublic,
     RunPublic,
     ScopePublic,
     StoragePublic,
@@ -117,6 +118,14 @@ class Client(TypedClient):
             found += page
             if len(page) < RUNS_PAGE:
                 return found
+
+    def plan(self, sources: list[str], destination: str, **submission: Any) -> PlanPublic:
+        """A dry run of a submission (``submit``'s arguments): the plan, nothing stored."""
+        return self.parse_plan(self._send(self.plan_request(sources, destination, **submission)))
+
+    def next_plan(self, transfer_id: str) -> PlanPublic:
+        """What the transfer's next run would do if it began now."""
+        return self.parse_plan(self._send(self.next_plan_request(transfer_id)))
 
     def get(self, transfer_id: str) -> TransferPublic:
         return self.parse_transfer(self._send(Request("GET", f"/api/v1/transfers/{transfer_id}")))

@@ -403,9 +403,9 @@ class ListingFilter:
         """The entries of ``page`` the filters let through, in order. A folder entry (an empty
         folder, one that could not be listed) is decided by folder rules only; the tree's root
         is always kept; a link not followed, by the rules only (it has no size of its own)."""
-        return [entry for entry in page if self._keeps(entry)]
+        return [entry for entry in page if self.keeps(entry)]
 
-    def _keeps(self, entry: ListedEntry) -> bool:
+    def keeps(self, entry: ListedEntry) -> bool:
         if entry.folder or entry.error is not None:
             return not entry.relative or self.rules.folder_kept(entry.relative)
         if not self.rules.path_kept(entry.relative):

@@ -46,6 +46,8 @@ class TaskState(StrEnum):
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    # A destination file --delete-extra deleted: made so by the server, never leased.
+    DELETED = "DELETED"
 
 
 class AgentState(StrEnum):
@@ -107,6 +109,7 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.SKIPPED: frozenset(),
     TaskState.FAILED: frozenset(),
     TaskState.CANCELED: frozenset(),
+    TaskState.DELETED: frozenset(),
 }
 
 AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {

@@ -14,6 +14,12 @@ from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.schedules import relative_time
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
+from ferry.domain.sync import (
+    DEFAULT_MAX_DELETE,
+    DeletionState,
+    SyncLevel,
+    check_sync_options,
+)
 from ferry.errors import InvalidRequest
 
 
@@ -133,6 +139,23 @@ class TransferOptions:
     filters: TreeFilter | None = None  # what of a tree is taken (tree transfers only)
     skip_source_errors: bool = False  # a source not found or denied: SKIPPED, not FAILED
     verify_source: bool = False  # each source read a second time, apart from the copy
+    sync: SyncLevel | None = None  # which existing destinations are replaced (domain.sync)
+    delete_extra: bool = False  # destination files the source lacks are deleted (trees only)
+    max_delete: int | None = None  # with delete_extra: the most a run deletes (None: 100)
+
+    def __post_init__(self) -> None:
+        check_sync_options(
+            self.overwrite,
+            self.sync,
+            delete_extra=self.delete_extra,
+            max_delete=self.max_delete,
+            unzip=self.unzip,
+        )
+
+    @property
+    def delete_limit(self) -> int:
+        """The most files a run may delete (``max_delete``, or the default)."""
+        return DEFAULT_MAX_DELETE if self.max_delete is None else self.max_delete
 
     def late_at(self, due_at: datetime | None) -> datetime | None:
         """When a run due at ``due_at`` is late if it has not started; None without the option
@@ -177,6 +200,12 @@ class TransferOptions:
             data["skip_source_errors"] = True
         if self.verify_source:
             data["verify_source"] = True
+        if self.sync is not None:
+            data["sync"] = self.sync.value
+        if self.delete_extra:
+            data["delete_extra"] = True
+        if self.max_delete is not None:
+            data["max_delete"] = self.max_delete
         return data
 
     @classmethod
@@ -199,6 +228,9 @@ class TransferOptions:
             else None,
             skip_source_errors=bool(data.get("skip_source_errors", False)),
             verify_source=bool(data.get("verify_source", False)),
+            sync=SyncLevel(sync) if (sync := data.get("sync")) is not None else None,
+            delete_extra=bool(data.get("delete_extra", False)),
+            max_delete=int(most) if (most := data.get("max_delete")) is not None else None,
         )
 
 
@@ -265,6 +297,8 @@ class TransferSpec:
             raise InvalidRequest("a transfer needs at least one source")
         if self.options.filters and self.kind is not TransferKind.TREE:
             raise InvalidRequest("filters apply to tree transfers only (use --tree)")
+        if self.options.delete_extra and self.kind is not TransferKind.TREE:
+            raise InvalidRequest("delete_extra applies to tree transfers only (use --tree)")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -304,6 +338,8 @@ class RunCounts:
     canceled: int = 0
     bytes: int = 0
     filtered: int = 0  # tree entries its filters left out: not objects, not in ``total``
+    deleted: int = 0  # destination files --delete-extra deleted: objects, not in ``total``
+    deleted_bytes: int = 0
 
     @property
     def finished(self) -> int:
@@ -340,6 +376,8 @@ class Run:
     numbered: bool = False  # its objects are numbered, so small ones may travel in chunks
     deadline_at: datetime | None = None  # when it must end (its transfer's deadline option)
     past_deadline: bool = False  # it was ended at its deadline
+    deletion: DeletionState | None = None  # its --delete-extra step (None: not asked for)
+    deletion_note: str | None = None  # what that step did, or why it deleted nothing
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,22 +9,19 @@ import os
 import posixpath
 import shutil
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
-from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.options import Checksum
+from ferry.domain.sync import EXISTS, SYNC_EXISTS, Action, Decision
 from ferry.engine import resume
-from ferry.engine.checksums import format_checksum, new_checksum
+from ferry.engine.checksums import format_checksum
 from ferry.engine.errors import classify
 from ferry.engine.local_copy import UnnamedFile, copy_small_local, plain_local
 from ferry.engine.requests import (
     BLOCK_SIZE,
-    EXISTS,
     NO_FOLDERS,
-    NOT_NEWER,
-    SAME,
     CopyOutcome,
     CopyRequest,
     CopyState,
@@ -36,6 +33,7 @@ from ferry.engine.requests import (
 from ferry.engine.storages import StorageFS, redact
 from ferry.engine.streaming import stream as _stream
 from ferry.engine.summed_copy import copy_summed
+from ferry.engine.sync import checksum_of, judge, modified, plan_object, source_info
 from ferry.engine.unzip import archive_checksum, is_archive, unpack
 from ferry.errors import (
     PermanentError,
@@ -52,6 +50,7 @@ __all__ = [  # what a copy is asked and answers lives in engine.requests, shown 
     "clear_temporary",
     "copy_object",
     "modified",
+    "plan_copy",
     "remove_earlier_attempts",
     "temporary_name",
 ]
@@ -67,12 +66,33 @@ def copy_object(
     Errors are classified by the side they come from, and name that side's location."""
     try:
         return _copy(request, progress or (lambda _n: None), should_stop)
-    except DestinationError as exc:
-        cause = exc.__cause__ or exc
-        error = classify(cause, request.destination_label, destination=True)
-        raise _without_secrets(error, request) from cause
     except Exception as exc:
-        raise _without_secrets(classify(exc, request.source_label), request) from exc
+        raise classified(request, exc) from _cause(exc)
+
+
+def plan_copy(request: CopyRequest) -> Decision:
+    """What ``copy_object`` would do with ``request`` now (``engine.sync.plan_object``),
+    writing nothing; raises the error it would raise before it began, classified as it."""
+    try:
+        return plan_object(request)
+    except Exception as exc:
+        raise classified(request, exc) from _cause(exc)
+
+
+def _cause(exc: Exception) -> BaseException:
+    """What went wrong: a destination's error is carried as the cause of ``DestinationError``."""
+    return (exc.__cause__ or exc) if isinstance(exc, DestinationError) else exc
+
+
+def classified(request: CopyRequest, exc: Exception) -> TransferError:
+    """``exc``, raised by a copy of ``request``, as the ferry error it stands for: named after
+    the side it came from, its message free of either storage's credentials."""
+    if isinstance(exc, DestinationError):
+        cause = exc.__cause__ or exc
+        return _without_secrets(
+            classify(cause, request.destination_label, destination=True), request
+        )
+    return _without_secrets(classify(exc, request.source_label), request)
 
 
 def _without_secrets(error: TransferError, request: CopyRequest) -> TransferError:
@@ -92,29 +112,18 @@ def _copy(
         return _make_folder(request)
     if plain_local(request) and (done := copy_small_local(request, progress)) is not None:
         return done
-    src_fs, dst_fs = request.source.fs, request.destination.fs
-    source = request.source.resolve(request.source_path)
-    info = src_fs.info(source)
-    if info.get("type") == "directory":
-        raise IsADirectoryError(source)
-    if info.get("type") == "other":  # a pipe would hold the copy (and its slot) for good
-        raise PermanentError(
-            f"{request.source_label} is not a regular file (a pipe, a socket or a device)"
-        )
+    dst_fs = request.destination.fs
+    source, info = source_info(request)
     if request.unzip and is_archive(source):
         return _unpack(request, source, progress, should_stop)
     with on_destination:
         destination = request.destination.resolve(request.destination_path)
-        if dst_fs.exists(destination):
-            if dst_fs.isdir(destination):
-                raise PermanentError(
-                    f"{request.destination_label} is a folder: not replaced by a file"
-                )
-            if request.overwrite is Overwrite.NEVER:
-                return _already_there(request, source, destination, info)
-            if not _worth_replacing(request, source, destination, info):
-                why = NOT_NEWER if request.overwrite is Overwrite.IF_NEWER else SAME
-                return CopyOutcome(CopyState.SKIPPED, reason=why)
+    decision = judge(request, source, info, destination)
+    if decision.action is Action.SKIP:
+        if decision.reason in (EXISTS, SYNC_EXISTS):
+            return _already_there(request, source, destination, info, decision.reason)
+        return CopyOutcome(CopyState.SKIPPED, reason=decision.reason)
+    with on_destination:
         dst_fs.makedirs(posixpath.dirname(destination), exist_ok=True)
         if request.destination.is_local:  # a folder just made could be a link planted meanwhile
             request.destination.resolve(request.destination_path)
@@ -305,62 +314,20 @@ def remove_earlier_attempts(storage: StorageFS, destination: str, tag: str, atte
 
 
 def _already_there(
-    request: CopyRequest, source: str, destination: str, info: dict[str, Any]
+    request: CopyRequest, source: str, destination: str, info: dict[str, Any], why: str
 ) -> CopyOutcome:
-    """An existing destination is SKIPPED (overwrite=never) unless this task put it there itself:
-    an earlier attempt may have moved it into place and died before it could report. On a retry,
-    a destination equal to the source in size and checksum is that attempt's verified work."""
+    """An existing destination is SKIPPED (overwrite never, sync exists) unless this task put
+    it there itself: an earlier attempt may have moved it into place and died before it could
+    report. On a retry, a destination equal to the source in size and checksum is that
+    attempt's verified work."""
     if request.attempt <= 1 or request.destination.fs.size(destination) != info.get("size"):
-        return CopyOutcome(CopyState.SKIPPED, reason=EXISTS)
+        return CopyOutcome(CopyState.SKIPPED, reason=why)
     algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
     ours = checksum_of(request.source, source, algorithm)
     if ours != checksum_of(request.destination, destination, algorithm):
-        return CopyOutcome(CopyState.SKIPPED, reason=EXISTS)
+        return CopyOutcome(CopyState.SKIPPED, reason=why)
     shown = format_checksum(algorithm, ours) if request.checksum is not Checksum.NONE else None
     return CopyOutcome(CopyState.DONE, int(info["size"]), shown)
-
-
-def _worth_replacing(
-    request: CopyRequest, source: str, destination: str, info: dict[str, Any]
-) -> bool:
-    """``if-newer``: the source was modified after the destination (unknown times: replace).
-    ``if-different``: sizes differ, or else checksums do. ``always``: yes."""
-    existing = request.destination.fs.info(destination)
-    if request.overwrite is Overwrite.IF_NEWER:
-        ours, theirs = modified(info), modified(existing)
-        return ours is None or theirs is None or ours > theirs
-    if request.overwrite is Overwrite.IF_DIFFERENT:
-        if info.get("size") != existing.get("size"):
-            return True
-        algorithm = Checksum.ADLER32 if request.checksum is Checksum.NONE else request.checksum
-        ours_sum = checksum_of(request.source, source, algorithm)
-        return ours_sum != checksum_of(request.destination, destination, algorithm)
-    return True
-
-
-def modified(info: dict[str, Any]) -> float | None:
-    """A file's modification time (POSIX seconds) from whichever key its backend uses."""
-    for key in ("mtime", "LastModified", "last_modified", "modified", "updated"):
-        value = info.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                continue
-    return None
-
-
-def checksum_of(storage: StorageFS, path: str, algorithm: Checksum) -> str:
-    running = new_checksum(algorithm)
-    assert running is not None
-    with storage.fs.open(path, "rb") as handle:
-        while block := handle.read(BLOCK_SIZE):
-            running.update(block)
-    return running.hexdigest()
 
 
 def _verify_checksum(

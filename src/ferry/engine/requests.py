@@ -9,6 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.sync import EXISTS as EXISTS  # why a copy was SKIPPED, shown here too
+from ferry.domain.sync import NOT_NEWER as NOT_NEWER
+from ferry.domain.sync import SAME as SAME
+from ferry.domain.sync import SyncLevel
 from ferry.engine.checksums import format_checksum
 from ferry.engine.stall import DEFAULT_STALL_S
 from ferry.engine.storages import StorageFS
@@ -30,6 +34,7 @@ class CopyRequest:
     destination_path: str
     checksum: Checksum = Checksum.ADLER32
     overwrite: Overwrite = Overwrite.NEVER
+    sync: SyncLevel | None = None  # instead of ``overwrite``: which existing ones are replaced
     tag: str = "0"  # makes the temporary name unique per task and stable across its attempts
     attempt: int = 1
     unzip: bool = False  # an archive is unpacked into the destination's folder
@@ -97,10 +102,7 @@ class CopyOutcome:
     resumed: int = 0  # the bytes kept from an earlier attempt's .part: not moved by this one
 
 
-# Why an object was SKIPPED: a SKIPPED object always says.
-EXISTS = "the destination exists (overwrite: never)"
-SAME = "the destination is the same, by size and checksum (overwrite: if-different)"
-NOT_NEWER = "the destination is as new as the source (overwrite: if-newer)"
+# Why an object was SKIPPED: a SKIPPED object always says (domain.sync has the rest).
 NO_FOLDERS = "the destination keeps no empty folders (an object store): none made"
 
 

@@ -130,7 +130,7 @@ class _Listing:
         try:
             page = await asyncio.to_thread(_next_page, self.pages)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            failed = [_unlistable(source, spec.destination, exc, spec.options)]
+            failed = [unlistable(source, spec.destination, exc, spec.options)]
             await store.add_tasks(self.transfer, self.run.number, failed)
             page = None
         if page is None:
@@ -140,7 +140,8 @@ class _Listing:
             return not self.sources
         kept = self.filters.kept(page) if self.filters else page
         listed_tasks = [
-            _plan(source, entry, spec.destination, self.refused, spec.options) for entry in kept
+            plan_entry(source, entry, spec.destination, self.refused, spec.options)
+            for entry in kept
         ]
         page_tasks: list[PlannedTask | PlannedChunk] = list(listed_tasks)
         if self.run.numbered:  # small objects travel in chunks (docs/small-files.md)
@@ -171,7 +172,7 @@ def _next_page(pages: Iterator[list[TreeEntry]]) -> list[TreeEntry] | None:
     return next(pages, None)
 
 
-def _plan(
+def plan_entry(
     source: Location,
     entry: TreeEntry,
     destination: Location,
@@ -197,7 +198,7 @@ def _plan(
     return task
 
 
-def _unlistable(
+def unlistable(
     source: Location, destination: Location, exc: OSError, options: TransferOptions
 ) -> PlannedTask:
     """A tree source that cannot be listed is one failed object, not a failed submission:

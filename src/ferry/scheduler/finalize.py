@@ -9,6 +9,7 @@ from ferry.domain.events import RunFinished, TransferChanged
 from ferry.domain.transfers import Run
 from ferry.scheduler.guard import StorageLoop
 from ferry.scheduler.leftovers import remove_leftovers
+from ferry.scheduler.prune import Pruner
 
 log = logging.getLogger("ferry.scheduler")
 
@@ -26,6 +27,7 @@ class FinalizeLoop(StorageLoop):
         return self.wakeups.finalize
 
     async def run_once(self) -> None:
+        await Pruner(self).prune_ready()  # a --delete-extra run's deletions come before its end
         finished = await self.store.finish_runs(self.clock())
         if finished:
             self.wakeups.due.set()  # a periodic transfer may be due again sooner than it sleeps

@@ -73,10 +73,7 @@ async def submit_transfer(
 ) -> tuple[Transfer, bool]:
     """Store the transfer and return it with whether it is new (an idempotent resubmission
     returns the existing one). Sources need not exist yet; their storages must."""
-    check_shape(spec)
-    check_scope(principal, scope)
-    await check_grants(store, principal, scope, reads=spec.sources, writes=[spec.destination])
-    await check_locations(store, spec, protected, endpoints or EndpointPolicy())
+    await check_submission(store, principal, spec, scope, protected, endpoints)
     now = clock()
     anchored = schedule.anchored(now)
     first = first_due(anchored, now)
@@ -99,6 +96,22 @@ async def submit_transfer(
     return transfer, created
 
 
+async def check_submission(
+    store: Store,
+    principal: Principal,
+    spec: TransferSpec,
+    scope: str,
+    protected: ProtectedPaths,
+    endpoints: EndpointPolicy | None = None,
+) -> None:
+    """Everything a submission is checked for before it is stored (a dry run too): its
+    shape, the submitter's scope and grants, the storages and paths it names."""
+    check_shape(spec)
+    check_scope(principal, scope)
+    await check_grants(store, principal, scope, reads=spec.sources, writes=[spec.destination])
+    await check_locations(store, spec, protected, endpoints or EndpointPolicy())
+
+
 def check_shape(spec: TransferSpec) -> None:
     """Refuse what could only end badly: two sources landing on one name, a tree copied into
     itself."""
@@ -119,6 +132,19 @@ def check_shape(spec: TransferSpec) -> None:
             raise InvalidRequest(
                 f"the destination {destination} is inside the source tree {source}"
             )
+        if (
+            spec.options.delete_extra
+            and source.storage == destination.storage
+            and (destination.path == "" or source.path.startswith(destination.path + "/"))
+        ):
+            raise InvalidRequest(_SOURCE_INSIDE.format(source=source, destination=destination))
+
+
+# With --delete-extra, the source's own files would be extras of the destination around it.
+_SOURCE_INSIDE = (
+    "the source tree {source} is inside the destination {destination}: with delete_extra"
+    " its files would be deleted there"
+)
 
 
 async def check_locations(
@@ -151,6 +177,14 @@ async def check_locations(
             ):
                 raise InvalidRequest(
                     f"the destination {spec.destination} is inside the source tree {source}"
+                )
+            if (
+                spec.options.delete_extra
+                and source.storage in local
+                and _contains(target, _real(local[source.storage], source.path))
+            ):
+                raise InvalidRequest(
+                    _SOURCE_INSIDE.format(source=source, destination=spec.destination)
                 )
 
 

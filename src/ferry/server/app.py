@@ -41,6 +41,7 @@ from ferry.server.routes import (
     metrics,
     passive,
     pauses,
+    plans,
     storages,
     transfers,
     users,
@@ -246,6 +247,7 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(passive.router)  # before transfers: /transfers/push is not an id
     api.include_router(pauses.router)  # before transfers' and agents' routes with an id
+    api.include_router(plans.router)  # before transfers: /transfers/plan is not an id
     api.include_router(transfers.router)
     api.include_router(agents.router)
     api.include_router(storages.router)

@@ -28,6 +28,7 @@ from ferry.domain.schedules import (
     relative_time,
     to_instant,
 )
+from ferry.domain.sync import DeletionState, SyncLevel, check_sync_options
 from ferry.domain.transfers import LOCATION_MAX, TransferKind
 from ferry.errors import InvalidRequest
 from ferry.protocol import AGENT_NAME
@@ -121,6 +122,26 @@ class TransferOptionsIn(_Strict):
         description="a source object not found or permission-denied (a file, or a tree's"
         " folder that cannot be listed) ends SKIPPED with the reason instead of FAILED",
     )
+    sync: SyncLevel | None = Field(
+        None,
+        description="which existing destination files are replaced (Globus's sync levels"
+        " 0-3): exists (none: only what the destination lacks is copied), size (those whose"
+        " size differs), mtime (also those older than the source), checksum (also those whose"
+        " checksum differs). Stands instead of overwrite, which may then be never (the"
+        " default) or say the same (if-different with checksum)",
+    )
+    delete_extra: Flag = Field(
+        False,
+        description="tree transfers: once every copy of a run succeeded, delete the"
+        " destination files that the source's listing does not have (what the filters leave"
+        " out is not deleted); each is an object of the run, DELETED",
+    )
+    max_delete: Whole | None = Field(
+        None,
+        ge=0,
+        description="with delete_extra: a run that would delete more files than this (default"
+        " 100) deletes none and says why",
+    )
 
     verify_source: Flag = Field(
         False,
@@ -141,6 +162,20 @@ class TransferOptionsIn(_Strict):
             raise ValueError("verify_source compares checksums: give a checksum, not none")
         if self.verify_source and self.unzip:
             raise ValueError("verify_source applies to copies, not to unpacked archives")
+        return self
+
+    @model_validator(mode="after")
+    def _sync_and_deletion_hold(self) -> TransferOptionsIn:
+        try:
+            check_sync_options(
+                self.overwrite,
+                self.sync,
+                delete_extra=self.delete_extra,
+                max_delete=self.max_delete,
+                unzip=self.unzip,
+            )
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from exc
         return self
 
     @field_validator("deadline")
@@ -271,6 +306,8 @@ class TransferCreate(_Strict):
     def _filters_need_a_tree(self) -> TransferCreate:
         if self.options.filters is not None and self.kind is not TransferKind.TREE:
             raise ValueError("filters apply to tree transfers only (kind: tree)")
+        if self.options.delete_extra and self.kind is not TransferKind.TREE:
+            raise ValueError("delete_extra applies to tree transfers only (kind: tree)")
         return self
 
 
@@ -394,6 +431,17 @@ class TransferPublic(BaseModel):
     pause_stops: bool = Field(False, description="paused with its active copies stopped")
 
 
+class DeletionPublic(BaseModel):
+    state: DeletionState = Field(
+        description="PENDING (once the copies end), DONE, HELD (nothing deleted: a copy"
+        " failed or the run was canceled), FAILED (nothing deleted past max_delete, or a"
+        " listing or deletion failed: the run's error says so)"
+    )
+    note: str | None = Field(description="what it did, or why it deleted nothing")
+    deleted: int = Field(description="files deleted: DELETED objects of the run, not in total")
+    bytes: int = Field(description="their size")
+
+
 class RunPublic(BaseModel):
     number: int
     status: str
@@ -407,6 +455,30 @@ class RunPublic(BaseModel):
     )
     skipped_occurrences: int = Field(description="occurrences that came due while it ran")
     error: str | None
+    deletion: DeletionPublic | None = Field(
+        None, description="its --delete-extra step (null: not asked for)"
+    )
+
+
+class PlanEntryPublic(BaseModel):
+    action: Literal["copy", "skip", "fail", "delete"]
+    source: str = Field(description="for a deletion: where its source would be")
+    destination: str
+    size: int | None = Field(description="bytes; a deletion: the destination file's")
+    reason: str = Field(description="why: a skip's reason is the one its object would record")
+
+
+class PlanPublic(BaseModel):
+    """What a run would do now: each entry in listing order, then the deletions."""
+
+    entries: list[PlanEntryPublic]
+    counts: dict[str, int] = Field(description="entries per action: copy, skip, fail, delete")
+    bytes: dict[str, int] = Field(description="bytes per action")
+    filtered: int = Field(description="tree entries the filters leave out")
+    truncated: bool = Field(
+        description="more entries than listed: counts and bytes still cover them all"
+    )
+    deletion: str | None = Field(description="why nothing would be deleted, if so")
 
 
 class StorageCreate(_Strict):

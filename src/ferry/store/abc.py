@@ -18,6 +18,7 @@ from ferry.domain.chunks import PlannedChunk
 from ferry.domain.events import RunLate
 from ferry.domain.locations import Location
 from ferry.domain.states import TaskState, TransferStatus
+from ferry.domain.sync import DeletionState
 from ferry.domain.transfers import (
     Agent,
     ListedThrough,
@@ -751,6 +752,25 @@ class Store(Protocol):
 
     async def mark_expanded(self, transfer_id: str, run: int, error: str | None = None) -> None:
         """Every task of the run exists; ``error`` records why expansion stopped, if it did."""
+
+    async def runs_to_prune(self, limit: int) -> list[tuple[Transfer, Run]]:
+        """Up to ``limit`` ONGOING runs whose objects have all ended and whose
+        ``--delete-extra`` step is PENDING, with their transfers. ``finish_runs`` closes none of
+        them until ``record_deletion`` has moved the step on."""
+
+    async def record_deletion(
+        self,
+        transfer: Transfer,
+        run: int,
+        state: DeletionState,
+        note: str,
+        deleted: Sequence[PlannedTask] = (),
+    ) -> None:
+        """End the run's deletion step in ``state`` with ``note`` (what it did, or why it
+        deleted nothing), in one transaction: each of ``deleted`` (state DELETED, its size the
+        deleted file's) becomes an object of the run, numbered after the others, counted in
+        ``deleted`` and ``deleted_bytes`` and not in ``total``. Does nothing if the step is no
+        longer PENDING."""
 
     async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
         """Move up to ``limit`` QUEUED tasks to ACTIVE for ``agent_id`` and return them; none

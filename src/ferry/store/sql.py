@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ferry.store.sql_audit import AuditMixin
 from ferry.store.sql_deadlines import DeadlinesMixin
+from ferry.store.sql_deletions import DeletionsMixin
 from ferry.store.sql_dispatch import DispatchMixin
 from ferry.store.sql_gauges import GaugesMixin
 from ferry.store.sql_grants import GrantsMixin
@@ -26,6 +27,7 @@ class SqlStore(
     TransfersMixin,
     OutcomesMixin,
     RunsMixin,
+    DeletionsMixin,
     DeadlinesMixin,
     DispatchMixin,
     GaugesMixin,

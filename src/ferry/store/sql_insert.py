@@ -50,7 +50,7 @@ _STATE, _DESTINATION, _SIZE = (TASK_COLUMNS.index(n) for n in ("state", "destina
 _TASK_VALUES: dict[str, Any] = {name: bindparam(name) for name in TASK_COLUMNS}
 TASK_INSERT = BulkStatement(insert(t.tasks).values(_TASK_VALUES), TASK_COLUMNS)
 # An object already in its run is left alone (the unique index on run and destination).
-_NEW_TASK_INSERTS = {
+NEW_TASK_INSERTS = {
     "sqlite": BulkStatement(
         sqlite_insert(t.tasks).values(_TASK_VALUES).on_conflict_do_nothing(), TASK_COLUMNS
     ),
@@ -289,7 +289,7 @@ class InsertMixin(SqlBase):
         it skipped some are the new ones read back."""
         c = t.tasks.c
         last_id = conn.execute(select(func.max(c.id))).scalar() or 0
-        inserted = execute_many(conn, _NEW_TASK_INSERTS[conn.dialect.name], rows)
+        inserted = execute_many(conn, NEW_TASK_INSERTS[conn.dialect.name], rows)
         fresh = rows
         if inserted is not None and inserted.rowcount != len(rows):
             transfer_id, run = rows[0][0], rows[0][1]

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from ferry.domain.locations import parse_location
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
+from ferry.domain.sync import DeletionState
 from ferry.domain.transfers import (
     Agent,
     Credentials,
@@ -114,6 +115,8 @@ def run_from_mapping(row: Mapping[Any, Any]) -> Run:
             canceled=row["canceled"],
             bytes=row["bytes"],
             filtered=row["filtered"],
+            deleted=row["deleted"],
+            deleted_bytes=row["deleted_bytes"],
         ),
         error=row["error"],
         occurrences=row["occurrences"],
@@ -124,6 +127,8 @@ def run_from_mapping(row: Mapping[Any, Any]) -> Run:
         numbered=row["next_object"] is not None,
         deadline_at=row["deadline_at"],
         past_deadline=bool(row["past_deadline"]),
+        deletion=DeletionState(row["deletion"]) if row["deletion"] else None,
+        deletion_note=row["deletion_note"],
     )
 
 

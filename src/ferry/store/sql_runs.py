@@ -16,6 +16,7 @@ from ferry.domain.states import (
     check_run_transition,
     check_transfer_transition,
 )
+from ferry.domain.sync import DeletionState
 from ferry.domain.transfers import (
     Run,
     RunCounts,
@@ -51,6 +52,7 @@ def _opened_run(row: Any, now: datetime) -> Run:
         occurrences=stands_for,
         numbered=True,
         deadline_at=options.run_deadline(row.next_run_at),
+        deletion=DeletionState.PENDING if options.delete_extra else None,
     )
 
 
@@ -94,6 +96,10 @@ def _run_row(run: Run) -> dict[str, Any]:
         "bytes": 0,
         "size_total": 0,
         "filtered": 0,
+        "deleted": 0,
+        "deleted_bytes": 0,
+        "deletion": run.deletion.value if run.deletion else None,
+        "deletion_note": None,
         "last_result_at": None,
         "next_object": 1,  # a run made now numbers its objects
         "deadline_at": run.deadline_at,
@@ -215,6 +221,8 @@ class RunsMixin(HooksMixin, InsertMixin):
             (r.status == RunStatus.ONGOING.value)
             & r.expanded
             & (r.total == r.done + r.failed + r.skipped + r.canceled)
+            # A --delete-extra run's deletion step comes first (``runs_to_prune``).
+            & (r.deletion.is_(None) | (r.deletion != DeletionState.PENDING.value))
         )
         # Looked for first without the writer's lock: the loop runs after every report, and
         # most times no run has ended.
@@ -263,8 +271,11 @@ class RunsMixin(HooksMixin, InsertMixin):
             outcome = RunStatus.FAILED
         else:
             outcome = run_outcome(run.counts)
-        check_run_transition(run.status, outcome)
         error = run.error or self._first_error(conn, run, outcome)
+        if run.deletion is DeletionState.FAILED and outcome is RunStatus.COMPLETED:
+            # Its copies went well, its deletions not at all: the run says why, as an error.
+            outcome, error = RunStatus.COMPLETED_WITH_ERRORS, error or run.deletion_note
+        check_run_transition(run.status, outcome)
         skipped, next_run_at = 0, None
         # A run ended at its deadline is CANCELED, and its series goes on.
         goes_on = outcome is not RunStatus.CANCELED or run.past_deadline

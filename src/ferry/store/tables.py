@@ -262,6 +262,12 @@ runs = Table(
     Column("size_total", BigInteger, nullable=False, default=0),  # known sizes of its objects
     # Tree entries the transfer's filters left out: not objects, so in no other counter.
     Column("filtered", BigInteger, nullable=False, default=0, server_default="0"),
+    # --delete-extra: the files its deletion step deleted (DELETED objects, not in ``total``),
+    # the step's state (``DeletionState``; NULL: not asked for) and what it says.
+    Column("deleted", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("deleted_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("deletion", String(16), nullable=True),
+    Column("deletion_note", Text, nullable=True),
     Column("last_result_at", UtcDateTime, nullable=True),  # when its latest object ended
     Column("error", Text, nullable=True),
     # How far a tree's listing has come (``ListedThrough``), written with each page's tasks.

@@ -220,6 +220,7 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         attempt=task.attempt,
         checksum=task.options.checksum,
         overwrite=task.options.overwrite,
+        sync=task.options.sync,
         unzip=task.options.unzip,
         unzip_max_bytes=task.options.unzip_max_bytes,
         skip_source_errors=task.options.skip_source_errors,

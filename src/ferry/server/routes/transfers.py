@@ -27,6 +27,7 @@ from ferry.server.deps import Reader, StateDep, Writer
 from ferry.server.outcome_pages import outcomes_page
 from ferry.server.schemas import (
     CancelResult,
+    DeletionPublic,
     ObjectCounts,
     Outcomes,
     ProgressPublic,
@@ -327,6 +328,14 @@ def present_run(run: Run) -> RunPublic:
         occurrences=run.occurrences,
         skipped_occurrences=run.skipped_occurrences,
         error=run.error,
+        deletion=None
+        if run.deletion is None
+        else DeletionPublic(
+            state=run.deletion,
+            note=run.deletion_note,
+            deleted=c.deleted,
+            bytes=c.deleted_bytes,
+        ),
     )
 
 
