@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from e2e_support import ServerProcess, launch, shutdown
 from storage_servers import sftp_server
+from sync_support import as_done, as_recorded, held, outcomes
 
 THEN, LATER = 1_700_000_000, 1_700_100_000  # the source's mtime; a destination's newer one
 SOURCE = {
@@ -40,7 +41,6 @@ COPIED = {
     "mtime": {"new.bin", "resized.bin", "older.bin"},
     "checksum": {"new.bin", "resized.bin", "older.bin", "changed.bin"},
 }
-STATE_OF = {"copy": "DONE", "skip": "SKIPPED", "fail": "FAILED", "delete": "DELETED"}
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,6 @@ def put(folder: Path, files: dict[str, tuple[bytes, int]]) -> None:
         os.utime(path, (mtime, mtime))
 
 
-def held(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 def dry_run(ferry: ServerProcess, *args: str) -> dict[str, Any]:
     return dict(ferry.cli_json("submit", "--dry-run", *args))
 
@@ -76,35 +72,6 @@ def run(ferry: ServerProcess, *args: str) -> dict[str, Any]:
     result = ferry.cli("submit", "--wait", "--json", *args)
     assert result.returncode in (0, 1), result.stderr
     return dict(json.loads(result.stdout))
-
-
-def outcomes(ferry: ServerProcess, transfer_id: str) -> list[dict[str, Any]]:
-    return list(ferry.cli_json("outcomes", transfer_id)["objects"])
-
-
-def as_done(plan: dict[str, Any]) -> set[tuple[str, str, str, str | None]]:
-    """The plan's entries as the run's objects would record them."""
-    return {
-        (
-            STATE_OF[e["action"]],
-            e["source"],
-            e["destination"],
-            e["reason"] if e["action"] in ("skip", "delete") else None,
-        )
-        for e in plan["entries"]
-    }
-
-
-def as_recorded(objects: list[dict[str, Any]]) -> set[tuple[str, str, str, str | None]]:
-    return {
-        (
-            o["status"],
-            o["source"],
-            o["destination"],
-            o["error"] if o["status"] in ("SKIPPED", "DELETED") else None,
-        )
-        for o in objects
-    }
 
 
 @pytest.mark.parametrize("storage", ["local", "sftp"])

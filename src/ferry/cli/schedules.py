@@ -191,6 +191,9 @@ def runs(
             str(r["objects"].get("filtered", 0)),
         )
     console().print(table)
+    for r in found:  # what each run's --delete-extra step did, or why it deleted nothing
+        if (deletion := r.get("deletion")) and deletion.get("note"):
+            typer.echo(f"run {r['number']}: {deletion['state']}: {deletion['note']}")
 
 
 def register(app: typer.Typer) -> None:
