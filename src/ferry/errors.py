@@ -25,6 +25,7 @@
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
+    ├── StorageUnreachable          a storage the server itself had to read failed (API 502)
     ├── ConfigError                 a daemon's configuration has a bad or unknown key
     ├── ApiError                    an error answer from the server, to the client or an agent
     ├── ServerUnreachable           no answer from the server, seen by the plain client
@@ -54,6 +55,11 @@ class FerryError(Exception):
 
 class InvalidRequest(FerryError):
     """The request cannot be carried out as written."""
+
+
+class StorageUnreachable(FerryError):
+    """A storage the server read to answer (a dry run's listing) failed: the request may
+    well succeed later."""
 
 
 class InvalidLocation(InvalidRequest):

@@ -263,6 +263,7 @@ def test_each_run_is_posted_to_its_hook_once_after_retries(start_server_with_env
             "skipped": 0,
             "canceled": 0,
             "filtered": 0,
+            "deleted": 0,
         }
     assert delivered[missing["id"]]["status"] == "FAILED"
     assert delivered[missing["id"]]["objects"]["failed"] == 1

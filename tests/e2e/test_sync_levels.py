@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ServerProcess, launch, shutdown
+from e2e_support import ServerProcess, free_port, launch, shutdown
 from storage_servers import sftp_server
 from sync_support import as_done, as_recorded, held, outcomes
 
@@ -182,3 +182,22 @@ def test_the_next_run_of_a_periodic_transfer_is_planned(world: dict[str, Any]) -
     assert copied == COPIED["mtime"]
     assert ferry.cli_json("status", created["id"])["runs"] == 0  # no run was made
     shutil.rmtree(destination)
+
+
+def test_a_plan_whose_storage_cannot_be_reached_says_so(world: dict[str, Any]) -> None:
+    ferry: ServerProcess = world["ferry"]
+    closed = free_port()  # nothing listens there
+    storage = {
+        "name": "unreachable",
+        "url": f"sftp://127.0.0.1:{closed}/srv",
+        "options": {"username": "root", "known_hosts": None},
+    }
+    assert ferry.api("POST", "/api/v1/storages", json=storage).status_code == 201
+    body = {"sources": ["local:src"], "destination": "unreachable:out", "kind": "tree"}
+    response = ferry.api("POST", "/api/v1/transfers/plan", json=body)
+    assert response.status_code == 502, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith("no plan could be made: ")
+    result = ferry.cli("submit", "--dry-run", "--tree", "local:src", "unreachable:out")
+    assert result.returncode != 0
+    assert "no plan could be made" in result.stderr

@@ -112,6 +112,7 @@ async def test_a_finished_run_enqueues_its_summary_once(store, clock, finished) 
         "skipped": 0,
         "canceled": 0,
         "filtered": 0,
+        "deleted": 0,
     }
     assert payload["finished_at"] == clock.now.isoformat()
 

@@ -70,6 +70,7 @@ class FinalizeLoop(StorageLoop):
                     "skipped": c.skipped,
                     "canceled": c.canceled,
                     "filtered": c.filtered,
+                    "deleted": c.deleted,
                 },
                 bytes=c.bytes,
                 error=run.error,

@@ -11,18 +11,28 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ferry.daemon.logs import REDACTOR
 from ferry.domain.filters import ListingFilter
 from ferry.domain.states import TaskState
 from ferry.domain.sync import Action, Decision
 from ferry.domain.transfers import PlannedTask, TransferKind, TransferSpec, file_task
 from ferry.engine.copy import CopyRequest, plan_copy
+from ferry.engine.errors import classify
 from ferry.engine.storages import StorageFS
 from ferry.engine.trees import walk_tree
-from ferry.errors import SourceAccessDenied, SourceNotFound, TransferError
+from ferry.errors import (
+    Conflict,
+    FerryError,
+    SourceAccessDenied,
+    SourceNotFound,
+    StorageUnreachable,
+    TransferError,
+)
 from ferry.scheduler.expand import plan_entry, unlistable
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, open_named_storage
 from ferry.scheduler.prune import extra_files
 from ferry.store.abc import Store
+from ferry.store.sql_passive import CLIENT_STORAGE
 
 ENTRIES_MAX = 10_000  # entries a plan lists; its counts and bytes cover every entry
 
@@ -73,12 +83,21 @@ class Planner:
         self.limit = limit
 
     async def plan(self, spec: TransferSpec) -> Plan:
-        """What a run of ``spec`` begun now would do."""
-        storages = {
-            name: await open_named_storage(self.store, name, self.endpoints, self.protected)
-            for name in sorted(spec.storages())
-        }
-        return await asyncio.to_thread(self._plan, spec, storages, self.clock())
+        """What a run of ``spec`` begun now would do. A storage that cannot be opened or
+        listed is ``StorageUnreachable``, with its error: a plan is whole or not at all."""
+        if CLIENT_STORAGE in spec.storages():
+            raise Conflict("a push or pull has the client's machine at one end: no plan")
+        try:
+            storages = {
+                name: await open_named_storage(self.store, name, self.endpoints, self.protected)
+                for name in sorted(spec.storages())
+            }
+            return await asyncio.to_thread(self._plan, spec, storages, self.clock())
+        except FerryError:
+            raise
+        except Exception as exc:
+            error = REDACTOR.redact(classify(exc, str(spec.sources[0])).message)
+            raise StorageUnreachable(f"no plan could be made: {error}") from exc
 
     def _plan(self, spec: TransferSpec, storages: dict[str, StorageFS], now: datetime) -> Plan:
         plan = Plan()

@@ -27,6 +27,7 @@ from ferry.errors import (
     NotFound,
     SecretRejected,
     ServerStopping,
+    StorageUnreachable,
     StoreUnavailable,
     TransferError,
     Unauthenticated,
@@ -40,6 +41,7 @@ _STATUS: list[tuple[type[FerryError], int]] = [
     (InvalidRequest, 422),
     (ServerStopping, 503),
     (StoreUnavailable, 503),
+    (StorageUnreachable, 502),
     (NotFound, 404),
     (Conflict, 409),
     (Unauthenticated, 401),
@@ -84,7 +86,7 @@ async def ferry_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if isinstance(exc, StoreUnavailable):
         return database_unavailable(exc)
-    if status >= 500 and not isinstance(exc, ServerStopping):
+    if status >= 500 and not isinstance(exc, ServerStopping | StorageUnreachable):
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return problem(status, "internal error; the server log has the details")
     return problem(status, str(exc))

@@ -32,6 +32,7 @@ def run_summary(run: Run, scope: str) -> dict[str, Any]:
             "skipped": c.skipped,
             "canceled": c.canceled,
             "filtered": c.filtered,
+            "deleted": c.deleted,  # files --delete-extra deleted (not in total)
         },
         "bytes": c.bytes,
         "started_at": run.started_at.isoformat() if run.started_at else None,
