@@ -66,25 +66,25 @@ class DeletionsMixin(InsertMixin):
         deleted: Sequence[PlannedTask],
     ) -> None:
         r = t.runs.c
-        values: dict[str, Any] = {"deletion": state.value, "deletion_note": note}
-        if deleted:
-            base = self._next_object(conn, transfer.id, run)
-            numbers = None if base is None else range(base, base + len(deleted))
-            sites = self._sites_of(conn, transfer.spec.storages())
-            options = transfer.spec.options
-            rows = task_rows(transfer.id, transfer.scope, options, run, deleted, sites, numbers)
-            # A file copied by this run whose source went before this step is an object already.
-            execute_many(conn, NEW_TASK_INSERTS[conn.dialect.name], rows)
-            values["deleted"] = r.deleted + len(deleted)
-            values["deleted_bytes"] = r.deleted_bytes + sum(p.size or 0 for p in deleted)
-            if base is not None:
-                values["next_object"] = r.next_object + len(deleted)
-        conn.execute(
+        this_run = (r.transfer_id == transfer.id) & (r.number == run)
+        ended = conn.execute(
             update(t.runs)
-            .where(
-                (r.transfer_id == transfer.id)
-                & (r.number == run)
-                & (r.deletion == DeletionState.PENDING.value)
-            )
-            .values(**values)
+            .where(this_run & (r.deletion == DeletionState.PENDING.value))
+            .values(deletion=state.value, deletion_note=note)
         )
+        if ended.rowcount != 1 or not deleted:
+            return  # recorded already (or nothing deleted): the first record stands
+        base = self._next_object(conn, transfer.id, run)
+        numbers = None if base is None else range(base, base + len(deleted))
+        sites = self._sites_of(conn, transfer.spec.storages())
+        options = transfer.spec.options
+        rows = task_rows(transfer.id, transfer.scope, options, run, deleted, sites, numbers)
+        # A file copied by this run whose source went before this step is an object already.
+        execute_many(conn, NEW_TASK_INSERTS[conn.dialect.name], rows)
+        values: dict[str, Any] = {
+            "deleted": r.deleted + len(deleted),
+            "deleted_bytes": r.deleted_bytes + sum(p.size or 0 for p in deleted),
+        }
+        if base is not None:
+            values["next_object"] = r.next_object + len(deleted)
+        conn.execute(update(t.runs).where(this_run).values(**values))
