@@ -150,8 +150,14 @@ def test_nothing_leads_back_to_standby_from_ongoing_or_canceled():
     assert TransferStatus.CANCELED not in sources
 
 
-def test_final_task_states_are_the_four_outcomes():
-    outcomes = {TaskState.DONE, TaskState.SKIPPED, TaskState.FAILED, TaskState.CANCELED}
+def test_final_task_states_are_the_five_outcomes():
+    outcomes = {
+        TaskState.DONE,
+        TaskState.SKIPPED,
+        TaskState.FAILED,
+        TaskState.CANCELED,
+        TaskState.DELETED,  # a destination file --delete-extra deleted
+    }
     assert outcomes == FINAL_TASK_STATES
 
 

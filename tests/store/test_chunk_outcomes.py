@@ -276,7 +276,7 @@ async def test_failures_of_the_last_hour_count_failed_objects_of_chunks(store, o
 async def busier(store, mixed, clock):
     """``mixed``, and: single tasks 15 QUEUED, 16 ACTIVE, 17 WAITING, 18 SKIPPED; chunk D
     (19–22) whose one carrier, ACTIVE, reported 19 DONE and 20 SKIPPED so far; 23, a file
-    --delete-extra deleted (DELETED)."""
+    --delete-extra deleted (DELETED); 24, held by a pause (PAUSED)."""
     transfer_id, run, _carrier, _retry = mixed
     now, active = clock.now, {"lease_agent": "agent-3", "leased_at": clock.now}
     await add_single(store, transfer_id, run, 15)
@@ -294,6 +294,7 @@ async def busier(store, mixed, clock):
         ],
     )
     await add_single(store, transfer_id, run, 23, state="DELETED", error="not in the source")
+    await add_single(store, transfer_id, run, 24, state="PAUSED")
     return transfer_id, run
 
 
@@ -303,7 +304,7 @@ async def test_a_filter_finds_what_the_unfiltered_pages_show_in_its_state(store,
     every = await walk(store, transfer_id, run, limit=1000)
     assert len({o.state for o in every}) == len(TaskState)
 
-    for after in range(0, 23):
+    for after in range(0, 24):
         expected = [o for o in every if o.number > after and o.state is state]
         for limit in (1, 2, 1000):
             page = await store.outcomes(transfer_id, run, after=after, limit=limit, state=state)
