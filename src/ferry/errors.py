@@ -233,6 +233,7 @@ class TransferError(FerryError):
 
     retryable = False
     error_class = "error"
+    on_destination = False  # raised on the destination's side of a copy (set by the copy)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

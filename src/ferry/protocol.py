@@ -184,6 +184,13 @@ class LeasedTaskPublic:
             " size their total"
         ),
     ] = None
+    replicas: Annotated[
+        list[str] | None,
+        Field(
+            description="other places the source may be read from: on a failure the next is"
+            " tried, in order and wrapping, before the attempt counts as failed"
+        ),
+    ] = None
 
 
 @dataclass(kw_only=True)
@@ -225,6 +232,10 @@ class TaskReport:
             " (a resumed copy): not moved by this attempt",
         ),
     ] = 0
+    replica: Annotated[
+        str | None,
+        Field(max_length=8192, description="a task with replicas: the place it was read from"),
+    ] = None
 
 
 # How one object of a chunk ended: [offset into its list, state, bytes, checksum, error class,

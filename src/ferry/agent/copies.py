@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry.agent.held import HeldChunk, HeldTask
+from ferry.agent.replicas import walk_replicas
 from ferry.daemon.logs import REDACTOR
+from ferry.domain.locations import Location
 from ferry.domain.transfers import clip_error
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
@@ -38,6 +40,9 @@ class Attempt:
     error: str | None = None
     retryable: bool = False
     resumed: int = 0  # of ``bytes``, those kept from an earlier attempt's .part
+    source_error: bool = False  # not found or denied on the source's side
+    on_destination: bool = False  # it failed on the destination's side
+    replica: str | None = None  # a task with replicas: the place it was read from
 
 
 class Copier:
@@ -79,10 +84,28 @@ class Copier:
                 return task.ended(ReportedState.RELEASED, started=False)
             error = "canceled before it started"
             return task.ended(ReportedState.CANCELED, error=error, started=False)
+        if task.replicas:
+            ended = walk_replicas(task, lambda place: self._copy_task(task, place, skip=False))
+        else:
+            ended = self._copy_task(task, task.source, skip=task.leased.skip_source_errors)
+        return task.ended(
+            ended.state,
+            bytes=ended.bytes,
+            checksum=ended.checksum,
+            error=ended.error,
+            error_class=ended.error_class,
+            retryable=ended.retryable,
+            resumed=ended.resumed,
+            replica=ended.replica,
+        )
+
+    def _copy_task(self, task: HeldTask, source: Location, *, skip: bool) -> Attempt:
+        """One copy of ``task``'s object from ``source``; ``skip``: a source not found or
+        denied ends SKIPPED (the task's option, when it has no replicas to try)."""
         try:
             request = CopyRequest(
-                source=self.storage(task.source.storage),
-                source_path=task.source.path,
+                source=self.storage(source.storage),
+                source_path=source.path,
                 destination=self.storage(task.destination.storage),
                 destination_path=task.destination.path,
                 checksum=task.leased.checksum,
@@ -100,18 +123,8 @@ class Copier:
                 stopped_by_agent=task.stopping,
             )
         except Exception as exc:  # a storage that cannot be opened
-            ended = self._failed(exc, f"task {task.id}")
-        else:
-            ended = self._attempt(request, task, f"task {task.id}")
-        return task.ended(
-            ended.state,
-            bytes=ended.bytes,
-            checksum=ended.checksum,
-            error=ended.error,
-            error_class=ended.error_class,
-            retryable=ended.retryable,
-            resumed=ended.resumed,
-        )
+            return self._failed(exc, f"task {task.id}")
+        return self._attempt(request, task, f"task {task.id}", skip=skip)
 
     # --- chunks -----------------------------------------------------------------------------
     def execute_chunk(self, chunk: HeldChunk, *, local: bool) -> None:
@@ -166,11 +179,14 @@ class Copier:
             )
         except Exception as exc:  # a path that leaves its root, a storage that cannot open
             return self._failed(exc, what)
-        return self._attempt(request, chunk, what)
+        return self._attempt(request, chunk, what, skip=chunk.leased.skip_source_errors)
 
     # --- one attempt ------------------------------------------------------------------------
-    def _attempt(self, request: CopyRequest, held: HeldTask | HeldChunk, what: str) -> Attempt:
-        """Copy one object for ``held``; how it ended, its error fit for a report."""
+    def _attempt(
+        self, request: CopyRequest, held: HeldTask | HeldChunk, what: str, *, skip: bool
+    ) -> Attempt:
+        """Copy one object for ``held``; how it ended, its error fit for a report. ``skip``:
+        a source not found or denied ends SKIPPED, with the reason."""
         before = held.bytes_done
         try:
             outcome = copy_object(request, progress=held.add_bytes, should_stop=held.should_stop)
@@ -183,11 +199,19 @@ class Copier:
             if exc.retryable:
                 self._reopen_later(request)
             error = _fit(exc.message)
-            if held.leased.skip_source_errors and isinstance(
-                exc, SourceNotFound | SourceAccessDenied
-            ):  # asked for: the object is passed over, with the reason
+            on_source = isinstance(exc, SourceNotFound | SourceAccessDenied)
+            if skip and on_source:  # asked for: the object is passed over, with the reason
                 return Attempt(ReportedState.SKIPPED, 0, None, None, error)
-            return Attempt(ReportedState.FAILED, 0, None, exc.error_class, error, exc.retryable)
+            return Attempt(
+                ReportedState.FAILED,
+                0,
+                None,
+                exc.error_class,
+                error,
+                exc.retryable,
+                source_error=on_source,
+                on_destination=exc.on_destination,
+            )
         except Exception as exc:  # a bug or an unmapped backend error: keep the agent alive
             self._reopen_later(request)
             return self._failed(exc, what)

@@ -27,12 +27,16 @@ class HeldTask:
     done: bool = False
     shutting_down: bool = False
     canceled: bool = False
+    replicas: tuple[Location, ...] = ()  # other places its source may be read from
 
     @classmethod
     def from_lease(cls, task: LeasedTaskPublic) -> HeldTask:
         # Its locations are split, not parsed: they are confined when the copy resolves them.
         source, destination = split_location(task.source), split_location(task.destination)
-        return cls(task, task.id, source, destination, task.bandwidth)
+        held = cls(task, task.id, source, destination, task.bandwidth)
+        if task.replicas:
+            held.replicas = tuple(map(split_location, task.replicas))
+        return held
 
     def add_bytes(self, n: int) -> None:
         self.bytes_done += n
@@ -59,6 +63,7 @@ class HeldTask:
         retryable: bool = False,
         started: bool = True,
         resumed: int = 0,
+        replica: str | None = None,
     ) -> TaskReport:
         """Its report: how the attempt this agent held ended."""
         return TaskReport(
@@ -72,6 +77,7 @@ class HeldTask:
             retryable=retryable,
             started=started,
             resumed=resumed,
+            replica=replica,
         )
 
 

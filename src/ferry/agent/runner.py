@@ -338,6 +338,7 @@ class AgentRunner:
     def _all_small_local(self, batch: list[HeldTask]) -> bool:
         return all(
             _small(task)
+            and not task.replicas  # a replica may be remote: not for the local lane
             and self._copier.is_local(task.source.storage)
             and self._copier.is_local(task.destination.storage)
             for task in batch

@@ -35,6 +35,12 @@ from ferry.cli.filters import (
     TreeFilterOptions,
 )
 from ferry.cli.progress import TransferBar
+from ferry.cli.replicas import (
+    ReplicaOption,
+    replica_in_words,
+    source_in_words,
+    sources_with_replicas,
+)
 from ferry.cli.schedules import (
     AtOption,
     CountOption,
@@ -72,7 +78,7 @@ def _print_transfer(t: Json, zone: tzinfo | None = None) -> None:
     o = t["objects"]
     lines = [
         f"{t['id']}  {t['status']}  ({t['kind']})",
-        f"  from {', '.join(t['sources'])}  to {t['destination']}",
+        f"  from {', '.join(map(source_in_words, t['sources']))}  to {t['destination']}",
         f"  schedule: {schedule_in_words(t['schedule'], zone)}",
     ]
     if t.get("paused_at"):
@@ -205,6 +211,7 @@ def submit(
     delete_extra: DeleteExtraOption = False,
     max_delete: MaxDeleteOption = None,
     dry_run: DryRunOption = False,
+    replica: ReplicaOption = None,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -228,6 +235,7 @@ def submit(
         raise InvalidRequest(
             "--wait on a periodic transfer needs --count or --until: it never ends"
         )
+    sources = sources_with_replicas(locations[:-1], replica, tree=tree)
     chosen = TreeFilterOptions(
         include, exclude, filter_rule, min_size, max_size, min_age, max_age
     ).body()
@@ -261,10 +269,10 @@ def submit(
             "scope": scope,
         }
         if dry_run:
-            found = client.plan(locations[:-1], locations[-1], **submission)
+            found = client.plan(sources, locations[-1], **submission)
             print_json(found) if as_json else print_plan(found)
             return
-        transfer = client.submit(locations[:-1], locations[-1], **submission)
+        transfer = client.submit(sources, locations[-1], **submission)
         if wait:
             with TransferBar(client, transfer["id"], quiet=as_json) as bar:
                 transfer = client.wait(transfer["id"], on_event=bar.show)
@@ -415,7 +423,7 @@ def _print_outcomes(result: Json) -> None:
     for o in result["objects"]:
         table.add_row(
             o["status"],
-            o["source"],
+            replica_in_words(o),
             o["destination"],
             str(o["size"] if o["size"] is not None else ""),
             o["checksum"] or "",

@@ -130,7 +130,7 @@ class BaseClient:
 
     @staticmethod
     def submit_request(
-        sources: list[str],
+        sources: Sequence[str | Sequence[str]],
         destination: str,
         *,
         tree: bool = False,
@@ -140,7 +140,8 @@ class BaseClient:
         scope: str | None = None,
     ) -> Request:
         body: dict[str, Any] = {
-            "sources": sources,
+            # A source with replicas is the list of its places, tried in order.
+            "sources": [s if isinstance(s, str) else list(s) for s in sources],
             "destination": destination,
             "kind": "tree" if tree else "file",
         }
@@ -155,7 +156,9 @@ class BaseClient:
         return Request("POST", "/api/v1/transfers", json=body)
 
     @classmethod
-    def plan_request(cls, sources: list[str], destination: str, **submission: Any) -> Request:
+    def plan_request(
+        cls, sources: Sequence[str | Sequence[str]], destination: str, **submission: Any
+    ) -> Request:
         """What a run of the submission ``submit_request`` would make would do now (a dry run:
         nothing is stored); ``submission``: its keyword arguments."""
         submit = cls.submit_request(sources, destination, **submission)

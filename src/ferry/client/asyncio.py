@@ -94,7 +94,7 @@ class AsyncClient(TypedClient):
 
     async def submit(
         self,
-        sources: list[str],
+        sources: Sequence[str | Sequence[str]],
         destination: str,
         *,
         tree: bool = False,
@@ -124,7 +124,9 @@ class AsyncClient(TypedClient):
             if len(page) < RUNS_PAGE:
                 return found
 
-    async def plan(self, sources: list[str], destination: str, **submission: Any) -> PlanPublic:
+    async def plan(
+        self, sources: Sequence[str | Sequence[str]], destination: str, **submission: Any
+    ) -> PlanPublic:
         """A dry run of a submission (``submit``'s arguments): the plan, nothing stored."""
         request = self.plan_request(sources, destination, **submission)
         return self.parse_plan(await self._send(request))

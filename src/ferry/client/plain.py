@@ -121,7 +121,7 @@ class PlainClient(BaseClient):
 
     def submit(
         self,
-        sources: builtins.list[str],
+        sources: Sequence[str | Sequence[str]],
         destination: str,
         *,
         tree: bool = False,
@@ -201,7 +201,9 @@ class PlainClient(BaseClient):
             stream_errors=(OSError, http.client.HTTPException, ApiError, ServerUnreachable),
         )
 
-    def plan(self, sources: builtins.list[str], destination: str, **submission: Any) -> Json:
+    def plan(
+        self, sources: Sequence[str | Sequence[str]], destination: str, **submission: Any
+    ) -> Json:
         """A dry run of a submission (``submit``'s arguments): the plan, nothing stored."""
         return dict(self.send(self.plan_request(sources, destination, **submission)))
 

@@ -87,7 +87,7 @@ class Client(TypedClient):
 
     def submit(
         self,
-        sources: list[str],
+        sources: Sequence[str | Sequence[str]],
         destination: str,
         *,
         tree: bool = False,
@@ -119,7 +119,9 @@ class Client(TypedClient):
             if len(page) < RUNS_PAGE:
                 return found
 
-    def plan(self, sources: list[str], destination: str, **submission: Any) -> PlanPublic:
+    def plan(
+        self, sources: Sequence[str | Sequence[str]], destination: str, **submission: Any
+    ) -> PlanPublic:
         """A dry run of a submission (``submit``'s arguments): the plan, nothing stored."""
         return self.parse_plan(self._send(self.plan_request(sources, destination, **submission)))
 

@@ -12,6 +12,7 @@ from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.replicas import check_replicas
 from ferry.domain.schedules import relative_time
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.domain.sync import (
@@ -285,12 +286,15 @@ def clip_error(text: str, limit: int = ERROR_TEXT_MAX) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TransferSpec:
-    """What to move: sources, the destination folder, how."""
+    """What to move: sources, the destination folder, how. ``replicas``, when given, has one
+    entry per source: the other places the same object may be read from, in the order they
+    are tried after it (file transfers only; an empty entry: that source has none)."""
 
     kind: TransferKind
     sources: tuple[Location, ...]
     destination: Location
     options: TransferOptions = TransferOptions()
+    replicas: tuple[tuple[Location, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -299,17 +303,33 @@ class TransferSpec:
             raise InvalidRequest("filters apply to tree transfers only (use --tree)")
         if self.options.delete_extra and self.kind is not TransferKind.TREE:
             raise InvalidRequest("delete_extra applies to tree transfers only (use --tree)")
+        if self.replicas:
+            check_replicas(self.sources, self.replicas, tree=self.kind is TransferKind.TREE)
+
+    def alternatives(self) -> list[tuple[Location, ...]]:
+        """Each source's places to read it from: itself first, then its replicas."""
+        others = self.replicas or ((),) * len(self.sources)
+        return [(s, *more) for s, more in zip(self.sources, others, strict=True)]
+
+    def all_sources(self) -> list[Location]:
+        """Every place the transfer may read from: its sources and their replicas."""
+        return [place for places in self.alternatives() for place in places]
 
     def to_json(self) -> dict[str, Any]:
+        # A source with replicas is the list of its places; one without stays a string, so
+        # that a spec without replicas keeps its JSON and hash.
         return {
             "kind": self.kind.value,
-            "sources": [str(s) for s in self.sources],
+            "sources": [
+                [str(p) for p in places] if len(places) > 1 else str(places[0])
+                for places in self.alternatives()
+            ],
             "destination": str(self.destination),
             "options": self.options.to_json(),
         }
 
     def storages(self) -> set[str]:
-        return {s.storage for s in self.sources} | {self.destination.storage}
+        return {s.storage for s in self.all_sources()} | {self.destination.storage}
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +431,7 @@ class PlannedTask:
     error_class: str | None = None
     error: str | None = None
     folder: bool = False  # an empty folder of a tree, made at the destination
+    replicas: tuple[Location, ...] = ()  # other places its source may be read from, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,12 +450,15 @@ class Task:
     error: str | None
 
 
-def file_task(source: Location, destination_folder: Location) -> PlannedTask:
-    """A file transfer puts each source under the destination folder with its own name."""
+def file_task(
+    source: Location, destination_folder: Location, replicas: tuple[Location, ...] = ()
+) -> PlannedTask:
+    """A file transfer puts each source under the destination folder with its own name (that
+    of its first place, whichever replica it is then read from)."""
     name = posixpath.basename(source.path)
     if not name:
         raise InvalidRequest(f"source {source} names a storage root, not a file: use a tree")
-    return PlannedTask(source, destination_folder.child(name))
+    return PlannedTask(source, destination_folder.child(name), replicas=replicas)
 
 
 def tree_task(

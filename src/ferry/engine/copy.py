@@ -89,9 +89,9 @@ def classified(request: CopyRequest, exc: Exception) -> TransferError:
     the side it came from, its message free of either storage's credentials."""
     if isinstance(exc, DestinationError):
         cause = exc.__cause__ or exc
-        return _without_secrets(
-            classify(cause, request.destination_label, destination=True), request
-        )
+        error = classify(cause, request.destination_label, destination=True)
+        error.on_destination = True  # no other replica of the source can help with it
+        return _without_secrets(error, request)
     return _without_secrets(classify(exc, request.source_label), request)
 
 

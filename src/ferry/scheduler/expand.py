@@ -115,7 +115,9 @@ class _Listing:
     async def _next(self) -> bool:
         store, spec = self.loop.store, self.transfer.spec
         if spec.kind is TransferKind.FILE:
-            planned = [file_task(s, spec.destination) for s in spec.sources]
+            planned = [
+                file_task(places[0], spec.destination, places[1:]) for places in spec.alternatives()
+            ]
             await store.add_tasks(self.transfer, self.run.number, planned, expanded=True)
             self.marked = True
             return True

@@ -108,7 +108,8 @@ async def check_submission(
     shape, the submitter's scope and grants, the storages and paths it names."""
     check_shape(spec)
     check_scope(principal, scope)
-    await check_grants(store, principal, scope, reads=spec.sources, writes=[spec.destination])
+    reads = spec.all_sources()  # a replica is read as its source is: checked the same way
+    await check_grants(store, principal, scope, reads=reads, writes=[spec.destination])
     await check_locations(store, spec, protected, endpoints or EndpointPolicy())
 
 
@@ -153,7 +154,7 @@ async def check_locations(
     """Every storage must be registered (or be an allowed endpoint); on local storages, no
     location may be in the server's data directory, and a tree may not be copied into itself
     under another storage's name."""
-    locations = [*spec.sources, spec.destination]
+    locations = [*spec.all_sources(), spec.destination]
     local: dict[str, StorageFS] = {}
     for name in sorted({loc.storage for loc in locations}):
         try:

@@ -49,6 +49,7 @@ def _object(obj: RunObject) -> dict[str, Any]:
         "error_class": obj.error_class,
         "error": obj.error,
         "agent": obj.agent,
+        "replica": str(obj.replica) if obj.replica is not None else None,
         "history": [_attempt(attempt) for attempt in obj.history],
     }
 

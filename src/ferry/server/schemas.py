@@ -11,7 +11,9 @@ import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -20,6 +22,7 @@ from ferry.domain.channels import ChannelState
 from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import LOCATION_PATTERN
 from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.replicas import REPLICAS_MAX
 from ferry.domain.schedules import (
     InvalidSchedule,
     Schedule,
@@ -281,9 +284,32 @@ LocationIn = Annotated[
 ]
 
 
+# One source of a file transfer with its replicas: the places it may be read from, tried in
+# order (docs: README, "Source replicas").
+ReplicasIn = Annotated[
+    list[LocationIn],
+    Field(
+        min_length=1,
+        max_length=REPLICAS_MAX,
+        description="one object's places, tried in order: its source, then its replicas",
+    ),
+]
+
+
+# A source is a location or a list of replicas; told apart by type, so that a bad list is
+# refused for what is wrong with it rather than for not being a string.
+SourceIn = Annotated[
+    Annotated[LocationIn, Tag("location")] | Annotated[ReplicasIn, Tag("replicas")],
+    Discriminator(lambda value: "location" if isinstance(value, str) else "replicas"),
+]
+
+
 class TransferCreate(_Strict):
-    sources: list[LocationIn] = Field(
-        min_length=1, max_length=100_000, description="STORAGE:PATH each"
+    sources: list[SourceIn] = Field(
+        min_length=1,
+        max_length=100_000,
+        description="STORAGE:PATH each; or, in a file transfer, a list of the places one object"
+        " may be read from (its replicas), tried in order until one copy succeeds",
     )
     destination: LocationIn = Field(description="STORAGE:PATH of the destination folder")
     kind: TransferKind = TransferKind.FILE
@@ -300,6 +326,12 @@ class TransferCreate(_Strict):
                 "a periodic transfer's deadline is a time after each run was due (+6h),"
                 " not an instant"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_need_files(self) -> TransferCreate:
+        if self.kind is TransferKind.TREE and any(not isinstance(s, str) for s in self.sources):
+            raise ValueError("replicas apply to file transfers only: a tree has one source folder")
         return self
 
     @model_validator(mode="after")
@@ -411,7 +443,9 @@ class TransferPublic(BaseModel):
     kind: str
     scope: str
     submitter: str
-    sources: list[str]
+    sources: list[str | list[str]] = Field(
+        description="STORAGE:PATH each; a source with replicas as the list of its places"
+    )
     destination: str
     options: dict[str, Any]
     schedule: dict[str, Any]
@@ -587,6 +621,11 @@ class ObjectOutcome(BaseModel):
     error_class: str | None
     error: str | None
     agent: str | None = Field(None, description="the agent copying it, while it is ACTIVE")
+    replica: str | None = Field(
+        None,
+        description="a source given with replicas: the place it was read from (the errors of"
+        " those tried before it are in error)",
+    )
     history: list[AttemptPublic]
 
 

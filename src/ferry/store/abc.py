@@ -169,6 +169,7 @@ class LeasedTask(NamedTuple):
     weight: int = 1  # the scope's, for the agent's own fair order of what it holds
     folder: bool = False  # an empty folder of a tree, made at the destination
     chunk: CarriedChunk | None = None  # a carrier: source and destination are the roots
+    replicas: tuple[Location, ...] = ()  # other places its source may be read from, in order
 
 
 class TaskResult(NamedTuple):
@@ -184,6 +185,7 @@ class TaskResult(NamedTuple):
     retryable: bool = False
     started: bool = True  # False: the copy never began, and no attempt was made
     resumed: int = 0  # of ``bytes``, those kept from an earlier attempt: not moved by this one
+    replica: str | None = None  # a task with replicas: the place it was read from
 
 
 class TaskChange(NamedTuple):
@@ -257,6 +259,7 @@ class RunObject:
     error: str | None
     agent: str | None
     history: list[Attempt]
+    replica: Location | None = None  # a source with replicas: the place it was read from
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ TASK_COLUMNS = (
     "error",
     "folder",
     "object",
+    "replicas",
 )
 _STATE, _DESTINATION, _SIZE = (TASK_COLUMNS.index(n) for n in ("state", "destination", "size"))
 
@@ -103,6 +104,7 @@ def task_rows(
             p.error,
             p.folder,
             number,
+            replicas_text(p.replicas) if p.replicas else None,
         )
         for p, number in zip(planned, objects, strict=True)
     ]
@@ -115,6 +117,11 @@ def _paused(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         (*row[:_STATE], paused, *row[_STATE + 1 :]) if row[_STATE] == queued else row
         for row in rows
     ]
+
+
+def replicas_text(replicas: Sequence[Location]) -> str:
+    """A task's replicas as its row keeps them: a JSON list of locations, in order."""
+    return orjson.dumps([str(place) for place in replicas]).decode()
 
 
 def _carrier_rows(

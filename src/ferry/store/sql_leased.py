@@ -7,10 +7,11 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
+import orjson
 from sqlalchemy import Connection, bindparam, select
 
 from ferry.domain.dispatch import Pair
-from ferry.domain.locations import split_location
+from ferry.domain.locations import Location, split_location
 from ferry.domain.transfers import TransferOptions
 from ferry.store import tables as t
 from ferry.store.abc import CarriedChunk, LeasedTask
@@ -37,6 +38,7 @@ class LeasedRow(NamedTuple):
     folder: bool
     origin: int | None  # a carrier's chunk list
     members: list[int] | None
+    replicas: str | None  # a JSON list of the other places its source may be read from
 
 
 def leased_tasks(
@@ -65,6 +67,7 @@ def leased_tasks(
             chunk=None
             if origin is None
             else CarriedChunk(origin, lists[transfer_id, run, origin], members),
+            replicas=_replicas(replicas),
         )
         for (
             task_id,
@@ -81,8 +84,14 @@ def leased_tasks(
             folder,
             origin,
             members,
+            replicas,
         ) in rows
     ]
+
+
+def _replicas(stored: str | None) -> tuple[Location, ...]:
+    """A task's replicas from its row (locations Ferry wrote: split, not parsed again)."""
+    return () if stored is None else tuple(map(split_location, orjson.loads(stored)))
 
 
 def up_to_objects(picked: list[int], carried: dict[int, int], limit: int) -> list[int]:

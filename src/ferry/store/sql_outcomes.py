@@ -136,6 +136,7 @@ def _single(row: Row[Any], tried: list[Attempt], numbered: bool) -> RunObject:
         error=row.error,
         agent=row.lease_agent if row.state == TaskState.ACTIVE.value else None,
         history=tried,
+        replica=split_location(row.replica) if row.replica is not None else None,
     )
 
 

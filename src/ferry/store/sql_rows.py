@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from ferry.domain.locations import parse_location
+from ferry.domain.replicas import parse_sources
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.domain.sync import DeletionState
 from ferry.domain.transfers import (
@@ -44,11 +45,13 @@ def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:
 
 
 def spec_from_json(data: dict[str, Any]) -> TransferSpec:
+    sources, replicas = parse_sources(data["sources"])
     return TransferSpec(
         kind=TransferKind(data["kind"]),
-        sources=tuple(parse_location(s) for s in data["sources"]),
+        sources=sources,
         destination=parse_location(data["destination"]),
         options=TransferOptions.from_json(data.get("options", {})),
+        replicas=replicas,
     )
 
 

@@ -375,6 +375,7 @@ _RESULT_VALUES: dict[str, Any] = {
     "lease_agent": bindparam("b_agent"),  # kept when the task is its own last attempt
     "lease_token": None,
     "lease_expires_at": None,
+    "replica": bindparam("b_replica"),  # the place the attempt read from (replicas only)
 }
 _RESULT_NAMES = (
     "b_id",
@@ -386,6 +387,7 @@ _RESULT_NAMES = (
     "b_error",
     "b_finished_at",
     "b_agent",
+    "b_replica",
 )
 # An ACTIVE task's not_before is empty, and stays so unless it waits for a retry: a statement
 # that set it anyway rewrote its index entry for every result (a result's update 9.6 → 7.7 µs
@@ -469,6 +471,7 @@ def _task_update(
         result.error,
         ended_at if state in _COUNTED else None,
         agent_id if state in IN_ITS_ROW else None,
+        result.replica,
     )
 
 

@@ -331,6 +331,10 @@ tasks = Table(
     Column("objects", Integer, nullable=False, server_default="1"),
     Column("origin", BigInteger, nullable=True),  # a carrier's chunk list (its ``first``)
     Column("members", JSON, nullable=True),  # offsets into that list it carries; NULL: all
+    # A file transfer's source with replicas: the other places (JSON list of locations, in
+    # the order they are tried) and, once it ended, the place it was read from.
+    Column("replicas", Text, nullable=True),
+    Column("replica", Text, nullable=True),
     Index(None, "transfer_id", "run", "id"),
     Index(None, "transfer_id", "run", "origin"),
 )

@@ -183,7 +183,9 @@ async def lease(
     if tasks:
         state.metrics.lease_latency.observe(loop.time() - arrived)
     storages = await _storages_for(
-        state, {n for t in tasks for n in (t.source.storage, t.destination.storage)}
+        state,
+        {n for t in tasks for n in (t.source.storage, t.destination.storage)}
+        | {r.storage for t in tasks for r in t.replicas},
     )
     reply = LeaseReply(
         tasks=[leased_public(task) for task in tasks],
@@ -230,6 +232,7 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         scope=task.scope,
         priority=task.priority,
         chunk=_carried(task.chunk),
+        replicas=[str(r) for r in task.replicas] if task.replicas else None,
     )
 
 
@@ -338,6 +341,7 @@ def results_of(reports: list[TaskReport]) -> list[TaskResult]:
             retryable=r.retryable,
             started=r.started,
             resumed=min(r.resumed, r.bytes),
+            replica=r.replica,
         )
         for r in reports
     ]

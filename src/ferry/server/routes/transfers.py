@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ferry.domain.events import TransferChanged
 from ferry.domain.locations import parse_location
+from ferry.domain.replicas import parse_sources
 from ferry.domain.schedules import ScheduleKind
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import (
@@ -122,11 +123,13 @@ def present(transfer: Transfer, run: Run | None, caller: Principal | None = None
 def spec_from(body: TransferCreate) -> TransferSpec:
     if body.kind is TransferKind.TREE and len(body.sources) != 1:
         raise InvalidRequest("a tree transfer has exactly one source folder")
+    sources, replicas = parse_sources(body.sources)
     return TransferSpec(
         kind=body.kind,
-        sources=tuple(parse_location(s) for s in body.sources),
+        sources=sources,
         destination=parse_location(body.destination),
         options=TransferOptions.from_json(body.options.model_dump(mode="json")),
+        replicas=replicas,
     )
 
 

@@ -1,0 +1,113 @@
+"""Sources with replicas through the HTTP API in-process: each place is checked as a source
+is (its storage exists, the caller's scope may read it, its path stays inside it), refused
+as problem+json where it cannot be used, and shown back as the list it was given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from users_support import add_user, as_user, grant
+
+from ferry.domain.locations import parse_location
+from ferry.domain.transfers import TransferKind, TransferSpec
+from ferry.store.abc import NewTransfer
+from ferry.store.sql_transfers import spec_hash
+
+SUBMIT = "/api/v1/transfers"
+PROBLEM = "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (
+            {"sources": [["local:a.txt", "nowhere:a.txt"]], "destination": "local:out"},
+            "nowhere",
+        ),
+        (
+            {"sources": [["local:a.txt", "local:../a.txt"]], "destination": "local:out"},
+            "outside storage 'local'",
+        ),
+        (
+            {"sources": [["local:in", "local:in2"]], "destination": "local:out", "kind": "tree"},
+            "replicas apply to file transfers only",
+        ),
+        ({"sources": [[]], "destination": "local:out"}, "at least 1 item"),
+        (
+            {"sources": [[f"local:{n}.txt" for n in range(17)]], "destination": "local:out"},
+            "at most 16 items",
+        ),
+        ({"sources": [["local:a.txt", "local:a.txt"]], "destination": "local:out"}, "twice"),
+    ],
+)
+async def test_replicas_that_cannot_be_used_are_problems_and_write_nothing(
+    api, body, needle
+) -> None:  # type: ignore[no-untyped-def]
+    response = await api.client.post(SUBMIT, json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert needle in response.json()["detail"]
+    assert (await api.client.get(SUBMIT)).json()["items"] == []
+
+
+async def test_sources_with_replicas_are_shown_as_given(api) -> None:  # type: ignore[no-untyped-def]
+    (api.root / "mirror").mkdir()
+    added = await api.client.post(
+        "/api/v1/storages", json={"name": "mirror", "url": (api.root / "mirror").as_uri()}
+    )
+    assert added.status_code == 201, added.text
+    sources = [["local:a.txt", "mirror:copies/a.txt"], "local:b.txt"]
+    created = await api.client.post(
+        SUBMIT,
+        json={
+            "sources": sources,
+            "destination": "local:out",
+            "schedule": {"kind": "at", "at": "+1d"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    shown = (await api.client.get(f"{SUBMIT}/{created.json()['id']}")).json()
+    assert shown["sources"] == sources
+    rerun = await api.client.post(f"{SUBMIT}/{created.json()['id']}/rerun")
+    assert rerun.status_code == 201, rerun.text
+    assert rerun.json()["sources"] == sources
+
+
+async def test_each_replica_needs_the_read_grant_a_source_needs(api) -> None:  # type: ignore[no-untyped-def]
+    await api.client.put("/api/v1/scopes/lab", json={"weight": 1})
+    (api.root / "archive").mkdir()
+    added = await api.client.post(
+        "/api/v1/storages", json={"name": "archive", "url": (api.root / "archive").as_uri()}
+    )
+    assert added.status_code == 201, added.text
+    lena = str((await add_user(api, "lena", scopes=["lab"]))["token"]["token"])
+    await grant(api, "local", "lab", read=True, write=True)
+    body = {
+        "sources": [["local:a.txt", "archive:a.txt"]],
+        "destination": "local:out",
+        "scope": "lab",
+    }
+    refused = await as_user(api, lena, "POST", SUBMIT, json=body)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == PROBLEM
+    assert "scope 'lab' may not read storage 'archive'" in refused.json()["detail"]
+    await grant(api, "archive", "lab", read=True, write=False)
+    assert (await as_user(api, lena, "POST", SUBMIT, json=body)).status_code == 201
+
+
+async def test_a_transfer_without_replicas_keeps_its_spec_and_hash() -> None:
+    """The hash a file transfer's spec had before replicas existed (the previous release's)."""
+    spec = TransferSpec(
+        TransferKind.FILE,
+        (parse_location("local:a.txt"), parse_location("local:b.txt")),
+        parse_location("local:out"),
+    )
+    new = NewTransfer(
+        "default", "admin", spec, {"kind": "direct"}, datetime(2026, 12, 7, tzinfo=UTC)
+    )
+    assert spec.to_json()["sources"] == ["local:a.txt", "local:b.txt"]
+    assert spec_hash(new, spec.to_json()) == HASH_BEFORE_REPLICAS
+
+
+HASH_BEFORE_REPLICAS = "067ba798a643ecd71843e4270ffd06e5a2039ae0d77962ee54fee9595aa20378"
