@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from test_dashboard_registry import admin_token
+from test_dashboard_sessions import browser, sign_in
 from users_support import add_user, as_user, grant
 
 from ferry.domain.locations import parse_location
@@ -72,6 +74,11 @@ async def test_sources_with_replicas_are_shown_as_given(api) -> None:  # type: i
     rerun = await api.client.post(f"{SUBMIT}/{created.json()['id']}/rerun")
     assert rerun.status_code == 201, rerun.text
     assert rerun.json()["sources"] == sources
+    async with await browser(api) as client:
+        await sign_in(client, admin_token(api))
+        page = await client.get(f"/transfers/{created.json()['id']}")
+    assert page.status_code == 200
+    assert "<code>local:a.txt</code> (replicas: <code>mirror:copies/a.txt</code>)" in page.text
 
 
 async def test_each_replica_needs_the_read_grant_a_source_needs(api) -> None:  # type: ignore[no-untyped-def]
