@@ -152,14 +152,16 @@ def test_a_leased_task_is_written_as_the_previous_server_wrote_it() -> None:
     # (and a server leases it no carrier: it does not say protocol 2). So is
     # ``skip_source_errors``: such an agent reports a missing source FAILED, as it did;
     # ``verify_source``: such an agent copies without the second read; ``replicas``: it
-    # copies from the source alone (a file transfer without them has none). And ``sync``: such
-    # an agent applies ``overwrite`` alone.
+    # copies from the source alone (a file transfer without them has none); ``sync``: such an
+    # agent applies ``overwrite`` alone; and ``expected_checksum``: it verifies the copy by
+    # reading it back only.
     assert orjson.loads(encode(LEASED)) == {
         "sync": None,
         "skip_source_errors": False,
         "verify_source": False,
         "chunk": None,
         "replicas": None,
+        "expected_checksum": None,
         "id": 7,
         "lease": "0f" * 16,
         "transfer": "0b7f3c9e-5d2a-4c1b-9e8f-123456789abc",

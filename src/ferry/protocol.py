@@ -184,6 +184,10 @@ class LeasedTaskPublic:
             " size their total"
         ),
     ] = None
+    expected_checksum: Annotated[
+        str | None,
+        Field(description="ALGORITHM:HEX the copy must have, from whichever place it is read"),
+    ] = None
     replicas: Annotated[
         list[str] | None,
         Field(

@@ -6,6 +6,8 @@ further on."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,35 @@ def test_a_destination_failure_ends_the_walk(copier: Copier, tmp_path: Path) -> 
     assert report.state is ReportedState.FAILED
     assert report.error is not None
     assert report.error.startswith("every replica failed (1 not tried: the destination failed)")
+
+
+@pytest.mark.parametrize("attempt", [1, 3], ids=["small-local-path", "general-path"])
+def test_an_expected_checksum_is_checked_on_each_places_copy(
+    copier: Copier, tmp_path: Path, attempt: int
+) -> None:
+    good = b"the object" * 100
+    (tmp_path / "a" / "data.bin").write_bytes(b"a stale copy" * 100)
+    (tmp_path / "b" / "data.bin").write_bytes(good)
+    expected = "sha256:" + hashlib.sha256(good).hexdigest()
+    task = dataclasses.replace(leased("a:data.bin", ["b:data.bin"]), expected_checksum=expected)
+    report = copy(copier, task)
+    assert (report.state, report.replica, report.checksum) == (
+        ReportedState.DONE,
+        "b:data.bin",
+        expected,
+    )
+    assert report.error is not None
+    assert report.error.startswith(
+        f"read from b:data.bin after: checksum mismatch on a:data.bin: expected {expected}, got"
+    )
+    assert (tmp_path / "dst" / "out" / "data.bin").read_bytes() == good
+
+    (tmp_path / "b" / "data.bin").write_bytes(b"also stale")
+    (tmp_path / "dst" / "out" / "data.bin").unlink()
+    failed = copy(copier, task)
+    assert (failed.state, failed.error_class, failed.retryable) == (
+        ReportedState.FAILED,
+        "checksum",
+        True,
+    )
+    assert [p.name for p in (tmp_path / "dst" / "out").iterdir()] == []  # nothing kept

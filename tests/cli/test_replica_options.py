@@ -7,7 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ferry.cli.main import app
-from ferry.cli.replicas import replica_in_words, source_in_words, sources_with_replicas
+from ferry.cli.replicas import (
+    checksum_options,
+    replica_in_words,
+    source_in_words,
+    sources_with_replicas,
+)
 from ferry.errors import InvalidRequest
 
 runner = CliRunner()
@@ -44,3 +49,14 @@ def test_status_and_outcomes_say_where_an_object_was_read_from() -> None:
 def test_submit_help_names_the_replica_option() -> None:
     result = runner.invoke(app, ["submit", "--help"], terminal_width=200)
     assert "--replica" in result.output
+
+
+def test_an_expected_checksum_sets_its_algorithm() -> None:
+    assert checksum_options(None, "adler32") == {}
+    assert checksum_options("SHA256:AB12", "adler32") == {
+        "checksum": "sha256",
+        "expected_checksum": "sha256:ab12",
+    }
+    assert checksum_options("md5:ab", "md5")["checksum"] == "md5"
+    with pytest.raises(InvalidRequest, match="is a md5 checksum but --checksum is sha256"):
+        checksum_options("md5:ab", "sha256")

@@ -166,3 +166,33 @@ def test_the_api_refuses_replicas_on_a_tree_as_a_problem(world) -> None:  # type
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert "replicas apply to file transfers only" in response.json()["detail"]
+
+
+def test_an_expected_checksum_passes_over_a_stale_replica(world) -> None:  # type: ignore[no-untyped-def]
+    ferry: ServerProcess = world
+    (ferry.cwd / "stale").mkdir()
+    (ferry.cwd / "stale" / "data.bin").write_bytes(DATA[::-1])  # same size, other bytes
+    expected = "sha256:" + hashlib.sha256(DATA).hexdigest()
+    transfer = submit(
+        ferry,
+        "--expected-checksum",
+        expected,
+        "local:stale/data.bin",
+        "local:out-expected",
+        "--replica",
+        "sftp:rep/data.bin",
+    )
+
+    assert transfer["status"] == "COMPLETED", transfer
+    assert transfer["options"]["expected_checksum"] == expected
+    assert (ferry.cwd / "out-expected" / "data.bin").read_bytes() == DATA
+    found = the_object(ferry, transfer["id"])
+    assert (found["replica"], found["checksum"], found["attempts"]) == (
+        "sftp:rep/data.bin",
+        expected,
+        1,
+    )
+    assert found["error"].startswith(
+        f"read from sftp:rep/data.bin after: checksum mismatch on local:stale/data.bin:"
+        f" expected {expected}, got sha256:"
+    )

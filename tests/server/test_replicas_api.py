@@ -41,6 +41,38 @@ PROBLEM = "application/problem+json"
             "at most 16 items",
         ),
         ({"sources": [["local:a.txt", "local:a.txt"]], "destination": "local:out"}, "twice"),
+        (
+            {
+                "sources": [["local:a.txt", "local:b.txt"]],
+                "destination": "local:out",
+                "options": {"expected_checksum": "sha256:ab"},
+            },
+            "set checksum to sha256",
+        ),
+        (
+            {
+                "sources": ["local:a.txt", "local:b.txt"],
+                "destination": "local:out",
+                "options": {"checksum": "md5", "expected_checksum": "md5:ab"},
+            },
+            "a file transfer of one source",
+        ),
+        (
+            {
+                "sources": ["local:a.zip"],
+                "destination": "local:out",
+                "options": {"checksum": "md5", "expected_checksum": "md5:ab", "unzip": True},
+            },
+            "not with unzip",
+        ),
+        (
+            {
+                "sources": ["local:a.txt"],
+                "destination": "local:out",
+                "options": {"checksum": "md5", "expected_checksum": "md5:XYZ"},
+            },
+            "should match pattern",
+        ),
     ],
 )
 async def test_replicas_that_cannot_be_used_are_problems_and_write_nothing(
@@ -118,3 +150,23 @@ async def test_a_transfer_without_replicas_keeps_its_spec_and_hash() -> None:
 
 
 HASH_BEFORE_REPLICAS = "067ba798a643ecd71843e4270ffd06e5a2039ae0d77962ee54fee9595aa20378"
+
+
+async def test_an_expected_checksum_is_kept_in_the_options(api) -> None:  # type: ignore[no-untyped-def]
+    body = {
+        "sources": [["local:a.txt", "local:b.txt"]],
+        "destination": "local:out",
+        "options": {"checksum": "md5", "expected_checksum": "md5:0123abcd"},
+        "schedule": {"kind": "at", "at": "+1d"},
+    }
+    created = await api.client.post(SUBMIT, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["options"]["expected_checksum"] == "md5:0123abcd"
+    push = {
+        "destination": "local:out",
+        "objects": [{"name": "a"}],
+        "options": {"checksum": "md5", "expected_checksum": "md5:0123abcd"},
+    }
+    refused = await api.client.post(f"{SUBMIT}/push", json=push)
+    assert refused.status_code == 422
+    assert "not to a push or a pull" in refused.json()["detail"]

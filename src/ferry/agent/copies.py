@@ -121,6 +121,7 @@ class Copier:
                 verify_source=task.leased.verify_source,
                 resume_min_bytes=self.resume_min_bytes,
                 stopped_by_agent=task.stopping,
+                expected=task.leased.expected_checksum,
             )
         except Exception as exc:  # a storage that cannot be opened
             return self._failed(exc, f"task {task.id}")

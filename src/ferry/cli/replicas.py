@@ -51,3 +51,28 @@ def replica_in_words(outcome: dict[str, Any]) -> str:
     if replica is None or replica == outcome["source"]:
         return str(outcome["source"])
     return f"{outcome['source']}\nread from {replica}"
+
+
+ExpectedChecksumOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expected-checksum",
+        help="ALGORITHM:HEX the object must have (sha256:…, md5:…, adler32:…; sets --checksum):"
+        " each copy, from SOURCE or a --replica, is checked against it before it is moved"
+        " into place, and a mismatch tries the next replica. One SOURCE only.",
+        show_default=False,
+    ),
+]
+
+
+def checksum_options(expected: str | None, checksum: str) -> dict[str, str]:
+    """The options an expected checksum sets: itself, and the checksum algorithm it names
+    (refused when --checksum names another one)."""
+    if expected is None:
+        return {}
+    algorithm = expected.partition(":")[0].lower()
+    if checksum not in ("adler32", algorithm):
+        raise InvalidRequest(
+            f"--expected-checksum is a {algorithm} checksum but --checksum is {checksum}"
+        )
+    return {"checksum": algorithm, "expected_checksum": expected.lower()}

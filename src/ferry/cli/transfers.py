@@ -36,7 +36,9 @@ from ferry.cli.filters import (
 )
 from ferry.cli.progress import TransferBar
 from ferry.cli.replicas import (
+    ExpectedChecksumOption,
     ReplicaOption,
+    checksum_options,
     replica_in_words,
     source_in_words,
     sources_with_replicas,
@@ -212,6 +214,7 @@ def submit(
     max_delete: MaxDeleteOption = None,
     dry_run: DryRunOption = False,
     replica: ReplicaOption = None,
+    expected_checksum: ExpectedChecksumOption = None,
     at: AtOption = None,
     every: EveryOption = None,
     interval: IntervalOption = 1,
@@ -261,6 +264,7 @@ def submit(
         if chosen is not None:
             options["filters"] = chosen
         options |= sync_options(sync, delete_extra, max_delete)
+        options.update(checksum_options(expected_checksum, checksum.value))
         submission: dict[str, Any] = {
             "tree": tree,
             "submission_id": submission_id,

@@ -158,6 +158,10 @@ class TransferOptions:
         """The most files a run may delete (``max_delete``, or the default)."""
         return DEFAULT_MAX_DELETE if self.max_delete is None else self.max_delete
 
+    # What the one object's checksum must be ("sha256:HEX"): each copy, from whichever
+    # replica, is checked against it before it is moved into place.
+    expected_checksum: str | None = None
+
     def late_at(self, due_at: datetime | None) -> datetime | None:
         """When a run due at ``due_at`` is late if it has not started; None without the option
         or an occurrence."""
@@ -207,6 +211,8 @@ class TransferOptions:
             data["delete_extra"] = True
         if self.max_delete is not None:
             data["max_delete"] = self.max_delete
+        if self.expected_checksum is not None:
+            data["expected_checksum"] = self.expected_checksum
         return data
 
     @classmethod
@@ -232,6 +238,7 @@ class TransferOptions:
             sync=SyncLevel(sync) if (sync := data.get("sync")) is not None else None,
             delete_extra=bool(data.get("delete_extra", False)),
             max_delete=int(most) if (most := data.get("max_delete")) is not None else None,
+            expected_checksum=data.get("expected_checksum"),
         )
 
 

@@ -158,6 +158,7 @@ def _copy(
                 digest = read_back = None
             _unchanged_since(request, source, info)
             _same_when_read_again(request, source, digest)
+            request.check_expected(digest)
             with on_destination:
                 size = os.fstat(unnamed.fd).st_size if unnamed else dst_fs.size(temporary)
                 _verify(request, info, size, copied)

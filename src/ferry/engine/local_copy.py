@@ -256,6 +256,7 @@ def _copy_small(
             data = read_all(source_fd, size)
             unchanged(request, source_fd, status)
             digest = _digest_of(request.checksum, data)
+            request.check_expected(digest)
             fill = functools.partial(write_all, data=data)
         with on_destination:
             if above is None:  # missing folders are made now that the source has been read

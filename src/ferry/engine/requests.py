@@ -51,6 +51,8 @@ class CopyRequest:
     # stopped so keeps its .part for the attempt that takes the object over.
     stopped_by_agent: Callable[[], bool] | None = None
 
+    expected: str | None = None  # ALGORITHM:HEX the object must have (the user's)
+
     @property
     def source_label(self) -> str:
         return f"{self.source.name}:{self.source_path}"
@@ -83,6 +85,15 @@ class CopyRequest:
             format_checksum(self.checksum, first),
             format_checksum(self.checksum, second),
         )
+
+    def check_expected(self, digest: str | None) -> None:
+        """Refuse a copy whose checksum is not the one the user gave: the source read is not
+        the object asked for (another replica may be)."""
+        if self.expected is None or digest is None:
+            return
+        got = format_checksum(self.checksum, digest)
+        if got != self.expected:
+            raise ChecksumMismatch(self.source_label, self.expected, got)
 
     def mismatch(self, read: str, written: str) -> ChecksumMismatch:
         """The checksum of what was written back (``written``) is not that of what was read."""

@@ -153,6 +153,28 @@ class TransferOptionsIn(_Strict):
         " one more read of every source",
     )
 
+    expected_checksum: str | None = Field(
+        None,
+        max_length=80,
+        pattern=r"^(adler32|md5|sha256):[0-9a-f]+$",
+        description="what the object's checksum must be, ALGORITHM:HEX (the checksum option's"
+        " algorithm): each copy, from the source or any replica, is checked against it before"
+        " it is moved into place. A file transfer of one source only; not with unzip",
+    )
+
+    @model_validator(mode="after")
+    def _expected_checksum_fits(self) -> TransferOptionsIn:
+        if self.expected_checksum is None:
+            return self
+        algorithm = self.expected_checksum.partition(":")[0]
+        if algorithm != self.checksum.value:
+            raise ValueError(
+                f"expected_checksum is a {algorithm} checksum: set checksum to {algorithm}"
+            )
+        if self.unzip:
+            raise ValueError("expected_checksum is an object's: not with unzip")
+        return self
+
     @model_validator(mode="after")
     def _unzip_limit_needs_unzip(self) -> TransferOptionsIn:
         if self.unzip_max_bytes is not None and not self.unzip:
@@ -329,6 +351,17 @@ class TransferCreate(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _one_object_for_an_expected_checksum(self) -> TransferCreate:
+        if self.options.expected_checksum is not None and (
+            self.kind is not TransferKind.FILE or len(self.sources) != 1
+        ):
+            raise ValueError(
+                "expected_checksum is one object's: a file transfer of one source (with its"
+                " replicas, if any)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _replicas_need_files(self) -> TransferCreate:
         if self.kind is TransferKind.TREE and any(not isinstance(s, str) for s in self.sources):
             raise ValueError("replicas apply to file transfers only: a tree has one source folder")
@@ -379,6 +412,8 @@ class PullCreate(_Strict):
 def _refuse_filters(options: TransferOptionsIn) -> None:
     if options.filters is not None:
         raise ValueError("filters apply to tree transfers only, not to a push or a pull")
+    if options.expected_checksum is not None:
+        raise ValueError("expected_checksum applies to file transfers, not to a push or a pull")
 
 
 class PassiveObject(BaseModel):

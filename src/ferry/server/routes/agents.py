@@ -227,6 +227,7 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         unzip_max_bytes=task.options.unzip_max_bytes,
         skip_source_errors=task.options.skip_source_errors,
         verify_source=task.options.verify_source,
+        expected_checksum=task.options.expected_checksum,
         folder=task.folder,
         bandwidth=task.options.bandwidth,
         scope=task.scope,
