@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ferry.agent.copies import Copier
+from ferry.agent.copies import Attempt, Copier
 from ferry.agent.held import HeldTask
-from ferry.agent.replicas import places_in_turn
+from ferry.agent.replicas import places_in_turn, walk_replicas
+from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
 from ferry.protocol import LeasedTaskPublic, ReportedState, StorageAccess, TaskReport
 
@@ -181,3 +182,21 @@ def test_an_expected_checksum_is_checked_on_each_places_copy(
         True,
     )
     assert [p.name for p in (tmp_path / "dst" / "out").iterdir()] == []  # nothing kept
+
+
+@pytest.mark.parametrize(
+    ("shutting_down", "state"),
+    [(False, ReportedState.CANCELED), (True, ReportedState.RELEASED)],
+)
+def test_a_stop_between_places_tries_no_more(shutting_down: bool, state: ReportedState) -> None:
+    held = HeldTask.from_lease(leased("a:x", ["b:x", "c:x"]))
+    tried = []
+
+    def fail_then_stop(place: Location) -> Attempt:
+        tried.append(str(place))
+        held.canceled, held.shutting_down = True, shutting_down
+        return Attempt(ReportedState.FAILED, error_class="not_found", error=f"not found: {place}")
+
+    ended = walk_replicas(held, fail_then_stop)
+    assert tried == ["a:x"]
+    assert (ended.state, ended.retryable) == (state, False)

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.agent.held import HeldChunk, HeldTask
+from ferry.agent.held import STOPPED_BY_AGENT, HeldChunk, HeldTask
 from ferry.agent.replicas import walk_replicas
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location
@@ -26,7 +26,6 @@ log = logging.getLogger("ferry.agent")
 
 # How a copy that ended, ended, as reported.
 _REPORTED = {CopyState.DONE: ReportedState.DONE, CopyState.SKIPPED: ReportedState.SKIPPED}
-STOPPED_BY_AGENT = "the agent stopped before it finished"
 
 
 @dataclass(slots=True)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from ferry.domain.locations import Location, split_location
 from ferry.protocol import ChunkReport, ChunkResult, LeasedTaskPublic, ReportedState, TaskReport
 
+STOPPED_BY_AGENT = "the agent stopped before it finished"
+
 
 @dataclass(slots=True)
 class HeldTask:

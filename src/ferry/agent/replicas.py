@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ferry.agent.held import HeldTask
+from ferry.agent.held import STOPPED_BY_AGENT, HeldTask
 from ferry.domain.locations import Location
 from ferry.domain.transfers import clip_error
 from ferry.protocol import ReportedState
@@ -38,10 +38,24 @@ def walk_replicas(task: HeldTask, copy_from: Callable[[Location], Attempt]) -> A
         ended = copy_from(place)
         if ended.state is not ReportedState.FAILED:
             return _read_from(place, ended, failed)
+        if task.canceled:  # stopped between places: the others are not tried
+            return _stopped(task, ended)
         failed.append(ended)
-        if ended.on_destination or task.should_stop() or task.shutting_down:
+        if ended.on_destination:
             break
     return _every_place_failed(task, failed, len(places))
+
+
+def _stopped(task: HeldTask, ended: Attempt) -> Attempt:
+    """A walk cut short by a cancel (CANCELED) or by the agent's own stop (RELEASED: the
+    object still has to move, and this attempt does not use up a retry)."""
+    if task.shutting_down:
+        ended.state, ended.error = ReportedState.RELEASED, STOPPED_BY_AGENT
+    else:
+        ended.state, ended.error = ReportedState.CANCELED, "canceled while trying its replicas"
+        ended.error_class = "canceled"
+    ended.retryable = False
+    return ended
 
 
 def _read_from(place: Location, ended: Attempt, failed: list[Attempt]) -> Attempt:
