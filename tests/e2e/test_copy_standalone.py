@@ -209,6 +209,10 @@ def test_an_agent_does_one_request_from_standard_input(tmp_path: Path) -> None:
             ' "at": "+10m"}}',
             "error: a request on standard input is done now: give it no schedule",
         ),
+        (
+            '{"sources": [["local:a", "local:b"]], "destination": "local:o"}',
+            "error: a request on standard input takes no replicas",
+        ),
     ],
 )
 def test_a_bad_request_on_standard_input_is_one_line(

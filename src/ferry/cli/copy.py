@@ -155,7 +155,9 @@ def copy_request(text: str, config: Path | None) -> None:
     if body.schedule.kind is not ScheduleKind.DIRECT:
         raise InvalidRequest("a request on standard input is done now: give it no schedule")
     options = TransferOptions.from_json(body.options.model_dump(mode="json"))
-    places = [parse_location(text) for text in (*body.sources, body.destination)]
+    if any(not isinstance(source, str) for source in body.sources):
+        raise InvalidRequest("a request on standard input takes no replicas: one place a source")
+    places = [parse_location(str(text)) for text in (*body.sources, body.destination)]
     job = StandaloneCopy(_open_storages([], config), options)
     with _StoppedBySignals(job):
         report = job.run(places[:-1], places[-1], tree=body.kind is TransferKind.TREE)
