@@ -115,9 +115,32 @@ class _Work:
     source: Location
     destination: Location
     folder: bool = False
+    size: int | None = None  # as listed; None: not known
 
 
 _END = object()  # tells a worker the listing is over
+
+
+class _Batch:
+    """Small objects go to a copy thread in batches: handed over one by one, a 4 KiB file
+    cost more in the hand-over between threads than in its copy. An object of unknown or
+    large size goes alone, so that large ones are copied side by side."""
+
+    MOST, BYTES = 32, 1 << 20
+
+    def __init__(self) -> None:
+        self.items: list[_Work] = []
+        self.bytes = 0
+
+    def add(self, item: _Work) -> bool:
+        """Add ``item``; whether the batch is now to be handed over."""
+        self.items.append(item)
+        self.bytes += self.BYTES if item.size is None else item.size
+        return len(self.items) >= self.MOST or self.bytes >= self.BYTES
+
+    def take(self) -> list[_Work]:
+        items, self.items, self.bytes = self.items, [], 0
+        return items
 
 
 @dataclass
@@ -142,7 +165,7 @@ class StandaloneCopy:
             self.storage(location.storage)  # an unknown storage is refused before any copy
         started = time.monotonic()
         ended: list[Ended] = []
-        work: queue.Queue[Any] = queue.Queue(maxsize=self.workers * 64)
+        work: queue.Queue[Any] = queue.Queue(maxsize=self.workers * 4)
         threads = [
             threading.Thread(target=self._work, args=(work, ended), daemon=True)
             for _ in range(max(1, self.workers))
@@ -150,14 +173,17 @@ class StandaloneCopy:
         for thread in threads:
             thread.start()
         plan = _Plan(self, sources, destination, tree=tree)
+        batch = _Batch()
         try:
             for item in plan.items():
                 if self._stopping.is_set():
                     break  # what is not listed yet is no object of this copy
                 if isinstance(item, Ended):
                     self._record(item, ended)
-                else:
-                    work.put(item)
+                elif batch.add(item):
+                    work.put(batch.take())
+            if batch.items:
+                work.put(batch.take())
         except BaseException:
             self.stop()
             raise
@@ -185,8 +211,9 @@ class StandaloneCopy:
 
     def _work(self, work: queue.Queue[Any], ended: list[Ended]) -> None:
         with remembered_folders():  # the folders of a tree's small files are walked once
-            while (item := work.get()) is not _END:
-                self._record(self._copy(item), ended)
+            while (items := work.get()) is not _END:
+                for item in items:
+                    self._record(self._copy(item), ended)
 
     def _copy(self, item: _Work) -> Ended:
         """Copy one object, trying a retryable failure again up to the transfer's retries."""
@@ -292,7 +319,8 @@ class _Plan:
         if entry.error is not None:
             skip = entry.denied and self.copy.options.skip_source_errors
             return Ended(there, here, SKIPPED if skip else FAILED, error=entry.error)
-        return _Work(next(self.numbers), planned.source, planned.destination, entry.folder)
+        number = next(self.numbers)
+        return _Work(number, planned.source, planned.destination, entry.folder, entry.size)
 
     def _unlistable(self, source: Location, exc: OSError) -> Ended:
         if isinstance(exc, NotADirectoryError):
