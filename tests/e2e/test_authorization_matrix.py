@@ -321,6 +321,9 @@ ROWS: dict[str, Row] = {
     "GET /api/v1/storages/{name}": Row(
         "READ", 200, lambda w, c: Call("GET", "/storages/local"), out_of_scope=404
     ),
+    "GET /api/v1/storages/{name}/entries": Row(
+        "READ", 200, lambda w, c: Call("GET", "/storages/local/entries"), out_of_scope=403
+    ),
     "PUT /api/v1/storages/{name}": Row(
         "ADMINISTRATOR",
         200,
