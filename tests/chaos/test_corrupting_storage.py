@@ -23,6 +23,12 @@ from retried_outcomes import ended_once_after_retries, retried_attempts
 
 FILES = 48
 EVERY = 4  # one file opened for reading in four is damaged
+# With --verify-source each attempt opens its file twice, so one in eight: an attempt then fails
+# one time in 4.3, and a file's retries wait 10, 20, 40, 80 s … (half to all of it, jittered).
+# One in four failed 44 % of attempts: some file of the 48 failed five times in a row in about
+# half the runs, 155-310 s of backoff, past the wait below.
+EVERY_VERIFIED = 8
+WAIT_S = 420  # a file failing five times in a row (310 s of backoff at most) still ends
 RETRIES = "10"  # a file damaged on several attempts in a row still ends DONE
 
 
@@ -37,7 +43,7 @@ def _source_tree(folder: Path, files: int) -> None:
 
 
 def _corrupting_server(
-    start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str
+    start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str, every: int
 ) -> tuple[ServerProcess, Path, Path]:  # type: ignore[no-untyped-def]
     """A server whose storage ``broken`` is the folder ``src`` read through the corrupting
     backend; the journal of damages and the source folder."""
@@ -45,23 +51,29 @@ def _corrupting_server(
     server: ServerProcess = start_server("--agents", "2")
     source, journal = tmp_path / "src", tmp_path / "damages.jsonl"
     _source_tree(source, FILES)
-    options = {"every": EVERY, "damage": damage, "journal": str(journal)}
+    options = {"every": every, "damage": damage, "journal": str(journal)}
     body = {"name": "broken", "url": f"corrupting://{source}", "options": options}
     server.api("POST", "/api/v1/storages", json=body).raise_for_status()
     return server, source, journal
 
 
 def _copy_broken(
-    start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str, *options: str
+    start_server,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    damage: str,
+    *options: str,
+    every: int = EVERY,
 ) -> tuple[ServerProcess, str, Path, Counter[str], float]:  # type: ignore[no-untyped-def]
-    """Copy the whole of ``broken`` to ``local:out`` (with ``options``) until COMPLETED; the
-    server, the transfer, the source folder, the damages by path and the seconds it took."""
-    server, source, journal = _corrupting_server(start_server, monkeypatch, tmp_path, damage)
+    """Copy the whole of ``broken`` (one opened file in ``every`` damaged) to ``local:out``
+    (with ``options``) until COMPLETED; the server, the transfer, the source folder, the
+    damages by path and the seconds it took."""
+    server, source, journal = _corrupting_server(start_server, monkeypatch, tmp_path, damage, every)
     started = time.monotonic()
     submitted = server.cli_json(
         "submit", "--tree", "--retries", RETRIES, *options, "broken:", "local:out"
     )
-    done = wait_final(server, submitted["id"], timeout=180)
+    done = wait_final(server, submitted["id"], timeout=WAIT_S)
     took = time.monotonic() - started
     assert done["status"] == "COMPLETED", done
     damaged = Counter(Path(d["path"]).relative_to(source).as_posix() for d in damages(journal))
@@ -105,13 +117,13 @@ def test_every_truncated_read_is_caught_and_retried(  # type: ignore[no-untyped-
 def test_every_byte_flipped_in_a_source_read_is_caught_with_verify_source(  # type: ignore[no-untyped-def]
     start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A byte inverted in a read of the source (one opened file in four), with
+    """A byte inverted in a read of the source (one opened file in eight), with
     ``--verify-source``: each attempt reads the source twice, and an attempt whose two reads
     differ fails ("read twice gave different bytes") and is retried. Every file a damage
     touched was retried, no attempt failed for anything else, and every file arrives whole,
     as rclone's own read of both sides finds."""
     server, transfer, source, damaged, took = _copy_broken(
-        start_server, monkeypatch, tmp_path, "flip", "--verify-source"
+        start_server, monkeypatch, tmp_path, "flip", "--verify-source", every=EVERY_VERIFIED
     )
     out = server.cwd / "out"
     assert rclone_check(source, out) == FILES
