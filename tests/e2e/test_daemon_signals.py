@@ -191,18 +191,22 @@ def test_sigquit_gives_an_agents_leases_to_another_agent_in_seconds(daemons: Dae
     # Four copies at a time and four more leased ahead: remote-a gives back both kinds.
     first = daemons.agent(server, "remote-a", "--token", server.token, "--max-active", "4")
     a_id = wait_agent(server, "remote-a", heard=False)["id"]
+    # remote-b is running before the copies start, paused so that it leases nothing yet: an
+    # agent started after them took longer than a copy on a loaded machine.
+    secret = server.cli_json("agent-invite", "remote-b")["secret"]
+    second = daemons.agent(server, "remote-b", "--secret", secret, "--max-active", "8")
+    b_id = wait_agent(server, "remote-b", heard=False)["id"]
+    assert server.api("POST", f"/api/v1/agents/{b_id}/pause").status_code == 200
     submitted = server.cli_json(
         "submit", "--tree", "--bandwidth", "256K", "local:src", "local:dst"
     )["id"]
     with TaskDb(server) as db:
         held = wait_for(lambda: len(leases := active_leases(db, a_id)) == 8 and leases)
-        secret = server.cli_json("agent-invite", "remote-b")["secret"]
-        second = daemons.agent(server, "remote-b", "--secret", secret, "--max-active", "8")
-        b_id = wait_agent(server, "remote-b", heard=False)["id"]
         assert active_leases(db, a_id) == held, "remote-a finished a copy before the signal"
 
         first.process.send_signal(signal.SIGQUIT)
         sent = time.monotonic()
+        assert server.api("POST", f"/api/v1/agents/{b_id}/resume").status_code == 200
 
         def taken_over() -> bool:
             rows = db.rows(
