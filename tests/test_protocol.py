@@ -13,10 +13,14 @@ from pydantic import ValidationError
 import ferry.protocol as protocol
 from ferry.domain.options import Checksum, Overwrite
 from ferry.protocol import (
+    AgentCommand,
     AgentLeft,
     AgentRegister,
     AgentRegistered,
+    AnswerReply,
     ChunkReport,
+    CommandAnswer,
+    CommandKind,
     Heartbeat,
     HeartbeatReply,
     LeasedChunk,
@@ -91,7 +95,15 @@ EXAMPLES: list[object] = [
         ],
     ),
     Heartbeat(active=[(7, 100), (8, 0)], state={"pid": 12, "stats": {"DONE": 3}}),
-    HeartbeatReply(cancel=[7], bandwidth={8: 4096}),
+    HeartbeatReply(
+        cancel=[7],
+        bandwidth={8: 4096},
+        commands=[AgentCommand(id="c1", kind=CommandKind.CONFIG, key="log.level")],
+    ),
+    CommandAnswer(id="c1", ok=True, value="DEBUG", source="file"),
+    CommandAnswer(id="c2", ok=False, status=404, detail="no setting", changed=["log"]),
+    AnswerReply(accepted=False),
+    AgentCommand(id="c3", kind=CommandKind.OFF, fast=True),
     AgentLeft(released=2),
 ]
 
@@ -215,3 +227,7 @@ def test_what_is_not_a_record_is_refused_where_it_is_wrong(
     (error,) = refused.value.errors()
     assert error["loc"] == where
     assert says in error["msg"]
+
+
+def test_a_heartbeat_reply_of_the_previous_server_has_no_commands() -> None:
+    assert decode(HeartbeatReply, b'{"cancel": [1]}') == HeartbeatReply(cancel=[1])

@@ -14,7 +14,8 @@
     ├── Conflict                    (API 409)
     │   ├── IllegalTransition       a state change the state machine forbids
     │   ├── AlreadyFinished         cancel of a finished one-shot transfer
-    │   └── AmbiguousId             a short id that starts more than one transfer's id
+    │   ├── AmbiguousId             a short id that starts more than one transfer's id
+    │   └── AgentNotConnected       a command for an agent that is not heartbeating
     ├── AuthError
     │   ├── Unauthenticated         no or unknown token (API 401)
     │   │   └── SignInNeeded        a dashboard page without a live session (to /login)
@@ -24,6 +25,7 @@
     │   ├── FormRejected            a dashboard form without its session's CSRF token (403)
     │   └── SecretRejected          agent one-time secret unknown, reused or not for this name
     ├── ServerStopping              the server is shutting down (API 503)
+    ├── AgentDidNotAnswer           an agent left a command unanswered (API 504)
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
     ├── StorageUnreachable          a storage the server itself had to read failed (API 502)
     ├── ConfigError                 a daemon's configuration has a bad or unknown key
@@ -142,6 +144,23 @@ class AmbiguousId(Conflict):
         super().__init__(f"{prefix} starts more than one transfer id: {', '.join(candidates)}")
         self.prefix = prefix
         self.candidates = candidates
+
+
+class AgentNotConnected(Conflict):
+    def __init__(self, name: str, state: str) -> None:
+        super().__init__(f"agent {name} is {state}, not connected: it cannot take a command")
+        self.name = name
+
+
+class AgentDidNotAnswer(FerryError):
+    """An agent was sent a command and did not answer in time; it may still carry it out."""
+
+    def __init__(self, name: str, command: str, seconds: float) -> None:
+        super().__init__(
+            f"agent {name} did not answer {command} within {seconds:.0f} s; it may still"
+            " carry it out (an agent older than this server ignores commands)"
+        )
+        self.name = name
 
 
 class AuthError(FerryError):

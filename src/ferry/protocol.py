@@ -7,6 +7,7 @@ other, and their JSON encoding.
     [TaskReport, …]             POST /agents/{id}/report        ReportReply
     Results                     POST /agents/{id}/results       ReportReply
     Heartbeat                   POST /agents/{id}/heartbeat     HeartbeatReply
+    CommandAnswer               POST /agents/{id}/answer        AnswerReply
     (nothing)                   POST /agents/{id}/leave         AgentLeft
 
 Each record is a plain dataclass, without ``__slots__`` (orjson writes a slotted one several
@@ -310,6 +311,50 @@ class Heartbeat:
     )
 
 
+class CommandKind(StrEnum):
+    """An administrator's command to an agent (DaemonCore's DC_RECONFIG, DC_OFF_GRACEFUL or
+    DC_OFF_FAST, DC_CONFIG_VAL), delivered in a heartbeat reply."""
+
+    RECONFIG = "reconfig"
+    OFF = "off"
+    CONFIG = "config"
+
+
+@dataclass(kw_only=True)
+class AgentCommand:
+    id: str
+    kind: CommandKind
+    fast: Annotated[bool, Field(description="off: give back every lease at once")] = False
+    key: Annotated[str | None, Field(description="config: the setting asked for")] = None
+
+
+@dataclass(kw_only=True)
+class CommandAnswer:
+    """What an agent answers to an ``AgentCommand``: done or refused, a one-line ``detail``;
+    for reconfig the settings that changed, for config the value (``None`` when hidden) and
+    where it came from."""
+
+    __pydantic_config__ = _SENT_BY_AGENTS
+
+    id: Annotated[str, Field(max_length=64)]
+    ok: bool
+    status: Annotated[
+        int, Field(ge=100, le=599, description="what the administrator is answered with")
+    ] = 200
+    detail: Annotated[str, Field(max_length=2000)] = ""
+    changed: list[str] = field(default_factory=list)
+    value: Any = None
+    source: str | None = None
+    hidden: bool = False
+
+
+@dataclass(kw_only=True)
+class AnswerReply:
+    accepted: Annotated[
+        bool, Field(description="false: nobody waits for it any more (asked too long ago)")
+    ]
+
+
 @dataclass(kw_only=True)
 class HeartbeatReply:
     cancel: list[int]
@@ -320,6 +365,9 @@ class HeartbeatReply:
             " is shared (shared out again as the channel's tasks start and end)"
         ),
     ] = field(default_factory=dict)
+    commands: Annotated[
+        list[AgentCommand], Field(description="an administrator's commands, to answer")
+    ] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

@@ -63,10 +63,11 @@ class Daemons:
         *extra: str,
         url: str | None = None,
         netns: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> AgentProcess:
         """``ferry agent --server URL --name NAME ...``, run from a folder of its own; ``url``
         instead of ``server``'s (several servers: ``URL1,URL2``); inside the network namespace
-        ``netns`` if given."""
+        ``netns`` if given; ``env``: variables added to the server's client environment."""
         folder = self.root / f"agent-{name}"
         folder.mkdir(exist_ok=True)
         log = self.root / f"agent-{name}-{len(self.agents)}.log"
@@ -74,7 +75,11 @@ class Daemons:
         inside = ["ip", "netns", "exec", netns] if netns else []
         command = [*inside, *FERRY, "agent", "--server", url or server.url, "--name", name, *extra]
         process = subprocess.Popen(
-            command, cwd=folder, env=server.env(), stdout=out, stderr=subprocess.STDOUT
+            command,
+            cwd=folder,
+            env={**server.env(), **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         agent = AgentProcess(name, process, log, out)
         self.agents.append(agent)

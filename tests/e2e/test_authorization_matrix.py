@@ -309,6 +309,23 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/agents/{agent_id}/heartbeat": Row(
         AGENT, 200, lambda w, c: Call("POST", f"/agents/{w.agent_id}/heartbeat", {"active": []})
     ),
+    "POST /api/v1/agents/{agent_id}/answer": Row(
+        AGENT,
+        200,
+        lambda w, c: Call("POST", f"/agents/{w.agent_id}/answer", {"id": "0", "ok": True}),
+    ),
+    # remote commands (an administrator's off names no agent that exists: the server stays)
+    "POST /api/v1/admin/reconfig": Row(
+        "ADMINISTRATOR", 200, lambda w, c: Call("POST", "/admin/reconfig", {})
+    ),
+    "POST /api/v1/admin/config": Row(
+        "ADMINISTRATOR", 200, lambda w, c: Call("POST", "/admin/config", {"key": "port"})
+    ),
+    "POST /api/v1/admin/off": Row(
+        "ADMINISTRATOR",
+        404,
+        lambda w, c: Call("POST", "/admin/off", {"agent": f"absent-{next(fresh)}"}),
+    ),
     # storages
     "GET /api/v1/storages": Row("READ", 200, lambda w, c: Call("GET", "/storages")),
     "POST /api/v1/storages": Row(

@@ -10,24 +10,23 @@ nothing to do for that long exits with status 0."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import signal
 from collections.abc import Callable
 
+from ferry.agent.control import AgentControl, Reread
 from ferry.agent.credentials import token_file
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
 from ferry.config import AgentSettings
 from ferry.daemon import collector
-from ferry.daemon.logs import configure_logging
+from ferry.daemon.sources import SettingsOrigin
 from ferry.errors import FerryError
 
 log = logging.getLogger("ferry.agent")
-
-
-# What SIGHUP reads: the settings as the command line, environment and file now give them.
-Reread = Callable[[], AgentSettings]
 
 
 async def run_agent(
@@ -36,14 +35,17 @@ async def run_agent(
     secret: str | None,
     token: str | None,
     reread: Reread | None = None,
+    origin: SettingsOrigin | None = None,
 ) -> int:
-    """Run until stopped and return the exit status."""
+    """Run until stopped and return the exit status; ``reread`` and ``origin`` are what
+    reconfiguration reads and where the settings came from (``ferry admin``)."""
     name = settings.name or "agent"
     stop = asyncio.Event()
     kept = token_file(settings.data_dir, name)
     session = ServerSession(
         settings.servers, name=name, secret=secret, token=token, ca=settings.ca, keep_token=kept
     )
+
     runner = AgentRunner(
         session,
         max_active=settings.max_active,
@@ -52,17 +54,21 @@ async def run_agent(
         resume_min_bytes=settings.resume_min_bytes,
     )
 
-    def stop_now() -> None:
-        log.info("SIGQUIT: stopping at once and giving back every lease")
-        runner.grace = 0.0
+    def stop_soon(fast: bool) -> None:
+        """Stop as SIGTERM does, or with ``fast`` as SIGQUIT does."""
+        if fast:
+            log.info("stopping at once and giving back every lease")
+            runner.grace = 0.0
         stop.set()
 
+    control = AgentControl(settings, stop=stop_soon, reread=reread, origin=origin)
+    runner.obey = functools.partial(control.obey, session=session)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGQUIT, stop_now)
+    loop.add_signal_handler(signal.SIGQUIT, stop_soon, True)
     if reread is not None:
-        loop.add_signal_handler(signal.SIGHUP, reconfigure, settings, reread)
+        loop.add_signal_handler(signal.SIGHUP, reconfigure, control)
     try:
         capabilities = {"protocols": ["file", "memory"], "max_active": settings.max_active}
         await session.register(capabilities)
@@ -80,20 +86,11 @@ async def run_agent(
         await session.close()
 
 
-def reconfigure(settings: AgentSettings, reread: Reread) -> None:
+def reconfigure(control: AgentControl) -> None:
     """SIGHUP: apply the log settings read again; name the other changes, which need a restart.
     A file that no longer reads is logged and changes nothing."""
-    log.info("SIGHUP: reading the configuration again")
-    try:
-        new = reread()
-    except FerryError as exc:
-        log.error("the configuration was not read again, nothing changed: %s", exc)
-        return
-    configure_logging(new.log, daemon=f"agent-{settings.name or 'agent'}")
-    before, after = settings.model_dump(exclude={"log"}), new.model_dump(exclude={"log"})
-    changed = sorted(key for key in after if after[key] != before.get(key))
-    if changed:
-        log.warning("changed, applied at the next start: %s", ", ".join(changed))
+    with contextlib.suppress(FerryError):  # logged, and nothing changed
+        control.reconfigure()
 
 
 def main(
@@ -102,9 +99,11 @@ def main(
     secret: str | None,
     token: str | None,
     reread: Reread | None = None,
+    origin: SettingsOrigin | None = None,
 ) -> int:
+    agent = run_agent(settings, secret=secret, token=token, reread=reread, origin=origin)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(run_agent(settings, secret=secret, token=token, reread=reread))
+        return runner.run(agent)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +25,7 @@ from ferry.agent.outbox import REPORT_EVERY_S, Outbox
 from ferry.domain.chunks import is_small
 from ferry.errors import ApiError
 from ferry.protocol import (
+    AgentCommand,
     HeartbeatReply,
     LeaseReply,
     ReportedState,
@@ -99,6 +101,8 @@ class AgentRunner:
         )
         self._started_at = time.monotonic()
         self.fatal: BaseException | None = None
+        # Carries out an administrator's commands that a heartbeat reply brings.
+        self.obey: Callable[[list[AgentCommand]], Awaitable[None]] | None = None
         self.stuck = False  # copies that would not stop: the process must exit without them
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -385,6 +389,8 @@ class AgentRunner:
             reply: HeartbeatReply | None = await self._resilient(
                 self.session.heartbeat(held, self.state_dump())
             )
+            if reply is not None and reply.commands and self.obey is not None:
+                await self.obey(reply.commands)
             cancel, shares = (reply.cancel, reply.bandwidth) if reply else ([], {})
             for task_id in cancel:
                 if task_id in self._held:

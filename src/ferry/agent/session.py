@@ -28,6 +28,8 @@ from ferry.protocol import (
     AgentLeft,
     AgentRegister,
     AgentRegistered,
+    AnswerReply,
+    CommandAnswer,
     Heartbeat,
     HeartbeatReply,
     LeaseReply,
@@ -160,6 +162,11 @@ class ServerSession:
         """The tasks to stop, and the bandwidth tasks may use now (where it changes)."""
         body = Heartbeat(active=active, state=state)
         return await self._call(f"/agents/{self.agent_id}/heartbeat", body, HeartbeatReply)
+
+    async def answer(self, answer: CommandAnswer) -> bool:
+        """Post the answer to an administrator's command; False when nobody waits for it."""
+        path = f"/agents/{self.agent_id}/answer"
+        return (await self._call(path, answer, AnswerReply, timeout=10.0)).accepted
 
     async def leave(self) -> int:
         """Tell the server this agent is going: leases it still holds (one whose reply never

@@ -194,7 +194,7 @@ def server(
     }
     settings = load_settings(ServerSettings, path=config, section="server", given=given)
     configure_logging(settings.log, daemon="server")
-    serve(settings, config=config, given=given)
+    serve(settings, config=config, given=given, from_environment=_from_environment())
 
 
 def agent(
@@ -301,7 +301,24 @@ def agent(
     secret, token = choose(secret=secret, secret_file=secret_file, token=token, kept=kept)
     REDACTOR.add(secret or token or "")
     configure_logging(settings.log, daemon=f"agent-{settings.name}")
-    raise SystemExit(run_agent(settings, secret=secret, token=token, reread=read))
+    from ferry.daemon.sources import SettingsOrigin
+
+    origin = SettingsOrigin(config, "agent", given, "FERRY_AGENT_", _from_environment())
+    raise SystemExit(run_agent(settings, secret=secret, token=token, reread=read, origin=origin))
+
+
+def _from_environment() -> frozenset[str]:
+    """The options of the command running that took their value from their variable (such
+    as ``--server`` from ``FERRY_URL``): a source of their own for ``ferry admin config``."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    context = get_current_context()
+    return frozenset(
+        name
+        for name in context.params
+        if context.get_parameter_source(name) is ParameterSource.ENVIRONMENT
+    )
 
 
 def register(app: typer.Typer) -> None:

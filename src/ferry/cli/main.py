@@ -52,6 +52,7 @@ COMMANDS = {
     "user": "users",
     "token": "users",
     "audit": "audit",
+    "admin": "admin",
     "completion": "completion",
 }
 

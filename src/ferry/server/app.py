@@ -33,6 +33,7 @@ from ferry.server.audit_trail import AuditTrail
 from ferry.server.limits import BodyLimit
 from ferry.server.metrics import RequestTimer
 from ferry.server.routes import (
+    admin,
     agents,
     audit,
     channels,
@@ -250,6 +251,8 @@ def create_app(settings: ServerSettings, *, state: ServerState | None = None) ->
     api.include_router(plans.router)  # before transfers: /transfers/plan is not an id
     api.include_router(transfers.router)
     api.include_router(agents.router)
+    api.include_router(admin.answers)
+    api.include_router(admin.router)
     api.include_router(storages.router)
     api.include_router(channels.router)
     api.include_router(events.router)

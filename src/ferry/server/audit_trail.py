@@ -29,6 +29,7 @@ PROTOCOL = frozenset(
         "/api/v1/agents/{agent_id}/report",
         "/api/v1/agents/{agent_id}/results",
         "/api/v1/agents/{agent_id}/heartbeat",
+        "/api/v1/agents/{agent_id}/answer",
         "/api/v1/transfers/{transfer_id}/data/{name:path}",
         "/api/v1/transfers/{transfer_id}/received/{name:path}",
         "/api/v1/transfers/{transfer_id}/skipped",

@@ -19,6 +19,7 @@ from starlette.routing import Match
 
 from ferry.errors import (
     AccessDenied,
+    AgentDidNotAnswer,
     AuthError,
     Conflict,
     FerryError,
@@ -40,6 +41,7 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[FerryError], int]] = [
     (InvalidRequest, 422),
     (ServerStopping, 503),
+    (AgentDidNotAnswer, 504),
     (StoreUnavailable, 503),
     (StorageUnreachable, 502),
     (NotFound, 404),
@@ -86,7 +88,9 @@ async def ferry_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if isinstance(exc, StoreUnavailable):
         return database_unavailable(exc)
-    if status >= 500 and not isinstance(exc, ServerStopping | StorageUnreachable):
+    if status >= 500 and not isinstance(
+        exc, ServerStopping | StorageUnreachable | AgentDidNotAnswer
+    ):
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return problem(status, "internal error; the server log has the details")
     return problem(status, str(exc))

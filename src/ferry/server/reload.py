@@ -51,34 +51,56 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-async def reload_settings(state: ServerState, path: Path | None, given: dict[str, Any]) -> bool:
+async def reload_settings(
+    state: ServerState, path: Path | None, given: dict[str, Any], *, cause: str = "SIGHUP"
+) -> bool:
     """Apply the configuration as it is now; False (nothing changed) when it is invalid."""
+    try:
+        await apply_settings(state, path, given, cause=cause)
+    except ConfigError:
+        return False
+    return True
+
+
+async def apply_settings(
+    state: ServerState,
+    path: Path | None,
+    given: dict[str, Any],
+    *,
+    cause: str = "SIGHUP",
+    actor: str = "signal",
+) -> list[str]:
+    """Apply the configuration as it is now and return the keys that changed (each logged,
+    prefixed by ``cause``, and recorded in the audit trail as ``actor``'s act); raises
+    ``ConfigError`` when the file is refused, which changes nothing."""
     try:
         new = load_settings(ServerSettings, path=path, section="server", given=given)
     except ConfigError as exc:
-        log.error("SIGHUP: configuration not reloaded: %s", exc)
-        await _audit(state, 422, [])
-        return False
+        log.error("%s: configuration not reloaded: %s", cause, exc)
+        await _audit(state, actor, cause, 422, [])
+        raise
     old = state.settings
     changed = changes(old, new)
     if not changed:
-        log.info("SIGHUP: configuration reloaded; nothing changed")
-        await _audit(state, 200, [])
-        return True
+        log.info("%s: configuration reloaded; nothing changed", cause)
+        await _audit(state, actor, cause, 200, [])
+        return []
     for key, (before, after) in changed.items():
         later = " (takes effect at the next start)" if key.split(".")[0] in AT_RESTART else ""
-        log.info("SIGHUP: %s: %r → %r%s", key, before, after, later)
+        log.info("%s: %s: %r → %r%s", cause, key, before, after, later)
     kept = {name: getattr(old, name) for name in AT_RESTART}
     state.settings = new.model_copy(update=kept)
     configure_logging(state.settings.log, daemon="server")
     await _declare_storages(state, old.storages, state.settings.storages)
     _retime_loops(state)
-    await _audit(state, 200, sorted(changed))
-    return True
+    await _audit(state, actor, cause, 200, sorted(changed))
+    return sorted(changed)
 
 
-async def _audit(state: ServerState, status: int, changed: list[str]) -> None:
-    entry = AuditEntry("signal", None, None, "SIGHUP reload", {"changed": changed}, status)
+async def _audit(
+    state: ServerState, actor: str, cause: str, status: int, changed: list[str]
+) -> None:
+    entry = AuditEntry(actor, None, None, f"{cause} reload", {"changed": changed}, status)
     await record(state.store, entry)
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from ferry.config import ServerSettings
 from ferry.daemon import collector
+from ferry.daemon.sources import SettingsOrigin
 from ferry.server.app import build_store, create_app, stop_wait
 from ferry.server.reload import reload_settings
 from ferry.server.state import ServerState
@@ -42,6 +43,15 @@ class _Server(uvicorn.Server):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload)
         loop.add_signal_handler(signal.SIGQUIT, self._quit_now)
+        self._ferry_state.stop_process = self._stop_asked
+
+    def _stop_asked(self, fast: bool) -> None:
+        """``ferry admin off``: what SIGQUIT does (``fast``) or SIGTERM does."""
+        log.info("stopping as an administrator asked (%s)", "fast" if fast else "graceful")
+        if fast:
+            self._quit_now()
+        else:
+            self.handle_exit(signal.SIGTERM, None)
 
     def _spawn(self, make: Any) -> None:
         task = asyncio.ensure_future(make())
@@ -103,14 +113,22 @@ class _Server(uvicorn.Server):
 
 
 def serve(
-    settings: ServerSettings, *, config: Path | None = None, given: dict[str, Any] | None = None
+    settings: ServerSettings,
+    *,
+    config: Path | None = None,
+    given: dict[str, Any] | None = None,
+    from_environment: frozenset[str] = frozenset(),
 ) -> None:
     """Run the server until a signal stops it; ``config`` and ``given`` (the command line's
-    values) are what SIGHUP reads the settings from again. A configuration it may not listen
+    values, of which ``from_environment`` were options read from their variable) are what
+    SIGHUP reads the settings from again. A configuration it may not listen
     with (see ``check_listening``), or a database a newer Ferry has migrated, raises
     ``ConfigError`` before anything starts."""
     check_listening(settings)
-    state = ServerState(settings=settings, store=build_store(settings), config=config)
+    origin = SettingsOrigin(config, "server", given or {}, "FERRY_", from_environment)
+    state = ServerState(
+        settings=settings, store=build_store(settings), config=config, origin=origin
+    )
     refuse_newer_schema(settings.db_url)
     app = create_app(settings, state=state)
     uvicorn_config = uvicorn.Config(

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from ferry.config import ServerSettings
 from ferry.daemon.children import Supervisor
+from ferry.daemon.sources import SettingsOrigin
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.scheduler.registry import StorageCache
+from ferry.server.agent_commands import CommandBox
 from ferry.server.metrics import Metrics
 from ferry.store.abc import Store
 
@@ -26,6 +28,11 @@ class ServerState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     supervisor: Supervisor | None = None
     config: Path | None = None  # the --config file, read again on SIGHUP
+    # What the settings were read from (``ferry server``'s): for reconfig and config answers.
+    origin: SettingsOrigin | None = None
+    # Stops the process as SIGTERM (False) or SIGQUIT (True) would; set by ``ferry server``.
+    stop_process: Callable[[bool], None] | None = None
+    commands: CommandBox = field(default_factory=CommandBox)
     loops: list[Loop] = field(default_factory=list)
     storages: StorageCache = field(init=False)
     metrics: Metrics = field(init=False)

@@ -380,7 +380,8 @@ async def heartbeat(agent_id: str, body: Heartbeat, state: StateDep, caller: Dae
     progress = {task: done for task, done in body.active if done > 0}
     cancel = await state.store.record_heartbeat(agent_id, status, ttl, held, progress)
     shares = await state.store.bandwidth_shares(agent_id, held)
-    return _answer(HeartbeatReply(cancel=cancel, bandwidth=shares))
+    commands = state.commands.take(agent_id)
+    return _answer(HeartbeatReply(cancel=cancel, bandwidth=shares, commands=commands))
 
 
 @router.post("/{agent_id}/leave", response_model=AgentLeft)
