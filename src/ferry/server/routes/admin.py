@@ -61,17 +61,22 @@ async def reconfig(
             detail=answer.detail,
             changed=answer.changed,
         )
+    changed = await _reconfigure_server(state, caller.name)
+    detail = "reconfigured" if changed else "reconfigured; nothing changed"
+    return AdminResult(daemon="server", command="reconfig", detail=detail, changed=changed)
+
+
+async def _reconfigure_server(state: ServerState, asked_by: str) -> list[str]:
+    """The keys SIGHUP's reload changed; ``InvalidRequest`` (422) when the file is refused."""
     from ferry.server.reload import apply_settings  # it needs the application's own module
 
     origin = _origin(state)
     try:
-        changed = await apply_settings(
-            state, origin.path, origin.given, cause="ferry admin reconfig", actor=caller.name
+        return await apply_settings(
+            state, origin.path, origin.given, cause="ferry admin reconfig", actor=asked_by
         )
     except ConfigError as exc:
         raise InvalidRequest(f"configuration not reloaded: {exc}") from None
-    detail = "reconfigured" if changed else "reconfigured; nothing changed"
-    return AdminResult(daemon="server", command="reconfig", detail=detail, changed=changed)
 
 
 @router.post("/off", response_model=AdminResult, responses=_RESPONSES)
