@@ -265,3 +265,21 @@ def test_admin_commands_are_refused_to_others_and_audited(daemons: Daemons) -> N
     assert ("will", "POST /api/v1/admin/reconfig", None, 403) in acts
     assert ("admin", "POST /api/v1/admin/config", "max_active of kept", 200) in acts
     assert json.dumps(acts).count('"will"') == len(commands) + 1
+
+
+def test_an_agent_that_does_not_answer_is_a_timeout_not_a_hang(daemons: Daemons) -> None:
+    server = daemons.server("--agents", "0", "--heartbeat", "0.5")
+    frozen = daemons.agent(server, "frozen", "--token", server.token)
+    wait_agent(server, "frozen", frozen.pid)
+    frozen.process.send_signal(signal.SIGSTOP)  # still ALIVE for the registry: not yet LOST
+    try:
+        asked = server.cli("admin", "reconfig", "--agent", "frozen", timeout=60)
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+
+    assert asked.returncode == 1
+    assert asked.stderr == (
+        "error: agent frozen did not answer reconfig within 11 s; it may still carry it out"
+        " (an agent older than this server ignores commands)\n"
+    )
+    assert frozen.process.poll() is None
