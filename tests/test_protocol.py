@@ -165,10 +165,12 @@ def test_a_leased_task_is_written_as_the_previous_server_wrote_it() -> None:
     # ``skip_source_errors``: such an agent reports a missing source FAILED, as it did;
     # ``verify_source``: such an agent copies without the second read; ``replicas``: it
     # copies from the source alone (a file transfer without them has none); ``sync``: such an
-    # agent applies ``overwrite`` alone; and ``expected_checksum``: it verifies the copy by
-    # reading it back only.
+    # agent applies ``overwrite`` alone; ``expected_checksum``: it verifies the copy by
+    # reading it back only; and ``throttled``: it copies a task leased with no bandwidth
+    # unthrottled, as before, whatever its channel's timetable says later.
     assert orjson.loads(encode(LEASED)) == {
         "sync": None,
+        "throttled": False,
         "skip_source_errors": False,
         "verify_source": False,
         "chunk": None,

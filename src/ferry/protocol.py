@@ -173,6 +173,13 @@ class LeasedTaskPublic:
         bool, Field(description="read the source a second time; differing reads: retried")
     ] = False
     bandwidth: int | None = None
+    throttled: Annotated[
+        bool,
+        Field(
+            description="its channel shares a bandwidth (its timetable may leave it unlimited"
+            " now): copy it through a throttle whose rate heartbeats change"
+        ),
+    ] = False
     scope: str = "default"
     priority: int = 3
     folder: Annotated[
@@ -368,6 +375,17 @@ class HeartbeatReply:
     commands: Annotated[
         list[AgentCommand], Field(description="an administrator's commands, to answer")
     ] = field(default_factory=list)
+    unlimited: Annotated[
+        list[int],
+        Field(description="throttled tasks whose channel's timetable sets no limit now"),
+    ] = field(default_factory=list)
+    next_change_s: Annotated[
+        float | None,
+        Field(
+            description="seconds until a timetable changes the rate of a held task: the next"
+            " heartbeat comes no later"
+        ),
+    ] = None
 
 
 @dataclass(kw_only=True)

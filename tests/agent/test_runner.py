@@ -16,6 +16,7 @@ import pytest
 import ferry.agent.copies as copies_module
 import ferry.agent.runner as runner_module
 import ferry.engine.storages as storages_module
+from ferry.agent.held import HeldTask
 from ferry.agent.runner import AgentRunner
 from ferry.domain.options import Checksum, Overwrite
 from ferry.errors import ApiError
@@ -65,7 +66,13 @@ class ScriptedSession:
 
 
 def task(
-    n: int, source: str, destination: str, size: int, bandwidth: int | None = None
+    n: int,
+    source: str,
+    destination: str,
+    size: int,
+    bandwidth: int | None = None,
+    *,
+    throttled: bool = False,
 ) -> LeasedTaskPublic:
     return LeasedTaskPublic(
         id=n,
@@ -79,6 +86,7 @@ def task(
         checksum=Checksum.ADLER32,
         overwrite=Overwrite.NEVER,
         bandwidth=bandwidth,
+        throttled=throttled,
     )
 
 
@@ -287,3 +295,19 @@ async def test_a_stopping_agent_gives_back_what_never_started_without_an_attempt
     assert given_back, session.reported
     assert len(given_back) + len(done) == len(session.reported)
     assert not any(r.started for r in given_back), given_back
+
+
+def test_a_heartbeat_sets_and_lifts_the_rate_only_of_throttled_tasks() -> None:
+    """Issue 24, item 4: a task leased under a channel's timetable is throttled even when the
+    timetable sets no limit at its lease; a task leased with neither keeps the kernel's copy."""
+    free = HeldTask.from_lease(task(1, "disk:a", "disk:b", 1))
+    timed = HeldTask.from_lease(task(2, "disk:a", "disk:c", 1, throttled=True))
+    shared = HeldTask.from_lease(task(3, "disk:a", "disk:d", 1, bandwidth=500))
+    agent = AgentRunner(ScriptedSession([], {}), max_active=1, grace=1.0)
+    agent._held.update({1: free, 2: timed, 3: shared})
+
+    agent._share_out(HeartbeatReply(cancel=[], bandwidth={1: 10, 2: 20, 3: 30}))
+    assert (free.bandwidth, timed.bandwidth, shared.bandwidth) == (None, 20, 30)
+
+    agent._share_out(HeartbeatReply(cancel=[], unlimited=[1, 2, 3]))
+    assert (free.bandwidth, timed.bandwidth, shared.bandwidth) == (None, None, 30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from ferry.domain.channels import (
@@ -13,6 +15,8 @@ from ferry.domain.channels import (
     resolve_channel,
 )
 from ferry.errors import InvalidRequest
+
+NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 EXACT = Channel("cern", "desy", max_active=1)
 INTO_DESY = Channel(ANY_SITE, "desy", max_active=2)
@@ -83,6 +87,8 @@ def test_a_channel_is_named_and_serialized_by_its_pair() -> None:
         "max_active": 5,
         "bandwidth": 100,
         "state": "drain",
+        "bandwidth_timetable": None,
+        "timezone": "UTC",
     }
 
 
@@ -123,24 +129,24 @@ def test_a_plain_storage_site_is_accepted(site) -> None:
 
 
 def test_without_a_bandwidth_there_is_no_share() -> None:
-    assert Channel("cern", "desy", max_active=4).share_of_bandwidth(2) is None
+    assert Channel("cern", "desy", max_active=4).share_of_bandwidth(2, NOW) is None
 
 
 def test_the_bandwidth_is_split_by_what_runs_now_whatever_max_active() -> None:
     """Defect 18.15: split by max_active, the last of ten objects crawled alone at a tenth."""
     channel = Channel("cern", "desy", max_active=4, bandwidth=1000)
-    assert channel.share_of_bandwidth(1) == 1000
-    assert channel.share_of_bandwidth(4) == 250
+    assert channel.share_of_bandwidth(1, NOW) == 1000
+    assert channel.share_of_bandwidth(4, NOW) == 250
 
 
 def test_without_max_active_the_bandwidth_is_split_by_the_active_tasks() -> None:
     channel = Channel("cern", "desy", bandwidth=1000)
-    assert channel.share_of_bandwidth(3) == 333
-    assert channel.share_of_bandwidth(0) == 1000
+    assert channel.share_of_bandwidth(3, NOW) == 333
+    assert channel.share_of_bandwidth(0, NOW) == 1000
 
 
 def test_a_share_is_never_below_one_byte_per_second() -> None:
-    assert Channel("cern", "desy", bandwidth=3).share_of_bandwidth(10) == 1
+    assert Channel("cern", "desy", bandwidth=3).share_of_bandwidth(10, NOW) == 1
 
 
 def test_no_channel_names_the_site_of_unregistered_endpoints() -> None:

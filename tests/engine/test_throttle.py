@@ -83,3 +83,40 @@ def test_a_new_rate_applies_from_then_on() -> None:
     throttle.consume(1000)  # a second's worth at the new rate
     assert slept == [1.0, 1.0]
     assert throttle.block_size == 16 * 1024
+
+
+def test_no_rate_never_waits_until_one_is_set() -> None:
+    fake = FakeTime()
+    throttle = Throttle(None, clock=fake.clock, sleep=fake.sleep)
+    throttle.consume(10**12)
+    assert fake.now == 0.0
+    assert throttle.block_size == 4 * 1024 * 1024
+    throttle.set_rate(1000)
+    throttle.consume(1000)
+    assert fake.now == pytest.approx(1.0)
+
+
+def test_a_throttled_copy_unlimited_now_takes_the_rate_set_while_it_runs(  # type: ignore[no-untyped-def]
+    src, dst, src_root
+) -> None:
+    """Issue 24, item 4: a channel's timetable says "off" when the copy starts and sets 4 MiB/s
+    after its first 8 MiB; the last 8 MiB then take two seconds. Without ``throttled`` the same
+    request is the kernel's copy, which never asks for a rate."""
+    mib = 1024 * 1024
+    (src_root / "sixteen.bin").write_bytes(os.urandom(16 * mib))
+    asked: list[int | None] = []
+
+    def rate_now() -> int | None:
+        asked.append(None if len(asked) < 2 else 4 * mib)
+        return asked[-1]
+
+    started = time.monotonic()
+    request = CopyRequest(src, "sixteen.bin", dst, "a.bin", throttled=True, bandwidth_now=rate_now)
+    copy_object(request)
+    assert time.monotonic() - started >= 1.5
+    assert asked[:2] == [None, None]
+    assert asked[2] == 4 * mib
+
+    asked.clear()
+    copy_object(CopyRequest(src, "sixteen.bin", dst, "b.bin", bandwidth_now=rate_now))
+    assert asked == []

@@ -230,7 +230,13 @@ async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None: 
         json={"active": [[task["id"], 0]], "state": {"pid": 1}},
         headers=bearer(agent),
     )
-    assert beat.json() == {"cancel": [task["id"]], "bandwidth": {}, "commands": []}
+    assert beat.json() == {
+        "cancel": [task["id"]],
+        "bandwidth": {},
+        "commands": [],
+        "unlimited": [],
+        "next_change_s": None,
+    }
     dump = (await api.client.get(f"/api/v1/agents/{agent['id']}")).json()
     assert dump["state"] == "ALIVE"
     assert dump["status"]["pid"] == 1
@@ -555,7 +561,13 @@ async def test_heartbeat_gives_each_held_task_its_share_of_the_channel_now(api, 
         json={"active": [[task["id"], 0]], "state": {}},
         headers=bearer(agent),
     )
-    assert beat.json() == {"cancel": [], "bandwidth": {str(task["id"]): 1000}, "commands": []}
+    assert beat.json() == {
+        "cancel": [],
+        "bandwidth": {str(task["id"]): 1000},
+        "commands": [],
+        "unlimited": [],
+        "next_change_s": None,
+    }
 
 
 async def test_a_waiting_lease_of_a_silent_agent_gets_nothing(tmp_path: Path, eventually) -> None:  # type: ignore[no-untyped-def]

@@ -111,6 +111,10 @@ async def test_an_administrator_sets_and_removes_a_channel_and_sets_a_weight(api
                 "bandwidth": None,
                 "state": "drain",
                 "active": 0,
+                "bandwidth_timetable": None,
+                "timezone": "UTC",
+                "bandwidth_now": None,
+                "next_change": None,
             }
         ]
         page = (await client.get("/channels")).text
@@ -168,3 +172,26 @@ async def test_the_channels_active_counts_come_as_cells_of_their_own(api, eventu
     assert cell in polled.text
     assert "<input" not in polled.text  # the edit forms are left alone
     assert 'hx-get="/channels/active"' in shown.text
+
+
+async def test_a_channels_timetable_is_set_shown_and_kept_by_its_form(api) -> None:  # type: ignore[no-untyped-def]
+    """Issue 24, item 4: the row's form carries the timetable, so saving a new max active
+    does not drop it; a wrong timetable is explained, and nothing changes."""
+    timetable = "Mon-Fri 08:00,50M; 19:00,off"
+    async with await browser(api) as client:
+        await sign_in(client, admin_token(api))
+        csrf = csrf_in(await client.get("/channels"))
+        form = {"source_site": "siteA", "destination_site": "*", "csrf": csrf}
+        form |= {"bandwidth_timetable": timetable, "timezone": "Europe/Rome"}
+        assert (await client.post("/channels", data=form)).status_code == 303
+        page = (await client.get("/channels")).text
+        assert f'name="bandwidth_timetable" size="24" value="{timetable}"' in page
+        assert 'name="timezone" size="12" value="Europe/Rome"' in page
+        again = await client.post("/channels", data={**form, "max_active": "3"})
+        assert again.status_code == 303
+        wrong = await client.post("/channels", data={**form, "bandwidth_timetable": "8:00,1X"})
+        assert wrong.status_code == 422
+        assert "&#39;1X&#39; is not a rate" in wrong.text
+    [channel] = (await api.client.get("/api/v1/channels")).json()
+    assert (channel["max_active"], channel["bandwidth_timetable"]) == (3, timetable)
+    assert channel["timezone"] == "Europe/Rome"

@@ -172,7 +172,13 @@ async def test_cancel_of_a_waiting_transfer_is_immediate_and_no_agent_hears_of_i
         json={"active": [], "state": {}},
         headers=as_agent,
     )
-    assert beat.json() == {"cancel": [], "bandwidth": {}, "commands": []}
+    assert beat.json() == {
+        "cancel": [],
+        "bandwidth": {},
+        "commands": [],
+        "unlimited": [],
+        "next_change_s": None,
+    }
     lease = await api.anonymous.post(
         f"/api/v1/agents/{agent['id']}/lease",
         json={"max_tasks": 10, "wait_s": 0.1},

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, event
 from ferry.domain.channels import ANY_SITE, Channel, ChannelState
 from ferry.domain.locations import parse_location
 from ferry.domain.states import TaskState
+from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import (
     PlannedTask,
     Scope,
@@ -25,7 +26,7 @@ from ferry.domain.transfers import (
     TransferSpec,
 )
 from ferry.errors import NotFound
-from ferry.store.abc import AgentStatistics, NewTransfer, TaskResult, TransferFilter
+from ferry.store.abc import AgentStatistics, NewTransfer, Shares, TaskResult, TransferFilter
 from ferry.store.sql import SqlStore
 from ferry.store.sql_dispatch import _ACTIVATE
 from ferry.store.sql_tasks import CHANNEL_STOPPED
@@ -236,7 +237,7 @@ async def test_a_channels_bandwidth_is_shared_out_again_as_its_tasks_end(store, 
     slow = await queue(1, options=TransferOptions(bandwidth=100))
     held = await lease(store, agent_id)
     ids = [task.id for task in held]
-    assert sorted((await store.bandwidth_shares(agent_id, ids)).values()) == [
+    assert sorted((await store.bandwidth_shares(agent_id, ids)).rates.values()) == [
         100,
         200,
         200,
@@ -246,14 +247,46 @@ async def test_a_channels_bandwidth_is_shared_out_again_as_its_tasks_end(store, 
 
     last = next(task for task in held if task.transfer_id != slow.id)
     await store.record_results(agent_id, [done(t) for t in held if t is not last])
-    assert await store.bandwidth_shares(agent_id, ids) == {last.id: 1000}
+    assert (await store.bandwidth_shares(agent_id, ids)).rates == {last.id: 1000}
 
 
 async def test_no_share_is_sent_where_no_channel_has_a_bandwidth(store, queue, agent_id):
     await store.put_channel(Channel("A", "B", max_active=10))
     await queue(2)
     held = await lease(store, agent_id)
-    assert await store.bandwidth_shares(agent_id, [task.id for task in held]) == {}
+    shares = await store.bandwidth_shares(agent_id, [task.id for task in held])
+    assert shares == Shares({}, [], None)
+    assert not any(task.throttled for task in held)
+
+
+async def test_a_timetable_sets_the_rate_the_clock_says(store, queue, agent_id, clock):
+    """Issue 24, item 4: the store's clock reads Tuesday 12:00 UTC. Until 13:00 the channel
+    shares 1000 B/s; then it is unlimited, and its tasks stay throttle-capable for the
+    Tuesday after, when the rate comes back."""
+    timetable = Timetable.parse("Tue 11:00,1000; Tue 13:00,off")
+    await store.put_channel(Channel("A", "B", max_active=10, timetable=timetable))
+    await queue(2)
+    held = await lease(store, agent_id)
+    ids = [task.id for task in held]
+    assert [task.options.bandwidth for task in held] == [500, 500]
+    assert all(task.throttled for task in held)
+    assert await store.bandwidth_shares(agent_id, ids) == Shares(
+        {ids[0]: 500, ids[1]: 500}, [], 3600.0
+    )
+
+    clock.advance(hours=1)
+    assert await store.bandwidth_shares(agent_id, ids) == Shares({}, ids, (7 * 24 - 2) * 3600.0)
+
+
+async def test_a_timetable_is_read_on_its_channels_clock(store, queue, agent_id):
+    """12:00 UTC is 13:00 in Rome in January: the 13:00 entry holds there."""
+    timetable = Timetable.parse("12:00,1000; 13:00,3000")
+    channel = Channel("A", "B", timetable=timetable, timezone="Europe/Rome")
+    await store.put_channel(channel)
+    await queue(1)
+    [task] = await lease(store, agent_id)
+    assert task.options.bandwidth == 3000
+    assert await store.list_channels() == [channel]
 
 
 async def test_a_draining_channel_leases_nothing_and_its_active_tasks_go_on(store, queue, agent_id):

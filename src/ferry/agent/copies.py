@@ -116,6 +116,7 @@ class Copier:
                 unzip_max_bytes=task.leased.unzip_max_bytes,
                 bandwidth=task.bandwidth,
                 bandwidth_now=task.current_bandwidth,
+                throttled=task.throttled,
                 folder=task.leased.folder,
                 verify_source=task.leased.verify_source,
                 resume_min_bytes=self.resume_min_bytes,
@@ -175,6 +176,7 @@ class Copier:
                 attempt=chunk.leased.attempt,
                 bandwidth=chunk.bandwidth,
                 bandwidth_now=chunk.current_bandwidth,
+                throttled=chunk.throttled,
                 verify_source=chunk.leased.verify_source,
             )
         except Exception as exc:  # a path that leaves its root, a storage that cannot open

@@ -24,6 +24,7 @@ class HeldTask:
     source: Location
     destination: Location
     bandwidth: int | None  # its share of its channel's, changed by heartbeats
+    throttled: bool = False  # its channel shares a bandwidth: heartbeats may set or lift it
     bytes_done: int = 0
     started: bool = False
     done: bool = False
@@ -35,7 +36,7 @@ class HeldTask:
     def from_lease(cls, task: LeasedTaskPublic) -> HeldTask:
         # Its locations are split, not parsed: they are confined when the copy resolves them.
         source, destination = split_location(task.source), split_location(task.destination)
-        held = cls(task, task.id, source, destination, task.bandwidth)
+        held = cls(task, task.id, source, destination, task.bandwidth, task.throttled)
         if task.replicas:
             held.replicas = tuple(map(split_location, task.replicas))
         return held
@@ -103,6 +104,7 @@ class HeldChunk:
     first: int  # the run-wide number of objects[0]
     offsets: list[int]
     bandwidth: int | None
+    throttled: bool = False  # as a single task's
     reached: int = 0
     rows: list[ChunkResult] = field(default_factory=list)
     rest: ReportedState | None = None
@@ -123,7 +125,9 @@ class HeldChunk:
         offsets = list(range(len(listed))) if task.chunk.only is None else task.chunk.only
         source, destination = split_location(task.source), split_location(task.destination)
         first = task.chunk.first
-        return cls(task, task.id, source, destination, listed, first, offsets, task.bandwidth)
+        held = cls(task, task.id, source, destination, listed, first, offsets, task.bandwidth)
+        held.throttled = task.throttled
+        return held
 
     @property
     def count(self) -> int:

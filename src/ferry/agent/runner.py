@@ -56,6 +56,9 @@ SMALL_BATCH = 16
 # the interpreter lock spent more time handing it over (a hundred futex calls per object) than
 # copying. A remote or large object waits on the network or the disk, and gets a slot's thread.
 LOCAL_LANE_THREADS = 1
+# A heartbeat due at a timetable's change comes this much after it, so the server's clock has
+# passed it too.
+TIMETABLE_LAG_S = 0.2
 
 
 def _small(task: HeldTask) -> bool:
@@ -297,8 +300,12 @@ class AgentRunner:
         loop = asyncio.get_running_loop()
         chunk.started = True
         chunk.partial_at = time.monotonic() + REPORT_EVERY_S
-        local = chunk.bandwidth is None and all(
-            self._copier.is_local(root.storage) for root in (chunk.source, chunk.destination)
+        local = (
+            not chunk.throttled
+            and chunk.bandwidth is None
+            and all(
+                self._copier.is_local(root.storage) for root in (chunk.source, chunk.destination)
+            )
         )
         lane = self._local_lane if local else self._threads
         started = loop.time()
@@ -383,21 +390,36 @@ class AgentRunner:
 
     # --- heartbeats -------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
+        wait = self.session.heartbeat_s
         while True:
-            await asyncio.sleep(self.session.heartbeat_s)
+            await asyncio.sleep(wait)
             held = [(t.id, t.bytes_done) for t in list(self._held.values())]
             reply: HeartbeatReply | None = await self._resilient(
                 self.session.heartbeat(held, self.state_dump())
             )
-            if reply is not None and reply.commands and self.obey is not None:
+            wait = self.session.heartbeat_s
+            if reply is None:
+                continue
+            if reply.commands and self.obey is not None:
                 await self.obey(reply.commands)
-            cancel, shares = (reply.cancel, reply.bandwidth) if reply else ([], {})
-            for task_id in cancel:
+            for task_id in reply.cancel:
                 if task_id in self._held:
                     self._held[task_id].canceled = True
-            for task_id, rate in shares.items():  # read by its copy at its next block
-                if task_id in self._held and self._held[task_id].bandwidth is not None:
-                    self._held[task_id].bandwidth = rate
+            self._share_out(reply)
+            if reply.next_change_s is not None:  # a timetable's change is heard on time
+                wait = min(wait, reply.next_change_s + TIMETABLE_LAG_S)
+
+    def _share_out(self, reply: HeartbeatReply) -> None:
+        """The rates the heartbeat gives, read by each copy at its next block: a task whose
+        lease set a bandwidth, or that its lease said is throttled, takes them."""
+        for task_id, rate in reply.bandwidth.items():
+            held = self._held.get(task_id)
+            if held is not None and (held.bandwidth is not None or held.throttled):
+                held.bandwidth = rate
+        for task_id in reply.unlimited:
+            held = self._held.get(task_id)
+            if held is not None and held.throttled:
+                held.bandwidth = None
 
     def state_dump(self) -> dict[str, Any]:
         """The transfer daemon's DUMP_STATE, sent with every heartbeat."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from ferry.cli.common import (
 from ferry.domain.channels import ChannelState
 from ferry.domain.options import parse_rate
 from ferry.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from ferry.server.schemas import ChannelPublic
 
 channel_app = typer.Typer(help="Channels: how much may move between two sites at once.")
 scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")
@@ -135,6 +138,18 @@ def channel_set(
     state: Annotated[
         ChannelState, typer.Option(help="drain: finish active, start none; stopped: stop all.")
     ] = ChannelState.ACTIVE,
+    timetable: Annotated[
+        str | None,
+        typer.Option(
+            "--bandwidth-timetable",
+            help="In place of --bandwidth, the rate by time of week:"
+            ' "Mon-Fri 08:00,50M; 19:00,off" (applied as the clock passes, no restart).',
+            show_default=False,
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="The timetable's clock, an IANA name: Europe/Rome.")
+    ] = "UTC",
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -148,14 +163,25 @@ def channel_set(
             max_active=max_active,
             bandwidth=parse_rate(bandwidth) if bandwidth else None,
             state=state.value,
+            bandwidth_timetable=timetable,
+            timezone=timezone,
         )
     if as_json:
         print_json(channel.model_dump(mode="json"))
     else:
         console().print(
             f"{channel.source_site}→{channel.destination_site}: {channel.state.value},"
-            f" max active {channel.max_active if channel.max_active is not None else 'unlimited'}"
+            f" max active {channel.max_active if channel.max_active is not None else 'unlimited'},"
+            f" bandwidth {_rate_now(channel)}"
         )
+
+
+def _rate_now(channel: ChannelPublic) -> str:
+    """The rate its tasks share now, and until when a timetable holds it."""
+    now = "unlimited" if channel.bandwidth_now is None else f"{channel.bandwidth_now} B/s"
+    if channel.next_change is None:
+        return now
+    return f"{now} until {channel.next_change:%a %Y-%m-%d %H:%M:%S %Z}"
 
 
 @channel_app.command("ls")
@@ -174,7 +200,7 @@ def channel_ls(
     from rich.table import Table
 
     table = Table()
-    for name in ("channel", "state", "max active", "active", "bandwidth B/s"):
+    for name in ("channel", "state", "max active", "active", "bandwidth now", "timetable"):
         table.add_column(name)
     for c in found:
         table.add_row(
@@ -182,7 +208,8 @@ def channel_ls(
             c.state.value,
             "unlimited" if c.max_active is None else str(c.max_active),
             str(c.active),
-            "" if c.bandwidth is None else str(c.bandwidth),
+            _rate_now(c),
+            "" if c.bandwidth_timetable is None else f"{c.bandwidth_timetable} ({c.timezone})",
         )
     console().print(table)
 

@@ -207,8 +207,11 @@ class BaseClient:
         max_active: int | None = None,
         bandwidth: int | None = None,
         state: str = "active",
+        bandwidth_timetable: str | None = None,
+        timezone: str = "UTC",
     ) -> Request:
         body = {"max_active": max_active, "bandwidth": bandwidth, "state": state}
+        body |= {"bandwidth_timetable": bandwidth_timetable, "timezone": timezone}
         path = f"/api/v1/channels/{quote(source_site, safe='')}/{quote(destination_site, safe='')}"
         return Request("PUT", path, json=body)
 

@@ -175,9 +175,17 @@ class Client(TypedClient):
         max_active: int | None = None,
         bandwidth: int | None = None,
         state: str = "active",
+        bandwidth_timetable: str | None = None,
+        timezone: str = "UTC",
     ) -> ChannelPublic:
         request = self.channel_request(
-            source_site, destination_site, max_active=max_active, bandwidth=bandwidth, state=state
+            source_site,
+            destination_site,
+            max_active=max_active,
+            bandwidth=bandwidth,
+            state=state,
+            bandwidth_timetable=bandwidth_timetable,
+            timezone=timezone,
         )
         return self.parse_channel(self._send(request))
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ferry.domain.timetable import Timetable, zone
 from ferry.errors import InvalidRequest
 
 ANY_SITE = "*"
@@ -34,6 +36,8 @@ class Channel:
     max_active: int | None = None  # None: no limit
     bandwidth: int | None = None  # bytes per second shared by the channel's active tasks
     state: ChannelState = ChannelState.ACTIVE
+    timetable: Timetable | None = None  # in place of ``bandwidth``: a rate by time of week
+    timezone: str = "UTC"  # the timetable's clock (an IANA name)
 
     def __post_init__(self) -> None:
         for site in (self.source_site, self.destination_site):
@@ -47,6 +51,9 @@ class Channel:
             raise InvalidRequest(f"max_active must be 0 or more, not {self.max_active}")
         if self.bandwidth is not None and self.bandwidth < 1:
             raise InvalidRequest(f"bandwidth must be at least 1 byte/s, not {self.bandwidth}")
+        if self.bandwidth is not None and self.timetable is not None:
+            raise InvalidRequest("a channel has a bandwidth or a bandwidth timetable, not both")
+        zone(self.timezone)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -63,15 +70,37 @@ class Channel:
             "max_active": self.max_active,
             "bandwidth": self.bandwidth,
             "state": self.state.value,
+            "bandwidth_timetable": self.timetable.text if self.timetable else None,
+            "timezone": self.timezone,
         }
 
-    def share_of_bandwidth(self, active: int) -> int | None:
-        """Each active task's part of the channel's bandwidth: split by the tasks active now,
-        and shared out again at each heartbeat as they start and end (split by ``max_active``
-        the last of ten objects crawled alone at a tenth of the channel)."""
-        if self.bandwidth is None:
+    @property
+    def shares_bandwidth(self) -> bool:
+        """Whether its tasks share a rate, now or at some time of the week: they are copied
+        through a throttle whose rate each heartbeat may change."""
+        return self.bandwidth is not None or self.timetable is not None
+
+    def bandwidth_at(self, now: datetime) -> int | None:
+        """The rate its tasks share at ``now``: its timetable's then, or its bandwidth; None
+        for no limit."""
+        if self.timetable is not None:
+            return self.timetable.rate_at(now.astimezone(zone(self.timezone)))
+        return self.bandwidth
+
+    def seconds_to_change(self, now: datetime) -> float | None:
+        """Seconds from ``now`` until its timetable next changes the rate; None without one."""
+        if self.timetable is None:
             return None
-        return max(1, self.bandwidth // max(1, active))
+        return self.timetable.seconds_to_change(now.astimezone(zone(self.timezone)))
+
+    def share_of_bandwidth(self, active: int, now: datetime) -> int | None:
+        """Each active task's part of the channel's bandwidth at ``now``: split by the tasks
+        active now, and shared out again at each heartbeat as they start and end (split by
+        ``max_active`` the last of ten objects crawled alone at a tenth of the channel)."""
+        rate = self.bandwidth_at(now)
+        if rate is None:
+            return None
+        return max(1, rate // max(1, active))
 
 
 def check_site_name(site: str, *, wildcard: bool = False) -> None:

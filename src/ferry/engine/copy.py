@@ -266,7 +266,7 @@ def _kernel_copy_applies(request: CopyRequest) -> bool:
     return (
         type(request.source.fs) is LocalFileSystem
         and type(request.destination.fs) is LocalFileSystem
-        and not request.bandwidth
+        and not request.throttles
     )
 
 

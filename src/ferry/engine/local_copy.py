@@ -195,7 +195,7 @@ def plain_local(request: CopyRequest) -> bool:
         and type(request.destination.fs) is LocalFileSystem
         and request.attempt == 1
         and not request.unzip
-        and not request.bandwidth
+        and not request.throttles
         and not request.verify_source
     )
 

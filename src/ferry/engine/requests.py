@@ -42,6 +42,9 @@ class CopyRequest:
     folder: bool = False  # an empty folder of a tree: made at the destination, nothing copied
     bandwidth: int | None = None  # bytes per second
     bandwidth_now: Callable[[], int | None] | None = None  # the rate now, when it may change
+    # Copied through a throttle even while ``bandwidth`` is None (no limit now): its channel's
+    # timetable may set a rate while it copies (``bandwidth_now`` then gives it).
+    throttled: bool = False
     stall_s: float | None = DEFAULT_STALL_S  # no data for that long aborts the attempt
     verify_source: bool = False  # the source is read a second time and must sum the same
     # An object this large keeps its .part when the attempt dies, for the next to continue
@@ -52,6 +55,11 @@ class CopyRequest:
     stopped_by_agent: Callable[[], bool] | None = None
 
     expected: str | None = None  # ALGORITHM:HEX the object must have (the user's)
+
+    @property
+    def throttles(self) -> bool:
+        """Whether its bytes pass through a throttle (never the kernel's own copy)."""
+        return bool(self.bandwidth) or self.throttled
 
     @property
     def source_label(self) -> str:

@@ -73,12 +73,13 @@ def _blocks(
     copied: int,
     resumption: Resumption | None,
 ) -> int:
-    throttle = Throttle(request.bandwidth) if request.bandwidth else None
+    throttle = Throttle(request.bandwidth) if request.throttles else None
     while block := read(throttle.block_size if throttle else BLOCK_SIZE):
         if should_stop():
             raise TransferCanceled(request.source_label)
         if throttle is not None and request.bandwidth_now is not None:
-            throttle.set_rate(request.bandwidth_now() or throttle.rate)
+            rate = request.bandwidth_now()  # None: unlimited now, where its lease allows that
+            throttle.set_rate(rate if request.throttled else rate or throttle.rate)
         if running is not None:
             running.update(block)
         with on_destination:

@@ -1,15 +1,18 @@
-"""A token bucket: a copy that may move ``rate`` bytes per second waits when it runs ahead."""
+"""A token bucket: a copy that may move ``rate`` bytes per second waits when it runs ahead; with
+no rate (a timetable's ``off``), it never waits, until a rate is set."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+UNLIMITED_BLOCK = 4 * 1024 * 1024  # a block's size at the highest rates, and with none
+
 
 class Throttle:
     def __init__(
         self,
-        rate: int,
+        rate: int | None,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -23,15 +26,19 @@ class Throttle:
     @property
     def block_size(self) -> int:
         """Blocks of about a tenth of a second of transfer, so waits stay short and smooth."""
-        return max(16 * 1024, min(4 * 1024 * 1024, self.rate // 10))
+        if self.rate is None:
+            return UNLIMITED_BLOCK
+        return max(16 * 1024, min(UNLIMITED_BLOCK, self.rate // 10))
 
-    def set_rate(self, rate: int) -> None:
+    def set_rate(self, rate: int | None) -> None:
         """A new rate, from now on (what moved before is not owed or credited)."""
         if rate != self.rate:
             self.rate, self._started, self._moved = rate, self._clock(), 0
 
     def consume(self, nbytes: int) -> None:
         """Account for ``nbytes`` moved; sleep until the average rate is back under ``rate``."""
+        if self.rate is None:
+            return
         self._moved += nbytes
         ahead = self._moved / self.rate - (self._clock() - self._started)
         if ahead > 0:

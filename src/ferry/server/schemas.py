@@ -718,6 +718,16 @@ class ChannelIn(_Strict):
     max_active: Whole | None = Field(None, ge=0, description="None: no limit")
     bandwidth: Whole | None = Field(None, ge=1, description="bytes per second, shared")
     state: ChannelState = ChannelState.ACTIVE
+    bandwidth_timetable: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4000,
+        description="in place of bandwidth, the rate by time of week: `Mon-Fri 08:00,50M;"
+        " 19:00,off` (entries `[DAYS] HH:MM[:SS],RATE`; a rate alone holds all week)",
+    )
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=64, description="the timetable's clock: an IANA name"
+    )
 
 
 class ChannelPublic(BaseModel):
@@ -727,6 +737,14 @@ class ChannelPublic(BaseModel):
     bandwidth: int | None
     state: ChannelState
     active: int = Field(0, description="tasks active in it now")
+    bandwidth_timetable: str | None = None
+    timezone: str = "UTC"
+    bandwidth_now: int | None = Field(
+        None, description="bytes per second its tasks share now (bandwidth, or the timetable's)"
+    )
+    next_change: datetime | None = Field(
+        None, description="when its timetable next changes the rate; null: it never does"
+    )
 
 
 class ScopeIn(_Strict):

@@ -170,6 +170,23 @@ class LeasedTask(NamedTuple):
     folder: bool = False  # an empty folder of a tree, made at the destination
     chunk: CarriedChunk | None = None  # a carrier: source and destination are the roots
     replicas: tuple[Location, ...] = ()  # other places its source may be read from, in order
+    throttled: bool = False  # its channel shares a bandwidth: heartbeats may change its rate
+
+
+@dataclass(slots=True)
+class Shares:
+    """What a heartbeat tells an agent of its tasks' bandwidth: the rate of each task whose
+    channel shares one, the tasks whose channel's timetable sets no limit now, and the
+    seconds until a timetable of theirs next changes a rate (None: none will)."""
+
+    rates: dict[int, int]
+    unlimited: list[int]
+    next_change_s: float | None
+
+    def changes_in(self, seconds: float | None) -> None:
+        """A timetable changes a rate in ``seconds``: the soonest such change is kept."""
+        if seconds is not None and (self.next_change_s is None or seconds < self.next_change_s):
+            self.next_change_s = seconds
 
 
 class TaskResult(NamedTuple):
@@ -538,7 +555,7 @@ class Store(Protocol):
         (a gap in seq, a broken link) or inserted is named by the first seq where it shows."""
         ...
 
-    async def bandwidth_shares(self, agent_id: str, held: list[int]) -> dict[int, int]:
+    async def bandwidth_shares(self, agent_id: str, held: list[int]) -> Shares:
         """The bandwidth each held task may use now, where a channel's is shared."""
 
     async def record_heartbeat(

@@ -7,7 +7,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, select, update
@@ -15,10 +15,11 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal_colu
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
 from ferry.domain.states import AgentState, TaskState
+from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Scope, TransferOptions
 from ferry.errors import NotFound
 from ferry.store import tables as t
-from ferry.store.abc import LeasedTask
+from ferry.store.abc import LeasedTask, Shares
 from ferry.store.sql_base import SqlBase, Unindexed, all_rows, scalar_of
 from ferry.store.sql_leased import (
     LeasedRow,
@@ -36,6 +37,8 @@ def channel_from_row(row: Any) -> Channel:
         max_active=row.max_active,
         bandwidth=row.bandwidth,
         state=ChannelState(row.state),
+        timetable=Timetable.parse(row.bandwidth_timetable) if row.bandwidth_timetable else None,
+        timezone=row.timezone,
     )
 
 
@@ -47,8 +50,9 @@ class _Room:
     """What each channel may still start now: its ``max_active`` minus the tasks it has
     active across every agent; nothing while it drains or is stopped."""
 
-    def __init__(self, channels: ChannelMap, active: Mapping[Pair, int]) -> None:
+    def __init__(self, channels: ChannelMap, active: Mapping[Pair, int], now: datetime) -> None:
         self.channels = channels
+        self.now = now  # the time its channels' bandwidth timetables are read at
         self.active: Counter[Pair] = Counter()
         for (source, destination), n in active.items():
             channel = channels.resolve(source, destination)
@@ -76,7 +80,7 @@ def _counts_active(channels: ChannelMap) -> bool:
     shares a bandwidth among them does (the count reads every ACTIVE task's index entry)."""
     return any(
         channel.state is ChannelState.ACTIVE
-        and (channel.max_active is not None or channel.bandwidth is not None)
+        and (channel.max_active is not None or channel.shares_bandwidth)
         for channel in channels
     )
 
@@ -118,7 +122,7 @@ class DispatchMixin(SqlBase):
 
     async def active_by_channel(self) -> dict[Pair, int]:
         room = await self._reading(
-            lambda conn: _Room(self._channels(conn), self._active_by_pair(conn))
+            lambda conn: _Room(self._channels(conn), self._active_by_pair(conn), self.clock())
         )
         return dict(room.active)
 
@@ -172,7 +176,7 @@ class DispatchMixin(SqlBase):
             return None
         channels = self._channels(conn)
         active = self._active_by_pair(conn) if _counts_active(channels) else {}
-        room = _Room(channels, active)
+        room = _Room(channels, active, self.clock())
         heads, channel_of, carried = self._queue_heads(conn, room, limit, takes_chunks)
         limit = self._fair_share(conn, agent_id, heads, carried, limit)
         weights = {r.name: r.weight for r in conn.execute(select(t.scopes)).all()}
@@ -221,19 +225,21 @@ class DispatchMixin(SqlBase):
         ).scalar()
         return max(1, math.ceil(available / (1 + (idle or 0))))
 
-    async def bandwidth_shares(self, agent_id: str, held: list[int]) -> dict[int, int]:
+    async def bandwidth_shares(self, agent_id: str, held: list[int]) -> Shares:
         """The bandwidth each of the agent's ``held`` tasks may use now: its part of its
-        channel's, by the tasks active in the channel now, and no more than its transfer's
-        own. Only tasks under a channel's bandwidth are in it."""
+        channel's (by the tasks active in the channel now, at the rate its timetable gives
+        now), and no more than its transfer's own. Only tasks under a channel that shares a
+        bandwidth are in it."""
         if not held:
-            return {}
+            return Shares({}, [], None)
         return await self._reading(self._shares, agent_id, held)
 
-    def _shares(self, conn: Connection, agent_id: str, held: list[int]) -> dict[int, int]:
+    def _shares(self, conn: Connection, agent_id: str, held: list[int]) -> Shares:
         channels = self._channels(conn)
-        if not any(channel.bandwidth is not None for channel in channels):
-            return {}
-        room = _Room(channels, self._active_by_pair(conn))
+        if not any(channel.shares_bandwidth for channel in channels):
+            return Shares({}, [], None)
+        now = self.clock()
+        room = _Room(channels, self._active_by_pair(conn), now)
         c = t.tasks.c
         rows = conn.execute(
             select(c.id, c.transfer_id, c.source_site, c.destination_site).where(
@@ -243,14 +249,18 @@ class DispatchMixin(SqlBase):
             )
         ).all()
         options = self._options_of(conn, {r.transfer_id for r in rows})
-        shares = {}
+        shares = Shares({}, [], None)
         for row in rows:
             channel = channels.resolve(row.source_site, row.destination_site)
-            if channel is None or channel.bandwidth is None:
+            if channel is None or not channel.shares_bandwidth:
                 continue
-            share = channel.share_of_bandwidth(room.active[channel.key]) or channel.bandwidth
+            shares.changes_in(channel.seconds_to_change(now))
+            share = channel.share_of_bandwidth(room.active[channel.key], now)
             own = options[row.transfer_id].bandwidth
-            shares[row.id] = share if own is None else min(own, share)
+            if share is None and own is None:
+                shares.unlimited.append(row.id)
+            else:
+                shares.rates[row.id] = min(r for r in (own, share) if r is not None)
         return shares
 
     def _may_lease(self, conn: Connection, agent_id: str) -> tuple[bool, bool]:

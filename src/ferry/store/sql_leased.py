@@ -68,6 +68,7 @@ def leased_tasks(
             if origin is None
             else CarriedChunk(origin, lists[transfer_id, run, origin], members),
             replicas=_replicas(replicas),
+            throttled=options_of.throttled(source_site, destination_site),
         )
         for (
             task_id,
@@ -146,6 +147,12 @@ class OptionsOf(dict[tuple[str, str, str], TransferOptions]):
         for (source_site, destination_site), n in pairs.items():
             self.leased[room.channel_key(source_site, destination_site)] += n
 
+    def throttled(self, source_site: str, destination_site: str) -> bool:
+        """Whether a task of the pair is copied through a throttle: its channel shares a
+        bandwidth, even one its timetable leaves unlimited now."""
+        channel = self.room.channels.resolve(source_site, destination_site)
+        return channel is not None and channel.shares_bandwidth
+
     def __missing__(self, key: tuple[str, str, str]) -> TransferOptions:
         transfer_id, source_site, destination_site = key
         options = _within_channel(
@@ -164,10 +171,10 @@ def _within_channel(
 ) -> TransferOptions:
     """The task's bandwidth, no more than its part of its channel's."""
     channel = room.channels.resolve(source_site, destination_site)
-    if channel is None or channel.bandwidth is None:
+    if channel is None or not channel.shares_bandwidth:
         return options
     active = room.active[channel.key] + leased[channel.key]
-    share = channel.share_of_bandwidth(active)
+    share = channel.share_of_bandwidth(active, room.now)
     if share is None or (options.bandwidth is not None and options.bandwidth <= share):
         return options
     return replace(options, bandwidth=share)

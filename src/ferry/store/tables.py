@@ -126,6 +126,9 @@ channels = Table(
     Column("bandwidth", BigInteger, nullable=True),
     Column("state", String(8), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # In place of bandwidth: the rate by time of week, as written, read on the clock of timezone.
+    Column("bandwidth_timetable", Text, nullable=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
 )
 
 # Every (scope, source site, destination site) that has ever had tasks: the queues the lease

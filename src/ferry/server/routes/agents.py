@@ -230,6 +230,7 @@ def leased_public(task: LeasedTask) -> LeasedTaskPublic:
         expected_checksum=task.options.expected_checksum,
         folder=task.folder,
         bandwidth=task.options.bandwidth,
+        throttled=task.throttled,
         scope=task.scope,
         priority=task.priority,
         chunk=_carried(task.chunk),
@@ -380,8 +381,14 @@ async def heartbeat(agent_id: str, body: Heartbeat, state: StateDep, caller: Dae
     progress = {task: done for task, done in body.active if done > 0}
     cancel = await state.store.record_heartbeat(agent_id, status, ttl, held, progress)
     shares = await state.store.bandwidth_shares(agent_id, held)
-    commands = state.commands.take(agent_id)
-    return _answer(HeartbeatReply(cancel=cancel, bandwidth=shares, commands=commands))
+    reply = HeartbeatReply(
+        cancel=cancel,
+        bandwidth=shares.rates,
+        commands=state.commands.take(agent_id),
+        unlimited=shares.unlimited,
+        next_change_s=shares.next_change_s,
+    )
+    return _answer(reply)
 
 
 @router.post("/{agent_id}/leave", response_model=AgentLeft)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
 from ferry.domain.channels import Channel, check_site_name
+from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Scope
 from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.schemas import ChannelIn, ChannelPublic, ScopeIn, ScopePublic
@@ -22,15 +24,22 @@ DestinationSite = Annotated[
 ScopeName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def _present(channel: Channel, active: int = 0) -> ChannelPublic:
-    return ChannelPublic(**channel.to_json(), active=active)
+def _present(channel: Channel, now: datetime, active: int = 0) -> ChannelPublic:
+    change = channel.seconds_to_change(now)
+    return ChannelPublic(
+        **channel.to_json(),
+        active=active,
+        bandwidth_now=channel.bandwidth_at(now),
+        next_change=None if change is None else now + timedelta(seconds=change),
+    )
 
 
 @router.get("/channels", response_model=list[ChannelPublic])
 async def list_channels(state: StateDep, caller: Reader) -> list[ChannelPublic]:
     channels = await state.store.list_channels()
     active = await state.store.active_by_channel()
-    return [_present(c, active.get(c.key, 0)) for c in channels]
+    now = state.clock()
+    return [_present(c, now, active.get(c.key, 0)) for c in channels]
 
 
 @router.put("/channels/{source_site}/{destination_site}", response_model=ChannelPublic)
@@ -45,10 +54,19 @@ async def put_channel(
     finish and starts no new ones; ``stopped`` also stops the active ones (back to QUEUED)."""
     for site in (source_site, destination_site):
         check_site_name(site, wildcard=True)
-    channel = Channel(source_site, destination_site, body.max_active, body.bandwidth, body.state)
+    timetable = body.bandwidth_timetable
+    channel = Channel(
+        source_site,
+        destination_site,
+        body.max_active,
+        body.bandwidth,
+        body.state,
+        timetable=Timetable.parse(timetable) if timetable is not None else None,
+        timezone=body.timezone,
+    )
     await state.store.put_channel(channel)
     state.wakeups.tasks_available.fire()  # more room, perhaps
-    return _present(channel)
+    return _present(channel, state.clock())
 
 
 @router.delete("/channels/{source_site}/{destination_site}", status_code=204)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from ferry.domain.channels import Channel, ChannelState, check_site_name
+from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Role, Scope
 from ferry.errors import Forbidden, InvalidRequest, NotFound
 from ferry.server.deps import StateDep
@@ -82,6 +83,8 @@ async def set_channel(
             body.max_active,
             body.bandwidth,
             body.state,
+            timetable=Timetable.parse(text) if (text := body.bandwidth_timetable) else None,
+            timezone=body.timezone,
         )
     except ValidationError as exc:
         return await _channels_page(request, state, viewer, explain(exc), status_code=422)
@@ -153,6 +156,9 @@ def _channel_body(form: dict[str, str]) -> dict[str, Any]:
     for field in ("max_active", "bandwidth"):
         if value := form.get(field, "").strip():
             body[field] = _number(value)
+    for field in ("bandwidth_timetable", "timezone"):
+        if value := form.get(field, "").strip():
+            body[field] = value
     return body
 
 
