@@ -40,3 +40,13 @@ async def test_a_starting_server_reaps_only_the_leases_not_renewed_within_a_ttl(
 
     states = {r.id: r.state for r in await task_rows(store, transfer.id)}
     assert states == {kept.id: "ACTIVE", lost.id: "QUEUED"}
+
+
+async def test_its_log_says_the_server_starts_not_that_the_database_is_back(store, clock, caplog):
+    reaper = LeaseReaper(store, Wakeups(), clock, grace=TTL)
+    with caplog.at_level("INFO", logger="ferry.scheduler"):
+        await reaper.run_once()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the server starts: no lease is reaped for {TTL.total_seconds():.0f} s,"
+        " while agents renew them"
+    ]

@@ -49,9 +49,11 @@ class LeaseReaper(Loop):
         try:
             if self._away:
                 await self.store.check_writable()
+                why = "the server starts" if self._quiet_until is None else "the database is back"
                 self._away, self._quiet_until = False, now + self.grace
                 log.info(
-                    "the database is back: no lease is reaped for %.0f s, while agents renew them",
+                    "%s: no lease is reaped for %.0f s, while agents renew them",
+                    why,
                     self.grace.total_seconds(),
                 )
                 return
