@@ -5,7 +5,9 @@ to open), ``fail`` (probability, 0 to 1, that opening it fails), ``errno`` (the 
 fails with, default EIO: transient), ``files`` (how many objects each folder lists) and
 ``folders`` (how many folders a folder lists instead of objects: a tree two levels deep of
 ``folders`` × ``files`` objects below any folder not named ``dir-…``). A path may override
-them for one object: ``mk:data.bin?size=1048576&time=0.5``.
+them for one object: ``mk:data.bin?size=1048576&time=0.5``. With ``link`` (and ``peak``,
+``rate``, ``falloff``) its objects are read through a simulated link whose throughput peaks
+at a number of copies at once (``mock_link``).
 
 As a source it produces ``size`` zero bytes; as a destination it swallows what it is given,
 keeping only the sizes of the objects being written, which it forgets once they are moved into
@@ -25,6 +27,7 @@ from urllib.parse import parse_qsl
 from fsspec import AbstractFileSystem
 from fsspec.utils import stringify_path
 
+from ferry.engine.mock_link import LINK_OPTIONS, LinkReader, link_of
 from ferry.errors import InvalidRequest
 
 OBJECT_PREFIX = "obj-"
@@ -72,8 +75,10 @@ class MockFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def __init__(self, **options: Any) -> None:
         known = {name: options.pop(name) for name in list(options) if name in _OPTIONS}
+        link = {name: options.pop(name) for name in list(options) if name in LINK_OPTIONS}
         super().__init__(**options)
         self.defaults = MockParameters(known)
+        self.link = link_of(link)
         self._writing: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -150,6 +155,8 @@ class MockFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if "r" in mode:
             bare, parameters = self._source(path)
             parameters.happen(bare)
+            if self.link is not None:
+                return LinkReader(parameters.size, self.link)
             return _Zeros(parameters.size)
         name = self._strip_protocol(path)
         self.defaults.happen(name)
