@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-dev-$(call hash,pyproject.toml requirements/dev.txt)
 PIP_LOCKED := $(BIN)/pip install --quiet --require-hashes --no-deps
 PIP_SELF := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 
-.PHONY: run test test-latest test-servers lint lock bench bench-million bench-peers chaos install clean
+.PHONY: run test test-latest test-servers lint lock bench bench-million bench-optimizer bench-peers chaos install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -126,11 +126,16 @@ bench: $(STAMP) bench-peers test-servers
 # A million objects end to end, mock and local (bench/million.py): some minutes each, and the
 # local mode makes and removes 2,000,000 files, so it is not part of `make bench`. Its results go
 # to bench/results/ (or $FERRY_BENCH_RESULTS), which bench/report.py reads with the others.
-LONG_SCENARIOS := million
+LONG_SCENARIOS := million link_optimizer
 
 bench-million: $(STAMP)
 	$(BIN)/python bench/million.py
 	$(BIN)/python bench/million.py --local
+
+# The link optimizer against a simulated link that peaks, then changes (bench/link_optimizer.py):
+# five minutes, and it writes docs/link-optimizer.png.
+bench-optimizer: $(STAMP)
+	$(BIN)/python bench/link_optimizer.py
 
 # The reliability suite (issue 22): servers, agents, the database and the network failing under
 # real transfers, each scenario checked by rclone and by the outcomes. Every scenario twice in a

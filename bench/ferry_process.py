@@ -23,10 +23,18 @@ def free_port() -> int:
 
 
 class FerryServer:
-    def __init__(self, cwd: Path, *, agents: int = 2, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        *,
+        agents: int = 2,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``env``: variables for the server (and its agents), as ``FERRY_OPTIMIZER_WINDOW_S``."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")} | (env or {})
         self.log = (cwd / "server.log").open("wb")
         command = [
             sys.executable,

@@ -109,6 +109,7 @@ class ServerSettings(BaseSettings):
     health_check_fast_s: float = Field(10.0, gt=0)  # storage health checks, first minute
     health_check_s: float = Field(60.0, gt=0)  # and then
     notify_retry_s: float = Field(10.0, gt=0)  # first backoff of a failed finalize hook
+    optimizer_window_s: float = Field(5.0, ge=1, le=600)  # the link optimizer's window
     log: LogSettings = Field(default_factory=LogSettings)
     hung_timeout_s: float = Field(60.0, gt=0)  # a local agent silent that long is replaced
     grace_s: float = Field(10.0, ge=0)  # how long stopping agents may finish their copies

@@ -17,6 +17,7 @@ from ferry.daemon.config import load_settings, read_section
 from ferry.daemon.logs import REDACTOR
 from ferry.errors import ConfigError, StorageNotFound
 from ferry.scheduler.notify import NotifyLoop
+from ferry.scheduler.optimizer import OptimizerLoop
 from ferry.scheduler.registry import RegistryLoop
 from ferry.server.app import build_store, create_app
 from ferry.server.reload import changes, reload_settings
@@ -405,6 +406,7 @@ async def test_reload_applies_levels_intervals_and_storages_and_keeps_restart_ke
 agent_lost_after_s = 7.0
 notify_retry_s = 3.0
 health_check_s = 120.0
+optimizer_window_s = 8.0
 [server.storages]
 extra = "{extra_root.as_uri()}"
 [server.log]
@@ -426,6 +428,8 @@ levels = {{ "ferry.api" = "ERROR" }}
     assert registry.timings.health_slow == timedelta(seconds=120)
     notify = next(loop for loop in running.loops if isinstance(loop, NotifyLoop))
     assert notify.retry_base == timedelta(seconds=3)
+    optimizer = next(loop for loop in running.loops if isinstance(loop, OptimizerLoop))
+    assert optimizer.window_s == 8.0
     assert (await running.store.get_storage("extra")).url == extra_root.as_uri()
 
     messages = records.messages()

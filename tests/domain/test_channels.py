@@ -89,6 +89,10 @@ def test_a_channel_is_named_and_serialized_by_its_pair() -> None:
         "state": "drain",
         "bandwidth_timetable": None,
         "timezone": "UTC",
+        "optimize": False,
+        "min_active": None,
+        "limit": 5,
+        "decision": None,
     }
 
 
@@ -108,6 +112,27 @@ def test_a_channel_with_a_bad_site_or_limit_is_refused(kwargs) -> None:
     values = {"source_site": "cern", "destination_site": "desy", **kwargs}
     with pytest.raises(InvalidRequest):
         Channel(**values)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_active": 2}, "min_active applies only to an optimized channel"),
+        ({"optimize": True, "min_active": 0, "max_active": 4}, "each ≥ 1"),
+        ({"optimize": True, "min_active": 1, "max_active": 0}, "each ≥ 1"),
+        ({"optimize": True, "min_active": 1}, "needs min_active and max_active"),
+        ({"optimize": True, "min_active": 9, "max_active": 8}, "must not exceed max_active"),
+    ],
+)
+def test_an_optimized_channel_needs_bounds_that_hold(kwargs, message) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        Channel("cern", "desy", **kwargs)
+
+
+def test_an_optimized_channel_starts_at_its_floor_within_default_bounds() -> None:
+    channel = Channel.optimized("cern", "desy")
+    assert (channel.min_active, channel.max_active, channel.limit) == (1, 64, 1)
+    assert Channel.optimized("cern", "desy", min_active=3, max_active=9).limit == 3
 
 
 def test_a_channel_may_allow_nothing_at_all() -> None:

@@ -7,35 +7,51 @@ import random
 
 import pytest
 
-from ferry.domain.optimizer import Search, Window, decide, start
+from ferry.domain.optimizer import (
+    Decision,
+    Search,
+    Window,
+    decide,
+    settle_s,
+    start,
+    window_for,
+)
 from ferry.engine.mock_link import LinkModel
 
 WINDOW_S = 5.0
 OBJECT = 1024 * 1024
 FLOOR, CEILING = 1, 64
+RNG = random.Random(0)
 
 
 def window_at(
-    limit: int, model: LinkModel, noise: float = 0.0, rng: random.Random | None = None
+    limit: int, model: LinkModel, seconds: float, noise: float, rng: random.Random
 ) -> Window:
-    """What a channel with a long queue moves in one window at ``limit`` copies at once."""
-    rate = model.total(limit) * (1 + (rng.uniform(-noise, noise) if rng else 0.0))
-    moved = int(rate * WINDOW_S)
-    return Window(WINDOW_S, succeeded=moved // OBJECT, failed=0, bytes=moved, active=limit)
+    """What a channel with a long queue moves in ``seconds`` at ``limit`` copies at once."""
+    rate = model.total(limit) * (1 + rng.uniform(-noise, noise))
+    moved = int(rate * seconds)
+    return Window(seconds, succeeded=moved // OBJECT, failed=0, bytes=moved, active=limit)
 
 
-def limits_over(models: list[LinkModel], noise: float = 0.0, seed: int = 0) -> list[int]:
-    """The limit in force during each window, one window per model given."""
+def limits_over(
+    phases: list[tuple[LinkModel, int]], noise: float = 0.0, seed: int = 0
+) -> list[int]:
+    """The limit in force at each second, through phases of (link, seconds); each window as
+    long as ``window_for`` says."""
     rng = random.Random(seed)
     search, limits = start(2), []
-    for model in models:
-        limits.append(search.limit)
-        search, _ = decide(search, window_at(search.limit, model, noise, rng), FLOOR, CEILING)
-    return limits
+    timeline = [model for model, seconds in phases for _ in range(seconds)]
+    while len(limits) < len(timeline):
+        seconds = window_for(search, WINDOW_S)
+        model = timeline[len(limits)]
+        limits += [search.limit] * int(seconds)
+        window = window_at(search.limit, model, seconds, noise, rng)
+        search, _ = decide(search, window, FLOOR, CEILING)
+    return limits[: len(timeline)]
 
 
 def settled_by(limits: list[int], low: int, high: int) -> int:
-    """The first window from which every limit stays within low … high."""
+    """The first second from which every limit stays within low … high."""
     for k in range(len(limits)):
         if all(low <= n <= high for n in limits[k:]):
             return k
@@ -45,18 +61,15 @@ def settled_by(limits: list[int], low: int, high: int) -> int:
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("noise", [0.0, 0.05])
 def test_it_settles_at_the_peak_and_follows_it_when_it_moves(noise: float, seed: int) -> None:
-    two_minutes = int(120 / WINDOW_S)
-    before, after = LinkModel(peak=12), LinkModel(peak=6)
-    limits = limits_over([before] * two_minutes * 2 + [after] * two_minutes * 2, noise, seed)
-    first, second = limits[: two_minutes * 2], limits[two_minutes * 2 :]
-    assert settled_by(first, 9, 15) <= two_minutes, first
-    assert settled_by(second, 3, 9) <= two_minutes, second
+    limits = limits_over([(LinkModel(peak=12), 240), (LinkModel(peak=6), 240)], noise, seed)
+    first, second = limits[:240], limits[240:]
+    assert settled_by(first, 9, 15) <= 120, first
+    assert settled_by(second, 3, 9) <= 120, second
 
 
 def test_it_follows_a_peak_that_moves_far_up() -> None:
-    two_minutes = int(120 / WINDOW_S)
-    limits = limits_over([LinkModel(peak=6)] * two_minutes + [LinkModel(peak=40)] * two_minutes * 2)
-    assert settled_by(limits[two_minutes:], 30, 50) <= two_minutes, limits
+    limits = limits_over([(LinkModel(peak=6), 120), (LinkModel(peak=40), 360)])
+    assert settled_by(limits[120:], 30, 50) <= 240, limits
 
 
 def test_errors_halve_the_limit_at_once() -> None:
@@ -79,11 +92,11 @@ def test_a_window_without_enough_work_holds_the_limit() -> None:
 
 
 def test_the_limit_stays_within_the_channel_bounds() -> None:
-    limits = limits_over([LinkModel(peak=100)] * 30)
+    limits = limits_over([(LinkModel(peak=100), 300)])
     assert max(limits) == CEILING
-    search, _ = decide(Search(limit=1, direction=-1), window_at(1, LinkModel()), 1, 64)
+    search, _ = decide(Search(limit=1, direction=-1), window_at(1, LinkModel(), 5, 0, RNG), 1, 64)
     assert search.limit >= 1
-    assert decide(Search(limit=200), window_at(64, LinkModel()), 2, 8)[1].previous == 8
+    assert decide(Search(limit=200), window_at(64, LinkModel(), 5, 0, RNG), 2, 8)[1].previous == 8
 
 
 def test_small_objects_are_judged_by_their_number() -> None:
@@ -92,3 +105,10 @@ def test_small_objects_are_judged_by_their_number() -> None:
     after, decision = decide(search, more, FLOOR, CEILING)
     assert decision.reason == "throughput grew +60%"
     assert after.limit == 16
+
+
+def test_after_a_move_it_waits_one_objects_time_before_measuring() -> None:
+    moved = Decision(16, 8, "throughput grew +50%", 8e6, 4.0, 1.0)
+    assert settle_s(moved, 5.0) == 2.0  # 8 objects active, 4 ending a second: 2 s each
+    assert settle_s(Decision(16, 8, "slow objects", 0, 0.5, None), 5.0) == 5.0  # a window at most
+    assert settle_s(Decision(8, 8, "kept", 8e6, 4.0, 1.0), 5.0) == 0.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from ferry.engine.mock_link import LinkModel, SharedLink, link_of
+from ferry.engine.mock_link import LinkModel, LinkReader, SharedLink, link_of
 from ferry.errors import InvalidRequest
 
 
@@ -31,8 +31,7 @@ def test_the_state_file_counts_copies_and_may_change_the_model(tmp_path: Path) -
     second.enter()
     assert first.now()[1] == 2
     second.leave()
-    state = json.loads(path.read_text())
-    path.write_text(json.dumps({**state, "peak": 6}))
+    SharedLink(path, LinkModel()).change_model(peak=6)
     model, copies = second.now()
     assert (model.peak, copies) == (6, 1)
 
@@ -54,3 +53,13 @@ def test_a_link_parameter_that_is_no_number_is_refused(tmp_path: Path) -> None:
         link_of({"link": str(tmp_path / "l.json"), "peak": "many"})
     with pytest.raises(InvalidRequest, match="peak > 0"):
         link_of({"link": str(tmp_path / "l.json"), "peak": "0"})
+    with pytest.raises(InvalidRequest, match="jitter < 1"):
+        link_of({"link": str(tmp_path / "l.json"), "jitter": "1"})
+
+
+def test_jitter_gives_each_copy_its_own_share_around_the_even_one(tmp_path: Path) -> None:
+    link = link_of({"link": str(tmp_path / "l.json"), "jitter": "0.5", "rate": "1e9"})
+    assert link is not None
+    shares = {LinkReader(0, link)._luck for _ in range(20)}
+    assert len(shares) > 1
+    assert all(0.5 <= share <= 1.5 for share in shares)

@@ -181,7 +181,8 @@ async def test_an_unknown_event_kind_is_a_problem_naming_the_kinds(api) -> None:
     assert response.headers["content-type"] == PROBLEM
     named = (
         "'transfer', 'run', 'run.late', 'tasks', 'progress', 'agent', 'transfer.paused',"
-        " 'transfer.resumed', 'run.skipped', 'agent.paused' or 'agent.resumed'"
+        " 'transfer.resumed', 'run.skipped', 'agent.paused', 'agent.resumed' or"
+        " 'channel.optimized'"
     )
     assert named in response.text
 

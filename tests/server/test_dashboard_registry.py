@@ -11,6 +11,7 @@ from test_dashboard_sessions import browser, csrf_in, sign_in
 from users_support import add_user, grant
 
 from ferry.domain.channels import Channel
+from ferry.domain.optimizer import Decision, Search
 from ferry.server.ui.registry import active_cell
 
 ADMIN_EDITS = [
@@ -115,6 +116,10 @@ async def test_an_administrator_sets_and_removes_a_channel_and_sets_a_weight(api
                 "timezone": "UTC",
                 "bandwidth_now": None,
                 "next_change": None,
+                "optimize": False,
+                "min_active": None,
+                "limit": 2,
+                "decision": None,
             }
         ]
         page = (await client.get("/channels")).text
@@ -195,3 +200,26 @@ async def test_a_channels_timetable_is_set_shown_and_kept_by_its_form(api) -> No
     [channel] = (await api.client.get("/api/v1/channels")).json()
     assert (channel["max_active"], channel["bandwidth_timetable"]) == (3, timetable)
     assert channel["timezone"] == "Europe/Rome"
+
+
+async def test_an_administrator_sets_an_optimized_channel_and_sees_its_last_decision(api) -> None:  # type: ignore[no-untyped-def]
+    async with await browser(api) as client:
+        await sign_in(client, admin_token(api))
+        csrf = csrf_in(await client.get("/channels"))
+        form = {"source_site": "siteA", "destination_site": "siteB", "csrf": csrf}
+        optimized = {**form, "optimize": "on", "min_active": "2", "max_active": "32"}
+        assert (await client.post("/channels", data=optimized)).status_code == 303
+        [channel] = (await api.client.get("/api/v1/channels")).json()
+        assert (channel["optimize"], channel["min_active"], channel["limit"]) == (True, 2, 2)
+        decision = Decision(4, 2, "throughput grew +80%", 3e6, 6.0, 1.0)
+        assert await api.state.store.record_channel_decision(
+            ("siteA", "siteB"), Search(limit=4), decision
+        )
+        page = (await client.get("/channels")).text
+        assert '<td class="limit">4</td>' in page
+        assert "2 → 4:" in page
+        assert "throughput grew +80%" in page
+        upside_down = {**optimized, "min_active": "9", "max_active": "8"}
+        refused = await client.post("/channels", data=upside_down)
+        assert refused.status_code == 422
+        assert "must not exceed max_active" in refused.text

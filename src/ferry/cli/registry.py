@@ -130,7 +130,21 @@ def channel_set(
     source_site: Annotated[str, typer.Argument(help="Source site, or * for any.")],
     destination_site: Annotated[str, typer.Argument(help="Destination site, or * for any.")],
     max_active: Annotated[
-        int | None, typer.Option("--max-active", min=0, help="Objects moving at once.")
+        int | None,
+        typer.Option(
+            "--max-active", min=0, help="Objects moving at once; with --optimize, the ceiling."
+        ),
+    ] = None,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            "--optimize/--no-optimize",
+            help="Let the link optimizer move the limit with the measured throughput.",
+        ),
+    ] = False,
+    min_active: Annotated[
+        int | None,
+        typer.Option("--min-active", min=1, help="With --optimize: the floor, and the start."),
     ] = None,
     bandwidth: Annotated[
         str | None, typer.Option(help="Shared limit, bytes/s: 500K, 10M.", show_default=False)
@@ -165,14 +179,15 @@ def channel_set(
             state=state.value,
             bandwidth_timetable=timetable,
             timezone=timezone,
+            optimize=optimize,
+            min_active=min_active,
         )
     if as_json:
         print_json(channel.model_dump(mode="json"))
     else:
         console().print(
             f"{channel.source_site}→{channel.destination_site}: {channel.state.value},"
-            f" max active {channel.max_active if channel.max_active is not None else 'unlimited'},"
-            f" bandwidth {_rate_now(channel)}"
+            f" {_limit_text(channel)}, bandwidth {_rate_now(channel)}"
         )
 
 
@@ -182,6 +197,13 @@ def _rate_now(channel: ChannelPublic) -> str:
     if channel.next_change is None:
         return now
     return f"{now} until {channel.next_change:%a %Y-%m-%d %H:%M:%S %Z}"
+
+
+def _limit_text(channel: ChannelPublic) -> str:
+    """``max active 8``, ``unlimited``, or an optimized channel's ``optimized 2…64, now 12``."""
+    if channel.optimize:
+        return f"optimized {channel.min_active}…{channel.max_active}, now {channel.limit}"
+    return f"max active {channel.max_active if channel.max_active is not None else 'unlimited'}"
 
 
 @channel_app.command("ls")
@@ -200,18 +222,29 @@ def channel_ls(
     from rich.table import Table
 
     table = Table()
-    for name in ("channel", "state", "max active", "active", "bandwidth now", "timetable"):
+    columns = ("channel", "state", "limit", "active", "bandwidth now", "timetable", "optimizer")
+    for name in columns:
         table.add_column(name)
     for c in found:
         table.add_row(
             f"{c.source_site}→{c.destination_site}",
             c.state.value,
-            "unlimited" if c.max_active is None else str(c.max_active),
+            "unlimited" if c.limit is None else str(c.limit),
             str(c.active),
             _rate_now(c),
             "" if c.bandwidth_timetable is None else f"{c.bandwidth_timetable} ({c.timezone})",
+            _optimizer_text(c),
         )
     console().print(table)
+
+
+def _optimizer_text(channel: ChannelPublic) -> str:
+    """An optimized channel's bounds and last decision; empty for one that is not."""
+    if not channel.optimize:
+        return ""
+    bounds = f"{channel.min_active}…{channel.max_active}"
+    decision = channel.decision
+    return bounds if decision is None else f"{bounds}: {decision.reason}"
 
 
 @channel_app.command("rm")

@@ -207,11 +207,15 @@ class BaseClient:
         max_active: int | None = None,
         bandwidth: int | None = None,
         state: str = "active",
+        optimize: bool = False,
+        min_active: int | None = None,
         bandwidth_timetable: str | None = None,
         timezone: str = "UTC",
     ) -> Request:
         body = {"max_active": max_active, "bandwidth": bandwidth, "state": state}
         body |= {"bandwidth_timetable": bandwidth_timetable, "timezone": timezone}
+        if optimize or min_active is not None:  # an older server knows neither
+            body |= {"optimize": optimize, "min_active": min_active}
         path = f"/api/v1/channels/{quote(source_site, safe='')}/{quote(destination_site, safe='')}"
         return Request("PUT", path, json=body)
 

@@ -187,7 +187,11 @@ class AsyncClient(TypedClient):
         state: str = "active",
         bandwidth_timetable: str | None = None,
         timezone: str = "UTC",
+        optimize: bool = False,
+        min_active: int | None = None,
     ) -> ChannelPublic:
+        """``optimize``: the link optimizer moves the limit from ``min_active`` up to
+        ``max_active``."""
         request = self.channel_request(
             source_site,
             destination_site,
@@ -196,6 +200,8 @@ class AsyncClient(TypedClient):
             state=state,
             bandwidth_timetable=bandwidth_timetable,
             timezone=timezone,
+            optimize=optimize,
+            min_active=min_active,
         )
         return self.parse_channel(await self._send(request))
 

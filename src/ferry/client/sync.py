@@ -177,7 +177,11 @@ class Client(TypedClient):
         state: str = "active",
         bandwidth_timetable: str | None = None,
         timezone: str = "UTC",
+        optimize: bool = False,
+        min_active: int | None = None,
     ) -> ChannelPublic:
+        """``optimize``: the link optimizer moves the limit from ``min_active`` up to
+        ``max_active``."""
         request = self.channel_request(
             source_site,
             destination_site,
@@ -186,6 +190,8 @@ class Client(TypedClient):
             state=state,
             bandwidth_timetable=bandwidth_timetable,
             timezone=timezone,
+            optimize=optimize,
+            min_active=min_active,
         )
         return self.parse_channel(self._send(request))
 

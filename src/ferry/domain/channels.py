@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ferry.domain.optimizer import Decision, OpenWindow, Search, start
 from ferry.domain.timetable import Timetable, zone
 from ferry.errors import InvalidRequest
 
@@ -21,6 +22,7 @@ ANY_SITE = "*"
 UNKNOWN_SITE = "UNKNOWN"  # the site of endpoints outside the registry; no storage may take it
 CLIENT_SITE = "CLIENT"  # the client's machine, one end of a passive transfer (push, pull)
 RESERVED_SITES = (UNKNOWN_SITE, CLIENT_SITE)
+OPTIMIZED_CEILING = 64  # an optimized channel's max_active when none is given
 
 
 class ChannelState(StrEnum):
@@ -38,6 +40,13 @@ class Channel:
     state: ChannelState = ChannelState.ACTIVE
     timetable: Timetable | None = None  # in place of ``bandwidth``: a rate by time of week
     timezone: str = "UTC"  # the timetable's clock (an IANA name)
+    # Optimized: the limit moves between min_active and max_active (the link optimizer's
+    # ``search``), and ``decision`` is its last verdict and why.
+    optimize: bool = False
+    min_active: int | None = None
+    search: Search | None = None
+    decision: Decision | None = None
+    window: OpenWindow | None = None  # the window the optimizer is measuring
 
     def __post_init__(self) -> None:
         for site in (self.source_site, self.destination_site):
@@ -54,6 +63,40 @@ class Channel:
         if self.bandwidth is not None and self.timetable is not None:
             raise InvalidRequest("a channel has a bandwidth or a bandwidth timetable, not both")
         zone(self.timezone)
+        self._check_optimizer_bounds()
+
+    def _check_optimizer_bounds(self) -> None:
+        if not self.optimize:
+            if self.min_active is not None:
+                raise InvalidRequest("min_active applies only to an optimized channel (optimize)")
+            return
+        low, high = self.min_active, self.max_active
+        if low is None or high is None or low < 1 or high < 1:
+            raise InvalidRequest("an optimized channel needs min_active and max_active, each ≥ 1")
+        if low > high:
+            raise InvalidRequest(f"min_active ({low}) must not exceed max_active ({high})")
+
+    @classmethod
+    def optimized(cls, source_site: str, destination_site: str, **fields: Any) -> Channel:
+        """A channel whose limit the optimizer moves, from ``min_active`` (default 1) up to
+        ``max_active`` (default ``OPTIMIZED_CEILING``)."""
+        low = fields.pop("min_active", None) or 1
+        high = fields.pop("max_active", None) or OPTIMIZED_CEILING
+        return cls(
+            source_site, destination_site, max_active=high, optimize=True, min_active=low,
+            search=start(low) if low <= high else None, **fields,
+        )  # fmt: skip
+
+    @property
+    def limit(self) -> int | None:
+        """The objects it may move at once now: the optimizer's limit when it optimizes,
+        ``max_active`` otherwise (None: no limit)."""
+        if not self.optimize:
+            return self.max_active
+        if self.search is None:
+            return self.min_active
+        ceiling = self.max_active or self.search.limit
+        return min(ceiling, max(self.min_active or 1, self.search.limit))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -72,6 +115,10 @@ class Channel:
             "state": self.state.value,
             "bandwidth_timetable": self.timetable.text if self.timetable else None,
             "timezone": self.timezone,
+            "optimize": self.optimize,
+            "min_active": self.min_active,
+            "limit": self.limit,
+            "decision": self.decision.to_json() if self.decision else None,
         }
 
     @property

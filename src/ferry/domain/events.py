@@ -139,6 +139,23 @@ class AgentResumed(Event):
     name: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelOptimized(Event):
+    """The link optimizer moved a channel's limit from ``previous`` to ``limit``, for
+    ``reason``, after a window that moved ``bytes_per_s`` and ``objects_per_s`` with
+    ``success_rate`` of its attempts succeeding (None: too few to judge)."""
+
+    kind: ClassVar[str] = "channel.optimized"
+    source_site: str
+    destination_site: str
+    limit: int
+    previous: int
+    reason: str
+    bytes_per_s: float
+    objects_per_s: float
+    success_rate: float | None = None
+
+
 def event_from_json(data: dict[str, Any]) -> Event:
     """The event ``Event.to_json`` wrote; raises ``KeyError`` or ``TypeError`` for one of a
     kind or shape this server does not know (a newer server's)."""
@@ -162,6 +179,7 @@ _KINDS: dict[str, type[Event]] = {
         RunSkipped,
         AgentPaused,
         AgentResumed,
+        ChannelOptimized,
     )
 }
 
@@ -178,4 +196,5 @@ EventKind = Literal[
     "run.skipped",
     "agent.paused",
     "agent.resumed",
+    "channel.optimized",
 ]

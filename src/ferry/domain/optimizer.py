@@ -10,9 +10,14 @@ A multiplicative hill climb on the channel's throughput, with a step that adapts
   root, so that it closes in on the peak: 2, 1.41, 1.19, 1.09 … down to one object.
 - When more objects moved no faster, it turns back too: fewer objects doing the same is
   better. When fewer objects moved no slower, it keeps going down.
+- When a move up gained less than a quarter of what it added, the peak is near: the step
+  shrinks to its square root without turning (a doubling that gained 12% will not double
+  again).
 - After ``SUSTAINED`` windows in a row that each moved more, the step doubles its excess
   again (1.06 → 1.12 → 1.25 …): the peak has moved away, and one object per window would be
   slow to follow it. Around a peak, which it crosses back and forth, that never happens.
+- Once the step is fine (below ``FINE_STEP``) each window is twice as long: the gains it
+  then looks for are as small as the noise of counting the objects that end in a short one.
 - When too many attempts fail (success below ``MIN_SUCCESS``), the limit halves at once and
   the search starts again from there, as AIMD's multiplicative decrease.
 - A window with no work, or with fewer objects active than half the limit, says nothing of
@@ -36,7 +41,8 @@ MIN_STEP = 1.0625  # below this the move is one object anyway, up to 16
 NOISE = 0.05  # a change in throughput smaller than this is no change
 MIN_SUCCESS = 0.9  # fewer attempts succeeding than this: halve the limit
 MIN_ATTEMPTS = 5  # and only judge the success rate over at least so many
-SUSTAINED = 3  # windows in a row that moved more before the step grows again
+SUSTAINED = 4  # windows in a row that moved more before the step grows again
+FINE_STEP = 1.3  # a step below this looks for gains as small as the noise of one window
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,42 @@ class Decision:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class OpenWindow:
+    """The window being measured on a channel: opened at ``at`` (seconds since the epoch)
+    when the channel's links had moved ``sums`` (succeeded, failed, bytes); with ``sums``
+    None it opens at ``at`` (after a move, once the objects started before had time to
+    end). Kept with the channel, so that whichever server runs the optimizer next goes on
+    with the same window."""
+
+    at: float
+    sums: tuple[int, int, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "sums": list(self.sums) if self.sums is not None else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OpenWindow:
+        sums = data.get("sums")
+        return cls(float(data["at"]), tuple(sums) if sums is not None else None)
+
+
+def window_for(search: Search, window_s: float) -> float:
+    """How long to measure the next window: twice ``window_s`` once the step is fine, since
+    the gain it looks for is then as small as one short window's noise."""
+    return window_s * 2 if search.step < FINE_STEP else window_s
+
+
+def settle_s(decision: Decision, window_s: float) -> float:
+    """How long to wait after a move before the next window opens: the time one object
+    spends in the channel (Little's law: the objects active over the objects done a second),
+    at most one window. Objects are counted as they end: one that took seconds would
+    otherwise count its time under the old limit in the new limit's window."""
+    if decision.limit == decision.previous or decision.objects_per_s <= 0:
+        return 0.0
+    return min(window_s, decision.previous / decision.objects_per_s)
+
+
 def start(min_active: int) -> Search:
     """The search of a channel just set to optimize: from its floor, upwards."""
     return Search(limit=min_active)
@@ -134,6 +176,8 @@ def _judge(search: Search, window: Window) -> tuple[Search, str]:
         step = search.step
         if streak >= SUSTAINED:
             step = min(MAX_STEP, 1 + 2 * (step - 1))
+        elif search.direction > 0 and gain < (step - 1) / 4:
+            step = max(MIN_STEP, math.sqrt(step))  # diminishing returns: the peak is near
         return replace(search, streak=streak, step=step), f"throughput grew {gain:+.0%}"
     if gain < -NOISE:
         return _turn(search), f"throughput fell {gain:+.0%}: turning back"

@@ -4,8 +4,8 @@ to a peak concurrency, then falls (a link, a disk or a server that thrashes past
 ``mock://NAME`` with the option ``link=PATH`` reads its objects through the link whose state
 is the JSON file ``PATH``: the copies on it now (``copies``), counted by every process that
 opens the file, under an exclusive lock, so that the agents of one server, each a process,
-share one link; and the model, ``peak`` (copies), ``rate`` (bytes/s in all at the peak) and
-``falloff``, taken from the storage's options (``peak``, ``rate``, ``falloff``) unless the
+share one link; and the model, ``peak`` (copies), ``rate`` (bytes/s in all at the peak),
+``falloff`` and ``jitter``, taken from the storage's options of those names unless the
 file has them: writing them there changes the link while copies run. A copy's bytes come at
 ``total(copies) / copies``, recomputed every ``SLICE`` bytes as copies start and end.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 from ferry.errors import InvalidRequest
 
 SLICE = 64 * 1024  # bytes between two looks at the copies on the link
-LINK_OPTIONS = frozenset({"link", "peak", "rate", "falloff"})
+LINK_OPTIONS = frozenset({"link", "peak", "rate", "falloff", "jitter"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +40,13 @@ class LinkModel:
     peak: float = 12.0
     rate: float = 24 * 1024 * 1024
     falloff: float = 1.0
+    # Each copy's share is its even share times a factor drawn once per copy within
+    # 1 ± jitter: copies of equal objects started together would otherwise end together.
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.peak <= 0 or self.rate <= 0 or self.falloff < 0:
-            raise InvalidRequest("mock link: peak > 0, rate > 0 and falloff ≥ 0")
+        if self.peak <= 0 or self.rate <= 0 or self.falloff < 0 or not 0 <= self.jitter < 1:
+            raise InvalidRequest("mock link: peak > 0, rate > 0, falloff ≥ 0, 0 ≤ jitter < 1")
 
     def total(self, copies: int) -> float:
         """Bytes/s moved in all by ``copies`` copies at once."""
@@ -59,7 +63,7 @@ class LinkModel:
         return LinkModel(**values)
 
 
-_MODEL = ("peak", "rate", "falloff")
+_MODEL = ("peak", "rate", "falloff", "jitter")
 
 
 def link_of(options: dict[str, Any]) -> SharedLink | None:
@@ -87,6 +91,11 @@ class SharedLink:
 
     def leave(self) -> None:
         self._change(lambda state: {**state, "copies": max(0, state.get("copies", 0) - 1)})
+
+    def change_model(self, **parameters: float) -> None:
+        """Change the link for every copy on it (``peak``, ``rate``, ``falloff``)."""
+        self.model.with_changes(parameters)  # refused here, not by the copies
+        self._change(lambda state: {**state, **parameters})
 
     def now(self) -> tuple[LinkModel, int]:
         """The model in force and the copies on the link now."""
@@ -118,6 +127,7 @@ class LinkReader:
         self.left = size
         self.link = link
         self._open = True
+        self._luck = 1 + random.uniform(-1, 1) * link.model.jitter
         link.enter()
 
     def read(self, n: int = -1) -> bytes:
@@ -126,7 +136,7 @@ class LinkReader:
         while waited < take:
             piece = min(SLICE, take - waited)
             model, copies = self.link.now()
-            time.sleep(piece / model.per_copy(copies))
+            time.sleep(piece / (model.per_copy(copies) * self._luck))
             waited += piece
         self.left -= take
         return bytes(take)

@@ -26,6 +26,7 @@ from ferry.scheduler.finalize import FinalizeLoop
 from ferry.scheduler.leases import LeaseReaper, RetryLoop
 from ferry.scheduler.loop import Loop
 from ferry.scheduler.notify import NotifyLoop
+from ferry.scheduler.optimizer import OptimizerLoop
 from ferry.scheduler.registry import RegistryLoop, RegistryTimings
 from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server import openapi, problems
@@ -186,6 +187,7 @@ def build_loops(state: ServerState) -> list[Loop]:
         ExpandLoop(store, wakeups, clock, state.protected, state.endpoints),
         FinalizeLoop(store, wakeups, clock, state.protected, state.endpoints),
         DeadlineLoop(store, wakeups, clock),
+        OptimizerLoop(store, wakeups, clock, window_s=settings.optimizer_window_s),
         RegistryLoop(store, wakeups, clock, timings, state.storages),
         NotifyLoop(store, wakeups, clock, retry_base=timedelta(seconds=settings.notify_retry_s)),
     ]

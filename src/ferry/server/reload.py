@@ -17,6 +17,7 @@ from ferry.daemon.config import load_settings
 from ferry.daemon.logs import configure_logging
 from ferry.errors import ConfigError
 from ferry.scheduler.notify import NotifyLoop
+from ferry.scheduler.optimizer import OptimizerLoop
 from ferry.scheduler.registry import RegistryLoop
 from ferry.server.app import declare_storage, registry_timings
 from ferry.server.audit_trail import record
@@ -126,3 +127,5 @@ def _retime_loops(state: ServerState) -> None:
             loop.timings = registry_timings(settings)
         elif isinstance(loop, NotifyLoop):
             loop.retry_base = timedelta(seconds=settings.notify_retry_s)
+        elif isinstance(loop, OptimizerLoop):
+            loop.window_s = settings.optimizer_window_s

@@ -715,7 +715,9 @@ class AgentPublic(BaseModel):
 
 
 class ChannelIn(_Strict):
-    max_active: Whole | None = Field(None, ge=0, description="None: no limit")
+    max_active: Whole | None = Field(
+        None, ge=0, description="None: no limit; the ceiling when optimized (default 64)"
+    )
     bandwidth: Whole | None = Field(None, ge=1, description="bytes per second, shared")
     state: ChannelState = ChannelState.ACTIVE
     bandwidth_timetable: str | None = Field(
@@ -728,6 +730,23 @@ class ChannelIn(_Strict):
     timezone: str = Field(
         "UTC", min_length=1, max_length=64, description="the timetable's clock: an IANA name"
     )
+    optimize: bool = Field(
+        False, description="the link optimizer moves its limit within min_active … max_active"
+    )
+    min_active: Whole | None = Field(
+        None, ge=1, description="optimized only: the floor, and where the search starts (1)"
+    )
+
+
+class ChannelDecision(BaseModel):
+    """The link optimizer's last verdict on a channel."""
+
+    limit: int
+    previous: int
+    reason: str
+    bytes_per_s: float = Field(description="over the window it judged")
+    objects_per_s: float
+    success_rate: float | None = Field(description="None: too few attempts to judge")
 
 
 class ChannelPublic(BaseModel):
@@ -745,6 +764,12 @@ class ChannelPublic(BaseModel):
     next_change: datetime | None = Field(
         None, description="when its timetable next changes the rate; null: it never does"
     )
+    optimize: bool = False
+    min_active: int | None = None
+    limit: int | None = Field(
+        None, description="objects it may move at once now (the optimizer's, when optimized)"
+    )
+    decision: ChannelDecision | None = None
 
 
 class ScopeIn(_Strict):

@@ -17,6 +17,7 @@ from ferry.domain.channels import Channel
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.events import RunLate
 from ferry.domain.locations import Location
+from ferry.domain.optimizer import Decision, OpenWindow, Search
 from ferry.domain.states import TaskState, TransferStatus
 from ferry.domain.sync import DeletionState
 from ferry.domain.transfers import (
@@ -218,6 +219,15 @@ class TaskChange(NamedTuple):
     source_site: str = ""
     destination_site: str = ""
     bytes: int = 0
+
+
+class LinkTally(NamedTuple):
+    """What a link (source site, destination site) has moved, summed over every agent since
+    the first report on it: objects that ended well, failed attempts, bytes moved."""
+
+    succeeded: int
+    failed: int
+    bytes: int
 
 
 class ChunkTally(NamedTuple):
@@ -594,6 +604,23 @@ class Store(Protocol):
 
     async def active_by_channel(self) -> dict[tuple[str, str], int]:
         """Tasks ACTIVE now in each channel, by its (source site, destination site)."""
+
+    async def link_tallies(self) -> dict[tuple[str, str], LinkTally]:
+        """What each link (the sites of tasks, not yet resolved to a channel) has moved, as
+        sums that only grow: ``record_results`` and ``record_chunk_results`` add to them in
+        the transaction that records the results. A reader takes differences over time."""
+
+    async def record_channel_decision(
+        self,
+        pair: tuple[str, str],
+        search: Search,
+        decision: Decision | None,
+        window: OpenWindow | None = None,
+    ) -> bool:
+        """Keep the link optimizer's ``search``, last ``decision`` and open ``window`` in the
+        channel ``pair`` (its limit becomes ``search.limit``); whether it did: False when the
+        channel is gone or no longer optimized (set meanwhile by an administrator, whose
+        setting wins)."""
 
     async def delete_channel(self, source_site: str, destination_site: str) -> None:
         """Raise ``NotFound`` when there is no such channel."""

@@ -8,6 +8,7 @@ from ferry.store.sql_deletions import DeletionsMixin
 from ferry.store.sql_dispatch import DispatchMixin
 from ferry.store.sql_gauges import GaugesMixin
 from ferry.store.sql_grants import GrantsMixin
+from ferry.store.sql_links import LinksMixin
 from ferry.store.sql_outcomes import OutcomesMixin
 from ferry.store.sql_passive import PassiveMixin
 from ferry.store.sql_pauses import PausesMixin
@@ -30,6 +31,7 @@ class SqlStore(
     DeletionsMixin,
     DeadlinesMixin,
     DispatchMixin,
+    LinksMixin,
     GaugesMixin,
 ):
     """Implements ``ferry.store.abc.Store``; see there for the contract of each method."""

@@ -28,6 +28,7 @@ from ferry.store.abc import ChunkResults, ChunkTally, TaskChange
 from ferry.store.sql_base import SqlBase, Unindexed
 from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
 from ferry.store.sql_failed_objects import name_failed_objects
+from ferry.store.sql_links import LinkCounts
 from ferry.store.sql_pauses import queued_or_paused
 from ferry.store.sql_tasks import RunCounter, leased_rows, retry_delay
 
@@ -279,6 +280,7 @@ class ChunksMixin(SqlBase):
         execute_many(conn, _END_CARRIER, ends)
         counter.apply(conn, now)
         add_agent_counts(conn, agent_id, applied)
+        LinkCounts().add_chunks(tallies).write(conn, agent_id)
         accepted = sum(len(r.outcomes) for r in applied)
         given = sum(len(r.results) for r in reports)
         return ChunkResults(accepted, given - accepted, tallies)

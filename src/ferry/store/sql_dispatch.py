@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal_colu
 
 from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
+from ferry.domain.optimizer import Decision, OpenWindow, Search
 from ferry.domain.states import AgentState, TaskState
 from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Scope, TransferOptions
@@ -31,6 +32,9 @@ from ferry.store.sql_leased import (
 
 
 def channel_from_row(row: Any) -> Channel:
+    optimizer = row.optimizer or {}
+    search, decision = optimizer.get("search"), optimizer.get("decision")
+    window = optimizer.get("window")
     return Channel(
         source_site=row.source_site,
         destination_site=row.destination_site,
@@ -39,7 +43,42 @@ def channel_from_row(row: Any) -> Channel:
         state=ChannelState(row.state),
         timetable=Timetable.parse(row.bandwidth_timetable) if row.bandwidth_timetable else None,
         timezone=row.timezone,
+        optimize=bool(row.optimize),
+        min_active=row.min_active,
+        search=Search.from_json(search) if search else None,
+        decision=Decision(**decision) if decision else None,
+        window=OpenWindow.from_json(window) if window else None,
     )
+
+
+def optimizer_json(
+    search: Search, decision: Decision | None, window: OpenWindow | None
+) -> dict[str, Any]:
+    """A channel's ``optimizer`` column: its search, last decision and open window."""
+    return {
+        "search": search.to_json(),
+        "decision": decision.to_json() if decision else None,
+        "window": window.to_json() if window else None,
+    }
+
+
+def channel_row(channel: Channel) -> dict[str, Any]:
+    """The columns of ``channel``'s row, but ``updated_at``."""
+    optimizer = None
+    if channel.search is not None:
+        optimizer = optimizer_json(channel.search, channel.decision, channel.window)
+    return {
+        "source_site": channel.source_site,
+        "destination_site": channel.destination_site,
+        "max_active": channel.max_active,
+        "bandwidth": channel.bandwidth,
+        "state": channel.state.value,
+        "bandwidth_timetable": channel.timetable.text if channel.timetable else None,
+        "timezone": channel.timezone,
+        "optimize": channel.optimize,
+        "min_active": channel.min_active,
+        "optimizer": optimizer,
+    }
 
 
 # The protocol from which an agent takes chunks (``ferry.protocol.PROTOCOL``'s first value).
@@ -47,7 +86,8 @@ CHUNKS_PROTOCOL = 2
 
 
 class _Room:
-    """What each channel may still start now: its ``max_active`` minus the tasks it has
+    """What each channel may still start now: its limit (``max_active``, or the optimizer's
+    when it optimizes) minus the tasks it has
     active across every agent; nothing while it drains or is stopped."""
 
     def __init__(self, channels: ChannelMap, active: Mapping[Pair, int], now: datetime) -> None:
@@ -62,8 +102,8 @@ class _Room:
         for channel in channels:
             if channel.state is not ChannelState.ACTIVE:
                 self.left[channel.key] = 0
-            elif channel.max_active is not None:
-                self.left[channel.key] = max(0, channel.max_active - self.active[channel.key])
+            elif channel.limit is not None:
+                self.left[channel.key] = max(0, channel.limit - self.active[channel.key])
 
     def channel_key(self, source_site: str, destination_site: str) -> Pair | None:
         channel = self.channels.resolve(source_site, destination_site)
@@ -80,7 +120,7 @@ def _counts_active(channels: ChannelMap) -> bool:
     shares a bandwidth among them does (the count reads every ACTIVE task's index entry)."""
     return any(
         channel.state is ChannelState.ACTIVE
-        and (channel.max_active is not None or channel.shares_bandwidth)
+        and (channel.limit is not None or channel.shares_bandwidth)
         for channel in channels
     )
 
@@ -96,7 +136,7 @@ class DispatchMixin(SqlBase):
 
     # --- channels and scopes ------------------------------------------------------------------
     async def put_channel(self, channel: Channel) -> Channel:
-        values = {**channel.to_json(), "updated_at": self.clock()}
+        values = {**channel_row(channel), "updated_at": self.clock()}
         key = (t.channels.c.source_site == channel.source_site) & (
             t.channels.c.destination_site == channel.destination_site
         )

@@ -27,6 +27,7 @@ from ferry.store.abc import TaskChange, TaskResult
 from ferry.store.sql_base import SqlBase, Unindexed
 from ferry.store.sql_bulk import BulkStatement, db_time, execute_many
 from ferry.store.sql_dispatch import channel_from_row
+from ferry.store.sql_links import LinkCounts
 from ferry.store.sql_pauses import PAUSE_STOPPED, park_paused, stopped_by_pause
 
 RETRY_BASE = timedelta(seconds=10)
@@ -155,7 +156,7 @@ class TasksMixin(SqlBase):
         ended_at = db_time(conn.dialect, now)
         updates: list[tuple[Any, ...]] = []
         retries: list[tuple[Any, ...]] = []
-        attempts, changes, counter = [], [], RunCounter()
+        attempts, changes, counter, links = [], [], RunCounter(), LinkCounts()
         for row in held:
             result = by_id[row.id]
             ended = None
@@ -175,6 +176,7 @@ class TasksMixin(SqlBase):
                 values = _task_update(row.id, result, state, ended_at, agent_id)
                 retries.append((*values, db_time(conn.dialect, not_before)))
             changes.append(_change(row, state, result.error, result.bytes))
+            _count_link(links, row, result, state, interrupted=row.id in interrupted)
             if ended is not None or state not in IN_ITS_ROW:
                 attempts.append(_attempt(row, agent_id, result, ended_at, ended))
         execute_many(conn, _RESULT_UPDATE, updates)
@@ -188,6 +190,7 @@ class TasksMixin(SqlBase):
         execute_many(conn, _ATTEMPT_INSERT, attempts)
         counter.apply(conn, now)
         _add_agent_statistics(conn, agent_id, [by_id[row.id] for row in held])
+        links.write(conn, agent_id)
         return changes
 
     def _still_held(
@@ -490,6 +493,18 @@ def _attempt(
         result.error_class,
         result.error,
     )
+
+
+def _count_link(
+    links: LinkCounts, row: HeldRow, result: TaskResult, state: TaskState, *, interrupted: bool
+) -> None:
+    """Count a result on its link: DONE moved its bytes; a failed attempt (to be retried or
+    for good) counts against the link; one stopped, given back or skipped says nothing."""
+    pair = (row.source_site, row.destination_site)
+    if state is TaskState.DONE:
+        links.add(pair, succeeded=1, moved=result.bytes - result.resumed)
+    elif not interrupted and state in (TaskState.WAITING, TaskState.FAILED):
+        links.add(pair, failed=1)
 
 
 def _add_agent_statistics(conn: Connection, agent_id: str, results: list[TaskResult]) -> None:

@@ -129,6 +129,25 @@ channels = Table(
     # In place of bandwidth: the rate by time of week, as written, read on the clock of timezone.
     Column("bandwidth_timetable", Text, nullable=True),
     Column("timezone", String(64), nullable=False, server_default="UTC"),
+    # Optimized: the link optimizer moves its limit between min_active and max_active;
+    # ``optimizer`` holds its search and its last decision (``domain/optimizer.py``).
+    Column("optimize", Boolean, nullable=False, default=False, server_default=false()),
+    Column("min_active", Integer, nullable=True),
+    Column("optimizer", JSON, nullable=True),
+)
+
+# What each agent's reports have moved on each link (source site, destination site), summed
+# since the row was made: the link optimizer reads the sums at each window and takes the
+# difference. One row per agent, so that agents reporting at once never wait on one row.
+link_tallies = Table(
+    "link_tallies",
+    metadata,
+    Column("agent_id", String(36), primary_key=True),
+    Column("source_site", String(64), primary_key=True),
+    Column("destination_site", String(64), primary_key=True),
+    Column("succeeded", BigInteger, nullable=False, default=0),
+    Column("failed", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
 )
 
 # Every (scope, source site, destination site) that has ever had tasks: the queues the lease

@@ -34,6 +34,23 @@ def _present(channel: Channel, now: datetime, active: int = 0) -> ChannelPublic:
     )
 
 
+def channel_of(source_site: str, destination_site: str, body: ChannelIn) -> Channel:
+    """The channel ``body`` sets; raises ``InvalidRequest`` for bounds that do not hold, or a
+    timetable that does not read."""
+    text = body.bandwidth_timetable
+    timetable = Timetable.parse(text) if text is not None else None
+    if body.optimize:
+        return Channel.optimized(
+            source_site, destination_site, min_active=body.min_active,
+            max_active=body.max_active, bandwidth=body.bandwidth, state=body.state,
+            timetable=timetable, timezone=body.timezone,
+        )  # fmt: skip
+    return Channel(
+        source_site, destination_site, body.max_active, body.bandwidth, body.state,
+        timetable=timetable, timezone=body.timezone, min_active=body.min_active,
+    )  # fmt: skip
+
+
 @router.get("/channels", response_model=list[ChannelPublic])
 async def list_channels(state: StateDep, caller: Reader) -> list[ChannelPublic]:
     channels = await state.store.list_channels()
@@ -51,19 +68,12 @@ async def put_channel(
     destination_site: DestinationSite,
 ) -> ChannelPublic:
     """Create or replace the channel ``SOURCE → DESTINATION``. ``drain`` lets active tasks
-    finish and starts no new ones; ``stopped`` also stops the active ones (back to QUEUED)."""
+    finish and starts no new ones; ``stopped`` also stops the active ones (back to QUEUED).
+    ``optimize``: the link optimizer moves its limit from ``min_active`` up to
+    ``max_active``; setting the channel again starts its search again."""
     for site in (source_site, destination_site):
         check_site_name(site, wildcard=True)
-    timetable = body.bandwidth_timetable
-    channel = Channel(
-        source_site,
-        destination_site,
-        body.max_active,
-        body.bandwidth,
-        body.state,
-        timetable=Timetable.parse(timetable) if timetable is not None else None,
-        timezone=body.timezone,
-    )
+    channel = channel_of(source_site, destination_site, body)
     await state.store.put_channel(channel)
     state.wakeups.tasks_available.fire()  # more room, perhaps
     return _present(channel, state.clock())

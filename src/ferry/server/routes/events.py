@@ -93,9 +93,10 @@ async def events(
 ) -> StreamingResponse:
     """A stream of ``event: KIND`` / ``data: JSON`` frames (kinds: transfer, run, run.late,
     run.skipped, tasks, progress, agent, transfer.paused, transfer.resumed, agent.paused,
-    agent.resumed, lagged). With ``transfer``, it starts with that transfer's current status
-    and ends after its final one (COMPLETED, COMPLETED_WITH_ERRORS, FAILED or CANCELED). The
-    comment ``: listening`` says that from there on no change is missed."""
+    agent.resumed, channel.optimized, lagged). With ``transfer``, it starts with that
+    transfer's current status and ends after its final one (COMPLETED,
+    COMPLETED_WITH_ERRORS, FAILED or CANCELED). The comment ``: listening`` says that from
+    there on no change is missed."""
     kinds = frozenset(kind) if kind else None  # None: every kind, a kind added later too
     first: list[Event] = []
     if transfer is not None:

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from ferry.domain.channels import Channel, ChannelState, check_site_name
-from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Role, Scope
 from ferry.errors import Forbidden, InvalidRequest, NotFound
 from ferry.server.deps import StateDep
+from ferry.server.routes.channels import channel_of
 from ferry.server.routes.storages import grants_seen_by
 from ferry.server.schemas import ChannelIn, ScopeIn
 from ferry.server.state import ServerState
@@ -77,15 +77,7 @@ async def set_channel(
         body = ChannelIn.model_validate(_channel_body(form))
         for site in (form.get("source_site", ""), form.get("destination_site", "")):
             check_site_name(site, wildcard=True)
-        channel = Channel(
-            form["source_site"],
-            form["destination_site"],
-            body.max_active,
-            body.bandwidth,
-            body.state,
-            timetable=Timetable.parse(text) if (text := body.bandwidth_timetable) else None,
-            timezone=body.timezone,
-        )
+        channel = channel_of(form["source_site"], form["destination_site"], body)
     except ValidationError as exc:
         return await _channels_page(request, state, viewer, explain(exc), status_code=422)
     except InvalidRequest as exc:
@@ -152,8 +144,8 @@ def _channel_name(form: dict[str, str]) -> str:
 
 def _channel_body(form: dict[str, str]) -> dict[str, Any]:
     """The API's ``ChannelIn`` from the form: an empty field is no limit."""
-    body: dict[str, Any] = {"state": form.get("state", "active")}
-    for field in ("max_active", "bandwidth"):
+    body: dict[str, Any] = {"state": form.get("state", "active"), "optimize": "optimize" in form}
+    for field in ("max_active", "bandwidth", "min_active"):
         if value := form.get(field, "").strip():
             body[field] = _number(value)
     for field in ("bandwidth_timetable", "timezone"):
