@@ -222,6 +222,7 @@ def test_no_secret_shows_in_logs_ps_or_other_users_answers(
         edge = remote_agent(scene, tmp_path / "edge", "edge", secret)
         wait_agent(scene.server, "edge", heard=False)
         kept = tmp_path / "edge" / ".ferry" / "agent-edge.token"
+        wait_for(kept.exists)  # the agent keeps it once the server's answer reached it
         scene.kept("agent edge's kept token", kept)
         scene.processes("beside the remote agent", "--name edge")
 
