@@ -290,11 +290,14 @@ class DispatchMixin(SqlBase):
         ).all()
         options = self._options_of(conn, {r.transfer_id for r in rows})
         shares = Shares({}, [], None)
+        timed: set[Pair] = set()  # channels whose next change is counted (once each)
         for row in rows:
             channel = channels.resolve(row.source_site, row.destination_site)
             if channel is None or not channel.shares_bandwidth:
                 continue
-            shares.changes_in(channel.seconds_to_change(now))
+            if channel.key not in timed:
+                timed.add(channel.key)
+                shares.changes_in(channel.seconds_to_change(now))
             share = channel.share_of_bandwidth(room.active[channel.key], now)
             own = options[row.transfer_id].bandwidth
             if share is None and own is None:
