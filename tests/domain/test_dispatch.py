@@ -155,3 +155,19 @@ def test_credits_persist_so_that_weights_hold_one_pick_at_a_time() -> None:
 def test_a_new_dispatcher_restarts_the_rotation() -> None:
     picked = [pick(FairDispatcher(), fresh_queues(), limit=1)[0] for _ in range(3)]
     assert picked == [1000, 1000, 1000]
+
+
+def test_a_task_past_the_limit_of_objects_ends_the_batch_and_keeps_its_scopes_turn() -> None:
+    dispatcher = FairDispatcher()
+    carriers = [Queued(1000 + n, 3, objects=64) for n in range(10)]
+    queues = {("atlas", *AB): carriers, ("cms", *AB): [Queued(2000 + n, 3, 2) for n in range(5)]}
+
+    first = pick(dispatcher, queues, limit=64)
+    second = pick(dispatcher, {**queues, ("atlas", *AB): carriers[1:]}, limit=64)
+    third = pick(
+        dispatcher, {("atlas", *AB): carriers[1:], ("cms", *AB): queues["cms", *AB][1:]}, limit=64
+    )
+
+    # cms's carrier of 2 would pass the first lease's limit; it comes first in the next, and
+    # atlas's turn after it, not fitting, waits for the third.
+    assert (first, second, third) == ([1000], [2000], [1001])

@@ -128,3 +128,23 @@ async def test_two_scopes_both_progress_in_every_lease_window(store, clock, site
                 result = TaskResult(task.id, task.lease, TaskState.DONE, bytes=task.size or 0)
                 await store.record_results(agent, [result])
     assert (await run_row(store, small.id)).done == 10 * 2 * 500
+
+
+async def test_a_scope_of_small_carriers_takes_turns_with_one_of_large_carriers(
+    store, clock, sites
+):
+    """A lease stops at the first carrier that would pass its limit, and a scope whose carrier
+    was not leased keeps its turn: beta's carriers of 2 objects alternate with alpha's of 64,
+    whatever the limit (a scope charged for a carrier cut off the lease lost every turn)."""
+    await store.put_scope(Scope("alpha", 1))
+    await store.put_scope(Scope("beta", 1))
+    alpha = await started(store, clock, [chunk(n, 64) for n in range(0, 640, 64)], scope="alpha")
+    await started(store, clock, [chunk(n, 2, prefix="b") for n in range(0, 10, 2)], scope="beta")
+    agent = await chunk_agent(store, "agent-1")
+
+    turns = []
+    for _lease in range(10):
+        leased = await store.lease_tasks(agent, limit=64, ttl=TTL)
+        turns.append(["alpha" if task.transfer_id == alpha.id else "beta" for task in leased])
+
+    assert turns == [["alpha"], ["beta"]] * 5

@@ -27,7 +27,6 @@ from ferry.store.sql_leased import (
     OptionsOf,
     chunk_lists,
     leased_tasks,
-    up_to_objects,
 )
 
 
@@ -221,7 +220,6 @@ class DispatchMixin(SqlBase):
         limit = self._fair_share(conn, agent_id, heads, carried, limit)
         weights = {r.name: r.weight for r in conn.execute(select(t.scopes)).all()}
         picked = self.dispatcher.pick(heads, channel_of, dict(room.left), weights, limit)
-        picked = up_to_objects(picked, carried, limit)
         if not picked:
             return None
         rows = self._activate(conn, picked, agent_id, lease, ttl)
@@ -363,7 +361,7 @@ class DispatchMixin(SqlBase):
                 .limit(wanted)
             ).all()
             if rows:
-                heads[key] = [Queued(task_id, priority) for task_id, priority, _ in rows]
+                heads[key] = [Queued(*row) for row in rows]
                 carried.update((row[0], row[2]) for row in rows if row[2] != 1)
         return heads, channel_of, carried
 

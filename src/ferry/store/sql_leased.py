@@ -95,21 +95,6 @@ def _replicas(stored: str | None) -> tuple[Location, ...]:
     return () if stored is None else tuple(map(split_location, orjson.loads(stored)))
 
 
-def up_to_objects(picked: list[int], carried: dict[int, int], limit: int) -> list[int]:
-    """The first of ``picked``, in dispatch order, while their objects add up to no more than
-    ``limit``; always the first one (a carrier larger than the lease is leased alone)."""
-    if not carried:
-        return picked
-    kept: list[int] = []
-    objects = 0
-    for task_id in picked:
-        objects += carried.get(task_id, 1)
-        if kept and objects > limit:
-            break
-        kept.append(task_id)
-    return kept
-
-
 # The chunk lists of a lease's carriers of one run: read by their key, sent as stored.
 _LISTS = select(t.chunks.c.first, t.chunks.c.objects).where(
     (t.chunks.c.transfer_id == bindparam("transfer"))
