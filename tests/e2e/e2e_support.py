@@ -158,7 +158,30 @@ def launch(
     ``ca``, the server has TLS (``extra`` names its certificate) and is reached by https. With
     ``netns`` (a network namespace the test made, an address of it), the server runs inside it
     and listens on that address (in clear: the namespace is the test's own). ``prefix`` runs
-    it through another command (``NO_DAC_OVERRIDE``)."""
+    it through another command (``NO_DAC_OVERRIDE``). A port found free may be taken before
+    the server binds it (another test's connection got it from the same ephemeral range): the
+    server is then started again on another, up to three times."""
+    for attempt in range(1, 4):
+        try:
+            return _launch_once(cwd, extra, env, ca, netns, prefix)
+        except _PortTaken:
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(AssertionError):
+    pass
+
+
+def _launch_once(
+    cwd: Path,
+    extra: Sequence[str],
+    env: dict[str, str] | None,
+    ca: Path | None,
+    netns: tuple[str, str] | None,
+    prefix: Sequence[str],
+) -> ServerProcess:
     cwd.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = cwd.parent / f"server-{port}.log"
@@ -180,7 +203,8 @@ def launch(
     except BaseException as exc:
         shutdown(server)
         tail = log.read_text(errors="replace")[-3000:]
-        raise AssertionError(f"ferry server did not start: {exc}\n--- its log:\n{tail}") from exc
+        taken = _PortTaken if "address already in use" in tail else AssertionError
+        raise taken(f"ferry server did not start: {exc}\n--- its log:\n{tail}") from exc
     return server
 
 
