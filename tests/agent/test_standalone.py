@@ -1,10 +1,13 @@
 """The engine on its own (``StandaloneCopy``): a retryable failure is tried again and the
 object ends DONE with its attempts counted; a permanent one ends FAILED at once; what is left
-when the copy is stopped ends CANCELED, with no partial file."""
+when the copy is stopped ends CANCELED, with no partial file; the small files of a local tree
+are copied by processes of their own, which stop with the copy, and a process that dies leaves
+its batch FAILED with the reason and the rest to the threads."""
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
@@ -97,10 +100,100 @@ def test_a_stopped_copy_ends_what_is_left_canceled(tmp_path: Path) -> None:
         ended.append(one)
         job.stop()
 
-    job = StandaloneCopy(storages, TransferOptions(), workers=1, on_ended=stop_after_the_first)
+    job = StandaloneCopy(
+        storages, TransferOptions(), workers=1, on_ended=stop_after_the_first, processes=0
+    )
     report = job.run([Location("src", "")], Location("dst", "out"), tree=True)
     statuses = [e.status for e in report.ended]
     assert statuses.count(DONE) >= 1
     assert CANCELED in statuses
     assert report.failed
     assert len(list((tmp_path / "dst" / "out").iterdir())) == statuses.count(DONE)
+
+
+class PidsRecorded(LocalFileSystem):
+    """Each file opened for reading writes the opening process's id into ``pids`` (beside the
+    tree); a file named ``kill-me`` kills the copy process that opens it."""
+
+    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        if "r" in mode:
+            pids = Path(self._parent(self._parent(path))) / "pids"
+            with pids.open("a") as record:
+                record.write(f"{os.getpid()}\n")
+            if path.endswith("kill-me") and os.getpid() != PidsRecorded.parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().open(path, mode, **kwargs)
+
+    parent = os.getpid()
+
+
+def _tree_of(tmp_path: Path, count: int, *, kill: bool = False) -> dict[str, StorageFS]:
+    (tmp_path / "src" / "tree").mkdir(parents=True)
+    (tmp_path / "dst").mkdir()
+    for number in range(count):
+        name = f"f{number:03}" + ("-kill-me" if kill and number == 40 else "")
+        (tmp_path / "src" / "tree" / name).write_bytes(number.to_bytes(2, "big") * 500)
+    PidsRecorded.parent = os.getpid()
+    return {
+        "src": StorageFS("src", PidsRecorded(skip_instance_cache=True), str(tmp_path / "src")),
+        "dst": StorageFS("dst", LocalFileSystem(skip_instance_cache=True), str(tmp_path / "dst")),
+    }
+
+
+def _pids(tmp_path: Path) -> set[int]:
+    return {int(line) for line in (tmp_path / "src" / "pids").read_text().split()}
+
+
+def test_the_small_files_of_a_local_tree_are_copied_by_processes(tmp_path: Path) -> None:
+    storages = _tree_of(tmp_path, 200)
+    moved: list[int] = []
+    job = StandaloneCopy(storages, TransferOptions(), workers=2, processes=2, progress=moved.append)
+    report = job.run([Location("src", "tree")], Location("dst", "out"), tree=True)
+
+    assert report.status == "COMPLETED"
+    assert [e.status for e in report.ended] == [DONE] * 200
+    for number in range(200):
+        copy = tmp_path / "dst" / "out" / f"f{number:03}"
+        assert copy.read_bytes() == number.to_bytes(2, "big") * 500
+    pids = _pids(tmp_path)
+    assert len(pids) == 2
+    assert os.getpid() not in pids
+    assert sum(moved) == report.bytes == 200_000
+
+
+def test_a_stop_reaches_the_copy_processes(tmp_path: Path) -> None:
+    storages = _tree_of(tmp_path, 300)
+
+    def stop_at_the_first(_ended) -> None:  # type: ignore[no-untyped-def]
+        job.stop()
+
+    job = StandaloneCopy(
+        storages, TransferOptions(), workers=1, processes=1, on_ended=stop_at_the_first
+    )
+    report = job.run([Location("src", "tree")], Location("dst", "out"), tree=True)
+
+    statuses = [e.status for e in report.ended]
+    # The first batch came back whole; what the process had not begun when the stop was
+    # told, and what was still being listed, did not start.
+    assert 0 < statuses.count(DONE) < 300
+    assert statuses.count(DONE) + statuses.count(CANCELED) == len(statuses)
+    assert len(list((tmp_path / "dst" / "out").iterdir())) == statuses.count(DONE)
+    assert list((tmp_path / "dst").rglob("*.part")) == []
+
+
+def test_a_copy_process_that_dies_leaves_its_batch_failed_and_the_rest_to_threads(
+    tmp_path: Path,
+) -> None:
+    storages = _tree_of(tmp_path, 100, kill=True)
+    job = StandaloneCopy(storages, TransferOptions(), workers=1, processes=1)
+    report = job.run([Location("src", "tree")], Location("dst", "out"), tree=True)
+
+    failed = [e for e in report.ended if e.status == FAILED]
+    assert failed
+    assert all("exit code -9" in (e.error or "") for e in failed)
+    assert "dst:out/f040-kill-me" in {e.destination for e in failed}
+    done = [e for e in report.ended if e.status == DONE]
+    assert len(done) + len(failed) == 100
+    assert len(done) >= 100 - 32  # only the batch of kill-me was lost with its process
+    assert os.getpid() in _pids(tmp_path)  # the thread copied what came after it
+    assert report.status == "COMPLETED_WITH_ERRORS"

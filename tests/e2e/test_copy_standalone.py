@@ -169,6 +169,42 @@ def test_ctrl_c_stops_the_copy_and_leaves_no_partial_file(tmp_path: Path) -> Non
     assert not (tmp_path / "out" / "big.bin").exists()
 
 
+def test_ctrl_c_at_a_terminal_stops_the_copy_processes_of_a_tree(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the copy processes leave it to
+    their parent, which stops the copy; what did not start ends CANCELED, nothing partial is
+    left, and no process of the copy outlives it."""
+    for number in range(20_000):
+        folder = tmp_path / "src" / f"d{number % 20:02}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{number:05}").write_bytes(b"x" * 1024)
+    command = [*FERRY, "copy", "--json", "--tree", "--processes", "2", "local:src", "local:out"]
+    with subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as copying:
+        try:
+            wait_for(lambda: len(list((tmp_path / "out").rglob("f*"))) >= 200, interval=0.01)
+            os.killpg(copying.pid, signal.SIGINT)
+            out, err = copying.communicate(timeout=60)
+        finally:
+            if copying.poll() is None:
+                copying.kill()
+    assert copying.returncode == 1, err
+    report = json.loads(out)
+    counts = report["objects"]
+    assert counts["done"] >= 200
+    assert counts["canceled"] > 0
+    assert counts["done"] + counts["canceled"] == counts["total"]
+    assert len(list((tmp_path / "out").rglob("f*"))) == counts["done"]
+    assert _parts(tmp_path) == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(copying.pid, 0)  # none of the copy's processes is left
+
+
 def agent_stdin(cwd: Path, body: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*FERRY, "agent", "--stdin"],

@@ -6,12 +6,15 @@ copies: each object goes through ``copy_object``, a tree is listed by ``walk_tre
 filtered by the transfer's ``ListingFilter``, and each SOURCE goes into the folder DEST (a
 tree's contents with ``tree``), as ``ferry submit`` places them. A retryable failure is tried
 again, up to the transfer's ``retries``, after a pause that doubles (1, 2, 4 … 30 s). The
-objects are copied by ``workers`` threads while the tree is still being listed; what is left
-when ``stop`` is called ends CANCELED, and a copy in progress stops at its next block,
-leaving no partial file."""
+objects are copied by ``workers`` threads while the tree is still being listed, and the small
+ones of a tree between local disks in batches by up to ``processes`` processes forked for it
+(``copy_processes``; by default one per thread, up to two per CPU). What is left when
+``stop`` is called ends CANCELED, and a copy in progress stops at its next block, leaving no
+partial file."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ferry.agent.copy_processes import FORK, CopyProcess
+from ferry.domain.chunks import is_small
 from ferry.domain.filters import ListingFilter
 from ferry.domain.locations import Location
 from ferry.domain.transfers import TransferOptions, file_task, tree_task
@@ -146,14 +151,18 @@ class _Batch:
 @dataclass
 class StandaloneCopy:
     """One transfer, done here. ``storages`` by name; ``on_ended`` is called (from the
-    workers' threads) as each object ends, ``progress`` with each block's bytes."""
+    workers' threads) as each object ends, ``progress`` with each block's bytes (a batch of
+    small objects copied by a process: with each object's, as it comes back). ``processes``:
+    how many copy processes a tree between local disks may have (``None``: one per thread, up
+    to two per CPU; 0: none, threads only)."""
 
     storages: dict[str, StorageFS]
     options: TransferOptions
     workers: int = 4
     on_ended: Callable[[Ended], None] = lambda _ended: None
     progress: Callable[[int], None] = lambda _n: None
-    _stopping: threading.Event = field(default_factory=threading.Event)
+    processes: int | None = None
+    _stopping: Any = field(default_factory=FORK.Event)  # shared with the copy processes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stop(self) -> None:
@@ -166,9 +175,10 @@ class StandaloneCopy:
         started = time.monotonic()
         ended: list[Ended] = []
         work: queue.Queue[Any] = queue.Queue(maxsize=self.workers * 4)
+        lanes = self._copy_processes([*sources, destination], tree=tree)  # before any thread
         threads = [
-            threading.Thread(target=self._work, args=(work, ended), daemon=True)
-            for _ in range(max(1, self.workers))
+            threading.Thread(target=self._work, args=(work, ended, lane), daemon=True)
+            for lane in _padded(lanes, max(1, self.workers))
         ]
         for thread in threads:
             thread.start()
@@ -192,6 +202,8 @@ class StandaloneCopy:
                 work.put(_END)
             for thread in threads:
                 thread.join()
+            for lane in lanes:
+                lane.close()
         ended.sort(key=lambda e: e.destination)
         return CopyReport(ended, time.monotonic() - started, plan.filtered)
 
@@ -209,13 +221,60 @@ class StandaloneCopy:
             ended.append(item)
         self.on_ended(item)
 
-    def _work(self, work: queue.Queue[Any], ended: list[Ended]) -> None:
+    def _copy_processes(self, places: list[Location], *, tree: bool) -> list[CopyProcess]:
+        """The copy processes of a tree between local disks (a remote storage's client, its
+        connections and event loop, is not to be forked)."""
+        count = 2 * (os.cpu_count() or 1) if self.processes is None else self.processes
+        count = min(count, self.workers)
+        if not tree or count < 1:
+            return []
+        if not all(self.storage(place.storage).is_local for place in places):
+            return []
+        lanes: list[CopyProcess] = []
+        for _ in range(count):
+            try:
+                lanes.append(CopyProcess(self._copied_there, lanes))
+            except OSError:  # no process to be had (a limit, memory): the threads copy
+                break
+        return lanes
+
+    def _work(self, work: queue.Queue[Any], ended: list[Ended], lane: CopyProcess | None) -> None:
         with remembered_folders():  # the folders of a tree's small files are walked once
             while (items := work.get()) is not _END:
+                if lane is not None and all(self._small(item) for item in items):
+                    if not self._copy_there(lane, items, ended):
+                        lane = None  # the process is gone: this thread copies from now on
+                    continue
                 for item in items:
                     self._record(self._copy(item), ended)
 
-    def _copy(self, item: _Work) -> Ended:
+    def _small(self, item: _Work) -> bool:
+        o = self.options
+        return is_small(item.size, unzip=o.unzip, bandwidth=o.bandwidth)
+
+    def _copy_there(self, lane: CopyProcess, items: list[_Work], ended: list[Ended]) -> bool:
+        """Copy ``items`` in ``lane``'s process; whether it answered. A process that died
+        with a batch leaves its objects FAILED: whether each arrived is not known."""
+        results = lane.copy(items)
+        if results is None:
+            why = (
+                f"the copy process ended (exit code {lane.exit_code}) while it copied this"
+                " object: whether it arrived is not known"
+            )
+            for item in items:
+                self._record(self._ended(item, FAILED, 1, why), ended)
+            return False
+        for result in results:
+            self.progress(result.bytes)
+            self._record(result, ended)
+        return True
+
+    def _copied_there(self, item: _Work) -> Ended:
+        """``_copy`` in a copy process: its progress is told by the parent as each batch
+        comes back."""
+        return self._copy(item, progress=_no_progress)
+
+    def _copy(self, item: _Work, progress: Callable[[int], None] | None = None) -> Ended:
         """Copy one object, trying a retryable failure again up to the transfer's retries."""
         attempt = 0
         while True:
@@ -225,7 +284,7 @@ class StandaloneCopy:
             try:
                 outcome = copy_object(
                     self._request(item, attempt),
-                    progress=self.progress,
+                    progress=self.progress if progress is None else progress,
                     should_stop=self._stopping.is_set,
                 )
             except TransferError as exc:
@@ -279,6 +338,15 @@ class StandaloneCopy:
         return Ended(
             source, destination, status, error=error, error_class=error_class, attempts=attempts
         )
+
+
+def _no_progress(_count: int) -> None:
+    pass
+
+
+def _padded(lanes: list[CopyProcess], threads: int) -> list[CopyProcess | None]:
+    """One lane per copy thread: a process's, or none (the thread copies)."""
+    return [*lanes, *[None] * (threads - len(lanes))]
 
 
 class _Plan:

@@ -81,6 +81,17 @@ def copy(
     transfers: Annotated[
         int, typer.Option("--transfers", min=1, max=256, help="Objects copied at once.")
     ] = 4,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=0,
+            max=256,
+            help="Processes copying the small files of a tree between local disks (0: none,"
+            " the threads copy them). Default: one per --transfers, up to two per CPU.",
+            show_default=False,
+        ),
+    ] = None,
     bandwidth: Annotated[
         str | None,
         typer.Option("--bandwidth", help="Each object's rate cap: 500K, 10M.", show_default=False),
@@ -121,7 +132,12 @@ def copy(
     storages = _open_storages(storage or [], config)
     bar = _Bar(quiet=as_json)
     job = StandaloneCopy(
-        storages, options, workers=transfers, on_ended=bar.ended, progress=bar.moved
+        storages,
+        options,
+        workers=transfers,
+        on_ended=bar.ended,
+        progress=bar.moved,
+        processes=processes,
     )
     with bar, _StoppedBySignals(job):
         report = job.run(places[:-1], places[-1], tree=tree)
