@@ -13,6 +13,11 @@ STAMP := $(VENV)/.installed-dev-$(call hash,pyproject.toml requirements/dev.txt)
 # package with the setuptools the lock pins instead of fetching the newest into an isolated one.
 PIP_LOCKED := $(BIN)/pip install --quiet --require-hashes --no-deps
 PIP_SELF := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+# Ferry's own modules compiled to bytecode, as pip does for an installed package: an editable
+# install is not, and where PYTHONDONTWRITEBYTECODE is set every process (each server, agent and
+# command of the tests) compiled them again as it started. Run before the targets that start
+# processes, so that what was edited since is compiled once too.
+BYTECODE := $(BIN)/python -m compileall -q -j 0 src
 
 .PHONY: run test test-latest test-servers lint lock bench bench-million bench-optimizer bench-peers chaos install clean
 
@@ -33,6 +38,7 @@ $(STAMP): pyproject.toml requirements/dev.txt | $(BIN)/python
 install: $(STAMP)
 
 run: $(RUN_STAMP)
+	$(BYTECODE)
 	exec $(BIN)/ferry server
 
 lint: install
@@ -71,6 +77,7 @@ PYTEST_WORKERS ?= 2
 # The reliability suite's long scenarios (marked chaos) are `make chaos`'s, not run here; its
 # fast ones are.
 test: lint test-servers
+	$(BYTECODE)
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not chaos"
 
 # Tomorrow's versions: the newest releases that pyproject.toml's ranges allow, in a virtualenv of
@@ -118,6 +125,7 @@ bench-peers:
 SCENARIOS := small_files large_file http_download dispatch submission due_precision big_queue dashboard cli_startup protocol chunk_store chunk_outcomes cluster_dispatch
 
 bench: $(STAMP) bench-peers test-servers
+	$(BYTECODE)
 	@export FERRY_BENCH_RESULTS=$$(mktemp -d -t ferry-bench-results-XXXX) && \
 	for name in $(SCENARIOS); do echo "== bench/$$name.py"; \
 		$(BIN)/python bench/$$name.py || exit 1; done && \
@@ -142,6 +150,7 @@ bench-optimizer: $(STAMP)
 # row, one test at a time (they measure recovery times on a shared machine); both rounds' figures
 # go into one file, and write_reliability.py puts them in docs/reliability.md.
 chaos: $(STAMP) test-servers
+	$(BYTECODE)
 	@export FERRY_CHAOS_FIGURES=$$(mktemp -t ferry-chaos-figures-XXXX.jsonl) && \
 	for round in 1 2; do echo "== make chaos: round $$round"; \
 		FERRY_CHAOS_ROUND=$$round $(BIN)/pytest -q tests/chaos || { rm $$FERRY_CHAOS_FIGURES; exit 1; }; \
