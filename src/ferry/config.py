@@ -21,6 +21,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.domain.locations import is_storage_name
+from ferry.domain.timetable import Timetable, zone
+from ferry.errors import InvalidRequest
 
 SUBSYSTEMS = (
     "ferry",
@@ -218,7 +220,30 @@ class AgentSettings(BaseSettings):
     # An object this large whose copy dies keeps its .part for the next attempt to continue
     # (docs/operations.md, "A large copy interrupted"). Tests lower it to resume small files.
     resume_min_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    # The agent's own bandwidth, for all its copies together, as a timetable read in
+    # ``timezone`` ("Mon-Fri 08:00,50M; 19:00,off", or a rate alone: "50M"); None: no limit.
+    bandwidth_timetable: str | None = None
+    timezone: str = "UTC"
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("bandwidth_timetable")
+    @classmethod
+    def _a_timetable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return Timetable.parse(value).text
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _a_time_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("server")
     @classmethod

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from e2e_support import ServerProcess, launch, shutdown, wait_for
+from rate_support import bytes_written, rate_between, time_of_day
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,6 @@ SLOW, FAST = 1 * MB, 4 * MB
 SIZE = 48 * MB
 SWITCH_AFTER_S = 15
 SEEN_WITHIN_S = 5
-Sample = tuple[float, int]
 
 
 @pytest.fixture
@@ -34,10 +34,6 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     server = launch(tmp_path / "work")
     yield server
     shutdown(server)
-
-
-def time_of_day(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%H:%M:%S")
 
 
 def status(server: ServerProcess, transfer_id: str) -> str:
@@ -48,41 +44,6 @@ def agent_pids(server: ServerProcess) -> list[int] | None:
     """The local agents' processes, once both have sent a heartbeat (it carries the pid)."""
     pids = [agent.get("status", {}).get("pid") for agent in server.agents()]
     return pids if len(pids) == 2 and all(pids) else None
-
-
-def written(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("wchar:"):
-                total += int(line.split()[1])
-    return total
-
-
-def bytes_written(pids: list[int], done: Callable[[], bool], until: float) -> list[Sample]:
-    """(time, bytes the agents wrote since the first sample) until ``done()`` or ``until``."""
-    start = written(pids)
-    samples: list[Sample] = []
-    checked = 0.0
-    while time.time() < until:
-        now = time.time()
-        samples.append((now, written(pids) - start))
-        if now - checked > 0.5:
-            checked = now
-            if done():
-                break
-        time.sleep(0.05)
-    return samples
-
-
-def rate_between(samples: list[Sample], start: float, end: float) -> float:
-    """Bytes per second from the last sample at or before ``start`` to the first at or after
-    ``end`` (a loaded machine samples unevenly)."""
-    before = [sample for sample in samples if sample[0] <= start] or samples[:1]
-    after = [sample for sample in samples if sample[0] >= end] or samples[-1:]
-    (t0, n0), (t1, n1) = before[-1], after[0]
-    assert t1 - t0 > 0.5, f"no samples around {start}…{end}"
-    return (n1 - n0) / (t1 - t0)
 
 
 def test_a_timetable_changes_the_rate_of_a_running_copy_within_5_s(server: ServerProcess) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 
+from ferry.agent.bandwidth import AgentBandwidth
 from ferry.config import AgentSettings
 from ferry.daemon.logs import configure_logging
 from ferry.daemon.sources import SettingsOrigin, setting
+from ferry.domain.timetable import Timetable
 from ferry.errors import ApiError, FerryError, NotFound
 from ferry.protocol import AgentCommand, CommandAnswer, CommandKind
 
@@ -23,9 +25,10 @@ Reread = Callable[[], AgentSettings]
 
 
 class AgentControl:
-    """The agent's settings in force (its log settings as last reconfigured), and what it does
-    when told to reconfigure, stop, or tell a setting. ``stop(fast)`` stops the agent as
-    SIGTERM (graceful) or SIGQUIT (``fast``) does."""
+    """The agent's settings in force (its log settings and bandwidth timetable as last
+    reconfigured), and what it does when told to reconfigure, stop, or tell a setting.
+    ``stop(fast)`` stops the agent as SIGTERM (graceful) or SIGQUIT (``fast``) does;
+    ``bandwidth`` is the agent's own, whose timetable a reconfiguration changes in place."""
 
     def __init__(
         self,
@@ -34,8 +37,10 @@ class AgentControl:
         stop: Callable[[bool], None],
         reread: Reread | None = None,
         origin: SettingsOrigin | None = None,
+        bandwidth: AgentBandwidth | None = None,
     ) -> None:
         self.settings = settings
+        self._bandwidth = bandwidth
         self._stop = stop
         self._reread = reread
         self._origin = origin
@@ -54,10 +59,16 @@ class AgentControl:
             raise
         old = self.settings
         configure_logging(new.log, daemon=f"agent-{old.name or 'agent'}")
-        self.settings = old.model_copy(update={"log": new.log})
+        applied: dict[str, Any] = {"log": new.log}
+        if self._bandwidth is not None and new.bandwidth_timetable is not None:
+            # A timetable changed in place; one added or removed needs a restart (the
+            # copies of an agent without one are not throttled at all).
+            self._bandwidth.set(Timetable.parse(new.bandwidth_timetable), new.timezone)
+            applied |= {"bandwidth_timetable": new.bandwidth_timetable, "timezone": new.timezone}
+        self.settings = old.model_copy(update=applied)
         before, after = old.model_dump(), new.model_dump()
         changed = sorted(key for key in after if after[key] != before.get(key))
-        if later := [key for key in changed if key != "log"]:
+        if later := [key for key in changed if key not in applied]:
             log.warning("changed, applied at the next start: %s", ", ".join(later))
         return changed
 

@@ -7,11 +7,14 @@ between blocks and between objects."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.agent.bandwidth import AgentBandwidth
 from ferry.agent.held import STOPPED_BY_AGENT, HeldChunk, HeldTask
 from ferry.agent.replicas import walk_replicas
 from ferry.daemon.logs import REDACTOR
@@ -47,8 +50,11 @@ class Attempt:
 class Copier:
     """Opens each storage once per agent (again after a transient failure) and copies."""
 
-    def __init__(self, resume_min_bytes: int | None = None) -> None:
+    def __init__(
+        self, resume_min_bytes: int | None = None, bandwidth: AgentBandwidth | None = None
+    ) -> None:
         self.resume_min_bytes = resume_min_bytes  # None: no copy keeps its .part to resume
+        self.bandwidth = bandwidth  # the agent's own, shared by all its copies
         # Each storage's URL, options and protected paths, as the last lease sent them.
         self._storage_urls: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {}
         self._storages: dict[str, StorageFS] = {}
@@ -101,6 +107,7 @@ class Copier:
     def _copy_task(self, task: HeldTask, source: Location, *, skip: bool) -> Attempt:
         """One copy of ``task``'s object from ``source``; ``skip``: a source not found or
         denied ends SKIPPED (the task's option, when it has no replicas to try)."""
+        rate = self._rate_of(task)
         try:
             request = CopyRequest(
                 source=self.storage(source.storage),
@@ -114,9 +121,9 @@ class Copier:
                 attempt=task.leased.attempt,
                 unzip=task.leased.unzip,
                 unzip_max_bytes=task.leased.unzip_max_bytes,
-                bandwidth=task.bandwidth,
-                bandwidth_now=task.current_bandwidth,
-                throttled=task.throttled,
+                bandwidth=rate(),  # the first block's too
+                bandwidth_now=rate,
+                throttled=task.throttled or self.bandwidth is not None,
                 folder=task.leased.folder,
                 verify_source=task.leased.verify_source,
                 resume_min_bytes=self.resume_min_bytes,
@@ -164,6 +171,7 @@ class Copier:
         try:
             relative = chunk.objects[offset][0]
             source, destination = chunk.source.child(relative), chunk.destination.child(relative)
+            rate = self._rate_of(chunk)
             request = CopyRequest(
                 source=self.storage(source.storage),
                 source_path=source.path,
@@ -174,14 +182,22 @@ class Copier:
                 sync=chunk.leased.sync,
                 tag=chunk.tag(offset),
                 attempt=chunk.leased.attempt,
-                bandwidth=chunk.bandwidth,
-                bandwidth_now=chunk.current_bandwidth,
-                throttled=chunk.throttled,
+                bandwidth=rate(),
+                bandwidth_now=rate,
+                throttled=chunk.throttled or self.bandwidth is not None,
                 verify_source=chunk.leased.verify_source,
             )
         except Exception as exc:  # a path that leaves its root, a storage that cannot open
             return self._failed(exc, what)
         return self._attempt(request, chunk, what, skip=chunk.leased.skip_source_errors)
+
+    def _rate_of(self, held: HeldTask | HeldChunk) -> Callable[[], int | None]:
+        """What ``held``'s copy may move now, read at each block: its channel's share, and
+        its share of the agent's own bandwidth when the agent has one."""
+        if self.bandwidth is None:
+            return held.current_bandwidth
+        bandwidth = self.bandwidth
+        return lambda: bandwidth.limit(held.current_bandwidth())
 
     # --- one attempt ------------------------------------------------------------------------
     def _attempt(
@@ -190,8 +206,12 @@ class Copier:
         """Copy one object for ``held``; how it ended, its error fit for a report. ``skip``:
         a source not found or denied ends SKIPPED, with the reason."""
         before = held.bytes_done
+        counted = self.bandwidth.copy() if self.bandwidth else contextlib.nullcontext()
         try:
-            outcome = copy_object(request, progress=held.add_bytes, should_stop=held.should_stop)
+            with counted:
+                outcome = copy_object(
+                    request, progress=held.add_bytes, should_stop=held.should_stop
+                )
         except TransferCanceled as exc:
             moved = held.bytes_done - before  # what the attempt moved before it stopped
             if held.shutting_down:  # not a user's cancel: the object still has to move

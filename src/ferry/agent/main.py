@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import Callable
 
+from ferry.agent.bandwidth import agent_bandwidth
 from ferry.agent.control import AgentControl, Reread
 from ferry.agent.credentials import token_file
 from ferry.agent.runner import AgentRunner
@@ -46,12 +47,14 @@ async def run_agent(
         settings.servers, name=name, secret=secret, token=token, ca=settings.ca, keep_token=kept
     )
 
+    bandwidth = agent_bandwidth(settings.bandwidth_timetable, settings.timezone)
     runner = AgentRunner(
         session,
         max_active=settings.max_active,
         grace=settings.grace_s,
         idle_timeout=settings.timeout_s,
         resume_min_bytes=settings.resume_min_bytes,
+        bandwidth=bandwidth,
     )
 
     def stop_soon(fast: bool) -> None:
@@ -61,7 +64,9 @@ async def run_agent(
             runner.grace = 0.0
         stop.set()
 
-    control = AgentControl(settings, stop=stop_soon, reread=reread, origin=origin)
+    control = AgentControl(
+        settings, stop=stop_soon, reread=reread, origin=origin, bandwidth=bandwidth
+    )
     runner.obey = functools.partial(control.obey, session=session)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

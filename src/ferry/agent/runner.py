@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from ferry import __version__
+from ferry.agent.bandwidth import AgentBandwidth
 from ferry.agent.copies import Copier
 from ferry.agent.held import HeldChunk, HeldTask
 from ferry.agent.local_queue import FairQueue
@@ -80,6 +81,7 @@ class AgentRunner:
         grace: float = 10.0,
         idle_timeout: float = 0.0,
         resume_min_bytes: int | None = None,
+        bandwidth: AgentBandwidth | None = None,
     ) -> None:
         self.session = session
         self.max_active = max_active
@@ -97,7 +99,7 @@ class AgentRunner:
         self._unfinished = 0  # objects leased and not yet copied: queued or running
         self._units = 0  # tasks and chunks leased and not yet ended: each takes one slot
         self._mean_task_s = 1.0  # moving average of one object's copy wall time
-        self._copier = Copier(resume_min_bytes)
+        self._copier = Copier(resume_min_bytes, bandwidth)
         self._threads = ThreadPoolExecutor(max_workers=max_active, thread_name_prefix="copy")
         self._local_lane = ThreadPoolExecutor(
             max_workers=LOCAL_LANE_THREADS, thread_name_prefix="copy-local"
@@ -303,6 +305,7 @@ class AgentRunner:
         local = (
             not chunk.throttled
             and chunk.bandwidth is None
+            and self._copier.bandwidth is None  # the agent's own is shared by parallel copies
             and all(
                 self._copier.is_local(root.storage) for root in (chunk.source, chunk.destination)
             )
@@ -347,7 +350,7 @@ class AgentRunner:
         return batch, None
 
     def _all_small_local(self, batch: list[HeldTask]) -> bool:
-        return all(
+        return self._copier.bandwidth is None and all(
             _small(task)
             and not task.replicas  # a replica may be remote: not for the local lane
             and self._copier.is_local(task.source.storage)

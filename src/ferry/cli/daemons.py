@@ -253,6 +253,19 @@ def agent(
         float | None,
         typer.Option(help="On SIGTERM, seconds active copies may finish (default 10)."),
     ] = None,
+    bandwidth_timetable: Annotated[
+        str | None,
+        typer.Option(
+            "--bandwidth-timetable",
+            help="The agent's own bandwidth, for all its copies together: 'Mon-Fri 08:00,50M;"
+            " 19:00,off' (or a rate alone, '50M'), in --timezone.",
+            show_default=False,
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Time zone of --bandwidth-timetable (IANA name; default UTC)."),
+    ] = None,
     stdin: Annotated[
         bool,
         typer.Option(
@@ -286,6 +299,8 @@ def agent(
         "max_active": max_active,
         "timeout_s": timeout,
         "grace_s": grace,
+        "bandwidth_timetable": bandwidth_timetable,
+        "timezone": timezone,
         "data_dir": data_dir,
         "log": _log(log_dir, log_level),
     }
