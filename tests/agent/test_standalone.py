@@ -21,7 +21,7 @@ from ferry.engine.storages import StorageFS
 class _Damaged:
     """Reads whose first byte is inverted."""
 
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle) -> None:
         self._handle, self._done = handle, False
 
     def read(self, size: int = -1) -> bytes:
@@ -30,10 +30,10 @@ class _Damaged:
             data, self._done = bytes([data[0] ^ 0xFF]) + data[1:], True
         return data
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         return getattr(self._handle, name)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -45,7 +45,7 @@ class OnceDamaged(LocalFileSystem):
 
     damaged = 0
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         handle = super().open(path, mode, **kwargs)
         if "r" in mode and OnceDamaged.damaged == 0:
             OnceDamaged.damaged += 1
@@ -96,7 +96,7 @@ def test_a_stopped_copy_ends_what_is_left_canceled(tmp_path: Path) -> None:
         (tmp_path / "src" / f"f{number:02}").write_bytes(b"x" * 1000)
     ended = []
 
-    def stop_after_the_first(one) -> None:  # type: ignore[no-untyped-def]
+    def stop_after_the_first(one) -> None:
         ended.append(one)
         job.stop()
 
@@ -115,7 +115,7 @@ class PidsRecorded(LocalFileSystem):
     """Each file opened for reading writes the opening process's id into ``pids`` (beside the
     tree); a file named ``kill-me`` kills the copy process that opens it."""
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         if "r" in mode:
             pids = Path(self._parent(self._parent(path))) / "pids"
             with pids.open("a") as record:
@@ -164,7 +164,7 @@ def test_the_small_files_of_a_local_tree_are_copied_by_processes(tmp_path: Path)
 def test_a_stop_reaches_the_copy_processes(tmp_path: Path) -> None:
     storages = _tree_of(tmp_path, 300)
 
-    def stop_at_the_first(_ended) -> None:  # type: ignore[no-untyped-def]
+    def stop_at_the_first(_ended) -> None:
         job.stop()
 
     job = StandaloneCopy(

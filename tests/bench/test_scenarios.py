@@ -26,7 +26,7 @@ LONG_SCENARIOS = scenarios_of_make("LONG_SCENARIOS")
 
 
 @pytest.mark.parametrize("name", SCENARIOS + LONG_SCENARIOS)
-def test_a_scenario_starts_and_answers_help(name: str, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_scenario_starts_and_answers_help(name: str, monkeypatch, capsys) -> None:
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
     with pytest.raises(SystemExit) as ended:
@@ -42,7 +42,7 @@ def test_make_runs_every_scenario_script() -> None:
     assert not set(SCENARIOS) & set(LONG_SCENARIOS)
 
 
-async def test_sqlite_own_work_is_the_store_statements_run_again(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_sqlite_own_work_is_the_store_statements_run_again(tmp_path, monkeypatch) -> None:
     # bench/chunk_store.py's SQLite share: what the store ran, run again through sqlite3 on a
     # copy of the database as it was before, ends with the same rows.
     monkeypatch.syspath_prepend(str(BENCH))

@@ -42,7 +42,7 @@ def install_plugin(folder: Path) -> str:
     return os.pathsep.join(part for part in (str(_HERE), str(folder), before) if part)
 
 
-class CorruptingFileSystem(LocalFileSystem):  # type: ignore[misc]
+class CorruptingFileSystem(LocalFileSystem):
     """The local filesystem, but each file opened for reading is damaged with probability
     ``1 / every`` (once: one damage per opened file)."""
 

@@ -50,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.mark.parametrize("kind", SOURCES)
 def test_a_1_gib_copy_killed_at_60_percent_moves_at_most_45_percent_again(
     daemons, world, original, kind
-):  # type: ignore[no-untyped-def]
+):
     path, digest = original
     run = scenario(daemons, world, path, kind, RESUME_MIN_BYTES)
     interrupted = interrupt(run, SIZE, BANDWIDTH)
@@ -71,7 +71,7 @@ def test_a_1_gib_copy_killed_at_60_percent_moves_at_most_45_percent_again(
     )
 
 
-def test_a_1_gib_part_tampered_with_is_copied_again_from_0(daemons, world, original):  # type: ignore[no-untyped-def]
+def test_a_1_gib_part_tampered_with_is_copied_again_from_0(daemons, world, original):
     path, digest = original
     run = scenario(daemons, world, path, "file", RESUME_MIN_BYTES)
     interrupted = interrupt(run, SIZE, BANDWIDTH)

@@ -44,7 +44,7 @@ def _source_tree(folder: Path, files: int) -> None:
 
 def _corrupting_server(
     start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str, every: int
-) -> tuple[ServerProcess, Path, Path]:  # type: ignore[no-untyped-def]
+) -> tuple[ServerProcess, Path, Path]:
     """A server whose storage ``broken`` is the folder ``src`` read through the corrupting
     backend; the journal of damages and the source folder."""
     monkeypatch.setenv("PYTHONPATH", install_plugin(tmp_path / "plugins"))
@@ -64,7 +64,7 @@ def _copy_broken(
     damage: str,
     *options: str,
     every: int = EVERY,
-) -> tuple[ServerProcess, str, Path, Counter[str], float]:  # type: ignore[no-untyped-def]
+) -> tuple[ServerProcess, str, Path, Counter[str], float]:
     """Copy the whole of ``broken`` (one opened file in ``every`` damaged) to ``local:out``
     (with ``options``) until COMPLETED; the server, the transfer, the source folder, the
     damages by path and the seconds it took."""
@@ -82,7 +82,7 @@ def _copy_broken(
 
 
 @pytest.mark.chaos
-def test_every_truncated_read_is_caught_and_retried(  # type: ignore[no-untyped-def]
+def test_every_truncated_read_is_caught_and_retried(
     start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A file whose read ends early (one opened file in four, at a random point) fails its
@@ -114,7 +114,7 @@ def test_every_truncated_read_is_caught_and_retried(  # type: ignore[no-untyped-
 
 
 @pytest.mark.chaos
-def test_every_byte_flipped_in_a_source_read_is_caught_with_verify_source(  # type: ignore[no-untyped-def]
+def test_every_byte_flipped_in_a_source_read_is_caught_with_verify_source(
     start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A byte inverted in a read of the source (one opened file in eight), with
@@ -152,7 +152,7 @@ def test_every_byte_flipped_in_a_source_read_is_caught_with_verify_source(  # ty
 
 
 @pytest.mark.chaos
-def test_a_byte_flipped_in_a_source_read_is_kept_without_verify_source(  # type: ignore[no-untyped-def]
+def test_a_byte_flipped_in_a_source_read_is_kept_without_verify_source(
     start_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """What the default does not catch: without ``--verify-source`` the checksum is computed

@@ -145,7 +145,7 @@ def _through_an_outage(
 
 
 @pytest.mark.chaos
-def test_postgresql_stopped_30_s_mid_transfer(  # type: ignore[no-untyped-def]
+def test_postgresql_stopped_30_s_mid_transfer(
     start_server, private_postgres: PostgresCluster
 ) -> None:
     """PostgreSQL stopped 30 s (lease TTL 6 s) while 160 files of 1 MiB move: reads of the
@@ -162,7 +162,7 @@ def test_postgresql_stopped_30_s_mid_transfer(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.chaos
-def test_sqlite_locked_30_s_mid_transfer(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_locked_30_s_mid_transfer(start_server) -> None:
     """SQLite's file held 30 s by another process's exclusive transaction (lease TTL 6 s)
     while 160 files of 1 MiB move: /healthz answers 503 (reads go on: WAL); the
     agents keep their results; the run completes without a restart, each object copied once,

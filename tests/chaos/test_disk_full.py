@@ -61,7 +61,7 @@ def _settled_with_failures(server: ServerProcess, transfer_id: str) -> bool:
     return not states["ACTIVE"] and not states["QUEUED"] and states["WAITING"] > 0
 
 
-def test_a_full_disk_fails_retryably_and_the_run_completes_once_there_is_room(  # type: ignore[no-untyped-def]
+def test_a_full_disk_fails_retryably_and_the_run_completes_once_there_is_room(
     start_server, small_disk: Path
 ) -> None:
     """A tree of 14.5 MiB into a tmpfs with 4 MiB free: the copies that find no room fail as

@@ -36,7 +36,7 @@ def test_submit_needs_a_source_and_a_destination() -> None:
     assert "SOURCE" in str(result.exception)
 
 
-def test_an_agent_needs_exactly_one_credential(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_agent_needs_exactly_one_credential(tmp_path) -> None:
     server = ["agent", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path)]
     neither = runner.invoke(app, server, env={})
     both = runner.invoke(app, [*server, "--secret", "s", "--token", "t"])
@@ -106,7 +106,7 @@ def test_the_cli_sends_relative_times_as_written() -> None:
         (ScheduleOptions(cron="0 * * * *", interval=5), "--interval goes with --every"),
     ],
 )
-def test_contradictory_schedule_options_are_refused(options, needle) -> None:  # type: ignore[no-untyped-def]
+def test_contradictory_schedule_options_are_refused(options, needle) -> None:
     with pytest.raises(InvalidRequest, match=needle):
         options.body()
 

@@ -45,7 +45,7 @@ def test_no_filter_option_sends_no_filters() -> None:
         (["--min-size", "ten"], "is not a size"),
     ],
 )
-def test_bad_filter_options_are_refused_before_anything_is_sent(args, needle) -> None:  # type: ignore[no-untyped-def]
+def test_bad_filter_options_are_refused_before_anything_is_sent(args, needle) -> None:
     result = runner.invoke(
         app, ["submit", "--tree", *args, "--url", "http://127.0.0.1:9", "local:a", "local:b"]
     )

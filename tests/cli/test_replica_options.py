@@ -30,7 +30,7 @@ def test_replicas_join_the_one_source_in_order() -> None:
         (["local:a", "local:b", "local:c"], "exactly one SOURCE"),
     ],
 )
-def test_bad_replica_options_are_refused_before_anything_is_sent(args, needle) -> None:  # type: ignore[no-untyped-def]
+def test_bad_replica_options_are_refused_before_anything_is_sent(args, needle) -> None:
     result = runner.invoke(
         app, ["submit", "--replica", "s:x", "--url", "http://127.0.0.1:9", *args]
     )

@@ -38,7 +38,7 @@ ROME = reader_zone("Europe/Rome")
         ({"kind": "every", "unit": "day", "interval": 1, "timezone": "UTC"}, "every day in UTC"),
     ],
 )
-def test_a_schedule_reads_as_words_in_the_readers_zone(schedule, words) -> None:  # type: ignore[no-untyped-def]
+def test_a_schedule_reads_as_words_in_the_readers_zone(schedule, words) -> None:
     assert schedule_in_words(schedule, ROME) == words
 
 

@@ -235,7 +235,7 @@ async def test_stop_wakes_a_stopped_child_so_it_sees_the_signal(
     await until(lambda: alive(child))
     assert child.process is not None
     os.kill(child.process.pid, signal.SIGSTOP)
-    await until(lambda: stopped(child.process.pid))  # type: ignore[union-attr]
+    await until(lambda: stopped(child.process.pid))
     await supervisor.stop(grace=5)
     assert child.process.returncode == -signal.SIGTERM  # not killed after the grace
     assert exits.seen == []

@@ -19,7 +19,7 @@ def restored_collector() -> Iterator[None]:
     gc.set_threshold(*threshold)
 
 
-def test_settle_leaves_what_exists_out_of_every_collection(restored_collector) -> None:  # type: ignore[no-untyped-def]
+def test_settle_leaves_what_exists_out_of_every_collection(restored_collector) -> None:
     kept = [[n] for n in range(1000)]  # long-lived objects, tracked by the collector
     gc.unfreeze()
     collector.settle()
@@ -27,7 +27,7 @@ def test_settle_leaves_what_exists_out_of_every_collection(restored_collector) -
     assert not any(o is kept[0] or o is kept[-1] for o in walked)
 
 
-def test_settle_collects_the_young_less_often_and_keeps_the_older_pace(restored_collector) -> None:  # type: ignore[no-untyped-def]
+def test_settle_collects_the_young_less_often_and_keeps_the_older_pace(restored_collector) -> None:
     _young, middle, old = gc.get_threshold()
     collector.settle()
     assert gc.get_threshold() == (collector.YOUNG_EVERY, middle, old)
@@ -37,9 +37,9 @@ class _Node:
     pass
 
 
-def test_settle_collects_garbage_made_before_it(restored_collector) -> None:  # type: ignore[no-untyped-def]
+def test_settle_collects_garbage_made_before_it(restored_collector) -> None:
     node = _Node()
-    node.itself = node  # type: ignore[attr-defined]  # a cycle: only the collector frees it
+    node.itself = node  # a cycle: only the collector frees it
     gone = weakref.ref(node)
     del node
     collector.settle()

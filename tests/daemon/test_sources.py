@@ -30,7 +30,7 @@ def server_origin(config: Path, **given: object) -> SettingsOrigin:
 
 
 def told(settings: object, origin: SettingsOrigin, key: str) -> tuple[object, str, bool]:
-    found = setting(settings, origin, key)  # type: ignore[arg-type]
+    found = setting(settings, origin, key)
     return found.value, found.source, found.hidden
 
 

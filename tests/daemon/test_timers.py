@@ -21,7 +21,7 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 @pytest.fixture
-async def timers():  # type: ignore[no-untyped-def]
+async def timers():
     timers = Timers()
     yield timers
     await timers.close()

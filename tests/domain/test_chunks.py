@@ -120,7 +120,7 @@ def test_a_chunk_holds_at_most_64_objects_when_a_storage_is_remote():
 def test_a_remote_page_of_few_small_objects_spreads_over_several_chunks(small: int, each: int):
     page = _page(*[0] * small)
     shape = _shape(pack(page, TREE, SOURCE, remote=True))
-    assert {count for _first, count in shape[:-1]} == {each}  # type: ignore[misc]
+    assert {count for _first, count in shape[:-1]} == {each}
     assert len(shape) >= min(REMOTE_SPREAD, small // 2)
 
 

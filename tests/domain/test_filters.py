@@ -80,7 +80,7 @@ GLOBS = [
 
 @pytest.mark.parametrize("scan", [False, True], ids=["regex", "scan"])
 @pytest.mark.parametrize(("glob", "path", "matches"), GLOBS)
-def test_a_glob_matches_as_rclone_documents(glob: str, path: str, matches: bool, scan) -> None:  # type: ignore[no-untyped-def]
+def test_a_glob_matches_as_rclone_documents(glob: str, path: str, matches: bool, scan) -> None:
     assert Glob(glob, scan=scan).matches(path) is matches
 
 

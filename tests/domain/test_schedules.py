@@ -529,7 +529,7 @@ def test_invalid_schedules_are_refused_with_a_clear_message(
     fields: dict[str, object], why: str
 ) -> None:
     with pytest.raises(InvalidSchedule, match="invalid schedule") as caught:
-        Schedule(**fields)  # type: ignore[arg-type]
+        Schedule(**fields)
     assert isinstance(caught.value, InvalidRequest)
     assert why in str(caught.value)
 

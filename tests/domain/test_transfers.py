@@ -176,7 +176,7 @@ def test_spec_json_and_storages():
     assert spec.storages() == {"a", "b", "c"}
 
 
-def test_progress_gives_rate_and_time_left():  # type: ignore[no-untyped-def]
+def test_progress_gives_rate_and_time_left():
     from datetime import UTC, datetime, timedelta
 
     from ferry.domain.states import RunStatus

@@ -31,13 +31,13 @@ def main() -> None:
     if action == "write":
         for name, data in json.load(sys.stdin).items():
             path = f"{root}/{name}"
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)  # type: ignore[attr-defined]
-            fs.pipe_file(path, bytes.fromhex(data))  # type: ignore[attr-defined]
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            fs.pipe_file(path, bytes.fromhex(data))
         return
     found = {}
-    for path in fs.find(root):  # type: ignore[attr-defined]
+    for path in fs.find(root):
         relative = path[len(root) + 1 :] if path.startswith(root + "/") else path
-        found[relative] = hashlib.sha256(fs.cat_file(path)).hexdigest()  # type: ignore[attr-defined]
+        found[relative] = hashlib.sha256(fs.cat_file(path)).hexdigest()
     json.dump(found, sys.stdout)
 
 

@@ -24,11 +24,11 @@ def make_files(root: Path) -> dict[str, str]:
     return digests
 
 
-def agent_pids(server, name: str) -> list[int]:  # type: ignore[no-untyped-def]
+def agent_pids(server, name: str) -> list[int]:
     return processes_mentioning(f"--server {server.url} --name {name} ")
 
 
-def test_a_killed_agent_is_restarted_and_the_transfer_completes(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_agent_is_restarted_and_the_transfer_completes(start_server) -> None:
     server = start_server("--heartbeat", "0.5")
     digests = make_files(server.cwd / "src")
     (victim,) = wait_for(lambda: agent_pids(server, "local-1"))

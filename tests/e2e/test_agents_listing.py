@@ -12,7 +12,7 @@ def states(server: ServerProcess, *flags: str) -> dict[str, str]:
     return {a["name"]: a["state"] for a in server.cli_json("agents", *flags)}
 
 
-def test_a_retired_agent_shows_only_with_all(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_retired_agent_shows_only_with_all(start_server) -> None:
     server: ServerProcess = start_server("--agents", "0", "--heartbeat", "1")
     command = [*FERRY, "agent", "--server", server.url, "--token", server.token]
     agent = subprocess.Popen(
@@ -36,7 +36,7 @@ def test_a_retired_agent_shows_only_with_all(start_server) -> None:  # type: ign
     assert "RETIRED" in server.cli("agents", "--all", check=True).stdout
 
 
-def test_the_table_says_what_its_numbers_count(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_table_says_what_its_numbers_count(start_server) -> None:
     server: ServerProcess = start_server()
     wait_for(lambda: len(states(server)) == 2, timeout=20)
 

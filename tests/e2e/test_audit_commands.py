@@ -25,13 +25,13 @@ def sqlite3(database: Path, statement: str) -> str:
     return result.stdout.strip()
 
 
-def records(server, *args: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def records(server, *args: str) -> list[dict[str, Any]]:
     return list(server.cli_json("audit", "ls", *args))
 
 
 def test_verify_passes_untouched_and_names_an_edited_then_a_removed_record(
     start_server,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     server = start_server()
     database = server.cwd / ".ferry" / "ferry.db"
     server.cli("scope", "set", "physics", "--weight", "2", check=True)

@@ -35,7 +35,7 @@ def snapshot(root: Path) -> set[str]:
         (["local:a.txt"], "SOURCE"),
     ],
 )
-def test_refused_submissions_write_nothing(module_server, args, needle) -> None:  # type: ignore[no-untyped-def]
+def test_refused_submissions_write_nothing(module_server, args, needle) -> None:
     (module_server.cwd / "a.txt").write_text("a")
     before = snapshot(module_server.cwd.parent)
     transfers_before = module_server.cli_json("ls")
@@ -62,7 +62,7 @@ def test_refused_submissions_write_nothing(module_server, args, needle) -> None:
         (b'{"sources": ["ghost:a.txt"], "destination": "local:dst"}', 422),
     ],
 )
-def test_malformed_bodies_get_problem_json(module_server, content, status) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_bodies_get_problem_json(module_server, content, status) -> None:
     before = snapshot(module_server.cwd.parent)
     response = module_server.api(
         "POST", "/api/v1/transfers", content=content, headers={"content-type": "application/json"}
@@ -74,21 +74,21 @@ def test_malformed_bodies_get_problem_json(module_server, content, status) -> No
     assert snapshot(module_server.cwd.parent) == before
 
 
-def test_an_unreachable_server_is_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_server_is_one_line(module_server) -> None:
     result = module_server.cli("ls", "--url", "http://127.0.0.1:9")
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot reach the server")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_bad_token_is_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_token_is_one_line(module_server) -> None:
     result = module_server.cli("ls", "--token", "wrong")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: unknown or revoked token"
 
 
 @pytest.mark.parametrize("tree", [False, True])
-def test_a_missing_source_fails_at_run_time(module_server, tree) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_source_fails_at_run_time(module_server, tree) -> None:
     before = snapshot(module_server.cwd.parent)
     args = ["--tree"] if tree else []
 
@@ -104,7 +104,7 @@ def test_a_missing_source_fails_at_run_time(module_server, tree) -> None:  # typ
     assert snapshot(module_server.cwd.parent) == before
 
 
-def test_the_data_directory_is_out_of_reach(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_data_directory_is_out_of_reach(start_server, tmp_path) -> None:
     server = start_server("--agents", "1", "--storage", f"parent={tmp_path.as_uri()}")
     (server.cwd / "keep.txt").write_text("keep")
     for args in (
@@ -127,7 +127,7 @@ def test_the_data_directory_is_out_of_reach(start_server, tmp_path) -> None:  # 
     assert not names & {".ferry", "admin.token", "ferry.db"}
 
 
-def test_nothing_inside_the_storage_leads_into_the_data_directory(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_inside_the_storage_leads_into_the_data_directory(start_server) -> None:
     """What the submission cannot see: a link inside a tree that leads into the data
     directory, an archive member named into it. The agent refuses each where it resolves it
     (the lease tells it the protected paths of each local storage)."""
@@ -162,7 +162,7 @@ def test_nothing_inside_the_storage_leads_into_the_data_directory(start_server) 
     assert (server.cwd / ".ferry" / "admin.token").read_text() == token
 
 
-def test_a_tree_cannot_be_copied_into_itself_under_another_name(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_tree_cannot_be_copied_into_itself_under_another_name(start_server, tmp_path) -> None:
     server = start_server("--agents", "0", "--storage", f"alias={(tmp_path / 'work0').as_uri()}")
     (server.cwd / "tree").mkdir()
     result = server.cli("submit", "--tree", "alias:tree", "local:tree/inner")
@@ -170,7 +170,7 @@ def test_a_tree_cannot_be_copied_into_itself_under_another_name(start_server, tm
     assert "inside the source tree" in result.stderr
 
 
-def test_long_paths_poison_no_agent(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_long_paths_poison_no_agent(start_server) -> None:
     # Six sources of ~5,000 characters gave errors the server refused to take in a report, and
     # the agents sent the same batch for ever: a one-file transfer then never finished.
     server = start_server()
@@ -208,7 +208,7 @@ def test_long_paths_poison_no_agent(start_server) -> None:  # type: ignore[no-un
         (["--unzip", "--unzip-max-bytes", "0"], "at least 1"),
     ],
 )
-def test_an_expansion_limit_that_cannot_apply_is_refused(module_server, args, needle) -> None:  # type: ignore[no-untyped-def]
+def test_an_expansion_limit_that_cannot_apply_is_refused(module_server, args, needle) -> None:
     (module_server.cwd / "a.zip").write_bytes(b"")
     result = module_server.cli("submit", *args, "local:a.zip", "local:out")
     assert result.returncode == 1
@@ -226,7 +226,7 @@ def test_an_expansion_limit_that_cannot_apply_is_refused(module_server, args, ne
 )
 def test_verify_source_without_a_checksum_to_compare_is_refused(
     module_server, args, needle
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     (module_server.cwd / "a.bin").write_bytes(b"x")
     result = module_server.cli("submit", "--verify-source", *args, "local:a.bin", "local:out")
     assert result.returncode == 1
@@ -235,7 +235,7 @@ def test_verify_source_without_a_checksum_to_compare_is_refused(
     assert not (module_server.cwd / "out").exists()
 
 
-def test_an_archive_past_the_transfers_expansion_limit_fails_with_the_reason(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_archive_past_the_transfers_expansion_limit_fails_with_the_reason(module_server) -> None:
     """Defect 18.9: ``--unzip-max-bytes`` (a 204 kB zip became 200 MiB)."""
     with zipfile.ZipFile(module_server.cwd / "zeros.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("zeros.bin", bytes(1024 * 1024))

@@ -18,7 +18,7 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmHWM for {pid}")
 
 
-def test_a_100k_tree_keeps_the_agents_under_200_mb(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_100k_tree_keeps_the_agents_under_200_mb(start_server) -> None:
     server = start_server()
     source = server.cwd / "many"
     for folder in range(100):

@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def finished(module_server):  # type: ignore[no-untyped-def]
+def finished(module_server):
     (module_server.cwd / "in").mkdir()
     (module_server.cwd / "in" / "a.txt").write_text("alpha")
     (module_server.cwd / "in" / "b.txt").write_text("beta")
@@ -17,7 +17,7 @@ def finished(module_server):  # type: ignore[no-untyped-def]
     )
 
 
-def test_submit_wait_json_is_the_final_state(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_submit_wait_json_is_the_final_state(module_server, finished) -> None:
     for key in ("id", "status", "kind", "schedule", "created_at", "runs", "objects", "bytes"):
         assert key in finished
     assert finished["status"] == "COMPLETED"
@@ -33,7 +33,7 @@ def test_submit_wait_json_is_the_final_state(module_server, finished) -> None:  
     assert (module_server.cwd / "out" / "a.txt").read_text() == "alpha"
 
 
-def test_status_human_and_json(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_status_human_and_json(module_server, finished) -> None:
     human = module_server.cli("status", finished["id"], check=True).stdout
     assert finished["id"] in human
     assert "COMPLETED" in human
@@ -41,7 +41,7 @@ def test_status_human_and_json(module_server, finished) -> None:  # type: ignore
     assert module_server.cli_json("status", finished["id"]) == finished
 
 
-def test_ls_lists_the_transfer(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_ls_lists_the_transfer(module_server, finished) -> None:
     listed = module_server.cli_json("ls")
     assert finished["id"] in [t["id"] for t in listed]
     table = module_server.cli("ls", check=True).stdout
@@ -50,14 +50,14 @@ def test_ls_lists_the_transfer(module_server, finished) -> None:  # type: ignore
     assert finished["id"] not in table  # tables show 8 characters: enough to name it
 
 
-def test_ls_search_finds_by_part_of_a_path(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_ls_search_finds_by_part_of_a_path(module_server, finished) -> None:
     found = module_server.cli_json("ls", "--search", "in/b.t")
     assert finished["id"] in [t["id"] for t in found]
     assert module_server.cli_json("ls", "--search", "no-such-path") == []
     assert module_server.cli_json("ls", "--search", finished["id"][:8])[0]["id"] == finished["id"]
 
 
-def test_a_short_id_stands_for_the_transfer(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_a_short_id_stands_for_the_transfer(module_server, finished) -> None:
     short = finished["id"][:8]
     assert module_server.cli_json("status", short) == finished
     assert module_server.cli_json("outcomes", short)["transfer"] == finished["id"]
@@ -68,7 +68,7 @@ def test_a_short_id_stands_for_the_transfer(module_server, finished) -> None:  #
     assert "transfer 0000000 not found" in unknown.stderr
 
 
-def test_outcomes_human_and_json(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_outcomes_human_and_json(module_server, finished) -> None:
     outcomes = module_server.cli_json("outcomes", finished["id"])
     assert outcomes["run"] == 1
     assert [o["source"] for o in outcomes["objects"]] == ["local:in/a.txt", "local:in/b.txt"]
@@ -78,7 +78,7 @@ def test_outcomes_human_and_json(module_server, finished) -> None:  # type: igno
     assert "DONE" in human
 
 
-def test_resubmission_skips_what_is_there(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_resubmission_skips_what_is_there(module_server, finished) -> None:
     again = module_server.cli_json("submit", "--wait", "local:in/a.txt", "local:out")
     assert again["status"] == "COMPLETED"
     assert again["objects"]["skipped"] == 1
@@ -86,13 +86,13 @@ def test_resubmission_skips_what_is_there(module_server, finished) -> None:  # t
     assert obj["status"] == "SKIPPED"
 
 
-def test_cancel_of_a_finished_transfer_is_refused(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_of_a_finished_transfer_is_refused(module_server, finished) -> None:
     result = module_server.cli("cancel", finished["id"])
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: transfer {finished['id']} already finished (COMPLETED)"
 
 
-def test_rerun_submits_the_spec_again_to_run_now(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_submits_the_spec_again_to_run_now(module_server, finished) -> None:
     again = module_server.cli_json("rerun", finished["id"][:8])
     assert again["id"] != finished["id"]
     assert (again["sources"], again["destination"]) == (finished["sources"], "local:out")
@@ -103,14 +103,14 @@ def test_rerun_submits_the_spec_again_to_run_now(module_server, finished) -> Non
     assert watched["id"] == again["id"]
 
 
-def test_submission_id_from_the_cli(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_submission_id_from_the_cli(module_server, finished) -> None:
     args = ["submit", "--submission-id", "cli-1", "local:in/b.txt", "local:out2", "--json"]
     first = json.loads(module_server.cli(*args, check=True).stdout)
     second = json.loads(module_server.cli(*args, check=True).stdout)
     assert first["id"] == second["id"]
 
 
-def test_unzip_and_bandwidth_reach_the_agent(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_unzip_and_bandwidth_reach_the_agent(module_server) -> None:
     import zipfile
 
     with zipfile.ZipFile(module_server.cwd / "bundle.zip", "w") as bundle:
@@ -134,13 +134,13 @@ def test_unzip_and_bandwidth_reach_the_agent(module_server) -> None:  # type: ig
     assert not (module_server.cwd / "unpacked" / "bundle.zip").exists()
 
 
-def test_a_bad_rate_is_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_rate_is_one_line(module_server) -> None:
     result = module_server.cli("submit", "--bandwidth", "fast", "local:in/a.txt", "local:x")
     assert result.returncode == 1
     assert result.stderr.startswith("error: 'fast' is not a rate")
 
 
-def test_every_command_the_readme_lists_with_json_takes_it(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_every_command_the_readme_lists_with_json_takes_it(module_server) -> None:
     scope = module_server.cli_json("scope", "set", "json-team", "--weight", "2")
     assert scope == {"name": "json-team", "weight": 2}
     module_server.cli("channel", "set", "json-a", "json-b", "--max-active", "2", check=True)
@@ -153,7 +153,7 @@ def test_every_command_the_readme_lists_with_json_takes_it(module_server) -> Non
     }
 
 
-def test_outcomes_filter_by_status_and_limit(module_server, finished) -> None:  # type: ignore[no-untyped-def]
+def test_outcomes_filter_by_status_and_limit(module_server, finished) -> None:
     mixed = module_server.cli(
         "submit", "--wait", "local:in/a.txt", "local:in/b.txt", "local:in/gone.txt", "local:o2"
     )

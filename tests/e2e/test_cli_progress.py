@@ -56,7 +56,7 @@ def add_slow_tree(server: ServerProcess) -> None:
     server.cli("channel", "set", "*", "*", "--max-active", "1", check=True)
 
 
-def test_submit_wait_draws_a_progress_bar_on_a_terminal_only(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_submit_wait_draws_a_progress_bar_on_a_terminal_only(start_server) -> None:
     server: ServerProcess = start_server()
     add_slow_tree(server)
 
@@ -81,7 +81,7 @@ def test_submit_wait_draws_a_progress_bar_on_a_terminal_only(start_server) -> No
     assert piped.stdout.splitlines()[-1].startswith("  objects: 4 total, 4 done")
 
 
-def test_push_and_pull_count_objects_on_a_terminal(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_push_and_pull_count_objects_on_a_terminal(start_server, tmp_path) -> None:
     server: ServerProcess = start_server()
     folder = tmp_path / "tree"
     folder.mkdir()

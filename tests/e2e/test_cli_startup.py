@@ -53,14 +53,14 @@ def done(module_server: ServerProcess) -> dict[str, Any]:
     return dict(module_server.cli_json("submit", "--wait", "local:a.txt", "local:startup"))
 
 
-def test_status_as_json_is_the_servers_answer(module_server, done) -> None:  # type: ignore[no-untyped-def]
+def test_status_as_json_is_the_servers_answer(module_server, done) -> None:
     output, packages = probe(module_server, "status", done["id"], "--json")
     answer = module_server.api("GET", f"/api/v1/transfers/{done['id']}").json()
     assert json.loads(output) == answer
     assert packages.isdisjoint(HEAVY | {"rich"}), packages & (HEAVY | {"rich"})
 
 
-def test_status_for_a_person_names_the_verdict(module_server, done) -> None:  # type: ignore[no-untyped-def]
+def test_status_for_a_person_names_the_verdict(module_server, done) -> None:
     output, packages = probe(module_server, "status", done["id"])
     assert output.splitlines()[0] == f"{done['id']}  COMPLETED  (file)"
     assert "objects: 1 total, 1 done, 0 skipped, 0 failed, 0 canceled; 5 bytes" in output
@@ -77,13 +77,13 @@ def test_status_for_a_person_names_the_verdict(module_server, done) -> None:  # 
         ("storage", "ls", "--json"),
     ],
 )
-def test_plain_lists_print_json_without_the_client_stack(module_server, done, args) -> None:  # type: ignore[no-untyped-def]
+def test_plain_lists_print_json_without_the_client_stack(module_server, done, args) -> None:
     output, packages = probe(module_server, *(a.format(id=done["id"]) for a in args))
     assert json.loads(output)  # something listed: the transfer, its run, object, agents, local
     assert packages.isdisjoint(HEAVY | {"rich"}), packages & (HEAVY | {"rich"})
 
 
-def test_a_table_loads_rich_and_nothing_heavier(module_server, done) -> None:  # type: ignore[no-untyped-def]
+def test_a_table_loads_rich_and_nothing_heavier(module_server, done) -> None:
     output, packages = probe(module_server, "ls")
     assert done["id"][:8] in output  # tables show 8 characters of an id
     assert "COMPLETED" in output
@@ -91,7 +91,7 @@ def test_a_table_loads_rich_and_nothing_heavier(module_server, done) -> None:  #
     assert packages.isdisjoint(HEAVY), packages & HEAVY
 
 
-def test_submit_and_wait_into_a_pipe_loads_neither_the_client_stack_nor_rich(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_submit_and_wait_into_a_pipe_loads_neither_the_client_stack_nor_rich(module_server) -> None:
     (module_server.cwd / "w.txt").write_text("waited")
     output, packages = probe(
         module_server, "submit", "--wait", "local:w.txt", "local:startup-wait", "--json"
@@ -102,7 +102,7 @@ def test_submit_and_wait_into_a_pipe_loads_neither_the_client_stack_nor_rich(mod
     assert packages.isdisjoint(HEAVY | {"rich"}), packages & (HEAVY | {"rich"})
 
 
-def test_watch_follows_the_stream_without_the_client_stack(module_server, done) -> None:  # type: ignore[no-untyped-def]
+def test_watch_follows_the_stream_without_the_client_stack(module_server, done) -> None:
     output, packages = probe(module_server, "watch", done["id"][:8], "--json")
     events = [json.loads(line) for line in output.splitlines()]
     assert events[-1] == events[-1] | {"event": "transfer", "status": "COMPLETED"}

@@ -14,7 +14,7 @@ ACTIVE = "SELECT count(*) FROM tasks WHERE state = 'ACTIVE'"
 DONE_ONCE = "SELECT count(*), count(DISTINCT object) FROM outcomes WHERE state = 'DONE'"
 
 
-def test_three_servers_keep_a_channels_max_active_and_move_each_object_once(  # type: ignore[no-untyped-def]
+def test_three_servers_keep_a_channels_max_active_and_move_each_object_once(
     start_server, postgres_url: str
 ) -> None:
     first, second, third = cluster(start_server, postgres_url, 3)

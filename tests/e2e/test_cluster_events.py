@@ -14,7 +14,7 @@ from e2e_support import ServerProcess
 DEADLINE_S = 60.0
 
 
-def test_a_servers_event_stream_shows_what_another_servers_agents_did(  # type: ignore[no-untyped-def]
+def test_a_servers_event_stream_shows_what_another_servers_agents_did(
     start_server, postgres_url: str, tmp_path: Path
 ) -> None:
     area = tmp_path / "area"
@@ -25,7 +25,7 @@ def test_a_servers_event_stream_shows_what_another_servers_agents_did(  # type: 
     working: ServerProcess = start_server(*common, "--agents", "2")
     watching: ServerProcess = start_server(*common, "--agents", "0")
 
-    seen: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    seen: list[tuple[str, dict]] = []
     headers = {"Authorization": f"Bearer {watching.token}"}
     url = f"{watching.url}/api/v1/events?kind=transfer&kind=tasks"
     with httpx.stream("GET", url, headers=headers, timeout=60) as stream:

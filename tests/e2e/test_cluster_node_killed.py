@@ -17,7 +17,7 @@ TAKES_S = 0.005
 DONE_ONCE = "SELECT count(*), count(DISTINCT object) FROM outcomes WHERE state = 'DONE'"
 
 
-def test_the_transfer_completes_when_one_of_three_servers_is_killed(  # type: ignore[no-untyped-def]
+def test_the_transfer_completes_when_one_of_three_servers_is_killed(
     start_server, postgres_url: str
 ) -> None:
     timing = ("--lease-ttl", str(TTL_S), "--heartbeat", "2")

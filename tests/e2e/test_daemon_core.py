@@ -178,7 +178,7 @@ def test_the_log_file_rotates_at_its_configured_size(logged_server: ServerProces
     assert not [secret for secret in secrets if secret in text]
 
 
-def test_sighup_applies_a_good_file_and_refuses_a_bad_one(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sighup_applies_a_good_file_and_refuses_a_bad_one(start_server, tmp_path: Path) -> None:
     config = tmp_path / "ferry.toml"
     config.write_text('[server.log]\nlevel = "INFO"\n')
     server = start_server("--agents", "0", "--config", str(config))

@@ -104,7 +104,7 @@ def test_sighup_applies_the_new_level_and_storage_without_dropping_a_running_tra
     objects = server.cli_json("outcomes", running)["objects"]
     assert [o["attempts"] for o in objects] == [1] * 12, "an object was given back and leased again"
     assert server.process.poll() is None
-    assert agent_named(server, "local-1")["status"]["pid"] == agent_pid  # type: ignore[index]
+    assert agent_named(server, "local-1")["status"]["pid"] == agent_pid
 
 
 def test_sighup_to_debug_level_brings_debug_lines_into_server_log(daemons: Daemons) -> None:

@@ -59,7 +59,7 @@ def submit_form(page: Page, server: ServerProcess, source: str, at: str, tree: b
 
 
 def test_sign_in_submit_watch_and_cancel(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     browser: Browser,
     shots: Path,
 ) -> None:
@@ -126,7 +126,7 @@ def test_sign_in_submit_watch_and_cancel(
 
 
 def test_a_reader_cannot_cancel_and_forged_posts_are_refused(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     browser: Browser,
     shots: Path,
 ) -> None:
@@ -168,7 +168,7 @@ def test_a_reader_cannot_cancel_and_forged_posts_are_refused(
 
 
 def test_an_administrator_sets_a_channels_max_active_from_its_page(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     browser: Browser,
     shots: Path,
 ) -> None:
@@ -219,7 +219,7 @@ def remote_agent(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_an_agent_killed_with_sigkill_turns_lost_on_the_agents_page(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     remote_agent: list[subprocess.Popen[bytes]],
     browser: Browser,
     shots: Path,

@@ -23,7 +23,7 @@ HOURS_APART = """hours => {
 
 
 def test_the_chart_the_search_and_a_rerun_that_completes_live(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     browser: Browser,  # noqa: F811
     shots: Path,  # noqa: F811
 ) -> None:
@@ -87,7 +87,7 @@ def test_the_chart_the_search_and_a_rerun_that_completes_live(
 
 
 def test_the_forms_preview_shows_the_next_occurrences_of_an_every_schedule(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     browser: Browser,  # noqa: F811
     shots: Path,  # noqa: F811
 ) -> None:
@@ -114,7 +114,7 @@ def test_the_forms_preview_shows_the_next_occurrences_of_an_every_schedule(
 
 
 def test_a_refused_button_answers_with_a_page_that_says_why(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
     browser: Browser,  # noqa: F811
     shots: Path,  # noqa: F811
 ) -> None:

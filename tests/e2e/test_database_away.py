@@ -31,7 +31,7 @@ def private_postgres() -> Iterator[PostgresCluster]:
         yield cluster
 
 
-def test_the_database_away_longer_than_a_lease_loses_nothing_and_moves_nothing_twice(  # type: ignore[no-untyped-def]
+def test_the_database_away_longer_than_a_lease_loses_nothing_and_moves_nothing_twice(
     start_server, private_postgres: PostgresCluster
 ) -> None:
     url = private_postgres.url(private_postgres.create_database())

@@ -13,7 +13,7 @@ import httpx
 from e2e_support import ServerProcess, wait_for
 
 
-def test_a_locked_database_is_a_prompt_503_and_one_log_line(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_locked_database_is_a_prompt_503_and_one_log_line(start_server) -> None:
     server: ServerProcess = start_server("--agents", "0")
     (server.cwd / "a.txt").write_text("a")
     body = {"sources": ["local:a.txt"], "destination": "local:out"}
@@ -48,7 +48,7 @@ def test_a_locked_database_is_a_prompt_503_and_one_log_line(start_server) -> Non
     assert "/api/v1/transfers crashed" not in log
 
 
-def test_a_locked_postgresql_table_is_a_prompt_503(start_server, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_locked_postgresql_table_is_a_prompt_503(start_server, postgres_url: str) -> None:
     """The same on PostgreSQL: another session holding a lock made a POST wait as long as the
     lock was held."""
     import psycopg
@@ -74,7 +74,7 @@ def test_a_locked_postgresql_table_is_a_prompt_503(start_server, postgres_url: s
     assert "/api/v1/transfers crashed" not in server.log.read_text()
 
 
-def test_a_full_data_disk_is_a_503_and_one_log_line(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_data_disk_is_a_503_and_one_log_line(start_server, tmp_path) -> None:
     """A full data disk gave 87 of 90 POSTs a 500 and a traceback each, while /healthz said
     200. The data directory here is a small tmpfs, filled up."""
     data = tmp_path / "work0" / ".ferry"  # where start_server's first server keeps its data

@@ -56,7 +56,7 @@ def check_ended_at_its_deadline(server: ServerProcess, transfer_id: str) -> None
     assert "Traceback" not in server.log.read_text()
 
 
-def test_a_deadline_ends_a_slow_local_transfer(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_deadline_ends_a_slow_local_transfer(start_server) -> None:
     server = start_server("--agents", "1", "--heartbeat", "0.5")
     transfer = slow_transfer(server, "local:out")
     shown = server.cli("status", transfer["id"], check=True).stdout
@@ -68,7 +68,7 @@ def test_a_deadline_ends_a_slow_local_transfer(start_server) -> None:  # type: i
     assert not out.exists() or list(out.iterdir()) == []  # no partial file, nothing half-made
 
 
-def test_a_deadline_ends_a_slow_transfer_to_sftp(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_deadline_ends_a_slow_transfer_to_sftp(start_server, tmp_path: Path) -> None:
     with sftp_server(tmp_path / "sftp") as sftp:
         server = start_server("--agents", "1", "--heartbeat", "0.5")
         response = server.api("POST", "/api/v1/storages", json=sftp.registration("remote"))
@@ -105,7 +105,7 @@ class Hooks:
         return [body for body in list(self.bodies) if body["event"] == event]
 
 
-def test_a_run_due_while_no_server_ran_is_told_late_once(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_due_while_no_server_ran_is_told_late_once(start_server, tmp_path: Path) -> None:
     hooks = Hooks()
     try:
         first = start_server("--agents", "1")

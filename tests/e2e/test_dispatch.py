@@ -179,7 +179,7 @@ def test_a_killed_agents_tasks_are_requeued_and_done_once_elsewhere(start_server
     add_mock(server, "slow", "siteA", time=0.5, files=48)
     add_mock(server, "sink", "siteB")
     victim = wait_agents(server, 2)["local-1"]
-    victim_id, victim_pid = str(victim["id"]), int(victim["status"]["pid"])  # type: ignore[index]
+    victim_id, victim_pid = str(victim["id"]), int(victim["status"]["pid"])
     assert victim_pid in processes_mentioning(f"--server {server.url} --name local-1 ")
     transfer = server.cli_json("submit", "slow:data", "sink:out", "--tree")["id"]
 

@@ -70,7 +70,7 @@ class Lines:
         return line + b"\n"
 
 
-def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:
     server: ServerProcess = start_server()
     waiting = server.cli_json("submit", "--at", "+1h", "local:a", "local:b")
     with (
@@ -92,7 +92,7 @@ def test_a_server_with_open_event_streams_stops_at_once(start_server) -> None:  
         everything.wait(timeout=10)
 
 
-def test_a_watch_sees_a_change_this_server_never_published(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_watch_sees_a_change_this_server_never_published(start_server) -> None:
     """Another server on the same database (or a change made between a stream's first frame
     and its subscription) publishes nothing here: the stream reads the status again."""
     server: ServerProcess = start_server()
@@ -128,7 +128,7 @@ def submit_slow_tree(server: ServerProcess, *, seconds_each: float) -> dict[str,
     return moving
 
 
-def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_transfers_stream_reports_its_progress_then_its_end(start_server) -> None:
     server: ServerProcess = start_server()
     moving = submit_slow_tree(server, seconds_each=3)
     kinds: list[bytes] = []
@@ -155,7 +155,7 @@ with httpx.stream("GET", url, params=query, timeout=30,
 """
 
 
-def test_a_stream_of_one_kind_carries_that_kind_only(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_of_one_kind_carries_that_kind_only(start_server) -> None:
     """The status of a transfer alone (what a script waiting for its end wants): none of its
     objects' changes, none of its progress ticks."""
     server: ServerProcess = start_server()

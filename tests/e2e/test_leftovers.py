@@ -10,7 +10,7 @@ import signal
 from e2e_support import readers_of, wait_for
 
 
-def test_a_killed_last_attempt_leaves_no_temporary_file(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_last_attempt_leaves_no_temporary_file(start_server) -> None:
     server = start_server("--heartbeat", "0.5")
     source = server.cwd / "big.bin"
     source.write_bytes(os.urandom(48 * 1024 * 1024))

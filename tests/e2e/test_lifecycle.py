@@ -19,12 +19,12 @@ def alive(pid: int) -> bool:
         return False
 
 
-def live_agents(server) -> list[dict]:  # type: ignore[no-untyped-def]
+def live_agents(server) -> list[dict]:
     return [a for a in server.agents() if a["state"] in ("REGISTERED", "ALIVE")]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_the_server_and_its_agents(start_server, signum) -> None:  # type: ignore[no-untyped-def]
+def test_a_signal_stops_the_server_and_its_agents(start_server, signum) -> None:
     server = start_server()
     assert wait_for(lambda: len(live_agents(server)) == 2)
     assert len(server.family()) == 3  # the server and two agents
@@ -36,7 +36,7 @@ def test_a_signal_stops_the_server_and_its_agents(start_server, signum) -> None:
     assert "Traceback" not in log
 
 
-def test_agents_do_not_outlive_a_killed_server(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_agents_do_not_outlive_a_killed_server(start_server) -> None:
     server = start_server()
     wait_for(lambda: len(live_agents(server)) == 2)
     # Its agents by pid: once the server is gone its port is free, and another test's server
@@ -48,7 +48,7 @@ def test_agents_do_not_outlive_a_killed_server(start_server) -> None:  # type: i
     assert wait_for(lambda: not [pid for pid in agents if alive(pid)], timeout=15)
 
 
-def test_storages_from_the_command_line(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_storages_from_the_command_line(start_server, tmp_path) -> None:
     archive = tmp_path / "archive"
     (archive / "in").mkdir(parents=True)
     (archive / "in" / "report.csv").write_text("a,b\n1,2\n")
@@ -60,7 +60,7 @@ def test_storages_from_the_command_line(start_server, tmp_path) -> None:  # type
     assert (server.cwd / "inbox" / "report.csv").read_text() == "a,b\n1,2\n"
 
 
-def test_a_restarted_server_keeps_its_token_and_transfers(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_restarted_server_keeps_its_token_and_transfers(start_server, tmp_path) -> None:
     first = start_server("--agents", "0")
     (first.cwd / "a.txt").write_text("a")
     transfer = first.cli_json("submit", "local:a.txt", "local:out")
@@ -80,7 +80,7 @@ def test_a_restarted_server_keeps_its_token_and_transfers(start_server, tmp_path
         shutdown(again)
 
 
-def test_an_agent_started_by_hand_with_a_token_does_the_work(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_agent_started_by_hand_with_a_token_does_the_work(start_server) -> None:
     server = start_server("--agents", "0", "--heartbeat", "0.5")
     (server.cwd / "a.txt").write_text("by hand")
     env = {**server.env(), "FERRY_AGENT_TOKEN": server.token}

@@ -17,14 +17,14 @@ from ferry.domain.events import EventKind
 BENCH = Path(__file__).parents[2] / "bench"
 
 
-def one_line_error(result, *expected: str) -> None:  # type: ignore[no-untyped-def]
+def one_line_error(result, *expected: str) -> None:
     assert result.returncode != 0, result.stdout
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     for text in expected:
         assert text in result.stderr
 
 
-def test_a_channel_set_to_optimize_shows_its_bounds_and_limit(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_channel_set_to_optimize_shows_its_bounds_and_limit(start_server) -> None:
     server: ServerProcess = start_server("--agents", "0")
     set_ = server.cli_json(
         "channel", "set", "siteA", "siteB", "--optimize", "--min-active", "2", "--max-active", "32"
@@ -42,7 +42,7 @@ def test_a_channel_set_to_optimize_shows_its_bounds_and_limit(start_server) -> N
     assert (listed["optimize"], listed["min_active"], listed["limit"]) == (False, None, 5)
 
 
-def test_bounds_that_do_not_hold_are_refused(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_bounds_that_do_not_hold_are_refused(start_server) -> None:
     server: ServerProcess = start_server("--agents", "0")
     for body, message in (
         ({"optimize": True, "min_active": 9, "max_active": 8}, "must not exceed max_active"),
@@ -65,7 +65,7 @@ def test_bounds_that_do_not_hold_are_refused(start_server) -> None:  # type: ign
     assert server.cli_json("channel", "ls") == []
 
 
-def test_only_administrators_set_a_channel_to_optimize(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_only_administrators_set_a_channel_to_optimize(start_server) -> None:
     server: ServerProcess = start_server("--agents", "0")
     added = server.cli_json("user", "add", "wanda", "--role", "WRITE", "--scope", "default")
     token = added["token"]["token"]
@@ -85,7 +85,7 @@ def test_the_event_stream_offers_the_optimizers_kind() -> None:
 
 
 @pytest.mark.chaos
-def test_the_limit_settles_at_the_links_peak_and_follows_it(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_limit_settles_at_the_links_peak_and_follows_it(tmp_path, monkeypatch) -> None:
     """The acceptance of issue 24: bench/link_optimizer.py's scenario, two phases of 150 s."""
     monkeypatch.syspath_prepend(str(BENCH))
     scenario = __import__("link_optimizer")

@@ -62,7 +62,7 @@ def parts_in(folder: Path) -> list[Path]:
 
 
 # --- cancel, by status (DESIGN §2) ---------------------------------------------------------------
-def test_cancel_of_a_waiting_transfer_ends_it_at_once(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_of_a_waiting_transfer_ends_it_at_once(start_server) -> None:
     server = start_server("--agents", "1")
     (server.cwd / "a.txt").write_text("a")
     transfer = server.cli_json("submit", "--at", "+1h", "local:a.txt", "local:out")
@@ -98,7 +98,7 @@ def test_cancel_of_a_waiting_transfer_ends_it_at_once(start_server) -> None:  # 
 
 def test_cancel_of_a_running_transfer_stops_its_copies_and_removes_partial_files(
     start_server,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     heartbeat = 1.0
     server = start_server("--agents", "1", "--heartbeat", str(heartbeat))
     server.cli("channel", "set", "*", "*", "--max-active", "1", check=True)  # one at a time
@@ -139,7 +139,7 @@ def test_cancel_of_a_running_transfer_stops_its_copies_and_removes_partial_files
     assert "Traceback" not in log
 
 
-def test_cancel_of_a_periodic_transfer_between_runs_stops_its_series(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_of_a_periodic_transfer_between_runs_stops_its_series(start_server) -> None:
     server = start_server("--agents", "1")
     (server.cwd / "a.txt").write_text("a")
     # The series started 50 s ago: one run now, the next 10 s from now.
@@ -168,7 +168,7 @@ def test_cancel_of_a_periodic_transfer_between_runs_stops_its_series(start_serve
     assert len(server.cli_json("runs", transfer["id"])) == 1
 
 
-def test_cancel_of_a_finished_transfer_is_409(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_of_a_finished_transfer_is_409(start_server) -> None:
     server = start_server("--agents", "1")
     (server.cwd / "a.txt").write_text("a")
     transfer = server.cli_json("submit", "--wait", "local:a.txt", "local:out")
@@ -236,7 +236,7 @@ def hooks() -> Iterator[HookServer]:
     receiver.httpd.server_close()
 
 
-def test_each_run_is_posted_to_its_hook_once_after_retries(start_server_with_env, hooks) -> None:  # type: ignore[no-untyped-def]
+def test_each_run_is_posted_to_its_hook_once_after_retries(start_server_with_env, hooks) -> None:
     server = start_server_with_env({"FERRY_NOTIFY_RETRY_S": "0.2"}, "--agents", "1")
     (server.cwd / "a.txt").write_text("alpha")
     (server.cwd / "b.txt").write_text("beta!")
@@ -283,7 +283,7 @@ def agent_named(server: ServerProcess, name: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def test_an_agent_that_stops_answering_is_lost(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_agent_that_stops_answering_is_lost(start_server) -> None:
     server = start_server("--agents", "0", "--heartbeat", "1", "--agent-lost-after", "3")
     agent = subprocess.Popen(
         [*FERRY, "agent", "--server", server.url, "--token", server.token, "--name", "remote-1"],
@@ -309,7 +309,7 @@ def test_an_agent_that_stops_answering_is_lost(start_server) -> None:  # type: i
         agent.wait(10)
 
 
-def test_a_deleted_storage_folder_becomes_unhealthy(start_server_with_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_storage_folder_becomes_unhealthy(start_server_with_env, tmp_path) -> None:
     server = start_server_with_env({"FERRY_HEALTH_CHECK_FAST_S": "1"}, "--agents", "0")
     folder = tmp_path / "d-root"
     folder.mkdir()
@@ -327,7 +327,7 @@ def test_a_deleted_storage_folder_becomes_unhealthy(start_server_with_env, tmp_p
     assert str(folder) in (wait_for(health, timeout=15)["error"] or str(folder))
 
 
-def test_storage_ls_shows_a_missing_root(module_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_storage_ls_shows_a_missing_root(module_server, tmp_path) -> None:
     module_server.cli("storage", "add", "gone", (tmp_path / "gone").as_uri(), check=True)
     (gone,) = [s for s in module_server.cli_json("storage", "ls") if s["name"] == "gone"]
     assert "does not exist" in gone["health"]["error"]
@@ -340,7 +340,7 @@ def test_storage_ls_shows_a_missing_root(module_server, tmp_path) -> None:  # ty
 
 # --- listings ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def population(module_server) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+def population(module_server) -> dict[str, dict[str, Any]]:
     """Transfers of every kind on the module's server, each finished unless it waits."""
     cwd = module_server.cwd
     (cwd / "in" / "tree").mkdir(parents=True)
@@ -366,7 +366,7 @@ def ids(items: list[dict[str, Any]]) -> set[str]:
     return {t["id"] for t in items}
 
 
-def test_ls_by_status_lists_transfers_as_status_shows_them(module_server, population) -> None:  # type: ignore[no-untyped-def]
+def test_ls_by_status_lists_transfers_as_status_shows_them(module_server, population) -> None:
     assert population["pair"]["status"] == "COMPLETED"
     assert population["tree"]["status"] == "COMPLETED"
     assert population["broken"]["status"] == "FAILED"
@@ -382,7 +382,7 @@ def test_ls_by_status_lists_transfers_as_status_shows_them(module_server, popula
     assert {t["status"] for t in failed} == {"FAILED"}
 
 
-def test_ls_filters(module_server, population) -> None:  # type: ignore[no-untyped-def]
+def test_ls_filters(module_server, population) -> None:
     ls = module_server.cli_json
     p = {name: t["id"] for name, t in population.items()}
     assert ids(ls("ls", "--scope", "team-a")) == {p["pair"]}
@@ -398,7 +398,7 @@ def test_ls_filters(module_server, population) -> None:  # type: ignore[no-untyp
     assert ids(ls("ls", "--scope", "team-a", "--status", "FAILED")) == set()
 
 
-def test_agents_json_counts_what_moved(module_server, population) -> None:  # type: ignore[no-untyped-def]
+def test_agents_json_counts_what_moved(module_server, population) -> None:
     everything = module_server.cli_json("ls", "--all")
     moved = sum(t["objects"]["done"] for t in everything)
     moved_bytes = sum(t["bytes"] for t in everything)
@@ -432,7 +432,7 @@ def test_agents_json_counts_what_moved(module_server, population) -> None:  # ty
     assert sum(a["stats"]["failed"] for a in agents) == 1  # the missing source, not retried
 
 
-def test_runs_json(module_server, population) -> None:  # type: ignore[no-untyped-def]
+def test_runs_json(module_server, population) -> None:
     (run,) = module_server.cli_json("runs", population["tree"]["id"])
     assert run["number"] == 1
     assert run["status"] == "COMPLETED"
@@ -443,7 +443,7 @@ def test_runs_json(module_server, population) -> None:  # type: ignore[no-untype
 
 
 # --- following a transfer live -------------------------------------------------------------------
-def test_watch_and_the_event_stream_follow_a_transfer_to_its_end(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_watch_and_the_event_stream_follow_a_transfer_to_its_end(module_server) -> None:
     server = module_server
     server.cli("storage", "add", "slow", "mock://slow", "--option", "size=1000", check=True)
     transfer = server.cli_json(

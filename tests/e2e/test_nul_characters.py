@@ -18,7 +18,7 @@ TARGETS = [
 ]
 
 
-def test_a_nul_in_the_path_or_query_is_a_bad_request(start_server, postgres_url) -> None:  # type: ignore[no-untyped-def]
+def test_a_nul_in_the_path_or_query_is_a_bad_request(start_server, postgres_url) -> None:
     server: ServerProcess = start_server("--db", postgres_url, "--agents", "0")
     for method, target in TARGETS:
         answer = server.api(method, target)

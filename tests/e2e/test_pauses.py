@@ -113,7 +113,7 @@ def check_each_moved_once(server: ServerProcess, transfer_id: str, out: Path) ->
 
 
 @pytest.mark.parametrize("storage", STORAGES)
-def test_a_paused_transfer_starts_nothing_until_resumed(start_server, tmp_path, storage):  # type: ignore[no-untyped-def]
+def test_a_paused_transfer_starts_nothing_until_resumed(start_server, tmp_path, storage):
     launch = lambda: start_server("--agents", "1", "--heartbeat", "0.5")  # noqa: E731
     with destination(storage, tmp_path, launch) as (server, to, out):
         submitted = slow_transfer(server, to)
@@ -144,7 +144,7 @@ def test_a_paused_transfer_starts_nothing_until_resumed(start_server, tmp_path, 
 
 
 @pytest.mark.parametrize("storage", STORAGES)
-def test_pause_now_stops_the_copy_and_moves_it_once_resumed(start_server, tmp_path, storage):  # type: ignore[no-untyped-def]
+def test_pause_now_stops_the_copy_and_moves_it_once_resumed(start_server, tmp_path, storage):
     launch = lambda: start_server("--agents", "1", "--heartbeat", "0.5")  # noqa: E731
     with destination(storage, tmp_path, launch) as (server, to, out):
         tid = slow_transfer(server, to)["id"]
@@ -193,7 +193,7 @@ class Events:
         return [event for event in list(self.seen) if event["event"] == kind]
 
 
-def test_a_paused_schedule_skips_its_occurrence_and_goes_on(start_server):  # type: ignore[no-untyped-def]
+def test_a_paused_schedule_skips_its_occurrence_and_goes_on(start_server):
     server = start_server("--agents", "1")
     (server.cwd / "a.txt").write_text("a")
     # Far enough ahead for the submission and the pause to come first on a loaded machine.
@@ -227,7 +227,7 @@ def test_a_paused_schedule_skips_its_occurrence_and_goes_on(start_server):  # ty
     assert len(server.cli_json("runs", tid)) == 1
 
 
-def test_a_paused_agent_finishes_what_it_holds_and_takes_nothing(start_server):  # type: ignore[no-untyped-def]
+def test_a_paused_agent_finishes_what_it_holds_and_takes_nothing(start_server):
     server = start_server("--agents", "1", "--heartbeat", "0.5")
     tid = slow_transfer(server, "local:out")["id"]
     wait_for(lambda: readers_of(server, server.cwd / "in" / "big.bin"), timeout=30)

@@ -18,7 +18,7 @@ def _make_files(root: Path, count: int) -> None:
         (folder / f"file {i}.bin").write_bytes(os.urandom(1000 + i))
 
 
-def test_two_servers_on_one_postgresql_move_each_object_once(  # type: ignore[no-untyped-def]
+def test_two_servers_on_one_postgresql_move_each_object_once(
     start_server, postgres_url: str, tmp_path: Path
 ) -> None:
     area, shared = tmp_path / "area", tmp_path / "shared-data-dir"
@@ -48,7 +48,7 @@ def test_two_servers_on_one_postgresql_move_each_object_once(  # type: ignore[no
     assert not list((area / "dst").rglob("*.part"))
 
 
-def test_servers_of_their_own_on_one_postgresql_keep_their_tokens_and_agents(  # type: ignore[no-untyped-def]
+def test_servers_of_their_own_on_one_postgresql_keep_their_tokens_and_agents(
     start_server, postgres_url: str, tmp_path: Path
 ) -> None:
     # Each server with its own data directory and two agents: the second one's start replaced

@@ -107,7 +107,7 @@ def server(module_server: ServerProcess) -> ServerProcess:
     return module_server
 
 
-def test_a_100_mb_file_is_pushed_and_pulled_whole(server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_100_mb_file_is_pushed_and_pulled_whole(server, tmp_path) -> None:
     source = tmp_path / "hundred MB é.bin"
     expected = write_random(source, 100 * MIB)
 
@@ -131,7 +131,7 @@ def test_a_100_mb_file_is_pushed_and_pulled_whole(server, tmp_path) -> None:  # 
     check_outcomes(outcomes_by(server, pulled["id"], "destination"), tmp_path / "back")
 
 
-def test_a_500_file_tree_is_pushed_and_pulled_whole(server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_500_file_tree_is_pushed_and_pulled_whole(server, tmp_path) -> None:
     make_tree(tmp_path / "tree", 500)
     expected = digest_tree(tmp_path / "tree")
     assert len(expected) == 500
@@ -161,7 +161,7 @@ def test_a_500_file_tree_is_pushed_and_pulled_whole(server, tmp_path) -> None:  
 
 def test_a_push_killed_half_way_leaves_nothing_and_completes_when_run_again(
     server, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     source = tmp_path / "three hundred.bin"
     expected = write_random(source, 300 * MIB)
     destination = server.cwd / "killed"
@@ -206,7 +206,7 @@ def test_a_push_killed_half_way_leaves_nothing_and_completes_when_run_again(
     assert sha256_of(destination / source.name) == expected
 
 
-def test_a_push_whose_connection_drops_leaves_nothing(server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_push_whose_connection_drops_leaves_nothing(server, tmp_path) -> None:
     data = os.urandom(24 * MIB)
     created = server.api(
         "POST",

@@ -59,7 +59,7 @@ def the_object(ferry: ServerProcess, transfer_id: str) -> dict[str, Any]:
     return dict(found)
 
 
-def test_the_first_replica_missing_the_second_is_used_with_no_retry_counted(world) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_replica_missing_the_second_is_used_with_no_retry_counted(world) -> None:
     ferry: ServerProcess = world
     args = ["--checksum", "sha256", "local:gone/data.bin", "local:out-second"]
     transfer = submit(ferry, *args, "--replica", "local:mirror/rep/data.bin")
@@ -83,7 +83,7 @@ def test_the_first_replica_missing_the_second_is_used_with_no_retry_counted(worl
 
 
 @pytest.mark.parametrize("remote", ["sftp", "s3"])
-def test_a_remote_replica_is_used_when_the_local_source_fails(world, remote: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_remote_replica_is_used_when_the_local_source_fails(world, remote: str) -> None:
     ferry: ServerProcess = world
     destination = f"out-{remote}"
     transfer = submit(
@@ -99,7 +99,7 @@ def test_a_remote_replica_is_used_when_the_local_source_fails(world, remote: str
     assert "not found: local:gone/data.bin" in found["error"]
 
 
-def test_every_replica_failing_fails_with_each_ones_error(world) -> None:  # type: ignore[no-untyped-def]
+def test_every_replica_failing_fails_with_each_ones_error(world) -> None:
     ferry: ServerProcess = world
     transfer = submit(
         ferry,
@@ -122,7 +122,7 @@ def test_every_replica_failing_fails_with_each_ones_error(world) -> None:  # typ
     assert not (ferry.cwd / "out-none").exists() or not any((ferry.cwd / "out-none").iterdir())
 
 
-def test_a_transient_failure_among_them_retries_from_the_next_place(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_failure_among_them_retries_from_the_next_place(world) -> None:
     ferry: ServerProcess = world
     transfer = submit(
         ferry, "--retries", "1", "local:gone/data.bin", "local:out-down", "--replica", "down:a.bin"
@@ -148,7 +148,7 @@ def test_a_transient_failure_among_them_retries_from_the_next_place(world) -> No
         (["local:a.bin", "local:out", "--replica", "local:../../etc/passwd"], "outside storage"),
     ],
 )
-def test_bad_replicas_are_refused_with_one_line(world, args: list[str], says: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_replicas_are_refused_with_one_line(world, args: list[str], says: str) -> None:
     ferry: ServerProcess = world
     before = ferry.api("GET", "/api/v1/transfers").json()["items"]
     result = ferry.cli("submit", *args)
@@ -159,7 +159,7 @@ def test_bad_replicas_are_refused_with_one_line(world, args: list[str], says: st
     assert ferry.api("GET", "/api/v1/transfers").json()["items"] == before
 
 
-def test_the_api_refuses_replicas_on_a_tree_as_a_problem(world) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_refuses_replicas_on_a_tree_as_a_problem(world) -> None:
     ferry: ServerProcess = world
     body = {"sources": [["local:mirror", "sftp:rep"]], "destination": "local:o", "kind": "tree"}
     response = ferry.api("POST", "/api/v1/transfers", json=body)
@@ -168,7 +168,7 @@ def test_the_api_refuses_replicas_on_a_tree_as_a_problem(world) -> None:  # type
     assert "replicas apply to file transfers only" in response.json()["detail"]
 
 
-def test_an_expected_checksum_passes_over_a_stale_replica(world) -> None:  # type: ignore[no-untyped-def]
+def test_an_expected_checksum_passes_over_a_stale_replica(world) -> None:
     ferry: ServerProcess = world
     (ferry.cwd / "stale").mkdir()
     (ferry.cwd / "stale" / "data.bin").write_bytes(DATA[::-1])  # same size, other bytes

@@ -43,7 +43,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.mark.parametrize("kind", SOURCES)
 def test_a_copy_killed_past_60_percent_is_resumed_by_the_next_attempt(
     daemons, world, original, kind
-):  # type: ignore[no-untyped-def]
+):
     path, digest = original
     run = scenario(daemons, world, path, kind, THRESHOLD)
     interrupted = interrupt(run, SIZE, BANDWIDTH)
@@ -60,7 +60,7 @@ def test_a_copy_killed_past_60_percent_is_resumed_by_the_next_attempt(
     assert "resuming at byte" in second.log.read_text()
 
 
-def test_a_copy_to_sftp_killed_midway_is_resumed(daemons, world, original):  # type: ignore[no-untyped-def]
+def test_a_copy_to_sftp_killed_midway_is_resumed(daemons, world, original):
     path, digest = original
     run = scenario(daemons, world, path, "file", THRESHOLD, sftp_to=True)
     interrupted = interrupt(run, SIZE, BANDWIDTH)
@@ -76,7 +76,7 @@ def test_a_copy_to_sftp_killed_midway_is_resumed(daemons, world, original):  # t
 @pytest.mark.parametrize("kind", ["file", "http"])
 def test_a_part_tampered_with_before_the_retry_is_copied_again_from_0(
     daemons, world, original, kind
-):  # type: ignore[no-untyped-def]
+):
     path, digest = original
     run = scenario(daemons, world, path, kind, THRESHOLD)
     interrupted = interrupt(run, SIZE, BANDWIDTH)

@@ -16,11 +16,11 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def runs(server, transfer_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+def runs(server, transfer_id: str) -> list[dict]:
     return list(server.cli_json("runs", transfer_id))
 
 
-def test_an_at_transfer_starts_within_a_second_of_its_due_time(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_at_transfer_starts_within_a_second_of_its_due_time(start_server) -> None:
     server = start_server()
     (server.cwd / "a.txt").write_text("a")
     transfer = server.cli_json("submit", "--at", "+3s", "local:a.txt", "local:out")
@@ -35,7 +35,7 @@ def test_an_at_transfer_starts_within_a_second_of_its_due_time(start_server) -> 
     assert server.cli_json("status", transfer["id"])["status"] == "COMPLETED"
 
 
-def test_status_says_the_schedule_and_the_next_run_in_the_readers_zone(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_status_says_the_schedule_and_the_next_run_in_the_readers_zone(start_server) -> None:
     server = start_server()
     later = server.cli_json("submit", "--at", "2030-01-01T00:00:00Z", "local:a.txt", "local:out")
 
@@ -45,7 +45,7 @@ def test_status_says_the_schedule_and_the_next_run_in_the_readers_zone(start_ser
     assert "  next run: 2030-01-01 09:00:00 JST\n" in shown
 
 
-def test_every_minute_twice_then_done(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_every_minute_twice_then_done(start_server) -> None:
     server = start_server()
     (server.cwd / "a.txt").write_text("a")
     args = ["--every", "minute", "--count", "2", "local:a.txt", "local:out"]
@@ -77,7 +77,7 @@ def test_every_minute_twice_then_done(start_server) -> None:  # type: ignore[no-
     assert final["next_run_at"] is None
 
 
-def test_an_outage_coalesces_into_one_run_then_the_schedule_goes_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_outage_coalesces_into_one_run_then_the_schedule_goes_on(tmp_path) -> None:
     cwd = tmp_path / "work"
     server = launch(cwd)
     try:

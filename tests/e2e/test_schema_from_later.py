@@ -9,7 +9,7 @@ import subprocess
 from e2e_support import FERRY, free_port, launch, shutdown
 
 
-def test_a_server_on_a_database_from_a_later_ferry_refuses_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_on_a_database_from_a_later_ferry_refuses_in_one_line(tmp_path) -> None:
     work = tmp_path / "work"
     shutdown(launch(work, "--agents", "0"))  # made and migrated by this Ferry
     with sqlite3.connect(work / ".ferry" / "ferry.db") as db:

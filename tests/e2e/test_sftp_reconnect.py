@@ -38,7 +38,7 @@ def restart_sshd(base: Path) -> subprocess.Popen[bytes]:
 
 def test_agents_connect_again_to_an_sftp_server_that_restarted(
     start_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     base = tmp_path / "sftp"
     with sftp_server(base) as sftp:
         server: ServerProcess = start_server("--agents", "1")

@@ -42,13 +42,13 @@ def copied(root: Path) -> dict[str, str]:
     }
 
 
-def carriers(server: Any) -> int:  # type: ignore[no-untyped-def]
+def carriers(server: Any) -> int:
     """Tasks that carry a chunk, read from the server's own database file."""
     with sqlite3.connect(server.cwd / ".ferry" / "ferry.db") as db:
         return int(db.execute("SELECT count(*) FROM tasks WHERE origin IS NOT NULL").fetchone()[0])
 
 
-def final(server: Any, transfer: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def final(server: Any, transfer: str) -> dict[str, Any]:
     return wait_for(
         lambda: (
             (t := server.cli_json("status", transfer))["status"] not in ("STANDBY", "ONGOING") and t
@@ -57,12 +57,12 @@ def final(server: Any, transfer: str) -> dict[str, Any]:  # type: ignore[no-unty
     )
 
 
-def outcomes(server: Any, transfer: str, *extra: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def outcomes(server: Any, transfer: str, *extra: str) -> list[dict[str, Any]]:
     return list(server.cli_json("outcomes", transfer, *extra)["objects"])
 
 
 def test_every_object_of_a_chunked_tree_is_queued_then_done_with_its_own_truth(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
 ) -> None:
     server = start_server("--agents", "0")
     digests = make_tree(server.cwd / "src", 10_000)
@@ -99,7 +99,7 @@ def test_every_object_of_a_chunked_tree_is_queued_then_done_with_its_own_truth(
 
 
 def test_a_killed_agent_s_unreported_objects_come_back_lost_and_reported_ones_stay(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
 ) -> None:
     ttl = 3.0
     server = start_server("--agents", "1", "--heartbeat", "0.5", "--lease-ttl", str(ttl))
@@ -126,7 +126,7 @@ def test_a_killed_agent_s_unreported_objects_come_back_lost_and_reported_ones_st
     assert datetime.fromisoformat(back).timestamp() - killed_at <= ttl + 2 + 1
 
 
-def test_a_cancel_stops_a_chunked_tree_at_an_object_boundary(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_cancel_stops_a_chunked_tree_at_an_object_boundary(start_server) -> None:
     server = start_server("--agents", "1")
     digests = make_tree(server.cwd / "src", 20_000)
 
@@ -148,7 +148,7 @@ def test_a_cancel_stops_a_chunked_tree_at_an_object_boundary(start_server) -> No
 
 
 def test_a_server_killed_mid_listing_lists_each_object_once_after_its_restart(
-    start_server,  # type: ignore[no-untyped-def]
+    start_server,
 ) -> None:
     files = 40_000
     server = start_server("--agents", "0")

@@ -6,7 +6,7 @@ from __future__ import annotations
 SECRET = "pa55-never-printed"
 
 
-def test_a_storage_added_from_the_cli_works_and_keeps_its_secret(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_storage_added_from_the_cli_works_and_keeps_its_secret(start_server, tmp_path) -> None:
     server = start_server()
     archive = tmp_path / "archive"
     (archive / "in").mkdir(parents=True)

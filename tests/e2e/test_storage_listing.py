@@ -47,7 +47,7 @@ def listed(server: ServerProcess, *args: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("storage", ["local", "remote"])
-def test_a_folder_is_listed_by_name_with_sizes_and_times(world, storage: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_folder_is_listed_by_name_with_sizes_and_times(world, storage: str) -> None:
     entries = listed(world["ferry"], f"{storage}:data")
     assert [(e["name"], e["folder"], e["size"]) for e in entries] == [
         ("a.bin", False, 10),
@@ -61,7 +61,7 @@ def test_a_folder_is_listed_by_name_with_sizes_and_times(world, storage: str) ->
 
 
 @pytest.mark.parametrize("storage", ["local", "remote"])
-def test_a_long_folder_comes_in_pages(world, storage: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_long_folder_comes_in_pages(world, storage: str) -> None:
     server = world["ferry"]
     first = listed(server, f"{storage}:data/many", "--limit", "10")
     assert [e["name"] for e in first] == [f"f{n:02}" for n in range(10)]
@@ -75,7 +75,7 @@ def test_a_long_folder_comes_in_pages(world, storage: str) -> None:  # type: ign
     assert "more after 'f09'" in shown.stdout
 
 
-def test_the_servers_own_data_directory_is_never_shown(world) -> None:  # type: ignore[no-untyped-def]
+def test_the_servers_own_data_directory_is_never_shown(world) -> None:
     server = world["ferry"]
     assert (server.cwd / ".ferry").is_dir()  # the data directory, inside local's root
     names = [e["name"] for e in listed(server, "local:")]
@@ -94,7 +94,7 @@ def test_the_servers_own_data_directory_is_never_shown(world) -> None:  # type: 
         ("nowhere:data", "error: "),
     ],
 )
-def test_what_cannot_be_listed_is_one_line(world, location: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_what_cannot_be_listed_is_one_line(world, location: str, message: str) -> None:
     result = world["ferry"].cli("ls", location)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -102,7 +102,7 @@ def test_what_cannot_be_listed_is_one_line(world, location: str, message: str) -
     assert lines[0].startswith(message), result.stderr
 
 
-def test_a_scope_lists_only_what_it_may_read(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_scope_lists_only_what_it_may_read(world) -> None:
     server = world["ferry"]
     server.cli("scope", "set", "lab", "--weight", "1", check=True)
     added = server.cli_json("user", "add", "lena", "--role", "READ", "--scope", "lab")

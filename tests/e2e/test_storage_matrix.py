@@ -110,7 +110,7 @@ def run_all(ferry: ServerProcess) -> dict[tuple[str, str], dict[str, Any]]:
 
 @pytest.mark.parametrize("destination", WRITABLE)
 @pytest.mark.parametrize("source", SOURCES)
-def test_a_tree_crosses_between_storages_whole(world, source: str, destination: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_tree_crosses_between_storages_whole(world, source: str, destination: str) -> None:
     result = world["results"][(source, destination)]
     assert result["status"] == "COMPLETED", result["error"]
     assert result["objects"]["done"] == len(TREE)
@@ -119,7 +119,7 @@ def test_a_tree_crosses_between_storages_whole(world, source: str, destination: 
 
 
 @pytest.mark.parametrize("destination", WRITABLE)
-def test_overwrite_always_replaces_on_every_storage(world, destination: str) -> None:  # type: ignore[no-untyped-def]
+def test_overwrite_always_replaces_on_every_storage(world, destination: str) -> None:
     ferry = world["ferry"]
     body = {
         "sources": ["file:tree/nested/x.bin"],

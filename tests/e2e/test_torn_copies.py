@@ -29,19 +29,19 @@ def _submit_slow(server: ServerProcess, source: Path) -> str:
     return str(transfer["id"])
 
 
-def _finished(server: ServerProcess, transfer: str) -> dict:  # type: ignore[type-arg]
+def _finished(server: ServerProcess, transfer: str) -> dict:
     status = lambda: server.cli_json("status", transfer)  # noqa: E731
-    return wait_for(  # type: ignore[no-any-return]
+    return wait_for(
         lambda: (s := status())["status"] not in ("STANDBY", "ONGOING") and s, timeout=120
     )
 
 
-def _only_outcome(server: ServerProcess, transfer: str) -> dict:  # type: ignore[type-arg]
+def _only_outcome(server: ServerProcess, transfer: str) -> dict:
     (outcome,) = server.cli_json("outcomes", transfer)["objects"]
-    return outcome  # type: ignore[no-any-return]
+    return outcome
 
 
-def test_a_writer_at_the_temporary_files_cannot_tear_a_copy(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_writer_at_the_temporary_files_cannot_tear_a_copy(start_server) -> None:
     server = start_server()
     source = server.cwd / "big.bin"
     transfer = _submit_slow(server, source)
@@ -73,7 +73,7 @@ def test_a_writer_at_the_temporary_files_cannot_tear_a_copy(start_server) -> Non
     assert tampered == []  # nothing was there to open while the bytes were written
 
 
-def test_a_source_changed_in_place_is_copied_again_not_kept_torn(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_source_changed_in_place_is_copied_again_not_kept_torn(start_server) -> None:
     server = start_server()
     source = server.cwd / "big.bin"
     transfer = _submit_slow(server, source)

@@ -107,7 +107,7 @@ def landed(root: Path) -> set[str]:
 )
 def test_filters_take_only_what_they_keep_and_count_the_rest(
     world, storage: str, options: list[str], kept: set[str], request: pytest.FixtureRequest
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     ferry: ServerProcess = world["ferry"]
     destination = f"out-{storage}-{request.node.callspec.id}"
     transfer = submit(ferry, "--tree", *options, f"{storage}:tree", f"local:{destination}")
@@ -123,7 +123,7 @@ def test_filters_take_only_what_they_keep_and_count_the_rest(
     assert {o["source"].split(":tree/")[1] for o in outcomes["objects"]} == kept
 
 
-def test_filters_on_s3_read_its_sizes_and_last_modified(world) -> None:  # type: ignore[no-untyped-def]
+def test_filters_on_s3_read_its_sizes_and_last_modified(world) -> None:
     ferry: ServerProcess = world["ferry"]
     rules = ["--include", "*.csv", "--exclude", "sub/**", "--max-size", "1k"]
     taken = submit(ferry, "--tree", *rules, "s3:tree", "local:out-s3")
@@ -138,7 +138,7 @@ def test_filters_on_s3_read_its_sizes_and_last_modified(world) -> None:  # type:
     assert not (ferry.cwd / "out-s3-none").exists()
 
 
-def test_status_says_how_many_entries_were_filtered(world) -> None:  # type: ignore[no-untyped-def]
+def test_status_says_how_many_entries_were_filtered(world) -> None:
     ferry: ServerProcess = world["ferry"]
     transfer = submit(ferry, "--tree", "--exclude", "*.csv", "local:tree", "local:out-status")
     shown = ferry.cli("status", transfer["id"], check=True).stdout
@@ -147,7 +147,7 @@ def test_status_says_how_many_entries_were_filtered(world) -> None:  # type: ign
 
 
 @pytest.fixture(scope="module")
-def unreadable(world) -> Iterator[dict[str, Path]]:  # type: ignore[no-untyped-def]
+def unreadable(world) -> Iterator[dict[str, Path]]:
     """On each storage, ``errs``: a file, a folder, a file of mode 0 and a folder of mode 0
     (each holding one file)."""
     roots: dict[str, Path] = world["roots"]
@@ -174,7 +174,7 @@ def states(ferry: ServerProcess, transfer_id: str) -> dict[str, tuple[str, str |
 
 
 @pytest.mark.parametrize("storage", STORAGES)
-def test_source_errors_are_skipped_with_the_reason_when_asked(world, unreadable, storage) -> None:  # type: ignore[no-untyped-def]
+def test_source_errors_are_skipped_with_the_reason_when_asked(world, unreadable, storage) -> None:
     ferry: ServerProcess = world["ferry"]
     sources = [f"{storage}:errs/a.txt", f"{storage}:errs/missing.txt", f"{storage}:errs/locked.txt"]
     files = submit(ferry, "--skip-source-errors", *sources, f"local:skip-files-{storage}")
@@ -204,7 +204,7 @@ def test_source_errors_are_skipped_with_the_reason_when_asked(world, unreadable,
 
 
 @pytest.mark.parametrize("storage", STORAGES)
-def test_without_the_flag_source_errors_fail(world, unreadable, storage) -> None:  # type: ignore[no-untyped-def]
+def test_without_the_flag_source_errors_fail(world, unreadable, storage) -> None:
     ferry: ServerProcess = world["ferry"]
     sources = [f"{storage}:errs/a.txt", f"{storage}:errs/missing.txt", f"{storage}:errs/locked.txt"]
     files = submit(ferry, *sources, f"local:fail-files-{storage}")

@@ -55,7 +55,7 @@ def walked(storage: StorageFS, after: str | None = None) -> list[TreeEntry]:
 
 
 @pytest.mark.parametrize("kind", ["http", "s3"])
-def test_a_remote_tree_is_walked_in_the_order_of_its_listing_key(storages, kind) -> None:  # type: ignore[no-untyped-def]
+def test_a_remote_tree_is_walked_in_the_order_of_its_listing_key(storages, kind) -> None:
     full = walked(storages[kind])
     assert [entry.relative for entry in full] == ORDER
     keys = [listing_key(entry.cursor) for entry in full]
@@ -63,12 +63,12 @@ def test_a_remote_tree_is_walked_in_the_order_of_its_listing_key(storages, kind)
 
 
 @pytest.mark.parametrize("kind", ["http", "s3"])
-def test_a_remote_walk_resumed_after_any_entry_is_the_tail_of_the_full_walk(storages, kind) -> None:  # type: ignore[no-untyped-def]
+def test_a_remote_walk_resumed_after_any_entry_is_the_tail_of_the_full_walk(storages, kind) -> None:
     full = walked(storages[kind])
     for n, entry in enumerate(full):
         assert walked(storages[kind], after=entry.cursor) == full[n + 1 :], entry
 
 
-def test_sizes_an_index_does_not_give_are_unknown_and_an_s3_listing_gives_them(storages) -> None:  # type: ignore[no-untyped-def]
+def test_sizes_an_index_does_not_give_are_unknown_and_an_s3_listing_gives_them(storages) -> None:
     assert {entry.size for entry in walked(storages["http"])} == {None}
     assert [entry.size for entry in walked(storages["s3"])] == [len(n.encode()) for n in ORDER]

@@ -38,7 +38,7 @@ def digest_tree(root: Path) -> dict[str, str]:
     return digests
 
 
-def test_a_tree_arrives_whole_and_every_object_is_accounted_for(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_tree_arrives_whole_and_every_object_is_accounted_for(start_server) -> None:
     server = start_server()
     make_tree(server.cwd / "src")
 
@@ -66,7 +66,7 @@ def test_a_tree_arrives_whole_and_every_object_is_accounted_for(start_server) ->
         assert obj["error"] is None
 
 
-def test_nothing_of_a_tree_is_dropped_without_a_word(module_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_of_a_tree_is_dropped_without_a_word(module_server, tmp_path) -> None:
     """Defect 18.14: a tree's links leading out of the storage, and its empty folders,
     vanished from the copy and from the outcomes. Empty folders are made; links not followed
     are SKIPPED with the reason; every SKIPPED object says why."""

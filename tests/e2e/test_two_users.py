@@ -10,7 +10,7 @@ import sys
 from test_event_streams import FOLLOW_ALL, Lines, child
 
 
-def one_line_error(result, *expected: str) -> None:  # type: ignore[no-untyped-def]
+def one_line_error(result, *expected: str) -> None:
     assert result.returncode == 1, result.stdout
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -18,7 +18,7 @@ def one_line_error(result, *expected: str) -> None:  # type: ignore[no-untyped-d
         assert text in result.stderr
 
 
-def test_two_users_in_two_scopes_keep_to_their_own(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_two_users_in_two_scopes_keep_to_their_own(start_server) -> None:
     server = start_server()
     (server.cwd / "a.txt").write_text("a")
     (server.cwd / "vault").mkdir()
@@ -30,7 +30,7 @@ def test_two_users_in_two_scopes_keep_to_their_own(start_server) -> None:  # typ
         token[user] = added["token"]["token"]
     server.cli("storage", "add", "vault", (server.cwd / "vault").as_uri(), check=True)
 
-    def as_user(user: str, *args: str):  # type: ignore[no-untyped-def]
+    def as_user(user: str, *args: str):
         return server.cli(*args, "--token", token[user])
 
     with child([sys.executable, "-c", FOLLOW_ALL, server.url, token["phil"]]) as follow:

@@ -12,7 +12,7 @@ from e2e_support import ServerProcess
 from storage_servers import http_server
 
 
-def test_an_allowed_http_endpoint_is_copied_and_counted_as_site_unknown(  # type: ignore[no-untyped-def]
+def test_an_allowed_http_endpoint_is_copied_and_counted_as_site_unknown(
     start_server, tmp_path: Path
 ) -> None:
     with http_server(tmp_path / "http") as (http, www):
@@ -33,7 +33,7 @@ def test_an_allowed_http_endpoint_is_copied_and_counted_as_site_unknown(  # type
         assert sites == [("UNKNOWN", "local")]
 
 
-def test_an_endpoint_is_refused_unless_its_host_is_allowed(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_endpoint_is_refused_unless_its_host_is_allowed(start_server) -> None:
     server: ServerProcess = start_server("--allow-unregistered", "*.example.org")
 
     refused = server.cli("submit", "https://data.example.com/a.bin", "local:in")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def test_a_user_is_added_acts_and_is_revoked_from_the_command_line(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_user_is_added_acts_and_is_revoked_from_the_command_line(module_server) -> None:
     added = module_server.cli(
         "user", "add", "ursula", "--role", "READ", "--scope", "default", "--expires", "30d"
     )
@@ -37,7 +37,7 @@ def test_a_user_is_added_acts_and_is_revoked_from_the_command_line(module_server
     assert token not in module_server.log.read_text()
 
 
-def test_a_user_without_a_scope_that_exists_is_refused_in_one_line(module_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_user_without_a_scope_that_exists_is_refused_in_one_line(module_server) -> None:
     result = module_server.cli("user", "add", "victor", "--scope", "nowhere")
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")

@@ -31,7 +31,7 @@ def gap_after_end(client: Client, transfer: TransferPublic, returned_at: datetim
     return (returned_at - ended_at).total_seconds()
 
 
-def test_wait_returns_as_the_transfer_finishes(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_wait_returns_as_the_transfer_finishes(start_server) -> None:
     server: ServerProcess = start_server()
     # ends about 2.9 s after it is submitted: between two of the old back-off's polls
     # (at 2.6 and 3.6 s), so a poller saw it end about 0.7 s late
@@ -58,7 +58,7 @@ def test_wait_returns_as_the_transfer_finishes(start_server) -> None:  # type: i
         assert 0 <= gap < ENDS_WITHIN_S
 
 
-def test_wait_reports_progress_and_keeps_its_timeout(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_wait_reports_progress_and_keeps_its_timeout(start_server) -> None:
     server: ServerProcess = start_server()
     add_mock_storages(server, seconds_each=2.5, files=2)
     events: list[str] = []

@@ -14,7 +14,7 @@ PASSWORD = "correct-horse-battery-staple-4711"
 WRONG = "not-the-password-0815"
 
 
-def test_a_tree_copies_both_ways_and_no_password_shows(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_tree_copies_both_ways_and_no_password_shows(start_server, tmp_path: Path) -> None:
     with webdav_server_with_password(tmp_path / "dav", "ferry", PASSWORD) as dav:
         server: ServerProcess = start_server()
         for name, password in (("dav", PASSWORD), ("davwrong", WRONG)):

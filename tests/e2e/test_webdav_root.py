@@ -32,7 +32,7 @@ def _root_of(server: StorageServer) -> str:
     return server.url.rsplit("/", 1)[0] + "/"  # webdav://127.0.0.1:PORT/
 
 
-def test_a_tree_at_the_servers_root_is_listed_with_whole_names(dav) -> None:  # type: ignore[no-untyped-def]
+def test_a_tree_at_the_servers_root_is_listed_with_whole_names(dav) -> None:
     storage, _served = dav
     listed = {entry.relative for page in walk_tree(storage, "") for entry in page}
     assert listed == {"one.bin", "sub/two.bin", "sub/deeper/three.bin"}
@@ -40,7 +40,7 @@ def test_a_tree_at_the_servers_root_is_listed_with_whole_names(dav) -> None:  # 
     assert below == {"two.bin", "deeper/three.bin"}
 
 
-def test_an_object_is_written_and_read_at_the_servers_root(dav, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_object_is_written_and_read_at_the_servers_root(dav, tmp_path: Path) -> None:
     storage, served = dav
     local = open_storage("local", tmp_path.as_uri(), {}, ())
     (tmp_path / "up.bin").write_bytes(b"up" * 1000)

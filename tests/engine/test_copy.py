@@ -258,7 +258,7 @@ def test_a_retry_still_skips_a_different_existing_file(src, dst, dst_root, paylo
 
 def test_a_destination_error_names_the_destination(src, payload, tmp_path):
     class VanishingFolder(MemoryFileSystem):
-        def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        def open(self, path, mode="rb", **kwargs):
             if "w" in mode:
                 raise FileNotFoundError(path)
             return super().open(path, mode, **kwargs)
@@ -268,7 +268,7 @@ def test_a_destination_error_names_the_destination(src, payload, tmp_path):
         copy_object(request(src, memory))
 
 
-def _age(path, seconds_ago: float) -> None:  # type: ignore[no-untyped-def]
+def _age(path, seconds_ago: float) -> None:
     stamp = time.time() - seconds_ago
     os.utime(path, (stamp, stamp))
 
@@ -276,7 +276,7 @@ def _age(path, seconds_ago: float) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("source_age", "copied"), [(10, True), (1000, False)])
 def test_if_newer_replaces_only_an_older_destination(
     src, dst, src_root, dst_root, payload, source_age, copied
-):  # type: ignore[no-untyped-def]
+):
     (dst_root / "out").mkdir()
     (dst_root / "out" / "a.bin").write_bytes(b"old")
     _age(dst_root / "out" / "a.bin", 100)
@@ -286,7 +286,7 @@ def test_if_newer_replaces_only_an_older_destination(
     assert (dst_root / "out" / "a.bin").read_bytes() == (payload if copied else b"old")
 
 
-def test_if_different_skips_an_identical_destination(src, dst, dst_root, payload):  # type: ignore[no-untyped-def]
+def test_if_different_skips_an_identical_destination(src, dst, dst_root, payload):
     (dst_root / "out").mkdir()
     (dst_root / "out" / "a.bin").write_bytes(payload)
     assert (
@@ -295,7 +295,7 @@ def test_if_different_skips_an_identical_destination(src, dst, dst_root, payload
 
 
 @pytest.mark.parametrize("other", [b"short", "same size"])
-def test_if_different_replaces_by_size_then_checksum(src, dst, dst_root, payload, other):  # type: ignore[no-untyped-def]
+def test_if_different_replaces_by_size_then_checksum(src, dst, dst_root, payload, other):
     (dst_root / "out").mkdir()
     existing = other if isinstance(other, bytes) else bytes(len(payload))
     (dst_root / "out" / "a.bin").write_bytes(existing)
@@ -303,7 +303,7 @@ def test_if_different_replaces_by_size_then_checksum(src, dst, dst_root, payload
     assert (dst_root / "out" / "a.bin").read_bytes() == payload
 
 
-def test_always_replaces(src, dst, dst_root, payload):  # type: ignore[no-untyped-def]
+def test_always_replaces(src, dst, dst_root, payload):
     (dst_root / "out").mkdir()
     (dst_root / "out" / "a.bin").write_bytes(payload)
     assert copy_object(request(src, dst, overwrite=Overwrite.ALWAYS)).state is CopyState.DONE
@@ -312,7 +312,7 @@ def test_always_replaces(src, dst, dst_root, payload):  # type: ignore[no-untype
 class _Flipping:
     """A writer that damages the first byte it is given: a fault between read and write."""
 
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle) -> None:
         self._handle, self._damaged = handle, False
 
     def write(self, data: bytes) -> int:
@@ -320,7 +320,7 @@ class _Flipping:
             data, self._damaged = bytes([data[0] ^ 0xFF]) + data[1:], True
         return int(self._handle.write(data))
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -332,7 +332,7 @@ class FaultyLocal(LocalFileSystem):
 
     faults = 0
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         handle = super().open(path, mode, **kwargs)
         if "w" in mode and FaultyLocal.faults > 0:
             FaultyLocal.faults -= 1
@@ -341,14 +341,14 @@ class FaultyLocal(LocalFileSystem):
 
 
 @pytest.fixture
-def faulty_dst(dst_root):  # type: ignore[no-untyped-def]
+def faulty_dst(dst_root):
     FaultyLocal.faults = 0
     return StorageFS("dst", FaultyLocal(skip_instance_cache=True), str(dst_root))
 
 
 def test_a_byte_flipped_in_transit_is_caught_and_the_retry_is_whole(
     src, faulty_dst, dst_root, payload
-):  # type: ignore[no-untyped-def]
+):
     FaultyLocal.faults = 1
     with pytest.raises(ChecksumMismatch) as caught:
         copy_object(request(src, faulty_dst, tag="9"))
@@ -365,7 +365,7 @@ def test_a_byte_flipped_in_transit_is_caught_and_the_retry_is_whole(
 class _FlippedReads:
     """A reader that inverts the first byte it hands out: a fault on the source's side."""
 
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle) -> None:
         self._handle, self._damaged = handle, False
 
     def read(self, size: int = -1) -> bytes:
@@ -374,10 +374,10 @@ class _FlippedReads:
             data, self._damaged = bytes([data[0] ^ 0xFF]) + data[1:], True
         return bytes(data)
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         return getattr(self._handle, name)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -389,7 +389,7 @@ class FlakySource(LocalFileSystem):
 
     faults = 0
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         handle = super().open(path, mode, **kwargs)
         if "r" in mode and FlakySource.faults > 0:
             FlakySource.faults -= 1
@@ -398,14 +398,14 @@ class FlakySource(LocalFileSystem):
 
 
 @pytest.fixture
-def flaky_src(src_root):  # type: ignore[no-untyped-def]
+def flaky_src(src_root):
     FlakySource.faults = 0
     return StorageFS("src", FlakySource(skip_instance_cache=True), str(src_root))
 
 
 def test_a_byte_flipped_in_a_source_read_passes_the_copy_checksum(
     flaky_src, dst, dst_root, payload
-):  # type: ignore[no-untyped-def]
+):
     """What the copy's own checksum cannot see: it sums the bytes as they were read."""
     FlakySource.faults = 1
     assert copy_object(request(flaky_src, dst)).state is CopyState.DONE
@@ -415,17 +415,17 @@ def test_a_byte_flipped_in_a_source_read_passes_the_copy_checksum(
 @pytest.mark.parametrize("damaged", ["copy", "second read"])
 def test_verify_source_catches_a_byte_flipped_in_either_read(
     flaky_src, dst, dst_root, payload, damaged
-):  # type: ignore[no-untyped-def]
+):
     FlakySource.faults = 1 if damaged == "copy" else 0
     if damaged == "second read":  # the copy's open is clean, the second one damaged
         original = FlakySource.open
 
-        def second_open_flips(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
-            FlakySource.open = original  # type: ignore[method-assign]
+        def second_open_flips(self, path, mode="rb", **kwargs):
+            FlakySource.open = original
             FlakySource.faults = 1
             return original(self, path, mode, **kwargs)
 
-        FlakySource.open = second_open_flips  # type: ignore[method-assign]
+        FlakySource.open = second_open_flips
     with pytest.raises(ChecksumMismatch) as caught:
         copy_object(request(flaky_src, dst, tag="7", verify_source=True))
     assert caught.value.retryable
@@ -441,7 +441,7 @@ def test_verify_source_catches_a_byte_flipped_in_either_read(
 @pytest.mark.parametrize("size", [100, 3 * BLOCK_SIZE // 2])
 def test_verify_source_reads_a_plain_local_source_twice(
     src, dst, src_root, dst_root, size, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     """Small or large, local to local, the second read happens and the copy is whole."""
     import ferry.engine.copy as engine
 
@@ -459,7 +459,7 @@ def test_verify_source_reads_a_plain_local_source_twice(
     assert reads == [str(src_root / "a.bin")]
 
 
-def test_a_permanent_fault_never_leaves_a_destination(src, faulty_dst, dst_root, payload):  # type: ignore[no-untyped-def]
+def test_a_permanent_fault_never_leaves_a_destination(src, faulty_dst, dst_root, payload):
     FaultyLocal.faults = 10
     for attempt in (1, 2, 3):
         with pytest.raises(ChecksumMismatch):
@@ -468,9 +468,9 @@ def test_a_permanent_fault_never_leaves_a_destination(src, faulty_dst, dst_root,
     assert leftovers(dst_root) == []
 
 
-def test_a_destination_without_write_permission_is_access_denied(src, payload, dst_root):  # type: ignore[no-untyped-def]
+def test_a_destination_without_write_permission_is_access_denied(src, payload, dst_root):
     class ReadOnly(LocalFileSystem):
-        def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        def open(self, path, mode="rb", **kwargs):
             if "w" in mode:
                 raise PermissionError(13, "Permission denied", path)
             return super().open(path, mode, **kwargs)
@@ -482,7 +482,7 @@ def test_a_destination_without_write_permission_is_access_denied(src, payload, d
     assert leftovers(dst_root) == []
 
 
-def test_a_source_deleted_after_listing_fails_as_not_found(src, dst, src_root, dst_root):  # type: ignore[no-untyped-def]
+def test_a_source_deleted_after_listing_fails_as_not_found(src, dst, src_root, dst_root):
     with pytest.raises(SourceNotFound, match=r"not found: src:listed-then-gone\.bin"):
         copy_object(request(src, dst, source="listed-then-gone.bin"))
     assert list(dst_root.iterdir()) == []
@@ -490,7 +490,7 @@ def test_a_source_deleted_after_listing_fails_as_not_found(src, dst, src_root, d
 
 def test_local_copies_without_checksum_go_through_the_kernel(
     src, dst, dst_root, payload, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     import ferry.engine.copy as engine
 
     calls = []
@@ -508,13 +508,13 @@ class _ObjectStore(MemoryFileSystem):
     protocol = ("s3",)
     damage = False
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         handle = super().open(path, mode, **kwargs)
         return _Flipping(handle) if "w" in mode and _ObjectStore.damage else handle
 
 
 @pytest.mark.parametrize("damaged", [False, True])
-def test_an_object_store_gets_the_whole_object_or_nothing(src, payload, damaged):  # type: ignore[no-untyped-def]
+def test_an_object_store_gets_the_whole_object_or_nothing(src, payload, damaged):
     store = _ObjectStore(skip_instance_cache=True)
     root = f"/bucket-{os.urandom(4).hex()}"  # the memory store is shared by every instance
     bucket = StorageFS("bucket", store, root)
@@ -531,9 +531,9 @@ def test_an_object_store_gets_the_whole_object_or_nothing(src, payload, damaged)
     assert names == ([] if damaged else [f"{root}/out/a.bin"])  # never a temporary name
 
 
-def test_a_failed_upload_leaves_the_object_that_was_there(src, payload):  # type: ignore[no-untyped-def]
+def test_a_failed_upload_leaves_the_object_that_was_there(src, payload):
     class BrokenUpload(_ObjectStore):
-        def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+        def open(self, path, mode="rb", **kwargs):
             if "w" in mode:
                 raise ConnectionResetError("connection reset by peer")
             return super().open(path, mode, **kwargs)
@@ -548,7 +548,7 @@ def test_a_failed_upload_leaves_the_object_that_was_there(src, payload):  # type
 
 def test_a_symlink_planted_at_the_temporary_name_is_not_followed(
     src, dst, dst_root, payload, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")
     (dst_root / "out").mkdir()
@@ -611,14 +611,14 @@ class _NoFolders(MemoryFileSystem):
 
     protocol = ("s3",)
 
-    def makedirs(self, path, exist_ok=False):  # type: ignore[no-untyped-def]
+    def makedirs(self, path, exist_ok=False):
         return None
 
-    def isdir(self, path):  # type: ignore[no-untyped-def]
+    def isdir(self, path):
         return bool(self.find(path))
 
 
-def test_an_empty_folder_of_a_tree_is_made(src, dst, dst_root):  # type: ignore[no-untyped-def]
+def test_an_empty_folder_of_a_tree_is_made(src, dst, dst_root):
     outcome = copy_object(CopyRequest(src, "empty", dst, "out/empty", folder=True))
     assert (outcome.state, outcome.bytes) == (CopyState.DONE, 0)
     assert (dst_root / "out" / "empty").is_dir()
@@ -626,7 +626,7 @@ def test_an_empty_folder_of_a_tree_is_made(src, dst, dst_root):  # type: ignore[
     assert again.state is CopyState.DONE  # already there: nothing to do
 
 
-def test_a_file_in_the_way_of_an_empty_folder_is_a_permanent_error(src, dst, dst_root):  # type: ignore[no-untyped-def]
+def test_a_file_in_the_way_of_an_empty_folder_is_a_permanent_error(src, dst, dst_root):
     (dst_root / "out").mkdir()
     (dst_root / "out" / "empty").write_text("a file")
     with pytest.raises(PermanentError, match=r"dst:out/empty is a file"):
@@ -634,7 +634,7 @@ def test_a_file_in_the_way_of_an_empty_folder_is_a_permanent_error(src, dst, dst
     assert (dst_root / "out" / "empty").read_text() == "a file"
 
 
-def test_an_object_store_keeps_no_empty_folder_and_says_so(src):  # type: ignore[no-untyped-def]
+def test_an_object_store_keeps_no_empty_folder_and_says_so(src):
     bucket = StorageFS("bucket", _NoFolders(skip_instance_cache=True), f"/b-{os.urandom(4).hex()}")
     outcome = copy_object(CopyRequest(src, "empty", bucket, "out/empty", folder=True))
     assert outcome.state is CopyState.SKIPPED

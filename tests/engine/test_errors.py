@@ -176,14 +176,14 @@ class _HttpFailure(Exception):
         (400, PermanentError, False),
     ],
 )
-def test_http_statuses_are_classified(status, kind, retryable):  # type: ignore[no-untyped-def]
+def test_http_statuses_are_classified(status, kind, retryable):
     error = classify(_HttpFailure(status), WHERE)
     assert isinstance(error, kind)
     assert error.retryable is retryable
     assert str(status) in str(error) or isinstance(error, SourceNotFound)
 
 
-def test_a_botocore_style_error_is_read_from_its_response():  # type: ignore[no-untyped-def]
+def test_a_botocore_style_error_is_read_from_its_response():
     class ClientError(Exception):
         def __init__(self, code: str) -> None:
             super().__init__(code)

@@ -25,23 +25,23 @@ WHEN = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
         {"updated": "2026-12-01T09:30:00+01:00"},
     ],
 )
-def test_each_backends_mtime_is_read_as_posix_seconds(info) -> None:  # type: ignore[no-untyped-def]
+def test_each_backends_mtime_is_read_as_posix_seconds(info) -> None:
     assert listed_mtime(info) == WHEN.timestamp()
 
 
 @pytest.mark.parametrize("info", [{}, {"size": 3}, {"mtime": "not a time"}, {"mtime": [1]}])
-def test_a_listing_without_a_readable_mtime_gives_none(info) -> None:  # type: ignore[no-untyped-def]
+def test_a_listing_without_a_readable_mtime_gives_none(info) -> None:
     assert listed_mtime(info) is None
 
 
-def test_a_local_walk_gives_each_files_mtime(src, src_root) -> None:  # type: ignore[no-untyped-def]
+def test_a_local_walk_gives_each_files_mtime(src, src_root) -> None:
     (src_root / "a").write_bytes(b"a")
     os.utime(src_root / "a", (0, WHEN.timestamp()))
     (entry,) = [e for page in walk_tree(src, "") for e in page]
     assert entry.mtime == WHEN.timestamp()
 
 
-def test_a_walk_through_fsspec_gives_its_mtime_too(src_root) -> None:  # type: ignore[no-untyped-def]
+def test_a_walk_through_fsspec_gives_its_mtime_too(src_root) -> None:
     (src_root / "b").write_bytes(b"b")
     os.utime(src_root / "b", (0, WHEN.timestamp()))
 

@@ -24,24 +24,24 @@ from ferry.engine.storages import open_storage, remembered_folders
 from ferry.errors import AccessDenied, ChecksumMismatch, TransferCanceled, TransientError
 
 
-def request(src, dst, **kwargs) -> CopyRequest:  # type: ignore[no-untyped-def]
+def request(src, dst, **kwargs) -> CopyRequest:
     return CopyRequest(src, "d/a.bin", dst, "out/deep/a.bin", **kwargs)
 
 
 @pytest.fixture
-def small(src_root) -> bytes:  # type: ignore[no-untyped-def]
+def small(src_root) -> bytes:
     data = os.urandom(4096)
     (src_root / "d").mkdir()
     (src_root / "d" / "a.bin").write_bytes(data)
     return data
 
 
-def parts(root) -> list[str]:  # type: ignore[no-untyped-def]
+def parts(root) -> list[str]:
     return [p.name for p in root.rglob("*.part")]
 
 
 @pytest.mark.parametrize("checksum", [Checksum.ADLER32, Checksum.NONE])
-def test_a_small_object_never_goes_through_fsspec(src, dst, dst_root, small, checksum, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_small_object_never_goes_through_fsspec(src, dst, dst_root, small, checksum, monkeypatch):
     for fs in (src.fs, dst.fs):
         monkeypatch.setattr(fs, "open", lambda *a, **k: pytest.fail("opened through fsspec"))
     outcome = copy_object(request(src, dst, checksum=checksum))
@@ -55,7 +55,7 @@ def test_a_small_object_never_goes_through_fsspec(src, dst, dst_root, small, che
 
 def test_a_byte_damaged_on_its_way_to_the_disk_is_a_checksum_mismatch(
     src, dst, dst_root, small, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     def damaging(fd: int, data: bytes) -> None:
         os.write(fd, bytes([data[0] ^ 0xFF]) + data[1:])
 
@@ -69,7 +69,7 @@ def test_a_byte_damaged_on_its_way_to_the_disk_is_a_checksum_mismatch(
 @pytest.mark.parametrize("checksum", [Checksum.ADLER32, Checksum.NONE])
 def test_a_short_write_is_transient_and_leaves_nothing(
     src, dst, dst_root, small, checksum, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     def short(*args: object, **kwargs: object) -> None:
         fd = args[-1]  # write_all(fd, data=...) and kernel_copy(source_fd, fd, size=...)
         assert isinstance(fd, int)
@@ -83,7 +83,7 @@ def test_a_short_write_is_transient_and_leaves_nothing(
     assert parts(dst_root) == []
 
 
-def test_an_earlier_leftover_at_the_temporary_name_is_replaced(src, dst, dst_root, small):  # type: ignore[no-untyped-def]
+def test_an_earlier_leftover_at_the_temporary_name_is_replaced(src, dst, dst_root, small):
     folder = dst_root / "out" / "deep"
     folder.mkdir(parents=True)
     (folder / ".a.bin.ferry-0-1.part").write_bytes(b"stale bytes of a killed attempt")
@@ -93,7 +93,7 @@ def test_an_earlier_leftover_at_the_temporary_name_is_replaced(src, dst, dst_roo
 
 
 @pytest.mark.parametrize("actual", [10, 12])
-def test_a_file_whose_size_changed_since_its_stat_is_caught(tmp_path, actual):  # type: ignore[no-untyped-def]
+def test_a_file_whose_size_changed_since_its_stat_is_caught(tmp_path, actual):
     path = tmp_path / "moving"
     path.write_bytes(b"x" * actual)
     source_fd = os.open(path, os.O_RDONLY)
@@ -114,7 +114,7 @@ def test_a_file_whose_size_changed_since_its_stat_is_caught(tmp_path, actual):  
 
 def test_a_source_that_changed_is_a_transient_error_naming_it(
     src, dst, dst_root, small, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     def changed(fd: int, size: int) -> bytes:
         raise SourceChanged(size - 1, size)
 
@@ -125,7 +125,7 @@ def test_a_source_that_changed_is_a_transient_error_naming_it(
 
 
 @pytest.fixture
-def large(src_root) -> bytes:  # type: ignore[no-untyped-def]
+def large(src_root) -> bytes:
     data = os.urandom(2 * engine.BLOCK_SIZE + 12345)
     (src_root / "d").mkdir()
     (src_root / "d" / "a.bin").write_bytes(data)
@@ -134,7 +134,7 @@ def large(src_root) -> bytes:  # type: ignore[no-untyped-def]
 
 def test_a_large_local_copy_is_made_by_the_kernel_and_summed_beside_it(
     src, dst, dst_root, large, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     for fs in (src.fs, dst.fs):
         monkeypatch.setattr(fs, "open", lambda *a, **k: pytest.fail("opened through fsspec"))
     monkeypatch.setattr(engine, "checksum_of", lambda *a: pytest.fail("read again afterwards"))
@@ -148,8 +148,8 @@ def test_a_large_local_copy_is_made_by_the_kernel_and_summed_beside_it(
     assert parts(dst_root) == []
 
 
-def _recording(copy, seen):  # type: ignore[no-untyped-def]
-    def recorded(*args):  # type: ignore[no-untyped-def]
+def _recording(copy, seen):
+    def recorded(*args):
         copied, read, written = copy(*args)
         seen.append((copied, written))
         return copied, read, written
@@ -157,7 +157,7 @@ def _recording(copy, seen):  # type: ignore[no-untyped-def]
     return recorded
 
 
-def test_a_block_damaged_by_the_kernel_copy_is_caught(src, dst, dst_root, large, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_block_damaged_by_the_kernel_copy_is_caught(src, dst, dst_root, large, monkeypatch):
     real_sendfile, copied = os.sendfile, []
 
     def damaging(out_fd: int, in_fd: int, offset: int, count: int) -> int:
@@ -177,13 +177,13 @@ def test_a_block_damaged_by_the_kernel_copy_is_caught(src, dst, dst_root, large,
 
 def test_a_block_damaged_on_its_way_from_a_stream_to_a_local_file_is_caught(
     dst, dst_root, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     data = os.urandom(2 * engine.BLOCK_SIZE + 12345)
     source = open_storage("mem", f"memory://ferry-test-{os.getpid()}-{id(data)}")
     source.fs.pipe_file(source.resolve("d/a.bin"), data)
     real_write, damaged = local_copy.UnnamedFile.write, []
 
-    def damaging(self, block):  # type: ignore[no-untyped-def]
+    def damaging(self, block):
         if len(damaged) == 1:  # the second block
             block = bytes([block[0] ^ 0xFF]) + bytes(block[1:])
         damaged.append(len(block))
@@ -200,7 +200,7 @@ def test_a_block_damaged_on_its_way_from_a_stream_to_a_local_file_is_caught(
     assert parts(dst_root) == []
 
 
-def test_an_existing_file_behind_a_linked_folder_is_skipped(src, dst, dst_root, small):  # type: ignore[no-untyped-def]
+def test_an_existing_file_behind_a_linked_folder_is_skipped(src, dst, dst_root, small):
     real = dst_root / "real"
     real.mkdir()
     (real / "a.bin").write_bytes(b"the user's own")
@@ -212,7 +212,7 @@ def test_an_existing_file_behind_a_linked_folder_is_skipped(src, dst, dst_root, 
 
 def test_a_source_that_changed_under_the_kernel_copy_is_named(
     src, dst, dst_root, small, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     def grown(source_fd: int, fd: int, size: int) -> None:
         raise SourceChanged(size + 1, size)
 
@@ -223,7 +223,7 @@ def test_a_source_that_changed_under_the_kernel_copy_is_named(
     assert parts(dst_root) == []
 
 
-def test_a_canceled_large_copy_leaves_no_read_back_thread(src, dst, dst_root, large):  # type: ignore[no-untyped-def]
+def test_a_canceled_large_copy_leaves_no_read_back_thread(src, dst, dst_root, large):
     blocks: list[int] = []
     with pytest.raises(TransferCanceled):
         copy_object(request(src, dst), progress=blocks.append, should_stop=lambda: bool(blocks))
@@ -231,7 +231,7 @@ def test_a_canceled_large_copy_leaves_no_read_back_thread(src, dst, dst_root, la
     assert parts(dst_root) == []
 
 
-def test_a_folder_replaced_by_a_link_during_a_batch_leads_nothing_out(tmp_path, small_tree):  # type: ignore[no-untyped-def]
+def test_a_folder_replaced_by_a_link_during_a_batch_leads_nothing_out(tmp_path, small_tree):
     """A batch holds its folders open, and looks again at a folder it writes into: one
     swapped for a link to outside after the batch's first copy into it is refused."""
     src, dst, dst_root, outside = small_tree
@@ -246,7 +246,7 @@ def test_a_folder_replaced_by_a_link_during_a_batch_leads_nothing_out(tmp_path, 
     assert list(outside.iterdir()) == []
 
 
-def test_a_folder_renamed_or_removed_during_a_batch_gets_the_copy_at_its_name(small_tree):  # type: ignore[no-untyped-def]
+def test_a_folder_renamed_or_removed_during_a_batch_gets_the_copy_at_its_name(small_tree):
     """A folder rotated away (renamed, then made again) or removed while a batch holds it:
     the next copy lands at its name, as it says, not in the folder that went away."""
     src, dst, dst_root, _outside = small_tree
@@ -262,7 +262,7 @@ def test_a_folder_renamed_or_removed_during_a_batch_gets_the_copy_at_its_name(sm
     assert sorted(p.name for p in (dst_root / "e").iterdir()) == ["c.bin"]
 
 
-def test_a_source_replaced_by_a_link_to_outside_is_not_read(tmp_path, small_tree):  # type: ignore[no-untyped-def]
+def test_a_source_replaced_by_a_link_to_outside_is_not_read(tmp_path, small_tree):
     src, dst, dst_root, outside = small_tree
     (outside / "secret").write_bytes(b"not to be copied")
     source_root = Path(src.root)
@@ -275,7 +275,7 @@ def test_a_source_replaced_by_a_link_to_outside_is_not_read(tmp_path, small_tree
     assert not (dst_root / "x" / "b.bin").exists()
 
 
-def test_one_storages_folders_stand_for_nothing_in_another(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_one_storages_folders_stand_for_nothing_in_another(tmp_path) -> None:
     """A storage whose root is a linked folder inside another's: what a batch opened below
     the inner root says nothing of the link on the way down from the outer one."""
     outer, outside = tmp_path / "data", tmp_path / "outside"
@@ -293,7 +293,7 @@ def test_one_storages_folders_stand_for_nothing_in_another(tmp_path) -> None:  #
 
 
 @pytest.fixture
-def small_tree(tmp_path):  # type: ignore[no-untyped-def]
+def small_tree(tmp_path):
     source_root, dst_root, outside = tmp_path / "s", tmp_path / "t", tmp_path / "outside"
     (source_root / "d").mkdir(parents=True)
     dst_root.mkdir()
@@ -306,7 +306,7 @@ def small_tree(tmp_path):  # type: ignore[no-untyped-def]
 
 def test_an_existing_destination_is_left_alone_before_the_source_is_read(
     src, dst, dst_root, small, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     """overwrite=never: an object already there is SKIPPED, whatever its source is doing."""
     (dst_root / "out" / "deep").mkdir(parents=True)
     (dst_root / "out" / "deep" / "a.bin").write_bytes(b"the user's own")
@@ -342,11 +342,11 @@ except DestinationError as exc:
     assert result.stdout.split() == ["destination", str(errno.EFBIG)], result.stderr
 
 
-def _once_read_back(monkeypatch, act):  # type: ignore[no-untyped-def]
+def _once_read_back(monkeypatch, act):
     """``act()`` runs once every block of a pass has been read back (a sum was taken)."""
     real = summed_copy.ReadBack.hexdigest
 
-    def then_act(self):  # type: ignore[no-untyped-def]
+    def then_act(self):
         digest = real(self)
         act()
         return digest
@@ -367,7 +367,7 @@ def _tamper_with_parts(root: Path) -> list[str]:
 @pytest.mark.parametrize("through", ["kernel", "stream"])
 def test_no_byte_can_change_in_a_copy_after_it_was_read_back(
     src, dst, dst_root, large, through, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     """Defect 18.4: bytes changed in the ``.part`` after their block was read back were
     renamed into place under the source's checksum. The copy has no name until then."""
     tampered: list[str] = []
@@ -382,7 +382,7 @@ def test_no_byte_can_change_in_a_copy_after_it_was_read_back(
 
 def test_a_source_changed_in_place_during_a_large_copy_is_not_kept(
     src, src_root, dst, dst_root, large, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     """Defect 18.4: a same-size change of the source in place, after its block was summed,
     ended DONE with a copy of neither version. Its modification time shows the change."""
     path = src_root / "d" / "a.bin"
@@ -401,7 +401,7 @@ def test_a_source_changed_in_place_during_a_large_copy_is_not_kept(
 
 def test_a_small_source_changed_in_place_while_read_is_not_kept(
     src, src_root, dst, dst_root, small, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     path = src_root / "d" / "a.bin"
     os.utime(path, (1_000_000_000, 1_000_000_000))
     real_read_all = local_copy.read_all
@@ -419,7 +419,7 @@ def test_a_small_source_changed_in_place_while_read_is_not_kept(
 
 def test_where_no_unnamed_file_can_be_made_the_copy_is_made_at_its_temporary_name(
     src, dst, dst_root, large, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     monkeypatch.setattr(local_copy, "_CAN_NAME_UNNAMED", False)
     seen: list[list[str]] = []
     outcome = copy_object(request(src, dst), progress=lambda _n: seen.append(parts(dst_root)))
@@ -429,7 +429,7 @@ def test_where_no_unnamed_file_can_be_made_the_copy_is_made_at_its_temporary_nam
     assert parts(dst_root) == []
 
 
-def test_an_unnamed_copy_replaces_an_existing_destination(src, dst, dst_root, large):  # type: ignore[no-untyped-def]
+def test_an_unnamed_copy_replaces_an_existing_destination(src, dst, dst_root, large):
     (dst_root / "out" / "deep").mkdir(parents=True)
     (dst_root / "out" / "deep" / "a.bin").write_bytes(b"older")
     outcome = copy_object(request(src, dst, overwrite=Overwrite.ALWAYS))

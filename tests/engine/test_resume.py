@@ -32,7 +32,7 @@ def payload(src_root: Path) -> bytes:
     return data
 
 
-def request(src, dst, attempt: int, **kwargs) -> CopyRequest:  # type: ignore[no-untyped-def]
+def request(src, dst, attempt: int, **kwargs) -> CopyRequest:
     return CopyRequest(
         src,
         "big.bin",
@@ -49,7 +49,7 @@ class Interrupted(Exception):
     """What the first attempt is stopped with, mid-copy (a connection lost, a disk error)."""
 
 
-def fail_after(limit: int, moved: list[int] | None = None):  # type: ignore[no-untyped-def]
+def fail_after(limit: int, moved: list[int] | None = None):
     moved = [0] if moved is None else moved
 
     def progress(n: int) -> None:
@@ -60,7 +60,7 @@ def fail_after(limit: int, moved: list[int] | None = None):  # type: ignore[no-u
     return progress
 
 
-def counting():  # type: ignore[no-untyped-def]
+def counting():
     moved = [0]
 
     def progress(n: int) -> None:
@@ -69,7 +69,7 @@ def counting():  # type: ignore[no-untyped-def]
     return progress, moved
 
 
-def interrupted(src, dst, **kwargs) -> int:  # type: ignore[no-untyped-def]
+def interrupted(src, dst, **kwargs) -> int:
     """The first attempt, failed after ``STOP_AT`` bytes or a little more; what it moved."""
     moved = [0]
     with pytest.raises(TransferError, match="stopped after"):
@@ -91,7 +91,7 @@ PATHS = [
 @pytest.mark.parametrize("checksum", [Checksum.ADLER32, Checksum.SHA256, Checksum.NONE])
 def test_a_copy_that_failed_midway_goes_on_from_its_last_checkpoint(
     src, dst, dst_root, payload, path, checksum
-):  # type: ignore[no-untyped-def]
+):
     first = interrupted(src, dst, checksum=checksum, **path)
     kept = leftovers(dst_root)
     assert kept == [".big.bin.ferry-7-1.part", ".big.bin.ferry-7-1.part.resume"]
@@ -144,7 +144,7 @@ DOUBTS = {
 
 
 @pytest.mark.parametrize("doubt", DOUBTS.values(), ids=DOUBTS.keys())
-def test_anything_doubtful_starts_from_byte_0(src, dst, dst_root, payload, doubt, caplog):  # type: ignore[no-untyped-def]
+def test_anything_doubtful_starts_from_byte_0(src, dst, dst_root, payload, doubt, caplog):
     interrupted(src, dst)
     doubt(dst_root)
 
@@ -160,7 +160,7 @@ def test_anything_doubtful_starts_from_byte_0(src, dst, dst_root, payload, doubt
 
 def test_a_source_changed_since_the_part_was_written_starts_from_0(
     src, src_root, dst, dst_root, payload, caplog
-):  # type: ignore[no-untyped-def]
+):
     interrupted(src, dst)
     changed = bytearray(payload)
     changed[10] ^= 0xFF  # the same size, a new modification time
@@ -174,7 +174,7 @@ def test_a_source_changed_since_the_part_was_written_starts_from_0(
     assert "the source changed" in caplog.text
 
 
-def test_a_canceled_copy_leaves_neither_its_part_nor_its_record(src, dst, dst_root, payload):  # type: ignore[no-untyped-def]
+def test_a_canceled_copy_leaves_neither_its_part_nor_its_record(src, dst, dst_root, payload):
     moved = [0]
 
     def progress(n: int) -> None:
@@ -191,7 +191,7 @@ def test_a_canceled_copy_leaves_neither_its_part_nor_its_record(src, dst, dst_ro
 
 def test_a_copy_stopped_by_its_agent_shutting_down_is_resumed_by_the_next(
     src, dst, dst_root, payload
-):  # type: ignore[no-untyped-def]
+):
     moved = [0]
 
     def progress(n: int) -> None:
@@ -209,7 +209,7 @@ def test_a_copy_stopped_by_its_agent_shutting_down_is_resumed_by_the_next(
     assert leftovers(dst_root) == []
 
 
-def test_a_small_object_keeps_nothing_when_it_fails(src, src_root, dst, dst_root):  # type: ignore[no-untyped-def]
+def test_a_small_object_keeps_nothing_when_it_fails(src, src_root, dst, dst_root):
     (src_root / "big.bin").write_bytes(os.urandom(THRESHOLD - 1))
     with pytest.raises(TransferError, match="stopped after"):
         copy_object(request(src, dst, 1), progress=fail_after(THRESHOLD // 2))
@@ -218,14 +218,14 @@ def test_a_small_object_keeps_nothing_when_it_fails(src, src_root, dst, dst_root
 
 def test_a_part_left_with_no_record_before_its_first_checkpoint_is_removed(
     src, dst, dst_root, payload
-):  # type: ignore[no-untyped-def]
+):
     with pytest.raises(TransferError, match="stopped after"):
         copy_object(request(src, dst, 1), progress=fail_after(1))
     assert leftovers(dst_root) == []  # nothing worth keeping was recorded yet
 
 
 @pytest.fixture
-def web_without_ranges(src_root: Path):  # type: ignore[no-untyped-def]
+def web_without_ranges(src_root: Path):
     """A real HTTP server on loopback that serves ``src_root`` and ignores Range headers
     (the standard library's: it always answers 200 with the whole file)."""
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(src_root))
@@ -241,7 +241,7 @@ def web_without_ranges(src_root: Path):  # type: ignore[no-untyped-def]
 
 def test_a_server_that_ignores_ranges_has_the_copy_start_from_0(
     web_without_ranges, dst, dst_root, payload, caplog
-):  # type: ignore[no-untyped-def]
+):
     interrupted(web_without_ranges, dst)
     assert len(leftovers(dst_root)) == 2
 

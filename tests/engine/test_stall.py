@@ -48,7 +48,7 @@ def stalling_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_a_stalled_http_source_aborts_as_transient(stalling_server, dst, dst_root) -> None:  # type: ignore[no-untyped-def]
+def test_a_stalled_http_source_aborts_as_transient(stalling_server, dst, dst_root) -> None:
     source = open_storage("web", stalling_server)
     started = time.monotonic()
     with pytest.raises(TransferStalled) as caught:

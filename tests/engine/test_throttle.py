@@ -60,7 +60,7 @@ def test_bad_rates_are_refused(text: str) -> None:
         parse_rate(text)
 
 
-def test_a_5_mb_copy_at_1m_takes_about_5_seconds(src, dst, src_root) -> None:  # type: ignore[no-untyped-def]
+def test_a_5_mb_copy_at_1m_takes_about_5_seconds(src, dst, src_root) -> None:
     (src_root / "five.bin").write_bytes(os.urandom(5 * 1024 * 1024))
     started = time.monotonic()
     copy_object(CopyRequest(src, "five.bin", dst, "five.bin", bandwidth=parse_rate("1M")))
@@ -96,7 +96,7 @@ def test_no_rate_never_waits_until_one_is_set() -> None:
     assert fake.now == pytest.approx(1.0)
 
 
-def test_a_throttled_copy_unlimited_now_takes_the_rate_set_while_it_runs(  # type: ignore[no-untyped-def]
+def test_a_throttled_copy_unlimited_now_takes_the_rate_set_while_it_runs(
     src, dst, src_root
 ) -> None:
     """Issue 24, item 4: a channel's timetable says "off" when the copy starts and sets 4 MiB/s

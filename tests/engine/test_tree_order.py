@@ -16,7 +16,7 @@ from ferry.engine.trees import TreeEntry, listing_key, walk_tree
 NAMES = ["B", "a-b", "a.txt", "a/x", "a/y/z", "a-c/f", "ab/f", "e/empty/", "é", "z/1", "z/é"]
 
 
-def build(root, names=NAMES):  # type: ignore[no-untyped-def]
+def build(root, names=NAMES):
     for name in names:
         path = root / name
         if name.endswith("/"):
@@ -121,11 +121,11 @@ def test_a_folder_that_became_empty_after_the_cursor_is_an_empty_folder(src, src
 class _Counting(LocalFileSystem):
     """Remembers every folder it is asked to list."""
 
-    def __init__(self, listed: list[str], **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, listed: list[str], **kwargs):
         super().__init__(**kwargs)
         self.listed = listed
 
-    def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+    def ls(self, path, detail=False, **kwargs):
         self.listed.append(path.rstrip("/"))
         return super().ls(path, detail=detail, **kwargs)
 
@@ -143,7 +143,7 @@ def test_a_cursor_on_a_folder_not_listed_goes_past_all_of_it(src_root):
     """A folder that could not be listed is one entry; resuming after it does not list it."""
 
     class Unreadable(_Counting):
-        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+        def ls(self, path, detail=False, **kwargs):
             if path.rstrip("/").endswith("/a") and not (src_root / "a" / "open").exists():
                 raise PermissionError(13, "Permission denied", path)
             return super().ls(path, detail=detail, **kwargs)
@@ -164,7 +164,7 @@ def test_a_cursor_on_a_folder_not_listed_goes_past_all_of_it(src_root):
 class _Unsized(MemoryFileSystem):
     """A storage that gives no size for some files, as an HTTP index gives none."""
 
-    def ls(self, path, detail=True, **kwargs):  # type: ignore[no-untyped-def]
+    def ls(self, path, detail=True, **kwargs):
         listing = super().ls(path, detail=detail, **kwargs)
         return [{**i, "size": None} if i["name"].endswith("unsized") else i for i in listing]
 

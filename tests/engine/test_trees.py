@@ -128,7 +128,7 @@ def test_excluded_folders_are_left_out(src, src_root):
 
 def test_a_folder_that_cannot_be_listed_is_an_error_entry(src_root):
     class Unreadable(LocalFileSystem):
-        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+        def ls(self, path, detail=False, **kwargs):
             if path.rstrip("/").endswith("locked"):
                 raise PermissionError(13, "Permission denied", path)
             return super().ls(path, detail=detail, **kwargs)
@@ -143,11 +143,11 @@ def test_a_folder_that_cannot_be_listed_is_an_error_entry(src_root):
     ]
 
 
-def test_a_folder_deleted_while_the_tree_is_listed_is_a_failed_entry(src_root):  # type: ignore[no-untyped-def]
+def test_a_folder_deleted_while_the_tree_is_listed_is_a_failed_entry(src_root):
     class Vanishing(LocalFileSystem):
         """Deletes ``gone/`` right after listing the root: someone else cleaned up meanwhile."""
 
-        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+        def ls(self, path, detail=False, **kwargs):
             listing = super().ls(path, detail=detail, **kwargs)
             if path.rstrip("/") == str(src_root):
                 shutil.rmtree(src_root / "gone", ignore_errors=True)
@@ -178,7 +178,7 @@ def test_a_local_folder_is_described_as_fsspec_describes_it(src, src_root, tmp_p
     (src_root / "dangling").symlink_to(src_root / "nothing")
     keys = ("name", "type", "size", "islink")
 
-    def described(listing):  # type: ignore[no-untyped-def]
+    def described(listing):
         return sorted(
             tuple(e[k] if (k != "size" or e["type"] != "directory") else 0 for k in keys)
             for e in listing
@@ -190,13 +190,13 @@ def test_a_local_folder_is_described_as_fsspec_describes_it(src, src_root, tmp_p
     assert len(ours) == 6
 
 
-def test_an_sftp_refusal_is_one_denied_entry_not_a_failed_listing(src_root):  # type: ignore[no-untyped-def]
+def test_an_sftp_refusal_is_one_denied_entry_not_a_failed_listing(src_root):
     """asyncssh's errors come through the SFTP backend's listing unwrapped: a subfolder
     denied failed the whole listing."""
     import asyncssh
 
     class Refusing(LocalFileSystem):
-        def ls(self, path, detail=False, **kwargs):  # type: ignore[no-untyped-def]
+        def ls(self, path, detail=False, **kwargs):
             if path.rstrip("/").endswith("locked"):
                 raise asyncssh.SFTPPermissionDenied("Permission denied")
             return super().ls(path, detail=detail, **kwargs)

@@ -68,7 +68,7 @@ async def subscribed(server: Server) -> asyncio.Task[Event]:
     raise AssertionError("the subscriber never subscribed")
 
 
-async def test_a_wake_up_fired_on_one_server_wakes_the_other(servers) -> None:  # type: ignore[no-untyped-def]
+async def test_a_wake_up_fired_on_one_server_wakes_the_other(servers) -> None:
     a, b = servers
     due = b.wakeups.due
     pulse = b.wakeups.tasks_available.watch()
@@ -83,7 +83,7 @@ async def test_a_wake_up_fired_on_one_server_wakes_the_other(servers) -> None:  
 
 async def test_an_event_published_on_one_server_reaches_the_others_subscribers_once(
     servers,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     a, b = servers
     on_a, on_b = await subscribed(a), await subscribed(b)
     event = TransferChanged(transfer="t1", status="COMPLETED")
@@ -95,12 +95,12 @@ async def test_an_event_published_on_one_server_reaches_the_others_subscribers_o
     # a drops its own notice: the next event a sees is b's, not its own again
     again = await subscribed(a)
     b.wakeups.events.publish(TransferChanged(transfer="t2", status="ONGOING"))
-    assert (await asyncio.wait_for(again, DEADLINE_S)).transfer == "t2"  # type: ignore[attr-defined]
+    assert (await asyncio.wait_for(again, DEADLINE_S)).transfer == "t2"
 
 
 async def test_a_server_cut_off_connects_again_and_tells_its_streams_they_missed_events(
     servers, postgres_url: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     a, b = servers
     stream = await subscribed(b)
     b.notices.listening.clear()
@@ -133,7 +133,7 @@ def test_a_large_batch_of_task_changes_is_split_into_notices_that_fit() -> None:
     read = [orjson.loads(p) for p in sent]
     assert [m["wake"] for m in read] == [["due"]] + [[]] * (len(sent) - 1)
     told = [event_from_json(e) for m in read for e in m["events"]]
-    assert [c["task"] for e in told[:-1] for c in e.changes] == list(range(2_000))  # type: ignore[attr-defined]
+    assert [c["task"] for e in told[:-1] for c in e.changes] == list(range(2_000))
     assert told[-1] == TransferChanged(
         transfer="t1", status="ONGOING", at=datetime.fromisoformat(at)
     )

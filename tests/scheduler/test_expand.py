@@ -49,7 +49,7 @@ def expander(store: SqlStore, protected: list[Path] | None = None) -> ExpandLoop
     return ExpandLoop(store, Wakeups(), protected=ProtectedPaths(protected or []))
 
 
-async def test_a_run_that_cannot_be_listed_fails_without_blocking_others(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_run_that_cannot_be_listed_fails_without_blocking_others(store, tmp_path) -> None:
     (tmp_path / "root" / "tree").mkdir()
     (tmp_path / "root" / "tree" / "f").write_text("f")
     broken = await started(store, "broken:tree")
@@ -66,7 +66,7 @@ async def test_a_run_that_cannot_be_listed_fails_without_blocking_others(store, 
     assert run.counts.total == 1
 
 
-async def test_the_protected_folder_is_neither_listed_nor_written(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_protected_folder_is_neither_listed_nor_written(store, tmp_path) -> None:
     root = tmp_path / "root"
     (root / "tree" / ".ferry").mkdir(parents=True)
     (root / "tree" / ".ferry" / "ferry.db").write_text("db")
@@ -87,7 +87,7 @@ async def test_the_protected_folder_is_neither_listed_nor_written(store, tmp_pat
     )
 
 
-async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp_path) -> None:
     for folder, files in (("big", 2500), ("small", 3)):
         (tmp_path / "root" / folder).mkdir()
         for n in range(files):
@@ -97,7 +97,7 @@ async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp
     add_tasks = store.add_tasks
     small: list[str] = []
 
-    async def observed(transfer, run, planned, **kwargs):  # type: ignore[no-untyped-def]
+    async def observed(transfer, run, planned, **kwargs):
         pages.append(transfer.id)
         if not small:  # the small tree is submitted while the big one's first page lands
             small.append(await started(store, "local:small", "local:s"))
@@ -111,11 +111,11 @@ async def test_a_new_run_is_listed_before_the_next_page_of_a_big_tree(store, tmp
 
 async def test_sizes_a_storage_does_not_give_stay_unknown_in_the_run(
     store, tmp_path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """An HTTP index gives no sizes: its objects were counted as 0 bytes, which looks small."""
     listing = trees._list_folder
 
-    def unsized(storage, folder):  # type: ignore[no-untyped-def]
+    def unsized(storage, folder):
         return [{**info, "size": None} for info in listing(storage, folder)]
 
     monkeypatch.setattr(trees, "_list_folder", unsized)

@@ -61,7 +61,7 @@ def tree(root: Path, files: dict[str, bytes]) -> None:
         (root / name).write_bytes(data)
 
 
-async def test_what_the_filters_leave_out_is_counted_and_never_a_task(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_what_the_filters_leave_out_is_counted_and_never_a_task(store, tmp_path) -> None:
     tree(
         tmp_path / "root" / "t",
         {
@@ -88,7 +88,7 @@ async def test_what_the_filters_leave_out_is_counted_and_never_a_task(store, tmp
     assert run.size_total == 3
 
 
-async def test_a_listing_begun_again_counts_each_filtered_entry_once(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_listing_begun_again_counts_each_filtered_entry_once(store, tmp_path) -> None:
     tree(
         tmp_path / "root" / "t", {f"f{n:04}.{'tmp' if n % 2 else 'dat'}": b"x" for n in range(2500)}
     )
@@ -97,7 +97,7 @@ async def test_a_listing_begun_again_counts_each_filtered_entry_once(store, tmp_
     )
     add_tasks, pages = store.add_tasks, []
 
-    async def stopped_at_the_second_page(transfer, run, planned, **kwargs):  # type: ignore[no-untyped-def]
+    async def stopped_at_the_second_page(transfer, run, planned, **kwargs):
         pages.append(kwargs.get("filtered"))
         if len(pages) == 2:
             raise asyncio.CancelledError  # the server stops mid-listing
@@ -117,12 +117,12 @@ async def test_a_listing_begun_again_counts_each_filtered_entry_once(store, tmp_
 
 async def test_a_folder_denied_is_skipped_when_asked_and_fails_otherwise(
     store, tmp_path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """(Tests run as root, whom no mode denies: the listing is refused here as the disk
     would refuse it; tests/e2e/test_tree_filters.py denies it for real.)"""
     listing = trees._list_folder
 
-    def refused(storage, folder):  # type: ignore[no-untyped-def]
+    def refused(storage, folder):
         if folder.rstrip("/").endswith("locked"):
             raise PermissionError(13, "Permission denied", folder)
         return listing(storage, folder)
@@ -140,7 +140,7 @@ async def test_a_folder_denied_is_skipped_when_asked_and_fails_otherwise(
     assert (await objects(store, failing))["t/locked"][0] is TaskState.FAILED
 
 
-async def test_a_missing_tree_is_skipped_when_asked(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_missing_tree_is_skipped_when_asked(store, tmp_path) -> None:
     skipping = await started(store, "local:nothing", TransferOptions(skip_source_errors=True))
     failing = await started(store, "local:nothing", TransferOptions())
 
@@ -154,7 +154,7 @@ async def test_a_missing_tree_is_skipped_when_asked(store, tmp_path) -> None:  #
 
 async def test_each_run_of_a_periodic_transfer_applies_the_filters_from_its_own_start(
     store, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """--min-age 1h: a file written now is left out by the run of now and taken by the run
     two hours later, measured from that run's start, not the submission's."""
     tree(tmp_path / "root" / "t", {"new.dat": b"n", "a.tmp": b"a"})

@@ -28,7 +28,7 @@ async def test_a_due_loop_whose_delay_failed_looks_again_within_seconds(store: S
             raise RuntimeError(failures.pop())
         return await real_next_due_at()
 
-    store.next_due_at = next_due_at_failing_once  # type: ignore[method-assign]
+    store.next_due_at = next_due_at_failing_once
     loop = DueLoop(store, Wakeups())
     passes: list[float] = []
     real_run_once = loop.run_once
@@ -37,7 +37,7 @@ async def test_a_due_loop_whose_delay_failed_looks_again_within_seconds(store: S
         passes.append(time.monotonic())
         await real_run_once()
 
-    loop.run_once = counted_run_once  # type: ignore[method-assign]
+    loop.run_once = counted_run_once
     stop = asyncio.Event()
     running = asyncio.create_task(loop.run_forever(stop))
     deadline = time.monotonic() + MAX_SLEEP_S / 4

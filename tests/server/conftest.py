@@ -44,7 +44,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             yield Api(client, anonymous, app.state.ferry, root, transport)
 
 
-async def until(check, *, timeout: float = 20.0, interval: float = 0.02):  # type: ignore[no-untyped-def]
+async def until(check, *, timeout: float = 20.0, interval: float = 0.02):
     """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
     import asyncio
 
@@ -60,5 +60,5 @@ async def until(check, *, timeout: float = 20.0, interval: float = 0.02):  # typ
 
 
 @pytest.fixture
-def eventually():  # type: ignore[no-untyped-def]
+def eventually():
     return until

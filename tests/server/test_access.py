@@ -57,7 +57,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             stack.append(client)
             return client
 
-        caller.state = app.state.ferry  # type: ignore[attr-defined]
+        caller.state = app.state.ferry
         return caller
 
     yield start
@@ -135,7 +135,7 @@ async def test_an_agent_registers_and_works_only_from_the_daemon_networks(
     serve: Callable[..., Any],
 ) -> None:
     caller = await serve({"DAEMON": {"allow": ["172.16.0.0/12"]}})
-    store = caller.state.store  # type: ignore[attr-defined]
+    store = caller.state.store
 
     async def register(address: str, name: str) -> httpx.Response:
         secret = await store.issue_agent_secret(name, timedelta(minutes=1))
@@ -185,7 +185,7 @@ async def test_a_reload_changes_the_rules_for_the_next_request(
         f'[server]\ndata_dir = "{tmp_path}/.ferry"\nlocal_root = "{tmp_path}/root"\nagents = 0\n'
     )
     caller = await serve({}, config)
-    state: ServerState = caller.state  # type: ignore[attr-defined]
+    state: ServerState = caller.state
     assert (await caller("10.0.0.1").get("/api/v1/storages")).status_code == 200
 
     with config.open("a") as file:

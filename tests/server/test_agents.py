@@ -36,7 +36,7 @@ from ferry.server.app import create_app
 PROBLEM = "application/problem+json"
 
 
-async def register(api, name: str = "a1") -> dict:  # type: ignore[no-untyped-def]
+async def register(api, name: str = "a1") -> dict:
     secret = await api.state.store.issue_agent_secret(name, timedelta(minutes=1))
     response = await api.anonymous.post(
         "/api/v1/agents/register", json={"secret": secret, "name": name}
@@ -49,7 +49,7 @@ def bearer(agent: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent['token']}"}
 
 
-async def leased(api, agent: dict) -> list[dict]:  # type: ignore[no-untyped-def]
+async def leased(api, agent: dict) -> list[dict]:
     """One short lease call: the tasks it returned (maybe none yet)."""
     reply = await api.anonymous.post(
         f"/api/v1/agents/{agent['id']}/lease",
@@ -59,7 +59,7 @@ async def leased(api, agent: dict) -> list[dict]:  # type: ignore[no-untyped-def
     return list(reply.json()["tasks"])
 
 
-async def test_a_secret_registers_once_and_only_its_agent(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_secret_registers_once_and_only_its_agent(api) -> None:
     agent = await register(api, "a1")
     reused = await api.anonymous.post(
         "/api/v1/agents/register", json={"secret": agent["secret"], "name": "a1"}
@@ -79,7 +79,7 @@ async def test_a_secret_registers_once_and_only_its_agent(api) -> None:  # type:
     assert unknown.headers["content-type"] == PROBLEM
 
 
-async def test_an_agent_token_is_for_its_own_calls_only(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_agent_token_is_for_its_own_calls_only(api) -> None:
     one, two = await register(api, "a1"), await register(api, "a2")
     response = await api.anonymous.post(
         f"/api/v1/agents/{two['id']}/lease", json={"max_tasks": 1, "wait_s": 0}, headers=bearer(one)
@@ -89,7 +89,7 @@ async def test_an_agent_token_is_for_its_own_calls_only(api) -> None:  # type: i
     assert transfers.status_code == 403
 
 
-async def test_an_empty_long_poll_answers_after_its_wait(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_empty_long_poll_answers_after_its_wait(api) -> None:
     agent = await register(api)
     response = await api.anonymous.post(
         f"/api/v1/agents/{agent['id']}/lease",
@@ -99,7 +99,7 @@ async def test_an_empty_long_poll_answers_after_its_wait(api) -> None:  # type: 
     assert response.json() == {"tasks": [], "storages": {}, "scopes": {}}
 
 
-async def test_a_submission_wakes_a_waiting_long_poll(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_submission_wakes_a_waiting_long_poll(api) -> None:
     agent = await register(api)
     (api.root / "a.txt").write_text("a")
     poll = asyncio.create_task(
@@ -119,7 +119,7 @@ async def test_a_submission_wakes_a_waiting_long_poll(api) -> None:  # type: ign
     assert reply["storages"]["local"]["url"] == api.root.as_uri()
 
 
-async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, eventually) -> None:
     """What the agent needs to run what it holds in the scheduler's order."""
     agent = await register(api)
     (api.root / "a.txt").write_text("a")
@@ -132,7 +132,7 @@ async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, e
     }
     (await api.client.post("/api/v1/transfers", json=body)).raise_for_status()
 
-    async def lease() -> dict | None:  # type: ignore[type-arg]
+    async def lease() -> dict | None:
         reply = await api.anonymous.post(
             f"/api/v1/agents/{agent['id']}/lease",
             json={"max_tasks": 10, "wait_s": 0},
@@ -149,7 +149,7 @@ async def test_a_lease_carries_each_tasks_scope_priority_and_scope_weight(api, e
     assert set(task) == {f.name for f in fields(LeasedTaskPublic)}
 
 
-async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_late_report_is_ignored(api, eventually) -> None:
     agent = await register(api)
     (api.root / "a.txt").write_text("a")
     await api.client.post(
@@ -174,7 +174,7 @@ async def test_a_late_report_is_ignored(api, eventually) -> None:  # type: ignor
         ('[{"task": 1, "lease": "x", "state": "DONE"', "body"),  # cut short: not JSON
     ],
 )
-async def test_a_malformed_report_is_a_problem_naming_the_field(api, body, location) -> None:  # type: ignore[no-untyped-def]
+async def test_a_malformed_report_is_a_problem_naming_the_field(api, body, location) -> None:
     agent = await register(api)
     reply = await api.anonymous.post(
         f"/api/v1/agents/{agent['id']}/report",
@@ -186,7 +186,7 @@ async def test_a_malformed_report_is_a_problem_naming_the_field(api, body, locat
     assert reply.json()["errors"][0]["location"].startswith(location)
 
 
-async def test_a_state_no_agent_reports_is_refused_naming_those_it_may(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_state_no_agent_reports_is_refused_naming_those_it_may(api) -> None:
     agent = await register(api)
     reply = await api.anonymous.post(
         f"/api/v1/agents/{agent['id']}/report",
@@ -206,7 +206,7 @@ async def test_a_state_no_agent_reports_is_refused_naming_those_it_may(api) -> N
     assert "body.1.state" in problem["detail"]
 
 
-async def test_the_report_body_is_documented(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_report_body_is_documented(api) -> None:
     document = (await api.anonymous.get("/api/v1/openapi.json")).json()
     body = document["paths"]["/api/v1/agents/{agent_id}/report"]["post"]["requestBody"]
     schema = body["content"]["application/json"]["schema"]
@@ -217,7 +217,7 @@ async def test_the_report_body_is_documented(api) -> None:  # type: ignore[no-un
     assert body["required"] is True
 
 
-async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None:
     agent = await register(api)
     (api.root / "a.txt").write_text("a")
     created = await api.client.post(
@@ -243,7 +243,7 @@ async def test_heartbeat_tells_the_agent_what_to_stop(api, eventually) -> None: 
 
 
 @pytest.fixture
-async def runner(api):  # type: ignore[no-untyped-def]
+async def runner(api):
     secret = await api.state.store.issue_agent_secret("inproc", timedelta(minutes=1))
     session = ServerSession(
         "http://ferry", name="inproc", secret=secret, token=None, transport=api.transport
@@ -258,7 +258,7 @@ async def runner(api):  # type: ignore[no-untyped-def]
     await session.close()
 
 
-async def test_a_real_runner_moves_a_tree(api, runner, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_real_runner_moves_a_tree(api, runner, eventually) -> None:
     files = {f"d{i % 3}/f {i}.bin": bytes([i]) * (i * 1000) for i in range(30)}
     for name, data in files.items():
         (api.root / "src" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +269,7 @@ async def test_a_real_runner_moves_a_tree(api, runner, eventually) -> None:  # t
     )
     url = f"/api/v1/transfers/{created.json()['id']}"
 
-    async def finished():  # type: ignore[no-untyped-def]
+    async def finished():
         body = (await api.client.get(url)).json()
         return body if body["status"] not in ("STANDBY", "ONGOING") else None
 
@@ -288,14 +288,14 @@ async def test_a_real_runner_moves_a_tree(api, runner, eventually) -> None:  # t
 class _Trickle:
     """A file that yields one small block per read, slowly: a copy that outlives a grace period."""
 
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle) -> None:
         self._handle = handle
 
     def read(self, _size: int = -1) -> bytes:
         time.sleep(0.01)
         return self._handle.read(1024)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -305,12 +305,12 @@ class _Trickle:
 class SlowLocal(LocalFileSystem):
     protocol = "slowfile"
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         handle = super().open(path, mode, **kwargs)
         return _Trickle(handle) if mode == "rb" else handle
 
 
-async def test_a_copy_cut_short_by_shutdown_is_given_back_not_canceled(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_copy_cut_short_by_shutdown_is_given_back_not_canceled(api, eventually) -> None:
     fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
     (api.root / "big.bin").write_bytes(os.urandom(512 * 1024))  # ~5 s at the trickle's pace
     await api.state.store.put_storage(Storage("slow", f"slowfile://{api.root}"))
@@ -327,7 +327,7 @@ async def test_a_copy_cut_short_by_shutdown_is_given_back_not_canceled(api, even
     work = asyncio.create_task(runner.run(stop))
     url = f"/api/v1/transfers/{created.json()['id']}/outcomes"
 
-    async def copying():  # type: ignore[no-untyped-def]
+    async def copying():
         """The runner, in this process, has the source open."""
         source, links = str(api.root / "big.bin"), []
         for fd in Path("/proc/self/fd").iterdir():
@@ -347,7 +347,7 @@ async def test_a_copy_cut_short_by_shutdown_is_given_back_not_canceled(api, even
     assert list((api.root / "out").iterdir()) == []
 
 
-async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> None:
     fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
     (api.root / "tree").mkdir()
     (api.root / "tree" / "big.bin").write_bytes(os.urandom(512 * 1024))  # ~5 s at the trickle
@@ -366,7 +366,7 @@ async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> 
     work = asyncio.create_task(runner.run(stop))
     url = f"/api/v1/transfers/{created.json()['id']}"
 
-    async def moving():  # type: ignore[no-untyped-def]
+    async def moving():
         progress = (await api.client.get(url)).json()["progress"]
         return progress if progress and progress["bytes_moved"] > 0 and progress["eta_s"] else None
 
@@ -380,13 +380,13 @@ async def test_a_run_under_way_shows_its_rate_and_time_left(api, eventually) -> 
 
 
 class _Damaging:
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle) -> None:
         self._handle = handle
 
     def write(self, data: bytes) -> int:
         return int(self._handle.write(bytes([data[0] ^ 0xFF]) + data[1:] if data else data))
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -398,14 +398,14 @@ class DamagingLocal(LocalFileSystem):
 
     protocol = "damagingfile"
 
-    def open(self, path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, path, mode="rb", **kwargs):
         handle = super().open(path, mode, **kwargs)
         return _Damaging(handle) if "w" in mode else handle
 
 
 async def test_a_permanent_fault_fails_the_object_with_a_checksum_error(
     api, runner, eventually
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fsspec.register_implementation("damagingfile", DamagingLocal, clobber=True)
     (api.root / "a.bin").write_bytes(os.urandom(100_000))
     (api.root / "sink").mkdir()
@@ -414,7 +414,7 @@ async def test_a_permanent_fault_fails_the_object_with_a_checksum_error(
     created = await api.client.post("/api/v1/transfers", json=body)
     url = f"/api/v1/transfers/{created.json()['id']}"
 
-    async def finished():  # type: ignore[no-untyped-def]
+    async def finished():
         body = (await api.client.get(url)).json()
         return body if body["status"] not in ("STANDBY", "ONGOING") else None
 
@@ -426,7 +426,7 @@ async def test_a_permanent_fault_fails_the_object_with_a_checksum_error(
     assert list((api.root / "sink").rglob("*")) == [api.root / "sink" / "out"]  # no file at all
 
 
-async def test_a_report_with_a_very_long_error_is_taken_and_its_error_cut(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_report_with_a_very_long_error_is_taken_and_its_error_cut(api, eventually) -> None:
     # A path of thousands of characters gives an error as long: refusing the whole report for
     # it made the agent send the same batch again forever, and every result behind it was lost.
     agent = await register(api)
@@ -449,12 +449,12 @@ async def test_a_report_with_a_very_long_error_is_taken_and_its_error_cut(api, e
     assert outcome["error"].endswith("characters cut]")
 
 
-async def _ended_objects(api, path: str) -> list[dict]:  # type: ignore[no-untyped-def]
+async def _ended_objects(api, path: str) -> list[dict]:
     objects = (await api.client.get(path)).json()["objects"]
     return [o for o in objects if o["status"] in ("FAILED", "DONE")]
 
 
-async def test_a_location_longer_than_a_path_may_be_is_refused_at_submission(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_location_longer_than_a_path_may_be_is_refused_at_submission(api) -> None:
     long = "local:" + "d/" * 2100  # 4,206 characters
     for body in (
         {"sources": [long], "destination": "local:o"},
@@ -469,18 +469,18 @@ async def test_a_location_longer_than_a_path_may_be_is_refused_at_submission(api
     assert listed == []
 
 
-async def test_a_report_cut_short_by_its_agent_logs_no_error(api, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_a_report_cut_short_by_its_agent_logs_no_error(api, caplog) -> None:
     """Defect 18.19: an agent stopped in the middle of a report made the server log two
     tracebacks as ERROR (the request's, then the ASGI server's)."""
     agent = await register(api)
     path = f"/api/v1/agents/{agent['id']}/report"
     messages = [{"type": "http.request", "body": b'[{"task": 1,', "more_body": True}]
-    sent: list[dict] = []  # type: ignore[type-arg]
+    sent: list[dict] = []
 
-    async def receive() -> dict:  # type: ignore[type-arg]
+    async def receive() -> dict:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict) -> None:  # type: ignore[type-arg]
+    async def send(message: dict) -> None:
         sent.append(message)
 
     headers = [
@@ -501,7 +501,7 @@ async def test_a_report_cut_short_by_its_agent_logs_no_error(api, caplog) -> Non
     assert f"POST {path}: the client went away before its request was read" in caplog.text
 
 
-async def test_a_cancel_records_what_each_held_object_did(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cancel_records_what_each_held_object_did(api, eventually) -> None:
     """Defect 18.16: an object the agent held but had not begun showed attempt 1 with a start
     time; one canceled while copying recorded no bytes."""
     fsspec.register_implementation("slowfile", SlowLocal, clobber=True)
@@ -522,14 +522,14 @@ async def test_a_cancel_records_what_each_held_object_did(api, eventually) -> No
     stop = asyncio.Event()
     work = asyncio.create_task(runner.run(stop))
 
-    async def one_moving_one_held():  # type: ignore[no-untyped-def]
+    async def one_moving_one_held():
         progress = (await api.client.get(f"/api/v1/transfers/{transfer}")).json()["progress"]
         return len(runner._held) == 2 and progress and progress["bytes_moved"] > 0
 
     await eventually(one_moving_one_held)
     await api.client.post(f"/api/v1/transfers/{transfer}/cancel")
 
-    async def ended():  # type: ignore[no-untyped-def]
+    async def ended():
         status = (await api.client.get(f"/api/v1/transfers/{transfer}")).json()["status"]
         return status == "CANCELED"
 
@@ -546,7 +546,7 @@ async def test_a_cancel_records_what_each_held_object_did(api, eventually) -> No
     assert (waiting["status"], waiting["attempts"], waiting["history"]) == ("CANCELED", 0, [])
 
 
-async def test_heartbeat_gives_each_held_task_its_share_of_the_channel_now(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_heartbeat_gives_each_held_task_its_share_of_the_channel_now(api, eventually) -> None:
     """Defect 18.15: the channel's bandwidth is shared out again as its tasks end."""
     agent = await register(api)
     await api.client.put("/api/v1/channels/*/*", json={"bandwidth": 1000, "max_active": 10})
@@ -570,7 +570,7 @@ async def test_heartbeat_gives_each_held_task_its_share_of_the_channel_now(api, 
     }
 
 
-async def test_a_waiting_lease_of_a_silent_agent_gets_nothing(tmp_path: Path, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_waiting_lease_of_a_silent_agent_gets_nothing(tmp_path: Path, eventually) -> None:
     """An agent frozen (or cut off) while its lease request waits sends no more heartbeats;
     once it has been silent for a lease TTL, work that comes is not leased to it, where it
     would be lost a second time, but left for the agents that are heard."""
@@ -614,6 +614,6 @@ async def test_a_waiting_lease_of_a_silent_agent_gets_nothing(tmp_path: Path, ev
             assert submitted.status_code == 201
 
 
-async def _silent_for(store, agent_id: str, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+async def _silent_for(store, agent_id: str, seconds: float) -> bool:
     agent = await store.get_agent(agent_id)
     return (datetime.now(UTC) - agent.last_heartbeat).total_seconds() > seconds

@@ -19,7 +19,7 @@ def file_body(*sources: str, destination: str = "local:out") -> dict[str, object
     return {"sources": list(sources), "destination": destination}
 
 
-async def future_transfer(api, hours: int = 1) -> str:  # type: ignore[no-untyped-def]
+async def future_transfer(api, hours: int = 1) -> str:
     spec = TransferSpec(
         TransferKind.FILE, (parse_location("local:a"),), parse_location("local:out")
     )
@@ -30,14 +30,14 @@ async def future_transfer(api, hours: int = 1) -> str:  # type: ignore[no-untype
     return transfer.id
 
 
-async def test_healthz_needs_no_token(api) -> None:  # type: ignore[no-untyped-def]
+async def test_healthz_needs_no_token(api) -> None:
     for path in ("/healthz", "/api/v1/healthz"):
         response = await api.anonymous.get(path)
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
 
 
-async def test_openapi_document_lists_the_api(api) -> None:  # type: ignore[no-untyped-def]
+async def test_openapi_document_lists_the_api(api) -> None:
     paths = (await api.anonymous.get("/api/v1/openapi.json")).json()["paths"]
     for path in (
         "/api/v1/transfers",
@@ -53,7 +53,7 @@ async def test_openapi_document_lists_the_api(api) -> None:  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("token", [None, "not-a-token"])
-async def test_transfers_need_a_valid_token(api, token) -> None:  # type: ignore[no-untyped-def]
+async def test_transfers_need_a_valid_token(api, token) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = await api.anonymous.get("/api/v1/transfers", headers=headers)
     assert response.status_code == 401
@@ -61,12 +61,12 @@ async def test_transfers_need_a_valid_token(api, token) -> None:  # type: ignore
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_admin_token_file_is_private(api) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_token_file_is_private(api) -> None:
     mode = (api.state.settings.data_dir / "admin.token").stat().st_mode & 0o777
     assert mode == 0o600
 
 
-async def test_create_get_and_list(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_create_get_and_list(api, eventually) -> None:
     created = await api.client.post("/api/v1/transfers", json=file_body("local:a.txt"))
     assert created.status_code == 201
     body = created.json()
@@ -85,13 +85,13 @@ async def test_create_get_and_list(api, eventually) -> None:  # type: ignore[no-
     listed = (await api.client.get("/api/v1/transfers")).json()
     assert [t["id"] for t in listed["items"]] == [body["id"]]
 
-    async def run_started():  # type: ignore[no-untyped-def]
+    async def run_started():
         return (await api.client.get(f"/api/v1/transfers/{body['id']}")).json()["runs"] == 1
 
     await eventually(run_started)
 
 
-async def test_list_pages_with_a_cursor(api) -> None:  # type: ignore[no-untyped-def]
+async def test_list_pages_with_a_cursor(api) -> None:
     ids = {await future_transfer(api, hours) for hours in range(1, 6)}
     seen, cursor = [], None
     while True:
@@ -104,7 +104,7 @@ async def test_list_pages_with_a_cursor(api) -> None:  # type: ignore[no-untyped
     assert len(seen) == 5
 
 
-async def test_submission_id_makes_submission_idempotent(api) -> None:  # type: ignore[no-untyped-def]
+async def test_submission_id_makes_submission_idempotent(api) -> None:
     body = {**file_body("local:a.txt"), "submission_id": "nightly-1"}
     first = await api.client.post("/api/v1/transfers", json=body)
     again = await api.client.post("/api/v1/transfers", json=body)
@@ -145,7 +145,7 @@ async def test_submission_id_makes_submission_idempotent(api) -> None:  # type: 
         ),
     ],
 )
-async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle) -> None:
     response = await api.client.post("/api/v1/transfers", json=body)
     assert 400 <= response.status_code < 500
     assert response.headers["content-type"] == PROBLEM
@@ -157,7 +157,7 @@ async def test_bad_submissions_are_problems_and_write_nothing(api, body, needle)
     assert (await api.client.get("/api/v1/transfers")).json()["items"] == []
 
 
-async def test_a_deadline_is_kept_in_the_transfers_options(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_deadline_is_kept_in_the_transfers_options(api) -> None:
     body = {**file_body("local:a.txt"), "options": {"deadline": "+6h"}}
     response = await api.client.post("/api/v1/transfers", json=body)
     assert response.status_code == 201
@@ -167,7 +167,7 @@ async def test_a_deadline_is_kept_in_the_transfers_options(api) -> None:  # type
     assert response.json()["options"]["deadline_at"] == "2030-01-01T12:00:00+00:00"
 
 
-async def test_malformed_json_is_a_problem(api) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_json_is_a_problem(api) -> None:
     response = await api.client.post(
         "/api/v1/transfers", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -175,7 +175,7 @@ async def test_malformed_json_is_a_problem(api) -> None:  # type: ignore[no-unty
     assert response.headers["content-type"] == PROBLEM
 
 
-async def test_an_unknown_event_kind_is_a_problem_naming_the_kinds(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unknown_event_kind_is_a_problem_naming_the_kinds(api) -> None:
     response = await api.client.get("/api/v1/events", params={"kind": ["transfer", "bytes"]})
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
@@ -187,14 +187,14 @@ async def test_an_unknown_event_kind_is_a_problem_naming_the_kinds(api) -> None:
     assert named in response.text
 
 
-async def test_unknown_transfer_is_404(api) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_transfer_is_404(api) -> None:
     for path in ("/api/v1/transfers/nope", "/api/v1/transfers/nope/outcomes"):
         response = await api.client.get(path)
         assert response.status_code == 404
         assert response.json()["detail"] == "transfer nope not found"
 
 
-async def test_outcomes_before_the_first_run(api) -> None:  # type: ignore[no-untyped-def]
+async def test_outcomes_before_the_first_run(api) -> None:
     transfer_id = await future_transfer(api)
     response = await api.client.get(f"/api/v1/transfers/{transfer_id}/outcomes")
     assert response.status_code == 200
@@ -204,7 +204,7 @@ async def test_outcomes_before_the_first_run(api) -> None:  # type: ignore[no-un
     assert body["objects"] == []
 
 
-async def test_cancel_standby_then_again_is_409(api) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_standby_then_again_is_409(api) -> None:
     transfer_id = await future_transfer(api)
     first = await api.client.post(f"/api/v1/transfers/{transfer_id}/cancel")
     assert first.status_code == 200
@@ -232,13 +232,13 @@ async def test_cancel_standby_then_again_is_409(api) -> None:  # type: ignore[no
         ),
     ],
 )
-async def test_transfers_that_could_only_end_badly_are_refused(api, body, needle) -> None:  # type: ignore[no-untyped-def]
+async def test_transfers_that_could_only_end_badly_are_refused(api, body, needle) -> None:
     response = await api.client.post("/api/v1/transfers", json=body)
     assert response.status_code == 422
     assert needle in response.json()["detail"]
 
 
-async def test_an_oversized_body_is_refused_before_anything_reads_it(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_oversized_body_is_refused_before_anything_reads_it(api) -> None:
     from ferry.server.limits import MAX_BODY_BYTES
 
     big = b"[" + b"0," * (MAX_BODY_BYTES // 2) + b"0]"
@@ -250,10 +250,10 @@ async def test_an_oversized_body_is_refused_before_anything_reads_it(api) -> Non
         assert response.headers["content-type"] == PROBLEM
 
 
-async def test_an_oversized_streamed_body_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_oversized_streamed_body_is_refused(api) -> None:
     from ferry.server.limits import MAX_BODY_BYTES
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks():
         yield b"["
         for _ in range(MAX_BODY_BYTES // (1 << 20) + 1):
             yield b"0," * (1 << 19)
@@ -304,14 +304,14 @@ def scheduled(**schedule: object) -> dict[str, object]:
         ),
     ],
 )
-async def test_bad_schedules_are_422(api, schedule, needle) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_schedules_are_422(api, schedule, needle) -> None:
     response = await api.client.post("/api/v1/transfers", json=scheduled(**schedule))
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert needle in response.json()["detail"]
 
 
-async def test_a_naive_start_is_read_in_the_schedule_time_zone(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_naive_start_is_read_in_the_schedule_time_zone(api) -> None:
     body = scheduled(kind="every", unit="day", start="2027-03-28T02:30", timezone="Europe/Rome")
     created = (await api.client.post("/api/v1/transfers", json=body)).json()
     assert created["status"] == "STANDBY"
@@ -321,18 +321,18 @@ async def test_a_naive_start_is_read_in_the_schedule_time_zone(api) -> None:  # 
     assert created["schedule"]["start_wall"] == "2027-03-28T02:30:00"  # the days after: 02:30
 
 
-async def test_a_schedule_resubmitted_later_is_the_same_submission(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_schedule_resubmitted_later_is_the_same_submission(api) -> None:
     body = {**scheduled(kind="every", unit="hour"), "submission_id": "hourly"}
     first = await api.client.post("/api/v1/transfers", json=body)
     again = await api.client.post("/api/v1/transfers", json=body)
     assert (first.status_code, again.status_code) == (201, 200)
 
 
-async def test_runs_of_a_transfer(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_runs_of_a_transfer(api, eventually) -> None:
     created = (await api.client.post("/api/v1/transfers", json=file_body("local:a.txt"))).json()
     url = f"/api/v1/transfers/{created['id']}/runs"
 
-    async def one_run():  # type: ignore[no-untyped-def]
+    async def one_run():
         return (await api.client.get(url)).json()
 
     (run,) = await eventually(one_run)
@@ -351,7 +351,7 @@ async def test_runs_of_a_transfer(api, eventually) -> None:  # type: ignore[no-u
     assert (await api.client.get("/api/v1/transfers/nope/runs")).status_code == 404
 
 
-async def test_a_relative_time_is_resolved_by_the_server_and_retries_match(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_relative_time_is_resolved_by_the_server_and_retries_match(api) -> None:
     body = {**scheduled(kind="at", at="+10m"), "submission_id": "in-ten"}
     first = await api.client.post("/api/v1/transfers", json=body)
     again = await api.client.post("/api/v1/transfers", json=body)
@@ -360,7 +360,7 @@ async def test_a_relative_time_is_resolved_by_the_server_and_retries_match(api) 
     assert timedelta(minutes=9) < due - datetime.now(UTC) <= timedelta(minutes=10)
 
 
-async def test_one_transfer_takes_100_000_sources_and_no_more(api) -> None:  # type: ignore[no-untyped-def]
+async def test_one_transfer_takes_100_000_sources_and_no_more(api) -> None:
     sources = [f"local:in/f{i:06d}" for i in range(100_000)]
     body = {**file_body(*sources), "schedule": {"kind": "at", "at": "+1d"}}
     assert len(json.dumps(body)) < MAX_BODY_BYTES
@@ -375,7 +375,7 @@ async def test_one_transfer_takes_100_000_sources_and_no_more(api) -> None:  # t
     assert "100000" in refused.json()["detail"]
 
 
-async def test_a_scopes_weight_keeps_its_own_bound(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_scopes_weight_keeps_its_own_bound(api) -> None:
     heavy = await api.client.put("/api/v1/scopes/lab", json={"weight": 1001})
     assert heavy.status_code == 422
     assert "less than or equal to 1000" in heavy.text

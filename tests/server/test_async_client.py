@@ -8,7 +8,7 @@ from ferry.client import AsyncClient
 from ferry.errors import ApiError
 
 
-async def test_the_async_client_submits_waits_and_manages_storages(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_async_client_submits_waits_and_manages_storages(api, tmp_path) -> None:
     token = (api.state.settings.data_dir / "admin.token").read_text().strip()
     (api.root / "a.txt").write_text("a")
     (tmp_path / "box").mkdir()

@@ -18,7 +18,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def audit(api, **params: Any) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+async def audit(api, **params: Any) -> list[dict[str, Any]]:
     response = await api.client.get("/api/v1/audit", params=params)
     assert response.status_code == 200, response.text
     return list(response.json())
@@ -28,14 +28,14 @@ def acts(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(r["actor"], r["action"], r["status"]) for r in records]
 
 
-async def add_user(api, name: str, role: str) -> str:  # type: ignore[no-untyped-def]
+async def add_user(api, name: str, role: str) -> str:
     body = {"name": name, "role": role, "scopes": ["default"]}
     response = await api.client.post("/api/v1/users", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["token"]["token"])
 
 
-async def test_acts_are_recorded_with_who_where_what_and_result(api) -> None:  # type: ignore[no-untyped-def]
+async def test_acts_are_recorded_with_who_where_what_and_result(api) -> None:
     (api.root / "a.txt").write_text("a")
     token = await add_user(api, "alice", "WRITE")
     body = {"sources": ["local:a.txt"], "destination": "local:o"}
@@ -67,7 +67,7 @@ async def test_acts_are_recorded_with_who_where_what_and_result(api) -> None:  #
     assert [r["prev_hash"] for r in records[1:]] == [r["hash"] for r in records[:-1]]
 
 
-async def test_refused_calls_are_recorded_with_their_status(api) -> None:  # type: ignore[no-untyped-def]
+async def test_refused_calls_are_recorded_with_their_status(api) -> None:
     reader = await add_user(api, "rita", "READ")
     body = {"sources": ["local:a.txt"], "destination": "local:o"}
     await api.anonymous.post("/api/v1/transfers", json=body, headers=bearer(reader))
@@ -83,7 +83,7 @@ async def test_refused_calls_are_recorded_with_their_status(api) -> None:  # typ
     ]
 
 
-async def test_agents_are_recorded_as_invited_and_registered_not_at_work(api) -> None:  # type: ignore[no-untyped-def]
+async def test_agents_are_recorded_as_invited_and_registered_not_at_work(api) -> None:
     invited = await api.client.post("/api/v1/agents/invite", json={"name": "far", "ttl_s": 60})
     secret = invited.json()["secret"]
     registered = await api.anonymous.post(
@@ -106,7 +106,7 @@ async def test_agents_are_recorded_as_invited_and_registered_not_at_work(api) ->
     assert agent["token"] not in str(records)
 
 
-async def test_the_trail_is_listed_by_user_and_time_for_administrators_only(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_trail_is_listed_by_user_and_time_for_administrators_only(api) -> None:
     token = await add_user(api, "wendy", "WRITE")
     await api.anonymous.post("/api/v1/tokens", json={}, headers=bearer(token))
     first = (await audit(api))[0]
@@ -125,7 +125,7 @@ async def test_the_trail_is_listed_by_user_and_time_for_administrators_only(api)
     assert refused.status_code == 403
 
 
-async def test_verify_names_the_first_changed_record(api) -> None:  # type: ignore[no-untyped-def]
+async def test_verify_names_the_first_changed_record(api) -> None:
     for weight in (2, 3, 4):
         await api.client.put("/api/v1/scopes/physics", json={"weight": weight})
     whole = (await api.client.get("/api/v1/audit/verify")).json()
@@ -140,7 +140,7 @@ async def test_verify_names_the_first_changed_record(api) -> None:  # type: igno
     assert broken["why"] == "record 2 was changed: its hash does not match its contents"
 
 
-async def test_an_unwritable_trail_does_not_undo_the_act(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unwritable_trail_does_not_undo_the_act(api, monkeypatch) -> None:
     async def failing(entry: Any) -> None:
         raise OSError("disk full")
 

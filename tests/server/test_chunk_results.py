@@ -10,7 +10,7 @@ from ferry.domain.locations import parse_location
 from ferry.protocol import PROTOCOL
 
 
-async def test_a_results_body_reports_tasks_and_chunks_once(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_results_body_reports_tasks_and_chunks_once(api, eventually) -> None:
     store = api.state.store
     secret = await store.issue_agent_secret("a1", timedelta(minutes=1))
     registered = await api.anonymous.post(
@@ -26,7 +26,7 @@ async def test_a_results_body_reports_tasks_and_chunks_once(api, eventually) -> 
     )
     transfer_id = submitted.json()["id"]
 
-    async def opened():  # type: ignore[no-untyped-def]
+    async def opened():
         transfer = await store.get_transfer(transfer_id)
         return transfer if transfer.runs == 1 else None
 
@@ -34,7 +34,7 @@ async def test_a_results_body_reports_tasks_and_chunks_once(api, eventually) -> 
     objects = (("c0", 1), ("c1", 2))
     carrier = PlannedChunk(parse_location("local:"), parse_location("local:o"), 0, objects)
     await store.add_tasks(transfer, 1, [carrier])
-    held: list[dict] = []  # type: ignore[type-arg]
+    held: list[dict] = []
 
     async def both_leased() -> bool:
         reply = await api.anonymous.post(
@@ -73,7 +73,7 @@ async def test_a_results_body_reports_tasks_and_chunks_once(api, eventually) -> 
     assert first.json() == {"accepted": 3, "ignored": 0}
     assert second.json() == {"accepted": 0, "ignored": 3}
 
-    async def completed():  # type: ignore[no-untyped-def]
+    async def completed():
         reply = await api.client.get(f"/api/v1/transfers/{transfer_id}")
         return reply.json() if reply.json()["status"] == "COMPLETED" else None
 

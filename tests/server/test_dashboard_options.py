@@ -10,7 +10,7 @@ from test_dashboard_registry import admin_token
 from test_dashboard_sessions import browser, csrf_in, sign_in
 
 
-async def test_the_forms_options_reach_the_transfers_spec(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_forms_options_reach_the_transfers_spec(api) -> None:
     (api.root / "a.txt").write_text("a")
     form = {
         "kind": "file",
@@ -47,7 +47,7 @@ async def test_the_forms_options_reach_the_transfers_spec(api) -> None:  # type:
     }
 
 
-async def test_the_list_filters_by_label_and_schedule_kind(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_list_filters_by_label_and_schedule_kind(api) -> None:
     base = {"sources": ["local:a.txt"], "destination": "local:o"}
     made = {}
     for name, schedule, labels in [

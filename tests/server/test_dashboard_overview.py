@@ -18,8 +18,8 @@ def bars(page: str) -> list[tuple[str, int]]:
 
 
 async def test_the_chart_shows_the_bytes_moved_in_the_last_minute_to_its_scopes_viewers(
-    api,  # type: ignore[no-untyped-def]
-    eventually,  # type: ignore[no-untyped-def]
+    api,
+    eventually,
 ) -> None:
     created = await create_push(api, [{"name": "x.bin", "size": SIZE}])
     assert (await put(api, created, "x.bin", b"x" * SIZE)).status_code == 200

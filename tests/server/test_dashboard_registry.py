@@ -21,16 +21,16 @@ ADMIN_EDITS = [
 ]
 
 
-def admin_token(api) -> str:  # type: ignore[no-untyped-def]
+def admin_token(api) -> str:
     return str(api.client.headers["Authorization"].removeprefix("Bearer "))
 
 
-async def audited(api, user: str) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+async def audited(api, user: str) -> list[tuple[str, str, int]]:
     records = (await api.client.get("/api/v1/audit", params={"user": user})).json()
     return [(r["action"], r["target"], r["status"]) for r in records]
 
 
-async def test_a_user_sees_its_scopes_storages_with_their_grants_only(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_user_sees_its_scopes_storages_with_their_grants_only(api) -> None:
     await api.client.put("/api/v1/scopes/lab", json={"weight": 1})
     (api.root / "archive").mkdir()
     body = {"name": "archive", "url": (api.root / "archive").as_uri()}
@@ -54,7 +54,7 @@ async def test_a_user_sees_its_scopes_storages_with_their_grants_only(api) -> No
 
 @pytest.mark.parametrize("role", ["READ", "WRITE"])
 async def test_non_administrators_see_no_edit_forms_and_their_edits_are_refused(
-    api,  # type: ignore[no-untyped-def]
+    api,
     role: str,
 ) -> None:
     channel = {"max_active": 4, "bandwidth": None, "state": "active"}
@@ -87,7 +87,7 @@ async def test_non_administrators_see_no_edit_forms_and_their_edits_are_refused(
 
 
 @pytest.mark.parametrize("csrf", [None, "", "forged"])
-async def test_an_administrators_edit_needs_the_sessions_csrf_token(api, csrf: str | None) -> None:  # type: ignore[no-untyped-def]
+async def test_an_administrators_edit_needs_the_sessions_csrf_token(api, csrf: str | None) -> None:
     async with await browser(api) as client:
         await sign_in(client, admin_token(api))
         for path, form in ADMIN_EDITS:
@@ -97,7 +97,7 @@ async def test_an_administrators_edit_needs_the_sessions_csrf_token(api, csrf: s
     assert {s["name"] for s in (await api.client.get("/api/v1/scopes")).json()} == {"default"}
 
 
-async def test_an_administrator_sets_and_removes_a_channel_and_sets_a_weight(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_administrator_sets_and_removes_a_channel_and_sets_a_weight(api) -> None:
     async with await browser(api) as client:
         await sign_in(client, admin_token(api))
         csrf = csrf_in(await client.get("/channels"))
@@ -152,7 +152,7 @@ async def test_an_administrator_sets_and_removes_a_channel_and_sets_a_weight(api
     ]
 
 
-async def test_the_nav_links_to_the_registry_pages(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_nav_links_to_the_registry_pages(api) -> None:
     user = await add_user(api, "rita", "READ")
     async with await browser(api) as client:
         await sign_in(client, user["token"]["token"])
@@ -161,7 +161,7 @@ async def test_the_nav_links_to_the_registry_pages(api) -> None:  # type: ignore
         assert f'<a href="{path}">' in nav
 
 
-async def test_the_channels_active_counts_come_as_cells_of_their_own(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_the_channels_active_counts_come_as_cells_of_their_own(api, eventually) -> None:
     channel = {"max_active": 5, "bandwidth": None, "state": "active"}
     assert (await api.client.put("/api/v1/channels/local/local", json=channel)).status_code == 200
     (api.root / "a.txt").write_text("a")
@@ -179,7 +179,7 @@ async def test_the_channels_active_counts_come_as_cells_of_their_own(api, eventu
     assert 'hx-get="/channels/active"' in shown.text
 
 
-async def test_a_channels_timetable_is_set_shown_and_kept_by_its_form(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_channels_timetable_is_set_shown_and_kept_by_its_form(api) -> None:
     """Issue 24, item 4: the row's form carries the timetable, so saving a new max active
     does not drop it; a wrong timetable is explained, and nothing changes."""
     timetable = "Mon-Fri 08:00,50M; 19:00,off"
@@ -202,7 +202,7 @@ async def test_a_channels_timetable_is_set_shown_and_kept_by_its_form(api) -> No
     assert channel["timezone"] == "Europe/Rome"
 
 
-async def test_an_administrator_sets_an_optimized_channel_and_sees_its_last_decision(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_administrator_sets_an_optimized_channel_and_sees_its_last_decision(api) -> None:
     async with await browser(api) as client:
         await sign_in(client, admin_token(api))
         csrf = csrf_in(await client.get("/channels"))

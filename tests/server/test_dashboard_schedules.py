@@ -9,11 +9,11 @@ import httpx
 from test_dashboard_sessions import browser, sign_in
 
 
-async def admin_signs_in(api, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+async def admin_signs_in(api, client: httpx.AsyncClient) -> None:
     await sign_in(client, api.client.headers["Authorization"].removeprefix("Bearer "))
 
 
-async def test_the_preview_lists_the_next_ten_occurrences_of_the_forms_schedule(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_preview_lists_the_next_ten_occurrences_of_the_forms_schedule(api) -> None:
     async with await browser(api) as client:
         await admin_signs_in(api, client)
         query = {"schedule": "every", "interval": "2", "unit": "hour", "timezone": "UTC"}
@@ -25,7 +25,7 @@ async def test_the_preview_lists_the_next_ten_occurrences_of_the_forms_schedule(
         assert "<li>" not in bad.text
 
 
-async def test_a_periodic_transfers_page_shows_its_next_occurrences(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_periodic_transfers_page_shows_its_next_occurrences(api) -> None:
     body = {
         "sources": ["local:a.txt"],
         "destination": "local:out",

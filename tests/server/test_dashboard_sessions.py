@@ -13,7 +13,7 @@ from users_support import add_user
 from ferry.server.ui.sessions import LOGIN_COOKIE, SESSION_COOKIE
 
 
-async def browser(api) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+async def browser(api) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=api.transport, base_url="http://ferry")
 
 
@@ -33,7 +33,7 @@ def session_cookie(answer: httpx.Response) -> str:
     return cookie
 
 
-async def test_the_cookie_holds_a_session_id_never_the_token(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_cookie_holds_a_session_id_never_the_token(api) -> None:
     alice = await add_user(api, "alice", "WRITE")
     token = alice["token"]["token"]
     async with await browser(api) as client:
@@ -51,7 +51,7 @@ async def test_the_cookie_holds_a_session_id_never_the_token(api) -> None:  # ty
 
 
 @pytest.mark.parametrize("csrf", [None, "", "forged"])
-async def test_sign_in_needs_its_form_token(api, csrf: str | None) -> None:  # type: ignore[no-untyped-def]
+async def test_sign_in_needs_its_form_token(api, csrf: str | None) -> None:
     token = (await add_user(api, "alice", "WRITE"))["token"]["token"]
     async with await browser(api) as client:
         await client.get("/login")
@@ -62,7 +62,7 @@ async def test_sign_in_needs_its_form_token(api, csrf: str | None) -> None:  # t
         assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
 
 
-async def test_an_unknown_or_agent_token_does_not_sign_in(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unknown_or_agent_token_does_not_sign_in(api) -> None:
     async with await browser(api) as client:
         refused = await sign_in(client, "nobody's token")
         assert refused.status_code == 401
@@ -70,7 +70,7 @@ async def test_an_unknown_or_agent_token_does_not_sign_in(api) -> None:  # type:
         assert (await client.get("/transfers")).headers["location"] == "/login"
 
 
-async def test_a_revoked_token_ends_its_sessions(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_revoked_token_ends_its_sessions(api) -> None:
     bob = await add_user(api, "bob", "WRITE")
     async with await browser(api) as client:
         await sign_in(client, bob["token"]["token"])
@@ -81,7 +81,7 @@ async def test_a_revoked_token_ends_its_sessions(api) -> None:  # type: ignore[n
         assert (after.status_code, after.headers["location"]) == (303, "/login")
 
 
-async def test_a_user_sees_its_scopes_only(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_user_sees_its_scopes_only(api) -> None:
     (api.root / "a.txt").write_text("a")
     assert (await api.client.put("/api/v1/scopes/lab", json={"weight": 1})).status_code < 300
     body = {"sources": ["local:a.txt"], "destination": "local:o", "schedule": {"kind": "at"}}
@@ -98,7 +98,7 @@ async def test_a_user_sees_its_scopes_only(api) -> None:  # type: ignore[no-unty
         assert (await client.get(f"/transfers/{theirs['id']}/events")).status_code == 404
 
 
-async def test_a_dashboard_cancel_is_in_the_audit_trail(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_dashboard_cancel_is_in_the_audit_trail(api) -> None:
     (api.root / "a.txt").write_text("a")
     body = {"sources": ["local:a.txt"], "destination": "local:o", "schedule": {"kind": "at"}}
     body["schedule"]["at"] = "+1h"
@@ -120,7 +120,7 @@ async def test_a_dashboard_cancel_is_in_the_audit_trail(api) -> None:  # type: i
 KEPT, NEVER = "<td><code>client:kept.txt</code></td>", "<td><code>client:never.txt</code></td>"
 
 
-async def test_a_runs_objects_are_filtered_by_status(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_runs_objects_are_filtered_by_status(api) -> None:
     body = {"destination": "local:in", "objects": [{"name": "kept.txt"}, {"name": "never.txt"}]}
     created = (await api.client.post("/api/v1/transfers/push", json=body)).json()
     assert (await put(api, created, "kept.txt", b"kept")).status_code == 200

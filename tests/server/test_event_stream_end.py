@@ -8,7 +8,7 @@ import asyncio
 SOMEDAY = {"kind": "at", "at": "2099-01-01T00:00:00Z"}
 
 
-async def test_the_stream_of_an_ended_transfer_ends_with_its_status(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_stream_of_an_ended_transfer_ends_with_its_status(api) -> None:
     (api.root / "a.txt").write_text("a")
     body = {"sources": ["local:a.txt"], "destination": "local:out", "schedule": SOMEDAY}
     transfer_id = (await api.client.post("/api/v1/transfers", json=body)).json()["id"]

@@ -38,7 +38,7 @@ def tree_body(**options: object) -> dict[str, object]:
         ),
     ],
 )
-async def test_bad_filters_are_problems_and_write_nothing(api, body, needle) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_filters_are_problems_and_write_nothing(api, body, needle) -> None:
     response = await api.client.post("/api/v1/transfers", json=body)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
@@ -46,7 +46,7 @@ async def test_bad_filters_are_problems_and_write_nothing(api, body, needle) -> 
     assert (await api.client.get("/api/v1/transfers")).json()["items"] == []
 
 
-async def test_a_push_takes_no_filters(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_push_takes_no_filters(api) -> None:
     body = {
         "destination": "local:out",
         "objects": [{"name": "a"}],
@@ -57,7 +57,7 @@ async def test_a_push_takes_no_filters(api) -> None:  # type: ignore[no-untyped-
     assert "not to a push or a pull" in response.json()["detail"]
 
 
-async def test_filters_are_kept_in_order_in_the_transfers_options(api) -> None:  # type: ignore[no-untyped-def]
+async def test_filters_are_kept_in_order_in_the_transfers_options(api) -> None:
     (api.root / "in").mkdir()
     filters = {"rules": ["+ *.csv", "- cache/", "- **"], "min_size": 1, "max_age": "6h"}
     created = await api.client.post(

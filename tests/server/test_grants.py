@@ -8,7 +8,7 @@ from users_support import add_user, as_user, grant
 SUBMIT = "/api/v1/transfers"
 
 
-async def prepare(api) -> str:  # type: ignore[no-untyped-def]
+async def prepare(api) -> str:
     """A scope ``lab`` with a user ``lena`` in it, and a second storage ``archive``."""
     await api.client.put("/api/v1/scopes/lab", json={"weight": 1})
     (api.root / "archive").mkdir()
@@ -20,14 +20,14 @@ async def prepare(api) -> str:  # type: ignore[no-untyped-def]
     return str((await add_user(api, "lena", scopes=["lab"]))["token"]["token"])
 
 
-async def test_the_servers_own_storages_are_granted_to_the_default_scope(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_servers_own_storages_are_granted_to_the_default_scope(api) -> None:
     local = (await api.client.get("/api/v1/storages/local")).json()
     assert local["grants"] == [
         {"storage": "local", "scope": "default", "read": True, "write": True}
     ]
 
 
-async def test_a_transfer_reads_and_writes_only_what_its_scope_is_granted(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_transfer_reads_and_writes_only_what_its_scope_is_granted(api) -> None:
     lena = await prepare(api)
     body = {"sources": ["local:a.txt"], "destination": "archive:in", "scope": "lab"}
 
@@ -48,7 +48,7 @@ async def test_a_transfer_reads_and_writes_only_what_its_scope_is_granted(api) -
     assert by_admin.status_code == 201  # administrators need no grant
 
 
-async def test_push_and_pull_need_the_grant_of_the_side_they_touch(api) -> None:  # type: ignore[no-untyped-def]
+async def test_push_and_pull_need_the_grant_of_the_side_they_touch(api) -> None:
     lena = await prepare(api)
     push = {"destination": "archive:in", "objects": [{"name": "x"}], "scope": "lab"}
     pull = {"sources": ["archive:"], "scope": "lab"}
@@ -62,7 +62,7 @@ async def test_push_and_pull_need_the_grant_of_the_side_they_touch(api) -> None:
     assert (await as_user(api, lena, "POST", f"{SUBMIT}/pull", json=pull)).status_code == 201
 
 
-async def test_a_user_sees_only_the_storages_and_grants_of_its_scopes(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_user_sees_only_the_storages_and_grants_of_its_scopes(api) -> None:
     lena = await prepare(api)
     await grant(api, "archive", "lab")
     await grant(api, "archive", "default", read=True, write=False)
@@ -74,7 +74,7 @@ async def test_a_user_sees_only_the_storages_and_grants_of_its_scopes(api) -> No
     assert {s["name"]: len(s["grants"]) for s in everything} == {"archive": 2, "local": 1}
 
 
-async def test_grants_are_made_and_taken_by_administrators_only(api) -> None:  # type: ignore[no-untyped-def]
+async def test_grants_are_made_and_taken_by_administrators_only(api) -> None:
     lena = await prepare(api)
     body = {"read": True}
     path = "/api/v1/storages/archive/grants/lab"
@@ -92,7 +92,7 @@ async def test_grants_are_made_and_taken_by_administrators_only(api) -> None:  #
     assert (await as_user(api, lena, "POST", SUBMIT, json=body)).status_code == 403
 
 
-async def test_a_removed_storage_takes_its_grants_along(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_removed_storage_takes_its_grants_along(api) -> None:
     await prepare(api)
     await grant(api, "archive", "lab")
     assert (await api.client.delete("/api/v1/storages/archive")).status_code == 204

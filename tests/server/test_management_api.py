@@ -32,7 +32,7 @@ def waiting(
     return NewTransfer(scope, submitter, spec, {"kind": schedule}, LATER)
 
 
-async def insert(api, count: int, **fields) -> list[str]:  # type: ignore[no-untyped-def]
+async def insert(api, count: int, **fields) -> list[str]:
     ids = []
     for _ in range(count):
         transfer, _created = await api.state.store.create_transfer(waiting(**fields))
@@ -40,7 +40,7 @@ async def insert(api, count: int, **fields) -> list[str]:  # type: ignore[no-unt
     return ids
 
 
-async def every_page(api, limit: int, **params) -> list[str]:  # type: ignore[no-untyped-def]
+async def every_page(api, limit: int, **params) -> list[str]:
     seen: list[str] = []
     cursor = None
     while True:
@@ -54,7 +54,7 @@ async def every_page(api, limit: int, **params) -> list[str]:  # type: ignore[no
             return seen
 
 
-async def test_pages_return_each_transfer_once_while_new_ones_arrive(api) -> None:  # type: ignore[no-untyped-def]
+async def test_pages_return_each_transfer_once_while_new_ones_arrive(api) -> None:
     original = await insert(api, 5000)
     paging = asyncio.create_task(every_page(api, 100))
     arrived: list[str] = []
@@ -68,13 +68,13 @@ async def test_pages_return_each_transfer_once_while_new_ones_arrive(api) -> Non
     assert set(seen) <= set(original) | set(arrived)
 
 
-async def test_pages_are_newest_first_without_gaps(api) -> None:  # type: ignore[no-untyped-def]
+async def test_pages_are_newest_first_without_gaps(api) -> None:
     ids = await insert(api, 250)
     assert await every_page(api, 100) == ids[::-1]
     assert await every_page(api, 1000) == ids[::-1]
 
 
-async def test_listing_filters(api) -> None:  # type: ignore[no-untyped-def]
+async def test_listing_filters(api) -> None:
     plain = await insert(api, 2)
     alice = await insert(api, 2, submitter="alice")
     team = await insert(api, 1, scope="team-a")
@@ -103,7 +103,7 @@ async def test_listing_filters(api) -> None:  # type: ignore[no-untyped-def]
         assert sorted(await every_page(api, 3, **dict(params))) == sorted(ids), params
 
 
-async def test_listing_shows_each_transfer_as_get_does(api) -> None:  # type: ignore[no-untyped-def]
+async def test_listing_shows_each_transfer_as_get_does(api) -> None:
     (transfer_id,) = await insert(api, 1, labels=("nightly",))
     (listed,) = (await api.client.get("/api/v1/transfers", params={"label": "nightly"})).json()[
         "items"
@@ -112,7 +112,7 @@ async def test_listing_shows_each_transfer_as_get_does(api) -> None:  # type: ig
     assert listed["options"]["labels"] == ["nightly"]
 
 
-async def test_bad_filters_are_refused(api) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_filters_are_refused(api) -> None:
     for params in ({"status": "DONE"}, {"kind": "folder"}, {"schedule": "weekly"}):
         response = await api.client.get("/api/v1/transfers", params=params)
         assert response.status_code == 422, params
@@ -130,7 +130,7 @@ def later_body(**extra: object) -> dict[str, object]:
     }
 
 
-async def test_outcomes_before_the_first_run(api) -> None:  # type: ignore[no-untyped-def]
+async def test_outcomes_before_the_first_run(api) -> None:
     created = (await api.client.post("/api/v1/transfers", json=later_body())).json()
     assert created["status"] == "STANDBY"
 
@@ -145,7 +145,7 @@ async def test_outcomes_before_the_first_run(api) -> None:  # type: ignore[no-un
     assert body["status"] == "STANDBY"
 
 
-async def test_cancel_of_a_waiting_transfer_is_immediate_and_no_agent_hears_of_it(api) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_of_a_waiting_transfer_is_immediate_and_no_agent_hears_of_it(api) -> None:
     secret = await api.state.store.issue_agent_secret("a1", timedelta(minutes=1))
     agent = (
         await api.anonymous.post("/api/v1/agents/register", json={"secret": secret, "name": "a1"})
@@ -192,13 +192,13 @@ async def test_cancel_of_a_waiting_transfer_is_immediate_and_no_agent_hears_of_i
     assert "already finished" in again.json()["detail"]
 
 
-async def test_cancel_of_an_unknown_transfer_is_404(api) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_of_an_unknown_transfer_is_404(api) -> None:
     response = await api.client.post("/api/v1/transfers/no-such-transfer/cancel")
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
 
 
-async def test_resubmission_with_the_same_key(api) -> None:  # type: ignore[no-untyped-def]
+async def test_resubmission_with_the_same_key(api) -> None:
     body = later_body(submission_id="key-1")
     first = await api.client.post("/api/v1/transfers", json=body)
     same = await api.client.post("/api/v1/transfers", json=body)
@@ -215,7 +215,7 @@ async def test_resubmission_with_the_same_key(api) -> None:  # type: ignore[no-u
     assert [t["id"] for t in listed] == [first.json()["id"]]
 
 
-async def test_a_channel_is_stored_between_the_two_sites_it_names(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_channel_is_stored_between_the_two_sites_it_names(api) -> None:
     # One Path() shared by both parameters made siteA/siteC into siteA→siteA, '* fnal' into
     # the catch-all, and a delete of '* fnal' removed '*→*'.
     def pairs(listed: list[dict]) -> set[tuple[str, str, int | None]]:

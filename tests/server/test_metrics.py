@@ -38,7 +38,7 @@ FAMILIES = {
 }
 
 
-async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset], float]:  # type: ignore[type-arg]
+async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset], float]:
     """``{(sample name, labels): value}`` of one scrape."""
     response = await client.get("/metrics")
     assert response.status_code == 200
@@ -50,11 +50,11 @@ async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset], float
     }
 
 
-def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def test_every_family_is_exposed_without_a_token_by_default(api) -> None:  # type: ignore[no-untyped-def]
+async def test_every_family_is_exposed_without_a_token_by_default(api) -> None:
     response = await api.anonymous.get("/metrics")
     assert response.status_code == 200
     names = {family.name for family in text_string_to_metric_families(response.text)}
@@ -62,7 +62,7 @@ async def test_every_family_is_exposed_without_a_token_by_default(api) -> None: 
     assert "/metrics" not in (await api.anonymous.get("/api/v1/openapi.json")).json()["paths"]
 
 
-async def test_reports_move_the_counters_of_their_link_and_scope(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_reports_move_the_counters_of_their_link_and_scope(api, eventually) -> None:
     agent = await register(api)
     (api.root / "a.txt").write_text("12345")
     (api.root / "b.txt").write_text("12")
@@ -75,7 +75,7 @@ async def test_reports_move_the_counters_of_their_link_and_scope(api, eventually
     queued = await eventually(lambda: _queued(api))
     assert value(queued, "ferry_queued_objects", scope="default") == 2
     assert value(queued, "ferry_transfers", status="ONGOING") == 2
-    tasks: list[dict] = []  # type: ignore[type-arg]
+    tasks: list[dict] = []
     await eventually(lambda: _lease_into(api, agent, tasks, 2))
     during = await scrape(api.anonymous)
     assert value(during, "ferry_active_tasks", source_site="local", destination_site="local") == 2
@@ -111,7 +111,7 @@ async def test_reports_move_the_counters_of_their_link_and_scope(api, eventually
     assert value(again, "ferry_bytes_moved_total", **LINK) == 5
 
 
-async def test_a_pushed_object_counts_on_the_link_from_the_client(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pushed_object_counts_on_the_link_from_the_client(api) -> None:
     created = await create_push(api, [{"name": "x.bin", "size": 3}])
     assert (await put(api, created, "x.bin", b"abc")).json()["state"] == "DONE"
     samples = await scrape(api.anonymous)
@@ -120,17 +120,17 @@ async def test_a_pushed_object_counts_on_the_link_from_the_client(api) -> None: 
     assert value(samples, "ferry_bytes_moved_total", **link) == 3
 
 
-async def _queued(api):  # type: ignore[no-untyped-def]
+async def _queued(api):
     samples = await scrape(api.anonymous)
     return samples if value(samples, "ferry_queued_objects", scope="default") == 2 else None
 
 
-async def _lease_into(api, agent: dict, tasks: list, wanted: int) -> bool:  # type: ignore[no-untyped-def, type-arg]
+async def _lease_into(api, agent: dict, tasks: list, wanted: int) -> bool:
     tasks += await leased(api, agent)
     return len(tasks) >= wanted
 
 
-async def test_request_durations_are_labelled_by_route_template(api) -> None:  # type: ignore[no-untyped-def]
+async def test_request_durations_are_labelled_by_route_template(api) -> None:
     missing = await api.client.get("/api/v1/transfers/0123456789abcdef")
     assert missing.status_code == 404
     await api.anonymous.get("/no/such/path")
@@ -151,7 +151,7 @@ async def test_request_durations_are_labelled_by_route_template(api) -> None:  #
     assert not any("0123456789abcdef" in str(route) for route in routes)
 
 
-async def test_a_slow_store_read_leaves_its_gauges_out_and_does_not_hold_the_scrape(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_slow_store_read_leaves_its_gauges_out_and_does_not_hold_the_scrape(api) -> None:
     release = asyncio.Event()
     reads = 0
 
@@ -176,7 +176,7 @@ async def test_a_slow_store_read_leaves_its_gauges_out_and_does_not_hold_the_scr
     assert value(samples, "ferry_transfers", status="ONGOING") == 7
 
 
-async def _exposed(api):  # type: ignore[no-untyped-def]
+async def _exposed(api):
     from prometheus_client import generate_latest
 
     text = generate_latest(api.state.metrics.registry).decode()
@@ -218,7 +218,7 @@ async def guarded(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]
             yield client, admin
 
 
-async def test_a_metrics_token_is_required_when_set(guarded) -> None:  # type: ignore[no-untyped-def]
+async def test_a_metrics_token_is_required_when_set(guarded) -> None:
     client, admin = guarded
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {admin}"}):
         refused = await client.get("/metrics", headers=headers)

@@ -24,7 +24,7 @@ def queries(node: Any) -> list[str]:
     return []
 
 
-async def test_every_metric_of_the_dashboard_is_exported_and_every_export_shown(api) -> None:  # type: ignore[no-untyped-def]
+async def test_every_metric_of_the_dashboard_is_exported_and_every_export_shown(api) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     asked = {name for query in queries(dashboard) for name in METRIC.findall(query)}
     text = (await api.anonymous.get("/metrics")).text

@@ -8,11 +8,11 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-async def document(api):  # type: ignore[no-untyped-def]
+async def document(api):
     return (await api.anonymous.get("/api/v1/openapi.json")).json()
 
 
-def answers(document, method: str, path: str) -> dict:  # type: ignore[no-untyped-def]
+def answers(document, method: str, path: str) -> dict:
     return document["paths"][f"/api/v1{path}"][method]["responses"]
 
 
@@ -31,7 +31,7 @@ def answers(document, method: str, path: str) -> dict:  # type: ignore[no-untype
         ("post", "/transfers/{transfer_id}/close", {400, 403, 404, 422, 503}),
     ],
 )
-async def test_each_route_lists_the_problems_it_answers(document, method, path, statuses) -> None:  # type: ignore[no-untyped-def]
+async def test_each_route_lists_the_problems_it_answers(document, method, path, statuses) -> None:
     responses = answers(document, method, path)
     errors = {int(status) for status in responses if status >= "4"}
     assert errors == statuses
@@ -42,19 +42,19 @@ async def test_each_route_lists_the_problems_it_answers(document, method, path, 
         assert "WWW-Authenticate" in responses["401"]["headers"]
 
 
-async def test_routes_without_a_token_answer_no_401(document) -> None:  # type: ignore[no-untyped-def]
+async def test_routes_without_a_token_answer_no_401(document) -> None:
     assert "401" not in document["paths"]["/healthz"]["get"]["responses"]
     assert "401" not in answers(document, "post", "/transfers/{transfer_id}/close")
 
 
-async def test_the_problem_schema_is_documented_and_fastapis_is_gone(document) -> None:  # type: ignore[no-untyped-def]
+async def test_the_problem_schema_is_documented_and_fastapis_is_gone(document) -> None:
     schemas = document["components"]["schemas"]
     assert {"type", "title", "status", "detail"} <= set(schemas["Problem"]["required"])
     assert "HTTPValidationError" not in schemas
     assert "HTTPValidationError" not in str(document["paths"])
 
 
-async def test_every_path_parameter_is_listed(document) -> None:  # type: ignore[no-untyped-def]
+async def test_every_path_parameter_is_listed(document) -> None:
     for path, operations in document["paths"].items():
         named = {part[1:-1] for part in path.split("/") if part.startswith("{")}
         for operation in operations.values():
@@ -73,7 +73,7 @@ async def test_every_path_parameter_is_listed(document) -> None:  # type: ignore
         ("OPTIONS", "/api/v1/transfers/pull", "POST"),
     ],
 )
-async def test_an_unsupported_method_is_405_with_allow(api, method, path, allowed) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unsupported_method_is_405_with_allow(api, method, path, allowed) -> None:
     response = await api.client.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
@@ -100,7 +100,7 @@ async def test_an_unsupported_method_is_405_with_allow(api, method, path, allowe
         ("GET", "/api/v1/transfers/x/outcomes?run=16663437821379082240", None),
     ],
 )
-async def test_what_the_schema_refuses_is_refused(api, method, path, body) -> None:  # type: ignore[no-untyped-def]
+async def test_what_the_schema_refuses_is_refused(api, method, path, body) -> None:
     """Found by generated requests: a number too large for the database was a 500 there, and
     a boolean passed for a number."""
     response = await api.client.request(method, path, json=body)
@@ -108,11 +108,11 @@ async def test_what_the_schema_refuses_is_refused(api, method, path, body) -> No
     assert response.headers["content-type"] == PROBLEM
 
 
-async def test_every_string_in_a_path_or_query_says_it_holds_no_nul(document) -> None:  # type: ignore[no-untyped-def]
+async def test_every_string_in_a_path_or_query_says_it_holds_no_nul(document) -> None:
     """A NUL in a path or query is answered 400 before any route: the document says so, so
     that a client generated from it never sends one."""
 
-    def strings(schema):  # type: ignore[no-untyped-def]
+    def strings(schema):
         for choice in schema.get("anyOf", []):
             yield from strings(choice)
         if schema.get("type") == "string" and "enum" not in schema:

@@ -25,14 +25,14 @@ def adler(data: bytes) -> str:
     return f"adler32:{zlib.adler32(data):08x}"
 
 
-async def create_push(api, objects: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def create_push(api, objects: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     body = {"destination": "local:dst", "objects": objects, **extra}
     response = await api.client.post("/api/v1/transfers/push", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def create_pull(api, *sources: str, **extra: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def create_pull(api, *sources: str, **extra: Any) -> dict[str, Any]:
     response = await api.client.post(
         "/api/v1/transfers/pull", json={"sources": list(sources), **extra}
     )
@@ -44,7 +44,7 @@ def data_path(created: dict[str, Any], name: str, kind: str = "data") -> str:
     return f"/api/v1/transfers/{created['transfer']['id']}/{kind}/{quote(name)}"
 
 
-async def put(api, created: dict[str, Any], name: str, data: bytes, **headers: str):  # type: ignore[no-untyped-def]
+async def put(api, created: dict[str, Any], name: str, data: bytes, **headers: str):
     sent = {
         "X-Ferry-Capability": created["capability"],
         "X-Ferry-Checksum": adler(data),
@@ -54,47 +54,47 @@ async def put(api, created: dict[str, Any], name: str, data: bytes, **headers: s
     return await api.anonymous.put(data_path(created, name), content=data, headers=sent)
 
 
-async def close(api, created: dict[str, Any], capability: str | None = None):  # type: ignore[no-untyped-def]
+async def close(api, created: dict[str, Any], capability: str | None = None):
     return await api.anonymous.post(
         f"/api/v1/transfers/{created['transfer']['id']}/close",
         headers={"X-Ferry-Capability": capability or created["capability"]},
     )
 
 
-async def verdict(api, eventually, created: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def verdict(api, eventually, created: dict[str, Any]) -> dict[str, Any]:
     return await verdict_within(api, eventually, created, timeout=20)
 
 
 async def verdict_within(
     api, eventually, created: dict[str, Any], timeout: float
-) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+) -> dict[str, Any]:
     path = f"/api/v1/transfers/{created['transfer']['id']}"
 
-    async def final():  # type: ignore[no-untyped-def]
+    async def final():
         transfer = (await api.client.get(path)).json()
         return transfer if transfer["status"] in FINAL else None
 
     return dict(await eventually(final, timeout=timeout))
 
 
-async def outcomes(api, created: dict[str, Any]) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+async def outcomes(api, created: dict[str, Any]) -> dict[str, dict[str, Any]]:
     response = await api.client.get(f"/api/v1/transfers/{created['transfer']['id']}/outcomes")
     assert response.status_code == 200, response.text
     return {o["destination"]: o for o in response.json()["objects"]}
 
 
-def leftovers(folder) -> list[str]:  # type: ignore[no-untyped-def]
+def leftovers(folder) -> list[str]:
     return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
 
 
-def refused(response, reason: str, status: int = 403) -> None:  # type: ignore[no-untyped-def]
+def refused(response, reason: str, status: int = 403) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     assert reason in response.json()["detail"]
 
 
 # --- creating ----------------------------------------------------------------------------------
-async def test_a_push_returns_a_capability_and_its_objects(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_push_returns_a_capability_and_its_objects(api) -> None:
     created = await create_push(
         api, [{"name": "a.txt", "size": 3}, {"name": "sub/b.txt", "size": 0}], ttl_s=60
     )
@@ -105,7 +105,7 @@ async def test_a_push_returns_a_capability_and_its_objects(api) -> None:  # type
     assert created["capability"] not in (await api.client.get("/api/v1/transfers")).text
 
 
-async def test_a_new_passive_transfer_counts_its_objects(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_new_passive_transfer_counts_its_objects(api) -> None:
     created = await create_push(api, [{"name": "a.txt"}, {"name": "b.txt"}])
     shown = (await api.client.get(f"/api/v1/transfers/{created['transfer']['id']}")).json()
 
@@ -113,7 +113,7 @@ async def test_a_new_passive_transfer_counts_its_objects(api) -> None:  # type: 
     assert created["transfer"]["objects"] == shown["objects"]
 
 
-async def test_creating_needs_a_token(api) -> None:  # type: ignore[no-untyped-def]
+async def test_creating_needs_a_token(api) -> None:
     body = {"destination": "local:dst", "objects": [{"name": "a"}]}
     response = await api.anonymous.post("/api/v1/transfers/push", json=body)
     assert response.status_code == 401
@@ -122,7 +122,7 @@ async def test_creating_needs_a_token(api) -> None:  # type: ignore[no-untyped-d
 
 
 # --- the capability ----------------------------------------------------------------------------
-async def test_a_wrong_capability_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_wrong_capability_is_refused(api) -> None:
     created = await create_push(api, [{"name": "a.txt"}])
     forged = {**created, "capability": secrets.token_urlsafe(48)}
 
@@ -138,7 +138,7 @@ async def test_a_wrong_capability_is_refused(api) -> None:  # type: ignore[no-un
     assert not (api.root / "dst").exists()
 
 
-async def test_a_capability_opens_only_its_own_transfer(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_capability_opens_only_its_own_transfer(api) -> None:
     mine = await create_push(api, [{"name": "a.txt"}])
     other = await create_push(api, [{"name": "a.txt"}])
 
@@ -149,7 +149,7 @@ async def test_a_capability_opens_only_its_own_transfer(api) -> None:  # type: i
     assert (await put(api, other, "a.txt", b"abc")).json()["state"] == "DONE"
 
 
-async def test_a_capability_ends_with_close(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_capability_ends_with_close(api) -> None:
     created = await create_push(api, [{"name": "a.txt"}, {"name": "b.txt"}])
     assert (await put(api, created, "a.txt", b"abc")).json()["state"] == "DONE"
     assert (await close(api, created)).status_code == 200
@@ -159,7 +159,7 @@ async def test_a_capability_ends_with_close(api) -> None:  # type: ignore[no-unt
     assert leftovers(api.root / "dst") == ["a.txt"]
 
 
-async def test_a_pull_capability_does_not_push(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pull_capability_does_not_push(api) -> None:
     (api.root / "a.txt").write_bytes(b"abc")
     created = await create_pull(api, "local:a.txt")
 
@@ -170,7 +170,7 @@ async def test_a_pull_capability_does_not_push(api) -> None:  # type: ignore[no-
 
 
 # --- pushed data -------------------------------------------------------------------------------
-async def test_a_pushed_object_arrives_with_its_checksum(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pushed_object_arrives_with_its_checksum(api, eventually) -> None:
     data = os.urandom(100_000)
     created = await create_push(api, [{"name": "deep/er/é x.bin", "size": len(data)}])
 
@@ -197,7 +197,7 @@ async def test_a_pushed_object_arrives_with_its_checksum(api, eventually) -> Non
     assert obj["history"][0]["agent"] == "client"
 
 
-async def test_a_wrong_checksum_fails_and_leaves_nothing(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_wrong_checksum_fails_and_leaves_nothing(api) -> None:
     data = b"the real bytes"
     created = await create_push(api, [{"name": "a.txt", "size": len(data)}])
 
@@ -215,7 +215,7 @@ async def test_a_wrong_checksum_fails_and_leaves_nothing(api) -> None:  # type: 
     assert obj["history"][-1]["error_class"] == "checksum"
 
 
-async def test_a_short_body_fails_and_leaves_nothing(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_short_body_fails_and_leaves_nothing(api) -> None:
     created = await create_push(api, [{"name": "a.txt", "size": 10}])
 
     response = await put(api, created, "a.txt", b"12345", **{"X-Ferry-Size": "10"})
@@ -226,7 +226,7 @@ async def test_a_short_body_fails_and_leaves_nothing(api) -> None:  # type: igno
     assert leftovers(api.root / "dst") == []
 
 
-async def test_overwrite_never_skips_a_second_push(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_overwrite_never_skips_a_second_push(api, eventually) -> None:
     first = await create_push(api, [{"name": "a.txt"}])
     assert (await put(api, first, "a.txt", b"first")).json()["state"] == "DONE"
     await close(api, first)
@@ -247,7 +247,7 @@ async def test_overwrite_never_skips_a_second_push(api, eventually) -> None:  # 
     assert (api.root / "dst" / "a.txt").read_bytes() == b"third"
 
 
-async def test_an_object_is_sent_once(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_object_is_sent_once(api) -> None:
     created = await create_push(api, [{"name": "a.txt"}])
     assert (await put(api, created, "a.txt", b"abc")).json()["state"] == "DONE"
 
@@ -258,7 +258,7 @@ async def test_an_object_is_sent_once(api) -> None:  # type: ignore[no-untyped-d
 
 # --- names that try to escape ------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/x", "..", "a/.."])
-async def test_object_names_stay_below_the_destination(api, name) -> None:  # type: ignore[no-untyped-def]
+async def test_object_names_stay_below_the_destination(api, name) -> None:
     body = {"destination": "local:dst", "objects": [{"name": name}]}
     response = await api.client.post("/api/v1/transfers/push", json=body)
 
@@ -267,7 +267,7 @@ async def test_object_names_stay_below_the_destination(api, name) -> None:  # ty
     assert leftovers(api.root) == []
 
 
-async def test_a_data_name_that_escapes_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_data_name_that_escapes_is_refused(api) -> None:
     created = await create_push(api, [{"name": "x"}])
 
     for name in ("../x", "../../x", "a/../../x"):
@@ -280,7 +280,7 @@ async def test_a_data_name_that_escapes_is_refused(api) -> None:  # type: ignore
     assert not (api.root.parent / "x").exists()
 
 
-async def test_a_destination_outside_the_storage_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_destination_outside_the_storage_is_refused(api) -> None:
     body = {"destination": "local:../outside", "objects": [{"name": "x"}]}
     response = await api.client.post("/api/v1/transfers/push", json=body)
 
@@ -288,7 +288,7 @@ async def test_a_destination_outside_the_storage_is_refused(api) -> None:  # typ
     assert not (api.root.parent / "outside").exists()
 
 
-async def test_pulled_names_stay_below_the_local_folder(api) -> None:  # type: ignore[no-untyped-def]
+async def test_pulled_names_stay_below_the_local_folder(api) -> None:
     for name in ("../x", "a/../../x"):
         response = await api.client.post(
             "/api/v1/transfers/pull", json={"sources": [f"local:{name}"]}
@@ -296,7 +296,7 @@ async def test_pulled_names_stay_below_the_local_folder(api) -> None:  # type: i
         assert response.status_code == 422, response.text
 
 
-async def test_the_data_directory_cannot_be_pulled_or_pushed_into(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_data_directory_cannot_be_pulled_or_pushed_into(api, tmp_path) -> None:
     added = await api.client.post(
         "/api/v1/storages", json={"name": "parent", "url": tmp_path.as_uri()}
     )
@@ -322,7 +322,7 @@ async def test_the_data_directory_cannot_be_pulled_or_pushed_into(api, tmp_path)
 
 
 # --- the body cap ------------------------------------------------------------------------------
-async def test_the_body_cap_spares_pushed_data(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_body_cap_spares_pushed_data(api) -> None:
     data = os.urandom(17 * MIB)
     created = await create_push(api, [{"name": "big.bin", "size": len(data)}, {"name": "s.bin"}])
 
@@ -346,7 +346,7 @@ async def test_the_body_cap_spares_pushed_data(api) -> None:  # type: ignore[no-
     assert (api.root / "dst" / "s.bin").read_bytes() == data
 
 
-async def test_the_body_cap_still_holds_elsewhere(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_body_cap_still_holds_elsewhere(api) -> None:
     names = [{"name": f"{'n' * 200}-{i}"} for i in range(90_000)]  # about 17 MiB of JSON
     response = await api.client.post(
         "/api/v1/transfers/push", json={"destination": "local:dst", "objects": names}
@@ -375,7 +375,7 @@ async def test_the_body_cap_still_holds_elsewhere(api) -> None:  # type: ignore[
 
 
 # --- closing -----------------------------------------------------------------------------------
-async def test_objects_not_sent_before_close_fail(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_objects_not_sent_before_close_fail(api, eventually) -> None:
     created = await create_push(api, [{"name": "a.txt"}, {"name": "b.txt"}, {"name": "c/d.txt"}])
     assert (await put(api, created, "a.txt", b"abc")).json()["state"] == "DONE"
 
@@ -401,7 +401,7 @@ async def test_objects_not_sent_before_close_fail(api, eventually) -> None:  # t
     assert leftovers(api.root / "dst") == ["a.txt"]
 
 
-async def test_a_pull_with_nothing_fetched_fails(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pull_with_nothing_fetched_fails(api, eventually) -> None:
     (api.root / "src").mkdir()
     (api.root / "src" / "a.txt").write_bytes(b"abc")
     created = await create_pull(api, "local:src")
@@ -415,7 +415,7 @@ async def test_a_pull_with_nothing_fetched_fails(api, eventually) -> None:  # ty
 
 
 # --- pulled data -------------------------------------------------------------------------------
-async def test_a_pulled_object_is_done_only_with_the_servers_checksum(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pulled_object_is_done_only_with_the_servers_checksum(api, eventually) -> None:
     (api.root / "src" / "sub").mkdir(parents=True)
     (api.root / "src" / "a.txt").write_bytes(b"abc")
     (api.root / "src" / "sub" / "b.txt").write_bytes(b"hello")
@@ -451,7 +451,7 @@ async def test_a_pulled_object_is_done_only_with_the_servers_checksum(api, event
     assert found["client:sub/b.txt"]["status"] == "FAILED"
 
 
-async def skip(api, created: dict[str, Any], names: list[str], capability: str | None = None):  # type: ignore[no-untyped-def]
+async def skip(api, created: dict[str, Any], names: list[str], capability: str | None = None):
     return await api.anonymous.post(
         f"/api/v1/transfers/{created['transfer']['id']}/skipped",
         json={"names": names},
@@ -459,7 +459,7 @@ async def skip(api, created: dict[str, Any], names: list[str], capability: str |
     )
 
 
-async def test_objects_the_client_already_has_are_skipped_in_one_call(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_objects_the_client_already_has_are_skipped_in_one_call(api, eventually) -> None:
     (api.root / "src" / "sub").mkdir(parents=True)
     for name in ("a.txt", "b.txt", "sub/c.txt"):
         (api.root / "src" / name).write_bytes(name.encode())
@@ -495,7 +495,7 @@ async def test_objects_the_client_already_has_are_skipped_in_one_call(api, event
     assert found["client:a.txt"]["attempts"] == 1
 
 
-async def test_only_a_pull_skips_and_only_names_below_its_folder(api) -> None:  # type: ignore[no-untyped-def]
+async def test_only_a_pull_skips_and_only_names_below_its_folder(api) -> None:
     (api.root / "a.txt").write_bytes(b"abc")
     pull = await create_pull(api, "local:a.txt")
     push = await create_push(api, [{"name": "a.txt"}])
@@ -511,7 +511,7 @@ async def test_only_a_pull_skips_and_only_names_below_its_folder(api) -> None:  
 
 
 # --- agents ------------------------------------------------------------------------------------
-async def test_agents_never_lease_passive_tasks(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_agents_never_lease_passive_tasks(api, eventually) -> None:
     (api.root / "a.txt").write_bytes(b"abc")
     push = await create_push(api, [{"name": f"p{i}.txt"} for i in range(5)])
     pull = await create_pull(api, "local:a.txt")
@@ -537,7 +537,7 @@ async def test_agents_never_lease_passive_tasks(api, eventually) -> None:  # typ
 
 
 # --- the Python AsyncClient ---------------------------------------------------------------------
-async def test_the_async_client_pushes_and_pulls_a_tree(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_async_client_pushes_and_pulls_a_tree(api, tmp_path) -> None:
     files = {"a.txt": b"a", "sub/é x.bin": os.urandom(5 * MIB + 3), "sub/deeper/empty": b""}
     for name, data in files.items():
         (tmp_path / "tree" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -558,7 +558,7 @@ async def test_the_async_client_pushes_and_pulls_a_tree(api, tmp_path) -> None: 
 
 
 # --- interruptions and partial failures --------------------------------------------------------
-async def test_a_pull_interrupted_mid_object_ends_when_closed(api, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pull_interrupted_mid_object_ends_when_closed(api, eventually) -> None:
     (api.root / "a.txt").write_bytes(b"abc")
     created = await create_pull(api, "local:a.txt")
     headers = {"X-Ferry-Capability": created["capability"]}
@@ -573,7 +573,7 @@ async def test_a_pull_interrupted_mid_object_ends_when_closed(api, eventually) -
     assert "not fetched by the client" in transfer["error"]
 
 
-async def test_a_pull_goes_on_after_an_object_fails(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pull_goes_on_after_an_object_fails(api, tmp_path) -> None:
     (api.root / "src").mkdir()
     for name in ("a.txt", "b.txt", "c.txt"):
         (api.root / "src" / name).write_text(name)
@@ -592,7 +592,7 @@ async def test_a_pull_goes_on_after_an_object_fails(api, tmp_path) -> None:  # t
 
 async def test_an_object_still_arriving_when_the_push_closes_ends_as_it_lands(
     api, eventually
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Defect 18.16: a push closed while an object was still arriving (a client interrupted
     after sending it) recorded that object FAILED "not sent by the client", though it landed
     whole. Its own request ends it."""

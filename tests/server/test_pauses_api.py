@@ -14,13 +14,13 @@ LATER = {
 }
 
 
-async def submitted(api) -> str:  # type: ignore[no-untyped-def]
+async def submitted(api) -> str:
     response = await api.client.post("/api/v1/transfers", json=LATER)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
-async def test_pause_and_resume_show_in_the_transfer(api) -> None:  # type: ignore[no-untyped-def]
+async def test_pause_and_resume_show_in_the_transfer(api) -> None:
     transfer_id = await submitted(api)
     paused = await api.client.post(f"/api/v1/transfers/{transfer_id}/pause", json={"now": True})
     assert paused.status_code == 200, paused.text
@@ -42,7 +42,7 @@ async def test_pause_and_resume_show_in_the_transfer(api) -> None:  # type: igno
         ("cancel", "resume", 409, "already finished (CANCELED)"),
     ],
 )
-async def test_refusals_are_problems(api, setup, call, status, needle) -> None:  # type: ignore[no-untyped-def]
+async def test_refusals_are_problems(api, setup, call, status, needle) -> None:
     transfer_id = await submitted(api)
     if setup is not None:
         assert (await api.client.post(f"/api/v1/transfers/{transfer_id}/{setup}")).is_success
@@ -53,7 +53,7 @@ async def test_refusals_are_problems(api, setup, call, status, needle) -> None: 
     assert needle in response.json()["detail"]
 
 
-async def test_a_bad_pause_body_is_a_problem(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_bad_pause_body_is_a_problem(api) -> None:
     transfer_id = await submitted(api)
     response = await api.client.post(f"/api/v1/transfers/{transfer_id}/pause", json={"now": 3})
     assert response.status_code == 422
@@ -64,7 +64,7 @@ async def test_a_bad_pause_body_is_a_problem(api) -> None:  # type: ignore[no-un
     assert shown["paused_at"] is None  # refused: nothing changed
 
 
-async def test_an_unknown_agent_is_a_problem(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unknown_agent_is_a_problem(api) -> None:
     response = await api.client.post("/api/v1/agents/nobody/pause")
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM

@@ -77,7 +77,7 @@ PROBLEM = "application/problem+json"
 )
 async def test_replicas_that_cannot_be_used_are_problems_and_write_nothing(
     api, body, needle
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     response = await api.client.post(SUBMIT, json=body)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == PROBLEM
@@ -85,7 +85,7 @@ async def test_replicas_that_cannot_be_used_are_problems_and_write_nothing(
     assert (await api.client.get(SUBMIT)).json()["items"] == []
 
 
-async def test_sources_with_replicas_are_shown_as_given(api) -> None:  # type: ignore[no-untyped-def]
+async def test_sources_with_replicas_are_shown_as_given(api) -> None:
     (api.root / "mirror").mkdir()
     added = await api.client.post(
         "/api/v1/storages", json={"name": "mirror", "url": (api.root / "mirror").as_uri()}
@@ -113,7 +113,7 @@ async def test_sources_with_replicas_are_shown_as_given(api) -> None:  # type: i
     assert "<code>local:a.txt</code> (replicas: <code>mirror:copies/a.txt</code>)" in page.text
 
 
-async def test_each_replica_needs_the_read_grant_a_source_needs(api) -> None:  # type: ignore[no-untyped-def]
+async def test_each_replica_needs_the_read_grant_a_source_needs(api) -> None:
     await api.client.put("/api/v1/scopes/lab", json={"weight": 1})
     (api.root / "archive").mkdir()
     added = await api.client.post(
@@ -152,7 +152,7 @@ async def test_a_transfer_without_replicas_keeps_its_spec_and_hash() -> None:
 HASH_BEFORE_REPLICAS = "067ba798a643ecd71843e4270ffd06e5a2039ae0d77962ee54fee9595aa20378"
 
 
-async def test_an_expected_checksum_is_kept_in_the_options(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_expected_checksum_is_kept_in_the_options(api) -> None:
     body = {
         "sources": [["local:a.txt", "local:b.txt"]],
         "destination": "local:out",

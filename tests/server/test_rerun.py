@@ -16,13 +16,13 @@ WAITING = {
 }
 
 
-async def waiting(api) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def waiting(api) -> dict[str, Any]:
     created = await api.client.post("/api/v1/transfers", json=WAITING)
     assert created.status_code == 201, created.text
     return dict(created.json())
 
 
-async def test_a_rerun_is_a_new_transfer_of_the_same_spec_to_run_now(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_rerun_is_a_new_transfer_of_the_same_spec_to_run_now(api) -> None:
     first = await waiting(api)
     alice = await add_user(api, "alice", "WRITE")
     answer = await as_user(
@@ -44,7 +44,7 @@ async def test_a_rerun_is_a_new_transfer_of_the_same_spec_to_run_now(api) -> Non
     ]
 
 
-async def test_a_rerun_asks_what_a_submission_asks(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_rerun_asks_what_a_submission_asks(api) -> None:
     first = await waiting(api)
     path = f"/api/v1/transfers/{first['id']}/rerun"
     assert (await api.client.put("/api/v1/scopes/other", json={"weight": 1})).is_success
@@ -66,7 +66,7 @@ async def test_a_rerun_asks_what_a_submission_asks(api) -> None:  # type: ignore
     assert "may not read storage 'local'" in ungranted.json()["detail"]
 
 
-async def test_a_push_is_not_rerun(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_push_is_not_rerun(api) -> None:
     body = {"destination": "local:in", "objects": [{"name": "x.txt"}]}
     pushed = (await api.client.post("/api/v1/transfers/push", json=body)).json()
     refused = await api.client.post(f"/api/v1/transfers/{pushed['transfer']['id']}/rerun")
@@ -74,7 +74,7 @@ async def test_a_push_is_not_rerun(api) -> None:  # type: ignore[no-untyped-def]
     assert "push or pull again" in refused.json()["detail"]
 
 
-async def test_the_rerun_is_in_the_openapi_document_with_its_answers(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_rerun_is_in_the_openapi_document_with_its_answers(api) -> None:
     document = (await api.client.get("/api/v1/openapi.json")).json()
     operation = document["paths"]["/api/v1/transfers/{transfer_id}/rerun"]["post"]
     assert set(operation["responses"]) == {"201", "400", "401", "403", "404", "409", "422", "503"}
@@ -82,7 +82,7 @@ async def test_the_rerun_is_in_the_openapi_document_with_its_answers(api) -> Non
     assert schema == {"$ref": "#/components/schemas/TransferPublic"}
 
 
-async def test_the_rerun_button_is_a_writers_and_asks_for_the_forms_token(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_rerun_button_is_a_writers_and_asks_for_the_forms_token(api) -> None:
     first = await waiting(api)
     rita = await add_user(api, "rita", "READ")
     async with await browser(api) as client:

@@ -14,7 +14,7 @@ SOMEDAY = {"kind": "at", "at": "2099-01-01T00:00:00Z"}
 TWINS = ("abcdef01-0000-4000-8000-000000000001", "abcdef02-0000-4000-8000-000000000002")
 
 
-async def submit(api, scope: str = "default") -> str:  # type: ignore[no-untyped-def]
+async def submit(api, scope: str = "default") -> str:
     (api.root / "a.txt").write_text("a")
     body = {"sources": ["local:a.txt"], "destination": "local:out", "schedule": SOMEDAY}
     response = await api.client.post("/api/v1/transfers", json={**body, "scope": scope})
@@ -33,7 +33,7 @@ def ids_given(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return given
 
 
-async def test_a_unique_prefix_stands_for_the_transfer(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_unique_prefix_stands_for_the_transfer(api) -> None:
     transfer_id = await submit(api)
     short = transfer_id[:8]
 
@@ -46,7 +46,7 @@ async def test_a_unique_prefix_stands_for_the_transfer(api) -> None:  # type: ig
     assert (await api.client.get(f"/api/v1/transfers/{transfer_id[:5]}")).status_code == 404
 
 
-async def test_an_ambiguous_prefix_is_409_naming_the_candidates(api, ids_given) -> None:  # type: ignore[no-untyped-def]
+async def test_an_ambiguous_prefix_is_409_naming_the_candidates(api, ids_given) -> None:
     ids_given.extend(TWINS)
     assert {await submit(api), await submit(api)} == set(TWINS)
 
@@ -58,7 +58,7 @@ async def test_an_ambiguous_prefix_is_409_naming_the_candidates(api, ids_given) 
     assert (await api.client.get("/api/v1/transfers/abcdef03")).status_code == 404
 
 
-async def test_a_prefix_never_reaches_another_scopes_transfer(api, ids_given) -> None:  # type: ignore[no-untyped-def]
+async def test_a_prefix_never_reaches_another_scopes_transfer(api, ids_given) -> None:
     await api.client.put("/api/v1/scopes/physics", json={"weight": 1})
     reader = (await add_user(api, "rita", "READ"))["token"]["token"]
     ids_given.extend(TWINS)

@@ -14,7 +14,7 @@ def storage(name: str, url: str, **extra: object) -> dict[str, object]:
     return {"name": name, "url": url, **extra}
 
 
-async def test_a_storage_with_credentials_shows_their_names_only(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_storage_with_credentials_shows_their_names_only(api, tmp_path) -> None:
     (tmp_path / "archive").mkdir()
     body = storage("archive", (tmp_path / "archive").as_uri(), credentials={"password": SECRET})
     added = await api.client.post("/api/v1/storages", json=body)
@@ -31,7 +31,7 @@ async def test_a_storage_with_credentials_shows_their_names_only(api, tmp_path) 
     assert key.stat().st_mode & 0o777 == 0o600
 
 
-async def test_credentials_reach_an_agent_inside_its_lease(api, tmp_path, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_credentials_reach_an_agent_inside_its_lease(api, tmp_path, eventually) -> None:
     (tmp_path / "vault").mkdir()
     (tmp_path / "vault" / "a.txt").write_text("a")
     body = storage("vault", (tmp_path / "vault").as_uri(), credentials={"auto_mkdir": "yes"})
@@ -44,7 +44,7 @@ async def test_credentials_reach_an_agent_inside_its_lease(api, tmp_path, eventu
         "/api/v1/transfers", json={"sources": ["vault:a.txt"], "destination": "local:out"}
     )
 
-    async def leased():  # type: ignore[no-untyped-def]
+    async def leased():
         reply = await api.anonymous.post(
             f"/api/v1/agents/{agent['id']}/lease",
             json={"max_tasks": 5, "wait_s": 0.2},
@@ -56,14 +56,14 @@ async def test_credentials_reach_an_agent_inside_its_lease(api, tmp_path, eventu
     assert reply["storages"]["vault"]["options"] == {"auto_mkdir": "yes"}
 
 
-async def test_a_storage_whose_root_is_missing_is_reachable_and_says_so(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_storage_whose_root_is_missing_is_reachable_and_says_so(api, tmp_path) -> None:
     body = storage("later", (tmp_path / "does-not-exist").as_uri())
     added = (await api.client.post("/api/v1/storages", json=body)).json()
     assert added["health"]["reachable"] is True
     assert "does not exist yet" in added["health"]["error"]
 
 
-async def test_an_unreachable_storage_is_added_and_shown_down(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unreachable_storage_is_added_and_shown_down(api) -> None:
     options = {"username": "nobody", "known_hosts": None, "connect_timeout": 2}
     body = storage("nowhere", "sftp://127.0.0.1:9/data", options=options)
     added = (await api.client.post("/api/v1/storages", json=body)).json()
@@ -85,7 +85,7 @@ async def test_an_unreachable_storage_is_added_and_shown_down(api) -> None:  # t
         (storage("x", "file://elsewhere/etc"), "not a host"),
     ],
 )
-async def test_bad_storages_are_refused(api, body, needle) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_storages_are_refused(api, body, needle) -> None:
     response = await api.client.post("/api/v1/storages", json=body)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
@@ -93,7 +93,7 @@ async def test_bad_storages_are_refused(api, body, needle) -> None:  # type: ign
     assert "hunter2" not in response.text
 
 
-async def test_only_an_administrator_adds_storages(api) -> None:  # type: ignore[no-untyped-def]
+async def test_only_an_administrator_adds_storages(api) -> None:
     secret = await api.state.store.issue_agent_secret("a1", timedelta(minutes=1))
     agent = (
         await api.anonymous.post("/api/v1/agents/register", json={"secret": secret, "name": "a1"})
@@ -106,7 +106,7 @@ async def test_only_an_administrator_adds_storages(api) -> None:  # type: ignore
     assert response.status_code == 403
 
 
-async def test_a_storage_in_use_is_not_removed(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_storage_in_use_is_not_removed(api, tmp_path) -> None:
     (tmp_path / "box").mkdir()
     await api.client.post("/api/v1/storages", json=storage("box", (tmp_path / "box").as_uri()))
     schedule = {"kind": "every", "unit": "day", "start": "2099-01-01T00:00Z"}
@@ -122,7 +122,7 @@ async def test_a_storage_in_use_is_not_removed(api, tmp_path) -> None:  # type: 
     assert (await api.client.get("/api/v1/storages/box")).status_code == 404
 
 
-async def test_a_storage_is_replaced_only_when_asked_and_not_while_in_use(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_storage_is_replaced_only_when_asked_and_not_while_in_use(api, tmp_path) -> None:
     # POST of a taken name replaced it silently: waiting transfers then ran against whatever
     # the new URL pointed at (file:///etc), though a DELETE was refused while they waited.
     (tmp_path / "one").mkdir()

@@ -45,7 +45,7 @@ def test_tls_with_its_ca_for_the_local_agents_is_accepted(
     tls = settings(host="0.0.0.0", tls_cert=cert, tls_key=key, tls_ca=ca)
     check_listening(tls)
     assert tls.agent_server_url.startswith("https://127.0.0.1:")
-    command = agent_command(ServerState(settings=tls, store=None), "local-1")  # type: ignore[arg-type]
+    command = agent_command(ServerState(settings=tls, store=None), "local-1")
     assert command[command.index("--ca") + 1] == str(ca.resolve())
 
 

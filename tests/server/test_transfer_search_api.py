@@ -5,7 +5,7 @@ from __future__ import annotations
 from test_dashboard_sessions import browser, sign_in
 
 
-async def submit(api, destination: str, labels: list[str]) -> str:  # type: ignore[no-untyped-def]
+async def submit(api, destination: str, labels: list[str]) -> str:
     body = {
         "sources": ["local:a.txt"],
         "destination": destination,
@@ -17,7 +17,7 @@ async def submit(api, destination: str, labels: list[str]) -> str:  # type: igno
     return str(created.json()["id"])
 
 
-async def test_the_api_finds_transfers_by_label_path_or_id_start(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_api_finds_transfers_by_label_path_or_id_start(api) -> None:
     nightly = await submit(api, "local:backups/2030_01", ["nightly"])
     other = await submit(api, "local:backups/2030-01", [])
 
@@ -40,7 +40,7 @@ async def test_the_api_finds_transfers_by_label_path_or_id_start(api) -> None:  
     assert [item["id"] for item in rest.json()["items"]] == [nightly]
 
 
-async def test_an_overlong_search_is_refused_as_a_problem(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_overlong_search_is_refused_as_a_problem(api) -> None:
     refused = await api.client.get("/api/v1/transfers", params={"q": "x" * 201})
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"
@@ -49,7 +49,7 @@ async def test_an_overlong_search_is_refused_as_a_problem(api) -> None:  # type:
     assert nul.status_code == 400  # as a NUL anywhere in a path or query (limits.py)
 
 
-async def test_the_search_is_in_the_openapi_document(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_search_is_in_the_openapi_document(api) -> None:
     document = (await api.client.get("/api/v1/openapi.json")).json()
     parameters = document["paths"]["/api/v1/transfers"]["get"]["parameters"]
     (q,) = [p for p in parameters if p["name"] == "q"]
@@ -57,7 +57,7 @@ async def test_the_search_is_in_the_openapi_document(api) -> None:  # type: igno
     assert q["schema"]["anyOf"][0]["maxLength"] == 200
 
 
-async def test_the_dashboards_filter_form_searches_and_keeps_the_text(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_dashboards_filter_form_searches_and_keeps_the_text(api) -> None:
     nightly = await submit(api, "local:backups/x", ["nightly"])
     other = await submit(api, "local:elsewhere", [])
     async with await browser(api) as client:

@@ -11,7 +11,7 @@ from users_support import add_user, as_user, grant
 PROBLEM = "application/problem+json"
 
 
-async def test_a_new_user_gets_its_token_once_and_acts_with_its_role(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_new_user_gets_its_token_once_and_acts_with_its_role(api) -> None:
     alice = await add_user(api, "alice", "WRITE")
     token = alice["token"]["token"]
 
@@ -39,7 +39,7 @@ async def test_a_new_user_gets_its_token_once_and_acts_with_its_role(api) -> Non
     assert {t["user"] for t in listed} >= {"admin", "alice"}
 
 
-async def test_a_read_user_cannot_submit(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_read_user_cannot_submit(api) -> None:
     reader = await add_user(api, "rita", "READ")
     body = {"sources": ["local:a.txt"], "destination": "local:o"}
     refused = await as_user(api, reader["token"]["token"], "POST", "/api/v1/transfers", json=body)
@@ -47,7 +47,7 @@ async def test_a_read_user_cannot_submit(api) -> None:  # type: ignore[no-untype
     assert refused.headers["content-type"] == PROBLEM
 
 
-async def test_a_revoked_token_stops_at_once_and_others_of_the_user_go_on(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_revoked_token_stops_at_once_and_others_of_the_user_go_on(api) -> None:
     bob = await add_user(api, "bob")
     first = bob["token"]["token"]
     second = (await as_user(api, first, "POST", "/api/v1/tokens", json={})).json()
@@ -63,7 +63,7 @@ async def test_a_revoked_token_stops_at_once_and_others_of_the_user_go_on(api) -
     assert [t["id"] for t in mine] == [second["id"]]
 
 
-async def test_a_user_revokes_only_its_own_tokens(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_user_revokes_only_its_own_tokens(api) -> None:
     carol, dave = await add_user(api, "carol"), await add_user(api, "dave")
     theirs = f"/api/v1/tokens/{dave['token']['id']}"
     assert (await as_user(api, carol["token"]["token"], "DELETE", theirs)).status_code == 404
@@ -72,7 +72,7 @@ async def test_a_user_revokes_only_its_own_tokens(api) -> None:  # type: ignore[
     assert others.status_code == 403
 
 
-async def test_an_expired_token_is_refused_and_says_so(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_expired_token_is_refused_and_says_so(api) -> None:
     await add_user(api, "erin")
     store = api.state.store
     expired = "e" * 43
@@ -82,7 +82,7 @@ async def test_an_expired_token_is_refused_and_says_so(api) -> None:  # type: ig
     assert "expired" in refused.json()["detail"]
 
 
-async def test_removing_a_user_ends_its_tokens(api) -> None:  # type: ignore[no-untyped-def]
+async def test_removing_a_user_ends_its_tokens(api) -> None:
     frank = await add_user(api, "frank")
     assert (await api.client.delete("/api/v1/users/frank")).status_code == 204
     refused = await as_user(api, frank["token"]["token"], "GET", "/api/v1/whoami")
@@ -90,7 +90,7 @@ async def test_removing_a_user_ends_its_tokens(api) -> None:  # type: ignore[no-
     assert (await api.client.delete("/api/v1/users/admin")).status_code == 409
 
 
-async def test_a_user_needs_scopes_that_exist_and_a_free_name(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_user_needs_scopes_that_exist_and_a_free_name(api) -> None:
     body = {"name": "gina", "role": "WRITE", "scopes": ["nowhere"]}
     unknown = await api.client.post("/api/v1/users", json=body)
     assert unknown.status_code == 422
@@ -100,7 +100,7 @@ async def test_a_user_needs_scopes_that_exist_and_a_free_name(api) -> None:  # t
     assert again.status_code == 409
 
 
-async def test_a_user_submits_only_into_its_own_scopes(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_user_submits_only_into_its_own_scopes(api) -> None:
     """Issue 19: a user whose scopes were ["other"] submitted into "default", and into a
     scope it invented (a new share of the dispatch, weight 1)."""
     assert (await api.client.put("/api/v1/scopes/other", json={"weight": 1})).status_code == 200
@@ -130,7 +130,7 @@ async def test_a_user_submits_only_into_its_own_scopes(api) -> None:  # type: ig
     assert by_admin.status_code == 201
 
 
-async def test_users_see_and_cancel_only_the_transfers_of_their_scopes(api) -> None:  # type: ignore[no-untyped-def]
+async def test_users_see_and_cancel_only_the_transfers_of_their_scopes(api) -> None:
     """Issue 19: a READ user saw every user's transfers, webhook URLs with their ?token=
     included, and a WRITE user canceled the administrator's transfers."""
     for scope in ("physics", "biology"):

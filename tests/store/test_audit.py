@@ -14,7 +14,7 @@ from ferry.store.sql import SqlStore
 from ferry.store.sql_audit import GENESIS, chain_hash
 
 
-def entry(actor: str = "admin", action: str = "POST /api/v1/transfers", **extra) -> AuditEntry:  # type: ignore[no-untyped-def]
+def entry(actor: str = "admin", action: str = "POST /api/v1/transfers", **extra) -> AuditEntry:
     return AuditEntry(actor, "ADMINISTRATOR", "127.0.0.1", action, **extra)
 
 
@@ -23,12 +23,12 @@ async def append(store: SqlStore, count: int, actor: str = "admin") -> None:
         await store.append_audit(entry(actor, params={"n": number}, status=201))
 
 
-def tamper(store: SqlStore, statement) -> None:  # type: ignore[no-untyped-def]
+def tamper(store: SqlStore, statement) -> None:
     with store.engines[0].begin() as conn:
         conn.execute(statement)
 
 
-async def test_records_are_chained_in_order_and_verify(fresh_store) -> None:  # type: ignore[no-untyped-def]
+async def test_records_are_chained_in_order_and_verify(fresh_store) -> None:
     first = await fresh_store.append_audit(entry(params={"transfer_id": "t1"}, target="t1"))
     second = await fresh_store.append_audit(entry("alice", status=403))
 
@@ -39,12 +39,12 @@ async def test_records_are_chained_in_order_and_verify(fresh_store) -> None:  # 
     assert (check.records, check.head, check.first_bad, check.why) == (2, second.hash, None, None)
 
 
-async def test_an_empty_trail_is_whole(fresh_store) -> None:  # type: ignore[no-untyped-def]
+async def test_an_empty_trail_is_whole(fresh_store) -> None:
     check = await fresh_store.verify_audit()
     assert (check.records, check.head, check.first_bad) == (0, GENESIS, None)
 
 
-async def test_listing_by_actor_and_time_gives_the_latest_oldest_first(fresh_store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_listing_by_actor_and_time_gives_the_latest_oldest_first(fresh_store, clock) -> None:
     await append(fresh_store, 2, "alice")
     since = clock.advance(minutes=5)
     await append(fresh_store, 3, "bob")
@@ -58,7 +58,7 @@ async def test_listing_by_actor_and_time_gives_the_latest_oldest_first(fresh_sto
     assert [(r.seq, r.entry.params) for r in listed] == [(5, {"n": 2})]
 
 
-async def test_a_changed_record_is_named(fresh_store) -> None:  # type: ignore[no-untyped-def]
+async def test_a_changed_record_is_named(fresh_store) -> None:
     await append(fresh_store, 5)
     tamper(fresh_store, update(t.audit).where(t.audit.c.seq == 3).values(actor="mallory"))
 
@@ -67,7 +67,7 @@ async def test_a_changed_record_is_named(fresh_store) -> None:  # type: ignore[n
     assert check.why == "record 3 was changed: its hash does not match its contents"
 
 
-async def test_a_changed_record_with_its_hash_rewritten_breaks_the_next_link(fresh_store) -> None:  # type: ignore[no-untyped-def]
+async def test_a_changed_record_with_its_hash_rewritten_breaks_the_next_link(fresh_store) -> None:
     await append(fresh_store, 4)
     [second] = [r for r in await fresh_store.list_audit() if r.seq == 2]
     forged = AuditEntry("mallory", "ADMINISTRATOR", "127.0.0.1", second.entry.action, {}, 201)
@@ -84,7 +84,7 @@ async def test_a_changed_record_with_its_hash_rewritten_breaks_the_next_link(fre
     )
 
 
-async def test_a_removed_record_is_named(fresh_store) -> None:  # type: ignore[no-untyped-def]
+async def test_a_removed_record_is_named(fresh_store) -> None:
     await append(fresh_store, 5)
     tamper(fresh_store, delete(t.audit).where(t.audit.c.seq == 4))
 
@@ -93,14 +93,14 @@ async def test_a_removed_record_is_named(fresh_store) -> None:  # type: ignore[n
     assert check.why == "record 4 is missing: removed (the next one is 5)"
 
 
-async def test_removing_the_first_record_shows(fresh_store) -> None:  # type: ignore[no-untyped-def]
+async def test_removing_the_first_record_shows(fresh_store) -> None:
     await append(fresh_store, 2)
     tamper(fresh_store, delete(t.audit).where(t.audit.c.seq == 1))
 
     assert (await fresh_store.verify_audit()).first_bad == 1
 
 
-async def test_the_chain_is_walked_beyond_one_batch(fresh_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_the_chain_is_walked_beyond_one_batch(fresh_store, monkeypatch) -> None:
     monkeypatch.setattr("ferry.store.sql_audit.VERIFY_BATCH", 3)
     await append(fresh_store, 7)
     assert (await fresh_store.verify_audit()).records == 7
@@ -110,7 +110,7 @@ async def test_the_chain_is_walked_beyond_one_batch(fresh_store, monkeypatch) ->
 
 async def test_two_stores_appending_at_once_never_fork_the_chain(
     fresh_store, database_url, clock
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     other = SqlStore(database_url, clock=clock)
     await other.open()
     try:

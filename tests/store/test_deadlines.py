@@ -106,7 +106,7 @@ async def test_a_periodic_series_goes_on_after_a_run_ended_at_its_deadline(store
 LATE = TransferOptions(late_after_s=300, notify="https://hooks.example.org/ferry")
 
 
-async def notifications_of(store, clock):  # type: ignore[no-untyped-def]
+async def notifications_of(store, clock):
     return [n.payload for n in await store.due_notifications(clock.now + timedelta(days=1), 100)]
 
 

@@ -20,7 +20,7 @@ GONE = [
 ]  # fmt: skip
 
 
-async def _ended_run(store, clock, submit, *, delete_extra: bool = True):  # type: ignore[no-untyped-def]
+async def _ended_run(store, clock, submit, *, delete_extra: bool = True):
     """A tree transfer's run whose objects have all ended (SKIPPED)."""
     options = TransferOptions(delete_extra=delete_extra)
     transfer = await submit(
@@ -32,7 +32,7 @@ async def _ended_run(store, clock, submit, *, delete_extra: bool = True):  # typ
     return transfer, run
 
 
-async def test_a_run_waits_on_its_deletion_step_before_it_ends(store, clock, submit) -> None:  # type: ignore[no-untyped-def]
+async def test_a_run_waits_on_its_deletion_step_before_it_ends(store, clock, submit) -> None:
     transfer, run = await _ended_run(store, clock, submit)
     assert run.deletion is DeletionState.PENDING
 
@@ -61,7 +61,7 @@ async def test_a_run_waits_on_its_deletion_step_before_it_ends(store, clock, sub
     assert [o.number for o in deleted] == [3, 4]
 
 
-async def test_a_failed_deletion_step_makes_the_run_an_error(store, clock, submit) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failed_deletion_step_makes_the_run_an_error(store, clock, submit) -> None:
     transfer, run = await _ended_run(store, clock, submit)
     why = "nothing deleted: 250 files to delete, more than max-delete 100"
 
@@ -74,7 +74,7 @@ async def test_a_failed_deletion_step_makes_the_run_an_error(store, clock, submi
     assert finished.counts.deleted == 0
 
 
-async def test_the_step_is_recorded_once(store, clock, submit) -> None:  # type: ignore[no-untyped-def]
+async def test_the_step_is_recorded_once(store, clock, submit) -> None:
     transfer, run = await _ended_run(store, clock, submit)
     await store.record_deletion(transfer, run.number, DeletionState.HELD, "nothing deleted")
     await store.record_deletion(transfer, run.number, DeletionState.DONE, "again", GONE)
@@ -84,7 +84,7 @@ async def test_the_step_is_recorded_once(store, clock, submit) -> None:  # type:
     assert finished.status is RunStatus.COMPLETED
 
 
-async def test_a_run_without_delete_extra_has_no_step(store, clock, submit) -> None:  # type: ignore[no-untyped-def]
+async def test_a_run_without_delete_extra_has_no_step(store, clock, submit) -> None:
     _transfer, run = await _ended_run(store, clock, submit, delete_extra=False)
     assert run.deletion is None
     assert await store.runs_to_prune(limit=10) == []

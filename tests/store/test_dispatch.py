@@ -110,7 +110,7 @@ async def test_a_lease_with_nothing_queued_leaves_the_writer_alone(store, queue,
     written: list[str] = []
     writer = store.engines[0]  # the writer's engine
 
-    def record(_conn, _cursor, statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+    def record(_conn, _cursor, statement, _parameters, _context, _many):
         written.append(statement)
 
     event.listen(writer, "before_cursor_execute", record)
@@ -525,7 +525,7 @@ async def test_a_lease_finds_its_tasks_by_their_ids_not_by_walking_the_queue(tmp
     engine = create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def explain(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+    def explain(_conn, _cursor, statement, parameters, _context, _many):
         return f"EXPLAIN QUERY PLAN {statement}", parameters
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
@@ -567,7 +567,7 @@ async def test_no_statement_of_the_dispatch_reads_every_task(tmp_path, clock):
     await store.open()
     seen: list[tuple[str, object]] = []
 
-    def record(_conn, _cursor, statement, parameters, _context, many):  # type: ignore[no-untyped-def]
+    def record(_conn, _cursor, statement, parameters, _context, many):
         if " tasks" in statement and not statement.lstrip().upper().startswith("INSERT"):
             seen.append((statement, parameters[0] if many else parameters))
 

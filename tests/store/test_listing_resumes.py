@@ -46,7 +46,7 @@ def listed_folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     folders: list[str] = []
     listing = trees._list_folder
 
-    def counted(storage, folder):  # type: ignore[no-untyped-def]
+    def counted(storage, folder):
         folders.append(Path(folder).name)
         return listing(storage, folder)
 
@@ -54,7 +54,7 @@ def listed_folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return folders
 
 
-async def started(store: SqlStore, clock, *sources: str) -> str:  # type: ignore[no-untyped-def]
+async def started(store: SqlStore, clock, *sources: str) -> str:
     new = new_transfer(
         sources=sources, destination="local:out", kind=TransferKind.TREE, next_run_at=clock.now
     )
@@ -72,14 +72,14 @@ async def stop_after(store: SqlStore, pages: int) -> None:
     the next one, listed but not committed (the server killed)."""
     add_tasks, committed, stalled = store.add_tasks, [], asyncio.Event()
 
-    async def observed(transfer, run, planned, **kwargs):  # type: ignore[no-untyped-def]
+    async def observed(transfer, run, planned, **kwargs):
         if len(committed) == pages:
             stalled.set()
             await asyncio.Event().wait()
         committed.append(await add_tasks(transfer, run, planned, **kwargs))
         return committed[-1]
 
-    store.add_tasks = observed  # type: ignore[method-assign]
+    store.add_tasks = observed
     running = asyncio.create_task(expander(store).run_once())
     try:
         await asyncio.wait_for(stalled.wait(), timeout=30)
@@ -87,22 +87,22 @@ async def stop_after(store: SqlStore, pages: int) -> None:
         running.cancel()
         with suppress(asyncio.CancelledError):
             await running
-        store.add_tasks = add_tasks  # type: ignore[method-assign]
+        store.add_tasks = add_tasks
 
 
 async def resume(store: SqlStore) -> int:
     """Expand with a new loop to the end; return how many entries it listed."""
     add_tasks, entries = store.add_tasks, []
 
-    async def counted(transfer, run, planned, **kwargs):  # type: ignore[no-untyped-def]
+    async def counted(transfer, run, planned, **kwargs):
         entries.append(sum(p.count if isinstance(p, PlannedChunk) else 1 for p in planned))
         return await add_tasks(transfer, run, planned, **kwargs)
 
-    store.add_tasks = counted  # type: ignore[method-assign]
+    store.add_tasks = counted
     try:
         await expander(store).run_once()
     finally:
-        store.add_tasks = add_tasks  # type: ignore[method-assign]
+        store.add_tasks = add_tasks
     return sum(entries)
 
 
@@ -125,7 +125,7 @@ def expected(*sources: str) -> list[str]:
     ],
     ids=["one source", "the second source"],
 )
-async def test_a_listing_stopped_between_pages_resumes_after_its_last_page(  # type: ignore[no-untyped-def]
+async def test_a_listing_stopped_between_pages_resumes_after_its_last_page(
     store, clock, root, listed_folders, sources, pages, cursor, skipped
 ) -> None:
     transfer_id = await started(store, clock, *sources)
@@ -145,7 +145,7 @@ async def test_a_listing_stopped_between_pages_resumes_after_its_last_page(  # t
     assert run.counts.total == len(expected(*sources))
 
 
-async def test_a_run_without_a_cursor_is_listed_whole_again(  # type: ignore[no-untyped-def]
+async def test_a_run_without_a_cursor_is_listed_whole_again(
     store, clock, root, listed_folders
 ) -> None:
     """A run whose listing began before the upgrade: its repeated objects are skipped. Made

@@ -11,7 +11,7 @@ from ferry.store.abc import NewTransfer
 from ferry.store.sql_passive import CLIENT_STORAGE, PASSIVE_AGENT
 
 
-async def start_pull(store, clock, names: list[str]) -> str:  # type: ignore[no-untyped-def]
+async def start_pull(store, clock, names: list[str]) -> str:
     here = Location(CLIENT_STORAGE, "")
     planned = [PlannedTask(parse_location(f"src:in/{n}"), here.child(n), 10) for n in names]
     spec = TransferSpec(TransferKind.FILE, (parse_location("src:in"),), here, TransferOptions())
@@ -22,7 +22,7 @@ async def start_pull(store, clock, names: list[str]) -> str:  # type: ignore[no-
     return str(transfer.id)
 
 
-async def test_objects_the_client_has_are_skipped_each_with_its_attempt(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_objects_the_client_has_are_skipped_each_with_its_attempt(store, clock) -> None:
     transfer_id = await start_pull(store, clock, ["a", "b", "sub/c"])
 
     skipped = await store.skip_passive_objects(transfer_id, ["a", "sub/c", "not-in-the-pull"])
@@ -42,7 +42,7 @@ async def test_objects_the_client_has_are_skipped_each_with_its_attempt(store, c
         assert (attempt.number, attempt.state, attempt.agent) == (1, "SKIPPED", PASSIVE_AGENT)
 
 
-async def test_an_object_being_fetched_is_not_skipped(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_an_object_being_fetched_is_not_skipped(store, clock) -> None:
     transfer_id = await start_pull(store, clock, ["a"])
     await store.start_passive_task(transfer_id, "a", timedelta(minutes=1))
 

@@ -24,7 +24,7 @@ from .factories import new_transfer, planned
 TTL = timedelta(minutes=5)
 
 
-def states(rows) -> list[str]:  # type: ignore[no-untyped-def]
+def states(rows) -> list[str]:
     return [row.state for row in rows]
 
 
@@ -182,7 +182,7 @@ async def test_a_paused_one_shot_transfer_waits_for_its_resume(store, submit, cl
     assert run.status is RunStatus.ONGOING
 
 
-async def periodic(store, clock, **fields):  # type: ignore[no-untyped-def]
+async def periodic(store, clock, **fields):
     schedule = Schedule(ScheduleKind.EVERY, unit=Unit.HOUR, start=clock.now, **fields)
     new = replace(new_transfer(next_run_at=clock.now), schedule=schedule.to_json())
     transfer, _ = await store.create_transfer(new)

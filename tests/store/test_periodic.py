@@ -12,14 +12,14 @@ from ferry.store.abc import TaskResult
 from .factories import new_transfer, planned, register
 
 
-async def periodic(store, clock, **fields):  # type: ignore[no-untyped-def]
+async def periodic(store, clock, **fields):
     schedule = Schedule(ScheduleKind.EVERY, unit=Unit.HOUR, start=clock.now, **fields)
     new = replace(new_transfer(next_run_at=clock.now), schedule=schedule.to_json())
     transfer, _ = await store.create_transfer(new)
     return transfer
 
 
-async def run_to_the_end(store, clock, transfer_id, *, minutes=10):  # type: ignore[no-untyped-def]
+async def run_to_the_end(store, clock, transfer_id, *, minutes=10):
     """Claim the transfer's due run, give it one skipped object, and finish it ``minutes`` later."""
     [run] = await store.claim_due_transfers(clock.now, 10)
     transfer = await store.get_transfer(transfer_id)
@@ -30,7 +30,7 @@ async def run_to_the_end(store, clock, transfer_id, *, minutes=10):  # type: ign
     return run, finished
 
 
-async def test_a_periodic_run_returns_the_transfer_to_standby(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_a_periodic_run_returns_the_transfer_to_standby(store, clock) -> None:
     transfer = await periodic(store, clock)
     started_at = clock.now
     _run, finished = await run_to_the_end(store, clock, transfer.id)
@@ -41,7 +41,7 @@ async def test_a_periodic_run_returns_the_transfer_to_standby(store, clock) -> N
     assert await store.next_due_at() == started_at + timedelta(hours=1)
 
 
-async def test_missed_occurrences_coalesce_into_one_run(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_missed_occurrences_coalesce_into_one_run(store, clock) -> None:
     transfer = await periodic(store, clock)
     due = clock.now
     clock.advance(days=3)  # the server was down
@@ -52,7 +52,7 @@ async def test_missed_occurrences_coalesce_into_one_run(store, clock) -> None:  
     assert (await store.get_run(transfer.id, 1)).occurrences == 73
 
 
-async def test_occurrences_due_while_running_are_skipped(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_occurrences_due_while_running_are_skipped(store, clock) -> None:
     transfer = await periodic(store, clock)
     first = clock.now
     _run, finished = await run_to_the_end(store, clock, transfer.id, minutes=150)
@@ -61,7 +61,7 @@ async def test_occurrences_due_while_running_are_skipped(store, clock) -> None: 
     assert (await store.get_transfer(transfer.id)).next_run_at == first + timedelta(hours=3)
 
 
-async def test_count_ends_the_series_in_the_last_final_status(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_count_ends_the_series_in_the_last_final_status(store, clock) -> None:
     transfer = await periodic(store, clock, count=2)
     await run_to_the_end(store, clock, transfer.id)
     clock.advance(minutes=50)
@@ -73,13 +73,13 @@ async def test_count_ends_the_series_in_the_last_final_status(store, clock) -> N
     assert [r.number for r in await store.list_runs(transfer.id, after=0, limit=10)] == [1, 2]
 
 
-async def test_until_ends_the_series(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_until_ends_the_series(store, clock) -> None:
     transfer = await periodic(store, clock, until=clock.now + timedelta(minutes=30))
     await run_to_the_end(store, clock, transfer.id)
     assert (await store.get_transfer(transfer.id)).status is TransferStatus.COMPLETED
 
 
-async def test_a_canceled_periodic_transfer_runs_no_more(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_a_canceled_periodic_transfer_runs_no_more(store, clock) -> None:
     transfer = await periodic(store, clock)
     await run_to_the_end(store, clock, transfer.id)
     outcome = await store.cancel_transfer(transfer.id)
@@ -87,7 +87,7 @@ async def test_a_canceled_periodic_transfer_runs_no_more(store, clock) -> None: 
     assert await store.claim_due_transfers(clock.advance(hours=5), 10) == []
 
 
-async def test_runs_list_in_pages(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_runs_list_in_pages(store, clock) -> None:
     transfer = await periodic(store, clock)
     for _ in range(3):
         await run_to_the_end(store, clock, transfer.id, minutes=5)
@@ -95,7 +95,7 @@ async def test_runs_list_in_pages(store, clock) -> None:  # type: ignore[no-unty
     assert [r.number for r in await store.list_runs(transfer.id, after=1, limit=1)] == [2]
 
 
-async def test_the_next_run_counts_from_when_the_last_object_ended(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_the_next_run_counts_from_when_the_last_object_ended(store, clock) -> None:
     """An occurrence due between a run's last result and its finalize is the next run, not a
     skipped one."""
     transfer = await periodic(store, clock)

@@ -14,7 +14,7 @@ from .test_sql import lease
 
 async def test_replicas_are_leased_in_order_and_the_place_read_is_its_outcome(
     store, submit, clock, agent_id
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     transfer = await submit(sources=("src:in/a.bin",))
     [run] = await store.claim_due_transfers(clock.now, 10)
     transfer = await store.get_transfer(transfer.id)

@@ -10,7 +10,7 @@ from ferry.errors import ConfigError
 from ferry.store.sql import SqlStore
 
 
-async def test_a_database_from_a_newer_ferry_is_refused(database_url, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_a_database_from_a_newer_ferry_is_refused(database_url, clock) -> None:
     store = SqlStore(database_url, clock=clock)
     await store.open()
     try:
@@ -25,7 +25,7 @@ async def test_a_database_from_a_newer_ferry_is_refused(database_url, clock) -> 
     await again.close()
 
 
-async def test_a_database_at_this_ferrys_revision_opens_again(database_url, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_a_database_at_this_ferrys_revision_opens_again(database_url, clock) -> None:
     for _ in range(2):
         store = SqlStore(database_url, clock=clock)
         await store.open()

@@ -900,7 +900,7 @@ async def test_a_checksum_mismatch_is_retried_then_fails_with_its_class(
     started = await start(tasks=1, options=TransferOptions(retries=1))
     mismatch = "checksum mismatch on dst:f0: expected adler32:0000000a, got adler32:0000000b"
 
-    def damaged(task):  # type: ignore[no-untyped-def]
+    def damaged(task):
         return TaskResult(
             task.id,
             task.lease,

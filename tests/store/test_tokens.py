@@ -124,7 +124,7 @@ async def test_a_server_not_listening_keeps_no_principal(postgres_url, clock):
     try:
         await asyncio.wait_for(store.listening_for_revocations(), 10)
         token = await store.bootstrap()
-        await store._credential_watch.stop()  # type: ignore[union-attr]
+        await store._credential_watch.stop()
         await store.authenticate(token)
         async with store.engine.begin() as conn:
             await conn.execute(text("DELETE FROM tokens WHERE client = 'admin'"))
@@ -135,7 +135,7 @@ async def test_a_server_not_listening_keeps_no_principal(postgres_url, clock):
         await store.close()
 
 
-async def test_a_users_tokens_are_named_by_id_and_revoked_by_it(store) -> None:  # type: ignore[no-untyped-def]
+async def test_a_users_tokens_are_named_by_id_and_revoked_by_it(store) -> None:
     user, first = await store.add_user("ann", Role.WRITE, ["default"], "a" * 43, None)
     second = await store.create_token("ann", "b" * 43, None)
     assert (user.name, user.scopes, first.prefix) == ("ann", ("default",), "aaaaaa")
@@ -154,7 +154,7 @@ async def test_a_users_tokens_are_named_by_id_and_revoked_by_it(store) -> None: 
     assert all(t.user is not None for t in listed)  # users' tokens, not agents'
 
 
-async def test_a_token_past_its_expiry_is_refused(store, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_a_token_past_its_expiry_is_refused(store, clock) -> None:
     await store.add_user("bea", Role.READ, ["default"], "c" * 43, clock() + timedelta(hours=1))
     assert (await store.authenticate("c" * 43)).name == "bea"
     clock.advance(hours=1)
