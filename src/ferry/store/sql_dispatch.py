@@ -190,7 +190,7 @@ class DispatchMixin(SqlBase):
     async def lease_tasks(self, agent_id: str, *, limit: int, ttl: timedelta) -> list[LeasedTask]:
         # Nothing queued at all, seen on a reader's thread: no need to wait for the writer's.
         # Every report wakes the agents' waiting leases, and at a run's end those found
-        # nothing, each holding the writer up (≈ 1 ms) while the run's close waited behind.
+        # nothing, each holding the writer up while the run's close waited behind.
         if await self._reading(scalar_of, _ANY_QUEUED) is None:
             return []
         lease = secrets.token_hex(16)

@@ -393,8 +393,8 @@ _RESULT_NAMES = (
     "b_replica",
 )
 # An ACTIVE task's not_before is empty, and stays so unless it waits for a retry: a statement
-# that set it anyway rewrote its index entry for every result (a result's update 9.6 → 7.7 µs
-# of SQLite's work without it, on the machine of 2026-12-01).
+# that set it anyway rewrote its index entry for every result (bench/findings.md, "Indexes of
+# one state").
 _RESULT_UPDATE = BulkStatement(
     update(t.tasks).where(_RESULT_WHERE).values(_RESULT_VALUES), _RESULT_NAMES
 )

@@ -307,9 +307,8 @@ runs = Table(
 
 # Indexes of the tasks in one state only. An index of every state rewrote a task's entries at
 # its lease and again at its result, lease columns set and cleared included; these gain an
-# entry at one change and lose it at the next. SQLite's own work per task for an insert, a
-# lease, a result and its attempt: 28.1 → 21.4 µs on the machine of 2026-12-01 (with a result
-# that leaves not_before alone). The queries that search them name the state as the index
+# entry at one change and lose it at the next (bench/findings.md, "Indexes of one state"). The
+# queries that search them name the state as the index
 # does, as literal text: SQLite plans with a bound value and matches it either way, but a
 # generic plan of PostgreSQL's, for a statement its driver has prepared, cannot see a
 # parameter's value and would not use the index; and a statement of SQLite's whose plan
@@ -390,7 +389,7 @@ Index(
 # ACTIVE tasks only, by their lease's agent, then its expiry. The expiry's search reads the
 # whole index, which holds only what the agents have leased (a thousand or so each), without
 # a row of the table; a second index, by expiry, cost an entry more at every lease and every
-# result (SQLite's own work per object 20.1 → 18.9 µs).
+# result.
 Index(
     "ix_tasks_lease_agent",
     tasks.c.lease_agent,
@@ -399,8 +398,7 @@ Index(
 )
 # A run's ACTIVE tasks (its bytes in flight, a cancel's stops), its first FAILED one (the run's
 # error), and the WAITING tasks by when their retry is due. An index of every task of a run by
-# its state moved two entries at each lease and each result; these, one at each change
-# (SQLite's own work for an insert, a lease, a result and its attempt: 23.0 → 19.4 µs per task).
+# its state moved two entries at each lease and each result; these, one at each change.
 Index("ix_tasks_run_active", tasks.c.transfer_id, tasks.c.run, **_of_state("ACTIVE"))
 Index("ix_tasks_run_failed", tasks.c.transfer_id, tasks.c.run, tasks.c.id, **_of_state("FAILED"))
 Index("ix_tasks_not_before", tasks.c.not_before, **_of_state("WAITING"))
