@@ -19,6 +19,7 @@ from e2e_support import ServerProcess, wait_for
 from test_small_file_chunks import make_tree
 
 TTL_S = 3.0
+FINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
 TIMING = ("--lease-ttl", str(TTL_S), "--heartbeat", "0.5", "--agents", "0")
 
 SIZES = [pytest.param(10_000, marks=pytest.mark.chaos, id="10000"), pytest.param(2_000, id="2000")]
@@ -29,21 +30,48 @@ def submit_and_hit(
 ) -> tuple[ServerProcess, AgentProcess, dict[str, Any]]:
     """A server, two agents and a tree; ``hit`` sent to one agent while it holds objects (as
     the server sees once it is hit: a frozen agent that had reported all it held is thawed and
-    frozen again once it holds more)."""
+    frozen again once it holds more). A tree of small files travels in a few chunks: when the
+    transfer ends before the victim is caught holding one, the tree is sent again to another
+    folder, up to five times."""
     server = daemons.server(*TIMING)
     make_tree(server.cwd / "src", files)
     victim, victim_id = start_agent(daemons, server, "victim")
     start_agent(daemons, server, "other")
-    submitted = server.cli_json("submit", "--tree", "local:src", "local:dst")["id"]
+    for attempt in range(1, 6):
+        destination = "dst" if attempt == 1 else f"dst-{attempt}"
+        submitted = server.cli_json("submit", "--tree", "local:src", f"local:{destination}")["id"]
+        caught = hit_while_holding(server, submitted, victim, victim_id, hit)
+        if caught is not None:
+            held, hit_at = caught
+            run = {"id": submitted, "held": held, "hit_at": hit_at, "victim": victim_id}
+            return server, victim, run | {"destination": server.cwd / destination}
+    raise AssertionError("in five transfers the victim was never hit holding an object")
+
+
+def hit_while_holding(
+    server: ServerProcess, transfer_id: str, victim: AgentProcess, victim_id: str, hit: int
+) -> tuple[int, float] | None:
+    """Send ``hit`` once the victim holds objects of the transfer: how many it held and when;
+    None when the transfer ended first."""
     while True:
-        wait_for(lambda: copying(server, submitted, victim_id), timeout=60, interval=0.01)
+        seen = wait_for(
+            lambda: copying(server, transfer_id, victim_id) or ended(server, transfer_id),
+            timeout=60,
+            interval=0.01,
+        )
+        if seen == "ended":
+            return None
         os.kill(victim.pid, hit)
         hit_at = time.monotonic()
-        held = copying(server, submitted, victim_id)
-        if held or hit is not signal.SIGSTOP:
-            break
+        held = copying(server, transfer_id, victim_id)
+        if held or hit != signal.SIGSTOP:
+            return held, hit_at
         os.kill(victim.pid, signal.SIGCONT)
-    return server, victim, {"id": submitted, "held": held, "hit_at": hit_at, "victim": victim_id}
+
+
+def ended(server: ServerProcess, transfer_id: str) -> str | None:
+    answer = server.api("GET", f"/api/v1/transfers/{transfer_id}").json()
+    return "ended" if answer["status"] in FINAL else None
 
 
 @pytest.mark.parametrize("files", SIZES)
@@ -66,7 +94,7 @@ def test_an_agent_frozen_past_its_lease_ttl_changes_nothing_once_thawed(
     # Holding nothing once heard from: what it held was reported, and the server answered.
     thawed = wait_for(lambda: idle_since(server, "victim", thawed_at), timeout=60, interval=0.1)
     assert done["status"] == "COMPLETED", done
-    ended = end_checks(server, run["id"], server.cwd / "src", server.cwd / "dst", files)
+    ended = end_checks(server, run["id"], server.cwd / "src", run["destination"], files)
     assert outcomes(server, run["id"]) == recorded  # its late reports changed nothing
     assert ended.lost > 0, "the frozen agent's leases never lapsed: the test did not exercise it"
     assert victim.process.poll() is None
@@ -92,7 +120,7 @@ def test_an_agent_killed_mid_transfer_leaves_its_objects_to_the_other(daemons: D
     completed_s = time.monotonic() - run["hit_at"]
 
     assert done["status"] == "COMPLETED", done
-    ended = end_checks(server, run["id"], server.cwd / "src", server.cwd / "dst", files)
+    ended = end_checks(server, run["id"], server.cwd / "src", run["destination"], files)
     assert ended.lost > 0, "the killed agent held no lease: the test did not exercise it"
     record(
         f"an agent killed (SIGKILL) mid-transfer, {files:,} objects",
