@@ -14,12 +14,11 @@ import pytest
 from chaos_agents import copying, idle_since, reported_late, start_agent
 from chaos_check import end_checks, outcomes
 from chaos_figures import record
-from daemon_support import AgentProcess, Daemons, wait_final
+from daemon_support import FINAL, AgentProcess, Daemons, transfer, wait_final
 from e2e_support import ServerProcess, wait_for
 from test_small_file_chunks import make_tree
 
 TTL_S = 3.0
-FINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
 TIMING = ("--lease-ttl", str(TTL_S), "--heartbeat", "0.5", "--agents", "0")
 
 SIZES = [pytest.param(10_000, marks=pytest.mark.chaos, id="10000"), pytest.param(2_000, id="2000")]
@@ -70,8 +69,7 @@ def hit_while_holding(
 
 
 def ended(server: ServerProcess, transfer_id: str) -> str | None:
-    answer = server.api("GET", f"/api/v1/transfers/{transfer_id}").json()
-    return "ended" if answer["status"] in FINAL else None
+    return "ended" if transfer(server, transfer_id)["status"] in FINAL else None
 
 
 @pytest.mark.parametrize("files", SIZES)
