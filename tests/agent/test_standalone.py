@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
+import zlib
 from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
 
-from ferry.agent.standalone import CANCELED, DONE, FAILED, StandaloneCopy
+from ferry.agent.standalone import CANCELED, DONE, FAILED, SKIPPED, StandaloneCopy
 from ferry.domain.locations import Location
 from ferry.domain.transfers import TransferOptions
 from ferry.engine.storages import StorageFS
@@ -159,6 +160,35 @@ def test_the_small_files_of_a_local_tree_are_copied_by_processes(tmp_path: Path)
     assert len(pids) == 2
     assert os.getpid() not in pids
     assert sum(moved) == report.bytes == 200_000
+
+
+def test_each_object_comes_back_from_a_copy_process_with_all_it_told(tmp_path: Path) -> None:
+    storages = _tree_of(tmp_path, 60)
+    (tmp_path / "dst" / "out").mkdir()
+    (tmp_path / "dst" / "out" / "f005").write_bytes(b"older")
+    job = StandaloneCopy(storages, TransferOptions(), workers=2, processes=2)
+    report = job.run([Location("src", "tree")], Location("dst", "out"), tree=True)
+
+    ended = {e.destination: e for e in report.ended}
+    skipped, done = ended["dst:out/f005"], ended["dst:out/f006"]
+    assert (skipped.source, skipped.status, skipped.bytes, skipped.attempts) == (
+        "src:tree/f005",
+        SKIPPED,
+        0,
+        1,
+    )
+    assert "exists" in (skipped.error or "")
+    sent = (6).to_bytes(2, "big") * 500
+    assert (done.source, done.status, done.bytes, done.attempts, done.error) == (
+        "src:tree/f006",
+        DONE,
+        1000,
+        1,
+        None,
+    )
+    assert done.checksum == f"adler32:{zlib.adler32(sent):08x}"
+    assert (tmp_path / "dst" / "out" / "f005").read_bytes() == b"older"
+    assert os.getpid() not in _pids(tmp_path)  # the processes copied every object
 
 
 def test_a_stop_reaches_the_copy_processes(tmp_path: Path) -> None:
