@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from ferry.domain.channels import (
-    ANY_SITE,
     Channel,
     ChannelMap,
     ChannelState,
     check_storage_site,
     resolve_channel,
 )
+from ferry.domain.sites import ANY_SITE
 from ferry.errors import InvalidRequest
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, event
 
-from ferry.domain.channels import ANY_SITE, Channel, ChannelState
+from ferry.domain.channels import Channel, ChannelState
 from ferry.domain.locations import parse_location
+from ferry.domain.sites import ANY_SITE
 from ferry.domain.states import TaskState
 from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import (

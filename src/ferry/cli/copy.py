@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -203,6 +202,8 @@ def _configured(config: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     """The storages of a TOML file: its ``[server] storages`` (NAME = URL, as the server
     reads them), and ``[storages.NAME]`` tables with a ``url`` and the backend's ``options``
     (credentials included: the file is its owner's, as an rclone.conf is)."""
+    import tomllib
+
     from ferry.cli.daemons import parse_storages
 
     try:

@@ -15,13 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 from ferry.domain.optimizer import Decision, OpenWindow, Search, start
+from ferry.domain.sites import ANY_SITE, RESERVED_SITES
 from ferry.domain.timetable import Timetable, zone
 from ferry.errors import InvalidRequest
 
-ANY_SITE = "*"
-UNKNOWN_SITE = "UNKNOWN"  # the site of endpoints outside the registry; no storage may take it
-CLIENT_SITE = "CLIENT"  # the client's machine, one end of a passive transfer (push, pull)
-RESERVED_SITES = (UNKNOWN_SITE, CLIENT_SITE)
 OPTIMIZED_CEILING = 64  # an optimized channel's max_active when none is given
 
 

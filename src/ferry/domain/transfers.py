@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.replicas import check_replicas
-from ferry.domain.schedules import relative_time
+from ferry.domain.sites import UNKNOWN_SITE
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.domain.sync import (
     DEFAULT_MAX_DELETE,
@@ -245,6 +244,8 @@ class TransferOptions:
 def _deadline(data: dict[str, Any]) -> dict[str, Any]:
     """The deadline of options as stored (``deadline_s`` or ``deadline_at``) or as the API
     takes it (``deadline``: ``+6h``, or an instant with its offset)."""
+    from ferry.domain.schedules import relative_time  # cron and dateutil: only when asked
+
     given = data.get("deadline")
     if given is None:
         seconds, at = data.get("deadline_s"), data.get("deadline_at")
@@ -260,6 +261,8 @@ def _deadline(data: dict[str, Any]) -> dict[str, Any]:
 
 def _late_after(data: dict[str, Any]) -> int | None:
     """``late_after_s`` as stored, or ``late_after`` as the API takes it (``+5m``)."""
+    from ferry.domain.schedules import relative_time  # cron and dateutil: only when asked
+
     if (given := data.get("late_after")) is not None:
         epoch = datetime(2000, 1, 1, tzinfo=UTC)
         later = relative_time(given if given.startswith("+") else f"+{given}", epoch)

@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, select, update
 
-from ferry.domain.channels import CLIENT_SITE, Channel, ChannelMap, ChannelState
+from ferry.domain.channels import Channel, ChannelMap, ChannelState
 from ferry.domain.dispatch import FairDispatcher, Pair, Queued, QueueKey
 from ferry.domain.optimizer import Decision, OpenWindow, Search
+from ferry.domain.sites import CLIENT_SITE
 from ferry.domain.states import AgentState, TaskState
 from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Scope, TransferOptions

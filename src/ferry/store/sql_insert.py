@@ -14,9 +14,9 @@ from sqlalchemy import Connection, Select, Update, bindparam, func, insert, sele
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ferry.domain.channels import UNKNOWN_SITE
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.locations import Location
+from ferry.domain.sites import UNKNOWN_SITE
 from ferry.domain.states import TaskState, TransferStatus
 from ferry.domain.transfers import ListedThrough, PlannedTask, Transfer, TransferOptions
 from ferry.store import tables as t

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from ferry.domain.channels import CLIENT_SITE
 from ferry.domain.locations import Location
+from ferry.domain.sites import CLIENT_SITE
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import PlannedTask, Transfer
 from ferry.errors import Forbidden, NotFound
