@@ -23,10 +23,10 @@ from typing import Any
 from scores import Goal, Result
 from sqlite_replay import Recorder, replay, snapshot
 
+from ferry.api.protocol import PROTOCOL, ChunkReport, ReportedState
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.locations import parse_location
 from ferry.domain.transfers import TransferKind, TransferOptions, TransferSpec
-from ferry.protocol import PROTOCOL, ChunkReport, ReportedState
 from ferry.store.abc import NewTransfer
 from ferry.store.sql import SqlStore
 

@@ -20,10 +20,7 @@ import orjson
 from scores import Result
 
 from ferry.agent.held import HeldChunk, HeldTask
-from ferry.domain.locations import Location
-from ferry.domain.options import Checksum, Overwrite
-from ferry.domain.transfers import TransferOptions
-from ferry.protocol import (
+from ferry.api.protocol import (
     ChunkReport,
     LeasedChunk,
     LeasedTaskPublic,
@@ -35,6 +32,9 @@ from ferry.protocol import (
     decode,
     encode,
 )
+from ferry.domain.locations import Location
+from ferry.domain.options import Checksum, Overwrite
+from ferry.domain.transfers import TransferOptions
 from ferry.server.routes.agents import leased_public, results_of
 from ferry.store.abc import LeasedTask
 

@@ -10,9 +10,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-import ferry.protocol as protocol
-from ferry.domain.options import Checksum, Overwrite
-from ferry.protocol import (
+import ferry.api.protocol as protocol
+from ferry.api.protocol import (
     AgentCommand,
     AgentLeft,
     AgentRegister,
@@ -35,6 +34,7 @@ from ferry.protocol import (
     decode,
     encode,
 )
+from ferry.domain.options import Checksum, Overwrite
 
 LEASED = LeasedTaskPublic(
     id=7,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ferry.agent.control import AgentControl
+from ferry.api.protocol import AgentCommand, CommandAnswer, CommandKind
 from ferry.config import AgentSettings
 from ferry.daemon.config import load_settings
 from ferry.daemon.sources import SettingsOrigin
-from ferry.protocol import AgentCommand, CommandAnswer, CommandKind
 
 
 class Session:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ferry.agent.held import HeldChunk
 from ferry.agent.outbox import REPORT_EVERY_S, Outbox
+from ferry.api.protocol import PROTOCOL, LeasedChunk, LeasedTaskPublic, ReportedState
 from ferry.domain.options import Checksum, Overwrite
-from ferry.protocol import PROTOCOL, LeasedChunk, LeasedTaskPublic, ReportedState
 
 
 def chunk(objects: int) -> HeldChunk:

@@ -15,9 +15,9 @@ import pytest
 from ferry.agent.copies import Attempt, Copier
 from ferry.agent.held import HeldTask
 from ferry.agent.replicas import places_in_turn, walk_replicas
+from ferry.api.protocol import LeasedTaskPublic, ReportedState, StorageAccess, TaskReport
 from ferry.domain.locations import Location
 from ferry.domain.options import Checksum, Overwrite
-from ferry.protocol import LeasedTaskPublic, ReportedState, StorageAccess, TaskReport
 
 
 def leased(

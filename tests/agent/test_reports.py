@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ferry.agent.reports import send_reports, send_results
+from ferry.api.protocol import ChunkReport, ReportedState, ReportReply, Results, TaskReport
 from ferry.errors import ApiError
-from ferry.protocol import ChunkReport, ReportedState, ReportReply, Results, TaskReport
 
 
 class RefusingServer:

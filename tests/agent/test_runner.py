@@ -18,9 +18,7 @@ import ferry.agent.runner as runner_module
 import ferry.engine.storages as storages_module
 from ferry.agent.held import HeldTask
 from ferry.agent.runner import AgentRunner
-from ferry.domain.options import Checksum, Overwrite
-from ferry.errors import ApiError
-from ferry.protocol import (
+from ferry.api.protocol import (
     HeartbeatReply,
     LeasedTaskPublic,
     LeaseReply,
@@ -28,6 +26,8 @@ from ferry.protocol import (
     StorageAccess,
     TaskReport,
 )
+from ferry.domain.options import Checksum, Overwrite
+from ferry.errors import ApiError
 
 
 class ScriptedSession:

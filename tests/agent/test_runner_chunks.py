@@ -17,8 +17,7 @@ import pytest
 
 import ferry.agent.copies as copies_module
 from ferry.agent.runner import AgentRunner
-from ferry.domain.options import Checksum, Overwrite
-from ferry.protocol import (
+from ferry.api.protocol import (
     ChunkReport,
     HeartbeatReply,
     LeasedChunk,
@@ -30,6 +29,7 @@ from ferry.protocol import (
     StorageAccess,
     TaskReport,
 )
+from ferry.domain.options import Checksum, Overwrite
 
 DEADLINE_S = 30.0
 

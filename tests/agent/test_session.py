@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from ferry.agent.session import ServerSession
+from ferry.api.protocol import PROTOCOL, ChunkReport, ReportedState, Results, TaskReport
 from ferry.domain.options import Checksum
 from ferry.errors import ApiError
-from ferry.protocol import PROTOCOL, ChunkReport, ReportedState, Results, TaskReport
 
 REGISTERED = {"id": "ag1", "name": "a1", "token": "tok", "heartbeat_s": 0.5, "lease_ttl_s": 9}
 LEASED = {

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ferry.api.protocol import LeasedTaskPublic, ReportedState
 from ferry.domain.options import Checksum, Overwrite
-from ferry.protocol import LeasedTaskPublic, ReportedState
 
 from .test_runner_chunks import ChunkServer, carrier, files, run_until_ended
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from e2e_support import ServerProcess
 
+from ferry.api.schemas import TransferPublic
 from ferry.client import AsyncClient, Client
-from ferry.server.schemas import TransferPublic
 
 ENDS_WITHIN_S = 0.3  # the aim is 50 ms; the margin is for a loaded machine
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from ferry.api.protocol import AgentCommand, CommandAnswer, CommandKind
 from ferry.errors import AgentDidNotAnswer
-from ferry.protocol import AgentCommand, CommandAnswer, CommandKind
 from ferry.server.agent_commands import CommandBox
 
 

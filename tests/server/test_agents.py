@@ -21,9 +21,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ferry.agent.runner import AgentRunner
 from ferry.agent.session import ServerSession
-from ferry.config import ServerSettings
-from ferry.domain.transfers import Storage
-from ferry.protocol import (
+from ferry.api.protocol import (
     LeasedTaskPublic,
     LeaseReply,
     ReportedState,
@@ -31,6 +29,8 @@ from ferry.protocol import (
     decode,
     encode,
 )
+from ferry.config import ServerSettings
+from ferry.domain.transfers import Storage
 from ferry.server.app import create_app
 
 PROBLEM = "application/problem+json"

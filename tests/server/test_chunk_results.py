@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ferry.api.protocol import PROTOCOL
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.locations import parse_location
-from ferry.protocol import PROTOCOL
 
 
 async def test_a_results_body_reports_tasks_and_chunks_once(api, eventually) -> None:

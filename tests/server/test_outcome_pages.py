@@ -9,10 +9,10 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ferry.api.schemas import AttemptPublic, ObjectOutcome, Outcomes
 from ferry.domain.locations import parse_location
 from ferry.domain.states import TaskState
 from ferry.server.outcome_pages import outcomes_page
-from ferry.server.schemas import AttemptPublic, ObjectOutcome, Outcomes
 from ferry.store.abc import Attempt, RunObject
 
 names = st.text(st.characters(codec="utf-8", exclude_characters="\0/:"), min_size=1, max_size=12)

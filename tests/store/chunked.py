@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ferry.api.protocol import PROTOCOL, ChunkReport, ReportedState
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.locations import parse_location
 from ferry.domain.transfers import PlannedTask, Transfer, TransferKind, TransferOptions
-from ferry.protocol import PROTOCOL, ChunkReport, ReportedState
 from ferry.store import tables as t
 from ferry.store.abc import LeasedTask
 from ferry.store.sql import SqlStore

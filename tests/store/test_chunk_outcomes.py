@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from ferry.api.wire import INT64_MAX
 from ferry.domain.states import TaskState
 from ferry.store import tables as t
-from ferry.wire import INT64_MAX
 
 from .chunk_rows import (
     add_carrier,

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
+from ferry.api.protocol import ReportedState
 from ferry.domain.channels import Channel, ChannelState
 from ferry.domain.states import RunStatus
 from ferry.domain.transfers import Storage, TransferOptions
-from ferry.protocol import ReportedState
 from ferry.store.sql import SqlStore
 
 from .chunked import (

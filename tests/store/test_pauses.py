@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
+from ferry.api.protocol import ReportedState
 from ferry.domain.schedules import Schedule, ScheduleKind, Unit
 from ferry.domain.states import AgentState, RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import TransferOptions
 from ferry.errors import AlreadyFinished, Conflict, NotFound, TransferNotFound
-from ferry.protocol import ReportedState
 from ferry.store.abc import TaskResult
 from ferry.store.sql_pauses import PAUSE_STOPPED, SERIES_ENDED, SKIPPED_WHILE_PAUSED
 

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 
 from ferry.agent.bandwidth import AgentBandwidth
+from ferry.api.protocol import AgentCommand, CommandAnswer, CommandKind
 from ferry.config import AgentSettings
 from ferry.daemon.logs import configure_logging
 from ferry.daemon.sources import SettingsOrigin, setting
 from ferry.domain.timetable import Timetable
 from ferry.errors import ApiError, FerryError, NotFound
-from ferry.protocol import AgentCommand, CommandAnswer, CommandKind
 
 log = logging.getLogger("ferry.agent")
 

@@ -17,13 +17,13 @@ from typing import Any
 from ferry.agent.bandwidth import AgentBandwidth
 from ferry.agent.held import STOPPED_BY_AGENT, HeldChunk, HeldTask
 from ferry.agent.replicas import walk_replicas
+from ferry.api.protocol import ReportedState, StorageAccess, TaskReport
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.locations import Location
 from ferry.domain.transfers import clip_error
 from ferry.engine.copy import CopyRequest, CopyState, copy_object
 from ferry.engine.storages import StorageFS, is_local_url, open_storage, remembered_folders
 from ferry.errors import SourceAccessDenied, SourceNotFound, TransferCanceled, TransferError
-from ferry.protocol import ReportedState, StorageAccess, TaskReport
 
 log = logging.getLogger("ferry.agent")
 

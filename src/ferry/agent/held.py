@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from ferry.api.protocol import ChunkReport, ChunkResult, LeasedTaskPublic, ReportedState, TaskReport
 from ferry.domain.locations import Location, split_location
-from ferry.protocol import ChunkReport, ChunkResult, LeasedTaskPublic, ReportedState, TaskReport
 
 STOPPED_BY_AGENT = "the agent stopped before it finished"
 

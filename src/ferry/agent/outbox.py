@@ -15,9 +15,9 @@ from typing import Any
 
 from ferry.agent.held import HeldChunk, HeldTask
 from ferry.agent.reports import AllResults, Reports, send_reports, send_results
+from ferry.api.protocol import PROTOCOL, ChunkReport, ReportedState, Results, TaskReport
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.transfers import clip_error
-from ferry.protocol import PROTOCOL, ChunkReport, ReportedState, Results, TaskReport
 
 REPORT_BATCH = 500  # objects a body reports at most
 REPORT_EVERY_S = 0.2  # the report interval: also the least time between a chunk's partial reports

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ferry.agent.held import STOPPED_BY_AGENT, HeldTask
+from ferry.api.protocol import ReportedState
 from ferry.domain.locations import Location
 from ferry.domain.transfers import clip_error
-from ferry.protocol import ReportedState
 
 if TYPE_CHECKING:
     from ferry.agent.copies import Attempt

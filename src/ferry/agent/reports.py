@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from ferry.api.protocol import ChunkReport, ReportedState, ReportReply, Results, TaskReport
 from ferry.domain.transfers import clip_error
 from ferry.errors import ApiError
-from ferry.protocol import ChunkReport, ReportedState, ReportReply, Results, TaskReport
 
 log = logging.getLogger("ferry.agent")
 

@@ -23,15 +23,15 @@ from ferry.agent.copies import Copier
 from ferry.agent.held import HeldChunk, HeldTask
 from ferry.agent.local_queue import FairQueue
 from ferry.agent.outbox import REPORT_EVERY_S, Outbox
-from ferry.domain.chunks import is_small
-from ferry.errors import ApiError
-from ferry.protocol import (
+from ferry.api.protocol import (
     AgentCommand,
     HeartbeatReply,
     LeaseReply,
     ReportedState,
     TaskReport,
 )
+from ferry.domain.chunks import is_small
+from ferry.errors import ApiError
 
 log = logging.getLogger("ferry.agent")
 

@@ -20,10 +20,7 @@ from pydantic import ValidationError
 
 from ferry import __version__
 from ferry.agent.credentials import save_token, saved_token
-from ferry.client.tls import tls_context, untrusted, why_unreachable
-from ferry.config import server_list
-from ferry.errors import ApiError, ServerUnreachable
-from ferry.protocol import (
+from ferry.api.protocol import (
     PROTOCOL,
     AgentLeft,
     AgentRegister,
@@ -40,6 +37,9 @@ from ferry.protocol import (
     decode,
     encode,
 )
+from ferry.client.tls import tls_context, untrusted, why_unreachable
+from ferry.config import server_list
+from ferry.errors import ApiError, ServerUnreachable
 
 log = logging.getLogger("ferry.agent")
 

@@ -157,9 +157,9 @@ def copy_request(text: str, config: Path | None) -> None:
     from pydantic import ValidationError
 
     from ferry.agent.standalone import StandaloneCopy
+    from ferry.api.schemas import TransferCreate
     from ferry.cli.common import print_json
     from ferry.domain.schedules import ScheduleKind
-    from ferry.server.schemas import TransferCreate
 
     try:
         body = TransferCreate.model_validate_json(text)

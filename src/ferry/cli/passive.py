@@ -22,7 +22,7 @@ from ferry.domain.options import Checksum, Overwrite
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from ferry.server.schemas import PassiveCreated, TransferPublic
+    from ferry.api.schemas import PassiveCreated, TransferPublic
 
 OverwriteOption = Annotated[
     Overwrite, typer.Option("--overwrite", help="When the destination exists.")

@@ -25,7 +25,7 @@ from ferry.domain.options import parse_rate
 from ferry.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from ferry.server.schemas import ChannelPublic
+    from ferry.api.schemas import ChannelPublic
 
 channel_app = typer.Typer(help="Channels: how much may move between two sites at once.")
 scope_app = typer.Typer(help="Scopes: tenants and their share of the dispatch.")

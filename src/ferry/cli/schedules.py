@@ -132,7 +132,7 @@ def preview(
     body = ScheduleOptions(at, every, interval, start, until, count, cron, tz).body()
     if body is None:
         raise InvalidRequest("give --at, --every or --cron")
-    from ferry.server.schemas import ScheduleIn
+    from ferry.api.schemas import ScheduleIn
 
     now = datetime.now(UTC)
     schedule = ScheduleIn.model_validate(body).to_domain(now).anchored(now)

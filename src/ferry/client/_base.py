@@ -260,7 +260,7 @@ class BaseClient:
     def skipped_bodies(names: list[str]) -> Iterator[dict[str, Any]]:
         """The bodies of ``/skipped`` that name the pulled objects already here, as few as
         the server's limit per call allows."""
-        from ferry.server.schemas import SKIPPED_MAX
+        from ferry.api.schemas import SKIPPED_MAX
 
         for start in range(0, len(names), SKIPPED_MAX):
             yield {"names": names[start : start + SKIPPED_MAX]}

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.client._base import BaseClient
-from ferry.server.schemas import (
+from ferry.api.schemas import (
     AgentInvitation,
     AgentPublic,
     AgentStatsPublic,
@@ -22,6 +21,7 @@ from ferry.server.schemas import (
     TransferList,
     TransferPublic,
 )
+from ferry.client._base import BaseClient
 
 
 class TypedClient(BaseClient):

@@ -12,6 +12,24 @@ from typing import Any
 
 import httpx
 
+from ferry.api.schemas import (
+    AgentInvitation,
+    AgentPublic,
+    AgentStatsPublic,
+    CancelResult,
+    ChannelPublic,
+    GrantPublic,
+    ObjectResult,
+    Outcomes,
+    PassiveCreated,
+    PauseResult,
+    PlanPublic,
+    RunPublic,
+    ScopePublic,
+    StoragePublic,
+    TransferList,
+    TransferPublic,
+)
 from ferry.client._base import (
     FINAL_STATUSES,
     PASSIVE_ATTEMPTS,
@@ -34,24 +52,6 @@ from ferry.client.local import (
 from ferry.client.tls import tls_context
 from ferry.domain.options import Checksum
 from ferry.errors import ApiError, ChecksumMismatch
-from ferry.server.schemas import (
-    AgentInvitation,
-    AgentPublic,
-    AgentStatsPublic,
-    CancelResult,
-    ChannelPublic,
-    GrantPublic,
-    ObjectResult,
-    Outcomes,
-    PassiveCreated,
-    PauseResult,
-    PlanPublic,
-    RunPublic,
-    ScopePublic,
-    StoragePublic,
-    TransferList,
-    TransferPublic,
-)
 
 
 class AsyncClient(TypedClient):

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ferry.daemon.logs import REDACTOR
 from ferry.domain.events import AgentLost
 from ferry.domain.locations import is_endpoint
 from ferry.domain.transfers import Storage, endpoint_storage
-from ferry.engine.storages import check_health, secret_values
+from ferry.engine.storages import check_health, check_url, looks_secret, secret_values
+from ferry.errors import InvalidRequest
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
 
@@ -158,7 +160,7 @@ class RegistryLoop(Loop):
 
         async def check(storage: Storage) -> None:
             async with gate:
-                health = await _probe(storage)
+                health = await probe(storage)
             await self.store.record_health(storage.name, health)
             if not health["reachable"] or health["error"]:
                 log.warning("storage %s unhealthy: %s", storage.name, health["error"])
@@ -166,17 +168,27 @@ class RegistryLoop(Loop):
         await asyncio.gather(*(check(s) for s in await self.store.list_storages()))
 
 
-async def _probe(storage: Storage) -> dict[str, object]:
+async def probe(storage: Storage, timeout_s: float = HEALTH_CHECK_TIMEOUT_S) -> dict[str, Any]:
+    """The storage's health, within ``timeout_s`` (a backend that hangs is unreachable)."""
     kwargs = storage.backend_options()
     try:
         return await asyncio.wait_for(
-            asyncio.to_thread(check_health, storage.name, storage.url, kwargs),
-            HEALTH_CHECK_TIMEOUT_S,
+            asyncio.to_thread(check_health, storage.name, storage.url, kwargs), timeout_s
         )
     except TimeoutError:
         return {
             "reachable": False,
             "latency_ms": None,
-            "checked_at": datetime.now().astimezone().isoformat(),
-            "error": f"no answer within {HEALTH_CHECK_TIMEOUT_S:.0f} s",
+            "checked_at": datetime.now(UTC).isoformat(),
+            "error": f"no answer within {timeout_s:.0f} s",
         }
+
+
+def check_backend(url: str, options: Iterable[str]) -> None:
+    """A storage's ``url`` is one a backend takes, and none of its ``options`` (by name) is a
+    credential: options are shown and logged, credentials are kept encrypted."""
+    check_url(url)
+    if secret := sorted(name for name in options if looks_secret(name)):
+        raise InvalidRequest(
+            f"put {', '.join(secret)} in credentials: options are shown and logged"
+        )

@@ -10,8 +10,8 @@ import asyncio
 import secrets
 from collections import defaultdict
 
+from ferry.api.protocol import AgentCommand, CommandAnswer
 from ferry.errors import AgentDidNotAnswer
-from ferry.protocol import AgentCommand, CommandAnswer
 
 
 class CommandBox:

@@ -17,9 +17,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ferry.api.schemas import Problem, ProblemField
 from ferry.server.limits import NO_NUL
 from ferry.server.problems import PROBLEM_JSON
-from ferry.server.schemas import Problem, ProblemField
 
 WHY = {
     400: "The body is not JSON, or the path or query holds a NUL character",

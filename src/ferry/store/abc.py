@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
+from ferry.api.protocol import ChunkReport
 from ferry.domain.channels import Channel
 from ferry.domain.chunks import PlannedChunk
 from ferry.domain.events import RunLate
@@ -33,7 +34,6 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
-from ferry.protocol import ChunkReport
 
 
 @dataclass(frozen=True, slots=True)

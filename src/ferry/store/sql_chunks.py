@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ferry.api.protocol import ChunkReport, ChunkResult, ReportedState
 from ferry.domain.states import TaskState
-from ferry.protocol import ChunkReport, ChunkResult, ReportedState
 from ferry.store import tables as t
 from ferry.store.abc import ChunkResults, ChunkTally, TaskChange
 from ferry.store.sql_base import SqlBase, Unindexed

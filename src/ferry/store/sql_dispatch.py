@@ -81,7 +81,7 @@ def channel_row(channel: Channel) -> dict[str, Any]:
     }
 
 
-# The protocol from which an agent takes chunks (``ferry.protocol.PROTOCOL``'s first value).
+# The protocol from which an agent takes chunks (``ferry.api.protocol.PROTOCOL``'s first value).
 CHUNKS_PROTOCOL = 2
 
 

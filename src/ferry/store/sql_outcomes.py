@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Row, select
 
+from ferry.api.wire import INT64_MAX
 from ferry.domain.locations import split_location
 from ferry.domain.states import TaskState
 from ferry.store import tables as t
@@ -33,7 +34,6 @@ from ferry.store.sql_chunk_objects import (
 from ferry.store.sql_object_states import chunk_objects_in_state
 from ferry.store.sql_outcome_rows import RunKey, outcomes_in
 from ferry.store.sql_tasks import IN_ITS_ROW
-from ferry.wire import INT64_MAX
 
 _IN_ITS_ROW = frozenset(state.value for state in IN_ITS_ROW)
 

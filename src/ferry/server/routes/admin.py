@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 
+from ferry.api.protocol import AgentCommand, AnswerReply, CommandAnswer, CommandKind, encode
 from ferry.daemon.sources import SettingsOrigin, setting
 from ferry.domain.states import AgentState
 from ferry.domain.transfers import Agent
@@ -21,7 +22,6 @@ from ferry.errors import (
     InvalidRequest,
     NotFound,
 )
-from ferry.protocol import AgentCommand, AnswerReply, CommandAnswer, CommandKind, encode
 from ferry.server.admin_schemas import (
     AdminResult,
     AdminTarget,

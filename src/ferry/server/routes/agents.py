@@ -13,11 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ferry.domain.events import TasksChanged
-from ferry.domain.states import TaskState
-from ferry.domain.transfers import Agent
-from ferry.errors import AuthError, Forbidden, ServerStopping
-from ferry.protocol import (
+from ferry.api.protocol import (
     PROTOCOL,
     AgentLeft,
     AgentRegister,
@@ -37,9 +33,13 @@ from ferry.protocol import (
     encode,
     json_schema,
 )
+from ferry.api.schemas import AgentInvitation, AgentInvite, AgentPublic, AgentStatsPublic
+from ferry.domain.events import TasksChanged
+from ferry.domain.states import TaskState
+from ferry.domain.transfers import Agent
+from ferry.errors import AuthError, Forbidden, ServerStopping
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Daemon, Reader, Registrant, StateDep
-from ferry.server.schemas import AgentInvitation, AgentInvite, AgentPublic, AgentStatsPublic
 from ferry.server.state import ServerState
 from ferry.store.abc import (
     AgentStatistics,

@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ferry.api.schemas import AuditCheckPublic, AuditRecordPublic
 from ferry.errors import InvalidRequest
 from ferry.server.deps import Administrator, StateDep
-from ferry.server.schemas import AuditCheckPublic, AuditRecordPublic
 from ferry.store.abc import AuditRecord
 
 router = APIRouter(tags=["audit"])

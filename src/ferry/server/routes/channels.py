@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from ferry.api.schemas import ChannelIn, ChannelPublic, ScopeIn, ScopePublic
 from ferry.domain.channels import Channel, check_site_name
 from ferry.domain.timetable import Timetable
 from ferry.domain.transfers import Scope
 from ferry.server.deps import Administrator, Reader, StateDep
-from ferry.server.schemas import ChannelIn, ChannelPublic, ScopeIn, ScopePublic
 
 router = APIRouter(tags=["channels"])
 

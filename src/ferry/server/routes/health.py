@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ferry import __version__
+from ferry.api.schemas import Health
 from ferry.server.deps import StateDep
 from ferry.server.problems import RETRY_AFTER, database_trouble
-from ferry.server.schemas import Health
 
 router = APIRouter(tags=["operations"])
 

@@ -19,6 +19,17 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from ferry.api.schemas import (
+    ObjectResult,
+    PassiveCreated,
+    PassiveObject,
+    PullCreate,
+    PulledObject,
+    PulledSkipped,
+    PushCreate,
+    SkippedReply,
+)
+from ferry.api.wire import INT64_MAX
 from ferry.domain.locations import Location, parse_location
 from ferry.domain.states import TaskState
 from ferry.domain.transfers import (
@@ -38,20 +49,9 @@ from ferry.scheduler.submission import check_grants, check_locations, check_scop
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import present
-from ferry.server.schemas import (
-    ObjectResult,
-    PassiveCreated,
-    PassiveObject,
-    PullCreate,
-    PulledObject,
-    PulledSkipped,
-    PushCreate,
-    SkippedReply,
-)
 from ferry.server.state import ServerState
 from ferry.store.abc import NewTransfer, Principal, TaskResult
 from ferry.store.sql_passive import CLIENT_STORAGE, PASSIVE_AGENT
-from ferry.wire import INT64_MAX
 
 router = APIRouter(prefix="/transfers", tags=["passive transfers"])
 

@@ -7,11 +7,11 @@ import logging
 
 from fastapi import APIRouter
 
+from ferry.api.schemas import AgentPublic, PauseRequest, PauseResult
 from ferry.domain.events import AgentPaused, AgentResumed, TransferPaused, TransferResumed
 from ferry.server.deps import Administrator, StateDep, Writer
 from ferry.server.routes.agents import present_agent
 from ferry.server.routes.transfers import resolve_id, visible_to
-from ferry.server.schemas import AgentPublic, PauseRequest, PauseResult
 
 router = APIRouter(tags=["pauses"])
 log = logging.getLogger("ferry.api")

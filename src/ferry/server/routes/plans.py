@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ferry.api.schemas import PlanEntryPublic, PlanPublic, TransferCreate
 from ferry.scheduler.plans import Plan, Planner
 from ferry.scheduler.submission import check_submission
 from ferry.server.deps import StateDep, Writer
 from ferry.server.routes.transfers import AMBIGUOUS, resolve_id, spec_from, visible_to
-from ferry.server.schemas import PlanEntryPublic, PlanPublic, TransferCreate
 from ferry.server.state import ServerState
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])

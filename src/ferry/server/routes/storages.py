@@ -4,22 +4,20 @@ A user sees the storages granted to its scopes, with those grants; an administra
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from ferry.api.schemas import GrantIn, GrantPublic, StorageCreate, StorageHealth, StoragePublic
 from ferry.domain.channels import check_storage_site
 from ferry.domain.locations import parse_location
 from ferry.domain.transfers import Credentials, Role, Storage
-from ferry.engine.storages import check_health, check_url, looks_secret
 from ferry.errors import InvalidRequest, StorageNotFound
 from ferry.scheduler.browse import list_folder
+from ferry.scheduler.registry import check_backend, probe
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Administrator, Reader, StateDep
-from ferry.server.schemas import GrantIn, GrantPublic, StorageCreate, StorageHealth, StoragePublic
 from ferry.server.state import ServerState
 from ferry.store.abc import Grant, Principal
 from ferry.store.sql_passive import CLIENT_STORAGE
@@ -54,22 +52,6 @@ async def grants_seen_by(
     """The grants ``caller`` may see: all for an administrator, its scopes' for a user."""
     scopes = None if caller.role is Role.ADMINISTRATOR else list(caller.scopes)
     return await state.store.storage_grants(storage=storage, scopes=scopes)
-
-
-async def probe(storage: Storage) -> dict[str, Any]:
-    """The storage's health, within ``HEALTH_TIMEOUT_S`` (a backend that hangs is unreachable)."""
-    kwargs = storage.backend_options()
-    try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(check_health, storage.name, storage.url, kwargs), HEALTH_TIMEOUT_S
-        )
-    except TimeoutError:
-        return {
-            "reachable": False,
-            "latency_ms": None,
-            "checked_at": datetime.now(UTC).isoformat(),
-            "error": f"no answer within {HEALTH_TIMEOUT_S:.0f} s",
-        }
 
 
 @router.get("", response_model=list[StoragePublic])
@@ -175,13 +157,9 @@ async def _checked(body: StorageCreate) -> Storage:
     check_storage_site(body.site)
     if body.name.lower() == CLIENT_STORAGE:
         raise InvalidRequest(f"{CLIENT_STORAGE!r} is reserved: it names the client's side of push")
-    check_url(body.url)
-    if secret := sorted(name for name in body.options if looks_secret(name)):
-        raise InvalidRequest(
-            f"put {', '.join(secret)} in credentials: options are shown and logged"
-        )
+    check_backend(body.url, body.options)
     storage = Storage(body.name, body.url, body.site, body.options, Credentials(body.credentials))
-    return Storage(**{**_fields(storage), "health": await probe(storage)})
+    return Storage(**{**_fields(storage), "health": await probe(storage, HEALTH_TIMEOUT_S)})
 
 
 @router.delete("/{name}", status_code=204, responses={409: IN_USE})

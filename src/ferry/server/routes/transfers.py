@@ -7,6 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from ferry.api.schemas import (
+    CancelResult,
+    DeletionPublic,
+    ObjectCounts,
+    Outcomes,
+    ProgressPublic,
+    RunPublic,
+    TransferCreate,
+    TransferList,
+    TransferPublic,
+)
+from ferry.api.wire import INT64_MAX
 from ferry.domain.events import TransferChanged
 from ferry.domain.locations import parse_location
 from ferry.domain.replicas import parse_sources
@@ -26,21 +38,9 @@ from ferry.scheduler.submission import submit_transfer
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import Reader, StateDep, Writer
 from ferry.server.outcome_pages import outcomes_page
-from ferry.server.schemas import (
-    CancelResult,
-    DeletionPublic,
-    ObjectCounts,
-    Outcomes,
-    ProgressPublic,
-    RunPublic,
-    TransferCreate,
-    TransferList,
-    TransferPublic,
-)
 from ferry.server.state import ServerState
 from ferry.store.abc import Principal, TransferFilter
 from ferry.store.sql_passive import CLIENT_STORAGE
-from ferry.wire import INT64_MAX
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 

@@ -8,11 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from ferry.domain.transfers import Role
-from ferry.errors import Forbidden
-from ferry.server.audit_trail import note_target
-from ferry.server.deps import Administrator, Reader, StateDep
-from ferry.server.schemas import (
+from ferry.api.schemas import (
     TokenCreated,
     TokenIn,
     TokenPublic,
@@ -21,6 +17,10 @@ from ferry.server.schemas import (
     UserPublic,
     WhoAmI,
 )
+from ferry.domain.transfers import Role
+from ferry.errors import Forbidden
+from ferry.server.audit_trail import note_target
+from ferry.server.deps import Administrator, Reader, StateDep
 from ferry.server.state import ServerState
 from ferry.store.abc import Principal, TokenInfo, User
 from ferry.store.sql_registry import new_token

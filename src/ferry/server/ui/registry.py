@@ -12,13 +12,13 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from ferry.api.schemas import ChannelIn, ScopeIn
 from ferry.domain.channels import Channel, ChannelState, check_site_name
 from ferry.domain.transfers import Role, Scope
 from ferry.errors import Forbidden, InvalidRequest, NotFound
 from ferry.server.deps import StateDep
 from ferry.server.routes.channels import channel_of
 from ferry.server.routes.storages import grants_seen_by
-from ferry.server.schemas import ChannelIn, ScopeIn
 from ferry.server.state import ServerState
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import explain, page

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from ferry.api.schemas import ScheduleIn, TransferCreate
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit, upcoming
 from ferry.domain.transfers import Role, TransferKind
@@ -18,7 +19,6 @@ from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
 from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server.deps import StateDep
 from ferry.server.routes.transfers import submit_body
-from ferry.server.schemas import ScheduleIn, TransferCreate
 from ferry.server.ui.audit import record_act
 from ferry.server.ui.render import explain, page
 from ferry.server.ui.sessions import PostedForm, Viewer, ViewerDep

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from ferry.api.protocol import AGENT_NAME
+from ferry.api.wire import ErrorText, Flag, Real, Whole
 from ferry.domain.channels import ChannelState
 from ferry.domain.filters import TreeFilter
 from ferry.domain.locations import LOCATION_PATTERN
@@ -34,8 +36,6 @@ from ferry.domain.schedules import (
 from ferry.domain.sync import DeletionState, SyncLevel, check_sync_options
 from ferry.domain.transfers import LOCATION_MAX, TransferKind
 from ferry.errors import InvalidRequest
-from ferry.protocol import AGENT_NAME
-from ferry.wire import ErrorText, Flag, Real, Whole
 
 
 class _Strict(BaseModel):
@@ -674,7 +674,7 @@ class Outcomes(BaseModel):
     next_cursor: str | None = None
 
 
-# --- agents (the records of their protocol are ferry.protocol's) ------------------------------
+# --- agents (the records of their protocol are ferry.api.protocol's) ------------------------------
 
 
 class AgentInvite(_Strict):

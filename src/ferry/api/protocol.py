@@ -29,9 +29,9 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from ferry.api.wire import ErrorText, Flag, Real, Whole
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.sync import SyncLevel
-from ferry.wire import ErrorText, Flag, Real, Whole
 
 Record = TypeVar("Record")
 

@@ -1,5 +1,5 @@
 """The numbers, flags and error texts the API's JSON bodies take, shared by the HTTP API's
-schemas (``ferry.server.schemas``) and the agent protocol's records (``ferry.protocol``)."""
+schemas (``ferry.api.schemas``) and the agent protocol's records (``ferry.api.protocol``)."""
 
 from __future__ import annotations
 
