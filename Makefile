@@ -45,6 +45,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The real servers the tests talk to (each started by a test fixture on 127.0.0.1): OpenSSH's
 # sshd, nginx and PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) from Debian;
