@@ -14,6 +14,7 @@ from ferry.domain.locations import (
     Location,
     confine_path,
     is_storage_name,
+    is_within,
     parse_location,
 )
 from ferry.errors import FerryError, InvalidLocation, InvalidRequest, PathOutsideStorage
@@ -239,3 +240,36 @@ def test_the_documented_pattern_takes_what_parse_location_takes(text: str, valid
     else:
         with pytest.raises(InvalidRequest):
             parse_location(text)
+
+
+@pytest.mark.parametrize(
+    ("path", "folder", "inside"),
+    [
+        ("data", "data", True),
+        ("data/a.csv", "data", True),
+        ("data/a.csv", "data/", True),
+        ("data2/a.csv", "data", False),  # a longer name is not below
+        ("dat", "data", False),
+        ("data", "data/a.csv", False),
+        ("anything/at/all", "", True),  # the root holds every relative path
+        ("anything", ".", True),
+        ("/srv/data/x", "/srv/data", True),
+        ("/srv/database", "/srv/data", False),
+        ("/srv", "/", True),
+        ("/", "/", True),
+    ],
+)
+def test_a_path_is_within_a_folder_by_whole_segments(path: str, folder: str, inside: bool) -> None:
+    assert is_within(path, folder) is inside
+
+
+_SEGMENT = st.sampled_from(["a", "b", "ab", "a.b", "a b"])
+
+
+@given(st.lists(_SEGMENT, max_size=4), st.lists(_SEGMENT, min_size=1, max_size=4), st.booleans())
+def test_within_agrees_with_comparing_segments(
+    path: list[str], folder: list[str], absolute: bool
+) -> None:
+    lead = "/" if absolute else ""
+    written_path, written_folder = lead + "/".join(path), lead + "/".join(folder)
+    assert is_within(written_path, written_folder) is (path[: len(folder)] == folder)

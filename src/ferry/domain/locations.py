@@ -121,6 +121,18 @@ def _endpoint_location(text: str) -> Location:
     return Location(storage, confine_path(storage, unquote(parts.path).lstrip("/")))
 
 
+def is_within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, both written alike: relative to one
+    root ("" or "." being the root itself, which holds every such path) or absolute ("/"
+    holding every absolute path). Compared by whole segments, so that ``data2`` is not within
+    ``data``. The one containment test: a path kept inside its storage, out of a protected
+    folder, or inside a tree is judged here."""
+    if folder in ("", "."):
+        return True
+    base = folder.rstrip("/")
+    return path in (folder, base) or path.startswith(base + "/")
+
+
 def is_endpoint(storage: str) -> bool:
     """Whether a location's storage is the URL of an endpoint outside the registry."""
     return "://" in storage

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 
+from ferry.domain.locations import is_within
 from ferry.domain.sync import deletable
 from ferry.engine.storages import StorageFS, close_folders
 from ferry.engine.trees import TreeEntry, listing_key
@@ -38,19 +39,15 @@ def extras(
         found = current is not None and (
             current.relative == entry.relative or _guards(current, entry.relative)
         )
-        found = found or any(_below(entry.relative, path) for path in guarded)
+        found = found or any(is_within(entry.relative, path) for path in guarded)
         if deletable(found, keeps(entry)) is not None:
             yield entry
 
 
 def _guards(source: TreeEntry, relative: str) -> bool:
-    return (source.error is not None or source.skipped is not None) and _below(
+    return (source.error is not None or source.skipped is not None) and is_within(
         relative, source.relative
     )
-
-
-def _below(relative: str, folder: str) -> bool:
-    return not folder or relative == folder or relative.startswith(folder + "/")
 
 
 def delete_file(storage: StorageFS, folder: str, relative: str) -> None:

@@ -19,7 +19,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
-from ferry.domain.locations import confine_path
+from ferry.domain.locations import confine_path, is_within
 from ferry.errors import InvalidRequest, PathOutsideStorage, ProtectedPath
 
 
@@ -194,7 +194,7 @@ class StorageFS:
             return None  # normalized, no "..", no link below the root: it cannot lead out
         real_root = self._real_root
         real = os.path.realpath(full)
-        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        if not is_within(real, real_root):
             raise PathOutsideStorage(self.name, path)
         return real
 
@@ -350,7 +350,7 @@ def storage_root(fs: Any, root: str) -> str:
 def within(relative: str, protected: Sequence[str]) -> bool:
     """Whether ``relative`` (a normalized path below a root, "" for the root) is one of
     ``protected`` or inside one ("." stands for the root itself)."""
-    return any(p == "." or relative == p or relative.startswith(p + "/") for p in protected)
+    return any(is_within(relative, p) for p in protected)
 
 
 def is_local_url(url: str) -> bool:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ferry.domain.locations import Location, is_endpoint
+from ferry.domain.locations import Location, is_endpoint, is_within
 from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import StorageFS, is_local_url, open_storage
 from ferry.errors import InvalidRequest
@@ -36,11 +36,7 @@ class ProtectedPaths:
         if not storage.is_local:
             return []
         real = os.path.realpath(storage.root)
-        return sorted(
-            os.path.relpath(p, real)
-            for p in self.absolute
-            if p == real or p.startswith(real.rstrip("/") + "/")
-        )
+        return sorted(os.path.relpath(p, real) for p in self.absolute if is_within(p, real))
 
     def inside_of_url(self, name: str, url: str) -> list[str]:
         """``inside_of`` for a storage not opened yet, told by its URL: none for a remote one
@@ -59,7 +55,7 @@ class ProtectedPaths:
         if not storage.is_local:
             return
         real = os.path.realpath(posixpath.join(storage.root, location.path))
-        if any(real == p or real.startswith(p.rstrip("/") + "/") for p in self.absolute):
+        if any(is_within(real, p) for p in self.absolute):
             raise ProtectedLocation(location)
 
 

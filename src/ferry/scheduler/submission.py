@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from ferry.domain.locations import Location, is_endpoint
+from ferry.domain.locations import Location, is_endpoint, is_within
 from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
 from ferry.domain.transfers import Role, Transfer, TransferKind, TransferSpec
 from ferry.engine.storages import StorageFS, check_url, open_storage
@@ -125,18 +125,14 @@ def check_shape(spec: TransferSpec) -> None:
         return
     destination = spec.destination
     for source in spec.sources:
-        if source.storage == destination.storage and (
-            source.path == ""
-            or destination.path == source.path
-            or destination.path.startswith(source.path + "/")
-        ):
+        if source.storage == destination.storage and is_within(destination.path, source.path):
             raise InvalidRequest(
                 f"the destination {destination} is inside the source tree {source}"
             )
         if (
             spec.options.delete_extra
             and source.storage == destination.storage
-            and (destination.path == "" or source.path.startswith(destination.path + "/"))
+            and is_within(source.path, destination.path)
         ):
             raise InvalidRequest(_SOURCE_INSIDE.format(source=source, destination=destination))
 
@@ -173,8 +169,8 @@ async def check_locations(
     if spec.kind is TransferKind.TREE and spec.destination.storage in local:
         target = _real(local[spec.destination.storage], spec.destination.path)
         for source in spec.sources:
-            if source.storage in local and _contains(
-                _real(local[source.storage], source.path), target
+            if source.storage in local and is_within(
+                target, _real(local[source.storage], source.path)
             ):
                 raise InvalidRequest(
                     f"the destination {spec.destination} is inside the source tree {source}"
@@ -182,7 +178,7 @@ async def check_locations(
             if (
                 spec.options.delete_extra
                 and source.storage in local
-                and _contains(target, _real(local[source.storage], source.path))
+                and is_within(_real(local[source.storage], source.path), target)
             ):
                 raise InvalidRequest(
                     _SOURCE_INSIDE.format(source=source, destination=spec.destination)
@@ -191,7 +187,3 @@ async def check_locations(
 
 def _real(storage: StorageFS, path: str) -> str:
     return os.path.realpath(posixpath.join(storage.root, path))
-
-
-def _contains(folder: str, path: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
