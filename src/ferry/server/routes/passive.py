@@ -3,15 +3,12 @@
 
 Creating one needs a WRITE token and returns a capability (64 random characters, bound to the
 transfer, expiring); the data calls need only that capability, in ``X-Ferry-Capability``. The
-server writes or reads the storage through the engine with the usual checksum, temporary name
-and overwrite rules, and records each object's outcome like any transfer's."""
+server writes or reads the storage in ``scheduler.passive`` with the usual checksum, temporary
+name and overwrite rules, and records each object's outcome here like any transfer's."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import posixpath
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -32,19 +29,10 @@ from ferry.api.schemas import (
 from ferry.api.wire import INT64_MAX
 from ferry.domain.locations import Location, parse_location
 from ferry.domain.states import TaskState
-from ferry.domain.transfers import (
-    PlannedTask,
-    TransferKind,
-    TransferOptions,
-    TransferSpec,
-    tree_task,
-)
-from ferry.engine.copy import CopyOutcome, CopyState
-from ferry.engine.passive import Receiver, blocks, describe
-from ferry.engine.storages import StorageFS, within
-from ferry.engine.trees import walk_tree
+from ferry.domain.transfers import PlannedTask, TransferKind, TransferOptions, TransferSpec
 from ferry.errors import ChecksumMismatch, InvalidRequest, TransferError, TransientError
-from ferry.scheduler.guard import ProtectedLocation, lookup_storage, open_named_storage
+from ferry.scheduler.guard import open_named_storage
+from ferry.scheduler.passive import Streams, failed, pull_objects, refuse_protected_names
 from ferry.scheduler.submission import check_grants, check_locations, check_scope
 from ferry.server.audit_trail import note_target
 from ferry.server.deps import StateDep, Writer
@@ -56,7 +44,6 @@ from ferry.store.sql_passive import CLIENT_STORAGE, PASSIVE_AGENT
 router = APIRouter(prefix="/transfers", tags=["passive transfers"])
 
 CapabilityHeader = Annotated[str, Header(alias="X-Ferry-Capability", min_length=16)]
-RECEIVE_BLOCK = 4 * 1024 * 1024
 
 
 # --- creating them ---------------------------------------------------------------------------
@@ -81,12 +68,7 @@ async def create_push(
         PlannedTask(Location(CLIENT_STORAGE, name), destination.child(name), obj.size)
         for name, obj in zip(names, body.objects, strict=True)
     ]
-    # The folder is allowed; an object's name may still lead into the data directory.
-    storage = await lookup_storage(state.store, destination.storage, state.endpoints)
-    inside = state.protected.inside_of_url(storage.name, storage.url)
-    for task in planned:
-        if within(task.destination.path, inside):
-            raise ProtectedLocation(task.destination)
+    await refuse_protected_names(state.store, state.endpoints, state.protected, planned)
     sources = tuple(p.source for p in planned[:1])  # the spec names the client side once
     created = await _create(state, caller, body, "push", sources, destination, planned)
     note_target(request, created.transfer.id)
@@ -111,7 +93,10 @@ async def create_pull(
     )
     planned: list[PlannedTask] = []
     for source in sources:
-        planned += await _objects_of(state, source, here)
+        storage = await open_named_storage(
+            state.store, source.storage, state.endpoints, state.protected
+        )
+        planned += await pull_objects(storage, source, here, state.protected.absolute)
     names = [p.destination.path for p in planned]
     if len(set(names)) != len(names):
         raise InvalidRequest("two sources would land on the same local name")
@@ -148,34 +133,6 @@ async def _create(
     )
 
 
-async def _objects_of(state: ServerState, source: Location, here: Location) -> list[PlannedTask]:
-    storage = await _open(state, source.storage)
-    full = storage.resolve(source.path)
-    if not await asyncio.to_thread(storage.fs.isdir, full):
-        name = posixpath.basename(source.path)
-        if not name:
-            raise InvalidRequest(f"{source} names a storage root: pull its contents instead")
-        try:
-            size = (await asyncio.to_thread(storage.fs.info, full)).get("size")
-        except OSError:
-            size = None  # not there (yet): the object fails when the client asks for it
-        return [PlannedTask(source, here.child(name), size)]
-
-    def listing() -> list[PlannedTask]:
-        found = []
-        for page in walk_tree(storage, source.path, exclude=state.protected.absolute):
-            for entry in page:
-                task = tree_task(source, entry.relative, here, entry.size)
-                if entry.error is not None:
-                    task = PlannedTask(
-                        task.source, task.destination, 0, TaskState.FAILED, "permanent", entry.error
-                    )
-                found.append(task)
-        return found
-
-    return await asyncio.to_thread(listing)
-
-
 # --- data ------------------------------------------------------------------------------------
 @router.put("/{transfer_id}/data/{name:path}", response_model=ObjectResult)
 async def receive(
@@ -194,45 +151,32 @@ async def receive(
     name = _client_path(name)
     task, lease = await state.store.start_passive_task(transfer_id, name, _ttl(state))
     transfer = await state.store.get_transfer(transfer_id)
-    options = transfer.spec.options
-    storage = await _open(state, task.destination.storage)
-    receiver = Receiver(
-        storage,
-        task.destination.path,
-        checksum=options.checksum,
-        overwrite=options.overwrite,
-        tag=str(task.id),
-        attempt=task.attempts,
+    storage = await open_named_storage(
+        state.store, task.destination.storage, state.endpoints, state.protected
     )
-    try:
-        outcome = await asyncio.to_thread(receiver.open, mtime)
-        if outcome is None:
-            async with _kept_alive(state, task.id, lease):
-                outcome = await _stream_in(request, receiver, size, checksum)
-    except TransferError as exc:
-        return await _failed(state, task.id, lease, name, exc)
-    return await _record(state, task.id, lease, name, outcome)
+    label = f"{storage.name}:{task.destination.path}"
+    result = await _streams(state).receive(
+        storage,
+        task_id=task.id,
+        lease=lease,
+        path=task.destination.path,
+        options=transfer.spec.options,
+        attempt=task.attempts,
+        chunks=_sent(request, label),
+        size=size,
+        checksum=checksum,
+        mtime=mtime,
+    )
+    return await _record(state, name, result)
 
 
-async def _stream_in(
-    request: Request, receiver: Receiver, size: int | None, checksum: str | None
-) -> CopyOutcome:
-    pending = bytearray()
+async def _sent(request: Request, label: str) -> AsyncIterator[bytes]:
+    """The request's body as it arrives; a client that goes away stopped sending ``label``."""
     try:
         async for chunk in request.stream():
-            pending += chunk
-            if len(pending) >= RECEIVE_BLOCK:
-                await asyncio.to_thread(receiver.write, bytes(pending))
-                pending.clear()
-        if pending:
-            await asyncio.to_thread(receiver.write, bytes(pending))
+            yield chunk
     except ClientDisconnect as exc:
-        await asyncio.to_thread(receiver.abort)
-        raise TransientError(f"{receiver.label}: the client stopped sending") from exc
-    except BaseException:
-        await asyncio.to_thread(receiver.abort)
-        raise
-    return await asyncio.to_thread(receiver.finish, size, checksum)
+        raise TransientError(f"{label}: the client stopped sending") from exc
 
 
 @router.get("/{transfer_id}/data/{name:path}")
@@ -245,49 +189,19 @@ async def send(
     name = _client_path(name)
     task, lease = await state.store.start_passive_task(transfer_id, name, _ttl(state))
     transfer = await state.store.get_transfer(transfer_id)
-    storage = await _open(state, task.source.storage)
+    storage = await open_named_storage(
+        state.store, task.source.storage, state.endpoints, state.protected
+    )
+    streams = _streams(state)
     try:
-        size, digest = await asyncio.to_thread(
-            describe, storage, task.source.path, transfer.spec.options.checksum
-        )
+        size, digest = await streams.describe(storage, task.source.path, transfer.spec.options)
     except TransferError as exc:
-        result = await _failed(state, task.id, lease, name, exc)
-        raise InvalidRequest(f"{task.source}: {result.error}") from exc
+        answer = await _record(state, name, failed(task.id, lease, exc))
+        raise InvalidRequest(f"{task.source}: {answer.error}") from exc
     await state.store.note_checksum(task.id, digest)
     headers = {"Content-Length": str(size), "X-Ferry-Checksum": digest}
-    body = _stream_out(state, task.id, lease, storage, task.source.path)
+    body = streams.blocks(storage, task.source.path, task_id=task.id, lease=lease)
     return StreamingResponse(body, media_type="application/octet-stream", headers=headers)
-
-
-async def _stream_out(
-    state: ServerState, task_id: int, lease: str, storage: StorageFS, path: str
-) -> AsyncIterator[bytes]:
-    reader: Iterator[bytes] = blocks(storage, path)
-    try:
-        async with _kept_alive(state, task_id, lease):
-            while (block := await asyncio.to_thread(next, reader, None)) is not None:
-                yield block
-    finally:
-        await asyncio.to_thread(getattr(reader, "close", lambda: None))
-
-
-@contextlib.asynccontextmanager
-async def _kept_alive(state: ServerState, task_id: int, lease: str) -> AsyncIterator[None]:
-    """While an object streams, its lease is extended (the reaper must not take it back)."""
-    ttl = _ttl(state)
-
-    async def extend() -> None:
-        while True:
-            await asyncio.sleep(ttl.total_seconds() / 3)
-            await state.store.extend_passive_lease(task_id, lease, ttl)
-
-    keeper = asyncio.create_task(extend())
-    try:
-        yield
-    finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
 
 
 @router.post("/{transfer_id}/received/{name:path}", response_model=ObjectResult)
@@ -304,19 +218,18 @@ async def received(
     if body.state == "SKIPPED":
         task, lease = await state.store.start_passive_task(transfer_id, name, _ttl(state))
         why = "the client has it already"
-        return await _record(
-            state, task.id, lease, name, CopyOutcome(CopyState.SKIPPED, reason=why)
-        )
+        return await _record(state, name, TaskResult(task.id, lease, TaskState.SKIPPED, error=why))
     task, lease = await state.store.held_passive_task(transfer_id, name)
     if body.state == "FAILED":
-        return await _failed(state, task.id, lease, name, TransientError(body.error or "failed"))
+        error = TransientError(body.error or "failed")
+        return await _record(state, name, failed(task.id, lease, error))
     if body.checksum != task.checksum:
         mismatch = ChecksumMismatch(
             f"{CLIENT_STORAGE}:{name}", task.checksum or "", body.checksum or ""
         )
-        return await _failed(state, task.id, lease, name, mismatch)
-    outcome = CopyOutcome(CopyState.DONE, body.bytes, body.checksum)
-    return await _record(state, task.id, lease, name, outcome)
+        return await _record(state, name, failed(task.id, lease, mismatch))
+    done = TaskResult(task.id, lease, TaskState.DONE, body.bytes, body.checksum)
+    return await _record(state, name, done)
 
 
 @router.post("/{transfer_id}/skipped", response_model=SkippedReply)
@@ -364,45 +277,22 @@ def _ttl(state: ServerState) -> timedelta:
     return timedelta(seconds=state.settings.lease_ttl_s)
 
 
-async def _open(state: ServerState, name: str) -> StorageFS:
-    return await open_named_storage(state.store, name, state.endpoints, state.protected)
+def _streams(state: ServerState) -> Streams:
+    return Streams(state.store, _ttl(state))
 
 
-async def _record(
-    state: ServerState, task_id: int, lease: str, name: str, outcome: CopyOutcome
-) -> ObjectResult:
-    result = TaskResult(
-        task_id,
-        lease,
-        TaskState(outcome.state.value),
-        outcome.bytes,
-        outcome.checksum,
-        error=outcome.reason,
-    )
+async def _record(state: ServerState, name: str, result: TaskResult) -> ObjectResult:
+    """Record how an object ended, and answer the client with it."""
     state.metrics.count_results(await state.store.record_results(PASSIVE_AGENT, [result]))
     state.wakeups.finalize.set()
+    if result.state is TaskState.FAILED:
+        return ObjectResult(
+            name=name,
+            state="FAILED",
+            error_class=result.error_class,
+            error=result.error,
+            retryable=result.retryable,
+        )
     return ObjectResult(
-        name=name, state=outcome.state.value, bytes=outcome.bytes, checksum=outcome.checksum
-    )
-
-
-async def _failed(
-    state: ServerState, task_id: int, lease: str, name: str, error: TransferError
-) -> ObjectResult:
-    result = TaskResult(
-        task_id,
-        lease,
-        TaskState.FAILED,
-        error_class=error.error_class,
-        error=error.message,
-        retryable=error.retryable,
-    )
-    state.metrics.count_results(await state.store.record_results(PASSIVE_AGENT, [result]))
-    state.wakeups.finalize.set()
-    return ObjectResult(
-        name=name,
-        state="FAILED",
-        error_class=error.error_class,
-        error=error.message,
-        retryable=error.retryable,
+        name=name, state=result.state.value, bytes=result.bytes, checksum=result.checksum
     )
