@@ -5,7 +5,9 @@
     FerryError
     ├── InvalidRequest              bad input from a user (API 422/400)
     │   ├── InvalidLocation         "STORAGE:PATH" malformed
+    │   ├── InvalidSchedule         a schedule that cannot be kept (bad cron, time zone, interval)
     │   └── PathOutsideStorage      a path escapes its storage root
+    │       ├── ProtectedPath       a path in the server's own data directory
     │       └── LocalUrlRefused     file:// or local:// instead of a registered storage
     ├── NotFound                    (API 404)
     │   ├── TransferNotFound
@@ -20,6 +22,7 @@
     │   ├── Unauthenticated         no or unknown token (API 401)
     │   │   └── SignInNeeded        a dashboard page without a live session (to /login)
     │   ├── Forbidden               token lacks the role (API 403)
+    │   │   └── CapabilityRefused   a push's or pull's capability unknown, expired or not its own
     │   ├── OutOfScope              a scope or storage the caller's scope may not use (API 403)
     │   ├── AddressRefused          the caller's address is not allowed for its role (API 403)
     │   ├── FormRejected            a dashboard form without its session's CSRF token (403)
@@ -29,6 +32,8 @@
     ├── StoreUnavailable            the database failed a write a moment ago (API 503)
     ├── StorageUnreachable          a storage the server itself had to read failed (API 502)
     ├── ConfigError                 a daemon's configuration has a bad or unknown key
+    ├── SecretKeyError              the server's key cannot decrypt the stored credentials
+    ├── AgentRefused                the server refuses this agent (token revoked, replaced)
     ├── ApiError                    an error answer from the server, to the client or an agent
     ├── ServerUnreachable           no answer from the server, seen by the plain client
     └── TransferError               one attempt of one object failed
@@ -44,6 +49,11 @@
 
 Each error builds its message from what it is given. Whether a transfer error is worth retrying
 is a property of its class (``retryable``).
+
+Two exceptions of the engine are not errors of this tree but signals inside one copy, never
+raised out of ``copy_object``: ``SourceChanged`` (the source is being written to) and
+``DestinationError`` (what went wrong was the destination's), both in ``engine.requests``,
+each turned into the ``TransferError`` above that names the side it came from.
 """
 
 from __future__ import annotations
@@ -85,6 +95,11 @@ class ProtectedPath(PathOutsideStorage):
         super().__init__(storage, path, why)
 
 
+class InvalidSchedule(InvalidRequest):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"invalid schedule: {why}")
+
+
 class LocalUrlRefused(PathOutsideStorage):
     def __init__(self, text: str) -> None:
         why = (
@@ -96,6 +111,15 @@ class LocalUrlRefused(PathOutsideStorage):
 
 class ConfigError(FerryError):
     """A daemon cannot start (or reload) with this configuration; the message names the key."""
+
+
+class SecretKeyError(FerryError):
+    """The key cannot decrypt what the database holds (it was changed or lost)."""
+
+
+class AgentRefused(FerryError):
+    """The server refuses this agent (token revoked, agent replaced): it stops, and its
+    supervisor starts a new one."""
 
 
 class NotFound(FerryError):
@@ -186,6 +210,11 @@ class Forbidden(AuthError):
     def __init__(self, needed: str) -> None:
         super().__init__(f"this call needs the {needed} role")
         self.needed = needed
+
+
+class CapabilityRefused(Forbidden):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"capability refused: {why}")
 
 
 class OutOfScope(AuthError):

@@ -16,7 +16,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ferry.domain.schedules import (
-    InvalidSchedule,
     Schedule,
     ScheduleKind,
     Unit,
@@ -29,7 +28,7 @@ from ferry.domain.schedules import (
     to_instant,
     upcoming,
 )
-from ferry.errors import InvalidRequest
+from ferry.errors import InvalidRequest, InvalidSchedule
 
 ROME = ZoneInfo("Europe/Rome")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -31,7 +31,7 @@ from ferry.api.protocol import (
     TaskReport,
 )
 from ferry.domain.chunks import is_small
-from ferry.errors import ApiError
+from ferry.errors import AgentRefused, ApiError
 
 log = logging.getLogger("ferry.agent")
 
@@ -65,11 +65,6 @@ TIMETABLE_LAG_S = 0.2
 def _small(task: HeldTask) -> bool:
     """Whether the copy is short work for the CPU, to batch or lane with others."""
     return is_small(task.leased.size, unzip=task.leased.unzip, bandwidth=task.bandwidth)
-
-
-class FatalSessionError(Exception):
-    """The server refuses this agent (token revoked, agent replaced): stop and let the
-    supervisor start a new one."""
 
 
 class AgentRunner:
@@ -163,7 +158,7 @@ class AgentRunner:
     async def _guard(self, coroutine: Any, stop: asyncio.Event) -> None:
         try:
             await coroutine
-        except FatalSessionError as exc:
+        except AgentRefused as exc:
             log.error("server refused this agent: %s", exc)
             self.fatal = exc
             stop.set()
@@ -261,7 +256,7 @@ class AgentRunner:
             return await call
         except ApiError as exc:
             if exc.status in (401, 403):
-                raise FatalSessionError(str(exc)) from exc
+                raise AgentRefused(str(exc)) from exc
             log.warning("server answered %d: %s", exc.status, exc)
         except httpx.TransportError as exc:
             log.warning("server unreachable: %s", exc)

@@ -26,7 +26,6 @@ from ferry.domain.locations import LOCATION_PATTERN
 from ferry.domain.options import Checksum, Overwrite
 from ferry.domain.replicas import REPLICAS_MAX
 from ferry.domain.schedules import (
-    InvalidSchedule,
     Schedule,
     ScheduleKind,
     Unit,
@@ -35,7 +34,7 @@ from ferry.domain.schedules import (
 )
 from ferry.domain.sync import DeletionState, SyncLevel, check_sync_options
 from ferry.domain.transfers import LOCATION_MAX, TransferKind
-from ferry.errors import InvalidRequest
+from ferry.errors import InvalidRequest, InvalidSchedule
 
 
 class _Strict(BaseModel):

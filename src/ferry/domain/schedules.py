@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from dateutil.relativedelta import relativedelta
 
-from ferry.errors import InvalidRequest
+from ferry.errors import InvalidSchedule
 
 
 class ScheduleKind(StrEnum):
@@ -59,11 +59,6 @@ APPROXIMATE = {
     Unit.MONTH: timedelta(days=30.436875),
     Unit.YEAR: timedelta(days=365.2425),
 }
-
-
-class InvalidSchedule(InvalidRequest):
-    def __init__(self, why: str) -> None:
-        super().__init__(f"invalid schedule: {why}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,9 @@ from urllib.parse import urlsplit
 from ferry.domain.locations import Location, is_endpoint, is_within
 from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import StorageFS, is_local_url, open_storage
-from ferry.errors import InvalidRequest
+from ferry.errors import InvalidRequest, ProtectedPath
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
 from ferry.store.abc import Store
-
-
-class ProtectedLocation(InvalidRequest):
-    def __init__(self, location: Location) -> None:
-        super().__init__(f"{location} is inside the server's data directory: refused")
 
 
 class ProtectedPaths:
@@ -56,7 +51,7 @@ class ProtectedPaths:
             return
         real = os.path.realpath(posixpath.join(storage.root, location.path))
         if any(is_within(real, p) for p in self.absolute):
-            raise ProtectedLocation(location)
+            raise ProtectedPath(location.storage, location.path)
 
 
 class EndpointPolicy:

@@ -25,8 +25,8 @@ from ferry.engine.passive import blocks as read_blocks
 from ferry.engine.passive import describe as describe_object
 from ferry.engine.storages import StorageFS
 from ferry.engine.trees import walk_tree
-from ferry.errors import InvalidRequest, TransferError
-from ferry.scheduler.guard import EndpointPolicy, ProtectedLocation, ProtectedPaths, lookup_storage
+from ferry.errors import InvalidRequest, ProtectedPath, TransferError
+from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
 from ferry.store.abc import Store, TaskResult
 
 RECEIVE_BLOCK = 4 * 1024 * 1024  # a pushed object reaches the storage in writes of this size
@@ -75,7 +75,7 @@ async def refuse_protected_names(
     inside = protected.inside_of_url(storage.name, storage.url)
     for task in planned:
         if any(is_within(task.destination.path, path) for path in inside):
-            raise ProtectedLocation(task.destination)
+            raise ProtectedPath(task.destination.storage, task.destination.path)
 
 
 class Streams:

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from ferry.domain.locations import Location, is_endpoint, is_within
-from ferry.domain.schedules import InvalidSchedule, Schedule, first_due
+from ferry.domain.schedules import Schedule, first_due
 from ferry.domain.transfers import Role, Transfer, TransferKind, TransferSpec
 from ferry.engine.storages import StorageFS, check_url, open_storage
-from ferry.errors import InvalidRequest, OutOfScope, StorageNotFound
+from ferry.errors import InvalidRequest, InvalidSchedule, OutOfScope, StorageNotFound
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
 from ferry.scheduler.loop import Wakeups
 from ferry.store.abc import NewTransfer, Principal, Store

@@ -10,13 +10,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from ferry.errors import FerryError
+from ferry.errors import SecretKeyError
 
 KEY_FILE = "secret.key"
-
-
-class SecretKeyError(FerryError):
-    """The key cannot decrypt what the database holds (it was changed or lost)."""
 
 
 class Cipher:

@@ -15,7 +15,7 @@ from ferry.domain.locations import Location
 from ferry.domain.sites import CLIENT_SITE
 from ferry.domain.states import RunStatus, TaskState, TransferStatus
 from ferry.domain.transfers import PlannedTask, Transfer
-from ferry.errors import Forbidden, NotFound
+from ferry.errors import CapabilityRefused, NotFound
 from ferry.store import tables as t
 from ferry.store.abc import NewTransfer, TaskResult
 from ferry.store.sql_base import all_rows, first_row, hash_secret
@@ -28,11 +28,6 @@ from ferry.store.sql_transfers import TransfersMixin
 
 CLIENT_STORAGE = "client"  # the client's side of a passive transfer's locations
 PASSIVE_AGENT = "client"  # who holds a passive task's lease: the client, through the API
-
-
-class CapabilityRefused(Forbidden):
-    def __init__(self, why: str) -> None:
-        super().__init__(f"capability refused: {why}")
 
 
 class PassiveMixin(TransfersMixin, RunsMixin, TasksMixin):

@@ -18,6 +18,7 @@ from ferry.errors import (
     AgentNotFound,
     Conflict,
     Forbidden,
+    SecretKeyError,
     SecretRejected,
     StorageNotFound,
     StoreUnavailable,
@@ -25,7 +26,6 @@ from ferry.errors import (
 )
 from ferry.store import tables as t
 from ferry.store.abc import AgentStatistics, Principal
-from ferry.store.crypto import SecretKeyError
 from ferry.store.sql_base import SqlBase, Unindexed, all_rows, first_row, hash_secret
 from ferry.store.sql_bulk import execute_many
 from ferry.store.sql_expiry import ExpiryMixin

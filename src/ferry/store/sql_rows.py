@@ -25,7 +25,8 @@ from ferry.domain.transfers import (
     TransferOptions,
     TransferSpec,
 )
-from ferry.store.crypto import Cipher, SecretKeyError
+from ferry.errors import SecretKeyError
+from ferry.store.crypto import Cipher
 
 
 def storage_from_row(row: Row[Any], cipher: Cipher | None) -> Storage:

@@ -13,9 +13,9 @@ from starlette.responses import Response
 
 from ferry.api.schemas import ScheduleIn, TransferCreate
 from ferry.domain.options import Checksum, Overwrite
-from ferry.domain.schedules import InvalidSchedule, ScheduleKind, Unit, upcoming
+from ferry.domain.schedules import ScheduleKind, Unit, upcoming
 from ferry.domain.transfers import Role, TransferKind
-from ferry.errors import AuthError, Forbidden, InvalidRequest, NotFound
+from ferry.errors import AuthError, Forbidden, InvalidRequest, InvalidSchedule, NotFound
 from ferry.scheduler.submission import DEFAULT_SCOPE
 from ferry.server.deps import StateDep
 from ferry.server.routes.transfers import submit_body
