@@ -24,11 +24,11 @@ class DeadlineLoop(Loop):
         now = self.clock()
         for run in await self.store.end_runs_past_deadline(now):
             log.info("transfer %s: run %d ended at its deadline", run.transfer_id, run.number)
-            self.wakeups.finalize.set()
+            self.wakeups.objects_ended()
         for late in await self.store.note_late_runs(now):
             log.warning(
                 "transfer %s: run %d, due at %s, has not started after %d s",
                 late.transfer, late.run, late.due_at, late.late_after_s,
             )  # fmt: skip
             self.wakeups.events.publish(late)
-            self.wakeups.notify.set()
+            self.wakeups.notices_pending()

@@ -54,7 +54,7 @@ class DueLoop(Loop):
                 self.wakeups.events.publish(
                     TransferChanged(transfer=run.transfer_id, status=TransferStatus.ONGOING.value)
                 )
-            self.wakeups.expand.set()
+            self.wakeups.runs_started()
             if len(runs) < CLAIM_BATCH:
                 break
 

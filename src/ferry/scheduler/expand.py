@@ -109,8 +109,8 @@ class _Listing:
     async def _finish(self, error: str | None) -> None:
         if not self.marked:
             await self.loop.store.mark_expanded(self.transfer.id, self.run.number, error)
-        self.loop.wakeups.tasks_available.fire()
-        self.loop.wakeups.finalize.set()
+        self.loop.wakeups.work_queued()
+        self.loop.wakeups.objects_ended()
 
     async def _next(self) -> bool:
         store, spec = self.loop.store, self.transfer.spec
@@ -156,7 +156,7 @@ class _Listing:
             self.transfer, run, page_tasks, listed=listed, filtered=filtered
         ):
             return True  # canceled meanwhile: stop listing
-        self.loop.wakeups.tasks_available.fire()
+        self.loop.wakeups.work_queued()
         return False
 
     async def _remote(self, *storages: str) -> bool:

@@ -30,8 +30,8 @@ class FinalizeLoop(StorageLoop):
         await Pruner(self).prune_ready()  # a --delete-extra run's deletions come before its end
         finished = await self.store.finish_runs(self.clock())
         if finished:
-            self.wakeups.due.set()  # a periodic transfer may be due again sooner than it sleeps
-            self.wakeups.notify.set()
+            self.wakeups.transfers_may_be_due()  # a periodic one may be due again sooner
+            self.wakeups.notices_pending()
         for run in finished:
             await self._announce(run)
             removed = await remove_leftovers(self.store, run.transfer_id, run.number, self._open)

@@ -65,8 +65,8 @@ class LeaseReaper(Loop):
             raise
         if expired:
             log.info("requeued %d tasks from expired leases", expired)
-            self.wakeups.tasks_available.fire()
-            self.wakeups.finalize.set()
+            self.wakeups.work_queued()
+            self.wakeups.objects_ended()
 
 
 class RetryLoop(Loop):
@@ -78,4 +78,4 @@ class RetryLoop(Loop):
     async def run_once(self) -> None:
         if ready := await self.store.requeue_waiting(self.clock()):
             log.info("%d tasks ready to retry", ready)
-            self.wakeups.tasks_available.fire()
+            self.wakeups.work_queued()

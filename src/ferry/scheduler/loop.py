@@ -93,6 +93,31 @@ class Wakeups:
         self.notify = Signal("notify")
         self.events = EventBus()
 
+    # What happened, told by whoever made it happen; each wakes the loops or the waiters that
+    # act on it (docs/architecture.md, "Who wakes whom").
+
+    def work_queued(self) -> None:
+        """Tasks were queued or given back: agents waiting for a lease look again."""
+        self.tasks_available.fire()
+
+    def transfers_may_be_due(self) -> None:
+        """A transfer was submitted, resumed or ended a run: the due loop looks before its
+        sleep ends (a periodic transfer may be due sooner)."""
+        self.due.set()
+
+    def runs_started(self) -> None:
+        """Runs began: the expand loop lists their trees into tasks."""
+        self.expand.set()
+
+    def objects_ended(self) -> None:
+        """Objects ended (results recorded, canceled, skipped): the finalize loop closes the
+        runs that have nothing left."""
+        self.finalize.set()
+
+    def notices_pending(self) -> None:
+        """A run ended or a deadline passed: the notify loop sends what is owed."""
+        self.notify.set()
+
     @property
     def signals(self) -> dict[str, Pulse | Signal]:
         """Each wake-up by its name."""

@@ -116,7 +116,7 @@ class OptimizerLoop(Loop):
         )  # fmt: skip
         self.wakeups.events.publish(optimized_event(channel, decision))
         if decision.limit > decision.previous:
-            self.wakeups.tasks_available.fire()
+            self.wakeups.work_queued()
 
 
 def sums_by_channel(channels: ChannelMap, tallies: Mapping[Pair, LinkTally]) -> Sums:

@@ -143,8 +143,8 @@ class RegistryLoop(Loop):
                 AgentLost(agent=agent.id, name=agent.name, reason=why, requeued=requeued)
             )
             if requeued:
-                self.wakeups.tasks_available.fire()
-                self.wakeups.finalize.set()
+                self.wakeups.work_queued()
+                self.wakeups.objects_ended()
 
     async def close_expired_passive_transfers(self, now: datetime) -> None:
         """A push or pull whose capability expired ends: what the client did not move fails."""
@@ -152,7 +152,7 @@ class RegistryLoop(Loop):
             why = "the client did not move it before the transfer's capability expired"
             failed = await self.store.close_passive_transfer(transfer_id, why)
             log.warning("passive transfer %s expired; %d objects not moved", transfer_id, failed)
-            self.wakeups.finalize.set()
+            self.wakeups.objects_ended()
 
     async def check_storages(self) -> None:
         """Every storage, a few at a time, each bounded by a timeout."""

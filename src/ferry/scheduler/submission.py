@@ -92,7 +92,7 @@ async def submit_transfer(
     )
     transfer, created = await store.create_transfer(new)
     if created:
-        wakeups.due.set()
+        wakeups.transfers_may_be_due()
     return transfer, created
 
 

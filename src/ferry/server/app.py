@@ -161,8 +161,8 @@ def supervisor_for(state: ServerState) -> Supervisor:
                 agent.id, f"agent process exited with status {returncode}"
             )
             log.warning("agent %s lost; %d of its tasks requeued", name, requeued)
-            state.wakeups.tasks_available.fire()
-            state.wakeups.finalize.set()
+            state.wakeups.work_queued()
+            state.wakeups.objects_ended()
 
     return Supervisor(agent_exited)
 

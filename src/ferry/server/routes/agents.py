@@ -133,7 +133,7 @@ async def register(
         security.warning("registration of agent %s (%s) refused: %s", body.name, body.host, exc)
         raise
     security.info("agent %s registered from %s", body.name, body.host or "?")
-    state.wakeups.tasks_available.fire()  # leases the previous incarnation held may be free again
+    state.wakeups.work_queued()  # leases the previous incarnation held may be free again
     registered = AgentRegistered(
         id=agent.id,
         name=agent.name,
@@ -282,8 +282,8 @@ async def report(agent_id: str, request: Request, state: StateDep, caller: Daemo
     changes = await state.store.record_results(agent_id, results)
     log.debug("agent %s: %d results, %d applied", agent_id, len(results), len(changes))
     state.metrics.count_results(changes)
-    state.wakeups.finalize.set()
-    state.wakeups.tasks_available.fire()
+    state.wakeups.objects_ended()
+    state.wakeups.work_queued()
     publish_task_changes(state, changes)
     return _answer(ReportReply(accepted=len(changes), ignored=len(results) - len(changes)))
 
@@ -320,8 +320,8 @@ async def results(agent_id: str, request: Request, state: StateDep, caller: Daem
     )
     state.metrics.count_results(changes)
     state.metrics.count_chunk_results(chunks.carriers)
-    state.wakeups.finalize.set()
-    state.wakeups.tasks_available.fire()
+    state.wakeups.objects_ended()
+    state.wakeups.work_queued()
     publish_task_changes(state, changes + [tally.change for tally in chunks.carriers])
     accepted = len(changes) + chunks.accepted
     return _answer(
@@ -398,7 +398,7 @@ async def leave(agent_id: str, state: StateDep, caller: Daemon) -> Response:
     released = await state.store.retire_agent(agent_id)
     log.info("agent %s left; %d leases it never received given back", agent_id, released)
     if released:
-        state.wakeups.tasks_available.fire()
+        state.wakeups.work_queued()
     return _answer(AgentLeft(released=released))
 
 

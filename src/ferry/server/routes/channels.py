@@ -75,7 +75,7 @@ async def put_channel(
         check_site_name(site, wildcard=True)
     channel = channel_of(source_site, destination_site, body)
     await state.store.put_channel(channel)
-    state.wakeups.tasks_available.fire()  # more room, perhaps
+    state.wakeups.work_queued()  # more room, perhaps
     return _present(channel, state.clock())
 
 
@@ -87,7 +87,7 @@ async def delete_channel(
     destination_site: DestinationSite,
 ) -> Response:
     await state.store.delete_channel(source_site, destination_site)
-    state.wakeups.tasks_available.fire()
+    state.wakeups.work_queued()
     return Response(status_code=204)
 
 

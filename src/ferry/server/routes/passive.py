@@ -242,7 +242,7 @@ async def skipped(
     names = [_client_path(name) for name in body.names]
     count = await state.store.skip_passive_objects(transfer_id, names)
     if count:
-        state.wakeups.finalize.set()
+        state.wakeups.objects_ended()
     return SkippedReply(skipped=count)
 
 
@@ -252,7 +252,7 @@ async def close(transfer_id: str, state: StateDep, capability: CapabilityHeader)
     direction = await _allowed(state, capability, transfer_id, None)
     verb = "sent" if direction == "push" else "fetched"
     unsent = await state.store.close_passive_transfer(transfer_id, f"not {verb} by the client")
-    state.wakeups.finalize.set()
+    state.wakeups.objects_ended()
     return {"transfer": transfer_id, "not_transferred": unsent}
 
 
@@ -284,7 +284,7 @@ def _streams(state: ServerState) -> Streams:
 async def _record(state: ServerState, name: str, result: TaskResult) -> ObjectResult:
     """Record how an object ended, and answer the client with it."""
     state.metrics.count_results(await state.store.record_results(PASSIVE_AGENT, [result]))
-    state.wakeups.finalize.set()
+    state.wakeups.objects_ended()
     if result.state is TaskState.FAILED:
         return ObjectResult(
             name=name,

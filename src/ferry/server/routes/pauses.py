@@ -71,8 +71,8 @@ async def resume_transfer(transfer_id: str, state: StateDep, caller: Writer) -> 
     visible_to(caller, await state.store.get_transfer(transfer_id))
     outcome = await state.store.resume_transfer(transfer_id)
     log.info("transfer %s resumed: %d objects queued again", transfer_id, outcome.objects)
-    state.wakeups.tasks_available.fire()
-    state.wakeups.due.set()
+    state.wakeups.work_queued()
+    state.wakeups.transfers_may_be_due()
     state.wakeups.events.publish(TransferResumed(transfer=transfer_id, resumed=outcome.objects))
     return PauseResult(
         id=transfer_id,
@@ -99,7 +99,7 @@ async def resume_agent(agent: str, state: StateDep, caller: Administrator) -> Ag
     """The agent (by name or id) leases again."""
     resumed = await state.store.resume_agent(agent)
     log.info("agent %s (%s) resumed by %s", resumed.name, resumed.id, caller.name)
-    state.wakeups.tasks_available.fire()
+    state.wakeups.work_queued()
     state.wakeups.events.publish(AgentResumed(agent=resumed.id, name=resumed.name))
     stats = await state.store.agent_statistics([resumed.id])
     return present_agent(resumed, stats.get(resumed.id))

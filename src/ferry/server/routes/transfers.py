@@ -276,7 +276,7 @@ async def cancel_transfer(transfer_id: str, state: StateDep, caller: Writer) -> 
     transfer_id = await resolve_id(state, caller, transfer_id)
     visible_to(caller, await state.store.get_transfer(transfer_id))
     outcome = await state.store.cancel_transfer(transfer_id)
-    state.wakeups.finalize.set()
+    state.wakeups.objects_ended()
     state.wakeups.events.publish(
         TransferChanged(transfer=transfer_id, status=outcome.transfer.status.value)
     )

@@ -83,7 +83,7 @@ async def set_channel(
     except InvalidRequest as exc:
         return await _channels_page(request, state, viewer, str(exc), status_code=422)
     await state.store.put_channel(channel)
-    state.wakeups.tasks_available.fire()  # more room, perhaps
+    state.wakeups.work_queued()  # more room, perhaps
     await record_act(request, state, viewer, "channel set", 303, target)
     return RedirectResponse("/channels", status_code=303)
 
@@ -101,7 +101,7 @@ async def remove_channel(
         )
     except NotFound as exc:
         return await _channels_page(request, state, viewer, str(exc), status_code=404)
-    state.wakeups.tasks_available.fire()
+    state.wakeups.work_queued()
     await record_act(request, state, viewer, "channel remove", 303, target)
     return RedirectResponse("/channels", status_code=303)
 

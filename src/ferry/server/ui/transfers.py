@@ -155,7 +155,7 @@ async def cancel(
         raise Forbidden(Role.WRITE.value)
     visible_to(viewer.principal, await state.store.get_transfer(transfer_id))
     outcome = await state.store.cancel_transfer(transfer_id)
-    state.wakeups.finalize.set()
+    state.wakeups.objects_ended()
     state.wakeups.events.publish(
         TransferChanged(transfer=transfer_id, status=outcome.transfer.status.value)
     )
