@@ -19,7 +19,7 @@ from ferry.domain.transfers import Storage, endpoint_storage
 from ferry.engine.storages import StorageFS, is_local_url, open_storage
 from ferry.errors import InvalidRequest, ProtectedPath
 from ferry.scheduler.loop import Loop, Wakeups, system_clock
-from ferry.store.abc import Store
+from ferry.store.abc import RegistryStore, Store
 
 
 class ProtectedPaths:
@@ -79,7 +79,7 @@ class EndpointPolicy:
         return endpoint_storage(name)
 
 
-async def lookup_storage(store: Store, name: str, endpoints: EndpointPolicy) -> Storage:
+async def lookup_storage(store: RegistryStore, name: str, endpoints: EndpointPolicy) -> Storage:
     """A registered storage by name, or the storage of an allowed endpoint URL."""
     if is_endpoint(name):
         return endpoints.storage_for(name)
@@ -87,7 +87,7 @@ async def lookup_storage(store: Store, name: str, endpoints: EndpointPolicy) -> 
 
 
 async def open_named_storage(
-    store: Store, name: str, endpoints: EndpointPolicy, protected: ProtectedPaths
+    store: RegistryStore, name: str, endpoints: EndpointPolicy, protected: ProtectedPaths
 ) -> StorageFS:
     """``lookup_storage``, opened for I/O with its credentials (in a thread: opening a remote
     backend may connect), refusing the protected paths inside it."""

@@ -16,13 +16,13 @@ from ferry.domain.locations import parse_location
 from ferry.engine.requests import temporary_name
 from ferry.engine.resume import record_name
 from ferry.engine.storages import StorageFS
-from ferry.store.abc import LostAttempt, Store
+from ferry.store.abc import LostAttempt, TransferStore
 
 log = logging.getLogger("ferry.scheduler")
 
 
 async def remove_leftovers(
-    store: Store,
+    store: TransferStore,
     transfer_id: str,
     run: int,
     open_storage: Callable[[str], Awaitable[StorageFS]],

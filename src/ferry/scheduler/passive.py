@@ -27,7 +27,7 @@ from ferry.engine.storages import StorageFS
 from ferry.engine.trees import walk_tree
 from ferry.errors import InvalidRequest, ProtectedPath, TransferError
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
-from ferry.store.abc import Store, TaskResult
+from ferry.store.abc import PassiveStore, RegistryStore, TaskResult
 
 RECEIVE_BLOCK = 4 * 1024 * 1024  # a pushed object reaches the storage in writes of this size
 
@@ -65,7 +65,10 @@ async def pull_objects(
 
 
 async def refuse_protected_names(
-    store: Store, endpoints: EndpointPolicy, protected: ProtectedPaths, planned: list[PlannedTask]
+    store: RegistryStore,
+    endpoints: EndpointPolicy,
+    protected: ProtectedPaths,
+    planned: list[PlannedTask],
 ) -> None:
     """A push's destination folder was checked; an object's name may still lead into a
     protected path (the server's data directory) below it."""
@@ -82,7 +85,7 @@ class Streams:
     """The objects of passive transfers as they stream, each under its task's ``lease``,
     extended every third of ``ttl`` while it moves."""
 
-    def __init__(self, store: Store, ttl: timedelta) -> None:
+    def __init__(self, store: PassiveStore, ttl: timedelta) -> None:
         self.store, self.ttl = store, ttl
 
     async def receive(

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.errors import StoreUnavailable
-from ferry.store.abc import AuditEntry, Principal, Store
+from ferry.store.abc import AccessStore, AuditEntry, Principal
 
 log = logging.getLogger("ferry.audit")
 
@@ -48,7 +48,7 @@ def note_target(request: Request, target: str) -> None:
     request.state.audit_target = target
 
 
-async def record(store: Store, entry: AuditEntry) -> None:
+async def record(store: AccessStore, entry: AuditEntry) -> None:
     """Append ``entry``; a failure is logged, not raised: the act it records is done."""
     try:
         await store.append_audit(entry)

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.domain.states import TaskState
-from ferry.store.abc import ChunkTally, Store, StoreGauges, TaskChange
+from ferry.store.abc import ChunkTally, LifecycleStore, StoreGauges, TaskChange
 
 log = logging.getLogger("ferry.api")
 
@@ -35,7 +35,7 @@ _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0,
 class StoreCollector(Collector):
     """The store's gauges, from the counts the scrape read last (``refresh``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: LifecycleStore) -> None:
         self.store = store
         self.latest: StoreGauges | None = None
         self._reading: asyncio.Task[StoreGauges] | None = None
@@ -88,7 +88,7 @@ def _family(name: str, doc: str, labels: list[str], values: dict[Any, int]) -> M
 class Metrics:
     """The metrics of one server, in a registry of its own (tests build many apps)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: LifecycleStore) -> None:
         self.registry = registry = CollectorRegistry()
         self.store_counts = StoreCollector(store)
         registry.register(self.store_counts)

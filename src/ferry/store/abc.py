@@ -415,11 +415,15 @@ class PauseOutcome:
     stopping_tasks: int  # active copies told to stop (``pause --now``)
 
 
-class Store(Protocol):
+class LifecycleStore(Protocol):
+    """The database itself: opened and migrated, closed, checkpointed, the one-server
+    loops' lock, and what monitoring reads of it."""
+
     async def open(self) -> None:
         """Connect and apply every pending migration."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Close every connection (and stop the writer thread)."""
 
     async def checkpoint(self) -> None:
         """Write what the database journaled back into its file, off any request's path
@@ -456,11 +460,10 @@ class Store(Protocol):
         """Write to the database and roll nothing forward (a row set to what it holds): raises
         the driver's error when the database cannot take a write now (locked, full, gone)."""
 
-    async def issue_admin_token(self) -> str:
-        """Issue one more administrator token; the existing ones keep working."""
 
-    async def rotate_admin_token(self) -> str:
-        """Issue a new administrator token; the previous ones stop working."""
+class RegistryStore(Protocol):
+    """Storages, their grants and health; channels and scopes (the registry an
+    administrator keeps)."""
 
     # --- registry ---------------------------------------------------------------------------
     async def put_storage(self, storage: Storage) -> bool:
@@ -477,9 +480,11 @@ class Store(Protocol):
     async def get_storage(self, name: str) -> Storage:
         """Raise ``StorageNotFound`` for an unknown name."""
 
-    async def list_storages(self) -> list[Storage]: ...
+    async def list_storages(self) -> list[Storage]:
+        """Every registered storage, by name."""
 
-    async def record_health(self, name: str, health: dict[str, Any]) -> None: ...
+    async def record_health(self, name: str, health: dict[str, Any]) -> None:
+        """Keep ``health`` (``check_health``'s answer) as the storage's last known state."""
 
     async def delete_storage(self, name: str) -> None:
         """Remove a storage that no STANDBY or ONGOING transfer names (``Conflict`` otherwise)."""
@@ -498,9 +503,107 @@ class Store(Protocol):
         """The grants of ``storage`` (or of all), to ``scopes`` (or to all), by storage and
         scope."""
 
+    # --- channels and scopes ----------------------------------------------------------------
+    async def put_channel(self, channel: Channel) -> Channel:
+        """Create the channel, or replace the limits of the one with its ends; the channel as
+        stored."""
+
+    async def list_channels(self) -> list[Channel]:
+        """Every channel, its limits and its optimizer's state."""
+
+    async def active_by_channel(self) -> dict[tuple[str, str], int]:
+        """Tasks ACTIVE now in each channel, by its (source site, destination site)."""
+
+    async def link_tallies(self) -> dict[tuple[str, str], LinkTally]:
+        """What each link (the sites of tasks, not yet resolved to a channel) has moved, as
+        sums that only grow: ``record_results`` and ``record_chunk_results`` add to them in
+        the transaction that records the results. A reader takes differences over time."""
+
+    async def record_channel_decision(
+        self,
+        pair: tuple[str, str],
+        search: Search,
+        decision: Decision | None,
+        window: OpenWindow | None = None,
+    ) -> bool:
+        """Keep the link optimizer's ``search``, last ``decision`` and open ``window`` in the
+        channel ``pair`` (its limit becomes ``search.limit``); whether it did: False when the
+        channel is gone or no longer optimized (set meanwhile by an administrator, whose
+        setting wins)."""
+
+    async def delete_channel(self, source_site: str, destination_site: str) -> None:
+        """Raise ``NotFound`` when there is no such channel."""
+
+    async def put_scope(self, scope: Scope) -> Scope:
+        """Create the scope, or set the weight of the one with its name; the scope as stored."""
+
+    async def list_scopes(self) -> list[Scope]:
+        """Every scope and its weight."""
+
+
+class AccessStore(Protocol):
+    """Who may do what: the administrator's token, users and their tokens, and the audit
+    trail of what they did."""
+
+    async def issue_admin_token(self) -> str:
+        """Issue one more administrator token; the existing ones keep working."""
+
+    async def rotate_admin_token(self) -> str:
+        """Issue a new administrator token; the previous ones stop working."""
+
     # --- security ---------------------------------------------------------------------------
     async def authenticate(self, token: str) -> Principal:
         """Raise ``Unauthenticated`` unless ``token`` is known. Tokens are stored hashed."""
+
+    # --- users and tokens (sql_users) ---
+    async def add_user(
+        self, name: str, role: Role, scopes: list[str], token: str, expires_at: datetime | None
+    ) -> tuple[User, TokenInfo]:
+        """A new user with ``token`` as its first token; its scopes must exist (``Conflict`` for a
+        name taken)."""
+
+    async def list_users(self) -> list[User]:
+        """Every user, by name."""
+
+    async def get_user(self, name: str) -> User:
+        """The user ``name`` (``NotFound`` otherwise)."""
+
+    async def remove_user(self, name: str) -> None:
+        """Remove the user and every token of it at once (``NotFound``; the server's own
+        administrator is kept: ``Conflict``)."""
+
+    async def create_token(self, user: str, token: str, expires_at: datetime | None) -> TokenInfo:
+        """A new token for ``user`` (``NotFound`` for no such user), with the user's role."""
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        """The users' tokens (``user``'s only, when given), oldest first; agents' are not."""
+
+    async def revoke_token(self, token_id: str, *, user: str | None = None) -> TokenInfo:
+        """Revoke the token ``token_id`` (of ``user``, when given): it stops working at once, on
+        every server sharing the database (``NotFound`` otherwise)."""
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Add ``entry`` at the end of the audit chain: seq one past the last record's, linked
+        to its hash, timed by the store's clock. Appends are serialized across every server of
+        the database (the last record is read in the transaction that writes the next): the
+        chain never forks."""
+        ...
+
+    async def list_audit(
+        self, *, actor: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """The last ``limit`` records (of ``actor``, at or after ``since``), oldest first."""
+        ...
+
+    async def verify_audit(self) -> AuditCheck:
+        """Walk the whole chain from its first record: a record changed (its hash), removed
+        (a gap in seq, a broken link) or inserted is named by the first seq where it shows."""
+        ...
+
+
+class AgentStore(Protocol):
+    """Agents: registered with a one-time secret, heartbeating, paused, lost or retired,
+    and what each has moved."""
 
     async def issue_agent_secret(self, agent_name: str, ttl: timedelta) -> str:
         """A one-time secret valid for ``ttl``, for the agent called ``agent_name`` only."""
@@ -521,49 +624,14 @@ class Store(Protocol):
         A re-registration releases every lease the previous incarnation held (attempt counted).
         """
 
-    async def list_agents(self) -> list[Agent]: ...
+    async def list_agents(self) -> list[Agent]:
+        """Every agent ever registered, retired ones included, by name."""
 
     async def get_agent(self, agent_id: str) -> Agent:
         """Raise ``AgentNotFound`` for an unknown id."""
 
-    async def agent_named(self, name: str) -> Agent | None: ...
-
-    # --- users and tokens (sql_users) ---
-    async def add_user(
-        self, name: str, role: Role, scopes: list[str], token: str, expires_at: datetime | None
-    ) -> tuple[User, TokenInfo]: ...
-
-    async def list_users(self) -> list[User]: ...
-
-    async def get_user(self, name: str) -> User: ...
-
-    async def remove_user(self, name: str) -> None: ...
-
-    async def create_token(
-        self, user: str, token: str, expires_at: datetime | None
-    ) -> TokenInfo: ...
-
-    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]: ...
-
-    async def revoke_token(self, token_id: str, *, user: str | None = None) -> TokenInfo: ...
-
-    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
-        """Add ``entry`` at the end of the audit chain: seq one past the last record's, linked
-        to its hash, timed by the store's clock. Appends are serialized across every server of
-        the database (the last record is read in the transaction that writes the next): the
-        chain never forks."""
-        ...
-
-    async def list_audit(
-        self, *, actor: str | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[AuditRecord]:
-        """The last ``limit`` records (of ``actor``, at or after ``since``), oldest first."""
-        ...
-
-    async def verify_audit(self) -> AuditCheck:
-        """Walk the whole chain from its first record: a record changed (its hash), removed
-        (a gap in seq, a broken link) or inserted is named by the first seq where it shows."""
-        ...
+    async def agent_named(self, name: str) -> Agent | None:
+        """The agent registered under ``name``, or ``None``."""
 
     async def bandwidth_shares(self, agent_id: str, held: list[int]) -> Shares:
         """The bandwidth each held task may use now, where a channel's is shared."""
@@ -597,69 +665,18 @@ class Store(Protocol):
     async def agent_statistics(self, agent_ids: Sequence[str]) -> dict[str, AgentStatistics]:
         """Statistics of each agent, in a fixed number of queries."""
 
-    # --- channels and scopes ----------------------------------------------------------------
-    async def put_channel(self, channel: Channel) -> Channel: ...
+    async def pause_agent(self, name: str) -> Agent:
+        """Drain the agent (``name``: its name or id): it gets no new lease and finishes what
+        it holds. ``NotFound``, or ``Conflict`` when it is paused already. Kept when it
+        registers again."""
 
-    async def list_channels(self) -> list[Channel]: ...
+    async def resume_agent(self, name: str) -> Agent:
+        """The agent leases again. ``NotFound``, or ``Conflict`` when it is not paused."""
 
-    async def active_by_channel(self) -> dict[tuple[str, str], int]:
-        """Tasks ACTIVE now in each channel, by its (source site, destination site)."""
 
-    async def link_tallies(self) -> dict[tuple[str, str], LinkTally]:
-        """What each link (the sites of tasks, not yet resolved to a channel) has moved, as
-        sums that only grow: ``record_results`` and ``record_chunk_results`` add to them in
-        the transaction that records the results. A reader takes differences over time."""
-
-    async def record_channel_decision(
-        self,
-        pair: tuple[str, str],
-        search: Search,
-        decision: Decision | None,
-        window: OpenWindow | None = None,
-    ) -> bool:
-        """Keep the link optimizer's ``search``, last ``decision`` and open ``window`` in the
-        channel ``pair`` (its limit becomes ``search.limit``); whether it did: False when the
-        channel is gone or no longer optimized (set meanwhile by an administrator, whose
-        setting wins)."""
-
-    async def delete_channel(self, source_site: str, destination_site: str) -> None:
-        """Raise ``NotFound`` when there is no such channel."""
-
-    async def put_scope(self, scope: Scope) -> Scope: ...
-
-    async def list_scopes(self) -> list[Scope]: ...
-
-    # --- passive transfers (push, pull) -------------------------------------------------------
-    async def create_passive_transfer(
-        self, new: NewTransfer, planned: list[PlannedTask], direction: str, ttl: timedelta
-    ) -> tuple[Transfer, str, datetime]:
-        """Insert it ONGOING with run 1 expanded and a task per object, never leased to an
-        agent; return it with a one-time capability (64 characters) and its expiry."""
-
-    async def check_capability(self, capability: str, transfer_id: str) -> str:
-        """The direction (push, pull) it allows on this transfer; ``Forbidden`` when unknown,
-        for another transfer, expired or closed."""
-
-    async def start_passive_task(
-        self, transfer_id: str, client_path: str, ttl: timedelta
-    ) -> tuple[Task, str]:
-        """Lease to the client the waiting object at ``client_path``; return it and the lease."""
-
-    async def skip_passive_objects(self, transfer_id: str, client_paths: Sequence[str]) -> int:
-        """SKIPPED, each with its attempt and in one transaction, the waiting objects of a pull
-        at ``client_paths`` (their copy is already on the client); others are left alone.
-        Return how many were skipped."""
-
-    async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Task, str]: ...
-
-    async def extend_passive_lease(self, task_id: int, lease: str, ttl: timedelta) -> None: ...
-
-    async def note_checksum(self, task_id: int, checksum: str) -> None: ...
-
-    async def close_passive_transfer(self, transfer_id: str, why: str) -> int:
-        """Close its capability; objects not sent fail with ``why``; return how many."""
-
-    async def expired_passive_transfers(self, now: datetime) -> list[str]: ...
+class TransferStore(Protocol):
+    """Transfers and their runs, as users see and steer them; when they are due and
+    late; what each object became; the notifications owed."""
 
     # --- finalize hooks ---------------------------------------------------------------------
     async def due_notifications(self, now: datetime, limit: int) -> list[Notification]:
@@ -677,7 +694,8 @@ class Store(Protocol):
         The same ``submission_id`` with the same spec returns the existing one; with another
         spec, ``Conflict``."""
 
-    async def get_transfer(self, transfer_id: str) -> Transfer: ...
+    async def get_transfer(self, transfer_id: str) -> Transfer:
+        """The transfer ``transfer_id`` (``TransferNotFound`` otherwise)."""
 
     async def transfer_ids_starting(
         self, prefix: str, *, scopes: Sequence[str] | None, limit: int
@@ -704,7 +722,8 @@ class Store(Protocol):
         are read appears before the cursor, so every transfer that existed is returned exactly
         once."""
 
-    async def get_run(self, transfer_id: str, number: int) -> Run: ...
+    async def get_run(self, transfer_id: str, number: int) -> Run:
+        """Run ``number`` of the transfer (``NotFound`` otherwise)."""
 
     async def list_runs(self, transfer_id: str, *, after: int, limit: int) -> list[Run]:
         """The transfer's runs numbered above ``after``, oldest first."""
@@ -733,14 +752,6 @@ class Store(Protocol):
         for a retry); a periodic transfer goes on with its next occurrence. ``Conflict`` when
         it is not paused."""
 
-    async def pause_agent(self, name: str) -> Agent:
-        """Drain the agent (``name``: its name or id): it gets no new lease and finishes what
-        it holds. ``NotFound``, or ``Conflict`` when it is paused already. Kept when it
-        registers again."""
-
-    async def resume_agent(self, name: str) -> Agent:
-        """The agent leases again. ``NotFound``, or ``Conflict`` when it is not paused."""
-
     # --- the scheduler's work ---------------------------------------------------------------
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` of a STANDBY transfer that is not paused or is periodic
@@ -761,6 +772,31 @@ class Store(Protocol):
         """The runs late at ``now``: of each STANDBY or ONGOING transfer with a ``late_after``
         option whose next run was due that long ago and has not started. Each occurrence is
         told once (its notification queued here); the events to publish."""
+
+    async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
+        """The attempts of a run's tasks that were lost with their lease, or failed (a
+        resumable copy that failed keeps its ``.part`` for the next attempt)."""
+
+    async def outcomes(
+        self,
+        transfer_id: str,
+        run: int,
+        *,
+        after: int,
+        limit: int,
+        state: TaskState | None = None,
+    ) -> list[RunObject]:
+        """Up to ``limit`` objects of the run numbered above ``after`` (in ``state`` only, when
+        given), in number order, each with its attempts. In a numbered run an object of a
+        chunk shows its latest outcome when that is final (DONE, SKIPPED, FAILED, CANCELED),
+        otherwise its latest carrier's state: QUEUED with the carrier's attempts (0: not
+        started yet), WAITING with the last error, ACTIVE with the carrier's agent, CANCELED.
+        In a run made before numbering the numbers are task ids, as they were."""
+
+
+class DispatchStore(Protocol):
+    """Tasks: made from a run's listing, leased to agents, reported, retried, taken back
+    when a lease expires; runs closed when nothing is left."""
 
     async def runs_to_expand(self, limit: int) -> list[tuple[Transfer, Run]]:
         """ONGOING runs whose tasks have not all been created yet, each with how far its
@@ -874,22 +910,58 @@ class Store(Protocol):
         """Close every expanded ONGOING run whose tasks are all final, and set its transfer's
         status from the run's outcome."""
 
-    async def lost_attempts(self, transfer_id: str, run: int) -> list[LostAttempt]:
-        """The attempts of a run's tasks that were lost with their lease, or failed (a
-        resumable copy that failed keeps its ``.part`` for the next attempt)."""
 
-    async def outcomes(
-        self,
-        transfer_id: str,
-        run: int,
-        *,
-        after: int,
-        limit: int,
-        state: TaskState | None = None,
-    ) -> list[RunObject]:
-        """Up to ``limit`` objects of the run numbered above ``after`` (in ``state`` only, when
-        given), in number order, each with its attempts. In a numbered run an object of a
-        chunk shows its latest outcome when that is final (DONE, SKIPPED, FAILED, CANCELED),
-        otherwise its latest carrier's state: QUEUED with the carrier's attempts (0: not
-        started yet), WAITING with the last error, ACTIVE with the carrier's agent, CANCELED.
-        In a run made before numbering the numbers are task ids, as they were."""
+class PassiveStore(Protocol):
+    """Push and pull: transfers whose client moves the bytes through the API, under a
+    capability."""
+
+    # --- passive transfers (push, pull) -------------------------------------------------------
+    async def create_passive_transfer(
+        self, new: NewTransfer, planned: list[PlannedTask], direction: str, ttl: timedelta
+    ) -> tuple[Transfer, str, datetime]:
+        """Insert it ONGOING with run 1 expanded and a task per object, never leased to an
+        agent; return it with a one-time capability (64 characters) and its expiry."""
+
+    async def check_capability(self, capability: str, transfer_id: str) -> str:
+        """The direction (push, pull) it allows on this transfer; ``Forbidden`` when unknown,
+        for another transfer, expired or closed."""
+
+    async def start_passive_task(
+        self, transfer_id: str, client_path: str, ttl: timedelta
+    ) -> tuple[Task, str]:
+        """Lease to the client the waiting object at ``client_path``; return it and the lease."""
+
+    async def skip_passive_objects(self, transfer_id: str, client_paths: Sequence[str]) -> int:
+        """SKIPPED, each with its attempt and in one transaction, the waiting objects of a pull
+        at ``client_paths`` (their copy is already on the client); others are left alone.
+        Return how many were skipped."""
+
+    async def held_passive_task(self, transfer_id: str, client_path: str) -> tuple[Task, str]:
+        """The client's ACTIVE task for ``client_path`` in the transfer, with its lease
+        (``NotFound`` when none is being moved)."""
+
+    async def extend_passive_lease(self, task_id: int, lease: str, ttl: timedelta) -> None:
+        """The object is still moving: its lease lives ``ttl`` more."""
+
+    async def note_checksum(self, task_id: int, checksum: str) -> None:
+        """Keep the checksum the server read before sending a pulled object."""
+
+    async def close_passive_transfer(self, transfer_id: str, why: str) -> int:
+        """Close its capability; objects not sent fail with ``why``; return how many."""
+
+    async def expired_passive_transfers(self, now: datetime) -> list[str]:
+        """The passive transfers whose capability expired unclosed by ``now``."""
+
+
+class Store(
+    LifecycleStore,
+    RegistryStore,
+    AccessStore,
+    AgentStore,
+    TransferStore,
+    DispatchStore,
+    PassiveStore,
+    Protocol,
+):
+    """Every role at once: what ``SqlStore`` implements. A caller that needs one role takes
+    that role's protocol."""

@@ -22,7 +22,7 @@ from ferry.errors import NotFound
 from ferry.server.deps import Reader, StateDep
 from ferry.server.routes.transfers import resolve_id, visible_to
 from ferry.server.state import ServerState
-from ferry.store.abc import Principal, Store, TransferWithRun
+from ferry.store.abc import Principal, TransferStore, TransferWithRun
 
 router = APIRouter(tags=["events"])
 
@@ -49,7 +49,7 @@ class Audience:
     """Whether an event may reach ``caller``: one of a transfer outside its scopes may not.
     Each transfer's scope is read once per stream."""
 
-    def __init__(self, store: Store, caller: Principal) -> None:
+    def __init__(self, store: TransferStore, caller: Principal) -> None:
         self._store = store
         self._scopes = None if caller.role is Role.ADMINISTRATOR else frozenset(caller.scopes)
         self._seen: dict[str, bool] = {}
