@@ -9,7 +9,7 @@ from ferry.domain.states import TaskState
 from ferry.domain.transfers import PlannedTask
 from ferry.store.abc import TaskResult
 
-from .test_sql import lease
+from .factories import lease
 
 
 async def test_replicas_are_leased_in_order_and_the_place_read_is_its_outcome(

@@ -9,7 +9,7 @@ from ferry.domain.states import TaskState
 from ferry.domain.transfers import TransferOptions
 from ferry.store.abc import TaskResult
 
-from .test_sql import failed, lease
+from .factories import failed, lease
 
 SIZE = 1000
 
