@@ -1,7 +1,9 @@
 """The state machines of transfers, runs, tasks and agents (DESIGN §2).
 
-Every change of state is checked here before the store applies it as a compare-and-set:
-an illegal transition is a bug and raises ``IllegalTransition``.
+A transfer's, a run's and an agent's change of state, and a task's reported result, are
+checked here before the store applies them as a compare-and-set: an illegal transition is a bug
+and raises ``IllegalTransition``. A task's other moves (leased, paused, canceled, queued again)
+are compare-and-sets whose ``WHERE state`` names the states they leave.
 
 A paused transfer keeps its status (it is STANDBY or ONGOING and paused: ``paused_at``), as a
 paused agent keeps its own: a pause is a hold put on either, not a step of its life, and the
@@ -141,15 +143,6 @@ def check_task_transition(current: TaskState, target: TaskState) -> None:
 
 def check_agent_transition(current: AgentState, target: AgentState) -> None:
     _check("agent", AGENT_TRANSITIONS, current, target)
-
-
-def task_sources_of(target: TaskState) -> frozenset[TaskState]:
-    """The states from which ``target`` may be reached: the ``WHERE state IN`` of a CAS."""
-    return frozenset(s for s, targets in TASK_TRANSITIONS.items() if target in targets)
-
-
-def transfer_sources_of(target: TransferStatus) -> frozenset[TransferStatus]:
-    return frozenset(s for s, targets in TRANSFER_TRANSITIONS.items() if target in targets)
 
 
 S = TypeVar("S", bound=StrEnum)
