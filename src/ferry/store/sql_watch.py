@@ -12,7 +12,6 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-import psycopg
 from sqlalchemy import make_url
 
 if TYPE_CHECKING:
@@ -52,6 +51,8 @@ class CredentialWatch:
         self._distrust()
 
     async def _run(self) -> None:
+        import psycopg  # PostgreSQL's own driver: a server on SQLite never loads it
+
         while True:
             try:
                 await self._listen()
@@ -61,6 +62,8 @@ class CredentialWatch:
             await asyncio.sleep(RECONNECT_S)
 
     async def _listen(self) -> None:
+        import psycopg
+
         async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
             await conn.execute(f"LISTEN {CREDENTIALS_CHANNEL}")
             self._cache.clear()  # what was revoked while nobody listened
