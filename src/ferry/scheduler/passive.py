@@ -16,14 +16,14 @@ import posixpath
 from collections.abc import AsyncIterator, Collection, Iterator
 from datetime import timedelta
 
-from ferry.domain.locations import Location, is_within
+from ferry.domain.locations import Location
 from ferry.domain.states import TaskState
-from ferry.domain.transfers import PlannedTask, TransferOptions, tree_task
+from ferry.domain.transfers import PlannedTask, Task, TransferOptions, tree_task
 from ferry.engine.copy import CopyOutcome
 from ferry.engine.passive import Receiver
 from ferry.engine.passive import blocks as read_blocks
 from ferry.engine.passive import describe as describe_object
-from ferry.engine.storages import StorageFS
+from ferry.engine.storages import StorageFS, within
 from ferry.engine.trees import walk_tree
 from ferry.errors import InvalidRequest, ProtectedPath, TransferError
 from ferry.scheduler.guard import EndpointPolicy, ProtectedPaths, lookup_storage
@@ -77,7 +77,7 @@ async def refuse_protected_names(
     storage = await lookup_storage(store, planned[0].destination.storage, endpoints)
     inside = protected.inside_of_url(storage.name, storage.url)
     for task in planned:
-        if any(is_within(task.destination.path, path) for path in inside):
+        if within(task.destination.path, inside):
             raise ProtectedPath(task.destination.storage, task.destination.path)
 
 
@@ -91,27 +91,26 @@ class Streams:
     async def receive(
         self,
         storage: StorageFS,
-        *,
-        task_id: int,
+        task: Task,
         lease: str,
-        path: str,
         options: TransferOptions,
-        attempt: int,
         chunks: AsyncIterator[bytes],
+        *,
         size: int | None,
         checksum: str | None,
         mtime: float | None,
     ) -> TaskResult:
-        """One pushed object, from ``chunks`` into ``path`` of ``storage``: written beside
-        it, verified against ``size`` and ``checksum``, moved into place (or SKIPPED, as the
-        transfer's overwrite rule says, before a byte is read)."""
+        """The pushed object of ``task``, from ``chunks`` into its destination in
+        ``storage``: written beside it, verified against ``size`` and ``checksum``, moved into
+        place (or SKIPPED, as the transfer's overwrite rule says, before a byte is read)."""
+        task_id = task.id
         receiver = Receiver(
             storage,
-            path,
+            task.destination.path,
             checksum=options.checksum,
             overwrite=options.overwrite,
             tag=str(task_id),
-            attempt=attempt,
+            attempt=task.attempts,
         )
         try:
             outcome = await asyncio.to_thread(receiver.open, mtime)

@@ -155,14 +155,13 @@ async def receive(
         state.store, task.destination.storage, state.endpoints, state.protected
     )
     label = f"{storage.name}:{task.destination.path}"
+    chunks = _sent(request, label)
     result = await _streams(state).receive(
         storage,
-        task_id=task.id,
-        lease=lease,
-        path=task.destination.path,
-        options=transfer.spec.options,
-        attempt=task.attempts,
-        chunks=_sent(request, label),
+        task,
+        lease,
+        transfer.spec.options,
+        chunks,
         size=size,
         checksum=checksum,
         mtime=mtime,
